@@ -1,0 +1,1 @@
+//! Lowering: the typed repository -> the desired Vault state.

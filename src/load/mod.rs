@@ -1,0 +1,1 @@
+//! Loading: a directory tree of YAML -> a typed [`Repository`](crate::model::Repository).

@@ -1,0 +1,172 @@
+//! Go-style durations (`90s`, `72h`, `1h30m`, `87600h`), as Vault and
+//! cert-manager write them. Compared after normalising to whole seconds.
+
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration in whole seconds, written in Go syntax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(u64);
+
+impl Duration {
+    /// A duration of `secs` seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Duration(secs)
+    }
+
+    /// The duration in seconds.
+    pub const fn as_secs(self) -> u64 {
+        self.0
+    }
+
+    /// Whether this is zero (Vault's "use the default").
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Why a duration string does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {input:?}: {why}; write it Go-style, e.g. 90s, 30m, 72h or 1h30m")]
+pub struct DurationError {
+    input: String,
+    why: &'static str,
+}
+
+impl FromStr for Duration {
+    type Err = DurationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why| DurationError {
+            input: s.to_string(),
+            why,
+        };
+        let text = s.trim();
+        if text.is_empty() {
+            return Err(err("it is empty"));
+        }
+        if text == "0" {
+            return Ok(Duration(0));
+        }
+        let mut total: f64 = 0.0;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .ok_or_else(|| err("a number needs a unit (s, m, h, d)"))?;
+            if num_len == 0 {
+                return Err(err("expected a number"));
+            }
+            let number: f64 = rest[..num_len].parse().map_err(|_| err("not a number"))?;
+            rest = &rest[num_len..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
+            let scale = match &rest[..unit_len] {
+                "ns" => 1e-9,
+                "us" | "µs" => 1e-6,
+                "ms" => 1e-3,
+                "s" => 1.0,
+                "m" => 60.0,
+                "h" => 3600.0,
+                // Not Go, but what Vault accepts and people write.
+                "d" => 86400.0,
+                _ => return Err(err("unknown unit (use s, m, h or d)")),
+            };
+            total += number * scale;
+            rest = &rest[unit_len..];
+        }
+        if total > u64::MAX as f64 / 2.0 {
+            return Err(err("it is too large"));
+        }
+        Ok(Duration(total.round() as u64))
+    }
+}
+
+impl fmt::Display for Duration {
+    /// The shortest Go-style form: `72h`, `1h30m`, `90s` -> `1m30s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (h, m, s) = (self.0 / 3600, self.0 % 3600 / 60, self.0 % 60);
+        if self.0 == 0 {
+            return f.write_str("0s");
+        }
+        if h > 0 {
+            write!(f, "{h}h")?;
+        }
+        if m > 0 {
+            write!(f, "{m}m")?;
+        }
+        if s > 0 {
+            write!(f, "{s}s")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A Go-style duration: 90s, 30m, 72h, 1h30m, 87600h.",
+            "pattern": "^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h|d))+$|^0$"
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_go_durations() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("72h", 259_200),
+            ("1h30m", 5400),
+            ("87600h", 315_360_000),
+            ("1m", 60),
+            ("0", 0),
+            ("0s", 0),
+            ("1.5h", 5400),
+            ("2d", 172_800),
+        ] {
+            assert_eq!(text.parse::<Duration>().unwrap().as_secs(), secs, "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_durations() {
+        for text in ["", "72", "h", "10y", "1h-3m", "abc"] {
+            let err = text.parse::<Duration>().unwrap_err();
+            assert!(err.to_string().contains("Go-style"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn displays_shortest_form() {
+        assert_eq!(Duration::from_secs(259_200).to_string(), "72h");
+        assert_eq!(Duration::from_secs(5400).to_string(), "1h30m");
+        assert_eq!(Duration::from_secs(90).to_string(), "1m30s");
+        assert_eq!(Duration::from_secs(0).to_string(), "0s");
+    }
+}

@@ -1,0 +1,216 @@
+//! The typed repository: what a user wrote, after loading and before any
+//! check. Every object keeps its [`Origin`] so that later layers can point at
+//! the file, line and column of any field.
+
+pub mod config;
+pub mod duration;
+pub mod source;
+pub mod vault;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use config::ConfigSpec;
+pub use duration::Duration;
+pub use source::{Sensitive, Source};
+pub use vault::*;
+
+/// The `apiVersion` of certplane's own kinds.
+pub const API_VERSION: &str = "certplane.dev/v1alpha1";
+
+/// A position in a file of the repository (1-based line and column).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Location {
+    /// The file, as given on the command line joined with its path in the tree.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// Where a loaded document came from, with the position of each of its
+/// fields by dotted path (`spec.maxTTL`, `spec.rules[0].path`).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Origin {
+    /// The file.
+    pub file: PathBuf,
+    /// The position of the document's first key.
+    pub line: usize,
+    /// Column of the first key.
+    pub column: usize,
+    /// Position of every key (and sequence item) in the document.
+    pub fields: BTreeMap<String, (usize, usize)>,
+}
+
+impl Origin {
+    /// The position of the document itself.
+    pub fn doc(&self) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: self.line,
+            column: self.column,
+        }
+    }
+
+    /// The position of a field by dotted path; when the field itself is not
+    /// written (a default), the nearest written parent; at worst the document.
+    pub fn at(&self, path: &str) -> Location {
+        let mut key = path;
+        loop {
+            if let Some(&(line, column)) = self.fields.get(key) {
+                return Location {
+                    file: self.file.clone(),
+                    line,
+                    column,
+                };
+            }
+            match key.rfind(['.', '[']) {
+                Some(i) => key = &key[..i],
+                None => return self.doc(),
+            }
+        }
+    }
+}
+
+/// `metadata` of a certplane object.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Meta {
+    /// The object's name; for Vault kinds, its path or name in Vault.
+    pub name: String,
+    /// Only meaningful for cluster objects and `VaultIssuer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Free-form labels (not sent to Vault).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations (not sent to Vault).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The whole document of a certplane kind, as written: the envelope of
+/// `apiVersion`, `kind`, `metadata`, `spec`. Used for loading and for the
+/// JSON schemas.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Document<S> {
+    /// Always `certplane.dev/v1alpha1`.
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// Name and namespace.
+    #[serde(default)]
+    pub metadata: Meta,
+    /// The desired state.
+    pub spec: S,
+}
+
+/// A certplane object of any Vault kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VaultObject {
+    /// `PkiMount`.
+    PkiMount(PkiMountSpec),
+    /// `PkiRole`.
+    PkiRole(PkiRoleSpec),
+    /// `Policy`.
+    Policy(PolicySpec),
+    /// `AuthMount`.
+    AuthMount(AuthMountSpec),
+    /// `KubernetesAuthRole`.
+    KubernetesAuthRole(KubernetesAuthRoleSpec),
+    /// `AppRole`.
+    AppRole(AppRoleSpec),
+}
+
+impl VaultObject {
+    /// The kind's name as written in YAML.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VaultObject::PkiMount(_) => "PkiMount",
+            VaultObject::PkiRole(_) => "PkiRole",
+            VaultObject::Policy(_) => "Policy",
+            VaultObject::AuthMount(_) => "AuthMount",
+            VaultObject::KubernetesAuthRole(_) => "KubernetesAuthRole",
+            VaultObject::AppRole(_) => "AppRole",
+        }
+    }
+}
+
+/// Every kind name certplane knows in `certplane.dev/v1alpha1`.
+pub const VAULT_KINDS: &[&str] = &[
+    "PkiMount",
+    "PkiRole",
+    "Policy",
+    "AuthMount",
+    "KubernetesAuthRole",
+    "AppRole",
+];
+
+/// One loaded object with its name and origin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Loaded<T> {
+    /// `metadata`.
+    pub meta: Meta,
+    /// Where it was written.
+    pub origin: Origin,
+    /// The typed spec.
+    pub spec: T,
+}
+
+/// A loaded repository: the `Config` (if any) and every object.
+#[derive(Clone, Debug, Default)]
+pub struct Repository {
+    /// The directory that was loaded.
+    pub root: PathBuf,
+    /// `certplane.yaml`'s `Config`, if present.
+    pub config: Option<Loaded<ConfigSpec>>,
+    /// All Vault objects, in file order.
+    pub vault: Vec<Loaded<VaultObject>>,
+}
+
+macro_rules! kind_accessor {
+    ($fn:ident, $variant:ident, $spec:ty) => {
+        /// Every object of this kind, with its metadata and origin.
+        pub fn $fn(&self) -> impl Iterator<Item = (&Meta, &Origin, &$spec)> {
+            self.vault.iter().filter_map(|o| match &o.spec {
+                VaultObject::$variant(s) => Some((&o.meta, &o.origin, s)),
+                _ => None,
+            })
+        }
+    };
+}
+
+impl Repository {
+    kind_accessor!(pki_mounts, PkiMount, PkiMountSpec);
+    kind_accessor!(pki_roles, PkiRole, PkiRoleSpec);
+    kind_accessor!(policies, Policy, PolicySpec);
+    kind_accessor!(auth_mounts, AuthMount, AuthMountSpec);
+    kind_accessor!(
+        kubernetes_auth_roles,
+        KubernetesAuthRole,
+        KubernetesAuthRoleSpec
+    );
+    kind_accessor!(app_roles, AppRole, AppRoleSpec);
+
+    /// The `PkiMount` at `path`.
+    pub fn pki_mount(&self, path: &str) -> Option<(&Meta, &Origin, &PkiMountSpec)> {
+        self.pki_mounts().find(|(m, _, _)| m.name == path)
+    }
+
+    /// The `AuthMount` at `path`.
+    pub fn auth_mount(&self, path: &str) -> Option<(&Meta, &Origin, &AuthMountSpec)> {
+        self.auth_mounts().find(|(m, _, _)| m.name == path)
+    }
+}

@@ -1,0 +1,128 @@
+//! The plan: a pure function of (desired, observed), with Terraform's shape.
+//!
+//! [`plan`] does no I/O. Apply reads the [`Plan`], never the YAML; `reason`
+//! is for people, never for decisions.
+
+mod diff;
+pub mod render;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::Addr;
+use crate::state::{DesiredCa, Fields, ResourceKind};
+
+pub use diff::plan;
+
+/// What a change does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Already as declared.
+    NoOp,
+    /// Does not exist yet.
+    Create,
+    /// Exists with other parameters; written in place.
+    Update,
+    /// A CA whose identity changed: a new issuer is made beside the old one,
+    /// which stays until nothing depends on it. Never an in-place edit.
+    Replace,
+    /// Exists but is no longer declared (prune).
+    Delete,
+}
+
+impl Action {
+    /// Whether applying it writes to the target.
+    pub fn is_change(self) -> bool {
+        !matches!(self, Action::NoOp)
+    }
+}
+
+/// One planned change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// What it is about.
+    pub addr: Addr,
+    /// The resource kind (selects the provider's calls).
+    pub kind: ResourceKind,
+    /// What happens.
+    pub action: Action,
+    /// The managed fields as they are (None: does not exist).
+    pub before: Option<Fields>,
+    /// The managed fields as they will be (None: deleted).
+    pub after: Option<Fields>,
+    /// Keys of `after` whose values are secret: shown as `(sensitive)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
+    /// Why, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For an issuer: how to make the CA and what it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaChange>,
+    /// Addresses that must be applied first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Addr>,
+}
+
+/// The CA part of an issuer change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CaChange {
+    /// The CA to make (Create / Replace) or to adopt (Update).
+    pub desired: DesiredCa,
+    /// The live issuer this change acts on: adopted (Update) or superseded
+    /// (Replace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<String>,
+    /// Text to show the user with the plan (e.g. a CSR to sign by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Something the planner could not decide.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanError {
+    /// About what.
+    pub addr: Addr,
+    /// Why, with a hint.
+    pub message: String,
+}
+
+/// The whole plan, in apply order (dependencies first).
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// Every declared resource, including no-ops.
+    pub changes: Vec<Change>,
+    /// Problems that make the plan unappliable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errored: Vec<PlanError>,
+}
+
+impl Plan {
+    /// Whether applying it would write anything.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action.is_change())
+    }
+
+    /// The changes that write, in order.
+    pub fn pending(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action.is_change())
+    }
+
+    /// Count of changes by action.
+    pub fn summary(&self) -> BTreeMap<&'static str, usize> {
+        let mut m = BTreeMap::new();
+        for c in &self.changes {
+            let k = match c.action {
+                Action::NoOp => "unchanged",
+                Action::Create => "create",
+                Action::Update => "update",
+                Action::Replace => "replace",
+                Action::Delete => "delete",
+            };
+            *m.entry(k).or_insert(0) += 1;
+        }
+        m
+    }
+}

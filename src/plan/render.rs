@@ -1,0 +1,1 @@
+//! Rendering a plan for people (a per-field diff) and for machines (JSON).

@@ -1,0 +1,1 @@
+//! JSON Schemas of every certplane kind, generated from the Rust types.

@@ -1,0 +1,212 @@
+//! Desired and observed state in the one shape the planner compares.
+//!
+//! Both sides speak Vault's API language: a resource is an [`Addr`] plus the
+//! API parameters certplane manages there, normalised (durations in seconds,
+//! lists sorted where Vault does not keep order). The desired side is built
+//! from the repository by [`crate::desired`]; the observed side is read from
+//! Vault by [`crate::vault::observe`]. The planner compares only the keys the
+//! desired side names, so a Vault default that the user did not write is
+//! never a change.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::addr::Addr;
+use crate::model::{KeyType, Location, Source};
+
+/// API parameters by their Vault (snake_case) name.
+pub type Fields = BTreeMap<String, serde_json::Value>;
+
+/// The kinds of Vault resource certplane manages; each has its own read,
+/// write and delete calls in the Vault provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    /// `sys/auth/<path>`: an auth method.
+    AuthMount,
+    /// `auth/<path>/config`.
+    AuthConfig,
+    /// `sys/policies/acl/<name>`.
+    Policy,
+    /// `sys/mounts/<path>`: a PKI secrets engine (and its tune).
+    Mount,
+    /// `<mount>/issuer/<name>`: a CA inside a PKI mount.
+    Issuer,
+    /// `<mount>/config/urls`.
+    MountUrls,
+    /// `<mount>/config/crl`.
+    MountCrl,
+    /// `<mount>/roles/<name>`.
+    Role,
+    /// `auth/<mount>/role/<name>` of a kubernetes mount.
+    KubernetesAuthRole,
+    /// `auth/<mount>/role/<name>` of an approle mount.
+    AppRole,
+}
+
+impl ResourceKind {
+    /// Rank used to order independent changes (lower first).
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+}
+
+/// One resource certplane wants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredResource {
+    /// Its address (the API path it is read from).
+    pub addr: Addr,
+    /// What it is.
+    pub kind: ResourceKind,
+    /// Managed API parameters, normalised.
+    pub fields: Fields,
+    /// Secret parameters (e.g. `token_reviewer_jwt`): read at apply time,
+    /// shown as `(sensitive)`, compared only as "set / not set".
+    pub secrets: BTreeMap<String, Source>,
+    /// Resources that must exist before this one.
+    pub depends_on: Vec<Addr>,
+    /// Where the user declared it.
+    pub origin: Location,
+    /// For [`ResourceKind::Issuer`]: how the CA is made.
+    pub ca: Option<DesiredCa>,
+}
+
+/// The desired state: every resource, in declaration order.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Desired {
+    /// All resources.
+    pub resources: Vec<DesiredResource>,
+}
+
+/// A CA as certplane wants it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DesiredCa {
+    /// The PKI mount holding the issuer.
+    pub mount: String,
+    /// `issuer_name` inside the mount; `None`: the mount's default issuer.
+    pub issuer_name: Option<String>,
+    /// What identifies the CA: a change here is a rotation, never an edit.
+    pub identity: CaIdentity,
+    /// How to make it.
+    pub method: CaMethod,
+    /// Lifetime asked for (seconds), if set.
+    pub ttl: Option<u64>,
+    /// Rotate when less than this (seconds) remains.
+    pub rotate_before: Option<u64>,
+}
+
+/// The fields that identify a CA. Compared with the live issuer's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaIdentity {
+    /// Subject CN.
+    pub common_name: String,
+    /// Key algorithm; `None` for an import (taken from the bundle).
+    pub key_type: Option<KeyType>,
+    /// Key size (0 for ed25519); `None` for an import.
+    pub key_bits: Option<u32>,
+    /// CN of the signer (the root's own CN for a root); `None`: not known
+    /// before signing (manual).
+    pub issued_by: Option<String>,
+    /// SHA-256 of the certificate DER, for an import: the certificate itself
+    /// is the identity.
+    pub cert_sha256: Option<String>,
+}
+
+/// How a CA is made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaMethod {
+    /// `<mount>/root/generate/internal` (or `issuers/generate/root/internal`).
+    Root {
+        /// Parameters of the generate call (common_name, key_type, ttl, ...).
+        params: Fields,
+    },
+    /// `<mount>/intermediate/generate/{internal|exported}`, then signing,
+    /// then `<mount>/intermediate/set-signed`.
+    Intermediate {
+        /// Parameters of the generate call.
+        params: Fields,
+        /// Parameters for the signer (ttl, max_path_length, ...).
+        sign_params: Fields,
+        /// `generate/exported` instead of `generate/internal`.
+        export_key: bool,
+        /// Who signs.
+        signer: Signer,
+    },
+    /// `<mount>/config/ca` (`issuers/import/bundle`) from a PEM bundle.
+    Import {
+        /// The bundle (certificate + key): read again at apply time.
+        bundle: Source,
+    },
+}
+
+/// Who signs an intermediate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signer {
+    /// `<mount>/root/sign-intermediate` of another mount (its default issuer).
+    Mount {
+        /// The parent mount.
+        mount: String,
+        /// The parent's issuer name, when the parent names one.
+        issuer_ref: Option<String>,
+    },
+    /// Signed in-process with rcgen.
+    External {
+        /// The signing CA's certificate (PEM), read at load time.
+        ca_cert_pem: String,
+        /// The signing CA's key: read at apply time, never stored.
+        ca_key: Source,
+    },
+    /// Signed by hand.
+    Manual {
+        /// Where the signed certificate will be.
+        certificate_file: PathBuf,
+        /// Its content, if the file exists already.
+        certificate_pem: Option<String>,
+        /// Where certplane writes the CSR (`<certificate_file>.csr`).
+        csr_file: PathBuf,
+        /// The CSR, if one was generated by an earlier apply.
+        csr_pem: Option<String>,
+    },
+}
+
+/// One issuer as it lives in a PKI mount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedIssuer {
+    /// `issuer_id`.
+    pub id: String,
+    /// `issuer_name` (may be empty).
+    pub name: String,
+    /// Subject CN of its certificate.
+    pub common_name: String,
+    /// Issuer CN of its certificate.
+    pub issued_by: String,
+    /// Key algorithm of its certificate.
+    pub key_type: Option<KeyType>,
+    /// Key size (0 for ed25519).
+    pub key_bits: u32,
+    /// notAfter, Unix seconds.
+    pub not_after: i64,
+    /// basicConstraints pathLen (`None`: unlimited).
+    pub max_path_length: Option<u32>,
+    /// SHA-256 of the certificate DER, hex.
+    pub cert_sha256: String,
+    /// Whether it is the mount's default issuer.
+    pub is_default: bool,
+}
+
+/// What Vault has now.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Observed {
+    /// Resources that exist, by address, with the parameters Vault returned
+    /// (normalised like the desired side).
+    pub resources: BTreeMap<Addr, Fields>,
+    /// The issuers of each PKI mount that exists, by mount path.
+    pub issuers: BTreeMap<String, Vec<ObservedIssuer>>,
+    /// When the observation was made (Unix seconds): lets the pure planner
+    /// decide `rotateBefore` without a clock.
+    pub now: i64,
+}

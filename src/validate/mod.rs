@@ -1,0 +1,1 @@
+//! Offline cross-checks of a loaded repository (FORMAT.md section 3).

@@ -1,0 +1,1 @@
+//! The Vault/OpenBao provider: connection and login, observe, apply.
