@@ -1,8 +1,369 @@
-//! The planner proper.
-use super::Plan;
-use crate::state::{Desired, Observed};
+//! The planner proper: compares each desired resource with what Vault has and
+//! orders the result so that dependencies come first.
 
-/// Compares desired with observed.
-pub fn plan(_desired: &Desired, _observed: &Observed) -> Plan {
-    Plan::default()
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+
+use super::{Action, CaChange, Change, Plan, PlanError};
+use crate::addr::Addr;
+use crate::model::Duration;
+use crate::state::{
+    CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
+    ResourceKind, Signer,
+};
+
+/// Compares desired with observed. Pure: no I/O, no clock (time comes from
+/// [`Observed::now`]).
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    let mut changes = Vec::with_capacity(desired.resources.len());
+    for r in &desired.resources {
+        let change = match (&r.kind, &r.ca) {
+            (ResourceKind::Issuer, Some(ca)) => plan_issuer(r, ca, observed),
+            _ => plan_fields(r, observed, &mut plan.errored),
+        };
+        changes.push(change);
+    }
+    plan.changes = order(changes);
+    plan
+}
+
+/// Whether two normalised API values mean the same. Lists of strings are
+/// compared as sets (Vault does not promise order), a missing value equals an
+/// empty one, numbers compare numerically, text ignores trailing blanks.
+pub fn same_value(desired: &Value, observed: Option<&Value>) -> bool {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    let Some(observed) = observed else {
+        return empty(desired);
+    };
+    match (desired, observed) {
+        (Value::Array(a), Value::Array(b)) => {
+            let set = |x: &Vec<Value>| -> BTreeSet<String> { x.iter().map(canonical).collect() };
+            set(a) == set(b)
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::String(a), Value::String(b)) => a.trim_end() == b.trim_end(),
+        // Vault sometimes returns a comma list where a list was written.
+        (Value::Array(a), Value::String(s)) | (Value::String(s), Value::Array(a)) => {
+            let x: BTreeSet<String> = a.iter().map(canonical).collect();
+            let y: BTreeSet<String> = s
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect();
+            x == y
+        }
+        (a, b) if empty(a) && empty(b) => true,
+        (a, b) => a == b,
+    }
+}
+
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanError>) -> Change {
+    let mut change = Change {
+        addr: r.addr.clone(),
+        kind: r.kind,
+        action: Action::NoOp,
+        before: None,
+        after: Some(r.fields.clone()),
+        sensitive: r.secrets.keys().cloned().collect(),
+        reason: None,
+        ca: None,
+        depends_on: r.depends_on.clone(),
+    };
+    for key in r.secrets.keys() {
+        change
+            .after
+            .get_or_insert_default()
+            .insert(key.clone(), json!("(sensitive)"));
+    }
+    let Some(live) = observed.resources.get(&r.addr) else {
+        change.action = Action::Create;
+        return change;
+    };
+    if matches!(r.kind, ResourceKind::Mount | ResourceKind::AuthMount)
+        && let (Some(want), Some(have)) = (r.fields.get("type"), live.get("type"))
+        && want != have
+    {
+        errored.push(PlanError {
+            addr: r.addr.clone(),
+            message: format!(
+                "a mount of type {have} already exists at this path; certplane will not replace it \
+                 with {want}: move one of them or remove the old mount by hand"
+            ),
+        });
+    }
+    let mut before = Fields::new();
+    let mut changed = Vec::new();
+    for (key, want) in &r.fields {
+        let have = live.get(key);
+        before.insert(key.clone(), have.cloned().unwrap_or(Value::Null));
+        if !same_value(want, have) {
+            changed.push(key.clone());
+        }
+    }
+    for key in r.secrets.keys() {
+        let set = live
+            .get(&format!("{key}_set"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        before.insert(
+            key.clone(),
+            if set {
+                json!("(sensitive)")
+            } else {
+                Value::Null
+            },
+        );
+        if !set {
+            changed.push(key.clone());
+        }
+    }
+    change.before = Some(before);
+    if !changed.is_empty() {
+        change.action = Action::Update;
+        change.reason = Some(format!("changed: {}", changed.join(", ")));
+    }
+    change
+}
+
+/// The fields of a live issuer, in the shape of the desired issuer fields.
+fn issuer_fields(i: &ObservedIssuer) -> Fields {
+    let mut f = Fields::new();
+    if !i.name.is_empty() {
+        f.insert("issuer_name".into(), json!(i.name));
+    }
+    f.insert("common_name".into(), json!(i.common_name));
+    if let Some(k) = i.key_type {
+        f.insert("key_type".into(), json!(k.as_str()));
+    }
+    f.insert("key_bits".into(), json!(i.key_bits));
+    f.insert("issued_by".into(), json!(i.issued_by));
+    f.insert("certificate_sha256".into(), json!(i.cert_sha256));
+    f.insert("issuer_id".into(), json!(i.id));
+    f
+}
+
+/// What differs between the declared identity of a CA and a live issuer.
+fn identity_diff(want: &CaIdentity, have: &ObservedIssuer) -> Vec<String> {
+    let mut d = Vec::new();
+    if let Some(sha) = &want.cert_sha256 {
+        if *sha != have.cert_sha256 {
+            d.push("the imported certificate".to_string());
+        }
+        return d;
+    }
+    if want.common_name != have.common_name {
+        d.push(format!(
+            "commonName {:?} -> {:?}",
+            have.common_name, want.common_name
+        ));
+    }
+    if let Some(k) = want.key_type
+        && have.key_type != Some(k)
+    {
+        let was = have.key_type.map(|k| k.as_str()).unwrap_or("unknown");
+        d.push(format!("keyType {was} -> {}", k.as_str()));
+    }
+    if let Some(bits) = want.key_bits
+        && bits != have.key_bits
+    {
+        d.push(format!("keyBits {} -> {bits}", have.key_bits));
+    }
+    if let Some(by) = &want.issued_by
+        && *by != have.issued_by
+    {
+        d.push(format!("signedBy {:?} -> {by:?}", have.issued_by));
+    }
+    d
+}
+
+fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Change {
+    let mut change = Change {
+        addr: r.addr.clone(),
+        kind: r.kind,
+        action: Action::Create,
+        before: None,
+        after: Some(r.fields.clone()),
+        sensitive: vec![],
+        reason: None,
+        ca: Some(CaChange {
+            desired: ca.clone(),
+            existing_id: None,
+            note: None,
+        }),
+        depends_on: r.depends_on.clone(),
+    };
+    let issuers: &[ObservedIssuer] = observed
+        .issuers
+        .get(&ca.mount)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let by_name = ca
+        .issuer_name
+        .as_deref()
+        .and_then(|n| issuers.iter().find(|i| i.name == n));
+    let default = issuers.iter().find(|i| i.is_default);
+    let manual = match &ca.method {
+        CaMethod::Intermediate {
+            signer:
+                Signer::Manual {
+                    certificate_pem,
+                    csr_pem,
+                    certificate_file,
+                    csr_file,
+                },
+            ..
+        } => Some((certificate_pem, csr_pem, certificate_file, csr_file)),
+        _ => None,
+    };
+
+    let Some(current) = by_name.or(default) else {
+        // No CA yet.
+        if let Some((cert, csr, cert_file, csr_file)) = manual {
+            match (cert, csr) {
+                (Some(_), _) => {
+                    change.reason = Some(format!(
+                        "import the signed certificate {}",
+                        cert_file.display()
+                    ));
+                }
+                (None, Some(csr)) => {
+                    change.action = Action::NoOp;
+                    change.reason = Some(format!(
+                        "waiting for the signed certificate: sign the CSR in {} and commit the \
+                         certificate to {}",
+                        csr_file.display(),
+                        cert_file.display()
+                    ));
+                    if let Some(c) = change.ca.as_mut() {
+                        c.note = Some(csr.clone());
+                    }
+                }
+                (None, None) => {
+                    change.reason = Some(format!(
+                        "generate a key in Vault and a CSR (written to {}); sign it and commit the \
+                         certificate to {}, then apply again",
+                        csr_file.display(),
+                        cert_file.display()
+                    ));
+                }
+            }
+        } else {
+            change.reason = Some("the mount has no CA yet".into());
+        }
+        return change;
+    };
+
+    change.before = Some(issuer_fields(current));
+    if let Some(c) = change.ca.as_mut() {
+        c.existing_id = Some(current.id.clone());
+    }
+    let diff = identity_diff(&ca.identity, current);
+    if !diff.is_empty() {
+        if manual.is_some_and(|(cert, _, _, _)| cert.is_none()) {
+            // A new manual CA cannot be made until its certificate exists:
+            // keep the current one and say what is pending.
+            change.action = Action::NoOp;
+            change.reason = Some(format!(
+                "the declared CA differs ({}) but its signed certificate is not committed yet",
+                diff.join(", ")
+            ));
+            return change;
+        }
+        change.action = Action::Replace;
+        change.reason = Some(format!(
+            "{}: a new issuer is made; the old one ({}) stays",
+            diff.join(", "),
+            current.id
+        ));
+        return change;
+    }
+    if let Some(before) = ca.rotate_before
+        && current.not_after - observed.now < before as i64
+    {
+        change.action = Action::Replace;
+        let left = (current.not_after - observed.now).max(0) as u64;
+        change.reason = Some(format!(
+            "expires in {}, less than rotateBefore {}: a new issuer is made; the old one stays",
+            Duration::from_secs(left),
+            Duration::from_secs(before)
+        ));
+        return change;
+    }
+    let mut adopt = Vec::new();
+    if let Some(name) = &ca.issuer_name
+        && current.name != *name
+    {
+        adopt.push(format!("name the existing issuer {name:?}"));
+    }
+    if !current.is_default {
+        adopt.push("make it the mount's default issuer".to_string());
+    }
+    if adopt.is_empty() {
+        change.action = Action::NoOp;
+    } else {
+        change.action = Action::Update;
+        change.reason = Some(adopt.join(" and "));
+    }
+    change
+}
+
+/// Orders changes so that each comes after what it depends on; independent
+/// changes keep kind order (auth, policies, mounts, CAs, roles) and then
+/// declaration order.
+fn order(changes: Vec<Change>) -> Vec<Change> {
+    let index: HashMap<&Addr, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (&c.addr, i))
+        .collect();
+    let mut indegree = vec![0usize; changes.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+    for (i, c) in changes.iter().enumerate() {
+        for d in &c.depends_on {
+            if let Some(&j) = index.get(d)
+                && j != i
+            {
+                indegree[i] += 1;
+                dependents[j].push(i);
+            }
+        }
+    }
+    let key = |i: usize| (changes[i].kind.rank(), i);
+    let mut ready: BTreeMap<(u8, usize), usize> = (0..changes.len())
+        .filter(|&i| indegree[i] == 0)
+        .map(|i| (key(i), i))
+        .collect();
+    let mut out_idx = Vec::with_capacity(changes.len());
+    while let Some((_, i)) = ready.pop_first() {
+        out_idx.push(i);
+        for &j in &dependents[i] {
+            indegree[j] -= 1;
+            if indegree[j] == 0 {
+                ready.insert(key(j), j);
+            }
+        }
+    }
+    // A cycle (validation rejects them) keeps the rest in declaration order.
+    let placed: BTreeSet<usize> = out_idx.iter().copied().collect();
+    out_idx.extend((0..changes.len()).filter(|i| !placed.contains(i)));
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    out_idx
+        .into_iter()
+        .filter_map(|i| slots[i].take())
+        .collect()
 }

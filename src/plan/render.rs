@@ -1,1 +1,222 @@
-//! Rendering a plan for people (a per-field diff) and for machines (JSON).
+//! Rendering a plan for people (a per-object, per-field diff) and for
+//! machines (JSON). The same [`Plan`] feeds both; neither decides anything.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+use similar::{ChangeTag, TextDiff};
+
+use super::diff::same_value;
+use super::{Action, Change, Plan};
+use crate::model::Duration;
+
+/// Output style of the human renderer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// ANSI colours (off when `NO_COLOR` is set or stdout is not a terminal).
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn symbol(a: Action) -> (&'static str, &'static str, &'static str) {
+    match a {
+        Action::NoOp => (" ", "0", "unchanged"),
+        Action::Create => ("+", "32", "create"),
+        Action::Update => ("~", "33", "update"),
+        Action::Replace => ("-/+", "35", "replace"),
+        Action::Delete => ("-", "31", "delete"),
+    }
+}
+
+/// Whether a field holds a duration in seconds (shown Go-style).
+fn is_duration(key: &str) -> bool {
+    key == "ttl" || key.ends_with("_ttl") || key == "expiry" || key == "not_before_duration"
+}
+
+fn show(key: &str, v: &Value) -> String {
+    match v {
+        Value::Number(n) if is_duration(key) => n
+            .as_u64()
+            .map(|s| Duration::from_secs(s).to_string())
+            .unwrap_or_else(|| n.to_string()),
+        Value::Null => "(none)".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn multiline(v: Option<&Value>) -> Option<&str> {
+    match v {
+        Some(Value::String(s)) if s.contains('\n') => Some(s),
+        _ => None,
+    }
+}
+
+fn field_lines(out: &mut String, c: &Change, style: Style) {
+    let after = c.after.as_ref();
+    let before = c.before.as_ref();
+    let keys: Vec<&String> = match (c.action, after) {
+        (Action::Update, Some(a)) => a
+            .keys()
+            .filter(|k| {
+                let b = before.and_then(|b| b.get(*k));
+                let sensitive_unset = c.sensitive.contains(k) && b.is_none_or(Value::is_null);
+                sensitive_unset || !same_value(&a[*k], b)
+            })
+            .collect(),
+        (Action::Replace, Some(a)) => a
+            .keys()
+            .filter(|k| !same_value(&a[*k], before.and_then(|b| b.get(*k))))
+            .collect(),
+        (_, Some(a)) => a.keys().collect(),
+        (_, None) => before.map(|b| b.keys().collect()).unwrap_or_default(),
+    };
+    let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+    for key in keys {
+        let new = after.and_then(|a| a.get(key));
+        let old = before.and_then(|b| b.get(key));
+        if let (Some(o), Some(n)) = (multiline(old).or(Some("")), multiline(new))
+            && c.action != Action::Create
+        {
+            let _ = writeln!(out, "      {key}:");
+            for d in TextDiff::from_lines(o, n).iter_all_changes() {
+                let (sign, code) = match d.tag() {
+                    ChangeTag::Delete => ("-", "31"),
+                    ChangeTag::Insert => ("+", "32"),
+                    ChangeTag::Equal => (" ", "0"),
+                };
+                let line = format!("        {sign} {}", d.value().trim_end_matches('\n'));
+                let _ = writeln!(out, "{}", style.paint(code, &line));
+            }
+            continue;
+        }
+        if let Some(text) = multiline(new) {
+            let _ = writeln!(out, "      {key}:");
+            for l in text.lines() {
+                let _ = writeln!(out, "        {l}");
+            }
+            continue;
+        }
+        let line = match (c.action, old, new) {
+            (Action::Update | Action::Replace, o, Some(n)) => format!(
+                "{key:width$} = {} -> {}",
+                show(key, o.unwrap_or(&Value::Null)),
+                show(key, n)
+            ),
+            (_, _, Some(n)) => format!("{key:width$} = {}", show(key, n)),
+            (_, Some(o), None) => format!("{key:width$} = {}", show(key, o)),
+            (_, None, None) => continue,
+        };
+        let _ = writeln!(out, "      {line}");
+    }
+}
+
+/// The plan for people: each change with its changed fields, then a summary.
+pub fn human(plan: &Plan, style: Style) -> String {
+    let mut out = String::new();
+    for e in &plan.errored {
+        let _ = writeln!(
+            out,
+            "{} {}: {}",
+            style.paint("31", "error:"),
+            e.addr,
+            e.message
+        );
+    }
+    for c in &plan.changes {
+        let (sym, code, word) = symbol(c.action);
+        let note = c.ca.as_ref().and_then(|ca| ca.note.as_deref());
+        if !c.action.is_change() && note.is_none() {
+            continue;
+        }
+        let head = format!("{sym} {} ({word})", c.addr);
+        let _ = writeln!(out, "  {}", style.paint(code, &head));
+        if let Some(reason) = &c.reason {
+            let _ = writeln!(out, "      # {reason}");
+        }
+        if c.action.is_change() {
+            field_lines(&mut out, c, style);
+        }
+        if let Some(note) = note {
+            for l in note.lines() {
+                let _ = writeln!(out, "      {l}");
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&summary_line(plan));
+    out.push('\n');
+    out
+}
+
+/// `Plan: 2 to create, 1 to update, 0 to replace. 5 unchanged.` or
+/// `No changes. ...`.
+pub fn summary_line(plan: &Plan) -> String {
+    let s = plan.summary();
+    let n = |k: &str| s.get(k).copied().unwrap_or(0);
+    if !plan.has_changes() {
+        return format!(
+            "No changes. Vault matches the repository ({} objects).",
+            n("unchanged")
+        );
+    }
+    let mut line = format!(
+        "Plan: {} to create, {} to update, {} to replace",
+        n("create"),
+        n("update"),
+        n("replace")
+    );
+    if n("delete") > 0 {
+        let _ = write!(line, ", {} to delete", n("delete"));
+    }
+    let _ = write!(line, ". {} unchanged.", n("unchanged"));
+    line
+}
+
+/// The plan for machines. Secrets are already `(sensitive)` in the plan; CA
+/// sources (key files, bundles) are not part of this view at all.
+pub fn json(plan: &Plan) -> Value {
+    let changes: Vec<Value> = plan
+        .changes
+        .iter()
+        .map(|c| {
+            let mut v = json!({
+                "address": c.addr.to_string(),
+                "kind": c.kind,
+                "action": c.action,
+                "before": c.before,
+                "after": c.after,
+            });
+            if let Some(r) = &c.reason {
+                v["reason"] = json!(r);
+            }
+            if !c.sensitive.is_empty() {
+                v["sensitive"] = json!(c.sensitive);
+            }
+            if let Some(ca) = &c.ca {
+                if let Some(id) = &ca.existing_id {
+                    v["existing_issuer_id"] = json!(id);
+                }
+                if let Some(note) = &ca.note {
+                    v["note"] = json!(note);
+                }
+            }
+            v
+        })
+        .collect();
+    json!({
+        "format_version": "1",
+        "has_changes": plan.has_changes(),
+        "summary": plan.summary(),
+        "changes": changes,
+        "errors": plan.errored,
+    })
+}
