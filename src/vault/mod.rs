@@ -1,1 +1,229 @@
-//! The Vault/OpenBao provider: connection and login, observe, apply.
+//! The Vault/OpenBao provider: connection and login ([`connect`]), the raw
+//! API ([`client`]), reading the live state ([`observe()`]) and converging it
+//! to a plan ([`apply()`]).
+//!
+//! One [`Vault`] per run: one login, the token reused for every request.
+//! Secret material (tokens, secret IDs, keys, PEM bundles, JWTs) is held in
+//! [`crate::model::Sensitive`] and never reaches a log line or an error.
+
+pub mod apply;
+pub mod client;
+pub mod connect;
+mod issuer;
+pub mod normalize;
+pub mod observe;
+
+pub use apply::{
+    Applied, ApplyError, ApplyEvent, ApplyReport, SecretSources, Waiting, apply, secret_sources,
+};
+pub use client::{RequestCounts, Vault};
+pub use connect::{AuthSettings, VaultSettings};
+pub use observe::{observe, observe_one};
+
+use crate::model::source::SourceError;
+
+/// Why talking to Vault failed. Messages are one line, lowercase, and never
+/// carry a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// Neither the config nor the environment names a Vault.
+    #[error(
+        "no vault address: set spec.vault.address in certplane.yaml or export VAULT_ADDR (or BAO_ADDR)"
+    )]
+    NoAddress,
+    /// The address is not an http(s) URL.
+    #[error(
+        "invalid vault address {address:?}: {why}; write it like https://vault.example.com:8200"
+    )]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// No token anywhere.
+    #[error(
+        "no vault token: export VAULT_TOKEN (or BAO_TOKEN), log in with `bao login` (~/.vault-token), or configure spec.vault.auth"
+    )]
+    NoToken,
+    /// The token cannot be sent in an HTTP header.
+    #[error(
+        "the vault token from {from} contains characters that cannot be sent in a header (spaces, newlines inside, non-ASCII); check it"
+    )]
+    MalformedToken {
+        /// Where it came from (never the token).
+        from: String,
+    },
+    /// A setting from the environment does not parse.
+    #[error("invalid {name}={value:?}: {why}")]
+    InvalidSetting {
+        /// The variable or config key.
+        name: String,
+        /// Its value (never a secret).
+        value: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A secret or file named by the config could not be read.
+    #[error("cannot read {what}")]
+    Source {
+        /// What was being read (e.g. "the AppRole secret ID").
+        what: String,
+        /// Why.
+        #[source]
+        source: SourceError,
+    },
+    /// A TLS file (CA bundle, client certificate or key) could not be used.
+    #[error("cannot use {path} for TLS to vault: {why}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the http client for vault: {cause}")]
+    Client {
+        /// The cause chain, flattened.
+        cause: String,
+    },
+    /// No connection (refused, DNS, TLS handshake).
+    #[error("cannot reach vault at {addr}: {cause}")]
+    Unreachable {
+        /// The Vault address.
+        addr: String,
+        /// The cause chain, flattened into one line.
+        cause: String,
+    },
+    /// Vault did not answer in time.
+    #[error(
+        "vault at {addr} did not answer {op} {path} within {secs}s (set CERTPLANE_VAULT_TIMEOUT to wait longer)"
+    )]
+    Timeout {
+        /// The Vault address.
+        addr: String,
+        /// The operation.
+        op: &'static str,
+        /// The API path.
+        path: String,
+        /// The timeout.
+        secs: u64,
+    },
+    /// Vault is sealed.
+    #[error("vault at {addr} is sealed; unseal it (bao operator unseal) and run again")]
+    Sealed {
+        /// The Vault address.
+        addr: String,
+    },
+    /// Vault is not initialised.
+    #[error("vault at {addr} is not initialized; initialize it (bao operator init) and run again")]
+    Uninitialized {
+        /// The Vault address.
+        addr: String,
+    },
+    /// The token is rejected.
+    #[error(
+        "vault token invalid or expired (from {from}); log in again (bao login) or export a valid VAULT_TOKEN"
+    )]
+    TokenInvalid {
+        /// Where the token came from (never the token).
+        from: String,
+    },
+    /// A login call was refused.
+    #[error("{method} login at {path} failed ({status}): {message}")]
+    LoginFailed {
+        /// `approle`, `jwt` or `kubernetes`.
+        method: &'static str,
+        /// The login path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// Vault's errors (secrets of the request removed).
+        message: String,
+    },
+    /// The token's policies do not allow the call.
+    #[error(
+        "permission denied: {op} {path}; the token's policy must grant {capability:?} on path \"{path}\" (see the policy certplane needs)"
+    )]
+    PermissionDenied {
+        /// The operation.
+        op: &'static str,
+        /// The API path.
+        path: String,
+        /// The capability needed.
+        capability: &'static str,
+    },
+    /// Vault refused the call.
+    #[error("vault answered {status} to {op} {path}: {message}")]
+    Api {
+        /// The operation.
+        op: &'static str,
+        /// The API path.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// Vault's errors (secrets of the request removed).
+        message: String,
+    },
+    /// Vault's reply does not have the expected shape.
+    #[error("unexpected reply from vault to {op} {path}: {why}")]
+    BadReply {
+        /// The operation.
+        op: &'static str,
+        /// The API path.
+        path: String,
+        /// What was wrong.
+        why: String,
+    },
+}
+
+/// Every cause of an error, joined into one line (`a: b: c`). Transport
+/// errors hide the useful part (connection refused, certificate unknown) in
+/// their sources.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Inner);
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Inner;
+
+    #[test]
+    fn chain_is_one_line_with_every_cause() {
+        assert_eq!(error_chain(&Outer(Inner)), "outer: connection refused");
+    }
+
+    #[test]
+    fn messages_name_the_address_and_the_fix() {
+        let e = VaultError::Sealed {
+            addr: "http://127.0.0.1:8200".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "vault at http://127.0.0.1:8200 is sealed; unseal it (bao operator unseal) and run again"
+        );
+        let e = VaultError::PermissionDenied {
+            op: "write",
+            path: "pki/roles/web".into(),
+            capability: "update",
+        };
+        assert!(e.to_string().contains("pki/roles/web"), "{e}");
+        assert!(e.to_string().contains("policy"), "{e}");
+    }
+}

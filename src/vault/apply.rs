@@ -1,0 +1,511 @@
+//! Converging Vault to a [`Plan`]: each pending change, in order, after a
+//! re-check that the resource is still as the plan saw it.
+//!
+//! Apply reads the plan, never the YAML. The only other input is where the
+//! secrets of a change come from ([`SecretSources`]): a plan carries the
+//! names of its secret parameters, never their values or sources.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use super::issuer;
+use super::observe::observe_one;
+use super::{Vault, VaultError};
+use crate::addr::Addr;
+use crate::model::Source;
+use crate::model::source::SourceError;
+use crate::pki::sign::SignError;
+use crate::plan::{Action, Change, Plan};
+use crate::state::{Desired, Fields, ResourceKind};
+
+/// Where the secret parameters of each resource come from, by address and
+/// parameter name (e.g. `token_reviewer_jwt`).
+pub type SecretSources = BTreeMap<Addr, BTreeMap<String, Source>>;
+
+/// The secret sources of a desired state.
+pub fn secret_sources(desired: &Desired) -> SecretSources {
+    desired
+        .resources
+        .iter()
+        .filter(|r| !r.secrets.is_empty())
+        .map(|r| (r.addr.clone(), r.secrets.clone()))
+        .collect()
+}
+
+/// Progress of an apply, for the CLI to print as it happens. Holds no
+/// secret.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApplyEvent {
+    /// A change is about to be made.
+    Started {
+        /// What.
+        addr: Addr,
+        /// How.
+        action: Action,
+    },
+    /// A change was made.
+    Done {
+        /// What.
+        addr: Addr,
+        /// How.
+        action: Action,
+    },
+    /// Something the user must read (e.g. a CSR to sign by hand).
+    Note {
+        /// About what.
+        addr: Addr,
+        /// The text (public: a CSR, a path).
+        text: String,
+    },
+}
+
+/// One change that was made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// What.
+    pub addr: Addr,
+    /// How.
+    pub action: Action,
+    /// For an issuer: the live issuer it made or adopted.
+    pub issuer_id: Option<String>,
+}
+
+/// An intermediate waiting to be signed by hand.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Waiting {
+    /// The issuer.
+    pub addr: Addr,
+    /// Where the CSR was written.
+    pub csr_file: PathBuf,
+    /// The CSR (public).
+    pub csr_pem: String,
+    /// Where the signed certificate is expected.
+    pub certificate_file: PathBuf,
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ApplyReport {
+    /// Changes made, in order.
+    pub applied: Vec<Applied>,
+    /// Intermediates waiting for a manual signature.
+    pub waiting: Vec<Waiting>,
+}
+
+/// Why an apply stopped. Changes before the failing one stay made.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The plan has errors: nothing is applied.
+    #[error("the plan has {count} error(s); fix them and run plan again")]
+    Errored {
+        /// How many.
+        count: usize,
+    },
+    /// The resource changed since the plan was made.
+    #[error("plan is stale: {addr} changed since the plan was made; run plan again")]
+    Stale {
+        /// The resource.
+        addr: Addr,
+    },
+    /// A Vault call failed.
+    #[error("cannot apply {addr}")]
+    Vault {
+        /// The resource.
+        addr: Addr,
+        /// Why.
+        #[source]
+        source: VaultError,
+    },
+    /// A secret could not be read.
+    #[error("cannot apply {addr}: cannot read {what}")]
+    Secret {
+        /// The resource.
+        addr: Addr,
+        /// Which secret (never its value).
+        what: String,
+        /// Why.
+        #[source]
+        source: SourceError,
+    },
+    /// A secret parameter has no source.
+    #[error(
+        "cannot apply {addr}: no source for the secret parameter {key}; apply needs the repository the plan was made from"
+    )]
+    MissingSecret {
+        /// The resource.
+        addr: Addr,
+        /// The parameter.
+        key: String,
+    },
+    /// Signing an intermediate in-process failed.
+    #[error("cannot sign the intermediate of {addr}")]
+    Sign {
+        /// The issuer.
+        addr: Addr,
+        /// Why.
+        #[source]
+        source: SignError,
+    },
+    /// The CSR file could not be written.
+    #[error("cannot write the CSR of {addr} to {}", path.display())]
+    CsrFile {
+        /// The issuer.
+        addr: Addr,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The change cannot be made by certplane.
+    #[error("cannot apply {addr}: {why}")]
+    Unsupported {
+        /// The resource.
+        addr: Addr,
+        /// Why, with what to do instead.
+        why: String,
+    },
+}
+
+impl ApplyError {
+    pub(crate) fn vault(addr: &Addr) -> impl FnOnce(VaultError) -> ApplyError + '_ {
+        move |source| ApplyError::Vault {
+            addr: addr.clone(),
+            source,
+        }
+    }
+}
+
+/// What applying one change led to.
+pub(crate) enum Outcome {
+    /// Made; for an issuer, its id.
+    Done(Option<String>),
+    /// Waiting for a manual signature.
+    Waiting(Waiting),
+}
+
+/// Applies the pending changes of `plan`, in order. Refuses a plan with
+/// errors; before each change, re-reads the resource and stops with
+/// [`ApplyError::Stale`] if it is no longer as the plan saw it.
+pub async fn apply(
+    vault: &Vault,
+    plan: &Plan,
+    secrets: &SecretSources,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<ApplyReport, ApplyError> {
+    if !plan.errored.is_empty() {
+        return Err(ApplyError::Errored {
+            count: plan.errored.len(),
+        });
+    }
+    let mut report = ApplyReport::default();
+    let mut created: BTreeSet<Addr> = BTreeSet::new();
+    for change in plan.pending() {
+        on_event(ApplyEvent::Started {
+            addr: change.addr.clone(),
+            action: change.action,
+        });
+        let outcome = if change.kind == ResourceKind::Issuer {
+            issuer::apply_issuer(vault, change, &created).await?
+        } else {
+            recheck(vault, change, &created).await?;
+            apply_fields(vault, change, secrets).await?;
+            Outcome::Done(None)
+        };
+        match outcome {
+            Outcome::Done(issuer_id) => {
+                if matches!(change.action, Action::Create | Action::Replace) {
+                    created.insert(change.addr.clone());
+                }
+                report.applied.push(Applied {
+                    addr: change.addr.clone(),
+                    action: change.action,
+                    issuer_id,
+                });
+                on_event(ApplyEvent::Done {
+                    addr: change.addr.clone(),
+                    action: change.action,
+                });
+            }
+            Outcome::Waiting(w) => {
+                on_event(ApplyEvent::Note {
+                    addr: change.addr.clone(),
+                    text: format!(
+                        "sign this CSR (also written to {}) and commit the certificate to {}, then apply again:\n{}",
+                        w.csr_file.display(),
+                        w.certificate_file.display(),
+                        w.csr_pem
+                    ),
+                });
+                report.waiting.push(w);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The address of the mount (secrets or auth) a resource lives in.
+pub(crate) fn parent_mount(addr: &Addr, kind: ResourceKind) -> Option<Addr> {
+    let path = addr.vault_path()?;
+    let secrets = |m: &str| Some(Addr::vault(format!("sys/mounts/{m}")));
+    let auth = |m: &str| Some(Addr::vault(format!("sys/auth/{m}")));
+    match kind {
+        ResourceKind::MountUrls => secrets(path.strip_suffix("/config/urls")?),
+        ResourceKind::MountCrl => secrets(path.strip_suffix("/config/crl")?),
+        ResourceKind::Role => secrets(path.rsplit_once("/roles/")?.0),
+        ResourceKind::Issuer => secrets(path.rsplit_once("/issuer/")?.0),
+        ResourceKind::AuthConfig => auth(path.strip_prefix("auth/")?.strip_suffix("/config")?),
+        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole => {
+            auth(path.strip_prefix("auth/")?.rsplit_once("/role/")?.0)
+        }
+        ResourceKind::Mount | ResourceKind::AuthMount | ResourceKind::Policy => None,
+    }
+}
+
+/// Whether something this change depends on was created by this apply (so
+/// the resource may now exist with Vault's defaults).
+pub(crate) fn parent_created(change: &Change, created: &BTreeSet<Addr>) -> bool {
+    change.depends_on.iter().any(|d| created.contains(d))
+        || parent_mount(&change.addr, change.kind).is_some_and(|p| created.contains(&p))
+}
+
+/// Whether two values of a field mean the same (missing = null = empty,
+/// lists as sets, numbers numerically).
+pub(crate) fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
+    fn empty(v: Option<&Value>) -> bool {
+        match v {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            _ => false,
+        }
+    }
+    if empty(a) && empty(b) {
+        return true;
+    }
+    match (a, b) {
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            let set =
+                |v: &Vec<Value>| -> BTreeSet<String> { v.iter().map(Value::to_string).collect() };
+            set(x) == set(y)
+        }
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.trim_end() == y.trim_end(),
+        (x, y) => x == y,
+    }
+}
+
+/// Re-reads a (non-issuer) resource and checks the change still holds.
+async fn recheck(
+    vault: &Vault,
+    change: &Change,
+    created: &BTreeSet<Addr>,
+) -> Result<(), ApplyError> {
+    let current = observe_one(vault, &change.addr, change.kind)
+        .await
+        .map_err(ApplyError::vault(&change.addr))?;
+    let stale = || ApplyError::Stale {
+        addr: change.addr.clone(),
+    };
+    match (change.action, current) {
+        (Action::Create, None) => Ok(()),
+        (Action::Create, Some(_)) if parent_created(change, created) => Ok(()),
+        (Action::Create, Some(_)) => Err(stale()),
+        (Action::Update, None) => Err(stale()),
+        (Action::Update, Some(cur)) => {
+            let empty = Fields::new();
+            let before = change.before.as_ref().unwrap_or(&empty);
+            let managed = change.after.as_ref().unwrap_or(&empty);
+            let changed = managed
+                .keys()
+                .filter(|k| !change.sensitive.contains(k))
+                .any(|k| !same(before.get(k), cur.get(k)));
+            if changed { Err(stale()) } else { Ok(()) }
+        }
+        (Action::Delete, None) => Err(stale()),
+        (Action::Delete, Some(_)) => Ok(()),
+        (Action::NoOp | Action::Replace, _) => Err(ApplyError::Unsupported {
+            addr: change.addr.clone(),
+            why: format!(
+                "{:?} is not an action for a {:?}",
+                change.action, change.kind
+            ),
+        }),
+    }
+}
+
+/// The body of a write: `after` with the secret parameters read from their
+/// sources.
+fn body_with_secrets(
+    change: &Change,
+    secrets: &SecretSources,
+) -> Result<Map<String, Value>, ApplyError> {
+    let mut body: Map<String, Value> = change
+        .after
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| !change.sensitive.contains(k))
+        .collect();
+    for key in &change.sensitive {
+        let source = secrets
+            .get(&change.addr)
+            .and_then(|s| s.get(key))
+            .ok_or_else(|| ApplyError::MissingSecret {
+                addr: change.addr.clone(),
+                key: key.clone(),
+            })?;
+        let value = source.read().map_err(|e| ApplyError::Secret {
+            addr: change.addr.clone(),
+            what: format!("{key} ({})", source.describe()),
+            source: e,
+        })?;
+        body.insert(
+            key.clone(),
+            Value::String(value.expose().trim_end().to_string()),
+        );
+    }
+    Ok(body)
+}
+
+/// Applies a change to a resource written as a whole (everything but an
+/// issuer).
+async fn apply_fields(
+    vault: &Vault,
+    change: &Change,
+    secrets: &SecretSources,
+) -> Result<(), ApplyError> {
+    let addr = &change.addr;
+    let path = addr.vault_path().unwrap_or_default();
+    let err = ApplyError::vault(addr);
+    match (change.kind, change.action) {
+        (ResourceKind::MountUrls | ResourceKind::MountCrl, Action::Delete) => {
+            Err(ApplyError::Unsupported {
+                addr: addr.clone(),
+                why: "a mount's config cannot be deleted; it goes with the mount".into(),
+            })
+        }
+        (_, Action::Delete) => vault.delete(path).await.map_err(err),
+        (ResourceKind::Mount | ResourceKind::AuthMount, Action::Create) => {
+            let mut body = body_with_secrets(change, secrets)?;
+            let mut config = Map::new();
+            for k in body.keys().cloned().collect::<Vec<_>>() {
+                if !matches!(
+                    k.as_str(),
+                    "type" | "description" | "local" | "seal_wrap" | "options" | "plugin_version"
+                ) && let Some(v) = body.remove(&k)
+                {
+                    config.insert(k, v);
+                }
+            }
+            if change.kind == ResourceKind::Mount && !body.contains_key("type") {
+                body.insert("type".into(), Value::from("pki"));
+            }
+            if !config.is_empty() {
+                body.insert("config".into(), Value::Object(config));
+            }
+            vault
+                .write(path, &Value::Object(body))
+                .await
+                .map(|_| ())
+                .map_err(err)
+        }
+        (ResourceKind::Mount | ResourceKind::AuthMount, Action::Update) => {
+            let mut body = body_with_secrets(change, secrets)?;
+            body.remove("type");
+            vault
+                .write(&format!("{path}/tune"), &Value::Object(body))
+                .await
+                .map(|_| ())
+                .map_err(err)
+        }
+        (_, Action::Create | Action::Update) => {
+            let body = body_with_secrets(change, secrets)?;
+            vault
+                .write(path, &Value::Object(body))
+                .await
+                .map(|_| ())
+                .map_err(err)
+        }
+        (_, Action::NoOp | Action::Replace) => Err(ApplyError::Unsupported {
+            addr: addr.clone(),
+            why: format!(
+                "{:?} is not an action for a {:?}",
+                change.action, change.kind
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parents_of_each_kind() {
+        let p = |a: &str, k| parent_mount(&Addr::vault(a), k).map(|a| a.to_string());
+        assert_eq!(
+            p("pki/int/roles/web", ResourceKind::Role).as_deref(),
+            Some("vault:sys/mounts/pki/int")
+        );
+        assert_eq!(
+            p("pki/config/urls", ResourceKind::MountUrls).as_deref(),
+            Some("vault:sys/mounts/pki")
+        );
+        assert_eq!(
+            p("auth/k8s/config", ResourceKind::AuthConfig).as_deref(),
+            Some("vault:sys/auth/k8s")
+        );
+        assert_eq!(
+            p("auth/approle/role/cm", ResourceKind::AppRole).as_deref(),
+            Some("vault:sys/auth/approle")
+        );
+        assert_eq!(p("sys/policies/acl/x", ResourceKind::Policy), None);
+    }
+
+    #[test]
+    fn sameness_ignores_order_and_empty_forms() {
+        assert!(same(Some(&json!(["a", "b"])), Some(&json!(["b", "a"]))));
+        assert!(same(None, Some(&json!([]))));
+        assert!(same(Some(&Value::Null), Some(&json!(""))));
+        assert!(same(Some(&json!(60)), Some(&json!(60.0))));
+        assert!(!same(Some(&json!(60)), Some(&json!(61))));
+        assert!(!same(None, Some(&json!("x"))));
+    }
+
+    #[test]
+    fn secrets_are_read_into_the_body_only() {
+        let addr = Addr::vault("auth/kubernetes/config");
+        let change = Change {
+            addr: addr.clone(),
+            kind: ResourceKind::AuthConfig,
+            action: Action::Create,
+            before: None,
+            after: Some(
+                [
+                    ("kubernetes_host".to_string(), json!("https://k")),
+                    ("token_reviewer_jwt".to_string(), json!("(sensitive)")),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+            sensitive: vec!["token_reviewer_jwt".into()],
+            reason: None,
+            ca: None,
+            depends_on: vec![],
+        };
+        let mut sources = SecretSources::new();
+        let e = body_with_secrets(&change, &sources).unwrap_err();
+        assert!(e.to_string().contains("token_reviewer_jwt"), "{e}");
+        sources.entry(addr).or_default().insert(
+            "token_reviewer_jwt".into(),
+            Source::Value("eyJ.secret.jwt\n".into()),
+        );
+        let body = body_with_secrets(&change, &sources).unwrap();
+        assert_eq!(body["token_reviewer_jwt"], json!("eyJ.secret.jwt"));
+        assert_eq!(body["kubernetes_host"], json!("https://k"));
+    }
+}

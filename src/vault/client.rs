@@ -1,0 +1,614 @@
+//! The raw Vault API: one authenticated HTTP client per run, and the four
+//! calls everything else is made of (`read`, `list`, `write`, `delete`, plus
+//! `patch`). Every call has a timeout; every failure is one line that names
+//! the path; no request body is ever logged or copied into an error.
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use super::connect::{AuthSettings, VaultSettings};
+use super::{VaultError, error_chain};
+use crate::model::Sensitive;
+
+/// How many requests a [`Vault`] made, by kind (for benchmarks and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// GET and LIST (including the health check).
+    pub reads: u64,
+    /// POST, PATCH and DELETE (logins excluded).
+    pub writes: u64,
+    /// Login calls.
+    pub logins: u64,
+}
+
+/// The kind of a call, as Vault's audit log names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Read,
+    List,
+    Write,
+    Patch,
+    Delete,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::List => "list",
+            Op::Write => "write",
+            Op::Patch => "patch",
+            Op::Delete => "delete",
+        }
+    }
+
+    /// The policy capability the call needs.
+    fn capability(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::List => "list",
+            Op::Write => "update",
+            Op::Patch => "patch",
+            Op::Delete => "delete",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Op::Read => Method::GET,
+            Op::List => Method::from_bytes(b"LIST").unwrap_or(Method::GET),
+            Op::Write => Method::POST,
+            Op::Patch => Method::PATCH,
+            Op::Delete => Method::DELETE,
+        }
+    }
+}
+
+/// A reply: status and parsed JSON body (if any).
+struct Reply {
+    status: StatusCode,
+    body: Option<Value>,
+}
+
+/// A connected, logged-in Vault.
+pub struct Vault {
+    http: reqwest::Client,
+    /// `<address>/v1`.
+    base: Url,
+    addr: String,
+    token: Option<HeaderValue>,
+    namespace: Option<HeaderValue>,
+    timeout_secs: u64,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    logins: AtomicU64,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("addr", &self.addr)
+            .field("logged_in", &self.token.is_some())
+            .finish()
+    }
+}
+
+/// rustls needs one process-wide crypto provider; certplane uses ring
+/// everywhere (kube selects it too).
+pub(crate) fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Vault {
+    /// Connects: checks `sys/health` (sealed, uninitialised), then logs in
+    /// once (none for a token, whose validity is checked with one
+    /// `auth/token/lookup-self`).
+    pub async fn connect(settings: &VaultSettings) -> Result<Vault, VaultError> {
+        let mut vault = Self::unauthenticated(settings)?;
+        vault.check_health().await?;
+        match &settings.auth {
+            AuthSettings::Token { token } => {
+                let from = token.describe();
+                let secret = token.read().map_err(|source| VaultError::Source {
+                    what: "the vault token".into(),
+                    source,
+                })?;
+                vault.set_token(&secret, &from)?;
+                vault.lookup_self(&from).await?;
+            }
+            AuthSettings::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => {
+                let sid = secret_id.read().map_err(|source| VaultError::Source {
+                    what: format!("the AppRole secret ID ({})", secret_id.describe()),
+                    source,
+                })?;
+                let body =
+                    serde_json::json!({"role_id": role_id, "secret_id": sid.expose().trim()});
+                vault.login("approle", mount, &body).await?;
+            }
+            AuthSettings::Jwt { mount, role, jwt } => {
+                let token = jwt.read().map_err(|source| VaultError::Source {
+                    what: format!("the JWT ({})", jwt.describe()),
+                    source,
+                })?;
+                let body = serde_json::json!({"role": role, "jwt": token.expose().trim()});
+                vault.login("jwt", mount, &body).await?;
+            }
+            AuthSettings::Kubernetes { mount, role, jwt } => {
+                let token = jwt.read().map_err(|source| VaultError::Source {
+                    what: format!("the service account token ({})", jwt.describe()),
+                    source,
+                })?;
+                let body = serde_json::json!({"role": role, "jwt": token.expose().trim()});
+                vault.login("kubernetes", mount, &body).await?;
+            }
+        }
+        Ok(vault)
+    }
+
+    /// A client without a token (health checks, logins).
+    fn unauthenticated(settings: &VaultSettings) -> Result<Vault, VaultError> {
+        install_crypto_provider();
+        let address = super::connect::check_address(&settings.address)?;
+        let mut base = Url::parse(&address).map_err(|e| VaultError::InvalidAddress {
+            address: address.clone(),
+            why: e.to_string(),
+        })?;
+        base.path_segments_mut()
+            .map_err(|()| VaultError::InvalidAddress {
+                address: address.clone(),
+                why: "it cannot be a base URL".into(),
+            })?
+            .pop_if_empty()
+            .push("v1");
+
+        let mut b = reqwest::Client::builder()
+            .tls_backend_rustls()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .user_agent(concat!("certplane/", env!("CARGO_PKG_VERSION")))
+            .tls_danger_accept_invalid_certs(settings.skip_verify);
+        if let Some(path) = &settings.ca_bundle {
+            let tls = |why: String| VaultError::Tls {
+                path: path.display().to_string(),
+                why,
+            };
+            let pem = std::fs::read(path).map_err(|e| tls(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls(error_chain(&e)))?;
+            if certs.is_empty() {
+                return Err(tls("no PEM certificate in it".into()));
+            }
+            b = b.tls_certs_only(certs);
+        } else if address.starts_with("http://") {
+            // Plain HTTP needs no roots; skipping the platform verifier keeps
+            // a machine without system roots working (reqwest issue 2988).
+            b = b.tls_certs_only(Vec::new());
+        }
+        if let (Some(cert), Some(key)) = (&settings.client_cert, &settings.client_key) {
+            let mut pem = std::fs::read(cert).map_err(|e| VaultError::Tls {
+                path: cert.display().to_string(),
+                why: e.to_string(),
+            })?;
+            let key_pem = std::fs::read(key).map_err(|e| VaultError::Tls {
+                path: key.display().to_string(),
+                why: e.to_string(),
+            })?;
+            pem.push(b'\n');
+            pem.extend_from_slice(&key_pem);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|_| VaultError::Tls {
+                path: format!("{} + {}", cert.display(), key.display()),
+                why: "not a PEM certificate and private key pair".into(),
+            })?;
+            b = b.identity(identity);
+        }
+        let http = b.build().map_err(|e| VaultError::Client {
+            cause: error_chain(&e),
+        })?;
+        let namespace = match settings.namespace.as_deref().map(str::trim) {
+            Some(ns) if !ns.is_empty() => {
+                Some(
+                    HeaderValue::from_str(ns).map_err(|_| VaultError::InvalidSetting {
+                        name: "namespace".into(),
+                        value: ns.to_string(),
+                        why: "it must be printable ASCII".into(),
+                    })?,
+                )
+            }
+            _ => None,
+        };
+        Ok(Vault {
+            http,
+            base,
+            addr: address,
+            token: None,
+            namespace,
+            timeout_secs: settings.request_timeout.as_secs(),
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            logins: AtomicU64::new(0),
+        })
+    }
+
+    fn set_token(&mut self, token: &Sensitive, from: &str) -> Result<(), VaultError> {
+        let t = token.expose().trim();
+        if t.is_empty() {
+            return Err(VaultError::NoToken);
+        }
+        if !t.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+            return Err(VaultError::MalformedToken {
+                from: from.to_string(),
+            });
+        }
+        let mut value = HeaderValue::from_str(t).map_err(|_| VaultError::MalformedToken {
+            from: from.to_string(),
+        })?;
+        value.set_sensitive(true);
+        self.token = Some(value);
+        Ok(())
+    }
+
+    /// `GET sys/health` with codes that make every state answer 200, so the
+    /// state can be told apart in one line.
+    async fn check_health(&self) -> Result<(), VaultError> {
+        let path = "sys/health";
+        let mut url = self.url(path);
+        url.query_pairs_mut()
+            .append_pair("standbyok", "true")
+            .append_pair("perfstandbyok", "true")
+            .append_pair("sealedcode", "200")
+            .append_pair("uninitcode", "200");
+        let reply = self.send_url(Op::Read, path, url, None, false).await?;
+        if !reply.status.is_success() {
+            return Err(self.api_error(Op::Read, path, &reply, None));
+        }
+        let body = reply.body.unwrap_or(Value::Null);
+        let flag = |k: &str| body.get(k).and_then(Value::as_bool);
+        let (Some(initialized), Some(sealed)) = (flag("initialized"), flag("sealed")) else {
+            return Err(VaultError::BadReply {
+                op: "read",
+                path: path.into(),
+                why: "no initialized/sealed flags; is this a Vault or OpenBao server?".into(),
+            });
+        };
+        if !initialized {
+            return Err(VaultError::Uninitialized {
+                addr: self.addr.clone(),
+            });
+        }
+        if sealed {
+            return Err(VaultError::Sealed {
+                addr: self.addr.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn lookup_self(&self, from: &str) -> Result<(), VaultError> {
+        match self.read("auth/token/lookup-self").await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) | Err(VaultError::PermissionDenied { .. }) => Err(VaultError::TokenInvalid {
+                from: from.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST auth/<mount>/login`; keeps the token it returns.
+    async fn login(
+        &mut self,
+        method: &'static str,
+        mount: &str,
+        body: &Value,
+    ) -> Result<(), VaultError> {
+        let path = format!("auth/{}/login", mount.trim_matches('/'));
+        self.logins.fetch_add(1, Ordering::Relaxed);
+        let url = self.url(&path);
+        let reply = self
+            .send_url(Op::Write, &path, url, Some(body), false)
+            .await?;
+        if !reply.status.is_success() {
+            return Err(VaultError::LoginFailed {
+                method,
+                path,
+                status: reply.status.as_u16(),
+                message: redact(&vault_errors(reply.body.as_ref()), Some(body)),
+            });
+        }
+        let token = reply
+            .body
+            .as_ref()
+            .and_then(|b| b.pointer("/auth/client_token"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| VaultError::BadReply {
+                op: "write",
+                path: path.clone(),
+                why: "no auth.client_token in the login reply".into(),
+            })?;
+        self.set_token(
+            &Sensitive::new(token.to_string()),
+            &format!("{method} login"),
+        )
+    }
+
+    /// The Vault address.
+    pub fn address(&self) -> &str {
+        &self.addr
+    }
+
+    /// Requests made so far.
+    pub fn requests_made(&self) -> RequestCounts {
+        RequestCounts {
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            logins: self.logins.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `GET <path>`: the reply's `data`; `None` when Vault answers 404.
+    pub async fn read(&self, path: &str) -> Result<Option<Value>, VaultError> {
+        self.call_data(Op::Read, path, None).await
+    }
+
+    /// `LIST <path>`: the reply's `data` (`keys`, `key_info`); `None` on 404
+    /// (which is also how Vault says "empty").
+    pub async fn list(&self, path: &str) -> Result<Option<Value>, VaultError> {
+        self.call_data(Op::List, path, None).await
+    }
+
+    /// `POST <path>` with a JSON body: the reply's `data`, if any.
+    pub async fn write(&self, path: &str, body: &Value) -> Result<Option<Value>, VaultError> {
+        self.call_data(Op::Write, path, Some(body))
+            .await?
+            .map_or(Ok(None), |d| Ok(Some(d)))
+    }
+
+    /// `PATCH <path>` with a JSON merge patch: the reply's `data`, if any.
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Option<Value>, VaultError> {
+        self.call_data(Op::Patch, path, Some(body)).await
+    }
+
+    /// `DELETE <path>`. Deleting what is already gone is not an error.
+    pub async fn delete(&self, path: &str) -> Result<(), VaultError> {
+        self.call_data(Op::Delete, path, None).await.map(|_| ())
+    }
+
+    async fn call_data(
+        &self,
+        op: Op,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, VaultError> {
+        let url = self.url(path);
+        let reply = self.send_url(op, path, url, body, true).await?;
+        if reply.status == StatusCode::NOT_FOUND && matches!(op, Op::Read | Op::List | Op::Delete) {
+            return Ok(None);
+        }
+        if !reply.status.is_success() {
+            return Err(self.api_error(op, path, &reply, body));
+        }
+        match reply.body {
+            None => Ok(None),
+            Some(Value::Object(mut map)) => match map.remove("data") {
+                Some(Value::Null) | None if matches!(op, Op::Read | Op::List) => {
+                    Err(VaultError::BadReply {
+                        op: op.name(),
+                        path: path.to_string(),
+                        why: "the reply has no data".into(),
+                    })
+                }
+                Some(Value::Null) | None => Ok(None),
+                Some(d) => Ok(Some(d)),
+            },
+            Some(_) => Err(VaultError::BadReply {
+                op: op.name(),
+                path: path.to_string(),
+                why: "the reply is not a JSON object".into(),
+            }),
+        }
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segs) = url.path_segments_mut() {
+            segs.extend(path.split('/').filter(|s| !s.is_empty()));
+        }
+        url
+    }
+
+    async fn send_url(
+        &self,
+        op: Op,
+        path: &str,
+        url: Url,
+        body: Option<&Value>,
+        with_token: bool,
+    ) -> Result<Reply, VaultError> {
+        match op {
+            Op::Read | Op::List => self.reads.fetch_add(1, Ordering::Relaxed),
+            _ if with_token => self.writes.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        let mut req = self
+            .http
+            .request(op.method(), url)
+            .header("X-Vault-Request", "true");
+        if with_token && let Some(t) = &self.token {
+            req = req.header("X-Vault-Token", t.clone());
+        }
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns.clone());
+        }
+        if let Some(b) = body {
+            let content_type = if op == Op::Patch {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
+            let bytes = serde_json::to_vec(b).map_err(|e| VaultError::Client {
+                cause: e.to_string(),
+            })?;
+            req = req.header(CONTENT_TYPE, content_type).body(bytes);
+        }
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                VaultError::Timeout {
+                    addr: self.addr.clone(),
+                    op: op.name(),
+                    path: path.to_string(),
+                    secs: self.timeout_secs,
+                }
+            } else {
+                VaultError::Unreachable {
+                    addr: self.addr.clone(),
+                    cause: error_chain(&e.without_url()),
+                }
+            }
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => Some(v),
+                Err(_) if !status.is_success() => None,
+                Err(e) => {
+                    return Err(VaultError::BadReply {
+                        op: op.name(),
+                        path: path.to_string(),
+                        why: format!("not JSON ({e})"),
+                    });
+                }
+            }
+        };
+        Ok(Reply { status, body })
+    }
+
+    fn api_error(&self, op: Op, path: &str, reply: &Reply, body: Option<&Value>) -> VaultError {
+        let message = redact(&vault_errors(reply.body.as_ref()), body);
+        if reply.status == StatusCode::FORBIDDEN {
+            return VaultError::PermissionDenied {
+                op: op.name(),
+                path: path.to_string(),
+                capability: op.capability(),
+            };
+        }
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE && message.contains("sealed") {
+            return VaultError::Sealed {
+                addr: self.addr.clone(),
+            };
+        }
+        VaultError::Api {
+            op: op.name(),
+            path: path.to_string(),
+            status: reply.status.as_u16(),
+            message,
+        }
+    }
+}
+
+/// Vault's `errors` list as one line.
+fn vault_errors(body: Option<&Value>) -> String {
+    let errors: Vec<String> = body
+        .and_then(|b| b.get("errors"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| match e {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = errors.join("; ").replace(['\n', '\r'], " ");
+    if text.trim().is_empty() {
+        "(no error message)".into()
+    } else {
+        text
+    }
+}
+
+/// Removes from `message` anything the request carried that could be a
+/// secret: every string value of the body of 12 characters or more, and
+/// every such line of a multi-line value (a PEM block).
+pub(crate) fn redact(message: &str, body: Option<&Value>) -> String {
+    fn collect<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => {
+                out.push(s.as_str());
+                out.extend(s.lines().map(str::trim));
+            }
+            Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
+            Value::Object(m) => m.values().for_each(|x| collect(x, out)),
+            _ => {}
+        }
+    }
+    let mut secrets = Vec::new();
+    if let Some(b) = body {
+        collect(b, &mut secrets);
+    }
+    secrets.retain(|s| s.len() >= 12);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = message.to_string();
+    for s in secrets {
+        if out.contains(s) {
+            out = out.replace(s, "(redacted)");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redact_removes_secrets_and_pem_lines() {
+        let body = json!({"secret_id": "0f1e2d3c-aaaa-bbbb-cccc-1234567890ab", "role_id": "short",
+            "pem_bundle": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"});
+        let msg = "invalid secret 0f1e2d3c-aaaa-bbbb-cccc-1234567890ab near MIIEvQIBADANBgkqhkiG9w0BAQEFAASC for short";
+        let out = redact(msg, Some(&body));
+        assert!(!out.contains("0f1e2d3c"), "{out}");
+        assert!(!out.contains("MIIEvQ"), "{out}");
+        assert!(out.contains("for short"), "{out}");
+    }
+
+    #[test]
+    fn vault_errors_are_one_line() {
+        let b = json!({"errors": ["a\nb", "c"]});
+        assert_eq!(vault_errors(Some(&b)), "a b; c");
+        assert_eq!(vault_errors(None), "(no error message)");
+    }
+
+    #[test]
+    fn urls_escape_each_segment() {
+        let s = VaultSettings::with_token(
+            "http://127.0.0.1:8200/",
+            crate::model::Source::Value("t".into()),
+        )
+        .unwrap();
+        let v = Vault::unauthenticated(&s).unwrap();
+        assert_eq!(
+            v.url("pki/roles/a b?x").as_str(),
+            "http://127.0.0.1:8200/v1/pki/roles/a%20b%3Fx"
+        );
+        assert_eq!(
+            v.url("/sys/mounts/").as_str(),
+            "http://127.0.0.1:8200/v1/sys/mounts"
+        );
+    }
+}

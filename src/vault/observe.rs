@@ -1,0 +1,483 @@
+//! Reading the live state of every desired resource, in the shape the
+//! desired side is built in ([`crate::state::Observed`]).
+//!
+//! Mounts and auth mounts come from one `GET sys/mounts` and one
+//! `GET sys/auth`; a resource under a mount that does not exist is absent
+//! without a request; everything else is read in parallel, at most
+//! [`CONCURRENCY`] requests at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::stream::{self, StreamExt};
+use serde_json::{Value, json};
+
+use super::normalize::{duration_secs, normalize_fields};
+use super::{Vault, VaultError};
+use crate::addr::Addr;
+use crate::pki::x509;
+use crate::state::{CaMethod, Desired, Fields, Observed, ObservedIssuer, ResourceKind, Signer};
+
+/// Most requests in flight at once.
+pub const CONCURRENCY: usize = 16;
+
+/// The live mount tables (`sys/mounts`, `sys/auth`), keyed by path without
+/// the trailing `/`.
+#[derive(Default)]
+pub(crate) struct MountTables {
+    secrets: Option<BTreeMap<String, Value>>,
+    auth: Option<BTreeMap<String, Value>>,
+}
+
+async fn mount_table(vault: &Vault, path: &str) -> Result<BTreeMap<String, Value>, VaultError> {
+    let data = vault.read(path).await?.unwrap_or(Value::Null);
+    let Value::Object(map) = data else {
+        return Err(VaultError::BadReply {
+            op: "read",
+            path: path.into(),
+            why: "the mount table is not an object".into(),
+        });
+    };
+    Ok(map
+        .into_iter()
+        .filter(|(_, v)| v.is_object())
+        .map(|(k, v)| (k.trim_end_matches('/').to_string(), v))
+        .collect())
+}
+
+impl MountTables {
+    pub(crate) async fn load(vault: &Vault, secrets: bool, auth: bool) -> Result<Self, VaultError> {
+        let (s, a) = futures::join!(
+            async {
+                if secrets {
+                    mount_table(vault, "sys/mounts").await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+            async {
+                if auth {
+                    mount_table(vault, "sys/auth").await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+        );
+        Ok(MountTables {
+            secrets: s?,
+            auth: a?,
+        })
+    }
+
+    fn secret_mount(&self, path: &str) -> Option<&Value> {
+        self.secrets.as_ref()?.get(path.trim_matches('/'))
+    }
+
+    fn auth_mount(&self, path: &str) -> Option<&Value> {
+        self.auth.as_ref()?.get(path.trim_matches('/'))
+    }
+
+    /// Whether the secrets mount holding `path` exists (longest prefix).
+    fn has_secret_mount_for(&self, path: &str) -> bool {
+        self.secrets
+            .as_ref()
+            .is_some_and(|m| m.keys().any(|k| path.starts_with(&format!("{k}/"))))
+    }
+
+    /// Whether the auth mount holding `auth/<path>` exists.
+    fn has_auth_mount_for(&self, path: &str) -> bool {
+        let Some(rest) = path.strip_prefix("auth/") else {
+            return false;
+        };
+        self.auth
+            .as_ref()
+            .is_some_and(|m| m.keys().any(|k| rest.starts_with(&format!("{k}/"))))
+    }
+}
+
+fn needs_secret_table(kind: ResourceKind) -> bool {
+    matches!(
+        kind,
+        ResourceKind::Mount
+            | ResourceKind::MountUrls
+            | ResourceKind::MountCrl
+            | ResourceKind::Role
+            | ResourceKind::Issuer
+    )
+}
+
+fn needs_auth_table(kind: ResourceKind) -> bool {
+    matches!(
+        kind,
+        ResourceKind::AuthMount
+            | ResourceKind::AuthConfig
+            | ResourceKind::KubernetesAuthRole
+            | ResourceKind::AppRole
+    )
+}
+
+/// The fields of a mount table entry: `type`, `description` and the
+/// `config` durations, in seconds.
+fn mount_fields(entry: &Value) -> Fields {
+    let mut f = Fields::new();
+    for key in ["type", "description"] {
+        if let Some(v) = entry.get(key) {
+            f.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(Value::Object(config)) = entry.get("config") {
+        for (k, v) in config {
+            let v = duration_secs(v).map_or_else(|| v.clone(), Value::from);
+            f.insert(k.clone(), v);
+        }
+    }
+    f
+}
+
+fn data_fields(path: &str, data: Value) -> Result<Fields, VaultError> {
+    match data {
+        Value::Object(map) => Ok(normalize_fields(map)),
+        _ => Err(VaultError::BadReply {
+            op: "read",
+            path: path.into(),
+            why: "data is not an object".into(),
+        }),
+    }
+}
+
+/// Reads one resource that is not an issuer, given the mount tables.
+pub(crate) async fn read_resource(
+    vault: &Vault,
+    tables: &MountTables,
+    addr: &Addr,
+    kind: ResourceKind,
+) -> Result<Option<Fields>, VaultError> {
+    let Some(path) = addr.vault_path() else {
+        return Ok(None);
+    };
+    match kind {
+        ResourceKind::Mount => Ok(path
+            .strip_prefix("sys/mounts/")
+            .and_then(|p| tables.secret_mount(p))
+            .map(mount_fields)),
+        ResourceKind::AuthMount => Ok(path
+            .strip_prefix("sys/auth/")
+            .and_then(|p| tables.auth_mount(p))
+            .map(mount_fields)),
+        ResourceKind::Policy => match vault.read(path).await? {
+            Some(d) => data_fields(path, d).map(Some),
+            None => Ok(None),
+        },
+        ResourceKind::MountUrls | ResourceKind::MountCrl | ResourceKind::Role => {
+            if !tables.has_secret_mount_for(path) {
+                return Ok(None);
+            }
+            match vault.read(path).await? {
+                Some(d) => data_fields(path, d).map(Some),
+                None => Ok(None),
+            }
+        }
+        ResourceKind::AuthConfig | ResourceKind::KubernetesAuthRole | ResourceKind::AppRole => {
+            if !tables.has_auth_mount_for(path) {
+                return Ok(None);
+            }
+            match vault.read(path).await? {
+                Some(d) => data_fields(path, d).map(Some),
+                None => Ok(None),
+            }
+        }
+        ResourceKind::Issuer => {
+            let Some((mount, name)) = path.rsplit_once("/issuer/") else {
+                return Ok(None);
+            };
+            if tables.secret_mount(mount).is_none() {
+                return Ok(None);
+            }
+            let issuers = observe_issuers(vault, mount).await?;
+            let found = issuers
+                .iter()
+                .find(|i| i.name == name)
+                .or_else(|| (name == "default").then(|| issuers.iter().find(|i| i.is_default))?);
+            Ok(found.map(issuer_fields))
+        }
+    }
+}
+
+/// The facts of a live issuer as fields (for re-checks and display).
+pub fn issuer_fields(i: &ObservedIssuer) -> Fields {
+    let mut f = Fields::new();
+    f.insert("issuer_id".into(), json!(i.id));
+    f.insert("issuer_name".into(), json!(i.name));
+    f.insert("common_name".into(), json!(i.common_name));
+    f.insert("issued_by".into(), json!(i.issued_by));
+    f.insert("key_type".into(), json!(i.key_type.map(|k| k.as_str())));
+    f.insert("key_bits".into(), json!(i.key_bits));
+    f.insert("not_after".into(), json!(i.not_after));
+    f.insert("certificate_sha256".into(), json!(i.cert_sha256));
+    f.insert("is_default".into(), json!(i.is_default));
+    f
+}
+
+/// Reads the live state of one resource (used by apply to re-check a change
+/// just before making it).
+pub async fn observe_one(
+    vault: &Vault,
+    addr: &Addr,
+    kind: ResourceKind,
+) -> Result<Option<Fields>, VaultError> {
+    let tables = MountTables::load(vault, needs_secret_table(kind), needs_auth_table(kind)).await?;
+    read_resource(vault, &tables, addr, kind).await
+}
+
+/// The issuers of a PKI mount that hold a key (the CAs that can sign).
+/// Issuers imported only as part of a chain (a parent's certificate, no key)
+/// are left out: they are not this mount's CA. A mount without issuers gives
+/// an empty list.
+pub async fn observe_issuers(
+    vault: &Vault,
+    mount: &str,
+) -> Result<Vec<ObservedIssuer>, VaultError> {
+    let mount = mount.trim_matches('/');
+    let list_path = format!("{mount}/issuers");
+    let Some(list) = vault.list(&list_path).await? else {
+        return Ok(Vec::new());
+    };
+    let keys: Vec<String> = list
+        .get("keys")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let info = list.get("key_info").and_then(Value::as_object);
+    // Keyed issuers only, when the list says which have a key.
+    let keyed: Vec<String> = keys
+        .into_iter()
+        .filter(|id| {
+            info.and_then(|i| i.get(id))
+                .and_then(|e| e.get("key_id"))
+                .and_then(Value::as_str)
+                .is_none_or(|k| !k.is_empty())
+        })
+        .collect();
+    if keyed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let default_from_list: Option<Option<String>> = info.map(|i| {
+        keyed
+            .iter()
+            .find(|id| {
+                i.get(id.as_str())
+                    .and_then(|e| e.get("is_default"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            })
+            .cloned()
+    });
+    let has_default_flags = info.is_some_and(|i| {
+        keyed.iter().all(|id| {
+            i.get(id.as_str())
+                .and_then(|e| e.get("is_default"))
+                .is_some()
+        })
+    });
+    let default_id = match default_from_list {
+        Some(d) if has_default_flags => d,
+        _ => {
+            let path = format!("{mount}/config/issuers");
+            vault
+                .read(&path)
+                .await?
+                .and_then(|d| d.get("default").and_then(Value::as_str).map(str::to_string))
+                .filter(|s| !s.is_empty())
+        }
+    };
+    let reads = stream::iter(keyed.into_iter().map(|id| {
+        let default_id = default_id.clone();
+        async move { read_issuer(vault, mount, &id, default_id.as_deref()).await }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    let mut out = Vec::new();
+    for r in reads {
+        if let Some(i) = r? {
+            out.push(i);
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+async fn read_issuer(
+    vault: &Vault,
+    mount: &str,
+    id: &str,
+    default_id: Option<&str>,
+) -> Result<Option<ObservedIssuer>, VaultError> {
+    let path = format!("{mount}/issuer/{id}");
+    let Some(data) = vault.read(&path).await? else {
+        return Ok(None);
+    };
+    let bad = |why: String| VaultError::BadReply {
+        op: "read",
+        path: path.clone(),
+        why,
+    };
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    if text("key_id").is_empty() {
+        return Ok(None);
+    }
+    let pem = text("certificate");
+    let info = x509::parse_pem(&pem).map_err(|e| bad(format!("its certificate: {e}")))?;
+    let issuer_id = match text("issuer_id") {
+        s if s.is_empty() => id.to_string(),
+        s => s,
+    };
+    Ok(Some(ObservedIssuer {
+        is_default: default_id == Some(issuer_id.as_str()),
+        id: issuer_id,
+        name: text("issuer_name"),
+        common_name: info.common_name,
+        issued_by: info.issued_by,
+        key_type: info.key_type,
+        key_bits: info.key_bits,
+        not_after: info.not_after,
+        max_path_length: info.path_len,
+        cert_sha256: info.sha256,
+    }))
+}
+
+/// The PKI mounts whose issuers the desired state needs: every mount with a
+/// declared CA, and every parent mount that signs one.
+fn issuer_mounts(desired: &Desired) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for r in &desired.resources {
+        let Some(ca) = &r.ca else { continue };
+        out.insert(ca.mount.trim_matches('/').to_string());
+        if let CaMethod::Intermediate {
+            signer: Signer::Mount { mount, .. },
+            ..
+        } = &ca.method
+        {
+            out.insert(mount.trim_matches('/').to_string());
+        }
+    }
+    out
+}
+
+enum Task<'a> {
+    Resource(&'a Addr, ResourceKind),
+    Issuers(String),
+}
+
+enum Found {
+    Resource(Addr, Option<Fields>),
+    Issuers(String, Vec<ObservedIssuer>),
+}
+
+/// Reads the live state of every desired resource.
+pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, VaultError> {
+    let mounts = issuer_mounts(desired);
+    let kinds: Vec<ResourceKind> = desired.resources.iter().map(|r| r.kind).collect();
+    let tables = MountTables::load(
+        vault,
+        !mounts.is_empty() || kinds.iter().any(|k| needs_secret_table(*k)),
+        kinds.iter().any(|k| needs_auth_table(*k)),
+    )
+    .await?;
+
+    let mut tasks: Vec<Task<'_>> = desired
+        .resources
+        .iter()
+        .filter(|r| r.kind != ResourceKind::Issuer)
+        .map(|r| Task::Resource(&r.addr, r.kind))
+        .collect();
+    tasks.extend(
+        mounts
+            .into_iter()
+            .filter(|m| tables.secret_mount(m).is_some())
+            .map(Task::Issuers),
+    );
+
+    let tables = &tables;
+    let results = stream::iter(tasks.into_iter().map(|task| async move {
+        match task {
+            Task::Resource(addr, kind) => read_resource(vault, tables, addr, kind)
+                .await
+                .map(|f| Found::Resource(addr.clone(), f)),
+            Task::Issuers(mount) => observe_issuers(vault, &mount)
+                .await
+                .map(|i| Found::Issuers(mount, i)),
+        }
+    }))
+    .buffer_unordered(CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+
+    let mut observed = Observed {
+        now: unix_now(),
+        ..Observed::default()
+    };
+    for r in results {
+        match r? {
+            Found::Resource(addr, Some(fields)) => {
+                observed.resources.insert(addr, fields);
+            }
+            Found::Resource(_, None) => {}
+            Found::Issuers(mount, issuers) => {
+                observed.issuers.insert(mount, issuers);
+            }
+        }
+    }
+    Ok(observed)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_entries_become_seconds() {
+        let entry = json!({"type": "pki", "description": "d", "accessor": "x",
+            "config": {"default_lease_ttl": 0, "max_lease_ttl": 315360000, "force_no_cache": false}});
+        let f = mount_fields(&entry);
+        assert_eq!(f["type"], json!("pki"));
+        assert_eq!(f["description"], json!("d"));
+        assert_eq!(f["max_lease_ttl"], json!(315_360_000));
+        assert_eq!(f["default_lease_ttl"], json!(0));
+        assert!(!f.contains_key("accessor"));
+    }
+
+    #[test]
+    fn children_of_missing_mounts_are_absent() {
+        let mut secrets = BTreeMap::new();
+        secrets.insert("pki/int".to_string(), json!({}));
+        let mut auth = BTreeMap::new();
+        auth.insert("kubernetes".to_string(), json!({}));
+        let t = MountTables {
+            secrets: Some(secrets),
+            auth: Some(auth),
+        };
+        assert!(t.has_secret_mount_for("pki/int/roles/web"));
+        assert!(!t.has_secret_mount_for("pki/roles/web"));
+        assert!(t.has_auth_mount_for("auth/kubernetes/role/x"));
+        assert!(!t.has_auth_mount_for("auth/approle/role/x"));
+        assert!(!t.has_auth_mount_for("kubernetes/role/x"));
+    }
+}
