@@ -18,7 +18,7 @@ pub struct Style {
 }
 
 impl Style {
-    fn paint(&self, code: &str, text: &str) -> String {
+    pub(crate) fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
         } else {
@@ -72,9 +72,15 @@ fn field_lines(out: &mut String, c: &Change, style: Style) {
                 sensitive_unset || !same_value(&a[*k], b)
             })
             .collect(),
+        // A replaced CA: only the identity fields that the live issuer has
+        // and that differ (lifetime is not known from the live side).
         (Action::Replace, Some(a)) => a
             .keys()
-            .filter(|k| !same_value(&a[*k], before.and_then(|b| b.get(*k))))
+            .filter(|k| {
+                before
+                    .and_then(|b| b.get(*k))
+                    .is_some_and(|b| !same_value(&a[*k], Some(b)))
+            })
             .collect(),
         (_, Some(a)) => a.keys().collect(),
         (_, None) => before.map(|b| b.keys().collect()).unwrap_or_default(),
