@@ -1,0 +1,204 @@
+//! Connecting to a real OpenBao: token and AppRole login, and the one-line
+//! errors of a sealed, unreachable or misconfigured Vault.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use certplane::model::Source;
+use certplane::vault::{AuthSettings, Vault, VaultError, VaultSettings};
+use common::OpenBao;
+
+fn token_settings(addr: &str, token: &str) -> VaultSettings {
+    VaultSettings::with_token(addr, Source::Value(token.to_string())).unwrap()
+}
+
+fn logins(bao: &OpenBao) -> Vec<String> {
+    bao.audit_entries()
+        .into_iter()
+        .filter(|(_, p)| p.ends_with("/login"))
+        .map(|(_, p)| p)
+        .collect()
+}
+
+#[tokio::test]
+async fn token_login_checks_the_token_once_and_reads() {
+    let bao = OpenBao::start_with_audit();
+    let vault = Vault::connect(&token_settings(&bao.addr(), bao.token()))
+        .await
+        .unwrap();
+    let mounts = vault.read("sys/mounts").await.unwrap().unwrap();
+    assert!(
+        mounts.get("secret/").is_some() || mounts.get("sys/").is_some(),
+        "{mounts}"
+    );
+    let lookups = bao
+        .audit_entries()
+        .into_iter()
+        .filter(|(_, p)| p == "auth/token/lookup-self")
+        .count();
+    assert_eq!(lookups, 1);
+    assert!(logins(&bao).is_empty());
+    let n = vault.requests_made();
+    assert_eq!((n.writes, n.logins), (0, 0));
+    assert!(n.reads >= 3, "{n:?}");
+    // A missing path is None, not an error.
+    assert!(vault.read("sys/policies/acl/nope").await.unwrap().is_none());
+    assert!(vault.list("pki/issuers").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_bad_token_is_invalid_or_expired() {
+    let bao = OpenBao::start();
+    let err = Vault::connect(&token_settings(&bao.addr(), "s.not-a-real-token"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::TokenInvalid { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("invalid or expired"), "{msg}");
+    assert!(!msg.contains("s.not-a-real-token"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_be_a_header_is_an_error_not_a_panic() {
+    let bao = OpenBao::start();
+    let err = Vault::connect(&token_settings(&bao.addr(), "abc\ndef ghi"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::MalformedToken { .. }), "{err}");
+    assert!(!err.to_string().contains("ghi"), "{err}");
+}
+
+#[tokio::test]
+async fn approle_logs_in_exactly_once() {
+    let bao = OpenBao::start_with_audit();
+    bao.bao_ok(&["auth", "enable", "approle"]);
+    bao.bao_ok(&[
+        "write",
+        "auth/approle/role/certplane",
+        "token_policies=default",
+        "token_ttl=10m",
+    ]);
+    let role_id = bao.bao_json(&["read", "auth/approle/role/certplane/role-id"])["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = bao.bao_json(&["write", "-f", "auth/approle/role/certplane/secret-id"])["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_file = bao.dir().join("secret-id");
+    std::fs::write(&secret_file, format!("{secret_id}\n")).unwrap();
+
+    let mut settings = token_settings(&bao.addr(), "unused");
+    settings.auth = AuthSettings::AppRole {
+        mount: "approle".into(),
+        role_id: role_id.clone(),
+        secret_id: Source::File(secret_file),
+    };
+    let before = logins(&bao).len();
+    let vault = Vault::connect(&settings).await.unwrap();
+    // The token works: lookup-self is allowed by the default policy.
+    assert!(
+        vault
+            .read("auth/token/lookup-self")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        vault
+            .read("auth/token/lookup-self")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(logins(&bao).len() - before, 1, "{:?}", logins(&bao));
+    assert_eq!(vault.requests_made().logins, 1);
+    // The token has no rights on sys/mounts: the error names the path.
+    let err = vault.read("sys/mounts").await.unwrap_err();
+    assert!(matches!(err, VaultError::PermissionDenied { .. }), "{err}");
+    assert!(err.to_string().contains("sys/mounts"), "{err}");
+
+    // A wrong secret ID: a login error that never shows the secret.
+    settings.auth = AuthSettings::AppRole {
+        mount: "approle".into(),
+        role_id,
+        secret_id: Source::Value("0f1e2d3c-aaaa-bbbb-cccc-1234567890ab".into()),
+    };
+    let err = Vault::connect(&settings).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, VaultError::LoginFailed { .. }), "{msg}");
+    assert!(msg.contains("auth/approle/login"), "{msg}");
+    assert!(!msg.contains("0f1e2d3c-aaaa"), "{msg}");
+    assert!(!format!("{err:?}").contains("0f1e2d3c-aaaa"));
+}
+
+#[tokio::test]
+async fn an_unreachable_vault_is_one_line_and_quick() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    let err = Vault::connect(&token_settings(&addr, "root"))
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let msg = err.to_string();
+    assert!(matches!(err, VaultError::Unreachable { .. }), "{msg}");
+    assert!(
+        msg.starts_with(&format!("cannot reach vault at {addr}: ")),
+        "{msg}"
+    );
+    assert!(
+        msg.to_lowercase().contains("refused"),
+        "the cause is shown: {msg}"
+    );
+    assert!(!msg.contains('\n'), "{msg}");
+}
+
+#[tokio::test]
+async fn a_sealed_vault_says_so() {
+    let bao = OpenBao::start();
+    bao.bao_ok(&["operator", "seal"]);
+    let start = Instant::now();
+    let err = Vault::connect(&token_settings(&bao.addr(), bao.token()))
+        .await
+        .unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "vault at {} is sealed; unseal it (bao operator unseal) and run again",
+            bao.addr()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    // A listener that accepts and then says nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let _hold = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().take(4) {
+            held.push(s);
+            std::thread::sleep(Duration::from_secs(8));
+        }
+    });
+    let mut settings = token_settings(&addr, "root");
+    settings.request_timeout = Duration::from_secs(2);
+    let start = Instant::now();
+    let err = Vault::connect(&settings).await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(err, VaultError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("within 2s"), "{err}");
+}
