@@ -6,3 +6,121 @@
 pub mod openbao;
 
 pub use openbao::OpenBao;
+
+use certplane::addr::Addr;
+use certplane::model::{KeyType, Location};
+use certplane::plan::{Action, CaChange, Change};
+use certplane::state::{CaIdentity, CaMethod, DesiredCa, DesiredResource, Fields, ResourceKind};
+use serde_json::Value;
+
+/// Fields from a JSON object literal.
+pub fn fields(v: Value) -> Fields {
+    match v {
+        Value::Object(m) => m.into_iter().collect(),
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// A desired resource without secrets or dependencies.
+pub fn resource(path: &str, kind: ResourceKind, f: Value) -> DesiredResource {
+    DesiredResource {
+        addr: Addr::vault(path),
+        kind,
+        fields: fields(f),
+        secrets: Default::default(),
+        depends_on: vec![],
+        origin: Location {
+            file: "test.yaml".into(),
+            line: 1,
+            column: 1,
+        },
+        ca: None,
+    }
+}
+
+/// A change to a (non-issuer) resource.
+pub fn change(
+    path: &str,
+    kind: ResourceKind,
+    action: Action,
+    before: Option<Value>,
+    after: Option<Value>,
+) -> Change {
+    Change {
+        addr: Addr::vault(path),
+        kind,
+        action,
+        before: before.map(fields),
+        after: after.map(fields),
+        sensitive: vec![],
+        reason: None,
+        ca: None,
+        depends_on: vec![],
+    }
+}
+
+/// A desired CA.
+pub fn desired_ca(mount: &str, name: Option<&str>, cn: &str, method: CaMethod) -> DesiredCa {
+    DesiredCa {
+        mount: mount.into(),
+        issuer_name: name.map(str::to_string),
+        identity: CaIdentity {
+            common_name: cn.into(),
+            key_type: Some(KeyType::Ec),
+            key_bits: Some(256),
+            issued_by: None,
+            cert_sha256: None,
+        },
+        method,
+        ttl: None,
+        rotate_before: None,
+    }
+}
+
+/// An issuer change.
+pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -> Change {
+    let path = format!(
+        "{}/issuer/{}",
+        ca.mount,
+        ca.issuer_name.as_deref().unwrap_or("default")
+    );
+    Change {
+        addr: Addr::vault(path),
+        kind: ResourceKind::Issuer,
+        action,
+        before: None,
+        after: Some(Fields::new()),
+        sensitive: vec![],
+        reason: None,
+        ca: Some(CaChange {
+            desired: ca,
+            existing_id: existing_id.map(str::to_string),
+            note: None,
+        }),
+        depends_on: vec![],
+    }
+}
+
+/// Root generate parameters.
+pub fn root_params(cn: &str) -> Fields {
+    fields(
+        serde_json::json!({"common_name": cn, "key_type": "ec", "key_bits": 256, "ttl": 87600 * 3600}),
+    )
+}
+
+/// An rcgen CA (certificate PEM, PKCS#8 key PEM).
+pub fn rcgen_ca(cn: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2060, 1, 1);
+    let cert = p.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
