@@ -114,9 +114,9 @@ pub enum ApplyError {
     Vault {
         /// The resource.
         addr: Addr,
-        /// Why.
+        /// Why (boxed: keeps `Result<_, ApplyError>` small).
         #[source]
-        source: VaultError,
+        source: Box<VaultError>,
     },
     /// A secret could not be read.
     #[error("cannot apply {addr}: cannot read {what}")]
@@ -127,7 +127,7 @@ pub enum ApplyError {
         what: String,
         /// Why.
         #[source]
-        source: SourceError,
+        source: Box<SourceError>,
     },
     /// A secret parameter has no source.
     #[error(
@@ -146,7 +146,7 @@ pub enum ApplyError {
         addr: Addr,
         /// Why.
         #[source]
-        source: SignError,
+        source: Box<SignError>,
     },
     /// The CSR file could not be written.
     #[error("cannot write the CSR of {addr} to {}", path.display())]
@@ -173,7 +173,7 @@ impl ApplyError {
     pub(crate) fn vault(addr: &Addr) -> impl FnOnce(VaultError) -> ApplyError + '_ {
         move |source| ApplyError::Vault {
             addr: addr.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 }
@@ -338,6 +338,9 @@ async fn recheck(
 
 /// The body of a write: `after` with the secret parameters read from their
 /// sources.
+// ApplyError names the failing resource (an `Addr`, which is large); it is
+// built once, on the way out of an apply, so its size costs nothing.
+#[allow(clippy::result_large_err)]
 fn body_with_secrets(
     change: &Change,
     secrets: &SecretSources,
@@ -360,7 +363,7 @@ fn body_with_secrets(
         let value = source.read().map_err(|e| ApplyError::Secret {
             addr: change.addr.clone(),
             what: format!("{key} ({})", source.describe()),
-            source: e,
+            source: Box::new(e),
         })?;
         body.insert(
             key.clone(),

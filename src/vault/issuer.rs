@@ -79,6 +79,8 @@ pub(crate) async fn apply_issuer(
 }
 
 /// Checks the mount's issuers are still as the plan saw them.
+// See `body_with_secrets`: a large error, built once on the way out.
+#[allow(clippy::result_large_err)]
 fn recheck(
     change: &Change,
     ca: &CaChange,
@@ -180,7 +182,7 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
                         let key = ca_key.read().map_err(|e| ApplyError::Secret {
                             addr: addr.clone(),
                             what: format!("the signing CA key ({})", ca_key.describe()),
-                            source: e,
+                            source: Box::new(e),
                         })?;
                         let ttl = sign_params
                             .get("ttl")
@@ -193,7 +195,7 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
                         let signed = sign_intermediate_csr(&csr, ca_cert_pem, &key, ttl, max_path)
                             .map_err(|source| ApplyError::Sign {
                                 addr: addr.clone(),
-                                source,
+                                source: Box::new(source),
                             })?;
                         drop(key);
                         format!("{}{}", signed.certificate_pem, signed.chain_pem)
@@ -234,7 +236,7 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
             let pem = bundle.read().map_err(|e| ApplyError::Secret {
                 addr: addr.clone(),
                 what: format!("the CA bundle ({})", bundle.describe()),
-                source: e,
+                source: Box::new(e),
             })?;
             let path = format!("{mount}/issuers/import/bundle");
             let data = vault
@@ -276,11 +278,11 @@ fn str_field(data: Option<&Value>, key: &str) -> Option<String> {
 fn no_field(addr: &Addr, path: &str, key: &str) -> ApplyError {
     ApplyError::Vault {
         addr: addr.clone(),
-        source: VaultError::BadReply {
+        source: Box::new(VaultError::BadReply {
             op: "write",
             path: path.to_string(),
             why: format!("no {key} in the reply"),
-        },
+        }),
     }
 }
 
@@ -408,7 +410,7 @@ async fn find_imported(
         Some(i) => Ok(i.id.clone()),
         None => Err(ApplyError::Vault {
             addr: addr.clone(),
-            source: VaultError::BadReply {
+            source: Box::new(VaultError::BadReply {
                 op: "write",
                 path: path.to_string(),
                 why: match csr_file {
@@ -418,7 +420,7 @@ async fn find_imported(
                     ),
                     None => format!("no issuer with a key of {mount} holds the certificate"),
                 },
-            },
+            }),
         }),
     }
 }
