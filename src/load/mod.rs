@@ -1,1 +1,584 @@
-//! Loading: a directory tree of YAML -> a typed [`Repository`](crate::model::Repository).
+//! Loading: a directory tree of YAML -> a typed [`Repository`].
+//!
+//! Files are read in sorted path order; names starting with `.` and paths
+//! matched by the root's `.certplaneignore` (gitignore syntax) are skipped.
+//! Every problem becomes a [`Diagnostic`] with file:line:column and a hint,
+//! and all of them are collected (every document of every file) before
+//! [`load`] returns. Relative paths inside documents are rebased against the
+//! directory of the file that names them.
+
+mod walk;
+pub mod yaml;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::source::rebase_path;
+use crate::model::{
+    API_VERSION, AppRoleSpec, AuthMountSpec, CaSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
+    Loaded, Location, Origin, PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy,
+    VAULT_KINDS, VaultObject,
+};
+use crate::model::config::VaultAuth;
+use crate::validate::suggest;
+
+use yaml::{Pos, RawDoc, YamlError};
+
+/// Kinds of `certplane.dev/v1alpha1` that belong to a later stage.
+const UNSUPPORTED_KINDS: &[&str] = &["VaultIssuer"];
+
+/// File names that may hold the `Config`, at the root only.
+const CONFIG_FILES: &[&str] = &["certplane.yaml", "certplane.yml"];
+
+/// Loads every certplane document under `dir` (or the single file `dir`).
+///
+/// Returns every problem found, in file order, when there is at least one.
+pub fn load(dir: &Path) -> Result<Repository, Diagnostics> {
+    let mut diags = Vec::new();
+    let (root, files) = match walk::files(dir) {
+        Ok(found) => found,
+        Err(d) => return Err(Diagnostics(vec![d])),
+    };
+    let mut repo = Repository {
+        root: root.clone(),
+        ..Repository::default()
+    };
+    for (rel, file) in files {
+        let text = match std::fs::read(&file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::new(
+                            loc(&file, (1, 1)),
+                            format!("file is not valid UTF-8 ({})", e.utf8_error()),
+                        )
+                        .hint("save the file as UTF-8"),
+                    );
+                    continue;
+                }
+            },
+            Err(e) => {
+                diags.push(
+                    Diagnostic::new(loc(&file, (1, 1)), format!("cannot read file: {e}"))
+                        .hint("check the file's permissions"),
+                );
+                continue;
+            }
+        };
+        load_file(&mut repo, &rel, &file, &text, &mut diags);
+    }
+    check_duplicates(&repo, &mut diags);
+    if diags.is_empty() {
+        Ok(repo)
+    } else {
+        Err(Diagnostics(diags))
+    }
+}
+
+fn loc(file: &Path, (line, column): Pos) -> Location {
+    Location {
+        file: file.to_path_buf(),
+        line,
+        column,
+    }
+}
+
+/// Loads the documents of one file into `repo`.
+fn load_file(
+    repo: &mut Repository,
+    rel: &Path,
+    file: &Path,
+    text: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let docs = match yaml::split(text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            diags.push(syntax_error(file, &e));
+            return;
+        }
+    };
+    let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
+    for doc in &docs {
+        let cx = DocCx {
+            file,
+            dir: &dir,
+            text,
+            doc,
+        };
+        if let Err(d) = cx.load_doc(repo, rel) {
+            diags.push(*d);
+        }
+    }
+}
+
+fn syntax_error(file: &Path, e: &YamlError) -> Diagnostic {
+    let hint = if e.message.contains("tab") {
+        "indent with spaces: YAML does not allow tabs for indentation"
+    } else {
+        "fix the YAML syntax (unclosed quotes or brackets, or a key not followed by `:`, are common causes)"
+    };
+    Diagnostic::new(loc(file, e.pos), format!("invalid YAML: {}", e.message)).hint(hint)
+}
+
+/// One document being loaded.
+struct DocCx<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    text: &'a str,
+    doc: &'a RawDoc,
+}
+
+type DocResult<T> = Result<T, Box<Diagnostic>>;
+
+impl DocCx<'_> {
+    fn at(&self, pos: Pos) -> Location {
+        loc(self.file, pos)
+    }
+
+    fn err(
+        &self,
+        pos: Pos,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Box<Diagnostic> {
+        Box::new(Diagnostic::new(self.at(pos), message).hint(hint))
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            file: self.file.to_path_buf(),
+            line: self.doc.root_pos.0,
+            column: self.doc.root_pos.1,
+            fields: self.doc.fields.clone(),
+        }
+    }
+
+    fn load_doc(&self, repo: &mut Repository, rel: &Path) -> DocResult<()> {
+        let doc = self.doc;
+        if !doc.root_is_mapping {
+            return Err(self.err(
+                doc.root_pos,
+                "document is not a mapping",
+                "every document is an object with apiVersion, kind, metadata and spec",
+            ));
+        }
+        let Some((api_version, api_pos)) = doc.top("apiVersion") else {
+            let pos = doc
+                .fields
+                .get("apiVersion")
+                .copied()
+                .unwrap_or(doc.root_pos);
+            return Err(self.err(
+                pos,
+                "document has no apiVersion",
+                format!("start the document with `apiVersion: {API_VERSION}` and a `kind:`"),
+            ));
+        };
+        let kind = doc.top("kind");
+        if api_version != API_VERSION {
+            if api_version.starts_with("certplane.dev/") {
+                return Err(self.err(
+                    api_pos,
+                    format!("unknown certplane apiVersion {api_version}"),
+                    format!("use `apiVersion: {API_VERSION}`"),
+                ));
+            }
+            if kind.is_none() {
+                return Err(self.err(
+                    doc.root_pos,
+                    "document has no kind",
+                    "every document needs a `kind:` next to its apiVersion",
+                ));
+            }
+            // A cluster object (cert-manager Issuer, Secret...): handled by
+            // the cluster side, not by this loader.
+            tracing::debug!(
+                file = %self.file.display(),
+                line = doc.root_pos.0,
+                api_version,
+                "skipping a non-certplane document"
+            );
+            return Ok(());
+        }
+        let Some((kind, kind_pos)) = kind else {
+            return Err(self.err(
+                doc.root_pos,
+                "document has no kind",
+                format!("add `kind:`, one of {}, or Config", VAULT_KINDS.join(", ")),
+            ));
+        };
+        if kind == "Config" {
+            return self.load_config(repo, rel, kind_pos);
+        }
+        if UNSUPPORTED_KINDS.contains(&kind) {
+            return Err(self.err(
+                kind_pos,
+                format!("kind {kind} is not supported yet"),
+                "declare the Vault side (PkiRole, Policy, KubernetesAuthRole) and the cert-manager Issuer separately for now",
+            ));
+        }
+        let object = match kind {
+            "PkiMount" => {
+                let (meta, mut s) = self.spec::<PkiMountSpec>(kind)?;
+                rebase_pki_mount(&mut s, self.dir);
+                (meta, VaultObject::PkiMount(s))
+            }
+            "PkiRole" => {
+                let (meta, s) = self.spec::<PkiRoleSpec>(kind)?;
+                (meta, VaultObject::PkiRole(s))
+            }
+            "Policy" => {
+                let (meta, s) = self.spec::<PolicySpec>(kind)?;
+                (meta, VaultObject::Policy(s))
+            }
+            "AuthMount" => {
+                let (meta, mut s) = self.spec::<AuthMountSpec>(kind)?;
+                if let Some(k) = s.kubernetes.as_mut() {
+                    if let Some(p) = k.ca_cert_file.as_mut() {
+                        rebase_path(p, self.dir);
+                    }
+                    if let Some(src) = k.token_reviewer_jwt_from.as_mut() {
+                        src.rebase(self.dir);
+                    }
+                }
+                (meta, VaultObject::AuthMount(s))
+            }
+            "KubernetesAuthRole" => {
+                let (meta, s) = self.spec::<KubernetesAuthRoleSpec>(kind)?;
+                (meta, VaultObject::KubernetesAuthRole(s))
+            }
+            "AppRole" => {
+                if let Some(&pos) = doc.fields.get("spec.deliverTo") {
+                    return Err(self.err(
+                        pos,
+                        "AppRole spec.deliverTo is not supported yet",
+                        "remove deliverTo and write the role ID and secret ID to the cluster yourself for now",
+                    ));
+                }
+                let (meta, s) = self.spec::<AppRoleSpec>(kind)?;
+                (meta, VaultObject::AppRole(s))
+            }
+            other => {
+                let mut known: Vec<&str> = VAULT_KINDS.to_vec();
+                known.push("Config");
+                let hint = match suggest::closest(other, known.iter().copied()) {
+                    Some(c) => format!("did you mean {c}? known kinds: {}", known.join(", ")),
+                    None => format!("known kinds: {}", known.join(", ")),
+                };
+                return Err(self.err(kind_pos, format!("unknown kind {other}"), hint));
+            }
+        };
+        let (meta, spec) = object;
+        repo.vault.push(Loaded {
+            meta,
+            origin: self.origin(),
+            spec,
+        });
+        Ok(())
+    }
+
+    /// Deserializes the document as `Document<S>` and checks its name.
+    fn spec<S: DeserializeOwned>(&self, kind: &str) -> DocResult<(crate::model::Meta, S)>
+    where
+        Document<S>: DeserializeOwned,
+    {
+        let d: Document<S> = self.typed(kind)?;
+        if d.metadata.name.trim().is_empty() {
+            let pos = self
+                .doc
+                .fields
+                .get("metadata")
+                .copied()
+                .unwrap_or(self.doc.root_pos);
+            return Err(self.err(
+                pos,
+                format!("{kind} has no metadata.name"),
+                "add `metadata: {name: ...}`; for a mount it is the mount path",
+            ));
+        }
+        Ok((d.metadata, d.spec))
+    }
+
+    fn typed<T: DeserializeOwned>(&self, kind: &str) -> DocResult<T> {
+        yaml::deserialize::<T>(self.text, self.doc).map_err(|e| Box::new(self.explain(kind, &e)))
+    }
+
+    fn load_config(&self, repo: &mut Repository, rel: &Path, kind_pos: Pos) -> DocResult<()> {
+        let at_root = rel.parent().is_none_or(|p| p.as_os_str().is_empty())
+            && rel
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| CONFIG_FILES.contains(&n));
+        if !at_root {
+            return Err(self.err(
+                kind_pos,
+                format!("kind Config is only allowed in certplane.yaml at the repository root, not in {}", rel.display()),
+                "move this document to certplane.yaml at the root of the repository",
+            ));
+        }
+        let d: Document<ConfigSpec> = self.typed("Config")?;
+        if let Some(first) = &repo.config {
+            return Err(self.err(
+                self.doc.root_pos,
+                "a second Config",
+                format!("keep one Config; the first is at {}", first.origin.doc()),
+            ));
+        }
+        let mut spec = d.spec;
+        rebase_config(&mut spec, self.dir);
+        repo.config = Some(Loaded {
+            meta: d.metadata,
+            origin: self.origin(),
+            spec,
+        });
+        Ok(())
+    }
+
+    /// Turns a serde-saphyr error into a diagnostic a user can act on.
+    fn explain(&self, kind: &str, e: &YamlError) -> Diagnostic {
+        let path = self.path_at(e.pos);
+        let within = match path.as_deref() {
+            Some(p) if !p.is_empty() => match p.rfind(['.', '[']) {
+                Some(i) => format!(" in {}", &p[..i]),
+                None => String::new(),
+            },
+            _ => String::new(),
+        };
+        let m = e.message.as_str();
+        let (message, hint) = if let Some(rest) = m.strip_prefix("unknown field ") {
+            let (name, expected) = split_expected(rest);
+            let hint = match expected {
+                Some(list) => {
+                    let names: Vec<&str> = list.split(", ").map(|s| s.trim_matches('`')).collect();
+                    match suggest::closest(name, names.iter().copied()) {
+                        Some(c) => format!(
+                            "did you mean {c}? {kind} accepts here: {}",
+                            names.join(", ")
+                        ),
+                        None => format!("remove it; {kind} accepts here: {}", names.join(", ")),
+                    }
+                }
+                None => "remove it".to_string(),
+            };
+            (format!("unknown field {name}{within}"), hint)
+        } else if let Some(rest) = m.strip_prefix("unknown variant ") {
+            let (name, expected) = split_expected(rest);
+            let hint = match expected {
+                Some(list) => {
+                    let names: Vec<&str> = list.split(", ").map(|s| s.trim_matches('`')).collect();
+                    match suggest::closest(name, names.iter().copied()) {
+                        Some(c) => format!("did you mean {c}? allowed: {}", names.join(", ")),
+                        None => format!("allowed: {}", names.join(", ")),
+                    }
+                }
+                None => "check the allowed values in the schema".to_string(),
+            };
+            (
+                format!("unknown value {name}{}", within_or_field(&path)),
+                hint,
+            )
+        } else if m.starts_with("invalid boolean") {
+            (
+                format!("{}: not a boolean", field_name(&path)),
+                "write true or false; yes/no/on/off are strings in YAML 1.2".to_string(),
+            )
+        } else if let Some(rest) = m.strip_prefix("duplicate mapping key") {
+            let key = rest
+                .trim_start_matches(':')
+                .split(',')
+                .next()
+                .unwrap_or_default()
+                .trim();
+            (
+                format!("duplicate key {key}{within}"),
+                "a key may appear only once in a mapping; remove one of them".to_string(),
+            )
+        } else if let Some(rest) = m.strip_prefix("missing field ") {
+            let name = rest.trim_matches('`');
+            (
+                format!("missing field {name}{}", within_or_field(&path)),
+                format!("add `{name}:`; see schemas/ for the fields of {kind}"),
+            )
+        } else if m.starts_with("invalid duration") {
+            match m.split_once("; ") {
+                Some((msg, hint)) => (format!("{}: {msg}", field_name(&path)), hint.to_string()),
+                None => (
+                    m.to_string(),
+                    "write a Go-style duration such as 72h".to_string(),
+                ),
+            }
+        } else if m.contains("enum variant value") || m.contains("externally tagged enum") {
+            let parent = path.as_deref().map(parent_of).unwrap_or_default();
+            (
+                format!("{parent}: exactly one of its keys must be set"),
+                "choose one: e.g. ca is root | import | intermediate, signedBy is mount | external | manual, a source is value | env | file".to_string(),
+            )
+        } else if m.contains("tab") {
+            (
+                format!("invalid YAML: {m}"),
+                "indent with spaces: YAML does not allow tabs for indentation".to_string(),
+            )
+        } else if m.starts_with("expected")
+            || m.starts_with("invalid")
+            || m.starts_with("unexpected")
+        {
+            (
+                format!("{}: wrong type: {m}", field_name(&path)),
+                "check the value's type (string, number, boolean, list or mapping) against schemas/".to_string(),
+            )
+        } else {
+            (
+                m.to_string(),
+                "check the value against the schema in schemas/".to_string(),
+            )
+        };
+        Diagnostic::new(self.at(e.pos), message).hint(hint)
+    }
+
+    /// The dotted path of the key or item written at `pos`, if any.
+    fn path_at(&self, pos: Pos) -> Option<String> {
+        self.doc
+            .fields
+            .iter()
+            .filter(|(_, p)| **p == pos)
+            .map(|(k, _)| k)
+            .max_by_key(|k| k.len())
+            .cloned()
+            .or_else(|| {
+                // A value: the key on the same line, written before it.
+                self.doc
+                    .fields
+                    .iter()
+                    .filter(|(_, p)| p.0 == pos.0 && p.1 < pos.1)
+                    .max_by_key(|(k, p)| (p.1, k.len()))
+                    .map(|(k, _)| k.clone())
+            })
+    }
+}
+
+fn parent_of(path: &str) -> String {
+    match path.rfind(['.', '[']) {
+        Some(i) => path[..i].to_string(),
+        None => path.to_string(),
+    }
+}
+
+fn field_name(path: &Option<String>) -> String {
+    match path {
+        Some(p) if !p.is_empty() => p.clone(),
+        _ => "value".to_string(),
+    }
+}
+
+fn within_or_field(path: &Option<String>) -> String {
+    match path {
+        Some(p) if !p.is_empty() => format!(" in {p}"),
+        _ => String::new(),
+    }
+}
+
+/// Splits "`name`, expected one of a, b" into ("name", Some("a, b")).
+fn split_expected(rest: &str) -> (&str, Option<&str>) {
+    let (name, tail) = rest.split_once(", expected").unwrap_or((rest, ""));
+    let name = name.trim().trim_matches('`');
+    let tail = tail.trim();
+    let list = tail
+        .strip_prefix("one of ")
+        .or_else(|| (!tail.is_empty()).then_some(tail));
+    (name, list.map(str::trim))
+}
+
+fn rebase_pki_mount(spec: &mut PkiMountSpec, dir: &Path) {
+    match spec.ca.as_mut() {
+        Some(CaSpec::Import(i)) => i.pem_bundle_from.rebase(dir),
+        Some(CaSpec::Intermediate(i)) => match &mut i.signed_by {
+            SignedBy::External(e) => {
+                rebase_path(&mut e.ca_cert_file, dir);
+                e.ca_key_from.rebase(dir);
+            }
+            SignedBy::Manual(m) => rebase_path(&mut m.certificate_file, dir),
+            SignedBy::Mount(_) => {}
+        },
+        Some(CaSpec::Root(_)) | None => {}
+    }
+}
+
+fn rebase_config(spec: &mut ConfigSpec, dir: &Path) {
+    let Some(v) = spec.vault.as_mut() else {
+        return;
+    };
+    for p in [
+        &mut v.ca_bundle_file,
+        &mut v.client_cert_file,
+        &mut v.client_key_file,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        rebase_path(p, dir);
+    }
+    match v.auth.as_mut() {
+        Some(VaultAuth::Token(t)) => {
+            if let Some(s) = t.token_from.as_mut() {
+                s.rebase(dir);
+            }
+        }
+        Some(VaultAuth::Kubernetes(k)) => {
+            if let Some(s) = k.token_from.as_mut() {
+                s.rebase(dir);
+            }
+        }
+        Some(VaultAuth::AppRole(a)) => a.secret_id_from.rebase(dir),
+        Some(VaultAuth::Jwt(j)) => j.token_from.rebase(dir),
+        None => {}
+    }
+}
+
+/// Reports the second (and later) declaration of the same object.
+fn check_duplicates(repo: &Repository, diags: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<(&'static str, String, String), &Origin> = HashMap::new();
+    for o in &repo.vault {
+        let (class, mount, what) = match &o.spec {
+            VaultObject::PkiMount(_) => ("PkiMount", String::new(), "PkiMount".to_string()),
+            VaultObject::PkiRole(s) => (
+                "PkiRole",
+                s.mount.clone(),
+                format!("PkiRole on mount {}", s.mount),
+            ),
+            VaultObject::Policy(_) => ("Policy", String::new(), "Policy".to_string()),
+            VaultObject::AuthMount(_) => ("AuthMount", String::new(), "AuthMount".to_string()),
+            // Both kinds live at auth/<mount>/role/<name>.
+            VaultObject::KubernetesAuthRole(s) => (
+                "auth role",
+                s.mount.clone(),
+                format!("auth role on mount {}", s.mount),
+            ),
+            VaultObject::AppRole(s) => (
+                "auth role",
+                s.mount.clone(),
+                format!("auth role on mount {}", s.mount),
+            ),
+        };
+        let key = (class, mount, o.meta.name.clone());
+        if let Some(first) = seen.get(&key) {
+            diags.push(
+                Diagnostic::new(
+                    o.origin.at("metadata.name"),
+                    format!(
+                        "duplicate {what} {}: already declared at {}",
+                        o.meta.name,
+                        first.at("metadata.name")
+                    ),
+                )
+                .hint("each object may be declared once; remove or rename one of them"),
+            );
+        } else {
+            seen.insert(key, &o.origin);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The one place certplane reads YAML.
+//!
+//! A file is first walked as a stream of parser events (granit, the parser
+//! under serde-saphyr): that splits it into documents, finds each document's
+//! `apiVersion` and `kind`, and records the position of every key and
+//! sequence item by dotted path. Each document is then deserialized on its
+//! own with serde-saphyr, always through [`deserialize`], which sets
+//! `strict_booleans` (so `NO` is a string, not `false`) and reports every
+//! error with its line and column in the file.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_saphyr::granit_parser::{Event, Marker, Parser, ScalarStyle};
+
+/// A 1-based (line, column) position.
+pub type Pos = (usize, usize);
+
+/// One non-empty document of a YAML stream.
+#[derive(Debug, Clone)]
+pub struct RawDoc {
+    /// Byte range of the document in the file's text.
+    pub start: usize,
+    /// End of the byte range (exclusive).
+    pub end: usize,
+    /// Position of the document's first byte (for `---` documents, the marker).
+    pub start_pos: Pos,
+    /// Position of the document's root node.
+    pub root_pos: Pos,
+    /// Whether the root node is a mapping.
+    pub root_is_mapping: bool,
+    /// Top-level scalar values by key (`apiVersion`, `kind`...).
+    pub top_scalars: BTreeMap<String, (String, Pos)>,
+    /// Position of every key and sequence item, by dotted path.
+    pub fields: BTreeMap<String, Pos>,
+}
+
+impl RawDoc {
+    /// The value of a top-level scalar key with its position.
+    pub fn top(&self, key: &str) -> Option<(&str, Pos)> {
+        self.top_scalars.get(key).map(|(v, p)| (v.as_str(), *p))
+    }
+}
+
+/// A YAML error with its 1-based position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YamlError {
+    /// What the parser or deserializer said (without its position).
+    pub message: String,
+    /// Where, in the file.
+    pub pos: Pos,
+}
+
+fn pos(m: &Marker) -> Pos {
+    (m.line(), m.col() + 1)
+}
+
+fn byte_offset(text: &str, m: &Marker) -> usize {
+    match m.byte_offset() {
+        Some(b) => b.min(text.len()),
+        None => text
+            .char_indices()
+            .nth(m.index())
+            .map(|(b, _)| b)
+            .unwrap_or(text.len()),
+    }
+}
+
+/// One open collection while walking events.
+enum Frame {
+    /// A mapping at `path`; `key` is the key whose value comes next, `None`
+    /// when a key is expected.
+    Map { path: String, key: Option<String> },
+    /// A sequence at `path`; `next` is the index of the next item.
+    Seq { path: String, next: usize },
+    /// A collection used as a mapping key (rare; its content is not recorded).
+    Skip,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Where the next node goes and what it is called, updating the parent frame.
+/// `None`: the node is a mapping key (or inside a skipped collection).
+enum Slot {
+    /// A node at this path (a mapping value or sequence item).
+    Value(String),
+    /// A mapping key of the mapping at this path.
+    Key(String),
+    /// Inside a key collection.
+    Skipped,
+    /// The document's root.
+    Root,
+}
+
+fn next_slot(stack: &mut [Frame]) -> Slot {
+    match stack.last_mut() {
+        None => Slot::Root,
+        Some(Frame::Skip) => Slot::Skipped,
+        Some(Frame::Map { path, key }) => match key.take() {
+            Some(k) => Slot::Value(join(path, &k)),
+            None => Slot::Key(path.clone()),
+        },
+        Some(Frame::Seq { path, next }) => {
+            let p = format!("{path}[{next}]");
+            *next += 1;
+            Slot::Value(p)
+        }
+    }
+}
+
+/// Splits a YAML stream into its non-empty documents and maps their fields.
+/// A syntax error anywhere stops the walk (the rest of the file cannot be
+/// trusted).
+pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
+    let mut docs = Vec::new();
+    let mut current: Option<RawDoc> = None;
+    let mut stack: Vec<Frame> = Vec::new();
+    for ev in Parser::new_from_str(text) {
+        let (event, span) = ev.map_err(|e| YamlError {
+            message: e.info(),
+            pos: pos(e.marker()),
+        })?;
+        let at = pos(&span.start);
+        match event {
+            Event::DocumentStart(..) => {
+                stack.clear();
+                current = Some(RawDoc {
+                    start: byte_offset(text, &span.start),
+                    end: text.len(),
+                    start_pos: at,
+                    root_pos: at,
+                    root_is_mapping: false,
+                    top_scalars: BTreeMap::new(),
+                    fields: BTreeMap::new(),
+                });
+            }
+            Event::DocumentEnd => {
+                if let Some(mut doc) = current.take() {
+                    doc.end = byte_offset(text, &span.start).max(doc.start);
+                    // An empty document (`---` alone, or only comments) has a
+                    // root that is an empty plain scalar: skip it.
+                    let empty = !doc.root_is_mapping && doc.fields.get("").is_none();
+                    if !empty {
+                        doc.fields.remove("");
+                        docs.push(doc);
+                    }
+                }
+            }
+            Event::Scalar(value, style, _, _) => {
+                let Some(doc) = current.as_mut() else {
+                    continue;
+                };
+                match next_slot(&mut stack) {
+                    Slot::Root => {
+                        let is_empty = style == ScalarStyle::Plain && span.start == span.end;
+                        if !is_empty {
+                            // A non-empty scalar document: recorded so that it is
+                            // not skipped as empty, reported as "not a mapping".
+                            doc.fields.insert(String::new(), at);
+                            doc.root_pos = at;
+                        }
+                    }
+                    Slot::Key(path) => {
+                        let full = join(&path, &value);
+                        doc.fields.entry(full).or_insert(at);
+                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                            *key = Some(value.into_owned());
+                        }
+                    }
+                    Slot::Value(path) => {
+                        // Scalar values of top-level keys are the header.
+                        if stack.len() == 1 && !path.contains(['.', '[']) {
+                            doc.top_scalars
+                                .entry(path.clone())
+                                .or_insert((value.into_owned(), at));
+                        }
+                        doc.fields.entry(path).or_insert(at);
+                    }
+                    Slot::Skipped => {}
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let is_map = matches!(event, Event::MappingStart(..));
+                let Some(doc) = current.as_mut() else {
+                    continue;
+                };
+                let frame_path = match next_slot(&mut stack) {
+                    Slot::Root => {
+                        doc.root_pos = at;
+                        doc.root_is_mapping = is_map;
+                        doc.fields.insert(String::new(), at);
+                        Some(String::new())
+                    }
+                    Slot::Value(path) => {
+                        doc.fields.entry(path.clone()).or_insert(at);
+                        Some(path)
+                    }
+                    Slot::Key(_) | Slot::Skipped => None,
+                };
+                stack.push(match (frame_path, is_map) {
+                    (None, _) => Frame::Skip,
+                    (Some(path), true) => Frame::Map { path, key: None },
+                    (Some(path), false) => Frame::Seq { path, next: 0 },
+                });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                let was_skip = matches!(stack.pop(), Some(Frame::Skip));
+                // A collection used as a key: its value comes next, under a
+                // name nobody can refer to.
+                if was_skip && let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                    *key = Some("?".into());
+                }
+            }
+            Event::Alias(_) | Event::UnresolvedAlias(_) => {
+                let Some(doc) = current.as_mut() else {
+                    continue;
+                };
+                match next_slot(&mut stack) {
+                    Slot::Root => {
+                        doc.fields.insert(String::new(), at);
+                    }
+                    Slot::Value(path) => {
+                        doc.fields.entry(path).or_insert(at);
+                    }
+                    Slot::Key(_) => {
+                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
+                            *key = Some("*".into());
+                        }
+                    }
+                    Slot::Skipped => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(docs)
+}
+
+/// Deserializes one document of `text` (as split by [`split`]) into `T`.
+/// This is certplane's only call into serde-saphyr: `strict_booleans` is
+/// always on, duplicate keys are errors, and positions are in the file.
+pub fn deserialize<T: DeserializeOwned>(text: &str, doc: &RawDoc) -> Result<T, YamlError> {
+    let slice = &text[doc.start..doc.end];
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+    };
+    serde_saphyr::from_str_with_options::<T>(slice, options).map_err(|e| {
+        let pos = match e.location() {
+            Some(l) if l.line() > 0 => {
+                let line = l.line() as usize;
+                let column = (l.column() as usize).max(1);
+                if line == 1 {
+                    (doc.start_pos.0, doc.start_pos.1 - 1 + column)
+                } else {
+                    (doc.start_pos.0 + line - 1, column)
+                }
+            }
+            _ => doc.root_pos,
+        };
+        YamlError {
+            message: strip_position(&e.to_string()),
+            pos,
+        }
+    })
+}
+
+/// serde-saphyr appends " at line L, column C" to its messages; certplane
+/// prints the position itself, first.
+fn strip_position(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default().trim();
+    match first.rfind(" at line ") {
+        Some(i) if first[i..].contains(", column ") => first[..i].to_string(),
+        _ => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Doc {
+        kind: String,
+        #[serde(default)]
+        flag: Option<bool>,
+        #[serde(default)]
+        list: Vec<String>,
+    }
+
+    #[test]
+    fn splits_documents_and_skips_empty_ones() {
+        let text = "# header\n---\nkind: A\nlist:\n  - x\n  - y\n---\n---\n# only a comment\n---\nkind: B\n";
+        let docs = split(text).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].top("kind").unwrap(), ("A", (3, 7)));
+        assert_eq!(docs[0].fields["kind"], (3, 1));
+        assert_eq!(docs[0].fields["list"], (4, 1));
+        assert_eq!(docs[0].fields["list[1]"], (6, 5));
+        assert_eq!(docs[1].top("kind").unwrap(), ("B", (11, 7)));
+        let b: Doc = deserialize(text, &docs[1]).unwrap();
+        assert_eq!(b.kind, "B");
+    }
+
+    #[test]
+    fn maps_nested_paths() {
+        let text = "spec:\n  ca:\n    intermediate:\n      signedBy: {mount: pki}\n  rules:\n    - path: a/b\n      capabilities: [update]\n";
+        let docs = split(text).unwrap();
+        let f = &docs[0].fields;
+        assert_eq!(f["spec.ca.intermediate.signedBy.mount"], (4, 18));
+        assert_eq!(f["spec.rules[0]"], (6, 7));
+        assert_eq!(f["spec.rules[0].path"], (6, 7));
+        assert_eq!(f["spec.rules[0].capabilities[0]"], (7, 22));
+    }
+
+    #[test]
+    fn errors_carry_file_positions() {
+        let text = "kind: A\n---\n\nkind: B\nflag: NO\n";
+        let docs = split(text).unwrap();
+        let err = deserialize::<Doc>(text, &docs[1]).unwrap_err();
+        assert_eq!(err.pos, (5, 7));
+        assert!(err.message.contains("boolean"), "{}", err.message);
+        assert!(!err.message.contains("at line"), "{}", err.message);
+
+        let text = "kind: A\nkind: B\n";
+        let docs = split(text).unwrap();
+        let err = deserialize::<Doc>(text, &docs[0]).unwrap_err();
+        assert_eq!(err.pos, (2, 1));
+        assert!(err.message.contains("duplicate"), "{}", err.message);
+
+        let err = split("kind: [A\n").unwrap_err();
+        assert_eq!(err.pos.0, 1);
+    }
+
+    #[test]
+    fn a_scalar_document_is_not_empty() {
+        let docs = split("hello\n").unwrap();
+        assert_eq!(docs.len(), 1);
+        assert!(!docs[0].root_is_mapping);
+    }
+}
