@@ -176,3 +176,114 @@ fn spki_matches(cert_der: &[u8], spki: &[u8]) -> bool {
     use x509_parser::prelude::*;
     X509Certificate::from_der(cert_der).is_ok_and(|(_, c)| c.public_key().raw == spki)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca(path_len: Option<u8>, is_ca: bool) -> (String, KeyPair) {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "Offline Root");
+        p.is_ca = match (is_ca, path_len) {
+            (false, _) => IsCa::NoCa,
+            (true, Some(n)) => IsCa::Ca(BasicConstraints::Constrained(n)),
+            (true, None) => IsCa::Ca(BasicConstraints::Unconstrained),
+        };
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2060, 1, 1);
+        (p.self_signed(&key).unwrap().pem(), key)
+    }
+
+    fn csr(cn: &str) -> String {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p.serialize_request(&key).unwrap().pem().unwrap()
+    }
+
+    #[test]
+    fn signs_a_ca_with_the_path_length_asked() {
+        let (cert, key) = ca(None, true);
+        let secret = Sensitive::new(key.serialize_pem());
+        let signed =
+            sign_intermediate_csr(&csr("Int"), &cert, &secret, Some(86_400), Some(0)).unwrap();
+        let info = x509::parse_pem(&signed.certificate_pem).unwrap();
+        let root = x509::parse_pem(&cert).unwrap();
+        assert_eq!(
+            (info.common_name.as_str(), info.issued_by.as_str()),
+            ("Int", "Offline Root")
+        );
+        assert!(info.is_ca);
+        assert_eq!(info.path_len, Some(0));
+        assert!((info.not_after - info.not_before - 86_400).abs() <= 60);
+        assert!(x509::is_signed_by(&info.der, &root.der));
+        assert_eq!(certificate_blocks(&signed.chain_pem).len(), 1);
+        assert!(!format!("{signed:?}").contains("BEGIN"));
+    }
+
+    #[test]
+    fn a_constrained_parent_lowers_the_child_path_length() {
+        let (cert, key) = ca(Some(2), true);
+        let secret = Sensitive::new(key.serialize_pem());
+        let signed = sign_intermediate_csr(&csr("Int"), &cert, &secret, None, None).unwrap();
+        assert_eq!(
+            x509::parse_pem(&signed.certificate_pem).unwrap().path_len,
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_sign_and_never_shows_the_key() {
+        let (cert, key) = ca(None, true);
+        let secret = Sensitive::new(key.serialize_pem());
+        let (leaf, leaf_key) = ca(None, false);
+        let e = sign_intermediate_csr(
+            &csr("x"),
+            &leaf,
+            &Sensitive::new(leaf_key.serialize_pem()),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a CA"), "{e}");
+        let (zero, zero_key) = ca(Some(0), true);
+        let e = sign_intermediate_csr(
+            &csr("x"),
+            &zero,
+            &Sensitive::new(zero_key.serialize_pem()),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("path length is 0"), "{e}");
+        let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let e = sign_intermediate_csr(
+            &csr("x"),
+            &cert,
+            &Sensitive::new(other.serialize_pem()),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("does not belong"), "{e}");
+        let garbage = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIAbogusbogusbogus\n-----END EC PRIVATE KEY-----\n";
+        let e = sign_intermediate_csr(
+            &csr("x"),
+            &cert,
+            &Sensitive::new(garbage.into()),
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("PKCS#8"), "{e}");
+        assert!(!format!("{e} {e:?}").contains("bogus"));
+        let e = sign_intermediate_csr("not a csr", &cert, &secret, None, None).unwrap_err();
+        assert!(e.to_string().contains("CSR"), "{e}");
+        let e = sign_intermediate_csr(&csr("x"), &cert, &secret, Some(100 * 365 * 86_400), None)
+            .unwrap_err();
+        assert!(matches!(e, SignError::Lifetime { .. }), "{e}");
+    }
+}
