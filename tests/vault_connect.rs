@@ -202,3 +202,80 @@ async fn a_server_that_never_answers_times_out() {
     assert!(matches!(err, VaultError::Timeout { .. }), "{err}");
     assert!(err.to_string().contains("within 2s"), "{err}");
 }
+
+fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn jwt_login_with_a_ci_token() {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let bao = OpenBao::start_with_audit();
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let signer =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let public_pem = rcgen::KeyPair::try_from(pkcs8.as_ref())
+        .unwrap()
+        .public_key_pem();
+    bao.bao_ok(&["auth", "enable", "jwt"]);
+    bao.post(
+        "auth/jwt/config",
+        &serde_json::json!({"jwt_validation_pubkeys": [public_pem], "bound_issuer": "https://ci.test"}),
+    )
+    .await;
+    bao.post(
+        "auth/jwt/role/ci",
+        &serde_json::json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["certplane"], "token_policies": ["default"]}),
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = b64url(br#"{"alg":"ES256","typ":"JWT"}"#);
+    let claims = b64url(
+        serde_json::json!({"iss": "https://ci.test", "sub": "pipeline-42", "aud": "certplane",
+            "iat": now, "nbf": now - 10, "exp": now + 600})
+        .to_string()
+        .as_bytes(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    let sig = signer.sign(&rng, signing_input.as_bytes()).unwrap();
+    let jwt = format!("{signing_input}.{}", b64url(sig.as_ref()));
+
+    let mut settings = token_settings(&bao.addr(), "unused");
+    settings.auth = AuthSettings::Jwt {
+        mount: "jwt".into(),
+        role: "ci".into(),
+        jwt: Source::Value(jwt.clone()),
+    };
+    let vault = Vault::connect(&settings).await.unwrap();
+    let me = vault.read("auth/token/lookup-self").await.unwrap().unwrap();
+    assert_eq!(me["meta"]["role"], serde_json::json!("ci"), "{me}");
+    assert_eq!(logins(&bao), vec!["auth/jwt/login".to_string()]);
+
+    // A wrong role: a one-line error without the JWT.
+    settings.auth = AuthSettings::Jwt {
+        mount: "jwt".into(),
+        role: "nope".into(),
+        jwt: Source::Value(jwt.clone()),
+    };
+    let err = Vault::connect(&settings).await.unwrap_err();
+    let msg = format!("{err} {err:?}");
+    assert!(matches!(err, VaultError::LoginFailed { .. }), "{msg}");
+    assert!(!msg.contains(&claims), "{msg}");
+}
