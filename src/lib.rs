@@ -8,12 +8,14 @@
 //! [`cli`] wires the steps into commands; [`pki`] holds the X.509 work.
 
 pub mod addr;
+pub mod cluster;
 pub mod cli;
 pub mod desired;
 pub mod diagnostic;
 pub mod load;
 pub mod model;
 pub mod pki;
+pub mod pipeline;
 pub mod plan;
 pub mod schema;
 pub mod state;

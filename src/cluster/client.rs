@@ -1,0 +1,583 @@
+//! [`Cluster`]: the connection to one API server and the calls certplane
+//! makes on it.
+//!
+//! Every object goes through discovery first (its group/version's
+//! `APIResourceList`, fetched once and cached), which says whether the kind
+//! is served at all and whether it is namespaced. Writes are server-side
+//! apply with one field manager and `force`; plans are the same request with
+//! `dryRun=All`, compared with the live object by [`super::diff`]. Every call
+//! has a time limit.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersion;
+use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
+use kube::{Client, Config};
+use serde_json::Value;
+
+use super::ClusterError;
+use super::diff::{ObjectPlan, plan_from};
+use super::inventory::InventoryLocation;
+use super::redact::Redactor;
+use crate::addr::{Addr, KubeRef};
+use crate::model::config::ClusterTarget;
+
+/// The field manager certplane applies with unless configured otherwise.
+pub const DEFAULT_FIELD_MANAGER: &str = "certplane";
+
+/// The time limit of each API call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time limit to open a connection to the API server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The resources one group/version serves.
+type Resources = Arc<Vec<(ApiResource, ApiCapabilities)>>;
+
+/// A connection to one cluster: the client, the field manager certplane
+/// applies with, and a discovery cache.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    field_manager: String,
+    timeout: Duration,
+    /// `apiVersion` -> what it serves.
+    discovery: Arc<Mutex<HashMap<String, Resources>>>,
+    pub(crate) inventory: InventoryLocation,
+}
+
+impl fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cluster")
+            .field("default_namespace", &self.client.default_namespace())
+            .field("field_manager", &self.field_manager)
+            .field("timeout", &self.timeout)
+            .field("inventory", &self.inventory)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A manifest with what discovery says about its kind.
+#[derive(Clone, Debug)]
+pub struct ResolvedObject {
+    /// Its identity (namespace filled in for namespaced kinds, none for
+    /// cluster-scoped ones).
+    pub kube_ref: KubeRef,
+    /// Where the API serves it.
+    pub resource: ApiResource,
+    /// Whether the kind is namespaced.
+    pub namespaced: bool,
+    /// The manifest as it is sent (namespace as in `kube_ref`).
+    pub body: Value,
+}
+
+impl ResolvedObject {
+    /// `Addr::Kube` of the object.
+    pub fn addr(&self) -> Addr {
+        Addr::Kube(self.kube_ref.clone())
+    }
+
+    fn api(&self, client: Client) -> Api<DynamicObject> {
+        match &self.kube_ref.namespace {
+            Some(ns) if self.namespaced => Api::namespaced_with(client, ns, &self.resource),
+            _ => Api::all_with(client, &self.resource),
+        }
+    }
+}
+
+/// What a delete found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// The object was deleted (or its deletion started: finalizers may keep
+    /// it a while).
+    Deleted,
+    /// It did not exist (404), or its kind is no longer served.
+    Absent,
+}
+
+impl Cluster {
+    /// Connect as configured: the kubeconfig context `target.context`, else
+    /// `KUBECONFIG` / `~/.kube/config`, else the pod's in-cluster config.
+    pub async fn connect(target: Option<&ClusterTarget>) -> Result<Cluster, ClusterError> {
+        let context = target
+            .and_then(|t| t.context.clone())
+            .filter(|c| !c.is_empty());
+        let config = match &context {
+            Some(_) => {
+                let options = KubeConfigOptions {
+                    context: context.clone(),
+                    ..Default::default()
+                };
+                Config::from_kubeconfig(&options)
+                    .await
+                    .map_err(|source| ClusterError::Kubeconfig { context, source })?
+            }
+            None => Config::infer().await.map_err(ClusterError::InferConfig)?,
+        };
+        Self::from_config(config, target)
+    }
+
+    /// Connect with the kubeconfig file at `path` (its current context, or
+    /// `target.context`).
+    pub async fn connect_kubeconfig(
+        path: &Path,
+        target: Option<&ClusterTarget>,
+    ) -> Result<Cluster, ClusterError> {
+        let context = target
+            .and_then(|t| t.context.clone())
+            .filter(|c| !c.is_empty());
+        let kubeconfig =
+            Kubeconfig::read_from(path).map_err(|source| ClusterError::Kubeconfig {
+                context: context.clone(),
+                source,
+            })?;
+        let options = KubeConfigOptions {
+            context: context.clone(),
+            ..Default::default()
+        };
+        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|source| ClusterError::Kubeconfig { context, source })?;
+        Self::from_config(config, target)
+    }
+
+    fn from_config(
+        mut config: Config,
+        target: Option<&ClusterTarget>,
+    ) -> Result<Cluster, ClusterError> {
+        // kube's rustls client uses the process-wide provider: ring, the only
+        // one in the tree. Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.read_timeout = Some(DEFAULT_TIMEOUT);
+        config.write_timeout = Some(DEFAULT_TIMEOUT);
+        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+        let field_manager = target
+            .and_then(|t| t.field_manager.clone())
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.to_string());
+        Ok(Self::from_client(client, field_manager))
+    }
+
+    /// Wrap an existing client (tests: a client over a mock service).
+    pub fn from_client(client: Client, field_manager: impl Into<String>) -> Cluster {
+        Cluster {
+            client,
+            field_manager: field_manager.into(),
+            timeout: DEFAULT_TIMEOUT,
+            discovery: Arc::default(),
+            inventory: InventoryLocation::default(),
+        }
+    }
+
+    /// Use another time limit per API call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Cluster {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Keep the inventory elsewhere.
+    pub fn with_inventory(mut self, location: InventoryLocation) -> Cluster {
+        self.inventory = location;
+        self
+    }
+
+    /// The field manager certplane applies with.
+    pub fn field_manager(&self) -> &str {
+        &self.field_manager
+    }
+
+    /// The namespace of namespaced objects that name none.
+    pub fn default_namespace(&self) -> &str {
+        self.client.default_namespace()
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// What the API server serves for `api_version` / `kind`: a clear
+    /// [`ClusterError::NotServed`] when it does not (e.g. no cert-manager
+    /// CRDs). One discovery request per group/version, then cached.
+    pub async fn api_resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<(ApiResource, ApiCapabilities), ClusterError> {
+        let resources = self.group_version(api_version, kind).await?;
+        resources
+            .iter()
+            .find(|(ar, _)| ar.kind == kind)
+            .cloned()
+            .ok_or_else(|| not_served(api_version, kind))
+    }
+
+    async fn group_version(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Resources, ClusterError> {
+        if let Some(r) = self.cached(api_version) {
+            return Ok(r);
+        }
+        let gv: GroupVersion = api_version
+            .parse()
+            .map_err(|_| ClusterError::InvalidManifest {
+                object: None,
+                reason: format!("apiVersion {api_version:?} is not group/version or version"),
+            })?;
+        let op = "discovery of";
+        let fut = discovery::pinned_group(&self.client, &gv);
+        let group = match tokio::time::timeout(self.timeout, fut).await {
+            Err(_) => {
+                return Err(ClusterError::Timeout {
+                    op,
+                    object: api_version.to_string(),
+                    after: self.timeout,
+                });
+            }
+            Ok(Err(kube::Error::Api(status))) if status.is_not_found() => {
+                return Err(not_served(api_version, kind));
+            }
+            Ok(Err(source)) => {
+                return Err(ClusterError::Discovery {
+                    api_version: api_version.to_string(),
+                    source,
+                });
+            }
+            Ok(Ok(g)) => g,
+        };
+        let resources: Resources = Arc::new(group.versioned_resources(&gv.version));
+        if let Ok(mut cache) = self.discovery.lock() {
+            cache.insert(api_version.to_string(), resources.clone());
+        }
+        Ok(resources)
+    }
+
+    fn cached(&self, api_version: &str) -> Option<Resources> {
+        self.discovery.lock().ok()?.get(api_version).cloned()
+    }
+
+    /// Find where `manifest` lives: its kind through discovery, its namespace
+    /// (a namespaced object without one goes to the default namespace, as
+    /// with kubectl; a cluster-scoped object loses any namespace it names).
+    pub async fn resolve(&self, manifest: &Value) -> Result<ResolvedObject, ClusterError> {
+        let ident = identity(manifest)?;
+        let (resource, caps) = self.api_resource(&ident.api_version, &ident.kind).await?;
+        let namespaced = caps.scope == Scope::Namespaced;
+        let namespace = if namespaced {
+            Some(
+                ident
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| self.client.default_namespace().to_string()),
+            )
+        } else {
+            None
+        };
+        let mut body = manifest.clone();
+        if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            match &namespace {
+                Some(ns) => {
+                    meta.insert("namespace".into(), Value::String(ns.clone()));
+                }
+                None => {
+                    meta.remove("namespace");
+                }
+            }
+        }
+        Ok(ResolvedObject {
+            kube_ref: KubeRef {
+                group: resource.group.clone(),
+                version: resource.version.clone(),
+                kind: resource.kind.clone(),
+                namespace,
+                name: ident.name,
+            },
+            resource,
+            namespaced,
+            body,
+        })
+    }
+
+    /// Plan one object: GET it (404: create), server-side apply it as a dry
+    /// run, and compare the two after stripping server-set fields.
+    pub async fn plan_object(&self, manifest: &Value) -> Result<ObjectPlan, ClusterError> {
+        let obj = self.resolve(manifest).await?;
+        let api = obj.api(self.client.clone());
+        let object = obj.kube_ref.to_string();
+        let name = obj.kube_ref.name.as_str();
+        let mut redactor = Redactor::for_object(&obj.body);
+
+        let live = self
+            .call("get", &object, &redactor, api.get_opt(name))
+            .await?;
+        let live = match live {
+            Some(l) => Some(to_value("get", &object, &l, name)?),
+            None => None,
+        };
+        if let Some(l) = &live {
+            redactor.add_object(l);
+        }
+
+        let pp = PatchParams::apply(&self.field_manager).force().dry_run();
+        let dry = self
+            .call(
+                "dry-run apply",
+                &object,
+                &redactor,
+                api.patch(name, &pp, &Patch::Apply(&obj.body)),
+            )
+            .await?;
+        let dry = to_value("dry-run apply", &object, &dry, name)?;
+        tracing::debug!(object = %object, exists = live.is_some(), "planned cluster object");
+        Ok(plan_from(obj.addr(), live.as_ref(), &dry))
+    }
+
+    /// Server-side apply `manifest` with certplane's field manager, taking
+    /// over fields other managers hold (`force`).
+    pub async fn apply_object(&self, manifest: &Value) -> Result<(), ClusterError> {
+        self.apply_resolved(&self.resolve(manifest).await?).await
+    }
+
+    pub(crate) async fn apply_resolved(&self, obj: &ResolvedObject) -> Result<(), ClusterError> {
+        let api = obj.api(self.client.clone());
+        let object = obj.kube_ref.to_string();
+        let name = obj.kube_ref.name.as_str();
+        let redactor = Redactor::for_object(&obj.body);
+        let pp = PatchParams::apply(&self.field_manager).force();
+        let applied = self
+            .call(
+                "apply",
+                &object,
+                &redactor,
+                api.patch(name, &pp, &Patch::Apply(&obj.body)),
+            )
+            .await?;
+        to_value("apply", &object, &applied, name)?;
+        tracing::info!(object = %object, "applied");
+        Ok(())
+    }
+
+    /// Delete one object (background propagation). A 404, or a kind the
+    /// server no longer serves, is [`Deleted::Absent`].
+    pub async fn delete_object(&self, r: &KubeRef) -> Result<Deleted, ClusterError> {
+        let api_version = if r.group.is_empty() {
+            r.version.clone()
+        } else {
+            format!("{}/{}", r.group, r.version)
+        };
+        let (resource, caps) = match self.api_resource(&api_version, &r.kind).await {
+            Ok(x) => x,
+            Err(ClusterError::NotServed { .. }) => return Ok(Deleted::Absent),
+            Err(e) => return Err(e),
+        };
+        let api: Api<DynamicObject> = match &r.namespace {
+            Some(ns) if caps.scope == Scope::Namespaced => {
+                Api::namespaced_with(self.client.clone(), ns, &resource)
+            }
+            _ => Api::all_with(self.client.clone(), &resource),
+        };
+        let object = r.to_string();
+        let dp = DeleteParams::background();
+        match self
+            .timed("delete", &object, api.delete(&r.name, &dp))
+            .await?
+        {
+            Ok(_) => {
+                tracing::info!(object = %object, "deleted");
+                Ok(Deleted::Deleted)
+            }
+            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(Deleted::Absent),
+            Err(e) => Err(request_error("delete", &object, e, &Redactor::default())),
+        }
+    }
+
+    /// Run `fut` within the time limit.
+    pub(crate) async fn timed<T>(
+        &self,
+        op: &'static str,
+        object: &str,
+        fut: impl Future<Output = kube::Result<T>>,
+    ) -> Result<kube::Result<T>, ClusterError> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ClusterError::Timeout {
+                op,
+                object: object.to_string(),
+                after: self.timeout,
+            })
+    }
+
+    /// Run `fut` within the time limit; errors redacted with `redactor`.
+    pub(crate) async fn call<T>(
+        &self,
+        op: &'static str,
+        object: &str,
+        redactor: &Redactor,
+        fut: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T, ClusterError> {
+        self.timed(op, object, fut)
+            .await?
+            .map_err(|e| request_error(op, object, e, redactor))
+    }
+}
+
+/// The "kind not served" error, with a hint.
+fn not_served(api_version: &str, kind: &str) -> ClusterError {
+    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+    let hint = if group == "cert-manager.io" || group.ends_with(".cert-manager.io") {
+        "install cert-manager (its CRDs) first".to_string()
+    } else if group.is_empty() || group.ends_with(".k8s.io") || !group.contains('.') {
+        "check the apiVersion and kind (`kubectl api-resources` lists what the cluster serves)"
+            .to_string()
+    } else {
+        format!(
+            "install the CustomResourceDefinition of {group} first, or check the apiVersion and kind"
+        )
+    };
+    ClusterError::NotServed {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        hint,
+    }
+}
+
+/// The identifying fields of a manifest.
+pub(crate) struct Identity {
+    pub(crate) api_version: String,
+    pub(crate) kind: String,
+    pub(crate) namespace: Option<String>,
+    pub(crate) name: String,
+}
+
+/// Read apiVersion, kind, metadata.name and metadata.namespace.
+pub(crate) fn identity(manifest: &Value) -> Result<Identity, ClusterError> {
+    let s = |ptr: &str| {
+        manifest
+            .pointer(ptr)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let kind = s("/kind");
+    let name = s("/metadata/name");
+    let named = match (kind, name) {
+        (Some(k), Some(n)) => Some(format!("{k} {n}")),
+        _ => None,
+    };
+    let invalid = |reason: &str| ClusterError::InvalidManifest {
+        object: named.clone(),
+        reason: reason.to_string(),
+    };
+    if !manifest.is_object() {
+        return Err(invalid("a manifest must be a mapping"));
+    }
+    let api_version =
+        s("/apiVersion").ok_or_else(|| invalid("apiVersion is missing or not a string"))?;
+    let kind = kind.ok_or_else(|| invalid("kind is missing or not a string"))?;
+    let name = name.ok_or_else(|| invalid("metadata.name is missing or not a string"))?;
+    let namespace = match manifest.pointer("/metadata/namespace") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(ns)) if ns.is_empty() => None,
+        Some(Value::String(ns)) => Some(ns.clone()),
+        Some(_) => return Err(invalid("metadata.namespace is not a string")),
+    };
+    Ok(Identity {
+        api_version: api_version.to_string(),
+        kind: kind.to_string(),
+        namespace,
+        name: name.to_string(),
+    })
+}
+
+/// The reply as JSON, checked to be about the object asked for.
+fn to_value(
+    op: &'static str,
+    object: &str,
+    reply: &DynamicObject,
+    name: &str,
+) -> Result<Value, ClusterError> {
+    if reply.metadata.name.as_deref() != Some(name) {
+        return Err(ClusterError::BadReply {
+            op,
+            object: object.to_string(),
+            reason: format!(
+                "the reply is about {:?}, not {name:?}",
+                reply.metadata.name.as_deref().unwrap_or("")
+            ),
+        });
+    }
+    serde_json::to_value(reply).map_err(|e| ClusterError::BadReply {
+        op,
+        object: object.to_string(),
+        // Line and column only: the message of a serde error may quote data.
+        reason: format!(
+            "cannot encode the reply as JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })
+}
+
+/// A request failure, with any secret value in it replaced.
+pub(crate) fn request_error(
+    op: &'static str,
+    object: &str,
+    err: kube::Error,
+    redactor: &Redactor,
+) -> ClusterError {
+    if redactor.is_empty() {
+        return ClusterError::Request {
+            op,
+            object: object.to_string(),
+            source: err,
+        };
+    }
+    let err = match err {
+        kube::Error::Api(mut status) => {
+            status.message = redactor.redact(&status.message);
+            status.reason = redactor.redact(&status.reason);
+            if let Some(d) = status.details.as_mut() {
+                for c in &mut d.causes {
+                    c.message = redactor.redact(&c.message);
+                    c.field = redactor.redact(&c.field);
+                }
+            }
+            kube::Error::Api(status)
+        }
+        other => other,
+    };
+    let text = error_chain(&err);
+    if redactor.leaks(&text) {
+        ClusterError::RequestRedacted {
+            op,
+            object: object.to_string(),
+            message: redactor.redact(&text),
+        }
+    } else {
+        ClusterError::Request {
+            op,
+            object: object.to_string(),
+            source: err,
+        }
+    }
+}
+
+/// An error and its causes, as Display and Debug would show them.
+fn error_chain(err: &kube::Error) -> String {
+    let mut text = format!("{err} {err:?}");
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(e) = cur {
+        text.push_str(&format!(" {e}"));
+        cur = e.source();
+    }
+    text
+}

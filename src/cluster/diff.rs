@@ -1,0 +1,346 @@
+//! Pure comparison of a live object with its server-side apply dry run.
+//!
+//! As Flux's `ssa/manager_diff.go` does: both sides lose the fields the API
+//! server sets (`metadata.managedFields`, `resourceVersion`, `generation`,
+//! `uid`, `creationTimestamp`, ... and `status`), then what differs is the
+//! change. The result is a set of dotted field paths (`spec.vault.path`,
+//! `metadata.labels["app.kubernetes.io/name"]`) with their values before and
+//! after. Every value under a Secret's `data` / `stringData` is shown as
+//! [`SENSITIVE`]: a changed key is listed, its value never is.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::addr::Addr;
+use crate::plan::Action;
+use crate::state::Fields;
+
+/// What a secret value is shown as.
+pub const SENSITIVE: &str = "(sensitive)";
+
+/// The annotation `kubectl apply` (client-side) writes: a full copy of the
+/// object, Secret values included.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// `metadata` fields the API server sets; never part of a change.
+const SERVER_SET_METADATA: &[&str] = &[
+    "managedFields",
+    "resourceVersion",
+    "generation",
+    "uid",
+    "creationTimestamp",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+/// The planned change to one cluster object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectPlan {
+    /// The object (`Addr::Kube`).
+    pub addr: Addr,
+    /// `NoOp`, `Create` or `Update`.
+    pub action: Action,
+    /// Changed field paths as they are (empty for a create).
+    pub before: Fields,
+    /// Changed field paths as they will be (every field for a create).
+    pub after: Fields,
+    /// Paths (in `before` or `after`) whose values are masked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
+}
+
+/// Whether `obj` is a Secret (any object of kind `Secret` is treated as one).
+pub fn is_secret(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Secret")
+}
+
+/// A copy of `obj` with every Secret value masked: each value under `data`
+/// and `stringData` becomes [`SENSITIVE`] (keys stay visible), and the
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation (which holds
+/// the values) is masked too. Other objects are returned unchanged.
+pub fn mask_secret(obj: &Value) -> Value {
+    let mut out = obj.clone();
+    if !is_secret(obj) {
+        return out;
+    }
+    if let Some(map) = out.as_object_mut() {
+        for field in ["data", "stringData"] {
+            match map.get_mut(field) {
+                Some(Value::Object(values)) => {
+                    for v in values.values_mut() {
+                        *v = Value::String(SENSITIVE.into());
+                    }
+                }
+                Some(Value::Null) | None => {}
+                Some(other) => *other = Value::String(SENSITIVE.into()),
+            }
+        }
+        if let Some(Value::Object(ann)) = map
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+            && let Some(v) = ann.get_mut(LAST_APPLIED)
+        {
+            *v = Value::String(SENSITIVE.into());
+        }
+    }
+    out
+}
+
+/// A copy of `obj` without the fields the API server sets: `status`, and
+/// `metadata.managedFields`, `resourceVersion`, `generation`, `uid`,
+/// `creationTimestamp`, `selfLink`, `deletionTimestamp`,
+/// `deletionGracePeriodSeconds`.
+pub fn strip_server_fields(obj: &Value) -> Value {
+    let mut out = obj.clone();
+    if let Some(map) = out.as_object_mut() {
+        map.remove("status");
+        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+            for f in SERVER_SET_METADATA {
+                meta.remove(*f);
+            }
+        }
+    }
+    out
+}
+
+/// Plan one object from its live state (None: absent) and the result of a
+/// server-side apply dry run of the manifest.
+pub fn plan_from(addr: Addr, live: Option<&Value>, dry_run: &Value) -> ObjectPlan {
+    let secret = is_secret(dry_run) || live.is_some_and(is_secret);
+    let after_obj = comparable(dry_run);
+    let (action, before_obj) = match live {
+        None => (Action::Create, None),
+        Some(l) => (Action::Update, Some(comparable(l))),
+    };
+    let mut d = Diff::default();
+    walk(
+        &mut Vec::new(),
+        before_obj.as_ref(),
+        Some(&after_obj),
+        &mut d,
+    );
+    let action = if action == Action::Update && d.before.is_empty() && d.after.is_empty() {
+        Action::NoOp
+    } else {
+        action
+    };
+    let mut sensitive = Vec::new();
+    if secret {
+        for Segments(path) in &d.paths {
+            if is_secret_path(path) {
+                let rendered = render_path(path);
+                if let Some(v) = d.before.get_mut(&rendered) {
+                    *v = Value::String(SENSITIVE.into());
+                }
+                if let Some(v) = d.after.get_mut(&rendered) {
+                    *v = Value::String(SENSITIVE.into());
+                }
+                sensitive.push(rendered);
+            }
+        }
+    }
+    sensitive.sort();
+    sensitive.dedup();
+    ObjectPlan {
+        addr,
+        action,
+        before: d.before,
+        after: d.after,
+        sensitive,
+    }
+}
+
+/// The part of an object a change is about: no server-set fields, and no
+/// `apiVersion` / `kind` (they are the address).
+fn comparable(obj: &Value) -> Value {
+    let mut out = strip_server_fields(obj);
+    if let Some(map) = out.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    out
+}
+
+/// A path segment list whose values are secret.
+fn is_secret_path(segments: &[String]) -> bool {
+    match segments {
+        [first, ..] if first == "data" || first == "stringData" => true,
+        [m, a, k, ..] => m == "metadata" && a == "annotations" && k == LAST_APPLIED,
+        _ => false,
+    }
+}
+
+#[derive(Default)]
+struct Diff {
+    before: BTreeMap<String, Value>,
+    after: BTreeMap<String, Value>,
+    /// Every recorded path, as segments.
+    paths: Vec<Segments>,
+}
+
+struct Segments(Vec<String>);
+
+/// Record the leaves that differ between `before` and `after` under `path`.
+/// Objects are descended into; arrays and scalars are leaves.
+fn walk(path: &mut Vec<String>, before: Option<&Value>, after: Option<&Value>, out: &mut Diff) {
+    match (before, after) {
+        (None, None) => {}
+        (Some(Value::Object(b)), Some(Value::Object(a))) if !(b.is_empty() && a.is_empty()) => {
+            for key in union_keys(Some(b), Some(a)) {
+                path.push(key.clone());
+                walk(path, b.get(&key), a.get(&key), out);
+                path.pop();
+            }
+        }
+        (Some(Value::Object(b)), None) if !b.is_empty() => descend_one(path, b, true, out),
+        (None, Some(Value::Object(a))) if !a.is_empty() => descend_one(path, a, false, out),
+        (b, a) => {
+            if b == a {
+                return;
+            }
+            let rendered = render_path(path);
+            if let Some(b) = b {
+                out.before.insert(rendered.clone(), b.clone());
+            }
+            if let Some(a) = a {
+                out.after.insert(rendered, a.clone());
+            }
+            out.paths.push(Segments(path.clone()));
+        }
+    }
+}
+
+fn descend_one(path: &mut Vec<String>, obj: &Map<String, Value>, is_before: bool, out: &mut Diff) {
+    for (key, v) in obj {
+        path.push(key.clone());
+        if is_before {
+            walk(path, Some(v), None, out);
+        } else {
+            walk(path, None, Some(v), out);
+        }
+        path.pop();
+    }
+}
+
+fn union_keys(a: Option<&Map<String, Value>>, b: Option<&Map<String, Value>>) -> Vec<String> {
+    let mut keys: Vec<String> = a
+        .into_iter()
+        .chain(b)
+        .flat_map(|m| m.keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// `spec.vault.path`; a key that is not a plain word is quoted:
+/// `metadata.labels["app.kubernetes.io/name"]`.
+pub fn render_path(segments: &[String]) -> String {
+    let mut s = String::new();
+    for seg in segments {
+        let plain = !seg.is_empty()
+            && seg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if plain {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(seg);
+        } else {
+            s.push('[');
+            s.push_str(&Value::String(seg.clone()).to_string());
+            s.push(']');
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::addr::KubeRef;
+
+    fn addr() -> Addr {
+        Addr::Kube(KubeRef {
+            group: "".into(),
+            version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some("ns".into()),
+            name: "s".into(),
+        })
+    }
+
+    #[test]
+    fn quotes_keys_that_are_not_words() {
+        let p = ["metadata", "labels", "app.kubernetes.io/name"].map(String::from);
+        assert_eq!(
+            render_path(&p),
+            r#"metadata.labels["app.kubernetes.io/name"]"#
+        );
+    }
+
+    #[test]
+    fn secret_change_lists_the_key_not_the_value() {
+        let live = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","resourceVersion":"1"},
+            "data":{"token":"b2xkLXRva2Vu","same":"eA=="}});
+        let dry = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"s","resourceVersion":"1"},
+            "data":{"token":"bmV3LXRva2Vu","same":"eA==","added":"YWRkZWQ="}});
+        let p = plan_from(addr(), Some(&live), &dry);
+        assert_eq!(p.action, Action::Update);
+        assert_eq!(p.before.get("data.token"), Some(&json!(SENSITIVE)));
+        assert_eq!(p.after.get("data.token"), Some(&json!(SENSITIVE)));
+        assert_eq!(p.after.get("data.added"), Some(&json!(SENSITIVE)));
+        assert!(!p.after.contains_key("data.same"));
+        assert_eq!(p.sensitive, vec!["data.added", "data.token"]);
+        let text = format!("{p:?}");
+        assert!(!text.contains("b2xk") && !text.contains("bmV3") && !text.contains("YWRk"));
+    }
+
+    #[test]
+    fn server_fields_and_status_are_not_changes() {
+        let live = json!({"kind":"X","metadata":{"name":"a","uid":"u1","resourceVersion":"5","generation":3,
+            "managedFields":[{"manager":"other"}],"creationTimestamp":"t"},"spec":{"a":1},"status":{"ready":true}});
+        let dry = json!({"kind":"X","metadata":{"name":"a","uid":"u1","resourceVersion":"6","generation":4,
+            "managedFields":[{"manager":"certplane"}]},"spec":{"a":1}});
+        assert_eq!(plan_from(addr(), Some(&live), &dry).action, Action::NoOp);
+    }
+
+    #[test]
+    fn removed_and_nested_added_fields_are_leaves() {
+        let live = json!({"kind":"X","metadata":{"name":"a"},"spec":{"old":"x","list":[1,2]}});
+        let dry = json!({"kind":"X","metadata":{"name":"a"},"spec":{"list":[1,3],"new":{"deep":{"v":true}}}});
+        let p = plan_from(addr(), Some(&live), &dry);
+        assert_eq!(
+            p.before,
+            BTreeMap::from([
+                ("spec.old".into(), json!("x")),
+                ("spec.list".into(), json!([1, 2]))
+            ])
+        );
+        assert_eq!(
+            p.after,
+            BTreeMap::from([
+                ("spec.new.deep.v".into(), json!(true)),
+                ("spec.list".into(), json!([1, 3]))
+            ])
+        );
+    }
+
+    #[test]
+    fn mask_secret_masks_values_and_last_applied() {
+        let s = json!({"kind":"Secret","metadata":{"name":"s","annotations":{LAST_APPLIED:"{\"data\":{\"k\":\"c2VjcmV0\"}}"}},
+            "data":{"k":"c2VjcmV0"},"stringData":{"p":"hunter2"}});
+        let m = mask_secret(&s);
+        assert_eq!(m["data"]["k"], json!(SENSITIVE));
+        assert_eq!(m["stringData"]["p"], json!(SENSITIVE));
+        assert_eq!(m["metadata"]["annotations"][LAST_APPLIED], json!(SENSITIVE));
+        let cm = json!({"kind":"ConfigMap","data":{"k":"v"}});
+        assert_eq!(mask_secret(&cm), cm);
+    }
+}

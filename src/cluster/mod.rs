@@ -1,0 +1,138 @@
+//! The Kubernetes provider: observe, dry-run and apply cluster objects with
+//! server-side apply, and keep the inventory certplane prunes from.
+//!
+//! * [`client`]: [`Cluster`], the connection, discovery (namespaced or
+//!   cluster-scoped, per group/version, cached) and the calls:
+//!   [`Cluster::plan_object`] (GET + server-side apply dry run),
+//!   [`Cluster::apply_object`] (server-side apply, forced, one field manager),
+//!   [`Cluster::delete_object`].
+//! * [`diff`]: pure: strip server-set fields, compare live with the dry-run
+//!   result as dotted field paths, mask Secret values ([`mask_secret`]).
+//! * [`inventory`]: the set of objects certplane applied, kept in a labelled
+//!   ConfigMap in the cluster.
+//! * [`prune`]: pure set arithmetic and delete order, and the deletes.
+//!
+//! Secret values (`data`, `stringData`) never leave this module unmasked: not
+//! in an [`ObjectPlan`], not in a log line, not in a [`ClusterError`].
+
+pub mod client;
+pub mod diff;
+pub mod inventory;
+pub mod prune;
+mod redact;
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use client::{Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, ResolvedObject};
+pub use diff::{ObjectPlan, SENSITIVE, mask_secret};
+pub use inventory::{Inventory, InventoryLocation};
+pub use prune::{PruneReport, apply_rank, next_inventory, prune_order, stale};
+
+/// Errors of the Kubernetes provider.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    /// The kubeconfig could not be read or names no usable context.
+    #[error("cannot load the kubeconfig{}", context.as_ref().map(|c| format!(" (context {c:?})")).unwrap_or_default())]
+    Kubeconfig {
+        /// The context asked for, if any.
+        context: Option<String>,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// Neither a kubeconfig nor an in-cluster service account was found.
+    #[error(
+        "no cluster configuration found: set KUBECONFIG, name a context in certplane.yaml (spec.cluster.context), or run in a pod"
+    )]
+    InferConfig(#[source] kube::config::InferConfigError),
+    /// The client could not be built from the configuration (TLS, proxy, auth).
+    #[error("cannot build the kubernetes client")]
+    Client(#[source] kube::Error),
+    /// A manifest lacks what every Kubernetes object needs.
+    #[error("invalid manifest{}: {reason}", object.as_ref().map(|o| format!(" {o}")).unwrap_or_default())]
+    InvalidManifest {
+        /// The object, as far as it could be named.
+        object: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The API server does not serve the object's apiVersion and kind
+    /// (e.g. the cert-manager CRDs are not installed).
+    #[error("the cluster does not serve {api_version} {kind}: {hint}")]
+    NotServed {
+        /// The apiVersion asked for.
+        api_version: String,
+        /// The kind asked for.
+        kind: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// Discovery failed for another reason than "not served".
+    #[error("cannot discover {api_version} on the api server")]
+    Discovery {
+        /// The apiVersion asked for.
+        api_version: String,
+        /// Why.
+        #[source]
+        source: kube::Error,
+    },
+    /// A request to the API server failed.
+    #[error("{op} {object} failed")]
+    Request {
+        /// What was being done (`get`, `dry-run apply`, `apply`, `delete`).
+        op: &'static str,
+        /// The object (`group/Kind/namespace/name`).
+        object: String,
+        /// Why (server messages about Secrets are redacted).
+        #[source]
+        source: kube::Error,
+    },
+    /// A request about a Secret failed and its message could not be shown
+    /// safely in full.
+    #[error("{op} {object} failed: {message}")]
+    RequestRedacted {
+        /// What was being done.
+        op: &'static str,
+        /// The object.
+        object: String,
+        /// The failure, with secret values replaced by `(sensitive)`.
+        message: String,
+    },
+    /// The API server did not answer in time.
+    #[error("{op} {object} timed out after {}s", after.as_secs_f64())]
+    Timeout {
+        /// What was being done.
+        op: &'static str,
+        /// The object (or API path).
+        object: String,
+        /// The time limit.
+        after: Duration,
+    },
+    /// The API server answered with something certplane cannot use.
+    #[error("unexpected reply to {op} {object}: {reason}")]
+    BadReply {
+        /// What was being done.
+        op: &'static str,
+        /// The object.
+        object: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The inventory ConfigMap exists but cannot be read as one.
+    #[error("the inventory {location} is not usable: {reason}; fix or delete it")]
+    Inventory {
+        /// `namespace/name` of the ConfigMap.
+        location: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl ClusterError {
+    /// Whether this is the "kind not served" error (CRDs missing).
+    pub fn is_not_served(&self) -> bool {
+        matches!(self, ClusterError::NotServed { .. })
+    }
+}
