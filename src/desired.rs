@@ -528,6 +528,7 @@ fn auth_mount(
             f.insert("kubernetes_ca_cert".into(), json!(pem));
         }
         put(&mut f, "issuer", k.issuer.clone());
+        put(&mut f, "disable_local_ca_jwt", k.disable_local_ca_jwt);
         let mut r = resource(
             config_addr.clone(),
             ResourceKind::AuthConfig,

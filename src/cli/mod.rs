@@ -1,6 +1,166 @@
-//! The command line: one function per command over the one pipeline.
+//! The command line: argument parsing, logging set-up, and one function per
+//! command over the one [`pipeline`](crate::pipeline).
+
+mod commands;
+mod exit;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+pub use exit::ExitStatus;
+
+/// certplane: Git as the single source of truth for Vault PKI and cert-manager.
+#[derive(Debug, Parser)]
+#[command(name = "certplane", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Log line format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Never colour the output (also: NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Plan output format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    /// A per-object, per-field diff for people.
+    Human,
+    /// A JSON document for machines.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the repository offline: 0 valid, 1 invalid.
+    Validate {
+        /// The repository (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Show what apply would change: 0 no changes, 2 changes, 1 error.
+    Plan {
+        /// The repository (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+    /// Converge Vault to the repository. Applies nothing if any check fails.
+    Apply {
+        /// The repository (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Apply without asking; required when stdin is not a terminal.
+        #[arg(long)]
+        auto_approve: bool,
+        /// Output format of the plan shown before applying.
+        #[arg(short, long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+    },
+    /// Write the JSON Schemas of every certplane kind to a directory.
+    Schemas {
+        /// Where to write them.
+        #[arg(default_value = "schemas")]
+        out: PathBuf,
+    },
+}
+
+/// Filter for the log subscriber. Third-party crates are capped at `info`
+/// whatever the user asks: their debug and trace output can carry request
+/// bodies and headers, and those carry tokens.
+fn log_filter(verbose: u8) -> EnvFilter {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let user = std::env::var("CERTPLANE_LOG").unwrap_or_else(|_| format!("certplane={level}"));
+    let caps = [
+        "hyper",
+        "hyper_util",
+        "reqwest",
+        "rustify",
+        "vaultrs",
+        "rustls",
+        "h2",
+        "kube",
+        "kube_client",
+        "tower",
+        "tower_http",
+    ]
+    .map(|t| format!("{t}=info"))
+    .join(",");
+    EnvFilter::try_new(format!("warn,{user},{caps}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,certplane={level},{caps}")))
+}
+
+fn init_logging(cli: &Cli) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(cli.verbose))
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(colour_wanted(cli.no_color, false))
+            .try_init(),
+    };
+}
+
+/// Whether to colour: never with `--no-color` or `NO_COLOR`, else only on a
+/// terminal.
+fn colour_wanted(no_color: bool, stdout: bool) -> bool {
+    use std::io::IsTerminal;
+    if no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    if stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    }
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = Cli::parse();
+    init_logging(&cli);
+    // vaultrs is built without a rustls provider, kube with ring: install ring
+    // once so both use it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitStatus::Error.code();
+        }
+    };
+    let color = colour_wanted(cli.no_color, true);
+    let status = runtime.block_on(commands::run(cli.command, color));
+    status.code()
 }

@@ -459,6 +459,10 @@ pub struct KubernetesAuthConfig {
     /// JWT Vault uses to call TokenReview (default: the caller's own token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_reviewer_jwt_from: Option<Source>,
+    /// `true` when Vault does not run in the cluster: do not read the pod's
+    /// own CA and token (OpenBao otherwise fails when they are absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable_local_ca_jwt: Option<bool>,
 }
 
 /// JWT/OIDC auth config.

@@ -1,0 +1,223 @@
+//! One function per command. Data goes to stdout, diagnostics and logs to
+//! stderr.
+
+use std::error::Error as StdError;
+use std::fmt::Display;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use super::{Command, ExitStatus, Output};
+use crate::pipeline::{self, Prepared};
+use crate::plan::render::{self, Style};
+use crate::plan::{Action, Plan};
+use crate::vault::apply::{ApplyEvent, ApplyReport};
+
+/// Runs one command.
+pub async fn run(command: Command, color: bool) -> ExitStatus {
+    let style = Style { color };
+    match command {
+        Command::Validate { dir } => validate(&dir),
+        Command::Plan { dir, output } => plan(&dir, output, style).await,
+        Command::Apply {
+            dir,
+            auto_approve,
+            output,
+        } => apply(&dir, auto_approve, output, style).await,
+        Command::Schemas { out } => {
+            let _ = out;
+            fail_msg("schemas: not wired yet")
+        }
+    }
+}
+
+/// Prints an error with its whole cause chain on one line.
+fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
+    let mut line = format!("error: {err}");
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    eprintln!("{line}");
+    ExitStatus::Error
+}
+
+fn fail_msg(msg: impl Display) -> ExitStatus {
+    eprintln!("error: {msg}");
+    ExitStatus::Error
+}
+
+fn prepare(dir: &Path) -> Result<Prepared, ExitStatus> {
+    pipeline::prepare(dir).map_err(|d| {
+        eprintln!("{d}");
+        ExitStatus::Error
+    })
+}
+
+fn validate(dir: &Path) -> ExitStatus {
+    match prepare(dir) {
+        Ok(p) => {
+            println!(
+                "{}: valid ({} objects, {} Vault resources)",
+                dir.display(),
+                p.repo.vault.len(),
+                p.desired.resources.len()
+            );
+            ExitStatus::Clean
+        }
+        Err(status) => status,
+    }
+}
+
+fn print_plan(plan: &Plan, output: Output, style: Style) {
+    match output {
+        Output::Human => print!("{}", render::human(plan, style)),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::json(plan)).unwrap_or_default()
+        ),
+    }
+}
+
+async fn plan(dir: &Path, output: Output, style: Style) -> ExitStatus {
+    let prepared = match prepare(dir) {
+        Ok(p) => p,
+        Err(s) => return s,
+    };
+    let vault = match pipeline::connect(&prepared.repo).await {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    let plan = match pipeline::observe_and_plan(&vault, &prepared.desired).await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    print_plan(&plan, output, style);
+    if !plan.errored.is_empty() {
+        ExitStatus::Error
+    } else if plan.has_changes() {
+        ExitStatus::Changes
+    } else {
+        ExitStatus::Clean
+    }
+}
+
+/// Asks on the terminal, as Terraform does. Only `yes` proceeds.
+fn confirm() -> bool {
+    print!(
+        "\nDo you want to perform these actions?\n  certplane will perform the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    answer.trim() == "yes"
+}
+
+async fn apply(dir: &Path, auto_approve: bool, output: Output, style: Style) -> ExitStatus {
+    let prepared = match prepare(dir) {
+        Ok(p) => p,
+        Err(s) => return s,
+    };
+    let vault = match pipeline::connect(&prepared.repo).await {
+        Ok(v) => v,
+        Err(e) => return fail(&e),
+    };
+    let plan = match pipeline::observe_and_plan(&vault, &prepared.desired).await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    print_plan(&plan, output, style);
+    if !plan.errored.is_empty() {
+        return fail_msg("the plan has errors; nothing was applied");
+    }
+    if !plan.has_changes() {
+        return ExitStatus::Clean;
+    }
+    if !auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return fail_msg(
+                "apply needs confirmation but stdin is not a terminal; \
+                 run with --auto-approve to apply without asking",
+            );
+        }
+        if !confirm() {
+            eprintln!("Apply cancelled.");
+            return ExitStatus::Error;
+        }
+    }
+    let secrets = crate::vault::apply::secret_sources(&prepared.desired);
+    let human = output == Output::Human;
+    let mut on_event = |event: ApplyEvent| {
+        if human {
+            print_event(&event, style);
+        }
+    };
+    match crate::vault::apply(&vault, &plan, &secrets, &mut on_event).await {
+        Ok(report) => {
+            if human {
+                println!("\n{}", report_line(&report));
+            }
+            ExitStatus::Clean
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn print_event(event: &ApplyEvent, style: Style) {
+    match event {
+        ApplyEvent::Started { addr, action } => {
+            println!("{addr}: {}...", verb(*action, false));
+        }
+        ApplyEvent::Done { addr, action } => {
+            println!(
+                "{}",
+                style.paint("32", &format!("{addr}: {}", verb(*action, true)))
+            );
+        }
+        ApplyEvent::Note { addr, text } => {
+            println!("{addr}:");
+            for l in text.lines() {
+                println!("    {l}");
+            }
+        }
+    }
+}
+
+fn verb(action: Action, done: bool) -> &'static str {
+    match (action, done) {
+        (Action::Create, false) => "creating",
+        (Action::Create, true) => "created",
+        (Action::Update, false) => "updating",
+        (Action::Update, true) => "updated",
+        (Action::Replace, false) => "replacing (new issuer)",
+        (Action::Replace, true) => "replaced (new issuer; the old one stays)",
+        (Action::Delete, false) => "deleting",
+        (Action::Delete, true) => "deleted",
+        (Action::NoOp, _) => "unchanged",
+    }
+}
+
+fn report_line(report: &ApplyReport) -> String {
+    let count = |a: Action| report.applied.iter().filter(|x| x.action == a).count();
+    let mut line = format!(
+        "Apply complete! {} created, {} updated, {} replaced.",
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::Replace)
+    );
+    for w in &report.waiting {
+        line.push_str(&format!(
+            "\n{} waits for a manual signature: sign {} and commit the certificate to {}, then apply again.",
+            w.addr,
+            w.csr_file.display(),
+            w.certificate_file.display()
+        ));
+    }
+    line
+}

@@ -1,0 +1,43 @@
+//! The one pipeline every mode runs: load -> validate -> lower -> observe ->
+//! plan -> apply. Commands only decide how far to go and what to print.
+
+use std::path::Path;
+
+use crate::diagnostic::Diagnostics;
+use crate::model::Repository;
+use crate::plan::Plan;
+use crate::state::Desired;
+use crate::vault::{Vault, VaultError, VaultSettings};
+
+/// A repository that loaded and passed every offline check, lowered to the
+/// desired Vault state.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The typed repository.
+    pub repo: Repository,
+    /// What Vault should hold.
+    pub desired: Desired,
+}
+
+/// Loads, validates and lowers `dir`. Any problem is returned with every
+/// diagnostic found; nothing has touched the network yet.
+pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
+    let repo = crate::load::load(dir)?;
+    // VALIDATE-HOOK: cross-checks land with src/validate.
+    let desired = crate::desired::build(&repo)?;
+    Ok(Prepared { repo, desired })
+}
+
+/// Connects to the Vault the repository (or the environment) names: one
+/// login for the whole run.
+pub async fn connect(repo: &Repository) -> Result<Vault, VaultError> {
+    let target = repo.config.as_ref().and_then(|c| c.spec.vault.as_ref());
+    let settings = VaultSettings::resolve(target)?;
+    Vault::connect(&settings).await
+}
+
+/// Reads the live state and plans against it.
+pub async fn observe_and_plan(vault: &Vault, desired: &Desired) -> Result<Plan, VaultError> {
+    let observed = crate::vault::observe(vault, desired).await?;
+    Ok(crate::plan::plan(desired, &observed))
+}
