@@ -1,1 +1,130 @@
 //! JSON Schemas of every certplane kind, generated from the Rust types.
+//!
+//! The files under `schemas/` are these, checked in; `tests/schemas.rs`
+//! fails when they are stale (`CERTPLANE_UPDATE_SCHEMAS=1 cargo test --test
+//! schemas` rewrites them). Editors use them through a
+//! `# yaml-language-server: $schema=...` line at the top of each file.
+
+use schemars::JsonSchema;
+use serde_json::{Map, Value, json};
+
+use crate::model::{
+    API_VERSION, AppRoleSpec, AuthMountSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
+    PkiMountSpec, PkiRoleSpec, PolicySpec,
+};
+
+/// The file holding every kind at once (`oneOf`), for multi-kind files.
+pub const COMBINED: &str = "certplane.json";
+
+/// The schema file name of a kind (`PkiMount` -> `pkimount.json`).
+pub fn file_name(kind: &str) -> String {
+    format!("{}.json", kind.to_lowercase())
+}
+
+/// The schema of `Document<S>` with `apiVersion` and `kind` pinned.
+fn kind_schema<S: JsonSchema>(kind: &str, needs_name: bool) -> Value {
+    let schema = schemars::schema_for!(Document<S>);
+    let mut v = schema.to_value();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("title".into(), json!(kind));
+        obj.insert(
+            "description".into(),
+            json!(format!("certplane {kind} ({API_VERSION})")),
+        );
+        if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert(
+                "apiVersion".into(),
+                json!({"description": "Always certplane.dev/v1alpha1.", "type": "string", "const": API_VERSION}),
+            );
+            props.insert(
+                "kind".into(),
+                json!({"description": "The kind.", "type": "string", "const": kind}),
+            );
+        }
+        if needs_name && let Some(req) = obj.get_mut("required").and_then(Value::as_array_mut) {
+            if !req.iter().any(|r| r == "metadata") {
+                req.push(json!("metadata"));
+            }
+            req.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        }
+    }
+    v
+}
+
+/// Every kind's schema by file name, sorted, then the combined schema.
+pub fn all() -> Vec<(String, Value)> {
+    let mut kinds: Vec<(String, Value)> = vec![
+        ("AppRole", kind_schema::<AppRoleSpec>("AppRole", true)),
+        ("AuthMount", kind_schema::<AuthMountSpec>("AuthMount", true)),
+        ("Config", kind_schema::<ConfigSpec>("Config", false)),
+        (
+            "KubernetesAuthRole",
+            kind_schema::<KubernetesAuthRoleSpec>("KubernetesAuthRole", true),
+        ),
+        ("PkiMount", kind_schema::<PkiMountSpec>("PkiMount", true)),
+        ("PkiRole", kind_schema::<PkiRoleSpec>("PkiRole", true)),
+        ("Policy", kind_schema::<PolicySpec>("Policy", true)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (file_name(k), v))
+    .collect();
+    let combined = combine(&kinds);
+    kinds.push((COMBINED.to_string(), combined));
+    kinds
+}
+
+/// One schema accepting any kind: `oneOf` the kinds, their `$defs` merged.
+fn combine(kinds: &[(String, Value)]) -> Value {
+    let mut defs = Map::new();
+    let mut one_of = Vec::new();
+    let mut dialect = Value::Null;
+    for (_, schema) in kinds {
+        let mut s = schema.clone();
+        if let Some(obj) = s.as_object_mut() {
+            if let Some(d) = obj.remove("$schema") {
+                dialect = d;
+            }
+            if let Some(Value::Object(d)) = obj.remove("$defs") {
+                for (k, v) in d {
+                    defs.entry(k).or_insert(v);
+                }
+            }
+        }
+        one_of.push(s);
+    }
+    json!({
+        "$schema": dialect,
+        "title": "certplane",
+        "description": format!("Any certplane document ({API_VERSION})"),
+        "oneOf": one_of,
+        "$defs": defs,
+    })
+}
+
+/// The text of a schema file: pretty JSON and a final newline.
+pub fn render(schema: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_api_version_and_kind() {
+        let all = all();
+        let (_, role) = all.iter().find(|(n, _)| n == "pkirole.json").unwrap();
+        assert_eq!(role["properties"]["kind"]["const"], "PkiRole");
+        assert_eq!(role["properties"]["apiVersion"]["const"], API_VERSION);
+        assert!(
+            role["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("metadata"))
+        );
+        let (_, combined) = all.iter().find(|(n, _)| n == COMBINED).unwrap();
+        assert_eq!(combined["oneOf"].as_array().unwrap().len(), 7);
+    }
+}

@@ -1,0 +1,81 @@
+//! Every directory under `examples/` loads and validates with no diagnostic.
+
+use std::path::PathBuf;
+
+use certplane::model::VaultObject;
+
+fn examples() -> Vec<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_example_loads_and_validates() {
+    let dirs = examples();
+    assert!(!dirs.is_empty(), "no example directories");
+    for dir in dirs {
+        let repo =
+            certplane::load::load(&dir).unwrap_or_else(|e| panic!("{}:\n{e}", dir.display()));
+        assert!(!repo.vault.is_empty(), "{}: no objects", dir.display());
+        let diags = certplane::validate::validate(&repo);
+        assert!(
+            diags.is_empty(),
+            "{}:\n{}",
+            dir.display(),
+            diags
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
+
+#[test]
+fn homelab_declares_the_whole_flow() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/homelab");
+    let repo = certplane::load::load(&dir).unwrap();
+    let kinds: Vec<(&str, &str)> = repo
+        .vault
+        .iter()
+        .map(|o| (o.spec.kind(), o.meta.name.as_str()))
+        .collect();
+    for want in [
+        ("PkiMount", "pki"),
+        ("PkiMount", "pki_int"),
+        ("PkiRole", "homelab-dot-local"),
+        ("Policy", "pki-int-issuer"),
+        ("AuthMount", "kubernetes"),
+        ("KubernetesAuthRole", "issuer"),
+    ] {
+        assert!(kinds.contains(&want), "{want:?} missing from {kinds:?}");
+    }
+    let (_, _, role) = repo.pki_roles().next().unwrap();
+    assert_eq!(role.mount, "pki_int");
+    assert_eq!(role.max_ttl.unwrap().as_secs(), 24 * 3600);
+    let intermediate = repo
+        .vault
+        .iter()
+        .find(|o| o.meta.name == "pki_int")
+        .unwrap();
+    let VaultObject::PkiMount(spec) = &intermediate.spec else {
+        panic!("pki_int is not a PkiMount");
+    };
+    assert!(matches!(
+        &spec.ca,
+        Some(certplane::model::CaSpec::Intermediate(i))
+            if i.signed_by == certplane::model::SignedBy::Mount("pki".into())
+    ));
+    // Positions point into the files.
+    let at = intermediate
+        .origin
+        .at("spec.ca.intermediate.signedBy.mount");
+    assert!(at.file.ends_with("pki.yaml"));
+    assert!(at.line > intermediate.origin.line);
+}

@@ -1,0 +1,94 @@
+//! The JSON Schemas under `schemas/` are generated from the Rust types and
+//! checked in; this test fails when they are stale.
+//!
+//! Regenerate with: `CERTPLANE_UPDATE_SCHEMAS=1 cargo test --test schemas`
+
+use std::path::PathBuf;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+#[test]
+fn committed_schemas_are_up_to_date() {
+    let update = std::env::var_os("CERTPLANE_UPDATE_SCHEMAS").is_some();
+    let generated = certplane::schema::all();
+    let mut stale = Vec::new();
+    if update {
+        std::fs::create_dir_all(dir()).unwrap();
+    }
+    for (name, schema) in &generated {
+        let path = dir().join(name);
+        let text = certplane::schema::render(schema);
+        if update {
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(name.clone());
+        }
+    }
+    // A committed schema of a kind that no longer exists is stale too.
+    let names: Vec<&str> = generated.iter().map(|(n, _)| n.as_str()).collect();
+    for entry in std::fs::read_dir(dir()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") && !names.contains(&name.as_str()) {
+            if update {
+                std::fs::remove_file(dir().join(&name)).unwrap();
+            } else {
+                stale.push(format!("{name} (no longer generated)"));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale JSON schemas in schemas/: {}\nregenerate them with: CERTPLANE_UPDATE_SCHEMAS=1 cargo test --test schemas",
+        stale.join(", ")
+    );
+}
+
+#[test]
+fn every_schema_is_an_object_schema_with_a_title() {
+    for (name, schema) in certplane::schema::all() {
+        assert!(schema.get("title").is_some(), "{name}");
+        assert!(
+            schema.get("properties").is_some() || schema.get("oneOf").is_some(),
+            "{name}"
+        );
+    }
+}
+
+/// Every `$schema=` line of the examples names a committed schema.
+#[test]
+fn example_schema_lines_point_at_committed_files() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut stack = vec![root];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let first = text.lines().next().unwrap_or_default();
+            let target = first
+                .strip_prefix("# yaml-language-server: $schema=")
+                .unwrap_or_else(|| panic!("{} must start with a $schema line", path.display()));
+            let schema = path.parent().unwrap().join(target);
+            assert!(
+                schema.is_file(),
+                "{}: {} does not exist",
+                path.display(),
+                schema.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no example YAML found");
+}
