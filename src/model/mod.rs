@@ -178,6 +178,11 @@ pub struct Repository {
     pub config: Option<Loaded<ConfigSpec>>,
     /// All Vault objects, in file order.
     pub vault: Vec<Loaded<VaultObject>>,
+    /// `VaultIssuer`s, expanded by [`crate::expand`] into Vault objects and
+    /// cluster manifests.
+    pub vault_issuers: Vec<Loaded<VaultIssuerSpec>>,
+    /// Cluster objects (any apiVersion other than certplane's), as written.
+    pub manifests: Vec<Loaded<serde_json::Value>>,
 }
 
 macro_rules! kind_accessor {

@@ -554,4 +554,111 @@ pub struct AppRoleSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub secret_id_bound_cidrs: Option<Vec<String>>,
+    /// A fixed role ID (`auth/<mount>/role/<name>/role-id`), so that an
+    /// Issuer can name it before the role exists. Default: Vault's UUID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_id: Option<String>,
+    /// Write the role ID and a secret ID into a cluster Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_to: Option<DeliverTo>,
+}
+
+/// `AppRole.deliverTo`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliverTo {
+    /// The Secret that receives `roleId` and the secret ID.
+    pub secret: SecretKeyRef,
+}
+
+/// A key of a namespaced Secret.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretKeyRef {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+    /// Key holding the secret ID (default `secretId`); the role ID goes
+    /// under `roleId`.
+    #[serde(default = "default_secret_key")]
+    pub key: String,
+}
+
+fn default_secret_key() -> String {
+    "secretId".into()
+}
+
+/// `VaultIssuer`: the whole wiring of a cert-manager Issuer to Vault.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VaultIssuerSpec {
+    /// Vault URL as cert-manager reaches it.
+    pub server: String,
+    /// PEM CA of the Vault server's TLS certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_from: Option<Source>,
+    /// The `PkiRole` the Issuer signs with.
+    pub role: RoleRef,
+    /// How cert-manager logs in.
+    pub auth: VaultIssuerAuth,
+    /// Vault Enterprise / OpenBao namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Where cert-manager runs (the subject of the token RBAC).
+    #[serde(default)]
+    pub cert_manager: CertManagerRef,
+}
+
+/// A `PkiRole` by mount and name.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleRef {
+    /// The PKI mount.
+    pub mount: String,
+    /// The role.
+    pub name: String,
+}
+
+/// `VaultIssuer.spec.auth`: exactly one.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum VaultIssuerAuth {
+    /// Secretless: a TokenRequest for the Issuer's own ServiceAccount.
+    Kubernetes(AuthMountRef),
+    /// AppRole: role ID and a delivered secret ID.
+    AppRole(AuthMountRef),
+}
+
+/// An `AuthMount` by path.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthMountRef {
+    /// The auth mount path.
+    pub mount: String,
+}
+
+/// The cert-manager controller's identity.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertManagerRef {
+    /// Namespace of cert-manager (default `cert-manager`).
+    #[serde(default = "default_cm_namespace")]
+    pub namespace: String,
+    /// Its ServiceAccount (default `cert-manager`).
+    #[serde(default = "default_cm_namespace")]
+    pub service_account: String,
+}
+
+impl Default for CertManagerRef {
+    fn default() -> Self {
+        CertManagerRef {
+            namespace: default_cm_namespace(),
+            service_account: default_cm_namespace(),
+        }
+    }
+}
+
+fn default_cm_namespace() -> String {
+    "cert-manager".into()
 }
