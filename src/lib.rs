@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod cli;
 pub mod desired;
 pub mod diagnostic;
+pub mod expand;
 pub mod load;
 pub mod model;
 pub mod pki;
