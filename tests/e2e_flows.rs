@@ -204,9 +204,23 @@ spec:
         "apply tells the user what to sign\n{}",
         first.both()
     );
-    // Not signed yet: still a pending change, and no issuer on the mount.
-    certplane_root(&bao, &["plan", dir]).expect(2);
+    // Not signed yet: no issuer on the mount, and the plan says what it is
+    // waiting for (a wait is not a change: exit 0 keeps CI green).
     assert!(list(&bao, "man_int/issuers").is_empty());
+    let waiting = certplane_root(&bao, &["plan", dir]);
+    waiting.expect(0);
+    assert!(
+        waiting.stdout.contains("BEGIN CERTIFICATE REQUEST") && waiting.stdout.contains("int.pem"),
+        "the plan shows the CSR still to sign\n{}",
+        waiting.both()
+    );
+    let waiting_json = json_plan(&certplane_root(&bao, &["plan", "-o", "json", dir]));
+    assert!(
+        waiting_json
+            .to_string()
+            .contains("BEGIN CERTIFICATE REQUEST"),
+        "{waiting_json}"
+    );
 
     // The user signs the CSR with their offline CA.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
