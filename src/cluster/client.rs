@@ -244,7 +244,9 @@ impl Cluster {
                     after: self.timeout,
                 });
             }
-            Ok(Err(kube::Error::Api(status))) if status.is_not_found() => {
+            // A real server answers a group/version it does not serve with a
+            // plain-text "404 page not found", not a Status.
+            Ok(Err(kube::Error::Api(status))) if is_404(&status) => {
                 return Err(not_served(api_version, kind));
             }
             Ok(Err(source)) => {
@@ -370,6 +372,16 @@ impl Cluster {
     /// Delete one object (background propagation). A 404, or a kind the
     /// server no longer serves, is [`Deleted::Absent`].
     pub async fn delete_object(&self, r: &KubeRef) -> Result<Deleted, ClusterError> {
+        let segments = [Some(&r.version), Some(&r.name), r.namespace.as_ref()];
+        if segments.into_iter().flatten().any(|s| !is_path_segment(s))
+            || !(r.group.is_empty() || is_path_segment(&r.group))
+        {
+            return Err(ClusterError::InvalidManifest {
+                object: Some(r.to_string()),
+                reason: "its group, version, namespace or name cannot be used in an API path"
+                    .into(),
+            });
+        }
         let api_version = if r.group.is_empty() {
             r.version.clone()
         } else {
@@ -396,7 +408,7 @@ impl Cluster {
                 tracing::info!(object = %object, "deleted");
                 Ok(Deleted::Deleted)
             }
-            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(Deleted::Absent),
+            Err(kube::Error::Api(status)) if is_404(&status) => Ok(Deleted::Absent),
             Err(e) => Err(request_error("delete", &object, e, &Redactor::default())),
         }
     }
@@ -429,6 +441,11 @@ impl Cluster {
             .await?
             .map_err(|e| request_error(op, object, e, redactor))
     }
+}
+
+/// Whether a failure means "not found", with or without a Status body.
+pub(crate) fn is_404(status: &kube::core::Status) -> bool {
+    status.code == 404 || status.is_not_found()
 }
 
 /// The "kind not served" error, with a hint.
@@ -482,12 +499,24 @@ pub(crate) fn identity(manifest: &Value) -> Result<Identity, ClusterError> {
     }
     let api_version =
         s("/apiVersion").ok_or_else(|| invalid("apiVersion is missing or not a string"))?;
+    let parts: Vec<&str> = api_version.split('/').collect();
+    if parts.len() > 2 || parts.iter().any(|p| !is_path_segment(p)) {
+        return Err(invalid(
+            "apiVersion must be <group>/<version> or <version> (e.g. cert-manager.io/v1, v1)",
+        ));
+    }
     let kind = kind.ok_or_else(|| invalid("kind is missing or not a string"))?;
     let name = name.ok_or_else(|| invalid("metadata.name is missing or not a string"))?;
+    if !is_path_segment(name) {
+        return Err(invalid("metadata.name cannot be used in an API path"));
+    }
     let namespace = match manifest.pointer("/metadata/namespace") {
         None | Some(Value::Null) => None,
         Some(Value::String(ns)) if ns.is_empty() => None,
-        Some(Value::String(ns)) => Some(ns.clone()),
+        Some(Value::String(ns)) if is_path_segment(ns) => Some(ns.clone()),
+        Some(Value::String(_)) => {
+            return Err(invalid("metadata.namespace cannot be used in an API path"));
+        }
         Some(_) => return Err(invalid("metadata.namespace is not a string")),
     };
     Ok(Identity {
@@ -496,6 +525,16 @@ pub(crate) fn identity(manifest: &Value) -> Result<Identity, ClusterError> {
         namespace,
         name: name.to_string(),
     })
+}
+
+/// Whether `s` can stand as one segment of an API path (the API server
+/// rejects the rest anyway; this keeps a request from going elsewhere).
+fn is_path_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '%', '?', '#', ' '])
+        && !s.chars().any(char::is_control)
 }
 
 /// The reply as JSON, checked to be about the object asked for.

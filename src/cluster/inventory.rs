@@ -164,7 +164,7 @@ impl Cluster {
         {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(status))
-                if status.is_not_found()
+                if super::client::is_404(&status)
                     && status
                         .details
                         .as_ref()

@@ -1,0 +1,608 @@
+//! The Kubernetes provider at the HTTP level: a real `kube::Client` over a
+//! scripted server that checks every request's method, path, query, content
+//! type and body.
+
+#[path = "cluster/fake.rs"]
+mod fake;
+
+use std::time::Duration;
+
+use certplane::addr::{Addr, KubeRef};
+use certplane::cluster::{ClusterError, Inventory, SENSITIVE};
+use certplane::plan::Action;
+use fake::{Step, as_stored, cert_manager_v1, cluster, core_v1, finish, rbac_v1};
+use serde_json::{Value, json};
+
+const ISSUERS: &str = "/apis/cert-manager.io/v1/namespaces/sandbox/issuers";
+const CM_DISCOVERY: &str = "/apis/cert-manager.io/v1";
+
+fn issuer(path: &str) -> Value {
+    json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"name": "vault-issuer", "namespace": "sandbox"},
+        "spec": {"vault": {
+            "server": "https://vault.vault:8200",
+            "path": path,
+            "auth": {"kubernetes": {"mountPath": "/v1/auth/kubernetes", "role": "vault-issuer",
+                     "serviceAccountRef": {"name": "vault-issuer"}}}
+        }}
+    })
+}
+
+fn issuer_ref() -> Addr {
+    Addr::Kube(KubeRef {
+        group: "cert-manager.io".into(),
+        version: "v1".into(),
+        kind: "Issuer".into(),
+        namespace: Some("sandbox".into()),
+        name: "vault-issuer".into(),
+    })
+}
+
+/// The dry-run body must be the manifest itself.
+fn body_is(expected: Value) -> impl Fn(&Value) + Send + 'static {
+    move |body| assert_eq!(body, &expected, "apply body")
+}
+
+#[tokio::test]
+async fn discovery_resolves_scope_and_is_cached_per_group_version() {
+    let (c, task) = cluster(vec![Step::get(CM_DISCOVERY).reply(200, cert_manager_v1())]);
+    // No namespace: the client's default, as with kubectl.
+    let mut m = issuer("pki_int/sign/web");
+    m["metadata"].as_object_mut().unwrap().remove("namespace");
+    let issuer = c.resolve(&m).await;
+    // Cluster-scoped: a namespace in the manifest is dropped.
+    let mut ci = issuer_manifest_kind("ClusterIssuer");
+    ci["metadata"]["namespace"] = json!("ignored");
+    let cluster_issuer = c.resolve(&ci).await;
+    let missing_kind = c
+        .resolve(&json!({"apiVersion":"cert-manager.io/v1","kind":"Frobnicator","metadata":{"name":"x"}}))
+        .await;
+    finish(task).await;
+
+    let issuer = issuer.unwrap();
+    assert!(issuer.namespaced);
+    assert_eq!(issuer.kube_ref.namespace.as_deref(), Some("default"));
+    assert_eq!(issuer.resource.plural, "issuers");
+    assert_eq!(issuer.body["metadata"]["namespace"], "default");
+    let cluster_issuer = cluster_issuer.unwrap();
+    assert!(!cluster_issuer.namespaced);
+    assert_eq!(cluster_issuer.kube_ref.namespace, None);
+    assert_eq!(
+        cluster_issuer.addr().to_string(),
+        "cert-manager.io/ClusterIssuer/vault-issuer"
+    );
+    assert!(cluster_issuer.body["metadata"].get("namespace").is_none());
+    let err = missing_kind.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the cluster does not serve cert-manager.io/v1 Frobnicator: install cert-manager (its CRDs) first"
+    );
+}
+
+fn issuer_manifest_kind(kind: &str) -> Value {
+    let mut m = issuer("pki_int/sign/web");
+    m["kind"] = json!(kind);
+    m
+}
+
+#[tokio::test]
+async fn crds_not_installed_is_a_clear_error() {
+    // What a real API server answers for a group it does not serve.
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply_text(404, "404 page not found\n"),
+    ]);
+    let res = c.plan_object(&issuer("pki_int/sign/web")).await;
+    finish(task).await;
+    let err = res.unwrap_err();
+    assert!(err.is_not_served(), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the cluster does not serve cert-manager.io/v1 Issuer: install cert-manager (its CRDs) first"
+    );
+}
+
+#[tokio::test]
+async fn create_gets_404_then_dry_runs_the_apply() {
+    let m = issuer("pki_int/sign/web");
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer"))
+            .not_found("issuers.cert-manager.io", "vault-issuer"),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true)
+            .body(body_is(m.clone()))
+            .reply(200, as_stored(&m, "", "certplane")),
+    ]);
+    let res = c.plan_object(&m).await;
+    finish(task).await;
+    let plan = res.unwrap();
+    assert_eq!(plan.addr, issuer_ref());
+    assert_eq!(plan.action, Action::Create);
+    assert!(plan.before.is_empty());
+    assert_eq!(
+        plan.after.get("spec.vault.path"),
+        Some(&json!("pki_int/sign/web"))
+    );
+    assert_eq!(
+        plan.after.get("metadata.name"),
+        Some(&json!("vault-issuer"))
+    );
+    // Server-set fields are never part of a change.
+    assert!(
+        plan.after
+            .keys()
+            .all(|k| !k.contains("managedFields") && !k.contains("uid")),
+        "{:?}",
+        plan.after
+    );
+}
+
+#[tokio::test]
+async fn live_equal_to_dry_run_is_a_no_op() {
+    let m = issuer("pki_int/sign/web");
+    let mut live = as_stored(&m, "1000", "certplane");
+    live["status"] = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+    // The dry run returns a new resourceVersion and other managedFields.
+    let dry = as_stored(&m, "1001", "certplane-dry");
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply(200, live),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true)
+            .body(body_is(m.clone()))
+            .reply(200, dry),
+    ]);
+    let res = c.plan_object(&m).await;
+    finish(task).await;
+    let plan = res.unwrap();
+    assert_eq!(plan.action, Action::NoOp, "{plan:?}");
+    assert!(plan.before.is_empty() && plan.after.is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_path_is_reported_as_that_field() {
+    let m = issuer("pki_int/sign/web");
+    let live = as_stored(&issuer("pki_int/issue/web"), "1000", "certplane");
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply(200, live),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true)
+            .body(body_is(m.clone()))
+            .reply(200, as_stored(&m, "1000", "certplane")),
+    ]);
+    let res = c.plan_object(&m).await;
+    finish(task).await;
+    let plan = res.unwrap();
+    assert_eq!(plan.action, Action::Update);
+    assert_eq!(
+        plan.before,
+        [("spec.vault.path".to_string(), json!("pki_int/issue/web"))].into()
+    );
+    assert_eq!(
+        plan.after,
+        [("spec.vault.path".to_string(), json!("pki_int/sign/web"))].into()
+    );
+    assert!(plan.sensitive.is_empty());
+}
+
+fn secret(data: Value, string_data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+           "metadata": {"name": "vault-token", "namespace": "sandbox"},
+           "data": data, "stringData": string_data})
+}
+
+#[tokio::test]
+async fn secret_diff_is_masked() {
+    // base64 of "old-token-value-1" and "new-token-value-2".
+    let old_b64 = "b2xkLXRva2VuLXZhbHVlLTE=";
+    let new_b64 = "bmV3LXRva2VuLXZhbHVlLTI=";
+    let m = secret(
+        json!({"token": new_b64}),
+        json!({"extra": "plain-secret-extra"}),
+    );
+    let live = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "vault-token", "namespace": "sandbox", "resourceVersion": "7", "uid": "u"},
+        "data": {"token": old_b64, "kept": "a2VwdC12YWx1ZS0z"}});
+    let dry = json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "vault-token", "namespace": "sandbox", "resourceVersion": "7", "uid": "u"},
+        "data": {"token": new_b64, "kept": "a2VwdC12YWx1ZS0z", "extra": "cGxhaW4tc2VjcmV0LWV4dHJh"}});
+    let (c, task) = cluster(vec![
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get("/api/v1/namespaces/sandbox/secrets/vault-token").reply(200, live),
+        Step::apply("/api/v1/namespaces/sandbox/secrets/vault-token", true)
+            .body(body_is(m.clone()))
+            .reply(200, dry),
+    ]);
+    let res = c.plan_object(&m).await;
+    finish(task).await;
+    let plan = res.unwrap();
+    assert_eq!(plan.action, Action::Update);
+    assert_eq!(plan.before.get("data.token"), Some(&json!(SENSITIVE)));
+    assert_eq!(plan.after.get("data.token"), Some(&json!(SENSITIVE)));
+    assert_eq!(plan.after.get("data.extra"), Some(&json!(SENSITIVE)));
+    assert!(
+        !plan.after.contains_key("data.kept"),
+        "an unchanged key is not a change"
+    );
+    assert_eq!(plan.sensitive, vec!["data.extra", "data.token"]);
+    let shown = format!("{plan:?}\n{}", serde_json::to_string(&plan).unwrap());
+    for leaked in [
+        old_b64,
+        new_b64,
+        "old-token-value-1",
+        "new-token-value-2",
+        "plain-secret-extra",
+        "cGxhaW4tc2VjcmV0LWV4dHJh",
+        "a2VwdC12YWx1ZS0z",
+        "kept-value-3",
+    ] {
+        assert!(!shown.contains(leaked), "{leaked} leaked into {shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_error_quoting_a_secret_value_is_redacted() {
+    let m = secret(json!({}), json!({"password": "correct-horse-battery"}));
+    let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422, "reason": "Invalid",
+        "message": "Secret \"vault-token\" is invalid: stringData[password]: Invalid value: \"correct-horse-battery\"",
+        "details": {"name": "vault-token", "kind": "secrets",
+            "causes": [{"reason": "FieldValueInvalid", "message": "Invalid value: \"correct-horse-battery\"", "field": "stringData[password]"}]}});
+    let (c, task) = cluster(vec![
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get("/api/v1/namespaces/sandbox/secrets/vault-token")
+            .not_found("secrets", "vault-token"),
+        Step::apply("/api/v1/namespaces/sandbox/secrets/vault-token", true).reply(422, status),
+    ]);
+    let res = c.plan_object(&m).await;
+    finish(task).await;
+    let err = res.unwrap_err();
+    let mut shown = format!("{err} {err:?}");
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(&err);
+    while let Some(e) = cur {
+        shown.push_str(&format!(" {e} {e:?}"));
+        cur = e.source();
+    }
+    assert!(!shown.contains("correct-horse-battery"), "{shown}");
+    assert!(
+        shown.contains("Invalid value"),
+        "the rest of the message stays: {shown}"
+    );
+}
+
+#[tokio::test]
+async fn apply_is_a_forced_server_side_apply_with_the_field_manager() {
+    let mut m = issuer("pki_int/sign/web");
+    m["metadata"].as_object_mut().unwrap().remove("namespace");
+    let mut sent = m.clone();
+    sent["metadata"]["namespace"] = json!("default");
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::apply(
+            "/apis/cert-manager.io/v1/namespaces/default/issuers/vault-issuer",
+            false,
+        )
+        .body(body_is(sent.clone()))
+        .reply(200, as_stored(&sent, "5", "certplane")),
+    ]);
+    let res = c.apply_object(&m).await;
+    finish(task).await;
+    res.unwrap();
+}
+
+#[tokio::test]
+async fn cluster_scoped_objects_use_cluster_paths() {
+    let m = issuer_manifest_kind("ClusterIssuer");
+    let mut sent = m.clone();
+    sent["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::apply(
+            "/apis/cert-manager.io/v1/clusterissuers/vault-issuer",
+            false,
+        )
+        .body(body_is(sent.clone()))
+        .reply(200, as_stored(&sent, "5", "certplane")),
+    ]);
+    let res = c.apply_object(&m).await;
+    finish(task).await;
+    res.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_manifests_make_no_request() {
+    let (c, task) = cluster(vec![]);
+    let no_name = c
+        .plan_object(&json!({"apiVersion": "v1", "kind": "Secret", "metadata": {}}))
+        .await;
+    let bad_version = c
+        .plan_object(&json!({"apiVersion": "a/b/c", "kind": "Secret", "metadata": {"name": "x"}}))
+        .await;
+    let path_name = c
+        .plan_object(
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "../../x"}}),
+        )
+        .await;
+    finish(task).await;
+    assert!(
+        matches!(path_name, Err(ClusterError::InvalidManifest { .. })),
+        "{path_name:?}"
+    );
+    assert!(
+        matches!(no_name, Err(ClusterError::InvalidManifest { .. })),
+        "{no_name:?}"
+    );
+    assert!(
+        matches!(bad_version, Err(ClusterError::InvalidManifest { .. })),
+        "{bad_version:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_replies_are_errors_not_panics() {
+    let m = issuer("pki_int/sign/web");
+    let mut other = as_stored(&m, "3", "certplane");
+    other["metadata"]["name"] = json!("someone-else");
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply_text(200, "<html>proxy</html>"),
+        Step::get(format!("{ISSUERS}/vault-issuer"))
+            .not_found("issuers.cert-manager.io", "vault-issuer"),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true).reply(200, other),
+    ]);
+    let not_json = c.plan_object(&m).await;
+    let wrong_object = c.plan_object(&m).await;
+    finish(task).await;
+    assert!(
+        matches!(not_json, Err(ClusterError::Request { op: "get", .. })),
+        "{not_json:?}"
+    );
+    let err = wrong_object.unwrap_err();
+    assert!(matches!(err, ClusterError::BadReply { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn discovery_failure_other_than_404_is_not_called_not_served() {
+    let (c, task) = cluster(vec![Step::get(CM_DISCOVERY).reply(
+        503,
+        json!({"kind": "Status", "status": "Failure", "code": 503, "reason": "ServiceUnavailable", "message": "unavailable"}),
+    )]);
+    let res = c.plan_object(&issuer("pki_int/sign/web")).await;
+    finish(task).await;
+    assert!(
+        matches!(res, Err(ClusterError::Discovery { .. })),
+        "{res:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_server_times_out() {
+    let (c, task) = cluster(vec![Step::get(CM_DISCOVERY).hang()]);
+    let c = c.with_timeout(Duration::from_secs(5));
+    let res = c.plan_object(&issuer("pki_int/sign/web")).await;
+    task.abort();
+    match res {
+        Err(ClusterError::Timeout { after, .. }) => assert_eq!(after, Duration::from_secs(5)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+const INVENTORY: &str = "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory";
+
+fn kref(group: &str, kind: &str, name: &str) -> KubeRef {
+    KubeRef {
+        group: group.into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        namespace: Some("sandbox".into()),
+        name: name.into(),
+    }
+}
+
+fn inventory_cm(inv: &Inventory) -> Value {
+    let mut cm = inv.to_configmap(&Default::default());
+    cm["metadata"]["resourceVersion"] = json!("42");
+    cm
+}
+
+#[tokio::test]
+async fn inventory_is_read_from_and_written_to_a_labelled_configmap() {
+    let inv = Inventory::new([
+        kref("cert-manager.io", "Issuer", "vault-issuer"),
+        kref("", "Secret", "s"),
+    ]);
+    let expected_body = inv.to_configmap(&Default::default());
+    let (c, task) = cluster(vec![
+        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory"),
+        Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
+        Step::apply(INVENTORY, false)
+            .body(move |b| {
+                assert_eq!(b, &expected_body);
+                assert_eq!(
+                    b["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                    "certplane"
+                );
+                let entries: Vec<KubeRef> =
+                    serde_json::from_str(b["data"]["entries"].as_str().unwrap()).unwrap();
+                assert_eq!(entries.len(), 2);
+            })
+            .reply(200, inventory_cm(&inv)),
+    ]);
+    let first = c.read_inventory().await;
+    let second = c.read_inventory().await;
+    let written = c.write_inventory(&inv).await;
+    finish(task).await;
+    assert_eq!(first.unwrap(), Inventory::default(), "never written: empty");
+    assert_eq!(second.unwrap(), inv);
+    written.unwrap();
+}
+
+#[tokio::test]
+async fn writing_the_inventory_creates_its_namespace_when_missing() {
+    let inv = Inventory::new([kref("", "Secret", "s")]);
+    let ns_missing = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound",
+        "message": "namespaces \"certplane-system\" not found",
+        "details": {"name": "certplane-system", "kind": "namespaces"}});
+    let (c, task) = cluster(vec![
+        Step::apply(INVENTORY, false).reply(404, ns_missing),
+        Step::apply("/api/v1/namespaces/certplane-system", false)
+            .body(|b| {
+                assert_eq!(b["kind"], "Namespace");
+                assert_eq!(b["metadata"]["name"], "certplane-system");
+            })
+            .reply(200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "certplane-system"}})),
+        Step::apply(INVENTORY, false).reply(200, inventory_cm(&inv)),
+    ]);
+    let res = c.write_inventory(&inv).await;
+    finish(task).await;
+    res.unwrap();
+}
+
+#[tokio::test]
+async fn a_foreign_configmap_is_not_taken_for_the_inventory() {
+    let (c, task) = cluster(vec![Step::get(INVENTORY).reply(
+        200,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "certplane-inventory", "namespace": "certplane-system"},
+               "data": {"entries": "[]"}}),
+    )]);
+    let res = c.read_inventory().await;
+    finish(task).await;
+    assert!(
+        matches!(res, Err(ClusterError::Inventory { .. })),
+        "{res:?}"
+    );
+}
+
+#[tokio::test]
+async fn prune_deletes_stale_objects_in_reverse_order_and_keeps_a_survivor() {
+    let kept = kref("cert-manager.io", "Certificate", "kept");
+    let previous = Inventory::new([
+        kept.clone(),
+        kref("", "Secret", "token"),
+        kref("", "ServiceAccount", "vault-issuer"),
+        kref(
+            "rbac.authorization.k8s.io",
+            "Role",
+            "vault-issuer-tokenrequest",
+        ),
+        kref(
+            "rbac.authorization.k8s.io",
+            "RoleBinding",
+            "vault-issuer-tokenrequest",
+        ),
+        kref("cert-manager.io", "Issuer", "vault-issuer"),
+        kref("cert-manager.io", "Certificate", "web"),
+    ]);
+    let current = Inventory::new([kept.clone()]);
+    let survivor = kref("cert-manager.io", "Issuer", "vault-issuer");
+    let expected_next = Inventory::new([kept, survivor.clone()]).to_configmap(&Default::default());
+    let gone = |p: &str| json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": p}});
+    let background =
+        |b: &Value| assert_eq!(b["propagationPolicy"], "Background", "delete options: {b}");
+    let (c, task) = cluster(vec![
+        Step::get(INVENTORY).reply(200, inventory_cm(&previous)),
+        // Certificates first...
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::delete("/apis/cert-manager.io/v1/namespaces/sandbox/certificates/web")
+            .body(background)
+            .reply(200, gone("web")),
+        // ...then Issuers: this one fails and must survive in the inventory...
+        Step::delete("/apis/cert-manager.io/v1/namespaces/sandbox/issuers/vault-issuer").reply(
+            500,
+            json!({"kind": "Status", "status": "Failure", "code": 500, "reason": "InternalError", "message": "etcd timeout"}),
+        ),
+        // ...then RoleBindings (already gone: fine), Roles...
+        Step::get("/apis/rbac.authorization.k8s.io/v1").reply(200, rbac_v1()),
+        Step::delete("/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox/rolebindings/vault-issuer-tokenrequest")
+            .not_found("rolebindings.rbac.authorization.k8s.io", "vault-issuer-tokenrequest"),
+        Step::delete("/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox/roles/vault-issuer-tokenrequest")
+            .reply(200, gone("vault-issuer-tokenrequest")),
+        // ...then Secrets and ServiceAccounts.
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::delete("/api/v1/namespaces/sandbox/secrets/token").reply(200, gone("token")),
+        Step::delete("/api/v1/namespaces/sandbox/serviceaccounts/vault-issuer").reply(200, gone("vault-issuer")),
+        Step::apply(INVENTORY, false)
+            .body(move |b| assert_eq!(b, &expected_next, "the survivor stays in the inventory"))
+            .reply(200, json!({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "certplane-inventory", "namespace": "certplane-system"}})),
+    ]);
+    let res = c.prune_and_record(&current).await;
+    finish(task).await;
+    let report = res.unwrap();
+    assert!(!report.is_complete());
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].0, survivor);
+    assert!(
+        report.failed[0]
+            .1
+            .to_string()
+            .contains("delete cert-manager.io/Issuer/sandbox/vault-issuer")
+    );
+    let deleted: Vec<String> = report.deleted.iter().map(|r| r.to_string()).collect();
+    assert_eq!(
+        deleted,
+        [
+            "cert-manager.io/Certificate/sandbox/web",
+            "rbac.authorization.k8s.io/Role/sandbox/vault-issuer-tokenrequest",
+            "core/Secret/sandbox/token",
+            "core/ServiceAccount/sandbox/vault-issuer",
+        ]
+    );
+    assert_eq!(report.absent.len(), 1);
+}
+
+/// Discovery answers built from the real cert-manager CRDs resolve every
+/// kind with the scope the CRD declares.
+#[tokio::test]
+async fn discovery_from_the_real_cert_manager_crds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/cert-manager-crds");
+    let mut resources = Vec::new();
+    let mut expected = Vec::new();
+    for file in [
+        "issuers",
+        "clusterissuers",
+        "certificates",
+        "certificaterequests",
+    ] {
+        let path = dir.join(format!("cert-manager.io_{file}.yaml"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            println!("skipped: {} is absent", path.display());
+            return;
+        };
+        let crd: Value = serde_saphyr::from_str(&text).expect("CRD YAML");
+        let names = &crd["spec"]["names"];
+        let namespaced = crd["spec"]["scope"] == "Namespaced";
+        let kind = names["kind"].as_str().unwrap().to_string();
+        resources.push(json!({"name": names["plural"], "singularName": names["singular"], "namespaced": namespaced,
+            "kind": kind, "verbs": ["get", "list", "patch", "create", "delete"], "shortNames": names["shortNames"]}));
+        resources.push(
+            json!({"name": format!("{}/status", names["plural"].as_str().unwrap()),
+            "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": ["get", "patch"]}),
+        );
+        expected.push((
+            kind,
+            names["plural"].as_str().unwrap().to_string(),
+            namespaced,
+        ));
+    }
+    let list = json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "cert-manager.io/v1", "resources": resources});
+    let (c, task) = cluster(vec![Step::get(CM_DISCOVERY).reply(200, list)]);
+    let mut got = Vec::new();
+    for (kind, _, _) in &expected {
+        got.push(c.api_resource("cert-manager.io/v1", kind).await);
+    }
+    finish(task).await;
+    for ((kind, plural, namespaced), res) in expected.iter().zip(got) {
+        let (ar, caps) = res.unwrap();
+        assert_eq!(&ar.plural, plural, "{kind}");
+        assert_eq!(
+            caps.scope == kube::discovery::Scope::Namespaced,
+            *namespaced,
+            "{kind}"
+        );
+    }
+}
