@@ -210,7 +210,18 @@ async fn secret_diff_is_masked() {
         Step::get("/api/v1").reply(200, core_v1()),
         Step::get("/api/v1/namespaces/sandbox/secrets/vault-token").reply(200, live),
         Step::apply("/api/v1/namespaces/sandbox/secrets/vault-token", true)
-            .body(body_is(m.clone()))
+            .body(move |b| {
+                // stringData is sent as data (base64), as the server stores it.
+                assert!(b.get("stringData").is_none(), "{b}");
+                assert_eq!(
+                    b["data"],
+                    json!({"token": new_b64, "extra": "cGxhaW4tc2VjcmV0LWV4dHJh"})
+                );
+                assert_eq!(
+                    b["metadata"],
+                    json!({"name": "vault-token", "namespace": "sandbox"})
+                );
+            })
             .reply(200, dry),
     ]);
     let res = c.plan_object(&m).await;

@@ -15,6 +15,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersion;
@@ -74,7 +76,8 @@ pub struct ResolvedObject {
     pub resource: ApiResource,
     /// Whether the kind is namespaced.
     pub namespaced: bool,
-    /// The manifest as it is sent (namespace as in `kube_ref`).
+    /// The manifest as it is sent: namespace as in `kube_ref`; a Secret's
+    /// `stringData` moved into `data` (see [`string_data_to_data`]).
     pub body: Value,
 }
 
@@ -286,6 +289,9 @@ impl Cluster {
             None
         };
         let mut body = manifest.clone();
+        if ident.api_version == "v1" && ident.kind == "Secret" {
+            string_data_to_data(&mut body);
+        }
         if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             match &namespace {
                 Some(ns) => {
@@ -527,6 +533,41 @@ pub(crate) fn identity(manifest: &Value) -> Result<Identity, ClusterError> {
     })
 }
 
+/// Move a Secret's `stringData` into `data` (base64), as the API server
+/// would, before applying. Applied as `stringData`, a key certplane later
+/// removes stays in `data` forever: server-side apply records ownership of
+/// `stringData.<key>`, which the server never stores, not of `data.<key>`
+/// (Flux normalises Secrets the same way). A key in both wins from
+/// `stringData`, as on the server.
+pub fn string_data_to_data(secret: &mut Value) {
+    let Some(obj) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = obj.get("stringData") else {
+        return;
+    };
+    let data_ok = matches!(obj.get("data"), None | Some(Value::Null | Value::Object(_)));
+    if !data_ok || string_data.values().any(|v| !v.is_string()) {
+        // Let the API server reject it with its own message.
+        return;
+    }
+    let encoded: Vec<(String, Value)> = string_data
+        .iter()
+        .filter_map(|(k, v)| {
+            let text = v.as_str()?;
+            Some((k.clone(), Value::String(BASE64.encode(text))))
+        })
+        .collect();
+    obj.remove("stringData");
+    let data = obj.entry("data").or_insert(Value::Null);
+    if data.is_null() {
+        *data = Value::Object(Default::default());
+    }
+    if let Some(data) = data.as_object_mut() {
+        data.extend(encoded);
+    }
+}
+
 /// Whether `s` can stand as one segment of an API path (the API server
 /// rejects the rest anyway; this keeps a request from going elsewhere).
 fn is_path_segment(s: &str) -> bool {
@@ -619,4 +660,29 @@ fn error_chain(err: &kube::Error) -> String {
         cur = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn string_data_moves_into_data_and_wins() {
+        let mut s = json!({"kind": "Secret", "data": {"a": "eA==", "b": "eQ=="}, "stringData": {"b": "z", "c": "hello"}});
+        string_data_to_data(&mut s);
+        assert_eq!(
+            s,
+            json!({"kind": "Secret", "data": {"a": "eA==", "b": "eg==", "c": "aGVsbG8="}})
+        );
+    }
+
+    #[test]
+    fn odd_secrets_are_left_for_the_server_to_reject() {
+        let odd = json!({"kind": "Secret", "data": "nope", "stringData": {"c": "hello"}});
+        let mut s = odd.clone();
+        string_data_to_data(&mut s);
+        assert_eq!(s, odd);
+    }
 }

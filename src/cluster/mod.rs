@@ -25,7 +25,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-pub use client::{Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, ResolvedObject};
+pub use client::{
+    Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, Deleted, ResolvedObject, string_data_to_data,
+};
 pub use diff::{ObjectPlan, SENSITIVE, mask_secret};
 pub use inventory::{Inventory, InventoryLocation};
 pub use prune::{PruneReport, apply_rank, next_inventory, prune_order, stale};
