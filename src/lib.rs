@@ -22,3 +22,4 @@ pub mod schema;
 pub mod state;
 pub mod validate;
 pub mod vault;
+pub mod verify;
