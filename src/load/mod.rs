@@ -16,13 +16,13 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::config::VaultAuth;
 use crate::model::source::rebase_path;
 use crate::model::{
     API_VERSION, AppRoleSpec, AuthMountSpec, CaSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
     Loaded, Location, Origin, PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy,
     VAULT_KINDS, VaultObject,
 };
-use crate::model::config::VaultAuth;
 use crate::validate::suggest;
 
 use yaml::{Pos, RawDoc, YamlError};
@@ -400,10 +400,29 @@ impl DocCx<'_> {
             )
         } else if let Some(rest) = m.strip_prefix("missing field ") {
             let name = rest.trim_matches('`');
-            (
-                format!("missing field {name}{}", within_or_field(&path)),
-                format!("add `{name}:`; see schemas/ for the fields of {kind}"),
-            )
+            // The error points at a key of the incomplete mapping, or at a
+            // flow mapping `{}` written after its own key.
+            let container = match (&path, self.doc.fields.values().any(|p| *p == e.pos)) {
+                (Some(p), true) => parent_of_key(p),
+                (Some(p), false) => p.clone(),
+                (None, _) => String::new(),
+            };
+            let full = if container.is_empty() {
+                name.to_string()
+            } else {
+                format!("{container}.{name}")
+            };
+            if full == "metadata.name" {
+                (
+                    format!("{kind} has no metadata.name"),
+                    "add `metadata: {name: ...}`; for a mount it is the mount path".to_string(),
+                )
+            } else {
+                (
+                    format!("missing field {full}"),
+                    format!("add `{name}:`; see schemas/ for the fields of {kind}"),
+                )
+            }
         } else if m.starts_with("invalid duration") {
             match m.split_once("; ") {
                 Some((msg, hint)) => (format!("{}: {msg}", field_name(&path)), hint.to_string()),
@@ -458,6 +477,15 @@ impl DocCx<'_> {
                     .max_by_key(|(k, p)| (p.1, k.len()))
                     .map(|(k, _)| k.clone())
             })
+    }
+}
+
+/// The mapping a key belongs to (`spec.ca.root.keyType` -> `spec.ca.root`,
+/// `kind` -> the root).
+fn parent_of_key(path: &str) -> String {
+    match path.rfind(['.', '[']) {
+        Some(i) => path[..i].to_string(),
+        None => String::new(),
     }
 }
 

@@ -145,7 +145,7 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                     doc.end = byte_offset(text, &span.start).max(doc.start);
                     // An empty document (`---` alone, or only comments) has a
                     // root that is an empty plain scalar: skip it.
-                    let empty = !doc.root_is_mapping && doc.fields.get("").is_none();
+                    let empty = !doc.root_is_mapping && !doc.fields.contains_key("");
                     if !empty {
                         doc.fields.remove("");
                         docs.push(doc);

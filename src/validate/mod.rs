@@ -32,6 +32,17 @@ pub fn validate(repo: &Repository) -> Vec<Diagnostic> {
     v.out
 }
 
+/// What the checks of KubernetesAuthRole and AppRole share.
+struct AuthRole<'a> {
+    meta: &'a crate::model::Meta,
+    origin: &'a Origin,
+    mount: &'a str,
+    token_policies: &'a [String],
+    ttl: Option<Duration>,
+    max: Option<Duration>,
+    want: AuthType,
+}
+
 struct Validator<'a> {
     repo: &'a Repository,
     out: Vec<Diagnostic>,
@@ -258,19 +269,19 @@ impl<'a> Validator<'a> {
                 },
             };
             // The mount's ceiling must fit in the CA's lifetime.
-            if let (Some(max), Some((life, what))) = (spec.max_lease_ttl, f.lifetime_desc()) {
-                if max.as_secs() > life {
-                    self.push(
-                        origin,
-                        "spec.maxLeaseTTL",
-                        format!(
-                            "mount {} maxLeaseTTL {max} exceeds {what} {}",
-                            meta.name,
-                            Duration::from_secs(life)
-                        ),
-                        "lower maxLeaseTTL to at most the CA's lifetime, or give the CA a longer ttl",
-                    );
-                }
+            if let (Some(max), Some((life, what))) = (spec.max_lease_ttl, f.lifetime_desc())
+                && max.as_secs() > life
+            {
+                self.push(
+                    origin,
+                    "spec.maxLeaseTTL",
+                    format!(
+                        "mount {} maxLeaseTTL {max} exceeds {what} {}",
+                        meta.name,
+                        Duration::from_secs(life)
+                    ),
+                    "lower maxLeaseTTL to at most the CA's lifetime, or give the CA a longer ttl",
+                );
             }
             facts.insert(meta.name.clone(), f);
         }
@@ -499,22 +510,22 @@ impl<'a> Validator<'a> {
             } else {
                 "spec.ttl"
             };
-            if let Some(mlt) = mount.max_lease_ttl {
-                if longest > mlt {
-                    self.push(
-                        origin,
-                        path,
-                        format!(
-                            "role {field} {longest} exceeds mount {} maxLeaseTTL {mlt}",
-                            role.mount
-                        ),
-                        format!(
-                            "lower the role's {field}, or raise maxLeaseTTL of PkiMount {}",
-                            role.mount
-                        ),
-                    );
-                    continue;
-                }
+            if let Some(mlt) = mount.max_lease_ttl
+                && longest > mlt
+            {
+                self.push(
+                    origin,
+                    path,
+                    format!(
+                        "role {field} {longest} exceeds mount {} maxLeaseTTL {mlt}",
+                        role.mount
+                    ),
+                    format!(
+                        "lower the role's {field}, or raise maxLeaseTTL of PkiMount {}",
+                        role.mount
+                    ),
+                );
+                continue;
             }
             if let Some((life, what)) = facts.get(&role.mount).and_then(CaFacts::lifetime_desc)
                 && longest.as_secs() > life
@@ -662,41 +673,38 @@ impl<'a> Validator<'a> {
             .policies()
             .map(|(m, _, _)| m.name.as_str())
             .collect();
-        let roles: Vec<(
-            &crate::model::Meta,
-            &Origin,
-            &str,
-            &[String],
-            Option<Duration>,
-            Option<Duration>,
-            AuthType,
-        )> = self
+        let roles: Vec<AuthRole<'_>> = self
             .repo
             .kubernetes_auth_roles()
-            .map(|(m, o, s)| {
-                (
-                    m,
-                    o,
-                    s.mount.as_str(),
-                    s.token_policies.as_slice(),
-                    s.token_ttl,
-                    s.token_max_ttl,
-                    AuthType::Kubernetes,
-                )
+            .map(|(meta, origin, s)| AuthRole {
+                meta,
+                origin,
+                mount: &s.mount,
+                token_policies: &s.token_policies,
+                ttl: s.token_ttl,
+                max: s.token_max_ttl,
+                want: AuthType::Kubernetes,
             })
-            .chain(self.repo.app_roles().map(|(m, o, s)| {
-                (
-                    m,
-                    o,
-                    s.mount.as_str(),
-                    s.token_policies.as_slice(),
-                    s.token_ttl,
-                    s.token_max_ttl,
-                    AuthType::Approle,
-                )
+            .chain(self.repo.app_roles().map(|(meta, origin, s)| AuthRole {
+                meta,
+                origin,
+                mount: &s.mount,
+                token_policies: &s.token_policies,
+                ttl: s.token_ttl,
+                max: s.token_max_ttl,
+                want: AuthType::Approle,
             }))
             .collect();
-        for (meta, origin, mount, token_policies, ttl, max, want) in roles {
+        for AuthRole {
+            meta,
+            origin,
+            mount,
+            token_policies,
+            ttl,
+            max,
+            want,
+        } in roles
+        {
             let kind = if want == AuthType::Kubernetes {
                 "KubernetesAuthRole"
             } else {

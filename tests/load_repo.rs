@@ -1,0 +1,205 @@
+//! Loading a repository from a temporary directory: file discovery,
+//! ignore rules, positions, rebasing of relative paths, error collection.
+
+use std::path::Path;
+
+use certplane::model::{CaSpec, SignedBy, Source, VaultObject};
+
+const H: &str = "apiVersion: certplane.dev/v1alpha1\n";
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn policy(name: &str) -> String {
+    format!(
+        "{H}kind: Policy\nmetadata: {{name: {name}}}\nspec:\n  rules:\n    - path: a/b\n      capabilities: [read]\n"
+    )
+}
+
+#[test]
+fn walks_sorted_and_skips_hidden_ignored_and_non_yaml_files() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "b.yaml", &policy("b"));
+    write(d.path(), "a/z.yml", &policy("az"));
+    write(d.path(), "a.yaml", &policy("a"));
+    write(d.path(), ".hidden.yaml", &policy("hidden"));
+    write(d.path(), ".git/x.yaml", "not: [valid");
+    write(d.path(), "vendor/x.yaml", "not: [valid");
+    write(d.path(), "drafts/one.yaml", "not: [valid");
+    write(d.path(), "notes.txt", "not yaml");
+    write(d.path(), ".certplaneignore", "vendor/\n/drafts\n");
+    let repo = certplane::load::load(d.path()).unwrap();
+    let names: Vec<&str> = repo.vault.iter().map(|o| o.meta.name.as_str()).collect();
+    assert_eq!(names, ["az", "a", "b"]);
+}
+
+#[test]
+fn skips_kubernetes_manifests_and_empty_documents() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "---\n---\n# nothing\n---\napiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {{name: vault-issuer}}\nspec: {{vault: {{}}}}\n---\n{}",
+        policy("p")
+    );
+    write(d.path(), "mixed.yaml", &text);
+    let repo = certplane::load::load(d.path()).unwrap();
+    assert_eq!(repo.vault.len(), 1);
+    assert_eq!(repo.vault[0].origin.line, 10);
+}
+
+#[test]
+fn records_field_positions_by_dotted_path() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "p.yaml", &format!("# c\n{}", policy("p")));
+    let repo = certplane::load::load(d.path()).unwrap();
+    let o = &repo.vault[0].origin;
+    assert_eq!((o.line, o.column), (2, 1));
+    let at = o.at("spec.rules[0].path");
+    assert_eq!((at.line, at.column), (7, 7));
+    let at = o.at("spec.rules[0].capabilities[0]");
+    assert_eq!((at.line, at.column), (8, 22));
+    // Not written: the nearest written parent.
+    let at = o.at("spec.rules[0].missing");
+    assert_eq!((at.line, at.column), (7, 7));
+    assert!(at.file.ends_with("p.yaml"));
+}
+
+#[test]
+fn rebases_relative_paths_against_the_naming_file() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "pki/ca.yaml",
+        &format!(
+            "{H}kind: PkiMount\nmetadata: {{name: pki_int}}\nspec:\n  ca:\n    intermediate:\n      commonName: I\n      signedBy:\n        external:\n          caCertFile: ./offline/root.pem\n          caKeyFrom: {{file: ../keys/root.key}}\n---\n{H}kind: PkiMount\nmetadata: {{name: imp}}\nspec:\n  ca:\n    import: {{pemBundleFrom: {{file: /abs/bundle.pem}}}}\n"
+        ),
+    );
+    write(
+        d.path(),
+        "certplane.yaml",
+        &format!(
+            "{H}kind: Config\nspec:\n  vault:\n    caBundleFile: ca/vault.pem\n    auth:\n      appRole: {{roleId: r, secretIdFrom: {{file: secret-id}}}}\n"
+        ),
+    );
+    let repo = certplane::load::load(d.path()).unwrap();
+    let VaultObject::PkiMount(m) = &repo.vault[0].spec else {
+        panic!()
+    };
+    let Some(CaSpec::Intermediate(i)) = &m.ca else {
+        panic!()
+    };
+    let SignedBy::External(e) = &i.signed_by else {
+        panic!()
+    };
+    assert_eq!(e.ca_cert_file, d.path().join("pki/./offline/root.pem"));
+    assert_eq!(
+        e.ca_key_from,
+        Source::File(d.path().join("pki/../keys/root.key"))
+    );
+    let VaultObject::PkiMount(m) = &repo.vault[1].spec else {
+        panic!()
+    };
+    let Some(CaSpec::Import(imp)) = &m.ca else {
+        panic!()
+    };
+    assert_eq!(imp.pem_bundle_from, Source::File("/abs/bundle.pem".into()));
+    let cfg = repo.config.expect("config");
+    let vault = cfg.spec.vault.unwrap();
+    assert_eq!(vault.ca_bundle_file.unwrap(), d.path().join("ca/vault.pem"));
+}
+
+#[test]
+fn collects_every_error_of_every_file() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "a.yaml", "key: [unclosed\n");
+    write(
+        d.path(),
+        "b.yaml",
+        &format!(
+            "{H}kind: Polcy\nmetadata: {{name: x}}\nspec: {{}}\n---\n{H}kind: PkiRole\nmetadata: {{name: r}}\nspec:\n  mount: pki\n  allowAnyNames: true\n"
+        ),
+    );
+    write(d.path(), "c.yaml", "kind: Policy\n");
+    let err = certplane::load::load(d.path()).unwrap_err();
+    let shown: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 4, "{shown:#?}");
+    assert!(shown[0].contains("a.yaml:1:") && shown[0].contains("invalid YAML"));
+    assert!(shown[1].contains("b.yaml:2:") && shown[1].contains("did you mean Policy?"));
+    assert!(
+        shown[2].contains("b.yaml:11:3") && shown[2].contains("did you mean allowAnyName?"),
+        "{}",
+        shown[2]
+    );
+    assert!(shown[3].contains("c.yaml:1:1") && shown[3].contains("no apiVersion"));
+    assert!(
+        err.to_string()
+            .ends_with("4 errors found; nothing was applied")
+    );
+}
+
+#[test]
+fn missing_fields_are_named_by_their_full_path() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "pki.yaml",
+        &format!(
+            "{H}kind: PkiMount\nmetadata: {{name: pki}}\nspec:\n  ca:\n    root:\n      keyType: ec\n"
+        ),
+    );
+    let err = certplane::load::load(d.path()).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert!(
+        err.0[0].message.contains("spec.ca.root.commonName"),
+        "{}",
+        err.0[0]
+    );
+}
+
+#[test]
+fn a_missing_directory_is_one_diagnostic() {
+    let err = certplane::load::load(Path::new("/nonexistent/certplane/repo")).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert!(err.0[0].message.contains("cannot read the repository"));
+}
+
+#[test]
+fn a_single_file_can_be_loaded() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "one.yaml", &policy("p"));
+    write(d.path(), "two.yaml", &policy("q"));
+    let repo = certplane::load::load(&d.path().join("one.yaml")).unwrap();
+    assert_eq!(repo.vault.len(), 1);
+    assert_eq!(repo.root, d.path());
+}
+
+#[test]
+fn duplicate_config_and_auth_role_across_kinds_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "certplane.yaml",
+        &format!("{H}kind: Config\nspec: {{}}\n"),
+    );
+    write(
+        d.path(),
+        "certplane.yml",
+        &format!("{H}kind: Config\nspec: {{}}\n"),
+    );
+    write(
+        d.path(),
+        "auth.yaml",
+        &format!(
+            "{H}kind: KubernetesAuthRole\nmetadata: {{name: r}}\nspec: {{mount: m, boundServiceAccountNames: [a], boundServiceAccountNamespaces: [b]}}\n---\n{H}kind: AppRole\nmetadata: {{name: r}}\nspec: {{mount: m}}\n"
+        ),
+    );
+    let err = certplane::load::load(d.path()).unwrap_err();
+    let shown = err.to_string();
+    assert!(shown.contains("a second Config"), "{shown}");
+    assert!(
+        shown.contains("duplicate auth role on mount m r: already declared at"),
+        "{shown}"
+    );
+}
