@@ -23,7 +23,10 @@ pub struct Prepared {
 /// diagnostic found; nothing has touched the network yet.
 pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
     let repo = crate::load::load(dir)?;
-    // VALIDATE-HOOK: cross-checks land with src/validate.
+    let problems = crate::validate::validate(&repo);
+    if !problems.is_empty() {
+        return Err(Diagnostics(problems));
+    }
     let desired = crate::desired::build(&repo)?;
     Ok(Prepared { repo, desired })
 }

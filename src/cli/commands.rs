@@ -23,10 +23,7 @@ pub async fn run(command: Command, color: bool) -> ExitStatus {
             auto_approve,
             output,
         } => apply(&dir, auto_approve, output, style).await,
-        Command::Schemas { out } => {
-            let _ = out;
-            fail_msg("schemas: not wired yet")
-        }
+        Command::Schemas { out } => schemas(&out),
     }
 }
 
@@ -220,4 +217,18 @@ fn report_line(report: &ApplyReport) -> String {
         ));
     }
     line
+}
+
+fn schemas(out: &Path) -> ExitStatus {
+    if let Err(e) = std::fs::create_dir_all(out) {
+        return fail(&e);
+    }
+    for (name, schema) in crate::schema::all() {
+        let path = out.join(&name);
+        if let Err(e) = std::fs::write(&path, crate::schema::render(&schema)) {
+            return fail(&e);
+        }
+        println!("wrote {}", path.display());
+    }
+    ExitStatus::Clean
 }
