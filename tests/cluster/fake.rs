@@ -13,6 +13,9 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+/// A check of a request body.
+type BodyCheck = Box<dyn Fn(&Value) + Send>;
+
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 /// One expected request and its reply.
@@ -24,7 +27,7 @@ pub struct Step {
     /// Query parameters that must be absent.
     no_query: Vec<&'static str>,
     content_type: Option<&'static str>,
-    body: Option<Box<dyn Fn(&Value) + Send>>,
+    body: Option<BodyCheck>,
     status: StatusCode,
     reply: Reply,
 }
