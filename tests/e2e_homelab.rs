@@ -102,7 +102,7 @@ fn homelab_applies_then_converges() {
     let (status, reply) = post(
         &bao,
         "pki_int/issue/homelab-dot-local",
-        &json!({"common_name": "a.homelab.local", "ttl": "1h"}),
+        &json!({"common_name": "a.homelab.local", "ttl": "1h", "key_type": "ec", "key_bits": 256}),
     );
     assert_eq!(status, 200, "{reply}");
     let leaf = parse_pem(reply["data"]["certificate"].as_str().unwrap()).unwrap();
@@ -112,7 +112,7 @@ fn homelab_applies_then_converges() {
     let (status, reply) = post(
         &bao,
         "pki_int/issue/homelab-dot-local",
-        &json!({"common_name": "evil.example.com", "ttl": "1h"}),
+        &json!({"common_name": "evil.example.com", "ttl": "1h", "key_type": "ec", "key_bits": 256}),
     );
     assert_eq!(
         status, 400,
@@ -122,7 +122,7 @@ fn homelab_applies_then_converges() {
     let (status, reply) = post(
         &bao,
         "pki_int/issue/homelab-dot-local",
-        &json!({"common_name": "b.homelab.local", "ttl": "72h"}),
+        &json!({"common_name": "b.homelab.local", "ttl": "72h", "key_type": "ec", "key_bits": 256}),
     );
     if status == 200 {
         let leaf = parse_pem(reply["data"]["certificate"].as_str().unwrap()).unwrap();

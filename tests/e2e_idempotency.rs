@@ -67,9 +67,9 @@ fn second_apply_writes_nothing_and_drift_is_repaired() {
         (list(&bao, "pki/issuers"), list(&bao, "pki_int/issuers"))
     );
 
-    // Drift: someone shortens the role's max_ttl by hand.
-    bao.bao_ok(&["patch", ROLE, "max_ttl=1h"]);
-    assert_eq!(read(&bao, ROLE).unwrap()["max_ttl"], json!(3600));
+    // Drift: someone lengthens the role's max_ttl by hand.
+    bao.bao_ok(&["patch", ROLE, "max_ttl=48h"]);
+    assert_eq!(read(&bao, ROLE).unwrap()["max_ttl"], json!(172800));
     let drift = run(&["plan", dir]);
     drift.expect(2);
     assert!(drift.stdout.contains("max_ttl"), "{}", drift.both());
