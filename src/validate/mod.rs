@@ -668,6 +668,24 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        for (meta, origin, r) in self.repo.kubernetes_auth_roles() {
+            for (field, list) in [
+                ("boundServiceAccountNames", &r.bound_service_account_names),
+                (
+                    "boundServiceAccountNamespaces",
+                    &r.bound_service_account_namespaces,
+                ),
+            ] {
+                if list.is_empty() {
+                    self.push(
+                        origin,
+                        &format!("spec.{field}"),
+                        format!("KubernetesAuthRole {}: {field} is empty", meta.name),
+                        "list the service accounts (or namespaces) that may log in; * admits any",
+                    );
+                }
+            }
+        }
         let policies: Vec<&str> = self
             .repo
             .policies()
