@@ -312,6 +312,15 @@ async fn unreachable_cluster_and_unknown_context_are_clean_errors() {
     assert!(matches!(err, ClusterError::Discovery { .. }), "{err:?}");
     assert!(!format!("{err:?}").contains("unreachable-secret-value"));
 
+    let named = ClusterTarget {
+        context: Some("test".into()),
+        field_manager: Some("other".into()),
+    };
+    let other = Cluster::connect_kubeconfig(&path, Some(&named))
+        .await
+        .expect("connect to a named context");
+    assert_eq!(other.field_manager(), "other");
+
     let target = ClusterTarget {
         context: Some("nope".into()),
         field_manager: Some("other".into()),

@@ -617,3 +617,20 @@ async fn discovery_from_the_real_cert_manager_crds() {
         );
     }
 }
+
+/// The provider's futures can be spawned (the pipeline runs them on tokio).
+#[tokio::test]
+async fn futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let (svc, _handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let c =
+        certplane::cluster::Cluster::from_client(kube::Client::new(svc, "default"), "certplane");
+    let m = json!({});
+    send(&c.plan_object(&m));
+    send(&c.apply_object(&m));
+    send(&c.read_inventory());
+    send(&c.prune_and_record(&Inventory::default()));
+}

@@ -333,6 +333,16 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_last_applied_annotation_on_a_secret_is_masked() {
+        let live = json!({"kind":"Secret","metadata":{"name":"s","annotations":{LAST_APPLIED:"{\"data\":{\"k\":\"b2xkLXZhbHVl\"}}"}}});
+        let dry = json!({"kind":"Secret","metadata":{"name":"s","annotations":{}}});
+        let p = plan_from(addr(), Some(&live), &dry);
+        let path = format!("metadata.annotations[{:?}]", LAST_APPLIED);
+        assert_eq!(p.before.get(&path), Some(&json!(SENSITIVE)), "{p:?}");
+        assert!(!format!("{p:?}").contains("b2xk"));
+    }
+
+    #[test]
     fn mask_secret_masks_values_and_last_applied() {
         let s = json!({"kind":"Secret","metadata":{"name":"s","annotations":{LAST_APPLIED:"{\"data\":{\"k\":\"c2VjcmV0\"}}"}},
             "data":{"k":"c2VjcmV0"},"stringData":{"p":"hunter2"}});
