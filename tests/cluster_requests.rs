@@ -634,3 +634,44 @@ async fn futures_are_send() {
     send(&c.read_inventory());
     send(&c.prune_and_record(&Inventory::default()));
 }
+
+/// An object applied at a version the server no longer serves is deleted
+/// through the version it serves now; one whose kind is gone altogether
+/// (CRD removed, objects with it) is simply absent.
+#[tokio::test]
+async fn prune_follows_a_removed_version_and_skips_a_removed_kind() {
+    let old = KubeRef {
+        version: "v1beta1".into(),
+        ..kref("cert-manager.io", "Issuer", "old")
+    };
+    let widget = kref("example.com", "Widget", "w");
+    let previous = Inventory::new([old.clone(), widget.clone()]);
+    let groups = json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+        {"name": "cert-manager.io",
+         "versions": [{"groupVersion": "cert-manager.io/v1", "version": "v1"}],
+         "preferredVersion": {"groupVersion": "cert-manager.io/v1", "version": "v1"}}]});
+    let empty = Inventory::default().to_configmap(&Default::default());
+    let (c, task) = cluster(vec![
+        Step::get(INVENTORY).reply(200, inventory_cm(&previous)),
+        // Unknown kinds sort first; its group is gone.
+        Step::get("/apis/example.com/v1").reply_text(404, "404 page not found\n"),
+        Step::get("/apis").reply(200, groups.clone()),
+        // The Issuer's old version is gone; v1 serves it.
+        Step::get("/apis/cert-manager.io/v1beta1").reply_text(404, "404 page not found\n"),
+        Step::get("/apis").reply(200, groups),
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::delete("/apis/cert-manager.io/v1/namespaces/sandbox/issuers/old").reply(
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        Step::apply(INVENTORY, false)
+            .body(move |b| assert_eq!(b, &empty))
+            .reply(200, inventory_cm(&Inventory::default())),
+    ]);
+    let res = c.prune_and_record(&Inventory::default()).await;
+    finish(task).await;
+    let report = res.unwrap();
+    assert_eq!(report.deleted, vec![old]);
+    assert_eq!(report.absent, vec![widget]);
+    assert!(report.is_complete());
+}

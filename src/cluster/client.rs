@@ -395,7 +395,10 @@ impl Cluster {
         };
         let (resource, caps) = match self.api_resource(&api_version, &r.kind).await {
             Ok(x) => x,
-            Err(ClusterError::NotServed { .. }) => return Ok(Deleted::Absent),
+            Err(ClusterError::NotServed { .. }) => match self.served_elsewhere(r).await? {
+                Some(x) => x,
+                None => return Ok(Deleted::Absent),
+            },
             Err(e) => return Err(e),
         };
         let api: Api<DynamicObject> = match &r.namespace {
@@ -416,6 +419,30 @@ impl Cluster {
             }
             Err(kube::Error::Api(status)) if is_404(&status) => Ok(Deleted::Absent),
             Err(e) => Err(request_error("delete", &object, e, &Redactor::default())),
+        }
+    }
+
+    /// The kind of `r` at another version of its group, when the version it
+    /// was applied with is no longer served (e.g. `v1beta1` removed after an
+    /// upgrade): its objects still exist and are deleted through that one.
+    /// None when the group no longer serves the kind at all (its CRD was
+    /// removed, and with it every object of the kind).
+    async fn served_elsewhere(
+        &self,
+        r: &KubeRef,
+    ) -> Result<Option<(ApiResource, ApiCapabilities)>, ClusterError> {
+        if r.group.is_empty() {
+            return Ok(None);
+        }
+        let fut = discovery::group(&self.client, &r.group);
+        match self.timed("discovery of", &r.group, fut).await? {
+            Ok(group) => Ok(group.recommended_kind(&r.kind)),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(kube::Error::Api(status)) if is_404(&status) => Ok(None),
+            Err(source) => Err(ClusterError::Discovery {
+                api_version: r.group.clone(),
+                source,
+            }),
         }
     }
 
