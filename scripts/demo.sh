@@ -44,7 +44,7 @@ step "certplane plan $EXAMPLE   (again: expect no changes, exit 0)"
 "$BIN" plan --no-color "$EXAMPLE"
 
 step "issue a certificate through pki_int/issue/homelab-dot-local"
-bao write -format=json pki_int/issue/homelab-dot-local common_name=demo.homelab.local ttl=1h |
+bao write -format=json pki_int/issue/homelab-dot-local common_name=demo.homelab.local ttl=1h key_type=ec key_bits=256 |
   python3 -c '
 import json, sys
 d = json.load(sys.stdin)["data"]
