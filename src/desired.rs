@@ -58,7 +58,7 @@ pub fn build(repo: &Repository) -> Result<Desired, Diagnostics> {
             VaultObject::KubernetesAuthRole(s) => {
                 Ok(vec![kubernetes_auth_role(&obj.meta, &obj.origin, s)])
             }
-            VaultObject::AppRole(s) => Ok(vec![app_role(&obj.meta, &obj.origin, s)]),
+            VaultObject::AppRole(s) => Ok(app_role(&obj.meta, &obj.origin, s)),
         };
         match r {
             Ok(resources) => out.resources.extend(resources),
@@ -604,7 +604,7 @@ fn kubernetes_auth_role(
     )
 }
 
-fn app_role(meta: &Meta, origin: &Origin, s: &AppRoleSpec) -> DesiredResource {
+fn app_role(meta: &Meta, origin: &Origin, s: &AppRoleSpec) -> Vec<DesiredResource> {
     let mut f = Fields::new();
     f.insert("token_policies".into(), json!(s.token_policies));
     put_secs(&mut f, "token_ttl", s.token_ttl);
@@ -616,14 +616,29 @@ fn app_role(meta: &Meta, origin: &Origin, s: &AppRoleSpec) -> DesiredResource {
         "secret_id_bound_cidrs",
         s.secret_id_bound_cidrs.clone(),
     );
-    resource(
-        Addr::vault(format!("auth/{}/role/{}", s.mount, meta.name)),
+    let role_path = format!("auth/{}/role/{}", s.mount, meta.name);
+    let role = resource(
+        Addr::vault(role_path.clone()),
         ResourceKind::AppRole,
         f,
         auth_role_deps(&s.mount, &s.token_policies),
         origin,
         "metadata.name",
-    )
+    );
+    let mut out = vec![role];
+    if let Some(id) = &s.role_id {
+        let mut f = Fields::new();
+        f.insert("role_id".into(), json!(id));
+        out.push(resource(
+            Addr::vault(format!("{role_path}/role-id")),
+            ResourceKind::AppRoleId,
+            f,
+            vec![Addr::vault(role_path)],
+            origin,
+            "spec.roleId",
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

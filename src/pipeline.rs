@@ -28,6 +28,15 @@ pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
         return Err(Diagnostics(problems));
     }
     let desired = crate::desired::build(&repo)?;
+    tracing::info!(
+        dir = %dir.display(),
+        objects = repo.vault.len(),
+        resources = desired.resources.len(),
+        "repository loaded and valid"
+    );
+    for r in &desired.resources {
+        tracing::trace!(addr = %r.addr, kind = ?r.kind, fields = r.fields.len(), "desired");
+    }
     Ok(Prepared { repo, desired })
 }
 
@@ -36,11 +45,25 @@ pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
 pub async fn connect(repo: &Repository) -> Result<Vault, VaultError> {
     let target = repo.config.as_ref().and_then(|c| c.spec.vault.as_ref());
     let settings = VaultSettings::resolve(target)?;
-    Vault::connect(&settings).await
+    let vault = Vault::connect(&settings).await?;
+    tracing::info!(address = %settings.address, "connected to vault");
+    Ok(vault)
 }
 
 /// Reads the live state and plans against it.
 pub async fn observe_and_plan(vault: &Vault, desired: &Desired) -> Result<Plan, VaultError> {
+    let started = std::time::Instant::now();
     let observed = crate::vault::observe(vault, desired).await?;
-    Ok(crate::plan::plan(desired, &observed))
+    let counts = vault.requests_made();
+    tracing::info!(
+        existing = observed.resources.len(),
+        reads = counts.reads,
+        ms = started.elapsed().as_millis() as u64,
+        "observed vault"
+    );
+    let plan = crate::plan::plan(desired, &observed);
+    for c in &plan.changes {
+        tracing::debug!(addr = %c.addr, action = ?c.action, reason = c.reason.as_deref().unwrap_or(""), "planned");
+    }
+    Ok(plan)
 }

@@ -44,6 +44,10 @@ pub enum ResourceKind {
     KubernetesAuthRole,
     /// `auth/<mount>/role/<name>` of an approle mount.
     AppRole,
+    /// `auth/<mount>/role/<name>/role-id`: a fixed AppRole role ID.
+    AppRoleId,
+    /// A cluster object (server-side applied; not a Vault resource).
+    ClusterObject,
 }
 
 impl ResourceKind {

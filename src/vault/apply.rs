@@ -202,7 +202,8 @@ pub async fn apply(
     }
     let mut report = ApplyReport::default();
     let mut created: BTreeSet<Addr> = BTreeSet::new();
-    for change in plan.pending() {
+    // Cluster objects are the cluster provider's.
+    for change in plan.pending().filter(|c| c.addr.vault_path().is_some()) {
         on_event(ApplyEvent::Started {
             addr: change.addr.clone(),
             action: change.action,
@@ -257,10 +258,13 @@ pub(crate) fn parent_mount(addr: &Addr, kind: ResourceKind) -> Option<Addr> {
         ResourceKind::Role => secrets(path.rsplit_once("/roles/")?.0),
         ResourceKind::Issuer => secrets(path.rsplit_once("/issuer/")?.0),
         ResourceKind::AuthConfig => auth(path.strip_prefix("auth/")?.strip_suffix("/config")?),
-        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole => {
+        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::AppRoleId => {
             auth(path.strip_prefix("auth/")?.rsplit_once("/role/")?.0)
         }
-        ResourceKind::Mount | ResourceKind::AuthMount | ResourceKind::Policy => None,
+        ResourceKind::Mount
+        | ResourceKind::AuthMount
+        | ResourceKind::Policy
+        | ResourceKind::ClusterObject => None,
     }
 }
 

@@ -475,9 +475,18 @@ impl Vault {
                 }
             }
         };
+        let started = std::time::Instant::now();
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(transport)?;
+        // Method, path and status only: bodies and headers carry secrets.
+        tracing::debug!(
+            op = op.name(),
+            path,
+            status = status.as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "vault request"
+        );
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {

@@ -112,6 +112,7 @@ fn needs_auth_table(kind: ResourceKind) -> bool {
             | ResourceKind::AuthConfig
             | ResourceKind::KubernetesAuthRole
             | ResourceKind::AppRole
+            | ResourceKind::AppRoleId
     )
 }
 
@@ -155,6 +156,7 @@ pub(crate) async fn read_resource(
         return Ok(None);
     };
     match kind {
+        ResourceKind::ClusterObject => Ok(None),
         ResourceKind::Mount => Ok(path
             .strip_prefix("sys/mounts/")
             .and_then(|p| tables.secret_mount(p))
@@ -176,7 +178,10 @@ pub(crate) async fn read_resource(
                 None => Ok(None),
             }
         }
-        ResourceKind::AuthConfig | ResourceKind::KubernetesAuthRole | ResourceKind::AppRole => {
+        ResourceKind::AuthConfig
+        | ResourceKind::KubernetesAuthRole
+        | ResourceKind::AppRole
+        | ResourceKind::AppRoleId => {
             if !tables.has_auth_mount_for(path) {
                 return Ok(None);
             }
