@@ -19,6 +19,7 @@ pub mod client;
 pub mod diff;
 pub mod inventory;
 pub mod prune;
+pub mod reconcile;
 mod redact;
 
 use std::time::Duration;

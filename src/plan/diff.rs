@@ -83,6 +83,7 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
         reason: None,
         ca: None,
         depends_on: r.depends_on.clone(),
+        manifest: None,
     };
     for key in r.secrets.keys() {
         change
@@ -206,6 +207,7 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
             note: None,
         }),
         depends_on: r.depends_on.clone(),
+        manifest: None,
     };
     let issuers: &[ObservedIssuer] = observed
         .issuers

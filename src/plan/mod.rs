@@ -64,6 +64,10 @@ pub struct Change {
     /// Addresses that must be applied first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Addr>,
+    /// For a cluster object: the whole manifest to server-side apply (never
+    /// rendered: a Secret's values live here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<serde_json::Value>,
 }
 
 /// The CA part of an issuer change.

@@ -17,6 +17,8 @@ use crate::addr::Addr;
 use crate::model::Source;
 use crate::model::source::SourceError;
 use crate::pki::sign::SignError;
+use futures::StreamExt;
+
 use crate::plan::{Action, Change, Plan};
 use crate::state::{Desired, Fields, ResourceKind};
 
@@ -203,7 +205,53 @@ pub async fn apply(
     let mut report = ApplyReport::default();
     let mut created: BTreeSet<Addr> = BTreeSet::new();
     // Cluster objects are the cluster provider's.
-    for change in plan.pending().filter(|c| c.addr.vault_path().is_some()) {
+    let pending: Vec<&Change> = plan
+        .pending()
+        .filter(|c| c.addr.vault_path().is_some())
+        .collect();
+    let mut i = 0;
+    while i < pending.len() {
+        // A run of plain parameter writes that do not depend on each other
+        // (typically many roles) is written concurrently, bounded.
+        let batch = independent_run(&pending[i..]);
+        if batch > 1 {
+            let run = &pending[i..i + batch];
+            for c in run {
+                on_event(ApplyEvent::Started {
+                    addr: c.addr.clone(),
+                    action: c.action,
+                });
+            }
+            let created_ref = &created;
+            let results: Vec<Result<&Change, ApplyError>> = futures::stream::iter(run)
+                .map(|c| async move {
+                    recheck(vault, c, created_ref).await?;
+                    apply_fields(vault, c, secrets).await?;
+                    Ok(*c)
+                })
+                .buffered(WRITE_CONCURRENCY)
+                .collect()
+                .await;
+            for r in results {
+                let c = r?;
+                if c.action == Action::Create {
+                    created.insert(c.addr.clone());
+                }
+                report.applied.push(Applied {
+                    addr: c.addr.clone(),
+                    action: c.action,
+                    issuer_id: None,
+                });
+                on_event(ApplyEvent::Done {
+                    addr: c.addr.clone(),
+                    action: c.action,
+                });
+            }
+            i += batch;
+            continue;
+        }
+        let change = pending[i];
+        i += 1;
         on_event(ApplyEvent::Started {
             addr: change.addr.clone(),
             action: change.action,
@@ -245,6 +293,36 @@ pub async fn apply(
         }
     }
     Ok(report)
+}
+
+/// How many parameter writes are in flight at once.
+const WRITE_CONCURRENCY: usize = 16;
+
+/// How many changes from the start of `pending` form a run that may be
+/// written concurrently: plain parameter writes (no mounts, no CAs), none
+/// depending on another of the run.
+fn independent_run(pending: &[&Change]) -> usize {
+    let plain = |c: &Change| {
+        matches!(
+            c.kind,
+            ResourceKind::Role
+                | ResourceKind::Policy
+                | ResourceKind::KubernetesAuthRole
+                | ResourceKind::AppRole
+                | ResourceKind::MountUrls
+                | ResourceKind::MountCrl
+        ) && matches!(c.action, Action::Create | Action::Update)
+    };
+    let mut addrs: BTreeSet<&Addr> = BTreeSet::new();
+    let mut n = 0;
+    for c in pending {
+        if !plain(c) || c.depends_on.iter().any(|d| addrs.contains(d)) {
+            break;
+        }
+        addrs.insert(&c.addr);
+        n += 1;
+    }
+    n
 }
 
 /// The address of the mount (secrets or auth) a resource lives in.
@@ -307,6 +385,12 @@ async fn recheck(
     change: &Change,
     created: &BTreeSet<Addr>,
 ) -> Result<(), ApplyError> {
+    // Nothing can exist yet under a mount this apply has just made.
+    if change.action == Action::Create
+        && parent_mount(&change.addr, change.kind).is_some_and(|p| created.contains(&p))
+    {
+        return Ok(());
+    }
     let current = observe_one(vault, &change.addr, change.kind)
         .await
         .map_err(ApplyError::vault(&change.addr))?;
@@ -503,6 +587,7 @@ mod tests {
             reason: None,
             ca: None,
             depends_on: vec![],
+            manifest: None,
         };
         let mut sources = SecretSources::new();
         let e = body_with_secrets(&change, &sources).unwrap_err();

@@ -56,6 +56,7 @@ pub fn change(
         reason: None,
         ca: None,
         depends_on: vec![],
+        manifest: None,
     }
 }
 
@@ -98,6 +99,7 @@ pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -
             note: None,
         }),
         depends_on: vec![],
+        manifest: None,
     }
 }
 
