@@ -20,15 +20,12 @@ use crate::model::config::VaultAuth;
 use crate::model::source::rebase_path;
 use crate::model::{
     API_VERSION, AppRoleSpec, AuthMountSpec, CaSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
-    Loaded, Location, Origin, PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy,
-    VAULT_KINDS, VaultObject,
+    Loaded, Location, Meta, Origin, PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy,
+    VAULT_KINDS, VaultIssuerSpec, VaultObject,
 };
 use crate::validate::suggest;
 
 use yaml::{Pos, RawDoc, YamlError};
-
-/// Kinds of `certplane.dev/v1alpha1` that belong to a later stage.
-const UNSUPPORTED_KINDS: &[&str] = &["VaultIssuer"];
 
 /// File names that may hold the `Config`, at the root only.
 const CONFIG_FILES: &[&str] = &["certplane.yaml", "certplane.yml"];
@@ -195,32 +192,34 @@ impl DocCx<'_> {
                     "every document needs a `kind:` next to its apiVersion",
                 ));
             }
-            // A cluster object (cert-manager Issuer, Secret...): handled by
-            // the cluster side, not by this loader.
-            tracing::debug!(
-                file = %self.file.display(),
-                line = doc.root_pos.0,
-                api_version,
-                "skipping a non-certplane document"
-            );
-            return Ok(());
+            // A cluster object (cert-manager Issuer, Secret...): kept as
+            // written, typed and checked by `validate`.
+            return self.load_manifest(repo);
         }
         let Some((kind, kind_pos)) = kind else {
             return Err(self.err(
                 doc.root_pos,
                 "document has no kind",
-                format!("add `kind:`, one of {}, or Config", VAULT_KINDS.join(", ")),
+                format!(
+                    "add `kind:`, one of {}, VaultIssuer or Config",
+                    VAULT_KINDS.join(", ")
+                ),
             ));
         };
         if kind == "Config" {
             return self.load_config(repo, rel, kind_pos);
         }
-        if UNSUPPORTED_KINDS.contains(&kind) {
-            return Err(self.err(
-                kind_pos,
-                format!("kind {kind} is not supported yet"),
-                "declare the Vault side (PkiRole, Policy, KubernetesAuthRole) and the cert-manager Issuer separately for now",
-            ));
+        if kind == "VaultIssuer" {
+            let (meta, mut spec) = self.spec::<VaultIssuerSpec>(kind)?;
+            if let Some(src) = spec.ca_bundle_from.as_mut() {
+                src.rebase(self.dir);
+            }
+            repo.vault_issuers.push(Loaded {
+                meta,
+                origin: self.origin(),
+                spec,
+            });
+            return Ok(());
         }
         let object = match kind {
             "PkiMount" => {
@@ -253,18 +252,12 @@ impl DocCx<'_> {
                 (meta, VaultObject::KubernetesAuthRole(s))
             }
             "AppRole" => {
-                if let Some(&pos) = doc.fields.get("spec.deliverTo") {
-                    return Err(self.err(
-                        pos,
-                        "AppRole spec.deliverTo is not supported yet",
-                        "remove deliverTo and write the role ID and secret ID to the cluster yourself for now",
-                    ));
-                }
                 let (meta, s) = self.spec::<AppRoleSpec>(kind)?;
                 (meta, VaultObject::AppRole(s))
             }
             other => {
                 let mut known: Vec<&str> = VAULT_KINDS.to_vec();
+                known.push("VaultIssuer");
                 known.push("Config");
                 let hint = match suggest::closest(other, known.iter().copied()) {
                     Some(c) => format!("did you mean {c}? known kinds: {}", known.join(", ")),
@@ -280,6 +273,110 @@ impl DocCx<'_> {
             spec,
         });
         Ok(())
+    }
+
+    /// Keeps a cluster object as written (a JSON value), with its metadata.
+    fn load_manifest(&self, repo: &mut Repository) -> DocResult<()> {
+        let value: serde_json::Value = yaml::deserialize(self.text, self.doc)
+            .map_err(|e| Box::new(self.explain("this manifest", &e)))?;
+        let meta = self.manifest_meta(&value)?;
+        repo.manifests.push(Loaded {
+            meta,
+            origin: self.origin(),
+            spec: value,
+        });
+        Ok(())
+    }
+
+    /// `metadata` of a cluster object: name (required), namespace, labels
+    /// and annotations; other metadata fields are the API server's business.
+    fn manifest_meta(&self, value: &serde_json::Value) -> DocResult<Meta> {
+        let kind = value["kind"].as_str().unwrap_or("object");
+        let pos_of = |path: &str| {
+            self.doc
+                .fields
+                .get(path)
+                .copied()
+                .unwrap_or(self.doc.root_pos)
+        };
+        let metadata = match value.get("metadata") {
+            Some(serde_json::Value::Object(m)) => m,
+            Some(_) => {
+                return Err(self.err(
+                    pos_of("metadata"),
+                    format!("{kind}: metadata is not a mapping"),
+                    "write `metadata: {name: ..., namespace: ...}`",
+                ));
+            }
+            None => {
+                return Err(self.err(
+                    self.doc.root_pos,
+                    format!("{kind} has no metadata.name"),
+                    "every Kubernetes object needs `metadata: {name: ...}`",
+                ));
+            }
+        };
+        let name = match metadata.get("name") {
+            Some(serde_json::Value::String(n)) if !n.trim().is_empty() => n.clone(),
+            Some(serde_json::Value::String(_)) | None => {
+                return Err(self.err(
+                    pos_of("metadata.name"),
+                    format!("{kind} has no metadata.name"),
+                    "every Kubernetes object needs `metadata: {name: ...}` (generateName cannot be applied declaratively)",
+                ));
+            }
+            Some(_) => {
+                return Err(self.err(
+                    pos_of("metadata.name"),
+                    format!("{kind}: metadata.name is not a string"),
+                    "quote the name if it looks like a number or boolean",
+                ));
+            }
+        };
+        let namespace = match metadata.get("namespace") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(n)) => Some(n.clone()),
+            Some(_) => {
+                return Err(self.err(
+                    pos_of("metadata.namespace"),
+                    format!("{kind}: metadata.namespace is not a string"),
+                    "quote the namespace if it looks like a number or boolean",
+                ));
+            }
+        };
+        let mut meta = Meta {
+            name,
+            namespace,
+            ..Meta::default()
+        };
+        for (field, out) in [
+            ("labels", &mut meta.labels),
+            ("annotations", &mut meta.annotations),
+        ] {
+            match metadata.get(field) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::Object(m)) => {
+                    for (k, v) in m {
+                        let Some(v) = v.as_str() else {
+                            return Err(self.err(
+                                pos_of(&format!("metadata.{field}.{k}")),
+                                format!("{kind}: metadata.{field}.{k} is not a string"),
+                                "label and annotation values are strings: quote numbers and booleans",
+                            ));
+                        };
+                        out.insert(k.clone(), v.to_string());
+                    }
+                }
+                Some(_) => {
+                    return Err(self.err(
+                        pos_of(&format!("metadata.{field}")),
+                        format!("{kind}: metadata.{field} is not a mapping"),
+                        "write it as `key: value` pairs",
+                    ));
+                }
+            }
+        }
+        Ok(meta)
     }
 
     /// Deserializes the document as `Document<S>` and checks its name.
@@ -567,8 +664,55 @@ fn rebase_config(spec: &mut ConfigSpec, dir: &Path) {
     }
 }
 
+/// The identity of a cluster object: (API group, kind, namespace, name).
+/// The version is not part of it: `cert-manager.io/v1` and a later version
+/// of the same kind name the same object.
+pub fn manifest_key(m: &Loaded<serde_json::Value>) -> (String, String, String, String) {
+    let api = m.spec["apiVersion"].as_str().unwrap_or_default();
+    (
+        crate::model::certmanager::group_of(api).to_string(),
+        m.spec["kind"].as_str().unwrap_or_default().to_string(),
+        m.meta.namespace.clone().unwrap_or_default(),
+        m.meta.name.clone(),
+    )
+}
+
+/// Describes a cluster object's identity for messages
+/// (`cert-manager.io/Issuer sandbox/vault-issuer`).
+pub fn describe_key((group, kind, ns, name): &(String, String, String, String)) -> String {
+    let gk = if group.is_empty() {
+        kind.clone()
+    } else {
+        format!("{group}/{kind}")
+    };
+    if ns.is_empty() {
+        format!("{gk} {name}")
+    } else {
+        format!("{gk} {ns}/{name}")
+    }
+}
+
 /// Reports the second (and later) declaration of the same object.
 fn check_duplicates(repo: &Repository, diags: &mut Vec<Diagnostic>) {
+    let mut manifests: HashMap<(String, String, String, String), &Origin> = HashMap::new();
+    for m in &repo.manifests {
+        let key = manifest_key(m);
+        if let Some(first) = manifests.get(&key) {
+            diags.push(
+                Diagnostic::new(
+                    m.origin.at("metadata.name"),
+                    format!(
+                        "duplicate {}: already declared at {}",
+                        describe_key(&key),
+                        first.at("metadata.name")
+                    ),
+                )
+                .hint("each cluster object may be declared once; remove or rename one of them"),
+            );
+        } else {
+            manifests.insert(key, &m.origin);
+        }
+    }
     let mut seen: HashMap<(&'static str, String, String), &Origin> = HashMap::new();
     for o in &repo.vault {
         let (class, mount, what) = match &o.spec {

@@ -2,6 +2,7 @@
 //! check. Every object keeps its [`Origin`] so that later layers can point at
 //! the file, line and column of any field.
 
+pub mod certmanager;
 pub mod config;
 pub mod duration;
 pub mod source;

@@ -6,6 +6,11 @@
 //! Every finding is a [`Diagnostic`] pointing at the offending field.
 
 mod ca;
+pub mod cluster;
+pub mod crd;
+mod crd_builtin;
+pub mod pattern;
+pub mod policy;
 pub mod suggest;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,8 +22,18 @@ use crate::model::{
 
 use ca::CaFacts;
 
-/// Every problem of `repo`; empty when it is valid.
+pub use cluster::Live;
+
+/// Every problem of `repo`; empty when it is valid. Run it after
+/// [`crate::expand::expand`], so that objects generated from `VaultIssuer`s
+/// are checked too.
 pub fn validate(repo: &Repository) -> Vec<Diagnostic> {
+    validate_with_live(repo, None)
+}
+
+/// [`validate`], with what the live Vault has (when observed): a sign path
+/// or auth role that only the live Vault has is then accepted.
+pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnostic> {
     let mut v = Validator {
         repo,
         out: Vec::new(),
@@ -29,7 +44,9 @@ pub fn validate(repo: &Repository) -> Vec<Diagnostic> {
     v.roles(&facts);
     v.policies();
     v.auth();
-    v.out
+    let mut out = v.out;
+    cluster::Checker::new(repo, &facts, live, &mut out).run();
+    out
 }
 
 /// What the checks of KubernetesAuthRole and AppRole share.
