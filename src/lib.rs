@@ -10,6 +10,7 @@
 pub mod addr;
 pub mod cluster;
 pub mod cli;
+pub mod deliver;
 pub mod desired;
 pub mod diagnostic;
 pub mod expand;

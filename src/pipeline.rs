@@ -1,28 +1,72 @@
-//! The one pipeline every mode runs: load -> validate -> lower -> observe ->
-//! plan -> apply. Commands only decide how far to go and what to print.
+//! The one pipeline every mode runs: load -> expand -> validate -> lower ->
+//! observe -> plan -> apply (Vault, then secret deliveries, then the
+//! cluster, then prune). Commands only decide how far to go and what to
+//! print.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::addr::Addr;
+use crate::cluster::{Cluster, ClusterError, reconcile};
+use crate::deliver::DeliverError;
 use crate::diagnostic::Diagnostics;
 use crate::model::Repository;
-use crate::plan::Plan;
+use crate::plan::{Action, Plan};
 use crate::state::Desired;
+use crate::vault::apply::{ApplyError, ApplyEvent, ApplyReport};
 use crate::vault::{Vault, VaultError, VaultSettings};
 
 /// A repository that loaded and passed every offline check, lowered to the
 /// desired Vault state.
 #[derive(Debug)]
 pub struct Prepared {
-    /// The typed repository.
+    /// The typed repository, VaultIssuers expanded.
     pub repo: Repository,
     /// What Vault should hold.
     pub desired: Desired,
 }
 
-/// Loads, validates and lowers `dir`. Any problem is returned with every
-/// diagnostic found; nothing has touched the network yet.
+/// Why a run stopped after the offline checks.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Vault could not be reached, read or written.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// Applying to Vault failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The cluster could not be reached, read or written.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// An AppRole secret ID could not be delivered.
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+    /// Rendered manifests could not be written.
+    #[error("cannot write the rendered manifests to {}", dir.display())]
+    Render {
+        /// The render directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where the cluster half goes.
+#[derive(Debug)]
+pub enum ClusterSide {
+    /// The repository has no cluster objects.
+    None,
+    /// Written as files for Flux/Argo (`--render DIR`, `cluster.render`).
+    Render(PathBuf),
+    /// Server-side applied to a cluster.
+    Live(Cluster),
+}
+
+/// Loads, expands, validates and lowers `dir`. Any problem is returned with
+/// every diagnostic found; nothing has touched the network yet.
 pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
-    let repo = crate::load::load(dir)?;
+    let mut repo = crate::load::load(dir)?;
+    crate::expand::expand(&mut repo)?;
     let problems = crate::validate::validate(&repo);
     if !problems.is_empty() {
         return Err(Diagnostics(problems));
@@ -31,6 +75,7 @@ pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
     tracing::info!(
         dir = %dir.display(),
         objects = repo.vault.len(),
+        manifests = repo.manifests.len(),
         resources = desired.resources.len(),
         "repository loaded and valid"
     );
@@ -50,7 +95,36 @@ pub async fn connect(repo: &Repository) -> Result<Vault, VaultError> {
     Ok(vault)
 }
 
-/// Reads the live state and plans against it.
+fn has_deliveries(repo: &Repository) -> bool {
+    repo.app_roles().any(|(_, _, s)| s.deliver_to.is_some())
+}
+
+/// Decides where the cluster half goes: `render` (the flag) or the config's
+/// `cluster.render` writes files; otherwise a repository with cluster
+/// objects needs a cluster (kubeconfig, or in-cluster config).
+pub async fn cluster_side(
+    repo: &Repository,
+    render: Option<&Path>,
+) -> Result<ClusterSide, ClusterError> {
+    let target = repo.config.as_ref().and_then(|c| c.spec.cluster.as_ref());
+    let configured = target
+        .and_then(|t| t.render.as_ref())
+        .map(|p| repo.root.join(p));
+    if let Some(dir) = render.map(Path::to_path_buf).or(configured) {
+        return Ok(ClusterSide::Render(dir));
+    }
+    if repo.manifests.is_empty() && !has_deliveries(repo) {
+        return Ok(ClusterSide::None);
+    }
+    let cluster = Cluster::connect(target).await?;
+    tracing::info!(
+        field_manager = cluster.field_manager(),
+        "connected to the cluster"
+    );
+    Ok(ClusterSide::Live(cluster))
+}
+
+/// Reads the live Vault state and plans against it (Vault half only).
 pub async fn observe_and_plan(vault: &Vault, desired: &Desired) -> Result<Plan, VaultError> {
     let started = std::time::Instant::now();
     let observed = crate::vault::observe(vault, desired).await?;
@@ -63,7 +137,97 @@ pub async fn observe_and_plan(vault: &Vault, desired: &Desired) -> Result<Plan, 
     );
     let plan = crate::plan::plan(desired, &observed);
     for c in &plan.changes {
-        tracing::debug!(addr = %c.addr, action = ?c.action, reason = c.reason.as_deref().unwrap_or(""), "planned");
+        tracing::debug!(
+            addr = %c.addr,
+            action = ?c.action,
+            reason = c.reason.as_deref().unwrap_or(""),
+            "planned"
+        );
     }
     Ok(plan)
+}
+
+/// Plans both halves: Vault, then secret deliveries and cluster objects.
+pub async fn plan(
+    vault: &Vault,
+    side: &ClusterSide,
+    prepared: &Prepared,
+) -> Result<Plan, PipelineError> {
+    let mut plan = observe_and_plan(vault, &prepared.desired).await?;
+    let repo = &prepared.repo;
+    match side {
+        ClusterSide::None => {}
+        ClusterSide::Render(dir) => {
+            if has_deliveries(repo) {
+                tracing::warn!(
+                    "AppRole deliverTo needs a cluster: no secret ID is delivered with --render \
+                     (a secret ID must not be written to files)"
+                );
+            }
+            plan.changes
+                .extend(reconcile::plan_render(dir, &repo.manifests));
+        }
+        ClusterSide::Live(cluster) => {
+            let prune = repo.config.as_ref().is_some_and(|c| c.spec.prune);
+            plan.changes
+                .extend(crate::deliver::plan(vault, cluster, repo).await?);
+            plan.changes
+                .extend(reconcile::plan_live(cluster, &repo.manifests, prune).await?);
+        }
+    }
+    Ok(plan)
+}
+
+/// What an apply did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The Vault half.
+    pub vault: ApplyReport,
+    /// Cluster objects applied or written, by action.
+    pub cluster: Vec<(Addr, Action)>,
+}
+
+/// Applies a plan: Vault first (cluster objects refer to it), then secret
+/// deliveries, then cluster objects and prune (or rendered files).
+pub async fn apply(
+    vault: &Vault,
+    side: &ClusterSide,
+    prepared: &Prepared,
+    plan: &Plan,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<Applied, PipelineError> {
+    let secrets = crate::vault::apply::secret_sources(&prepared.desired);
+    let report = crate::vault::apply(vault, plan, &secrets, on_event).await?;
+    let mut cluster_done = Vec::new();
+    let mut on_applied = |addr: &Addr, action: Action| {
+        cluster_done.push((addr.clone(), action));
+    };
+    match side {
+        ClusterSide::None => {}
+        ClusterSide::Render(dir) => {
+            reconcile::apply_render(dir, &plan.changes, &mut on_applied).map_err(|source| {
+                PipelineError::Render {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?;
+        }
+        ClusterSide::Live(cluster) => {
+            crate::deliver::apply(vault, cluster, &plan.changes, &mut on_applied).await?;
+            let r = reconcile::apply_live(cluster, &plan.changes, &mut on_applied).await?;
+            for (obj, why) in &r.failed {
+                tracing::warn!(object = %obj, error = %why, "prune failed; kept in the inventory");
+            }
+        }
+    }
+    for (addr, action) in &cluster_done {
+        on_event(ApplyEvent::Done {
+            addr: addr.clone(),
+            action: *action,
+        });
+    }
+    Ok(Applied {
+        vault: report,
+        cluster: cluster_done,
+    })
 }

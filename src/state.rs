@@ -48,6 +48,8 @@ pub enum ResourceKind {
     AppRoleId,
     /// A cluster object (server-side applied; not a Vault resource).
     ClusterObject,
+    /// An AppRole secret ID delivered into a cluster Secret.
+    SecretDelivery,
 }
 
 impl ResourceKind {

@@ -429,3 +429,135 @@ fn write_temp_pem(pem: &str) -> std::io::Result<TempPem> {
     std::fs::write(&path, pem)?;
     Ok(TempPem(path))
 }
+
+/// Reads the credentials an Issuer names, as cert-manager would: from its
+/// Secrets, or a TokenRequest for its ServiceAccount with the audience
+/// cert-manager asks for (`vault://<namespace>/<issuer>`, `vault://<issuer>`
+/// for a ClusterIssuer, plus `serviceAccountRef.audiences`).
+pub async fn credentials(
+    cluster: &crate::cluster::Cluster,
+    issuer: &Value,
+    cluster_resource_namespace: &str,
+) -> Result<Credentials, String> {
+    let name = issuer["metadata"]["name"].as_str().unwrap_or_default();
+    let namespaced = issuer["metadata"]["namespace"].as_str();
+    let ns = namespaced.unwrap_or(cluster_resource_namespace);
+    let auth = &issuer["spec"]["vault"]["auth"];
+    let secret = |r: &Value, default_key: &str| {
+        let secret_name = r["name"].as_str().unwrap_or_default().to_string();
+        let key = r["key"].as_str().unwrap_or(default_key).to_string();
+        read_secret_key(cluster, ns.to_string(), secret_name, key)
+    };
+    if let Some(r) = auth.get("tokenSecretRef") {
+        return Ok(Credentials::Token(secret(r, "token").await?));
+    }
+    if let Some(a) = auth.get("appRole") {
+        return Ok(Credentials::AppRole {
+            mount: a["path"]
+                .as_str()
+                .unwrap_or("approle")
+                .trim_matches('/')
+                .to_string(),
+            role_id: a["roleId"].as_str().unwrap_or_default().to_string(),
+            secret_id: secret(&a["secretRef"], "secretId").await?,
+        });
+    }
+    if let Some(k) = auth.get("kubernetes") {
+        let mount = k["mountPath"]
+            .as_str()
+            .unwrap_or("/v1/auth/kubernetes")
+            .trim_start_matches("/v1/auth/")
+            .trim_matches('/')
+            .to_string();
+        let role = k["role"].as_str().unwrap_or_default().to_string();
+        let jwt = if let Some(r) = k.get("secretRef") {
+            secret(r, "token").await?
+        } else if let Some(sa) = k.get("serviceAccountRef") {
+            let sa_name = sa["name"].as_str().unwrap_or_default();
+            let mut audiences = vec![match namespaced {
+                Some(n) => format!("vault://{n}/{name}"),
+                None => format!("vault://{name}"),
+            }];
+            audiences.extend(
+                sa["audiences"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string),
+            );
+            token_request(cluster, ns, sa_name, audiences).await?
+        } else {
+            return Err("auth.kubernetes names neither secretRef nor serviceAccountRef".into());
+        };
+        return Ok(Credentials::Kubernetes { mount, role, jwt });
+    }
+    if auth.get("clientCertificate").is_some() {
+        return Err("TLS certificate auth is not verified by certplane yet; check it by issuing a Certificate".into());
+    }
+    Err("spec.vault.auth names no auth method certplane knows".into())
+}
+
+async fn read_secret_key(
+    cluster: &crate::cluster::Cluster,
+    ns: String,
+    name: String,
+    key: String,
+) -> Result<Sensitive, String> {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client().clone(), &ns);
+    let got = tokio::time::timeout(cluster.timeout(), api.get_opt(&name))
+        .await
+        .map_err(|_| format!("reading Secret {ns}/{name} timed out"))?
+        .map_err(|e| {
+            format!(
+                "cannot read Secret {ns}/{name}: {}",
+                crate::vault::error_chain(&e)
+            )
+        })?
+        .ok_or_else(|| format!("Secret {ns}/{name} does not exist"))?;
+    let bytes = got
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&key))
+        .ok_or_else(|| format!("Secret {ns}/{name} has no key {key}"))?;
+    String::from_utf8(bytes.0.clone())
+        .map(|s| Sensitive::new(s.trim().to_string()))
+        .map_err(|_| format!("Secret {ns}/{name} key {key} is not text"))
+}
+
+async fn token_request(
+    cluster: &crate::cluster::Cluster,
+    ns: &str,
+    sa: &str,
+    audiences: Vec<String>,
+) -> Result<Sensitive, String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let api: kube::Api<ServiceAccount> = kube::Api::namespaced(cluster.client().clone(), ns);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(audiences.clone()),
+            expiration_seconds: Some(600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let reply = tokio::time::timeout(
+        cluster.timeout(),
+        api.create_token_request(sa, &kube::api::PostParams::default(), &request),
+    )
+    .await
+    .map_err(|_| format!("TokenRequest for {ns}/{sa} timed out"))?
+    .map_err(|e| {
+        format!(
+            "TokenRequest for ServiceAccount {ns}/{sa} (audiences {audiences:?}) failed: {}",
+            crate::vault::error_chain(&e)
+        )
+    })?;
+    reply
+        .status
+        .and_then(|s| s.token)
+        .map(Sensitive::new)
+        .ok_or_else(|| format!("TokenRequest for {ns}/{sa} returned no token"))
+}

@@ -315,6 +315,7 @@ async fn unreachable_cluster_and_unknown_context_are_clean_errors() {
     let named = ClusterTarget {
         context: Some("test".into()),
         field_manager: Some("other".into()),
+        render: None,
     };
     let other = Cluster::connect_kubeconfig(&path, Some(&named))
         .await
@@ -324,6 +325,7 @@ async fn unreachable_cluster_and_unknown_context_are_clean_errors() {
     let target = ClusterTarget {
         context: Some("nope".into()),
         field_manager: Some("other".into()),
+        render: None,
     };
     let err = Cluster::connect_kubeconfig(&path, Some(&target))
         .await

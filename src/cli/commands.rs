@@ -7,28 +7,37 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::{Command, ExitStatus, Output};
-use crate::pipeline::{self, Prepared};
+use crate::pipeline::{self, Applied, ClusterSide, Prepared};
 use crate::plan::render::{self, Style};
 use crate::plan::{Action, Plan};
-use crate::vault::apply::{ApplyEvent, ApplyReport};
+use crate::vault::Vault;
+use crate::vault::apply::ApplyEvent;
 
 /// Runs one command.
 pub async fn run(command: Command, color: bool) -> ExitStatus {
     let style = Style { color };
     match command {
         Command::Validate { dir } => validate(&dir),
-        Command::Plan { dir, output } => plan(&dir, output, style).await,
+        Command::Plan {
+            dir,
+            output,
+            render,
+        } => plan(&dir, render.as_deref(), output, style).await,
         Command::Apply {
             dir,
             auto_approve,
             output,
-        } => apply(&dir, auto_approve, output, style).await,
+            render,
+        } => apply(&dir, render.as_deref(), auto_approve, output, style).await,
+        Command::Verify { dir, vault_addr } => {
+            super::verify::run(&dir, vault_addr.as_deref()).await
+        }
         Command::Schemas { out } => schemas(&out),
     }
 }
 
 /// Prints an error with its whole cause chain on one line.
-fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
+pub(super) fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
     let mut line = format!("error: {err}");
     let mut cause = err.source();
     while let Some(c) = cause {
@@ -48,7 +57,7 @@ fn fail_msg(msg: impl Display) -> ExitStatus {
     ExitStatus::Error
 }
 
-fn prepare(dir: &Path) -> Result<Prepared, ExitStatus> {
+pub(super) fn prepare(dir: &Path) -> Result<Prepared, ExitStatus> {
     pipeline::prepare(dir).map_err(|d| {
         eprintln!("{d}");
         ExitStatus::Error
@@ -80,18 +89,34 @@ fn print_plan(plan: &Plan, output: Output, style: Style) {
     }
 }
 
-async fn plan(dir: &Path, output: Output, style: Style) -> ExitStatus {
-    let prepared = match prepare(dir) {
+/// Everything up to a plan: prepare, connect to both targets, plan.
+async fn planned(
+    dir: &Path,
+    render: Option<&Path>,
+) -> Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus> {
+    let prepared = prepare(dir)?;
+    let vault = pipeline::connect(&prepared.repo)
+        .await
+        .map_err(|e| fail(&e))?;
+    let side = pipeline::cluster_side(&prepared.repo, render)
+        .await
+        .map_err(|e| {
+            fail(&e);
+            eprintln!(
+                "hint: to write the cluster manifests for Flux/Argo instead, run with --render DIR"
+            );
+            ExitStatus::Error
+        })?;
+    let plan = pipeline::plan(&vault, &side, &prepared)
+        .await
+        .map_err(|e| fail(&e))?;
+    Ok((prepared, vault, side, plan))
+}
+
+async fn plan(dir: &Path, render: Option<&Path>, output: Output, style: Style) -> ExitStatus {
+    let (_, _, _, plan) = match planned(dir, render).await {
         Ok(p) => p,
         Err(s) => return s,
-    };
-    let vault = match pipeline::connect(&prepared.repo).await {
-        Ok(v) => v,
-        Err(e) => return fail(&e),
-    };
-    let plan = match pipeline::observe_and_plan(&vault, &prepared.desired).await {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
     };
     print_plan(&plan, output, style);
     if !plan.errored.is_empty() {
@@ -116,18 +141,16 @@ fn confirm() -> bool {
     answer.trim() == "yes"
 }
 
-async fn apply(dir: &Path, auto_approve: bool, output: Output, style: Style) -> ExitStatus {
-    let prepared = match prepare(dir) {
+async fn apply(
+    dir: &Path,
+    render: Option<&Path>,
+    auto_approve: bool,
+    output: Output,
+    style: Style,
+) -> ExitStatus {
+    let (prepared, vault, side, plan) = match planned(dir, render).await {
         Ok(p) => p,
         Err(s) => return s,
-    };
-    let vault = match pipeline::connect(&prepared.repo).await {
-        Ok(v) => v,
-        Err(e) => return fail(&e),
-    };
-    let plan = match pipeline::observe_and_plan(&vault, &prepared.desired).await {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
     };
     print_plan(&plan, output, style);
     if !plan.errored.is_empty() {
@@ -148,17 +171,16 @@ async fn apply(dir: &Path, auto_approve: bool, output: Output, style: Style) -> 
             return ExitStatus::Error;
         }
     }
-    let secrets = crate::vault::apply::secret_sources(&prepared.desired);
     let human = output == Output::Human;
     let mut on_event = |event: ApplyEvent| {
         if human {
             print_event(&event, style);
         }
     };
-    match crate::vault::apply(&vault, &plan, &secrets, &mut on_event).await {
-        Ok(report) => {
+    match pipeline::apply(&vault, &side, &prepared, &plan, &mut on_event).await {
+        Ok(done) => {
             if human {
-                println!("\n{}", report_line(&report));
+                println!("\n{}", report_line(&done));
             }
             ExitStatus::Clean
         }
@@ -200,13 +222,18 @@ fn verb(action: Action, done: bool) -> &'static str {
     }
 }
 
-fn report_line(report: &ApplyReport) -> String {
-    let count = |a: Action| report.applied.iter().filter(|x| x.action == a).count();
+fn report_line(done: &Applied) -> String {
+    let report = &done.vault;
+    let count = |a: Action| {
+        report.applied.iter().filter(|x| x.action == a).count()
+            + done.cluster.iter().filter(|x| x.1 == a).count()
+    };
     let mut line = format!(
-        "Apply complete! {} created, {} updated, {} replaced.",
+        "Apply complete! {} created, {} updated, {} replaced, {} deleted.",
         count(Action::Create),
         count(Action::Update),
-        count(Action::Replace)
+        count(Action::Replace),
+        count(Action::Delete)
     );
     for w in &report.waiting {
         line.push_str(&format!(

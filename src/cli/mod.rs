@@ -3,6 +3,7 @@
 
 mod commands;
 mod exit;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -64,6 +65,9 @@ pub enum Command {
         /// Output format.
         #[arg(short, long, value_enum, default_value_t = Output::Human)]
         output: Output,
+        /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
+        #[arg(long, value_name = "DIR")]
+        render: Option<PathBuf>,
     },
     /// Converge Vault to the repository. Applies nothing if any check fails.
     Apply {
@@ -76,6 +80,19 @@ pub enum Command {
         /// Output format of the plan shown before applying.
         #[arg(short, long, value_enum, default_value_t = Output::Human)]
         output: Output,
+        /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
+        #[arg(long, value_name = "DIR")]
+        render: Option<PathBuf>,
+    },
+    /// For each Vault Issuer, do what cert-manager will do: log in with its
+    /// credentials, sign a throwaway CSR, check the chain. 0 all pass, 1 any fails.
+    Verify {
+        /// The repository (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Reach Vault here instead of each Issuer's `server` (e.g. from outside the cluster).
+        #[arg(long, value_name = "URL")]
+        vault_addr: Option<String>,
     },
     /// Write the JSON Schemas of every certplane kind to a directory.
     Schemas {

@@ -180,7 +180,12 @@ impl Cluster {
         }
     }
 
-    /// Use another time limit per API call.
+    /// The time limit of one API call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The same client with another time limit per call.
     pub fn with_timeout(mut self, timeout: Duration) -> Cluster {
         self.timeout = timeout;
         self

@@ -166,8 +166,7 @@ pub async fn apply_live(
         .iter()
         .map(|(r, e)| (r.clone(), e.to_string()))
         .collect();
-    let owned: Vec<Change> = cluster_changes.into_iter().cloned().collect();
-    let mut next = current_inventory(&owned);
+    let mut next = current_inventory(changes);
     next.entries
         .extend(report.failed.iter().map(|(r, _)| r.clone()));
     let previous = cluster.read_inventory().await?;

@@ -129,4 +129,8 @@ pub struct ClusterTarget {
     /// Server-side apply field manager (default `certplane`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field_manager: Option<String>,
+    /// Do not apply to a cluster: write the cluster manifests into this
+    /// directory (relative to `certplane.yaml`) for Flux/Argo to apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<std::path::PathBuf>,
 }

@@ -342,7 +342,8 @@ pub(crate) fn parent_mount(addr: &Addr, kind: ResourceKind) -> Option<Addr> {
         ResourceKind::Mount
         | ResourceKind::AuthMount
         | ResourceKind::Policy
-        | ResourceKind::ClusterObject => None,
+        | ResourceKind::ClusterObject
+        | ResourceKind::SecretDelivery => None,
     }
 }
 

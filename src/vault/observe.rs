@@ -156,7 +156,7 @@ pub(crate) async fn read_resource(
         return Ok(None);
     };
     match kind {
-        ResourceKind::ClusterObject => Ok(None),
+        ResourceKind::ClusterObject | ResourceKind::SecretDelivery => Ok(None),
         ResourceKind::Mount => Ok(path
             .strip_prefix("sys/mounts/")
             .and_then(|p| tables.secret_mount(p))
