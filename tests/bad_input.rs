@@ -1,7 +1,7 @@
 //! The bad-input suite: every directory under `tests/bad/` is an invalid
 //! repository with an `expect.txt` line `<file>:<line>: <message part>`.
 //!
-//! Each case is checked twice: in-process (`load` then `validate` must
+//! Each case is checked twice: in-process (`load`, `expand`, `validate` must
 //! report a diagnostic at that file and line containing the text), and
 //! through the real binary (`certplane apply --auto-approve` must exit 1,
 //! print the same on stderr, and never connect to Vault: a loopback
@@ -100,10 +100,15 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
+/// What the pipeline reports before any network: load, expand the
+/// VaultIssuers, validate.
 fn diagnostics(dir: &Path) -> Vec<Diagnostic> {
     match certplane::load::load(dir) {
         Err(d) => d.0,
-        Ok(repo) => certplane::validate::validate(&repo),
+        Ok(mut repo) => match certplane::expand::expand(&mut repo) {
+            Err(d) => d.0,
+            Ok(()) => certplane::validate::validate(&repo),
+        },
     }
 }
 

@@ -319,8 +319,15 @@ impl DocCx<'_> {
         let name = match metadata.get("name") {
             Some(serde_json::Value::String(n)) if !n.trim().is_empty() => n.clone(),
             Some(serde_json::Value::String(_)) | None => {
+                let pos = self
+                    .doc
+                    .fields
+                    .get("metadata.name")
+                    .or_else(|| self.doc.fields.get("metadata"))
+                    .copied()
+                    .unwrap_or(self.doc.root_pos);
                 return Err(self.err(
-                    pos_of("metadata.name"),
+                    pos,
                     format!("{kind} has no metadata.name"),
                     "every Kubernetes object needs `metadata: {name: ...}` (generateName cannot be applied declaratively)",
                 ));
