@@ -6,6 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=./target/release/certplane
 EXAMPLE=examples/homelab
+bao_pid=""
+workdir=""
+# The cluster half (the expanded VaultIssuer, the Certificate) is rendered to
+# files for Flux/Argo: no cluster is needed for the demo.
+rendered=$(mktemp -d)
+cleanup() {
+  [ -n "$bao_pid" ] && kill "$bao_pid" 2>/dev/null
+  rm -rf "$rendered" ${workdir:+"$workdir"}
+  return 0
+}
+trap cleanup EXIT
 
 if [ -z "${VAULT_ADDR:-}" ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -14,7 +25,6 @@ if [ -z "${VAULT_ADDR:-}" ]; then
   bao server -dev -dev-root-token-id="$VAULT_TOKEN" -dev-listen-address="127.0.0.1:${port}" \
     >"$workdir/openbao.log" 2>&1 &
   bao_pid=$!
-  trap 'kill "$bao_pid" 2>/dev/null || true; rm -rf "$workdir"' EXIT
   for _ in $(seq 1 100); do
     curl -fs "$VAULT_ADDR/v1/sys/health" >/dev/null 2>&1 && break
     python3 - "$VAULT_ADDR" <<'PY' 2>/dev/null && break
@@ -34,14 +44,18 @@ step "certplane validate $EXAMPLE"
 "$BIN" validate "$EXAMPLE"
 
 step "certplane plan $EXAMPLE   (exit 2: changes)"
-set +e; "$BIN" plan --no-color "$EXAMPLE"; code=$?; set -e
+set +e; "$BIN" plan --no-color --render "$rendered" "$EXAMPLE"; code=$?; set -e
 [ "$code" -eq 2 ] || { echo "expected exit 2 from the first plan, got $code"; exit 1; }
 
-step "certplane apply --auto-approve $EXAMPLE"
-"$BIN" apply --no-color --auto-approve "$EXAMPLE"
+step "certplane apply --auto-approve --render $rendered $EXAMPLE"
+"$BIN" apply --no-color --auto-approve --render "$rendered" "$EXAMPLE"
+
+step "the rendered cluster half (for Flux/Argo)"
+(cd "$rendered" && find . -name '*.yaml' | sort)
+cat "$rendered"/_cluster/clusterissuer.cert-manager.io-homelab.yaml
 
 step "certplane plan $EXAMPLE   (again: expect no changes, exit 0)"
-"$BIN" plan --no-color "$EXAMPLE"
+"$BIN" plan --no-color --render "$rendered" "$EXAMPLE"
 
 step "issue a certificate through pki_int/issue/homelab-dot-local"
 bao write -format=json pki_int/issue/homelab-dot-local common_name=demo.homelab.local ttl=1h key_type=ec key_bits=256 |

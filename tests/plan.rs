@@ -174,7 +174,7 @@ fn converged_vault_is_a_no_op() {
     assert!(!p.has_changes());
     assert_eq!(
         render::summary_line(&p),
-        "No changes. Vault matches the repository (10 objects)."
+        "No changes. The live state matches the repository (10 objects)."
     );
 }
 

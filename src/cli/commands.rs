@@ -68,10 +68,10 @@ fn validate(dir: &Path) -> ExitStatus {
     match prepare(dir) {
         Ok(p) => {
             println!(
-                "{}: valid ({} objects, {} Vault resources)",
+                "{}: valid ({} Vault resources, {} cluster objects)",
                 dir.display(),
-                p.repo.vault.len(),
-                p.desired.resources.len()
+                p.desired.resources.len(),
+                p.repo.manifests.len()
             );
             ExitStatus::Clean
         }

@@ -170,7 +170,7 @@ pub fn summary_line(plan: &Plan) -> String {
     let n = |k: &str| s.get(k).copied().unwrap_or(0);
     if !plan.has_changes() {
         return format!(
-            "No changes. Vault matches the repository ({} objects).",
+            "No changes. The live state matches the repository ({} objects).",
             n("unchanged")
         );
     }
