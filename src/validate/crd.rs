@@ -262,6 +262,11 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
             let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
             let additional = &schema["additionalProperties"];
             for (k, v) in map {
+                if path.is_empty() && k == "metadata" {
+                    // ObjectMeta: validated by the API server itself, not by
+                    // the CRD's schema (which says only `type: object`).
+                    continue;
+                }
                 let p = join(path, k);
                 if let Some(sub) = props.and_then(|ps| ps.get(k)) {
                     walk(sub, v, &p, out);
@@ -329,7 +334,7 @@ mod tests {
         let errs = check(
             &schema,
             &json!({"spec": {"name": "long", "algo": "ECDSA256", "list": ["a", 1],
-                "free": {"x": 1}, "map": {"a": "b", "c": 2}, "nmae": "x"}}),
+                "free": {"x": 1}, "map": {"a": "b", "c": 2}, "nam": "x"}}),
         );
         let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
@@ -338,12 +343,12 @@ mod tests {
                 "spec.algo",
                 "spec.list[1]",
                 "spec.map.c",
-                "spec.name",
-                "spec.nmae"
+                "spec.nam",
+                "spec.name"
             ]
         );
         assert!(errs[0].hint.contains("ECDSA"), "{:?}", errs[0]);
-        assert!(errs[4].hint.contains("did you mean name"), "{:?}", errs[4]);
+        assert!(errs[3].hint.contains("did you mean name"), "{:?}", errs[3]);
         let errs = check(&schema, &json!({"spec": {"name": null}}));
         assert_eq!(errs[0].message, "missing field spec.name");
     }

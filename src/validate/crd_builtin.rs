@@ -142,7 +142,7 @@ fn acme() -> Value {
             })),
             "http01": opaque(),
             "dns01": dns01,
-            "waitInsteadOfSelfCheck": boolean(),
+            "waitInsteadOfSelfCheck": string(),
         }),
     );
     object(
