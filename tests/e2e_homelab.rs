@@ -36,6 +36,24 @@ fn homelab_applies_then_converges() {
 
     certplane_root(&bao, &["apply", "--auto-approve", dir]).expect(0);
 
+    // The cluster half was rendered for Flux/Argo: the expanded VaultIssuer.
+    let issuer = std::fs::read_to_string(
+        bao.dir()
+            .join("rendered/_cluster/clusterissuer.cert-manager.io-homelab.yaml"),
+    )
+    .expect("the ClusterIssuer is rendered");
+    assert!(
+        issuer.contains("path: pki_int/sign/homelab-dot-local"),
+        "{issuer}"
+    );
+    assert!(issuer.contains("name: homelab"), "{issuer}");
+    let role = read(&bao, "auth/kubernetes/role/homelab").expect("the expanded auth role");
+    assert_eq!(role["audience"], json!("vault://homelab"));
+    assert_eq!(
+        role["bound_service_account_namespaces"],
+        json!(["cert-manager"])
+    );
+
     // Mounts and their TTLs.
     for (mount, max_lease) in [("pki", 87600 * 3600), ("pki_int", 43800 * 3600)] {
         let tune = read(&bao, &format!("sys/mounts/{mount}/tune"))
@@ -143,6 +161,12 @@ fn homelab_applies_then_converges() {
         "every declared object is listed: {plan}"
     );
     assert!(changes.iter().all(|c| c["action"] == "no_op"), "{plan}");
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["address"] == "cert-manager.io/ClusterIssuer/homelab"),
+        "the rendered cluster half is part of the plan: {plan}"
+    );
     assert!(
         changes
             .iter()

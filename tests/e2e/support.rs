@@ -50,9 +50,20 @@ impl Run {
 
 /// Runs `certplane <args>` with stdin not a terminal (null), no Vault
 /// settings inherited from the caller, `HOME` pointing at `home` (no
-/// `~/.vault-token`), colours off, and then `env`.
+/// `~/.vault-token`), colours off, and then `env`. There is no cluster here:
+/// `plan` and `apply` render the cluster half into `home/rendered`.
 pub fn certplane(args: &[&str], env: &[(&str, &str)], home: &Path) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
+    let rendered = home.join("rendered");
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    if matches!(
+        args.first().and_then(|a| a.to_str()),
+        Some("plan" | "apply")
+    ) && !args.iter().any(|a| *a == "--render")
+    {
+        args.insert(1, std::ffi::OsStr::new("--render"));
+        args.insert(2, rendered.as_os_str());
+    }
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
