@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::model::{
     API_VERSION, AppRoleSpec, AuthMountSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
-    PkiMountSpec, PkiRoleSpec, PolicySpec,
+    PkiMountSpec, PkiRoleSpec, PolicySpec, VaultIssuerSpec,
 };
 
 /// The file holding every kind at once (`oneOf`), for multi-kind files.
@@ -64,6 +64,10 @@ pub fn all() -> Vec<(String, Value)> {
         ("PkiMount", kind_schema::<PkiMountSpec>("PkiMount", true)),
         ("PkiRole", kind_schema::<PkiRoleSpec>("PkiRole", true)),
         ("Policy", kind_schema::<PolicySpec>("Policy", true)),
+        (
+            "VaultIssuer",
+            kind_schema::<VaultIssuerSpec>("VaultIssuer", true),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (file_name(k), v))
@@ -125,6 +129,6 @@ mod tests {
                 .contains(&json!("metadata"))
         );
         let (_, combined) = all.iter().find(|(n, _)| n == COMBINED).unwrap();
-        assert_eq!(combined["oneOf"].as_array().unwrap().len(), 7);
+        assert_eq!(combined["oneOf"].as_array().unwrap().len(), 8);
     }
 }

@@ -37,7 +37,7 @@ fn walks_sorted_and_skips_hidden_ignored_and_non_yaml_files() {
 }
 
 #[test]
-fn skips_kubernetes_manifests_and_empty_documents() {
+fn keeps_kubernetes_manifests_and_skips_empty_documents() {
     let d = tempfile::tempdir().unwrap();
     let text = format!(
         "---\n---\n# nothing\n---\napiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {{name: vault-issuer}}\nspec: {{vault: {{}}}}\n---\n{}",
@@ -47,6 +47,52 @@ fn skips_kubernetes_manifests_and_empty_documents() {
     let repo = certplane::load::load(d.path()).unwrap();
     assert_eq!(repo.vault.len(), 1);
     assert_eq!(repo.vault[0].origin.line, 10);
+    assert_eq!(repo.manifests.len(), 1);
+    let issuer = &repo.manifests[0];
+    assert_eq!(issuer.meta.name, "vault-issuer");
+    assert_eq!(issuer.spec["kind"], "Issuer");
+    assert_eq!(issuer.origin.at("spec.vault").line, 8);
+}
+
+#[test]
+fn loads_vault_issuers_and_approle_delivery() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "issuer.yaml",
+        &format!(
+            "{H}kind: VaultIssuer\nmetadata: {{name: vi, namespace: sandbox}}\nspec:\n  server: https://v:8200\n  caBundleFrom: {{file: ca.pem}}\n  role: {{mount: pki, name: web}}\n  auth: {{kubernetes: {{mount: kubernetes}}}}\n---\n{H}kind: AppRole\nmetadata: {{name: cm}}\nspec:\n  mount: approle\n  deliverTo: {{secret: {{namespace: a, name: b}}}}\n"
+        ),
+    );
+    let repo = certplane::load::load(d.path()).unwrap();
+    assert_eq!(repo.vault_issuers.len(), 1);
+    assert_eq!(
+        repo.vault_issuers[0].spec.ca_bundle_from,
+        Some(Source::File(d.path().join("ca.pem")))
+    );
+    let (_, _, app) = repo.app_roles().next().unwrap();
+    assert_eq!(app.deliver_to.as_ref().unwrap().secret.key, "secretId");
+}
+
+#[test]
+fn duplicate_cluster_objects_are_errors_across_versions() {
+    let d = tempfile::tempdir().unwrap();
+    let cm = |v: &str| {
+        format!(
+            "apiVersion: cert-manager.io/{v}\nkind: Issuer\nmetadata: {{name: i, namespace: n}}\nspec: {{selfSigned: {{}}}}\n"
+        )
+    };
+    write(d.path(), "a.yaml", &cm("v1"));
+    write(d.path(), "b.yaml", &cm("v2"));
+    let err = certplane::load::load(d.path()).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(
+        err.0[0]
+            .message
+            .contains("duplicate cert-manager.io/Issuer n/i"),
+        "{err}"
+    );
+    assert!(err.0[0].location.file.ends_with("b.yaml"));
 }
 
 #[test]

@@ -437,10 +437,12 @@ impl Secret {
                 keys.extend(m.keys().cloned());
             }
         }
-        Secret {
-            secret_type: v.get("type").and_then(Value::as_str).map(str::to_string),
-            keys,
+        let secret_type = v.get("type").and_then(Value::as_str).map(str::to_string);
+        if secret_type.as_deref() == Some("kubernetes.io/service-account-token") {
+            // Filled in by the token controller.
+            keys.extend(["token", "ca.crt", "namespace"].map(str::to_string));
         }
+        Secret { secret_type, keys }
     }
 }
 
