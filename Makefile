@@ -21,7 +21,7 @@ deps:
 
 ## test: the whole suite (unit, plan snapshots, bad input, real OpenBao), then lints.
 test: deps
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --all-targets --no-fail-fast
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
 
