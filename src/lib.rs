@@ -19,6 +19,7 @@ pub mod model;
 pub mod pki;
 pub mod pipeline;
 pub mod plan;
+pub mod policy;
 pub mod schema;
 pub mod state;
 pub mod validate;

@@ -22,13 +22,40 @@ pub async fn run(command: Command, color: bool) -> ExitStatus {
             dir,
             output,
             render,
-        } => plan(&dir, render.as_deref(), output, style).await,
+            out,
+        } => plan(&dir, render.as_deref(), output, style, out.as_deref()).await,
         Command::Apply {
             dir,
+            plan,
             auto_approve,
             output,
             render,
-        } => apply(&dir, render.as_deref(), auto_approve, output, style).await,
+        } => {
+            // `apply FILE`: the positional names a saved plan, which names its repository.
+            let (dir, plan) = match plan {
+                Some(f) => (Some(dir), Some(f)),
+                None if dir.is_file() => (None, Some(dir)),
+                None => (Some(dir), None),
+            };
+            let render = render.as_deref();
+            match plan {
+                Some(f) => {
+                    let got = super::ci::planned_from_file(&f, dir.as_deref(), render).await;
+                    apply(got, auto_approve, output, style).await
+                }
+                None => {
+                    let dir = dir.unwrap_or_default();
+                    apply(planned(&dir, render).await, auto_approve, output, style).await
+                }
+            }
+        }
+        Command::Watch {
+            dir,
+            apply,
+            debounce,
+            render,
+        } => super::watch::run(&dir, render.as_deref(), apply, debounce, style).await,
+        Command::Policy { dir } => super::policy::run(&dir),
         Command::Verify { dir, vault_addr } => {
             super::verify::run(&dir, vault_addr.as_deref()).await
         }
@@ -86,6 +113,7 @@ fn print_plan(plan: &Plan, output: Output, style: Style) {
             "{}",
             serde_json::to_string_pretty(&render::json(plan)).unwrap_or_default()
         ),
+        Output::Markdown => print!("{}", crate::plan::markdown::markdown(plan)),
     }
 }
 
@@ -113,12 +141,23 @@ async fn planned(
     Ok((prepared, vault, side, plan))
 }
 
-async fn plan(dir: &Path, render: Option<&Path>, output: Output, style: Style) -> ExitStatus {
+async fn plan(
+    dir: &Path,
+    render: Option<&Path>,
+    output: Output,
+    style: Style,
+    out: Option<&Path>,
+) -> ExitStatus {
     let (_, _, _, plan) = match planned(dir, render).await {
         Ok(p) => p,
         Err(s) => return s,
     };
     print_plan(&plan, output, style);
+    if let Some(out) = out
+        && let Err(s) = super::ci::write_plan(out, dir, render, &plan)
+    {
+        return s;
+    }
     if !plan.errored.is_empty() {
         ExitStatus::Error
     } else if plan.has_changes() {
@@ -142,13 +181,12 @@ fn confirm() -> bool {
 }
 
 async fn apply(
-    dir: &Path,
-    render: Option<&Path>,
+    planned: Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus>,
     auto_approve: bool,
     output: Output,
     style: Style,
 ) -> ExitStatus {
-    let (prepared, vault, side, plan) = match planned(dir, render).await {
+    let (prepared, vault, side, plan) = match planned {
         Ok(p) => p,
         Err(s) => return s,
     };
@@ -188,7 +226,7 @@ async fn apply(
     }
 }
 
-fn print_event(event: &ApplyEvent, style: Style) {
+pub(super) fn print_event(event: &ApplyEvent, style: Style) {
     match event {
         ApplyEvent::Started { addr, action } => {
             println!("{addr}: {}...", verb(*action, false));
@@ -222,7 +260,7 @@ fn verb(action: Action, done: bool) -> &'static str {
     }
 }
 
-fn report_line(done: &Applied) -> String {
+pub(super) fn report_line(done: &Applied) -> String {
     let report = &done.vault;
     let count = |a: Action| {
         report.applied.iter().filter(|x| x.action == a).count()

@@ -1,9 +1,12 @@
 //! The command line: argument parsing, logging set-up, and one function per
 //! command over the one [`pipeline`](crate::pipeline).
 
+mod ci;
 mod commands;
 mod exit;
+mod policy;
 mod verify;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -46,6 +49,8 @@ pub enum Output {
     Human,
     /// A JSON document for machines.
     Json,
+    /// A pull-request comment: a table of changes, then the diff in `<details>`.
+    Markdown,
 }
 
 /// The commands.
@@ -68,12 +73,19 @@ pub enum Command {
         /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
         #[arg(long, value_name = "DIR")]
         render: Option<PathBuf>,
+        /// Also save the whole plan (no secret values) to FILE, for `apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Converge Vault to the repository. Applies nothing if any check fails.
+    /// `apply PLAN_FILE` applies a plan saved with `plan --out` instead.
     Apply {
-        /// The repository (default: current directory).
+        /// The repository (default: current directory), or a saved plan file.
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Apply exactly this saved plan (`plan --out`); DIR is its repository.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
         /// Apply without asking; required when stdin is not a terminal.
         #[arg(long)]
         auto_approve: bool,
@@ -93,6 +105,28 @@ pub enum Command {
         /// Reach Vault here instead of each Issuer's `server` (e.g. from outside the cluster).
         #[arg(long, value_name = "URL")]
         vault_addr: Option<String>,
+    },
+    /// Re-plan on every change of the repository's files (and apply with
+    /// --apply) until Ctrl-C.
+    Watch {
+        /// The repository (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Apply each new plan without asking.
+        #[arg(long)]
+        apply: bool,
+        /// Wait this long after the last change before re-planning.
+        #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = watch::parse_debounce)]
+        debounce: std::time::Duration,
+        /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
+        #[arg(long, value_name = "DIR")]
+        render: Option<PathBuf>,
+    },
+    /// Print the minimal Vault policy (HCL) that applying the repository needs.
+    Policy {
+        /// The repository (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
     /// Write the JSON Schemas of every certplane kind to a directory.
     Schemas {

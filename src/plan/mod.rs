@@ -4,6 +4,7 @@
 //! is for people, never for decisions.
 
 mod diff;
+pub mod markdown;
 pub mod render;
 
 use std::collections::BTreeMap;
