@@ -38,7 +38,9 @@ fn as_token(bao: &OpenBao, token: &str, args: &[&str]) -> Run {
 /// The policy without the `path "<path>" { ... }` block.
 fn without(hcl: &str, path: &str) -> String {
     let head = format!("path \"{path}\" {{");
-    let start = hcl.find(&head).unwrap_or_else(|| panic!("{path} in\n{hcl}"));
+    let start = hcl
+        .find(&head)
+        .unwrap_or_else(|| panic!("{path} in\n{hcl}"));
     let end = start + hcl[start..].find("}\n").unwrap() + 2;
     format!("{}{}", &hcl[..start], &hcl[end..])
 }
@@ -58,7 +60,12 @@ fn a_token_with_exactly_the_policy_applies_homelab() {
     assert!(!hcl.contains("\"*\""), "no wildcard capability: {hcl}");
 
     let token = token_with(&bao, "certplane", &hcl);
-    as_token(&bao, &token, &["apply", "--auto-approve", "--render", render, dir]).expect(0);
+    as_token(
+        &bao,
+        &token,
+        &["apply", "--auto-approve", "--render", render, dir],
+    )
+    .expect(0);
     let again = as_token(&bao, &token, &["plan", "--render", render, dir]);
     again.expect(0);
     assert!(again.stdout.contains("No changes"), "{}", again.both());
@@ -90,7 +97,11 @@ fn a_token_lacking_a_write_path_fails_naming_it() {
     let hcl = certplane(&["policy", dir], &[], bao.dir()).stdout;
     let lacking = without(&hcl, "pki_int/intermediate/set-signed");
     let token = token_with(&bao, "certplane-lacking", &lacking);
-    let run = as_token(&bao, &token, &["apply", "--auto-approve", "--render", render, dir]);
+    let run = as_token(
+        &bao,
+        &token,
+        &["apply", "--auto-approve", "--render", render, dir],
+    );
     run.expect(1);
     assert!(
         run.stderr.contains("pki_int/intermediate/set-signed"),
