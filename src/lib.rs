@@ -20,6 +20,7 @@ pub mod pki;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod run;
 pub mod schema;
 pub mod state;
 pub mod validate;

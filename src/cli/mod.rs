@@ -5,6 +5,7 @@ mod ci;
 mod commands;
 mod exit;
 mod policy;
+mod run;
 mod verify;
 mod watch;
 
@@ -128,6 +129,9 @@ pub enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Follow a Git branch: fetch on an interval, apply new commits, repair
+    /// drift; serves /healthz, /readyz and /metrics. Stops on SIGTERM/SIGINT.
+    Run(run::RunArgs),
     /// Write the JSON Schemas of every certplane kind to a directory.
     Schemas {
         /// Where to write them.

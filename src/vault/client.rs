@@ -528,6 +528,70 @@ impl Vault {
     }
 }
 
+/// What Vault says about the token in use (`lookup-self`, `renew-self`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Seconds the token has left; `None`: it never expires (a root token).
+    pub ttl: Option<u64>,
+    /// Whether `renew-self` can extend it.
+    pub renewable: bool,
+}
+
+impl Vault {
+    /// `GET auth/token/lookup-self`: the remaining TTL of the token in use
+    /// and whether it is renewable.
+    pub async fn token_info(&self) -> Result<TokenInfo, VaultError> {
+        let path = "auth/token/lookup-self";
+        let data = self.read(path).await?.ok_or_else(|| VaultError::BadReply {
+            op: "read",
+            path: path.into(),
+            why: "the token is unknown".into(),
+        })?;
+        let ttl = data.get("ttl").and_then(Value::as_u64).unwrap_or(0);
+        Ok(TokenInfo {
+            ttl: (ttl > 0).then_some(ttl),
+            renewable: data
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+
+    /// `POST auth/token/renew-self`: extends the token in use (Vault caps the
+    /// new TTL at the token's max TTL); returns the new lease.
+    pub async fn renew_self(&self) -> Result<TokenInfo, VaultError> {
+        let path = "auth/token/renew-self";
+        let body = serde_json::json!({});
+        let url = self.url(path);
+        let reply = self
+            .send_url(Op::Write, path, url, Some(&body), true)
+            .await?;
+        if !reply.status.is_success() {
+            return Err(self.api_error(Op::Write, path, &reply, None));
+        }
+        let auth = reply
+            .body
+            .as_ref()
+            .and_then(|b| b.get("auth"))
+            .ok_or_else(|| VaultError::BadReply {
+                op: "write",
+                path: path.into(),
+                why: "no auth in the renewal reply".into(),
+            })?;
+        let ttl = auth
+            .get("lease_duration")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        Ok(TokenInfo {
+            ttl: (ttl > 0).then_some(ttl),
+            renewable: auth
+                .get("renewable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        })
+    }
+}
+
 /// Vault's `errors` list as one line.
 fn vault_errors(body: Option<&Value>) -> String {
     let errors: Vec<String> = body

@@ -1,0 +1,122 @@
+//! `certplane run`: the pull loop from Git (see [`crate::run`]). Parses the
+//! flags, picks the cache directory, turns SIGTERM/SIGINT into a graceful
+//! stop, and exits 0 after it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use clap::Args;
+
+use super::ExitStatus;
+use crate::run::RunSettings;
+use crate::run::git::GitSettings;
+
+/// Flags of `certplane run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The Git repository: https://…, ssh://…, git@host:path, file://… or a local path.
+    #[arg(long, value_name = "URL")]
+    pub repo: String,
+    /// The branch to follow.
+    #[arg(long = "ref", value_name = "BRANCH", default_value = "main")]
+    pub branch: String,
+    /// The certplane repository inside the Git repository (default: its root).
+    #[arg(long, value_name = "SUBDIR")]
+    pub path: Option<PathBuf>,
+    /// How often to fetch and re-plan (Go-style duration: 30s, 1m, 1h).
+    #[arg(long, default_value = "1m")]
+    pub interval: crate::model::Duration,
+    /// Cache directory for the clone (default: $XDG_CACHE_HOME/certplane/…,
+    /// ~/.cache/certplane/…, or a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
+    #[arg(long, value_name = "DIR")]
+    pub render: Option<PathBuf>,
+    /// Serve /healthz, /readyz and /metrics here.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    pub listen: SocketAddr,
+    /// Apply changes (the default).
+    #[arg(long, conflicts_with = "plan_only")]
+    pub apply: bool,
+    /// Only plan: report what would change, apply nothing.
+    #[arg(long)]
+    pub plan_only: bool,
+    /// Apply only commits with a good SSH signature by a key in --trusted-keys.
+    #[arg(long, requires = "trusted_keys")]
+    pub verify_signatures: bool,
+    /// Trusted signing keys, in SSH allowed-signers format
+    /// (`<principal> namespaces="git" ssh-ed25519 AAAA…`, one per line).
+    #[arg(long, value_name = "FILE")]
+    pub trusted_keys: Option<PathBuf>,
+    /// CA bundle to trust for an https repository.
+    #[arg(long, value_name = "FILE")]
+    pub git_ca_bundle: Option<PathBuf>,
+    /// Private key for an ssh repository.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file for an ssh repository (host keys are always checked).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+}
+
+fn default_cache(url: &str, branch: &str) -> PathBuf {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{url}\n{branch}").as_bytes());
+    let id: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("certplane").join(id)
+}
+
+/// Runs the loop until SIGTERM or SIGINT.
+pub async fn run(args: RunArgs) -> ExitStatus {
+    let cache = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| default_cache(&args.repo, &args.branch));
+    let settings = RunSettings {
+        git: GitSettings {
+            url: args.repo,
+            branch: args.branch,
+            cache,
+            ca_bundle: args.git_ca_bundle,
+            ssh_key: args.ssh_key,
+            known_hosts: args.known_hosts,
+        },
+        path: args.path,
+        interval: std::time::Duration::from_secs(args.interval.as_secs().max(1)),
+        apply: !args.plan_only,
+        allowed_signers: if args.verify_signatures {
+            args.trusted_keys
+        } else {
+            None
+        },
+        render: args.render,
+        listen: Some(args.listen),
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => return super::commands::fail(&e),
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("stop requested: finishing the reconcile in flight");
+        let _ = tx.send(true);
+    });
+    let status = Arc::new(Mutex::new(crate::run::metrics::Status::default()));
+    match crate::run::run(settings, status, rx).await {
+        Ok(()) => ExitStatus::Clean,
+        Err(e) => super::commands::fail(&e),
+    }
+}
