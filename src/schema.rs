@@ -74,7 +74,44 @@ pub fn all() -> Vec<(String, Value)> {
     .collect();
     let combined = combine(&kinds);
     kinds.push((COMBINED.to_string(), combined));
+    kinds.push((CLUSTER.to_string(), cluster()));
     kinds
+}
+
+/// The file for cluster manifests: cert-manager's Issuer, ClusterIssuer and
+/// Certificate from the built-in schemas of `validate::crd` (their
+/// `x-kubernetes-*` keywords are ignored by editors), any other Kubernetes
+/// object loosely.
+pub const CLUSTER: &str = "cluster.json";
+
+fn cluster() -> Value {
+    let kinds = ["Issuer", "ClusterIssuer", "Certificate"];
+    let mut one_of: Vec<Value> = kinds
+        .iter()
+        .filter_map(|k| {
+            let mut s = crate::validate::crd::builtin(k)?.clone();
+            s["properties"]["apiVersion"] = json!({"const": "cert-manager.io/v1"});
+            s["properties"]["kind"] = json!({"const": k});
+            Some(s)
+        })
+        .collect();
+    one_of.push(json!({
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata"],
+        "not": {
+            "properties": {
+                "apiVersion": {"const": "cert-manager.io/v1"},
+                "kind": {"enum": kinds},
+            },
+            "required": ["apiVersion", "kind"],
+        },
+    }));
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "cluster",
+        "description": "A Kubernetes manifest in a certplane repository (cert-manager kinds checked)",
+        "oneOf": one_of,
+    })
 }
 
 /// One schema accepting any kind: `oneOf` the kinds, their `$defs` merged.
