@@ -86,14 +86,44 @@ pub async fn plan_live(
     manifests: &[Loaded<Value>],
     prune: bool,
 ) -> Result<Vec<Change>, ClusterError> {
-    let mut changes: Vec<Change> = futures::stream::iter(manifests)
+    // Namespaces first: an object in a namespace this plan creates cannot be
+    // dry-run yet (the server answers 404), so it is planned as a create.
+    let is_ns = |m: &Loaded<Value>| m.spec["kind"] == "Namespace" && m.spec["apiVersion"] == "v1";
+    let mut changes = Vec::new();
+    let mut new_namespaces = Vec::new();
+    for m in manifests.iter().filter(|m| is_ns(m)) {
+        let c = from_object_plan(cluster.plan_object(&m.spec).await?, &m.spec);
+        if c.action == Action::Create {
+            new_namespaces.push(
+                m.spec["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+        changes.push(c);
+    }
+    let in_new_namespace = |m: &Loaded<Value>| {
+        m.spec["metadata"]["namespace"]
+            .as_str()
+            .is_some_and(|ns| new_namespaces.iter().any(|n| n == ns))
+    };
+    let rest: Vec<Change> = futures::stream::iter(manifests.iter().filter(|m| !is_ns(m)))
         .map(|m| async move {
+            if in_new_namespace(m) {
+                let addr = Addr::Kube(kube_ref(&m.spec));
+                return Ok(from_object_plan(
+                    super::diff::plan_from(addr, None, &m.spec),
+                    &m.spec,
+                ));
+            }
             let p = cluster.plan_object(&m.spec).await?;
             Ok::<_, ClusterError>(from_object_plan(p, &m.spec))
         })
         .buffered(CONCURRENCY)
         .try_collect()
         .await?;
+    changes.extend(rest);
     changes.sort_by_key(rank);
     if prune {
         let previous = cluster.read_inventory().await?;
