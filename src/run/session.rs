@@ -12,6 +12,9 @@ use crate::vault::{Vault, VaultError};
 
 use super::metrics::Shared;
 
+/// How long to wait before retrying a renewal Vault did not answer.
+const RETRY: Duration = Duration::from_secs(2);
+
 /// A logged-in Vault and its token's schedule.
 #[derive(Debug)]
 pub struct Session {
@@ -105,7 +108,11 @@ impl Session {
                 self.schedule(info);
                 Ok(true)
             }
-            Err(e @ (VaultError::Unreachable { .. } | VaultError::Timeout { .. })) => Err(e),
+            Err(e @ (VaultError::Unreachable { .. } | VaultError::Timeout { .. })) => {
+                // Vault is away: try again in a while, not in a tight loop.
+                self.renew_at = Some(now + RETRY);
+                Err(e)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "vault token renewal failed: logging in again");
                 Ok(false)
