@@ -220,6 +220,10 @@ impl GitSource {
                     "gpg.ssh.allowedSignersFile",
                     allowed_signers.as_os_str(),
                 ))
+                // Only the allowed-signers file decides: an OpenPGP or X.509
+                // signature must not pass on the strength of whatever
+                // keyring the process's user happens to have.
+                .args(["-c", "gpg.program=false", "-c", "gpg.x509.program=false"])
                 .arg("--git-dir")
                 .arg(&self.bare)
                 .arg("verify-commit")
