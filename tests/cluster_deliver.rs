@@ -55,26 +55,6 @@ fn unb64(v: &Value) -> String {
     .unwrap()
 }
 
-async fn vault_half(bao: &OpenBao) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("repo.yaml"), REPO).unwrap();
-    let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
-    let settings = certplane::vault::VaultSettings::with_token(
-        &bao.addr(),
-        certplane::model::Source::Value(bao.token().into()),
-    )
-    .unwrap();
-    let vault = certplane::vault::Vault::connect(&settings).await.unwrap();
-    let plan = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
-        .await
-        .unwrap();
-    let secrets = certplane::vault::apply::secret_sources(&prepared.desired);
-    certplane::vault::apply(&vault, &plan, &secrets, &mut |_| {})
-        .await
-        .unwrap();
-    (prepared, vault)
-}
-
 /// How many secret IDs the AppRole has.
 fn secret_ids(bao: &OpenBao) -> usize {
     bao.bao_json(&["list", "-format=json", "auth/approle/role/cm/secret-id"])
@@ -95,7 +75,7 @@ fn stored_secret(role_id: &str, secret_id: &str) -> Value {
 async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bao = OpenBao::start();
-    let (prepared, vault) = vault_half(&bao).await;
+    let (prepared, vault) = common::apply_yaml(&bao, REPO).await;
 
     // 1. No Secret yet: create it with the role ID and a fresh secret ID.
     let delivered = Arc::new(Mutex::new(String::new()));

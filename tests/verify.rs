@@ -75,22 +75,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let bao = OpenBao::start();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("repo.yaml"), REPO).unwrap();
-    let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
-    let settings = certplane::vault::VaultSettings::with_token(
-        &bao.addr(),
-        certplane::model::Source::Value(bao.token().into()),
-    )
-    .unwrap();
-    let vault = certplane::vault::Vault::connect(&settings).await.unwrap();
-    let plan = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
-        .await
-        .unwrap();
-    let secrets = certplane::vault::apply::secret_sources(&prepared.desired);
-    certplane::vault::apply(&vault, &plan, &secrets, &mut |_| {})
-        .await
-        .unwrap();
+    let (prepared, _) = common::apply_yaml(&bao, REPO).await;
     Fixture {
         bao,
         repo: prepared.repo,

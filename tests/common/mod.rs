@@ -126,3 +126,28 @@ pub fn rcgen_ca(cn: &str) -> (String, String) {
     let cert = p.self_signed(&key).unwrap();
     (cert.pem(), key.serialize_pem())
 }
+
+/// Loads `yaml` as a one-file repository and applies its Vault half to
+/// `bao` through the pipeline, with the root token.
+pub async fn apply_yaml(
+    bao: &OpenBao,
+    yaml: &str,
+) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("repo.yaml"), yaml).unwrap();
+    let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let settings = certplane::vault::VaultSettings::with_token(
+        &bao.addr(),
+        certplane::model::Source::Value(bao.token().into()),
+    )
+    .unwrap();
+    let vault = certplane::vault::Vault::connect(&settings).await.unwrap();
+    let plan = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
+        .await
+        .unwrap();
+    let secrets = certplane::vault::apply::secret_sources(&prepared.desired);
+    certplane::vault::apply(&vault, &plan, &secrets, &mut |_| {})
+        .await
+        .unwrap();
+    (prepared, vault)
+}
