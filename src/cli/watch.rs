@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify_debouncer_mini::notify::RecursiveMode;
-use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
+use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::ExitStatus;
 use super::commands::{fail, print_event, report_line};
@@ -90,16 +89,19 @@ pub async fn run(
             .unwrap_or_else(|| r.to_path_buf())
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-    let mut debouncer = match new_debouncer(debounce, move |res: DebounceEventResult| match res {
-        Ok(events) => {
-            let _ = tx.send(events.into_iter().map(|e| e.path).collect());
-        }
-        Err(e) => tracing::warn!(error = %e, "file watcher error"),
-    }) {
-        Ok(d) => d,
-        Err(e) => return fail(&e),
-    };
-    if let Err(e) = debouncer.watcher().watch(&dir, RecursiveMode::Recursive) {
+    // Reads (the loader's own, an editor's) are not changes.
+    let mut watcher =
+        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(e) if !matches!(e.kind, EventKind::Access(_)) => {
+                let _ = tx.send(e.paths);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "file watcher error"),
+        }) {
+            Ok(w) => w,
+            Err(e) => return fail(&e),
+        };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::Recursive) {
         return fail(&e);
     }
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -115,6 +117,10 @@ pub async fn run(
         vault: None,
         side: None,
     };
+    // Events also come from reads (the loader opening files): only a change
+    // of the files' contents starts a run.
+    let hash = || super::ci::repository_hash(&dir, render_abs.as_deref()).ok();
+    let mut last = hash();
     cycle(&dir, render, apply, style, &mut session).await;
     loop {
         tokio::select! {
@@ -122,12 +128,18 @@ pub async fn run(
             _ = term.recv() => break,
             got = rx.recv() => {
                 let Some(mut paths) = got else { break };
-                while let Ok(more) = rx.try_recv() {
+                // Debounce: wait until no event came for `debounce`.
+                while let Ok(Some(more)) = tokio::time::timeout(debounce, rx.recv()).await {
                     paths.extend(more);
                 }
+                let now = hash();
+                if now.is_some() && now == last {
+                    continue;
+                }
+                last = now;
                 let changed: BTreeSet<String> = paths
                     .iter()
-                    .filter(|p| relevant(&dir, render_abs.as_deref(), p))
+                    .filter(|p| relevant(&dir, render_abs.as_deref(), p) && !p.is_dir())
                     .map(|p| p.strip_prefix(&dir).unwrap_or(p).display().to_string())
                     .collect();
                 if changed.is_empty() {
