@@ -65,9 +65,18 @@ pub enum ClusterSide {
 /// Loads, expands, validates and lowers `dir`. Any problem is returned with
 /// every diagnostic found; nothing has touched the network yet.
 pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
+    prepare_with_live(dir, None)
+}
+
+/// [`prepare`], where references that the repository does not declare may
+/// name what the live Vault has (`validate --live`).
+pub fn prepare_with_live(
+    dir: &Path,
+    live: Option<&crate::validate::Live>,
+) -> Result<Prepared, Diagnostics> {
     let mut repo = crate::load::load(dir)?;
     crate::expand::expand(&mut repo)?;
-    let problems = crate::validate::validate(&repo);
+    let problems = crate::validate::validate_with_live(&repo, live);
     if !problems.is_empty() {
         return Err(Diagnostics(problems));
     }

@@ -17,7 +17,7 @@ use crate::vault::apply::ApplyEvent;
 pub async fn run(command: Command, color: bool) -> ExitStatus {
     let style = Style { color };
     match command {
-        Command::Validate { dir } => validate(&dir),
+        Command::Validate { dir, live } => validate(&dir, live).await,
         Command::Plan {
             dir,
             output,
@@ -92,8 +92,28 @@ pub(super) fn prepare(dir: &Path) -> Result<Prepared, ExitStatus> {
     })
 }
 
-fn validate(dir: &Path) -> ExitStatus {
-    match prepare(dir) {
+async fn validate(dir: &Path, live: bool) -> ExitStatus {
+    let live_refs = if live {
+        // Load first: an unreadable repository never reaches the network.
+        let repo = match crate::load::load(dir) {
+            Ok(r) => r,
+            Err(d) => {
+                eprintln!("{d}");
+                return ExitStatus::Error;
+            }
+        };
+        let vault = match pipeline::connect(&repo).await {
+            Ok(v) => v,
+            Err(e) => return fail(&e),
+        };
+        match crate::vault::observe::live_references(&vault).await {
+            Ok(l) => Some(l),
+            Err(e) => return fail(&e),
+        }
+    } else {
+        None
+    };
+    match pipeline::prepare_with_live(dir, live_refs.as_ref()) {
         Ok(p) => {
             println!(
                 "{}: valid ({} Vault resources, {} cluster objects)",
@@ -103,7 +123,10 @@ fn validate(dir: &Path) -> ExitStatus {
             );
             ExitStatus::Clean
         }
-        Err(status) => status,
+        Err(d) => {
+            eprintln!("{d}");
+            ExitStatus::Error
+        }
     }
 }
 

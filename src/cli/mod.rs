@@ -62,6 +62,10 @@ pub enum Command {
         /// The repository (default: current directory).
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Also accept references to mounts and roles that the live Vault
+        /// has but the repository does not declare (reads Vault; writes nothing).
+        #[arg(long)]
+        live: bool,
     },
     /// Show what apply would change: 0 no changes, 2 changes, 1 error.
     Plan {

@@ -486,3 +486,44 @@ mod tests {
         assert!(!t.has_auth_mount_for("kubernetes/role/x"));
     }
 }
+
+/// What the live Vault has of the things cluster objects may reference
+/// without the repository declaring them: PKI mounts and their roles, auth
+/// mounts and their roles. Used by `validate --live`.
+pub async fn live_references(vault: &Vault) -> Result<crate::validate::Live, VaultError> {
+    let mut live = crate::validate::Live::default();
+    let names = |v: Option<Value>| -> Vec<String> {
+        v.and_then(|d| d.get("keys").cloned())
+            .and_then(|k| serde_json::from_value::<Vec<String>>(k).ok())
+            .unwrap_or_default()
+    };
+    let mount_paths = |table: Option<Value>, kinds: &[&str]| -> Vec<String> {
+        table
+            .as_ref()
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, e)| {
+                        e.get("type")
+                            .and_then(Value::as_str)
+                            .is_some_and(|t| kinds.contains(&t))
+                    })
+                    .map(|(k, _)| k.trim_end_matches('/').to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for m in mount_paths(vault.read("sys/mounts").await?, &["pki"]) {
+        for r in names(vault.list(&format!("{m}/roles")).await?) {
+            live.pki_roles.insert((m.clone(), r));
+        }
+        live.pki_mounts.insert(m);
+    }
+    for m in mount_paths(vault.read("sys/auth").await?, &["kubernetes", "approle"]) {
+        for r in names(vault.list(&format!("auth/{m}/role")).await?) {
+            live.auth_roles.insert((m.clone(), r));
+        }
+        live.auth_mounts.insert(m);
+    }
+    Ok(live)
+}
