@@ -453,40 +453,6 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mount_entries_become_seconds() {
-        let entry = json!({"type": "pki", "description": "d", "accessor": "x",
-            "config": {"default_lease_ttl": 0, "max_lease_ttl": 315360000, "force_no_cache": false}});
-        let f = mount_fields(&entry);
-        assert_eq!(f["type"], json!("pki"));
-        assert_eq!(f["description"], json!("d"));
-        assert_eq!(f["max_lease_ttl"], json!(315_360_000));
-        assert_eq!(f["default_lease_ttl"], json!(0));
-        assert!(!f.contains_key("accessor"));
-    }
-
-    #[test]
-    fn children_of_missing_mounts_are_absent() {
-        let mut secrets = BTreeMap::new();
-        secrets.insert("pki/int".to_string(), json!({}));
-        let mut auth = BTreeMap::new();
-        auth.insert("kubernetes".to_string(), json!({}));
-        let t = MountTables {
-            secrets: Some(secrets),
-            auth: Some(auth),
-        };
-        assert!(t.has_secret_mount_for("pki/int/roles/web"));
-        assert!(!t.has_secret_mount_for("pki/roles/web"));
-        assert!(t.has_auth_mount_for("auth/kubernetes/role/x"));
-        assert!(!t.has_auth_mount_for("auth/approle/role/x"));
-        assert!(!t.has_auth_mount_for("kubernetes/role/x"));
-    }
-}
-
 /// What the live Vault has of the things cluster objects may reference
 /// without the repository declaring them: PKI mounts and their roles, auth
 /// mounts and their roles. Used by `validate --live`.
@@ -526,4 +492,38 @@ pub async fn live_references(vault: &Vault) -> Result<crate::validate::Live, Vau
         live.auth_mounts.insert(m);
     }
     Ok(live)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_entries_become_seconds() {
+        let entry = json!({"type": "pki", "description": "d", "accessor": "x",
+            "config": {"default_lease_ttl": 0, "max_lease_ttl": 315360000, "force_no_cache": false}});
+        let f = mount_fields(&entry);
+        assert_eq!(f["type"], json!("pki"));
+        assert_eq!(f["description"], json!("d"));
+        assert_eq!(f["max_lease_ttl"], json!(315_360_000));
+        assert_eq!(f["default_lease_ttl"], json!(0));
+        assert!(!f.contains_key("accessor"));
+    }
+
+    #[test]
+    fn children_of_missing_mounts_are_absent() {
+        let mut secrets = BTreeMap::new();
+        secrets.insert("pki/int".to_string(), json!({}));
+        let mut auth = BTreeMap::new();
+        auth.insert("kubernetes".to_string(), json!({}));
+        let t = MountTables {
+            secrets: Some(secrets),
+            auth: Some(auth),
+        };
+        assert!(t.has_secret_mount_for("pki/int/roles/web"));
+        assert!(!t.has_secret_mount_for("pki/roles/web"));
+        assert!(t.has_auth_mount_for("auth/kubernetes/role/x"));
+        assert!(!t.has_auth_mount_for("auth/approle/role/x"));
+        assert!(!t.has_auth_mount_for("kubernetes/role/x"));
+    }
 }
