@@ -10,7 +10,8 @@ fn examples() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        // examples/ci holds CI workflows, not a repository.
+        .filter(|p| p.is_dir() && !p.ends_with("ci"))
         .collect();
     dirs.sort();
     dirs

@@ -75,6 +75,12 @@ fn example_schema_lines_point_at_committed_files() {
             ) {
                 continue;
             }
+            // CI workflow files are not certplane documents.
+            if path.parent().is_some_and(|p| p.ends_with("examples/ci"))
+                && path.file_name().is_some_and(|n| n != "certplane.yaml")
+            {
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             let first = text.lines().next().unwrap_or_default();
             let target = first
