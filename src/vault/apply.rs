@@ -354,30 +354,10 @@ pub(crate) fn parent_created(change: &Change, created: &BTreeSet<Addr>) -> bool 
         || parent_mount(&change.addr, change.kind).is_some_and(|p| created.contains(&p))
 }
 
-/// Whether two values of a field mean the same (missing = null = empty,
-/// lists as sets, numbers numerically).
+/// Whether two values of a field mean the same: the planner's comparison,
+/// so apply and plan never disagree about a change.
 pub(crate) fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
-    fn empty(v: Option<&Value>) -> bool {
-        match v {
-            None | Some(Value::Null) => true,
-            Some(Value::String(s)) => s.is_empty(),
-            Some(Value::Array(a)) => a.is_empty(),
-            _ => false,
-        }
-    }
-    if empty(a) && empty(b) {
-        return true;
-    }
-    match (a, b) {
-        (Some(Value::Array(x)), Some(Value::Array(y))) => {
-            let set =
-                |v: &Vec<Value>| -> BTreeSet<String> { v.iter().map(Value::to_string).collect() };
-            set(x) == set(y)
-        }
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.trim_end() == y.trim_end(),
-        (x, y) => x == y,
-    }
+    crate::plan::same_value(a.unwrap_or(&Value::Null), b)
 }
 
 /// Re-reads a (non-issuer) resource and checks the change still holds.
