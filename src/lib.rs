@@ -14,6 +14,7 @@ pub mod deliver;
 pub mod desired;
 pub mod diagnostic;
 pub mod expand;
+pub mod lease;
 pub mod load;
 pub mod model;
 pub mod pki;
