@@ -466,14 +466,14 @@ fn pki_role(repo: &Repository, meta: &Meta, origin: &Origin, s: &PkiRoleSpec) ->
 
 /// Renders policy rules to HCL, deterministically.
 pub fn render_hcl(spec: &PolicySpec) -> String {
+    // The marker tells prune this policy is certplane's.
+    let mut out = format!("{}\n", crate::vault::prune::POLICY_MARKER);
     if let Some(hcl) = &spec.hcl {
-        return hcl.clone();
+        out.push_str(hcl);
+        return out;
     }
-    let mut out = String::new();
-    for (i, rule) in spec.rules.iter().flatten().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
+    for rule in spec.rules.iter().flatten() {
+        out.push('\n');
         let caps = rule
             .capabilities
             .iter()
@@ -663,7 +663,8 @@ mod tests {
         };
         assert_eq!(
             render_hcl(&spec),
-            "path \"pki_int/sign/web\" {\n  capabilities = [\"update\"]\n}\n\n\
+            "# Managed by certplane: edits here are overwritten.\n\n\
+             path \"pki_int/sign/web\" {\n  capabilities = [\"update\"]\n}\n\n\
              path \"pki_int/issue/web\" {\n  capabilities = [\"create\", \"update\"]\n}\n"
         );
     }

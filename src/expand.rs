@@ -343,7 +343,8 @@ mod tests {
         let policy = repo.policies().next().unwrap();
         assert_eq!(
             crate::desired::render_hcl(policy.2),
-            "path \"pki_int/sign/example-dot-com\" {\n  capabilities = [\"update\"]\n}\n"
+            "# Managed by certplane: edits here are overwritten.\n\n\
+             path \"pki_int/sign/example-dot-com\" {\n  capabilities = [\"update\"]\n}\n"
         );
         let issuer = &repo.manifests[3].spec;
         assert_eq!(

@@ -156,14 +156,36 @@ pub async fn observe_and_plan(vault: &Vault, desired: &Desired) -> Result<Plan, 
     Ok(plan)
 }
 
+/// Choices of a run that are not part of the repository.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// `--allow-destroy-ca`: prune may delete a mount that holds a CA.
+    pub allow_destroy_ca: bool,
+}
+
 /// Plans both halves: Vault, then secret deliveries and cluster objects.
 pub async fn plan(
     vault: &Vault,
     side: &ClusterSide,
     prepared: &Prepared,
 ) -> Result<Plan, PipelineError> {
+    plan_with(vault, side, prepared, PlanOptions::default()).await
+}
+
+/// [`plan`] with run options. With `prune: true`, Vault objects certplane
+/// manages and the repository no longer declares are planned as deletes.
+pub async fn plan_with(
+    vault: &Vault,
+    side: &ClusterSide,
+    prepared: &Prepared,
+    options: PlanOptions,
+) -> Result<Plan, PipelineError> {
     let mut plan = observe_and_plan(vault, &prepared.desired).await?;
     let repo = &prepared.repo;
+    if repo.config.as_ref().is_some_and(|c| c.spec.prune) {
+        let orphans = crate::vault::prune::orphans(vault, &prepared.desired).await?;
+        crate::plan::prune(&mut plan, &orphans, options.allow_destroy_ca);
+    }
     match side {
         ClusterSide::None => {}
         ClusterSide::Render(dir) => {

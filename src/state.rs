@@ -216,3 +216,15 @@ pub struct Observed {
     /// decide `rotateBefore` without a clock.
     pub now: i64,
 }
+
+/// A live Vault object certplane manages that the repository no longer
+/// declares: a prune candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// Its address.
+    pub addr: Addr,
+    /// Its kind.
+    pub kind: ResourceKind,
+    /// For a PKI mount: whether it holds a CA (deleting it destroys the CA).
+    pub holds_ca: bool,
+}

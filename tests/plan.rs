@@ -402,7 +402,7 @@ fn human_plan_snapshot() {
         .unwrap()
         .insert(
             "policy".into(),
-            json!("path \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
+            json!("# Managed by certplane: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
         );
     o.resources
         .get_mut(&Addr::vault("sys/mounts/pki_int"))

@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::{Command, ExitStatus, Output};
-use crate::pipeline::{self, Applied, ClusterSide, Prepared};
+use crate::pipeline::{self, Applied, ClusterSide, PlanOptions, Prepared};
 use crate::plan::render::{self, Style};
 use crate::plan::{Action, Plan};
 use crate::vault::Vault;
@@ -22,15 +22,29 @@ pub async fn run(command: Command, color: bool) -> ExitStatus {
             dir,
             output,
             render,
+            allow_destroy_ca,
             out,
-        } => plan(&dir, render.as_deref(), output, style, out.as_deref()).await,
+        } => {
+            let options = PlanOptions { allow_destroy_ca };
+            plan(
+                &dir,
+                render.as_deref(),
+                options,
+                output,
+                style,
+                out.as_deref(),
+            )
+            .await
+        }
         Command::Apply {
             dir,
             plan,
             auto_approve,
             output,
             render,
+            allow_destroy_ca,
         } => {
+            let options = PlanOptions { allow_destroy_ca };
             // `apply FILE`: the positional names a saved plan, which names its repository.
             let (dir, plan) = match plan {
                 Some(f) => (Some(dir), Some(f)),
@@ -45,7 +59,8 @@ pub async fn run(command: Command, color: bool) -> ExitStatus {
                 }
                 None => {
                     let dir = dir.unwrap_or_default();
-                    apply(planned(&dir, render).await, auto_approve, output, style).await
+                    let got = planned(&dir, render, options).await;
+                    apply(got, auto_approve, output, style).await
                 }
             }
         }
@@ -145,6 +160,7 @@ fn print_plan(plan: &Plan, output: Output, style: Style) {
 async fn planned(
     dir: &Path,
     render: Option<&Path>,
+    options: PlanOptions,
 ) -> Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus> {
     let prepared = prepare(dir)?;
     let vault = pipeline::connect(&prepared.repo)
@@ -159,7 +175,7 @@ async fn planned(
             );
             ExitStatus::Error
         })?;
-    let plan = pipeline::plan(&vault, &side, &prepared)
+    let plan = pipeline::plan_with(&vault, &side, &prepared, options)
         .await
         .map_err(|e| fail(&e))?;
     Ok((prepared, vault, side, plan))
@@ -168,11 +184,12 @@ async fn planned(
 async fn plan(
     dir: &Path,
     render: Option<&Path>,
+    options: PlanOptions,
     output: Output,
     style: Style,
     out: Option<&Path>,
 ) -> ExitStatus {
-    let (_, _, _, plan) = match planned(dir, render).await {
+    let (_, _, _, plan) = match planned(dir, render, options).await {
         Ok(p) => p,
         Err(s) => return s,
     };

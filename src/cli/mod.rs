@@ -78,6 +78,9 @@ pub enum Command {
         /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
         #[arg(long, value_name = "DIR")]
         render: Option<PathBuf>,
+        /// With `prune: true`, also delete PKI mounts that hold a CA.
+        #[arg(long)]
+        allow_destroy_ca: bool,
         /// Also save the whole plan (no secret values) to FILE, for `apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -100,6 +103,9 @@ pub enum Command {
         /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
         #[arg(long, value_name = "DIR")]
         render: Option<PathBuf>,
+        /// With `prune: true`, also delete PKI mounts that hold a CA.
+        #[arg(long)]
+        allow_destroy_ca: bool,
     },
     /// For each Vault Issuer, do what cert-manager will do: log in with its
     /// credentials, sign a throwaway CSR, check the chain. 0 all pass, 1 any fails.

@@ -59,6 +59,24 @@ pub struct RunArgs {
     /// known_hosts file for an ssh repository (host keys are always checked).
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
+    /// Leader election (boxed: it keeps `Command` small).
+    #[command(flatten)]
+    pub lease: Box<LeaseArgs>,
+}
+
+/// Flags of leader election.
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    /// Elect a leader with a Kubernetes Lease when several replicas run:
+    /// only the leader plans and applies; the others fetch and validate.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// The Lease's name (default: certplane-leader).
+    #[arg(long, value_name = "NAME", requires = "leader_elect")]
+    pub lease_name: Option<String>,
+    /// The Lease's namespace (default: $POD_NAMESPACE, else certplane-system).
+    #[arg(long, value_name = "NS", requires = "leader_elect")]
+    pub lease_namespace: Option<String>,
 }
 
 fn default_cache(url: &str, branch: &str) -> PathBuf {
@@ -100,6 +118,14 @@ pub async fn run(args: RunArgs) -> ExitStatus {
         },
         render: args.render,
         listen: Some(args.listen),
+        leader_elect: {
+            let LeaseArgs {
+                leader_elect,
+                lease_name,
+                lease_namespace,
+            } = *args.lease;
+            leader_elect.then(|| crate::lease::LeaseConfig::from_env(lease_name, lease_namespace))
+        },
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

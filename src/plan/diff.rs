@@ -10,7 +10,7 @@ use crate::addr::Addr;
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
-    ResourceKind, Signer,
+    Orphan, ResourceKind, Signer,
 };
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
@@ -27,6 +27,49 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
     plan.changes = order(changes);
     plan
+}
+
+/// Adds the deletes of `prune: true` for Vault objects certplane manages and
+/// the repository no longer declares, children first (auth roles and roles,
+/// then policies, then mounts). A mount that holds a CA is deleted only with
+/// `allow_destroy_ca`; otherwise the plan is errored, so nothing is applied
+/// until the user either keeps the mount declared or says so.
+pub fn prune(plan: &mut Plan, orphans: &[Orphan], allow_destroy_ca: bool) {
+    let order = |k: ResourceKind| match k {
+        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::Role => 0,
+        ResourceKind::Policy => 1,
+        _ => 2,
+    };
+    let mut sorted: Vec<&Orphan> = orphans.iter().collect();
+    sorted.sort_by_key(|o| (order(o.kind), o.addr.clone()));
+    for o in sorted {
+        if o.holds_ca && !allow_destroy_ca {
+            plan.errored.push(PlanError {
+                addr: o.addr.clone(),
+                message: "this mount holds a CA and is no longer in the repository; deleting it \
+                          destroys the CA and every certificate chain to it: keep it declared, or \
+                          run with --allow-destroy-ca to delete it"
+                    .into(),
+            });
+            continue;
+        }
+        plan.changes.push(Change {
+            addr: o.addr.clone(),
+            kind: o.kind,
+            action: Action::Delete,
+            before: Some(Fields::new()),
+            after: None,
+            sensitive: vec![],
+            reason: Some(if o.holds_ca {
+                "no longer in the repository (prune); destroys its CA (--allow-destroy-ca)".into()
+            } else {
+                "no longer in the repository (prune)".into()
+            }),
+            ca: None,
+            depends_on: vec![],
+            manifest: None,
+        });
+    }
 }
 
 /// Whether two normalised API values mean the same. Lists of strings are

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::addr::Addr;
 use crate::state::{DesiredCa, Fields, ResourceKind};
 
-pub use diff::{plan, same_value};
+pub use diff::{plan, prune, same_value};
 
 /// What a change does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -37,6 +37,9 @@ pub struct Status {
     pub vault_token_renewals_total: u64,
     /// notAfter (Unix seconds) of each managed CA issuer, by (mount, issuer).
     pub ca_not_after: BTreeMap<(String, String), i64>,
+    /// Whether this replica acted as the leader at the last reconcile
+    /// (`Some(true)` without leader election; `None`: not started).
+    pub leader: Option<bool>,
 }
 
 /// A handle both sides share.
@@ -193,6 +196,15 @@ impl Status {
                 escape(issuer)
             );
         }
+        if let Some(leader) = self.leader {
+            head(
+                &mut o,
+                "certplane_leader",
+                "gauge",
+                "1 when this replica is the leader (it plans and applies), 0 when it follows.",
+            );
+            let _ = writeln!(o, "certplane_leader {}", u8::from(leader));
+        }
         head(
             &mut o,
             "certplane_ready",
@@ -225,5 +237,10 @@ mod tests {
         assert!(text.contains("certplane_reconcile_duration_seconds_bucket{le=\"5\"} 2\n"));
         assert!(text.contains("certplane_reconcile_duration_seconds_count 2\n"));
         assert!(text.contains("issuer=\"a\\\"b\"} 42\n"), "{text}");
+        assert!(!text.contains("certplane_leader"), "{text}");
+        s.leader = Some(false);
+        assert!(s.render().contains("\ncertplane_leader 0\n"));
+        s.leader = Some(true);
+        assert!(s.render().contains("\ncertplane_leader 1\n"));
     }
 }

@@ -5,7 +5,9 @@
 //! stays in force), then plans and applies the commit in force, so drift made
 //! out of band is repaired without a commit. One Vault login for the life of
 //! the loop ([`session`]); its state is served on `/healthz`, `/readyz` and
-//! `/metrics` ([`http`], [`metrics`]).
+//! `/metrics` ([`http`], [`metrics`]). With leader election
+//! ([`crate::lease`]) only the leader plans and applies; a follower still
+//! fetches and validates, so it is ready to take over.
 
 pub mod git;
 pub mod http;
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::lease::{LeaderElector, Leadership, LeaseConfig};
 use crate::pipeline::{self, ClusterSide, PipelineError, Prepared};
 use crate::plan::Action;
 use crate::state::ResourceKind;
@@ -44,6 +47,9 @@ pub struct RunSettings {
     pub render: Option<PathBuf>,
     /// Where to serve `/healthz`, `/readyz`, `/metrics`.
     pub listen: Option<SocketAddr>,
+    /// Elect a leader with this Lease (in the cluster the kubeconfig or the
+    /// pod's service account points to); only the leader applies.
+    pub leader_elect: Option<LeaseConfig>,
 }
 
 /// Why the loop could not start.
@@ -61,6 +67,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// No cluster to hold the leader Lease in.
+    #[error("leader election needs a cluster")]
+    LeaderElection(#[source] crate::cluster::ClusterError),
 }
 
 /// The commit in force.
@@ -82,6 +91,8 @@ struct Loop {
     seen: Option<String>,
     /// Why the head commit was refused, while it is the head.
     refused: Option<String>,
+    /// The elector's verdict (`None`: no leader election, always apply).
+    leader: Option<watch::Receiver<Leadership>>,
 }
 
 fn short(commit: &str) -> &str {
@@ -110,8 +121,23 @@ pub async fn run(
         }
         None => None,
     };
+    let (leader, elector) = match &settings.leader_elect {
+        Some(config) => {
+            let cluster = crate::cluster::Cluster::connect(None)
+                .await
+                .map_err(RunError::LeaderElection)?;
+            // A call may not outlast the time the leader may act unrenewed.
+            let timeout = cluster.timeout().min(config.renew_deadline);
+            let elector = LeaderElector::new(cluster.with_timeout(timeout), config.clone());
+            tracing::info!(lease = %config.object(), identity = %config.identity, "leader election");
+            let (tx, rx) = watch::channel(Leadership::Pending);
+            (Some(rx), Some(tokio::spawn(elector.run(tx, stop.clone()))))
+        }
+        None => (None, None),
+    };
     if let Ok(mut s) = status.lock() {
         s.not_ready = Some("no reconcile yet".into());
+        s.leader = Some(leader.is_none());
     }
     let mut lp = Loop {
         settings,
@@ -121,6 +147,7 @@ pub async fn run(
         good: None,
         seen: None,
         refused: None,
+        leader,
     };
     'outer: loop {
         lp.tick(&mut stop).await;
@@ -146,6 +173,10 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down");
+    if let Some(e) = elector {
+        // It releases the Lease it holds.
+        let _ = e.await;
+    }
     if let Some(s) = server {
         let _ = s.await;
     }
@@ -155,6 +186,28 @@ pub async fn run(
 impl Loop {
     fn set_status(&self, f: impl FnOnce(&mut metrics::Status)) {
         update(&self.status, f);
+    }
+
+    /// Whether this replica may plan and apply now (always without leader
+    /// election). Waits for the elector's first answer (bounded by its call
+    /// time limit); logs "following <holder>" when another leads.
+    async fn leading(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let Some(rx) = self.leader.as_mut() else {
+            return true;
+        };
+        if *rx.borrow() == Leadership::Pending {
+            tokio::select! {
+                _ = rx.wait_for(|l| *l != Leadership::Pending) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        }
+        let now = rx.borrow().clone();
+        let leading = now.is_leader(Instant::now()) || true;
+        if !leading {
+            tracing::info!(holder = %now.holder(), "following {}", now.holder());
+        }
+        self.set_status(|s| s.leader = Some(leading));
+        leading
     }
 
     /// Renews the token between reconciles when it is due.
@@ -201,12 +254,15 @@ impl Loop {
             }
             Some(Ok(_)) => {}
         }
-        if self.good.is_some() {
-            if let Err(why) = self.reconcile().await {
-                problem.get_or_insert(why);
+        // A follower has fetched and validated (ready to take over); only
+        // the leader plans and applies.
+        let leading = self.leading(stop).await;
+        if self.good.is_none() {
+            if problem.is_none() && self.refused.is_none() {
+                problem = Some("no commit applied yet".into());
             }
-        } else if problem.is_none() && self.refused.is_none() {
-            problem = Some("no commit applied yet".into());
+        } else if leading && let Err(why) = self.reconcile().await {
+            problem.get_or_insert(why);
         }
         let failed = problem.is_some() || new_refusal;
         let reason = problem.or_else(|| self.refused.clone());

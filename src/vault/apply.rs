@@ -475,6 +475,15 @@ async fn apply_fields(
             if change.kind == ResourceKind::Mount && !body.contains_key("type") {
                 body.insert("type".into(), Value::from("pki"));
             }
+            // Marks the mount as certplane's, so that prune can tell it from
+            // mounts made by hand (which it never deletes).
+            let (k, v) = super::prune::MANAGED_OPTION;
+            let options = body
+                .entry("options")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(o) = options {
+                o.insert(k.into(), Value::from(v));
+            }
             if !config.is_empty() {
                 body.insert("config".into(), Value::Object(config));
             }

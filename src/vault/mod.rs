@@ -12,6 +12,7 @@ pub mod connect;
 mod issuer;
 pub mod normalize;
 pub mod observe;
+pub mod prune;
 
 pub use apply::{
     Applied, ApplyError, ApplyEvent, ApplyReport, SecretSources, Waiting, apply, secret_sources,
