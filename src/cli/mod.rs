@@ -166,7 +166,6 @@ fn log_filter(verbose: u8) -> EnvFilter {
         "hyper_util",
         "reqwest",
         "rustify",
-        "vaultrs",
         "rustls",
         "h2",
         "kube",
@@ -211,7 +210,8 @@ fn colour_wanted(no_color: bool, stdout: bool) -> bool {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(&cli);
-    // vaultrs is built without a rustls provider, kube with ring: install ring
+    // reqwest (the Vault client) is built without a rustls provider and kube
+    // with ring: install ring
     // once so both use it.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
