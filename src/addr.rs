@@ -35,7 +35,11 @@ pub struct KubeRef {
 
 impl fmt::Display for KubeRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let group = if self.group.is_empty() { "core" } else { &self.group };
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
         match &self.namespace {
             Some(ns) => write!(f, "{group}/{}/{ns}/{}", self.kind, self.name),
             None => write!(f, "{group}/{}/{}", self.kind, self.name),

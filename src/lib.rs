@@ -1,15 +1,20 @@
 //! certplane: a declarative GitOps reconciler for Vault/OpenBao PKI and the
 //! cert-manager objects that use it.
 //!
-//! The pipeline, one module per step:
-//! [`load`] (files -> typed [`model`]) -> [`validate`] (offline cross-checks)
-//! -> [`desired`] (model -> desired [`state`]) -> [`vault::observe`] (live
-//! state) -> [`plan`] (pure diff) -> [`vault::apply`] (converge).
-//! [`cli`] wires the steps into commands; [`pki`] holds the X.509 work.
+//! The one pipeline ([`pipeline`]), one module per step:
+//! [`load`] (files -> typed [`model`]) -> [`expand`] (VaultIssuer -> the
+//! objects it stands for) -> [`validate`] (offline cross-checks) ->
+//! [`desired`] (model -> desired [`state`]) -> [`vault::observe`] and
+//! [`cluster`] dry runs (live state) -> [`plan`] (pure diff) ->
+//! [`vault::apply`], [`deliver`] and [`cluster::reconcile`] (converge).
+//! [`cli`] decides how far to go and what to print; [`run`] (pull loop with
+//! [`lease`] election) and `watch` decide when. [`verify`] checks issuers
+//! the way cert-manager uses them; [`policy`] prints the Vault policy a
+//! repository needs; [`pki`] holds the X.509 work.
 
 pub mod addr;
-pub mod cluster;
 pub mod cli;
+pub mod cluster;
 pub mod deliver;
 pub mod desired;
 pub mod diagnostic;
@@ -17,8 +22,8 @@ pub mod expand;
 pub mod lease;
 pub mod load;
 pub mod model;
-pub mod pki;
 pub mod pipeline;
+pub mod pki;
 pub mod plan;
 pub mod policy;
 pub mod run;

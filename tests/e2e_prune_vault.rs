@@ -94,7 +94,11 @@ fn prune_deletes_only_what_certplane_manages_and_guards_cas() {
         "allowed_domains=example.net",
     ]);
     let hcl = dir.path().join("hand.hcl.txt");
-    std::fs::write(&hcl, "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n").unwrap();
+    std::fs::write(
+        &hcl,
+        "path \"secret/*\" {\n  capabilities = [\"read\"]\n}\n",
+    )
+    .unwrap();
     bao.bao_ok(&["policy", "write", "handpol", hcl.to_str().unwrap()]);
 
     // Objects leave the repository; without prune nothing is deleted.
