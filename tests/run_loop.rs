@@ -125,6 +125,10 @@ struct Loop {
 
 impl Loop {
     fn start(repo: &GitRepo, extra: &[&str], env: &[(&str, &str)]) -> Loop {
+        Loop::start_url(&repo.url(), extra, env)
+    }
+
+    fn start_url(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Loop {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = dir.path().join("certplane.log");
@@ -133,7 +137,7 @@ impl Loop {
         let rendered = dir.path().join("rendered");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
         cmd.args(["-vv", "--log-format", "json", "run", "--repo"])
-            .arg(repo.url())
+            .arg(url)
             .args(["--ref", "main", "--interval", "1s", "--listen", &listen])
             .arg("--cache")
             .arg(&cache)
@@ -593,4 +597,110 @@ fn sigterm_exits_zero() {
     };
     assert_eq!(code, Some(0), "{}", lp.logs());
     assert!(lp.logs().contains("shutting down"), "{}", lp.logs());
+}
+
+/// A static HTTPS server (git's "dumb" HTTP protocol) over a directory, with
+/// a certificate for 127.0.0.1 from a private CA; killed on drop.
+struct HttpsGit {
+    child: Child,
+    port: u16,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HttpsGit {
+    fn serve(root: &Path) -> HttpsGit {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "certplane test git CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("ca.pem"), ca_cert.pem()).unwrap();
+        std::fs::write(p("server.pem"), leaf.pem()).unwrap();
+        std::fs::write(p("server.key"), key.serialize_pem()).unwrap();
+        std::fs::write(
+            p("serve.py"),
+            "import functools, http.server, ssl, sys\n\
+             port, root, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]\n\
+             h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)\n\
+             srv = http.server.ThreadingHTTPServer(('127.0.0.1', port), h)\n\
+             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+             ctx.load_cert_chain(cert, key)\n\
+             srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+             srv.serve_forever()\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(p("serve.py"))
+            .arg(port.to_string())
+            .arg(root)
+            .arg(p("server.pem"))
+            .arg(p("server.key"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 serves the test repository");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the https server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        HttpsGit {
+            child,
+            port,
+            ca: p("ca.pem"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for HttpsGit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn fetches_over_https_trusting_only_the_given_ca_bundle() {
+    let bao = OpenBao::start();
+    let repo = GitRepo::homelab();
+    repo.commit("homelab", None);
+    // The dumb HTTP protocol needs the refs listed in info/refs.
+    git(
+        &repo.home().join("origin.git"),
+        repo.home(),
+        &["update-server-info"],
+    );
+    let server = HttpsGit::serve(repo.home());
+    let url = format!("https://127.0.0.1:{}/origin.git", server.port);
+    let addr = bao.addr();
+    let env = [("VAULT_ADDR", addr.as_str()), ("VAULT_TOKEN", bao.token())];
+
+    // Without the CA bundle the server is not trusted: nothing is applied.
+    let mut untrusted = Loop::start_url(&url, &[], &env);
+    untrusted.wait(20, "a refused fetch on /readyz", |l| {
+        let (code, body) = l.readyz();
+        code == 503 && !body.is_empty()
+    });
+    assert!(role_ttl(&bao).is_none(), "{}", untrusted.logs());
+    drop(untrusted);
+
+    let ca = server.ca.to_str().unwrap().to_string();
+    let mut trusted = Loop::start_url(&url, &["--git-ca-bundle", &ca], &env);
+    trusted.wait(30, "the commit fetched over https applied", |_| {
+        role_ttl(&bao) == Some(86400)
+    });
+    trusted.wait(10, "/readyz 200", |l| l.readyz().0 == 200);
 }

@@ -89,8 +89,10 @@ impl GitSource {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_ASKPASS", "true");
         if let Some(ca) = &self.settings.ca_bundle {
-            cmd.arg("-c")
-                .arg(config_arg("http.sslCAInfo", ca.as_os_str()));
+            // The environment, not `-c http.sslCAInfo`: git 2.47 with a
+            // GnuTLS libcurl ignores the latter given on the command line
+            // (tests/run_loop.rs fetches over https to prove the bundle works).
+            cmd.env("GIT_SSL_CAINFO", ca);
         }
         if self.settings.ssh_key.is_some() || self.settings.known_hosts.is_some() {
             let mut ssh = String::from("ssh -o BatchMode=yes -o StrictHostKeyChecking=yes");
