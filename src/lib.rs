@@ -4,7 +4,7 @@
 //! The one pipeline ([`pipeline`]), one module per step:
 //! [`load`] (files -> typed [`model`]) -> [`expand`] (VaultIssuer -> the
 //! objects it stands for) -> [`validate`] (offline cross-checks) ->
-//! [`desired`] (model -> desired [`state`]) -> [`vault::observe`] and
+//! [`desired`] (model -> desired [`state`]) -> [`vault::observe()`] and
 //! [`cluster`] dry runs (live state) -> [`plan`] (pure diff) ->
 //! [`vault::apply`], [`deliver`] and [`cluster::reconcile`] (converge).
 //! [`cli`] decides how far to go and what to print; [`run`] (pull loop with

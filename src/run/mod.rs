@@ -1,5 +1,5 @@
 //! `certplane run`: the pull loop. It only decides *when* the one
-//! [`pipeline`](crate::pipeline) runs: on every interval it fetches the
+//! [`pipeline`] runs: on every interval it fetches the
 //! branch ([`git`]), prepares a new commit once (a commit that fails
 //! validation or signature verification is refused and the last good one
 //! stays in force), then plans and applies the commit in force, so drift made
