@@ -6,7 +6,7 @@
 //! objects it stands for) -> [`validate`] (offline cross-checks) ->
 //! [`desired`] (model -> desired [`state`]) -> [`vault::observe()`] and
 //! [`cluster`] dry runs (live state) -> [`plan`] (pure diff) ->
-//! [`vault::apply`], [`deliver`] and [`cluster::reconcile`] (converge).
+//! [`vault::apply()`], [`deliver`] and [`cluster::reconcile`] (converge).
 //! [`cli`] decides how far to go and what to print; [`run`] (pull loop with
 //! [`lease`] election) and `watch` decide when. [`verify`] checks issuers
 //! the way cert-manager uses them; [`policy`] prints the Vault policy a

@@ -4,7 +4,7 @@
 //! API parameters certplane manages there, normalised (durations in seconds,
 //! lists sorted where Vault does not keep order). The desired side is built
 //! from the repository by [`crate::desired`]; the observed side is read from
-//! Vault by [`crate::vault::observe`]. The planner compares only the keys the
+//! Vault by [`crate::vault::observe()`]. The planner compares only the keys the
 //! desired side names, so a Vault default that the user did not write is
 //! never a change.
 
