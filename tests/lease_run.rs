@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use common::OpenBao;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
-use support::{copy_dir, homelab, read};
+use support::{copy_dir, homelab};
 
 const ROLE: &str = "pki_int/roles/homelab-dot-local";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/certplane-system/leases";
@@ -284,14 +284,7 @@ impl Loop {
     }
 
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).ok()?;
-        let status = buf.split(' ').nth(1)?.parse().ok()?;
-        let body = buf.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-        Some((status, body.to_string()))
+        support::http_get(self.port, path)
     }
 
     /// `certplane_leader` from /metrics.
@@ -330,7 +323,7 @@ impl Drop for Loop {
 }
 
 fn role_ttl(bao: &OpenBao) -> Option<u64> {
-    read(bao, ROLE).and_then(|d| d["ttl"].as_u64())
+    support::homelab_role_ttl(bao)
 }
 
 #[test]

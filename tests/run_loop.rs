@@ -10,7 +10,6 @@ mod common;
 #[path = "e2e/support.rs"]
 mod support;
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -172,14 +171,7 @@ impl Loop {
 
     /// `GET path`: `(status, body)`; `None` when nothing answers.
     fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).ok()?;
-        let status = buf.split(' ').nth(1)?.parse().ok()?;
-        let body = buf.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-        Some((status, body.to_string()))
+        support::http_get(self.port, path)
     }
 
     fn metrics(&self) -> Metrics {
@@ -265,7 +257,7 @@ impl Metrics {
 }
 
 fn role_ttl(bao: &OpenBao) -> Option<u64> {
-    read(bao, ROLE).and_then(|d| d["ttl"].as_u64())
+    support::homelab_role_ttl(bao)
 }
 
 #[test]

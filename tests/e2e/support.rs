@@ -288,3 +288,23 @@ pub fn json_plan(run: &Run) -> Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("plan -o json is not JSON ({e})\n{}", run.both()))
 }
+
+/// `GET path` over plain HTTP/1.0 on 127.0.0.1:`port` (the health and
+/// metrics endpoints of `certplane run`): `(status, body)`, `None` when
+/// nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split(' ').nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Some((status, body.to_string()))
+}
+
+/// The `ttl` of the homelab role in `bao`, if the role exists.
+pub fn homelab_role_ttl(bao: &OpenBao) -> Option<u64> {
+    read(bao, "pki_int/roles/homelab-dot-local").and_then(|d| d["ttl"].as_u64())
+}
