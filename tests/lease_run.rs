@@ -408,26 +408,8 @@ fn only_the_leader_applies_and_the_lease_is_released_on_sigterm() {
     });
 
     // SIGTERM: exit 0, the lease released (no holder).
-    let pid = lp.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let code = loop {
-        if let Some(s) = lp.child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running after SIGTERM\n{}",
-            lp.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code =
+        support::terminate(&mut lp.child, 10).unwrap_or_else(|e| panic!("{e}\n{}", lp.logs()));
     assert_eq!(code, Some(0), "{}", lp.logs());
     let s = store.lock().unwrap();
     assert_eq!(s.holder(), None, "not released\n{}", lp.logs());

@@ -572,21 +572,8 @@ fn sigterm_exits_zero() {
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
     );
     lp.wait(30, "applied", |_| role_ttl(&bao) == Some(86400));
-    let pid = lp.child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let code = loop {
-        if let Some(s) = lp.child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running 5s after SIGTERM\n{}",
-            lp.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code =
+        support::terminate(&mut lp.child, 5).unwrap_or_else(|e| panic!("{e}\n{}", lp.logs()));
     assert_eq!(code, Some(0), "{}", lp.logs());
     assert!(lp.logs().contains("shutting down"), "{}", lp.logs());
 }

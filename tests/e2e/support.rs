@@ -308,3 +308,23 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 pub fn homelab_role_ttl(bao: &OpenBao) -> Option<u64> {
     read(bao, "pki_int/roles/homelab-dot-local").and_then(|d| d["ttl"].as_u64())
 }
+
+/// Sends SIGTERM to `child` and waits up to `secs` for it to exit; its exit
+/// code, or `Err` with how long it kept running.
+pub fn terminate(child: &mut std::process::Child, secs: u64) -> Result<Option<i32>, String> {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    if !sent.is_ok_and(|s| s.success()) {
+        return Err(format!("cannot send SIGTERM to {pid}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Ok(s.code());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("still running {secs}s after SIGTERM"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
