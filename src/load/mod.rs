@@ -152,6 +152,7 @@ impl DocCx<'_> {
             line: self.doc.root_pos.0,
             column: self.doc.root_pos.1,
             fields: self.doc.fields.clone(),
+            blocks: self.doc.blocks.clone(),
         }
     }
 

@@ -33,6 +33,8 @@ pub struct RawDoc {
     pub top_scalars: BTreeMap<String, (String, Pos)>,
     /// Position of every key and sequence item, by dotted path.
     pub fields: BTreeMap<String, Pos>,
+    /// Where the text of each literal block value (`key: |`) starts.
+    pub blocks: BTreeMap<String, Pos>,
 }
 
 impl RawDoc {
@@ -138,6 +140,7 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                     root_is_mapping: false,
                     top_scalars: BTreeMap::new(),
                     fields: BTreeMap::new(),
+                    blocks: BTreeMap::new(),
                 });
             }
             Event::DocumentEnd => {
@@ -174,6 +177,14 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                         }
                     }
                     Slot::Value(path) => {
+                        if style == ScalarStyle::Literal && !value.trim().is_empty() {
+                            // The span starts at the first non-blank line of
+                            // the text; blank lines before it are part of it.
+                            let blank = value.chars().take_while(|&c| c == '\n').count();
+                            doc.blocks
+                                .entry(path.clone())
+                                .or_insert((at.0.saturating_sub(blank).max(1), at.1));
+                        }
                         // Scalar values of top-level keys are the header.
                         if stack.len() == 1 && !path.contains(['.', '[']) {
                             doc.top_scalars
@@ -308,6 +319,16 @@ mod tests {
         assert_eq!(docs[1].top("kind").unwrap(), ("B", (11, 7)));
         let b: Doc = deserialize(text, &docs[1]).unwrap();
         assert_eq!(b.kind, "B");
+    }
+
+    #[test]
+    fn finds_where_literal_block_text_starts() {
+        let text = "kind: A\nspec:\n  hcl: |  # the policy\n\n    path \"x\" {\n      capabilities = []\n    }\n  other: >\n    folded\n";
+        let docs = split(text).unwrap();
+        // Line 1 of the value is the blank line 4; its text is indented 4.
+        assert_eq!(docs[0].blocks["spec.hcl"], (4, 5));
+        assert!(!docs[0].blocks.contains_key("spec.other"));
+        assert_eq!(docs[0].fields["spec.hcl"], (3, 3));
     }
 
     #[test]

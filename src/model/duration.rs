@@ -12,6 +12,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Duration(u64);
 
 impl Duration {
+    /// The longest duration Vault (and cert-manager) can hold: Go's
+    /// `time.Duration` is an `int64` of nanoseconds, so 9223372036 whole
+    /// seconds (2562047h47m16s). Vault refuses a longer one ("multiplication
+    /// of durations resulted in overflow"), even when sent as seconds.
+    pub const MAX: Duration = Duration(i64::MAX as u64 / 1_000_000_000);
+
     /// A duration of `secs` seconds.
     pub const fn from_secs(secs: u64) -> Self {
         Duration(secs)
@@ -30,11 +36,14 @@ impl Duration {
 
 /// Why a duration string does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: {why}; write it Go-style, e.g. 90s, 30m, 72h or 1h30m")]
+#[error("invalid duration {input:?}: {why}; {hint}")]
 pub struct DurationError {
     input: String,
     why: &'static str,
+    hint: &'static str,
 }
+
+const SYNTAX_HINT: &str = "write it Go-style, e.g. 90s, 30m, 72h or 1h30m";
 
 impl FromStr for Duration {
     type Err = DurationError;
@@ -43,6 +52,7 @@ impl FromStr for Duration {
         let err = |why| DurationError {
             input: s.to_string(),
             why,
+            hint: SYNTAX_HINT,
         };
         let text = s.trim();
         if text.is_empty() {
@@ -79,8 +89,12 @@ impl FromStr for Duration {
             total += number * scale;
             rest = &rest[unit_len..];
         }
-        if total > u64::MAX as f64 / 2.0 {
-            return Err(err("it is too large"));
+        if total.round() > Duration::MAX.0 as f64 {
+            return Err(DurationError {
+                input: s.to_string(),
+                why: "it is longer than Vault can hold (Go durations stop at 2562047h47m16s)",
+                hint: "write at most 2562047h; 87600h (10 years) is a long CA lifetime",
+            });
         }
         Ok(Duration(total.round() as u64))
     }
@@ -159,6 +173,22 @@ mod tests {
         for text in ["", "72", "h", "10y", "1h-3m", "abc"] {
             let err = text.parse::<Duration>().unwrap_err();
             assert!(err.to_string().contains("Go-style"), "{text}: {err}");
+        }
+    }
+
+    /// Regression: `999999999h` passed validate and failed in apply with
+    /// "multiplication of durations resulted in overflow".
+    #[test]
+    fn durations_longer_than_go_can_hold_are_refused() {
+        assert_eq!(Duration::MAX.as_secs(), 9_223_372_036);
+        assert_eq!(Duration::MAX.to_string(), "2562047h47m16s");
+        for ok in ["2562047h", "2562047h47m16s", "9223372036s"] {
+            assert!(ok.parse::<Duration>().is_ok(), "{ok}");
+        }
+        for text in ["999999999h", "2562048h", "9223372037s", "106752d"] {
+            let err = text.parse::<Duration>().unwrap_err().to_string();
+            assert!(err.contains("longer than Vault can hold"), "{text}: {err}");
+            assert!(err.contains("write at most 2562047h"), "{text}: {err}");
         }
     }
 

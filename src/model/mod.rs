@@ -52,6 +52,10 @@ pub struct Origin {
     pub column: usize,
     /// Position of every key (and sequence item) in the document.
     pub fields: BTreeMap<String, (usize, usize)>,
+    /// For values written as a literal block (`key: |`), the position of
+    /// the first character of their text, by dotted path: line `n` of the
+    /// value is then line `n - 1` below it, at the same indentation.
+    pub blocks: BTreeMap<String, (usize, usize)>,
 }
 
 impl Origin {
@@ -80,6 +84,21 @@ impl Origin {
                 Some(i) => key = &key[..i],
                 None => return self.doc(),
             }
+        }
+    }
+}
+
+impl Origin {
+    /// The position of (1-based) `line`, `column` inside the text value at
+    /// `path`: exact for a literal block (`|`), otherwise the field itself.
+    pub fn at_text(&self, path: &str, line: usize, column: usize) -> Location {
+        match self.blocks.get(path) {
+            Some(&(l, c)) => Location {
+                file: self.file.clone(),
+                line: l + line.saturating_sub(1),
+                column: c + column.saturating_sub(1),
+            },
+            None => self.at(path),
         }
     }
 }

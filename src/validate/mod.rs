@@ -9,8 +9,13 @@ mod ca;
 pub mod cluster;
 pub mod crd;
 mod crd_builtin;
+mod extra;
+mod kube_auth;
+mod lifetimes;
+pub mod names;
 pub mod pattern;
 pub mod policy;
+mod sources;
 pub mod suggest;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +50,13 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     v.policies();
     v.auth();
     let mut out = v.out;
+    // Checks that catch what Vault would refuse only after earlier writes.
+    names::check(repo, &mut out);
+    policy::check(repo, &mut out);
+    extra::check(repo, &mut out);
+    sources::check(repo, &mut out);
+    kube_auth::check(repo, &mut out);
+    lifetimes::check(repo, &mut out);
     cluster::Checker::new(repo, &facts, live, &mut out).run();
     out
 }
