@@ -624,18 +624,34 @@ fn rule_check(
         }]),
         hcl: None,
     };
-    if let Err(e) = rules_of(&alone) {
-        let hint = if rule.path.contains(['"', '\\', '\n']) || rule.path.contains("${") || rule.path.contains("%{") {
+    let wanted = rule.path.strip_prefix('/').unwrap_or(&rule.path);
+    let problem = match rules_of(&alone) {
+        Err(e) => Some((e.message, e.hint)),
+        // It parses, but as another path: Vault would grant that one.
+        Ok(read) => match read.as_slice() {
+            [one] if one.path == wanted => None,
+            [one, ..] => Some((
+                format!("it reads back as path {:?}", one.path),
+                String::new(),
+            )),
+            [] => Some(("it reads back as no path at all".to_string(), String::new())),
+        },
+    };
+    if let Some((message, hint)) = problem {
+        let hint = if rule.path.contains(['"', '\\', '\n'])
+            || rule.path.contains("${")
+            || rule.path.contains("%{")
+            || hint.is_empty()
+        {
             "a policy path cannot hold a quote, a backslash, a line break, ${ or %{: write the API path, e.g. pki_int/sign/web".to_string()
         } else {
-            e.hint
+            hint
         };
         out.push(
             Diagnostic::new(
                 origin.at(&format!("{base}.path")),
                 format!(
-                    "policy {name}: rule {i} would not render to a policy Vault accepts: {}",
-                    e.message
+                    "policy {name}: rule {i} would not render to a policy Vault accepts as written: {message}"
                 ),
             )
             .hint(hint),
