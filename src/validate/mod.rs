@@ -9,7 +9,7 @@ mod ca;
 pub mod cluster;
 pub mod crd;
 mod crd_builtin;
-mod extra;
+pub mod extra;
 mod kube_auth;
 mod lifetimes;
 pub mod names;

@@ -49,7 +49,7 @@ const NAME_HINT: &str = "use ASCII letters, digits, _, - and ., starting and end
 const RESERVED_SECRET_MOUNTS: &[&str] = &["sys", "auth", "identity", "cubbyhole", "audit"];
 
 /// The reserved mount `path` falls in, for a secrets engine or an auth method.
-fn reserved_mount(path: &str, auth: bool) -> Option<&'static str> {
+pub fn reserved_mount(path: &str, auth: bool) -> Option<&'static str> {
     let under = |root: &str| path == root || path.starts_with(&format!("{root}/"));
     if auth {
         if under("token") {
