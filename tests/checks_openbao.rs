@@ -149,7 +149,10 @@ async fn policy_verdicts_equal_openbaos() {
     for text in STRICTER {
         let spec = hcl(text);
         let (theirs, body) = vault_accepts_policy(&bao, &render_hcl(&spec)).await;
-        assert!(theirs, "OpenBao now refuses {text:?}: {body}; move it to POLICIES");
+        assert!(
+            theirs,
+            "OpenBao now refuses {text:?}: {body}; move it to POLICIES"
+        );
         let e = rules_of(&spec).expect_err(text);
         assert!(!e.hint.is_empty(), "{text:?}: no hint");
     }
@@ -164,7 +167,8 @@ async fn a_quoted_rule_path_grants_another_path_in_openbao() {
     let yaml = "apiVersion: certplane.dev/v1alpha1\nkind: Policy\nmetadata: {name: t}\nspec:\n  rules:\n    - path: 'pki/sign/\"web\"'\n      capabilities: [update]\n";
     let d = diagnostics(yaml);
     assert!(
-        d.iter().any(|d| d.message.contains("reads back as path \"pki/sign/\"")),
+        d.iter()
+            .any(|d| d.message.contains("reads back as path \"pki/sign/\"")),
         "{d:?}"
     );
     let spec = PolicySpec {
@@ -177,7 +181,10 @@ async fn a_quoted_rule_path_grants_another_path_in_openbao() {
     let (accepted, _) = vault_accepts_policy(&bao, &render_hcl(&spec)).await;
     assert!(accepted);
     let token = bao
-        .post("auth/token/create", &json!({"policies": ["t"], "no_default_policy": true}))
+        .post(
+            "auth/token/create",
+            &json!({"policies": ["t"], "no_default_policy": true}),
+        )
         .await["auth"]["client_token"]
         .as_str()
         .unwrap()
@@ -201,13 +208,18 @@ const NAMES: &[&str] = &[
 async fn role_and_issuer_names_follow_openbao() {
     let bao = OpenBao::start();
     bao.post("sys/mounts/pki", &json!({"type": "pki"})).await;
-    bao.post("sys/auth/approle", &json!({"type": "approle"})).await;
-    bao.post("sys/auth/kubernetes", &json!({"type": "kubernetes"})).await;
+    bao.post("sys/auth/approle", &json!({"type": "approle"}))
+        .await;
+    bao.post("sys/auth/kubernetes", &json!({"type": "kubernetes"}))
+        .await;
     let mut disagree = Vec::new();
     for (i, name) in NAMES.iter().enumerate() {
         let ours = generic_name_problem(name).is_none();
         for (path, body) in [
-            (format!("pki/roles/{}", enc(name)), json!({"allow_any_name": true})),
+            (
+                format!("pki/roles/{}", enc(name)),
+                json!({"allow_any_name": true}),
+            ),
             (format!("auth/approle/role/{}", enc(name)), json!({})),
             (
                 format!("auth/kubernetes/role/{}", enc(name)),
@@ -216,11 +228,17 @@ async fn role_and_issuer_names_follow_openbao() {
         ] {
             let (status, reply) = bao.http("POST", &path, Some(&body)).await;
             if ok(status) != ours {
-                disagree.push(format!("{path}: certplane {ours}, OpenBao {status} {reply}"));
+                disagree.push(format!(
+                    "{path}: certplane {ours}, OpenBao {status} {reply}"
+                ));
             }
         }
         // Issuer names: a fresh root per name (a number keeps them unique).
-        let issuer = if ours { format!("{name}{i}") } else { name.to_string() };
+        let issuer = if ours {
+            format!("{name}{i}")
+        } else {
+            name.to_string()
+        };
         let (status, reply) = bao
             .http(
                 "POST",
@@ -243,7 +261,11 @@ async fn role_and_issuer_names_follow_openbao() {
     let d = diagnostics(
         "apiVersion: certplane.dev/v1alpha1\nkind: PkiMount\nmetadata: {name: pki}\nspec:\n  ca:\n    root: {commonName: t, issuerName: default}\n",
     );
-    assert!(d.iter().any(|d| d.message.contains("issuerName \"default\"")), "{d:?}");
+    assert!(
+        d.iter()
+            .any(|d| d.message.contains("issuerName \"default\"")),
+        "{d:?}"
+    );
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
 }
 
@@ -252,7 +274,8 @@ async fn role_and_issuer_names_follow_openbao() {
 #[tokio::test]
 async fn openbao_folds_auth_role_and_policy_names() {
     let bao = OpenBao::start();
-    bao.post("sys/auth/approle", &json!({"type": "approle"})).await;
+    bao.post("sys/auth/approle", &json!({"type": "approle"}))
+        .await;
     bao.post("auth/approle/role/Web", &json!({})).await;
     let (_, list) = bao.http("LIST", "auth/approle/role", None).await;
     assert_eq!(list["data"]["keys"], json!(["web"]), "{list}");
@@ -269,7 +292,10 @@ async fn openbao_folds_auth_role_and_policy_names() {
     assert!(ok(status));
     let (_, list) = bao.http("LIST", "sys/policies/acl", None).await;
     let keys = list["data"]["keys"].as_array().unwrap();
-    assert!(keys.contains(&json!("issuer")) && !keys.contains(&json!("Issuer")), "{list}");
+    assert!(
+        keys.contains(&json!("issuer")) && !keys.contains(&json!("Issuer")),
+        "{list}"
+    );
     let (status, _) = bao
         .http(
             "PUT",
@@ -282,14 +308,32 @@ async fn openbao_folds_auth_role_and_policy_names() {
         "apiVersion: certplane.dev/v1alpha1\nkind: AuthMount\nmetadata: {name: approle}\nspec: {type: approle}\n---\napiVersion: certplane.dev/v1alpha1\nkind: AppRole\nmetadata: {name: Web}\nspec: {mount: approle}\n---\napiVersion: certplane.dev/v1alpha1\nkind: Policy\nmetadata: {name: Issuer}\nspec: {hcl: 'path \"x\" { capabilities = [\"read\"] }'}\n---\napiVersion: certplane.dev/v1alpha1\nkind: Policy\nmetadata: {name: response-wrapping}\nspec: {hcl: 'path \"x\" { capabilities = [\"read\"] }'}\n",
     );
     let text: Vec<String> = d.iter().map(ToString::to_string).collect();
-    for want in ["as \"web\"", "as \"issuer\"", "response-wrapping policy cannot be written"] {
+    for want in [
+        "as \"web\"",
+        "as \"issuer\"",
+        "response-wrapping policy cannot be written",
+    ] {
         assert!(text.iter().any(|t| t.contains(want)), "{want}: {text:#?}");
     }
 }
 
 const MOUNTS: &[&str] = &[
-    "sys", "sys/x", "auth", "auth/x", "identity", "identity/x", "cubbyhole", "cubbyhole/x",
-    "audit", "audit/x", "token", "sys-x", "identityx", "x/sys", "pki_t", "Pki_u",
+    "sys",
+    "sys/x",
+    "auth",
+    "auth/x",
+    "identity",
+    "identity/x",
+    "cubbyhole",
+    "cubbyhole/x",
+    "audit",
+    "audit/x",
+    "token",
+    "sys-x",
+    "identityx",
+    "x/sys",
+    "pki_t",
+    "Pki_u",
 ];
 
 #[tokio::test]
@@ -298,40 +342,73 @@ async fn reserved_mount_paths_follow_openbao() {
     let mut disagree = Vec::new();
     for m in MOUNTS {
         let (status, reply) = bao
-            .http("POST", &format!("sys/mounts/{}", enc(m)), Some(&json!({"type": "pki"})))
+            .http(
+                "POST",
+                &format!("sys/mounts/{}", enc(m)),
+                Some(&json!({"type": "pki"})),
+            )
             .await;
         if ok(status) != reserved_mount(m, false).is_none() {
             disagree.push(format!("secrets {m}: OpenBao {status} {reply}"));
         }
     }
-    for m in ["token", "token/x", "auth", "identity", "cubbyhole", "audit", "approle_t"] {
+    for m in [
+        "token",
+        "token/x",
+        "auth",
+        "identity",
+        "cubbyhole",
+        "audit",
+        "approle_t",
+    ] {
         let (status, reply) = bao
-            .http("POST", &format!("sys/auth/{}", enc(m)), Some(&json!({"type": "approle"})))
+            .http(
+                "POST",
+                &format!("sys/auth/{}", enc(m)),
+                Some(&json!({"type": "approle"})),
+            )
             .await;
         if ok(status) != reserved_mount(m, true).is_none() {
             disagree.push(format!("auth {m}: OpenBao {status} {reply}"));
         }
         if ok(status) {
-            bao.http("DELETE", &format!("sys/auth/{}", enc(m)), None).await;
+            bao.http("DELETE", &format!("sys/auth/{}", enc(m)), None)
+                .await;
         }
     }
     assert!(disagree.is_empty(), "{}", disagree.join("\n"));
     // An auth method at `sys` is accepted, then no other auth method can be
     // mounted: why certplane refuses it.
     assert!(reserved_mount("sys", true).is_some());
-    let (status, _) = bao.http("POST", "sys/auth/sys", Some(&json!({"type": "approle"}))).await;
+    let (status, _) = bao
+        .http("POST", "sys/auth/sys", Some(&json!({"type": "approle"})))
+        .await;
     assert!(ok(status));
     let (status, reply) = bao
         .http("POST", "sys/auth/later", Some(&json!({"type": "approle"})))
         .await;
     assert!(!ok(status), "{reply}");
     // Nested mounts are refused.
-    let (status, _) = bao.http("POST", "sys/mounts/nest/inner", Some(&json!({"type": "pki"}))).await;
+    let (status, _) = bao
+        .http(
+            "POST",
+            "sys/mounts/nest/inner",
+            Some(&json!({"type": "pki"})),
+        )
+        .await;
     assert!(ok(status));
-    let (status, reply) = bao.http("POST", "sys/mounts/nest", Some(&json!({"type": "pki"}))).await;
+    let (status, reply) = bao
+        .http("POST", "sys/mounts/nest", Some(&json!({"type": "pki"})))
+        .await;
     assert!(!ok(status), "{reply}");
     bao.post("sys/mounts/outer", &json!({"type": "pki"})).await;
-    let (status, reply) = bao.http("POST", "sys/mounts/outer/inner", Some(&json!({"type": "pki"}))).await;
+    let (status, reply) = bao
+        .http(
+            "POST",
+            "sys/mounts/outer/inner",
+            Some(&json!({"type": "pki"})),
+        )
+        .await;
     assert!(!ok(status), "{reply}");
 }
 
@@ -341,23 +418,41 @@ async fn durations_longer_than_go_holds_are_refused_by_openbao() {
     bao.post("sys/mounts/pki", &json!({"type": "pki"})).await;
     let max = Duration::MAX.as_secs();
     let (status, reply) = bao
-        .http("POST", "pki/roles/max", Some(&json!({"ttl": max, "max_ttl": max})))
+        .http(
+            "POST",
+            "pki/roles/max",
+            Some(&json!({"ttl": max, "max_ttl": max})),
+        )
         .await;
     assert!(ok(status), "{reply}");
     let (status, reply) = bao
         .http("POST", "pki/roles/over", Some(&json!({"max_ttl": max + 1})))
         .await;
-    assert!(!ok(status) && reply.to_string().contains("overflow"), "{reply}");
+    assert!(
+        !ok(status) && reply.to_string().contains("overflow"),
+        "{reply}"
+    );
     let (status, _) = bao
-        .http("POST", "sys/mounts/pki/tune", Some(&json!({"max_lease_ttl": max + 1})))
+        .http(
+            "POST",
+            "sys/mounts/pki/tune",
+            Some(&json!({"max_lease_ttl": max + 1})),
+        )
         .await;
     assert!(!ok(status));
     let (status, _) = bao
-        .http("POST", "pki/roles/text", Some(&json!({"ttl": "999999999h"})))
+        .http(
+            "POST",
+            "pki/roles/text",
+            Some(&json!({"ttl": "999999999h"})),
+        )
         .await;
     assert!(!ok(status));
     assert!("999999999h".parse::<Duration>().is_err());
-    assert_eq!(format!("{}s", max).parse::<Duration>().unwrap(), Duration::MAX);
+    assert_eq!(
+        format!("{}s", max).parse::<Duration>().unwrap(),
+        Duration::MAX
+    );
     assert!(format!("{}s", max + 1).parse::<Duration>().is_err());
 }
 
@@ -366,35 +461,60 @@ async fn durations_longer_than_go_holds_are_refused_by_openbao() {
 #[tokio::test]
 async fn openbao_silently_caps_ca_ttls_at_the_signing_mounts_max_lease() {
     let bao = OpenBao::start();
-    bao.post("sys/mounts/root", &json!({"type": "pki", "config": {"max_lease_ttl": "100h"}}))
-        .await;
+    bao.post(
+        "sys/mounts/root",
+        &json!({"type": "pki", "config": {"max_lease_ttl": "100h"}}),
+    )
+    .await;
     bao.post("sys/mounts/int", &json!({"type": "pki"})).await;
     let root = bao
-        .post("root/root/generate/internal", &json!({"common_name": "r", "ttl": "200h"}))
+        .post(
+            "root/root/generate/internal",
+            &json!({"common_name": "r", "ttl": "200h"}),
+        )
         .await;
-    assert!(root["warnings"].to_string().contains("maxTTL is being used"), "{root}");
+    assert!(
+        root["warnings"]
+            .to_string()
+            .contains("maxTTL is being used"),
+        "{root}"
+    );
     let csr = bao
-        .post("int/intermediate/generate/internal", &json!({"common_name": "i"}))
+        .post(
+            "int/intermediate/generate/internal",
+            &json!({"common_name": "i"}),
+        )
         .await["data"]["csr"]
         .clone();
     let signed = bao
-        .post("root/root/sign-intermediate", &json!({"csr": csr, "ttl": "150h"}))
+        .post(
+            "root/root/sign-intermediate",
+            &json!({"csr": csr, "ttl": "150h"}),
+        )
         .await;
-    assert!(signed["warnings"].to_string().contains("maxTTL is being used"), "{signed}");
+    assert!(
+        signed["warnings"]
+            .to_string()
+            .contains("maxTTL is being used"),
+        "{signed}"
+    );
     let d = diagnostics(
         "apiVersion: certplane.dev/v1alpha1\nkind: PkiMount\nmetadata: {name: root}\nspec:\n  maxLeaseTTL: 100h\n  ca:\n    root: {commonName: r, ttl: 200h}\n---\napiVersion: certplane.dev/v1alpha1\nkind: PkiMount\nmetadata: {name: int}\nspec:\n  ca:\n    intermediate: {commonName: i, ttl: 150h, signedBy: {mount: root}}\n",
     );
     let text: Vec<String> = d.iter().map(ToString::to_string).collect();
-    for want in ["root CA ttl 200h exceeds", "intermediate int ttl 150h exceeds maxLeaseTTL 100h"] {
+    for want in [
+        "root CA ttl 200h exceeds",
+        "intermediate int ttl 150h exceeds maxLeaseTTL 100h",
+    ] {
         assert!(text.iter().any(|t| t.contains(want)), "{want}: {text:#?}");
     }
 }
 
 fn openapi_params(spec: &Value, path: &str) -> Vec<String> {
-    let r = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        ["$ref"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no request body for {path}"));
+    let r =
+        spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no request body for {path}"));
     let name = r.rsplit('/').next().unwrap();
     let mut keys: Vec<String> = spec["components"]["schemas"][name]["properties"]
         .as_object()
@@ -419,7 +539,10 @@ async fn extra_parameter_lists_are_openbaos() {
         v.sort();
         v
     };
-    assert_eq!(sorted(ROLE_PARAMS), openapi_params(&spec, "/pki/roles/{name}"));
+    assert_eq!(
+        sorted(ROLE_PARAMS),
+        openapi_params(&spec, "/pki/roles/{name}")
+    );
     assert_eq!(
         sorted(ROOT_PARAMS),
         openapi_params(&spec, "/pki/issuers/generate/root/{exported}")
@@ -431,7 +554,10 @@ async fn extra_parameter_lists_are_openbaos() {
     let reply = bao
         .post("pki/roles/web", &json!({"enforce_hostname": false}))
         .await;
-    assert!(reply["warnings"].to_string().contains("enforce_hostname"), "{reply}");
+    assert!(
+        reply["warnings"].to_string().contains("enforce_hostname"),
+        "{reply}"
+    );
     let role = bao.get_data("pki/roles/web").await.unwrap();
     assert!(role.get("enforce_hostname").is_none());
 }
@@ -441,7 +567,8 @@ async fn extra_parameter_lists_are_openbaos() {
 #[tokio::test]
 async fn kubernetes_auth_config_ca_rules_follow_openbao() {
     let bao = OpenBao::start();
-    bao.post("sys/auth/kubernetes", &json!({"type": "kubernetes"})).await;
+    bao.post("sys/auth/kubernetes", &json!({"type": "kubernetes"}))
+        .await;
     let ca = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/homelab/ca/k8s-ca.pem"),
     )
@@ -464,7 +591,9 @@ async fn kubernetes_auth_config_ca_rules_follow_openbao() {
         ),
     ];
     for (body, yaml, want) in cases {
-        let (status, reply) = bao.http("POST", "auth/kubernetes/config", Some(&body)).await;
+        let (status, reply) = bao
+            .http("POST", "auth/kubernetes/config", Some(&body))
+            .await;
         assert_eq!(ok(status), want.is_none(), "{body}: {status} {reply}");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();

@@ -221,10 +221,7 @@ pub(super) fn check(repo: &Repository, out: &mut Vec<Diagnostic>) {
                 endpoint: "issuers/generate/intermediate",
                 params: INTERMEDIATE_PARAMS,
                 typed: typed_fields::<IntermediateCa>(),
-                own: &[(
-                    "format",
-                    "certplane reads the CSR as PEM to have it signed",
-                )],
+                own: &[("format", "certplane reads the CSR as PEM to have it signed")],
                 extra: &i.extra,
             },
             _ => continue,
@@ -253,7 +250,9 @@ fn one(origin: &Origin, t: &Target<'_>, out: &mut Vec<Diagnostic>) {
                     t.what
                 ),
             )
-            .hint(format!("set {field} in the spec and remove {key} from extra"))
+            .hint(format!(
+                "set {field} in the spec and remove {key} from extra"
+            ))
         } else if let Some((_, why)) = t.own.iter().find(|(k, _)| k == key) {
             Diagnostic::new(
                 at,

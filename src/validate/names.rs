@@ -43,7 +43,8 @@ pub fn generic_name_problem(name: &str) -> Option<String> {
     None
 }
 
-const NAME_HINT: &str = "use ASCII letters, digits, _, - and ., starting and ending with a letter, digit or _";
+const NAME_HINT: &str =
+    "use ASCII letters, digits, _, - and ., starting and ending with a letter, digit or _";
 
 /// Secrets-engine paths Vault keeps for itself (and everything below them).
 const RESERVED_SECRET_MOUNTS: &[&str] = &["sys", "auth", "identity", "cubbyhole", "audit"];
@@ -98,7 +99,9 @@ fn roles(repo: &Repository, out: &mut Vec<Diagnostic>) {
                         o.meta.name
                     ),
                 )
-                .hint(format!("{NAME_HINT} (Vault would answer \"unsupported path\" to {path})")),
+                .hint(format!(
+                    "{NAME_HINT} (Vault would answer \"unsupported path\" to {path})"
+                )),
             );
         }
     }
@@ -238,15 +241,29 @@ mod tests {
         for ok in ["web", "we.b", "we_b", "Web", "_x_", "a..b", "x", "int-2026"] {
             assert_eq!(generic_name_problem(ok), None, "{ok}");
         }
-        for bad in ["a/b", "-web", "web-", ".web", "a b", "wé", "a%2Fb", "a+b", "a@b", "a:b", ""] {
+        for bad in [
+            "a/b", "-web", "web-", ".web", "a b", "wé", "a%2Fb", "a+b", "a@b", "a:b", "",
+        ] {
             assert!(generic_name_problem(bad).is_some(), "{bad}");
         }
-        assert!(generic_name_problem("a/b").unwrap().contains("change the API path"));
+        assert!(
+            generic_name_problem("a/b")
+                .unwrap()
+                .contains("change the API path")
+        );
     }
 
     #[test]
     fn reserved_mounts() {
-        for p in ["sys", "sys/x", "auth", "auth/x", "identity", "cubbyhole/x", "audit"] {
+        for p in [
+            "sys",
+            "sys/x",
+            "auth",
+            "auth/x",
+            "identity",
+            "cubbyhole/x",
+            "audit",
+        ] {
             assert!(reserved_mount(p, false).is_some(), "{p}");
         }
         for p in ["token", "pki", "sys-x", "identityx", "x/sys"] {
@@ -255,7 +272,14 @@ mod tests {
         for p in ["token", "token/x", "sys"] {
             assert!(reserved_mount(p, true).is_some(), "{p}");
         }
-        for p in ["sys/x", "auth", "identity", "cubbyhole", "tokenx", "x/token"] {
+        for p in [
+            "sys/x",
+            "auth",
+            "identity",
+            "cubbyhole",
+            "tokenx",
+            "x/token",
+        ] {
             assert_eq!(reserved_mount(p, true), None, "{p}");
         }
         assert!(nests_in("pki/int", "pki"));

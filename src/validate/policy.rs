@@ -111,8 +111,23 @@ struct Reader<'a> {
     text: &'a str,
 }
 
+/// What a `path` block says, gathered before Vault's checks run on it.
+#[derive(Default)]
+struct Stanza {
+    caps: Vec<Spanned>,
+    policy: Option<Spanned>,
+    /// `min_wrapping_ttl`, `max_wrapping_ttl` in seconds.
+    wrap: [Option<(u64, Option<Range<usize>>)>; 2],
+    /// Where `list_scan_response_keys_filter_path` is, if written.
+    filter: Option<Option<Range<usize>>>,
+    expiration: Option<Spanned>,
+}
+
 /// A failure before it is placed.
 type Fail = (String, String, Option<Range<usize>>);
+
+/// A value with where it was written.
+type Spanned = (String, Option<Range<usize>>);
 
 fn fail(message: impl Into<String>, hint: impl Into<String>, span: Option<Range<usize>>) -> Fail {
     (message.into(), hint.into(), span)
@@ -168,106 +183,121 @@ impl Reader<'_> {
     fn path(&self, b: &Block) -> Result<Option<PathRule>, Fail> {
         // Vault takes the first label; a block without one is the path "path".
         let written = b.labels.first().map_or("path", |l| l.as_str());
-        let at = self.pos(b.span());
-        let mut caps: Vec<(String, Option<Range<usize>>)> = Vec::new();
-        let mut policy: Option<(String, Option<Range<usize>>)> = None;
-        let mut wrap: [Option<(u64, Option<Range<usize>>)>; 2] = [None, None];
-        let mut filter: Option<Option<Range<usize>>> = None;
-        let mut expiration: Option<(String, Option<Range<usize>>)> = None;
+        let mut st = Stanza::default();
         for s in b.body.iter() {
             if let Some(inner) = s.as_block() {
-                let key = inner.ident.as_str();
-                match key {
-                    "allowed_parameters" | "denied_parameters" => {
-                        for a in inner.body.attributes() {
-                            if !matches!(a.value, Expression::Array(_)) {
-                                return Err(list_of_values(written, key, a.value.span()));
-                            }
-                        }
-                    }
-                    "control_group" => {
-                        if let Some(a) = inner.body.get_attribute("ttl") {
-                            self.duration(written, "control_group ttl", &a.value)?;
-                        }
-                    }
-                    other => return Err(unknown_path_key(written, other, inner.span())),
-                }
-                continue;
-            }
-            let Some(a) = s.as_attribute() else { continue };
-            let key = a.key.as_str();
-            match key {
-                "comment" => {}
-                "policy" => match self.scalar(&a.value) {
-                    Some(v) => policy = Some((v, a.value.span())),
-                    None => return Err(not_a_string(written, key, a.value.span())),
-                },
-                "capabilities" => caps.extend(self.capability_list(written, a)?),
-                "required_parameters" | "mfa_methods" => {
-                    self.string_list(written, a)?;
-                }
-                "allowed_parameters" | "denied_parameters" => {
-                    let Expression::Object(o) = &a.value else {
-                        return Err(fail(
-                            format!("path {written:?}: {key} must be an object of lists"),
-                            format!("write `{key} = {{ \"name\" = [] }}`"),
-                            a.value.span(),
-                        ));
-                    };
-                    for (k, v) in o.iter() {
-                        if !matches!(v.expr(), Expression::Array(_)) {
-                            let span = match k {
-                                ObjectKey::Expression(e) => e.span(),
-                                ObjectKey::Ident(_) => v.expr().span(),
-                            };
-                            return Err(list_of_values(written, key, span));
-                        }
-                    }
-                }
-                "min_wrapping_ttl" | "max_wrapping_ttl" => {
-                    let secs = self.duration(written, key, &a.value)?;
-                    let i = usize::from(key == "max_wrapping_ttl");
-                    wrap[i] = Some((secs, a.value.span()));
-                }
-                "pagination_limit" => {
-                    let ok = match &a.value {
-                        Expression::Number(n) => n.value().as_i64().is_some(),
-                        e => self.scalar(e).is_some_and(|s| s.parse::<i64>().is_ok()),
-                    };
-                    if !ok {
-                        return Err(fail(
-                            format!("path {written:?}: pagination_limit must be a whole number"),
-                            "write e.g. `pagination_limit = 100`",
-                            a.value.span(),
-                        ));
-                    }
-                }
-                "expiration" => match self.scalar(&a.value) {
-                    Some(v) => expiration = Some((v, a.value.span())),
-                    None => return Err(not_a_string(written, key, a.value.span())),
-                },
-                "list_scan_response_keys_filter_path" => {
-                    if self.scalar(&a.value).is_none() {
-                        return Err(not_a_string(written, key, a.value.span()));
-                    }
-                    filter = Some(a.value.span());
-                }
-                "control_group" => {
-                    if let Expression::Object(o) = &a.value {
-                        for (k, v) in o.iter() {
-                            let name = match k {
-                                ObjectKey::Ident(i) => Some(i.as_str().to_string()),
-                                ObjectKey::Expression(e) => self.scalar(e),
-                            };
-                            if name.as_deref() == Some("ttl") {
-                                self.duration(written, "control_group ttl", v.expr())?;
-                            }
-                        }
-                    }
-                }
-                other => return Err(unknown_path_key(written, other, a.span())),
+                self.inner_block(written, inner)?;
+            } else if let Some(a) = s.as_attribute() {
+                self.attribute(written, a, &mut st)?;
             }
         }
+        self.verdict(written, b, st)
+    }
+
+    /// A block inside a `path` block: HCL1 reads `key { ... }` as
+    /// `key = { ... }`, so the object-valued keys may be written this way.
+    fn inner_block(&self, written: &str, inner: &Block) -> Result<(), Fail> {
+        let key = inner.ident.as_str();
+        match key {
+            "allowed_parameters" | "denied_parameters" => {
+                for a in inner.body.attributes() {
+                    if !matches!(a.value, Expression::Array(_)) {
+                        return Err(list_of_values(written, key, a.value.span()));
+                    }
+                }
+            }
+            "control_group" => {
+                if let Some(a) = inner.body.get_attribute("ttl") {
+                    self.duration(written, "control_group ttl", &a.value)?;
+                }
+            }
+            other => return Err(unknown_path_key(written, other, inner.span())),
+        }
+        Ok(())
+    }
+
+    /// One attribute of a `path` block: checks its type, keeps what the
+    /// verdict needs in `st`.
+    fn attribute(&self, written: &str, a: &Attribute, st: &mut Stanza) -> Result<(), Fail> {
+        let key = a.key.as_str();
+        let span = a.value.span();
+        match key {
+            "comment" => {}
+            "policy" | "expiration" | "list_scan_response_keys_filter_path" => {
+                let Some(v) = self.scalar(&a.value) else {
+                    return Err(not_a_string(written, key, span));
+                };
+                match key {
+                    "policy" => st.policy = Some((v, span)),
+                    "expiration" => st.expiration = Some((v, span)),
+                    _ => st.filter = Some(span),
+                }
+            }
+            "capabilities" => st.caps.extend(self.capability_list(written, a)?),
+            "required_parameters" | "mfa_methods" => self.string_list(written, a)?,
+            "allowed_parameters" | "denied_parameters" => {
+                let Expression::Object(o) = &a.value else {
+                    return Err(fail(
+                        format!("path {written:?}: {key} must be an object of lists"),
+                        format!("write `{key} = {{ \"name\" = [] }}`"),
+                        span,
+                    ));
+                };
+                for (k, v) in o.iter() {
+                    if !matches!(v.expr(), Expression::Array(_)) {
+                        let span = match k {
+                            ObjectKey::Expression(e) => e.span(),
+                            ObjectKey::Ident(_) => v.expr().span(),
+                        };
+                        return Err(list_of_values(written, key, span));
+                    }
+                }
+            }
+            "min_wrapping_ttl" | "max_wrapping_ttl" => {
+                let secs = self.duration(written, key, &a.value)?;
+                st.wrap[usize::from(key == "max_wrapping_ttl")] = Some((secs, span));
+            }
+            "pagination_limit" => {
+                let ok = match &a.value {
+                    Expression::Number(n) => n.value().as_i64().is_some(),
+                    e => self.scalar(e).is_some_and(|s| s.parse::<i64>().is_ok()),
+                };
+                if !ok {
+                    return Err(fail(
+                        format!("path {written:?}: pagination_limit must be a whole number"),
+                        "write e.g. `pagination_limit = 100`",
+                        span,
+                    ));
+                }
+            }
+            "control_group" => {
+                if let Expression::Object(o) = &a.value {
+                    for (k, v) in o.iter() {
+                        let name = match k {
+                            ObjectKey::Ident(i) => Some(i.as_str().to_string()),
+                            ObjectKey::Expression(e) => self.scalar(e),
+                        };
+                        if name.as_deref() == Some("ttl") {
+                            self.duration(written, "control_group ttl", v.expr())?;
+                        }
+                    }
+                }
+            }
+            other => return Err(unknown_path_key(written, other, a.span())),
+        }
+        Ok(())
+    }
+
+    /// Vault's checks of a read `path` block, in Vault's order.
+    fn verdict(&self, written: &str, b: &Block, st: Stanza) -> Result<Option<PathRule>, Fail> {
+        let Stanza {
+            caps,
+            policy,
+            wrap,
+            filter,
+            expiration,
+        } = st;
+        let at = self.pos(b.span());
         if let Some((text, span)) = expiration {
             match absolute_time(&text) {
                 Some(t) if t <= now() => return Ok(None),
@@ -371,11 +401,7 @@ impl Reader<'_> {
         }
     }
 
-    fn capability_list(
-        &self,
-        path: &str,
-        a: &Attribute,
-    ) -> Result<Vec<(String, Option<Range<usize>>)>, Fail> {
+    fn capability_list(&self, path: &str, a: &Attribute) -> Result<Vec<Spanned>, Fail> {
         let Expression::Array(items) = &a.value else {
             return Err(fail(
                 format!("path {path:?}: capabilities must be a list"),
@@ -472,9 +498,9 @@ fn capability_hint(c: &str) -> String {
     let known = CAPABILITIES.join(", ");
     match c {
         "write" => format!("write is not a capability: use create and update; known: {known}"),
-        "subscribe" | "recover" => format!(
-            "{c} is a HashiCorp Vault capability that OpenBao refuses; known: {known}"
-        ),
+        "subscribe" | "recover" => {
+            format!("{c} is a HashiCorp Vault capability that OpenBao refuses; known: {known}")
+        }
         _ => match super::suggest::closest(&c.to_lowercase(), CAPABILITIES.iter().copied()) {
             Some(s) => format!("did you mean {s}? known: {known}"),
             None => format!("known capabilities: {known}"),
@@ -497,7 +523,9 @@ fn absolute_time(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |r: Range<usize>| -> Option<i64> {
         let s = text.get(r)?;
-        s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') {
         return None;
@@ -529,8 +557,26 @@ fn absolute_time(text: &str) -> Option<i64> {
             sign * (num_of(&rest[1..3])? * 3600 + num_of(&rest[4..6])? * 60)
         }
     };
-    let days_in = [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in[(mo - 1) as usize] || h > 23 || mi > 59 || s > 60
+    let days_in = [
+        31,
+        if leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in[(mo - 1) as usize]
+        || h > 23
+        || mi > 59
+        || s > 60
     {
         return None;
     }
@@ -538,7 +584,9 @@ fn absolute_time(text: &str) -> Option<i64> {
 }
 
 fn num_of(s: &str) -> Option<i64> {
-    s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+    s.bytes()
+        .all(|c| c.is_ascii_digit())
+        .then(|| s.parse().ok())?
 }
 
 fn leap(y: i64) -> bool {
@@ -806,7 +854,8 @@ mod tests {
 
     #[test]
     fn errors_carry_their_position() {
-        let e = parse_policy("path \"x\" {\n  capabilities = [\"read\", \"write\"]\n}\n").unwrap_err();
+        let e =
+            parse_policy("path \"x\" {\n  capabilities = [\"read\", \"write\"]\n}\n").unwrap_err();
         assert_eq!(e.at, (2, 27));
         assert!(e.message.contains("invalid capability \"write\""), "{e}");
         assert!(e.hint.contains("create and update"), "{}", e.hint);
@@ -821,10 +870,18 @@ mod tests {
     fn absolute_times() {
         assert_eq!(absolute_time("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(absolute_time("2000-03-01T00:00:00Z"), Some(951_868_800));
-        assert_eq!(absolute_time("2000-03-01T01:00:00+01:00"), Some(951_868_800));
+        assert_eq!(
+            absolute_time("2000-03-01T01:00:00+01:00"),
+            Some(951_868_800)
+        );
         assert_eq!(absolute_time("2000-03-01T00:00:00.5Z"), Some(951_868_800));
         assert_eq!(absolute_time("4070908800"), Some(4_070_908_800));
-        for bad in ["tomorrow", "2099-01-01", "2099-01-01 00:00:00", "2099-02-30T00:00:00Z"] {
+        for bad in [
+            "tomorrow",
+            "2099-01-01",
+            "2099-01-01 00:00:00",
+            "2099-02-30T00:00:00Z",
+        ] {
             assert_eq!(absolute_time(bad), None, "{bad}");
         }
     }
