@@ -8,7 +8,7 @@
 //! desired side names, so a Vault default that the user did not write is
 //! never a change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -215,6 +215,29 @@ pub struct Observed {
     /// When the observation was made (Unix seconds): lets the pure planner
     /// decide `rotateBefore` without a clock.
     pub now: i64,
+    /// Every live secrets-engine and auth-method path (no trailing `/`),
+    /// declared or not: a new mount inside (or around) one is refused by
+    /// Vault, which only the live tables can tell.
+    #[serde(default, skip_serializing_if = "LiveMounts::is_empty")]
+    pub live_mounts: LiveMounts,
+}
+
+/// The paths of the live mount tables (those that were read).
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LiveMounts {
+    /// `sys/mounts` paths.
+    #[serde(default)]
+    pub secrets: BTreeSet<String>,
+    /// `sys/auth` paths.
+    #[serde(default)]
+    pub auth: BTreeSet<String>,
+}
+
+impl LiveMounts {
+    /// Whether no table was read (or both are empty).
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty() && self.auth.is_empty()
+    }
 }
 
 /// A live Vault object certplane manages that the repository no longer

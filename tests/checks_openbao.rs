@@ -4,6 +4,8 @@
 //! accepts OpenBao accepts. Every verdict here is asked of the server.
 
 mod common;
+#[path = "e2e/support.rs"]
+mod support;
 
 use certplane::desired::render_hcl;
 use certplane::diagnostic::Diagnostic;
@@ -609,4 +611,31 @@ async fn kubernetes_auth_config_ca_rules_follow_openbao() {
             None => assert!(d.is_empty(), "{d:?}"),
         }
     }
+}
+
+/// A mount made by hand that the repository does not declare: only the
+/// live Vault can tell that a declared mount lies inside it. `apply` stops
+/// at the plan, before any write (the audit log shows none).
+#[test]
+fn a_mount_inside_a_live_mount_stops_apply_before_any_write() {
+    let bao = OpenBao::start_with_audit();
+    bao.bao_ok(&["secrets", "enable", "-path=pki", "pki"]);
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("pki.yaml"),
+        "apiVersion: certplane.dev/v1alpha1\nkind: Policy\nmetadata: {name: first}\nspec:\n  rules: [{path: pki/int/sign/web, capabilities: [update]}]\n---\napiVersion: certplane.dev/v1alpha1\nkind: PkiMount\nmetadata: {name: pki/int}\nspec: {}\n",
+    )
+    .unwrap();
+    let path = repo.path().to_str().unwrap();
+    // Offline it is valid: nothing in the repository says pki/ exists.
+    support::certplane_root(&bao, &["validate", path]).expect(0);
+    let before = bao.audit_entries().len();
+    let run = support::certplane_root(&bao, &["apply", path, "--auto-approve"]);
+    run.expect(1);
+    assert!(
+        run.both().contains("Vault already has a mount at pki/"),
+        "{}",
+        run.both()
+    );
+    assert_eq!(support::writes_since(&bao, before), vec![]);
 }

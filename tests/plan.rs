@@ -426,3 +426,42 @@ fn json_plan_snapshot_has_no_secrets() {
     assert_eq!(v["has_changes"], json!(true));
     insta::assert_json_snapshot!(v["summary"]);
 }
+
+/// Only the live mount tables can tell that a new mount would lie inside
+/// one made by hand: Vault would refuse it after the writes before it, so
+/// the plan is errored (nothing is applied).
+#[test]
+fn a_new_mount_inside_or_around_a_live_mount_is_a_plan_error() {
+    let d = desired_from(
+        "apiVersion: certplane.dev/v1alpha1\nkind: PkiMount\nmetadata: {name: pki/int}\nspec: {}\n---\napiVersion: certplane.dev/v1alpha1\nkind: AuthMount\nmetadata: {name: k8s}\nspec: {type: approle}\n",
+    );
+    let mut o = Observed {
+        now: NOW,
+        ..Observed::default()
+    };
+    o.live_mounts.secrets = ["sys", "cubbyhole", "pki_int", "pki"]
+        .map(String::from)
+        .into();
+    o.live_mounts.auth = ["token", "k8s/team-a"].map(String::from).into();
+    let p = plan(&d, &o);
+    let errors: Vec<(String, &str)> = p
+        .errored
+        .iter()
+        .map(|e| (e.addr.to_string(), e.message.as_str()))
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0].0, "vault:sys/mounts/pki/int");
+    assert!(
+        errors[0].1.contains("Vault already has a mount at pki/"),
+        "{errors:?}"
+    );
+    assert_eq!(errors[1].0, "vault:sys/auth/k8s");
+    assert!(
+        errors[1].1.contains("at k8s/team-a/ (sys/auth)"),
+        "{errors:?}"
+    );
+    // Without the neighbours, the same plan is clean.
+    o.live_mounts.secrets = ["pki_int"].map(String::from).into();
+    o.live_mounts.auth.clear();
+    assert!(plan(&d, &o).errored.is_empty());
+}

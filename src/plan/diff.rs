@@ -136,6 +136,9 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
     }
     let Some(live) = observed.resources.get(&r.addr) else {
         change.action = Action::Create;
+        if let Some(e) = nested_in_live_mount(r, observed) {
+            errored.push(e);
+        }
         return change;
     };
     if matches!(r.kind, ResourceKind::Mount | ResourceKind::AuthMount)
@@ -182,6 +185,43 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
         change.reason = Some(format!("changed: {}", changed.join(", ")));
     }
     change
+}
+
+/// A mount to create inside (or around) a live mount of the same table:
+/// Vault would refuse it ("path is already in use"), after the writes
+/// planned before it.
+fn nested_in_live_mount(r: &DesiredResource, observed: &Observed) -> Option<PlanError> {
+    let (path, live) = match r.kind {
+        ResourceKind::Mount => (
+            r.addr.vault_path()?.strip_prefix("sys/mounts/")?,
+            &observed.live_mounts.secrets,
+        ),
+        ResourceKind::AuthMount => (
+            r.addr.vault_path()?.strip_prefix("sys/auth/")?,
+            &observed.live_mounts.auth,
+        ),
+        _ => return None,
+    };
+    let path = path.trim_matches('/');
+    let under = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    let other = live.iter().find(|m| under(path, m) || under(m, path))?;
+    let table = if r.kind == ResourceKind::Mount {
+        "sys/mounts"
+    } else {
+        "sys/auth"
+    };
+    Some(PlanError {
+        addr: r.addr.clone(),
+        message: format!(
+            "Vault already has a mount at {other}/ ({table}), and a mount cannot lie inside \
+             another: Vault would refuse {path} with \"path is already in use\"; choose a path \
+             outside {other}/, or move the existing mount"
+        ),
+    })
 }
 
 /// The fields of a live issuer, in the shape of the desired issuer fields.

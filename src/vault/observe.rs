@@ -68,6 +68,17 @@ impl MountTables {
         })
     }
 
+    /// The paths of the tables that were read.
+    fn paths(&self) -> crate::state::LiveMounts {
+        let keys = |t: &Option<BTreeMap<String, Value>>| {
+            t.iter().flat_map(|m| m.keys().cloned()).collect()
+        };
+        crate::state::LiveMounts {
+            secrets: keys(&self.secrets),
+            auth: keys(&self.auth),
+        }
+    }
+
     fn secret_mount(&self, path: &str) -> Option<&Value> {
         self.secrets.as_ref()?.get(path.trim_matches('/'))
     }
@@ -429,6 +440,7 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
 
     let mut observed = Observed {
         now: unix_now(),
+        live_mounts: tables.paths(),
         ..Observed::default()
     };
     for r in results {
