@@ -3,6 +3,12 @@
 //! types and sizes, policy shape and names. No network; the only files read
 //! are the certificates and bundles the repository names (never printed).
 //!
+//! What Vault itself would refuse only half-way through an apply is checked
+//! here too, each rule pinned against a real OpenBao: names ([`names`]),
+//! policy text ([`policy`]), `extra` parameters ([`extra`]), file sources
+//! read only when sent (`sources`), Kubernetes auth CAs (`kube_auth`) and
+//! CA lifetimes Vault would cap (`lifetimes`).
+//!
 //! Every finding is a [`Diagnostic`] pointing at the offending field.
 
 mod ca;
