@@ -86,9 +86,7 @@ impl Origin {
             }
         }
     }
-}
 
-impl Origin {
     /// The position of (1-based) `line`, `column` inside the text value at
     /// `path`: exact for a literal block (`|`), otherwise the field itself.
     pub fn at_text(&self, path: &str, line: usize, column: usize) -> Location {
