@@ -100,9 +100,7 @@ impl EnvRules {
         for p in allow {
             let p = p.trim();
             let body = p.strip_suffix('*').unwrap_or(p);
-            let valid = body
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            let valid = body.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !body.starts_with(|c: char| c.is_ascii_digit());
             if !valid || p.is_empty() {
                 return Err(format!(
@@ -222,8 +220,7 @@ pub fn check_config(repo: &Repository, op: &Operator) -> Vec<Diagnostic> {
     conflicts(cfg.spec.vault.as_ref(), &op.vault, op.trust)
         .into_iter()
         .map(|c| {
-            Diagnostic::new(cfg.origin.at(&format!("spec.vault.{}", c.key)), c.message)
-                .hint(c.hint)
+            Diagnostic::new(cfg.origin.at(&format!("spec.vault.{}", c.key)), c.message).hint(c.hint)
         })
         .collect()
 }
@@ -300,7 +297,10 @@ mod tests {
             home: None,
         };
         let op = Operator::resolve(&VaultFlags::default(), &[], Trust::FillIn, &env).unwrap();
-        assert!(matches!(op.env.check("MY_JWT"), Err(EnvRefusal::Credential(_))));
+        assert!(matches!(
+            op.env.check("MY_JWT"),
+            Err(EnvRefusal::Credential(_))
+        ));
         assert_eq!(op.env.check("MY_BUNDLE"), Ok(()));
         assert_eq!(op.env.check("OTHER"), Ok(()));
         // Flags replace the variable.

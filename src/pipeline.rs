@@ -102,9 +102,14 @@ fn prepare_inner(
     live: Option<&crate::validate::Live>,
     op: &Operator,
 ) -> Result<Prepared, Diagnostics> {
-    let mut repo = load_checked(dir, op)?;
-    crate::expand::expand(&mut repo)?;
-    let problems = crate::validate::validate_with_live(&repo, live);
+    let mut repo = crate::load::load_with(dir, &op.env)?;
+    // Every problem at once: the settings the operator refuses, then the
+    // repository's own.
+    let mut problems = crate::operator::check_config(&repo, op);
+    match crate::expand::expand(&mut repo) {
+        Ok(()) => problems.extend(crate::validate::validate_with_live(&repo, live)),
+        Err(d) => problems.extend(d.0),
+    }
     if !problems.is_empty() {
         return Err(Diagnostics(problems));
     }

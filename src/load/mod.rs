@@ -526,7 +526,9 @@ impl DocCx<'_> {
 
     fn pki_mount_refs(&self, spec: &mut PkiMountSpec) {
         match spec.ca.as_mut() {
-            Some(CaSpec::Import(i)) => self.source(&mut i.pem_bundle_from, "spec.ca.import.pemBundleFrom"),
+            Some(CaSpec::Import(i)) => {
+                self.source(&mut i.pem_bundle_from, "spec.ca.import.pemBundleFrom")
+            }
             Some(CaSpec::Intermediate(i)) => match &mut i.signed_by {
                 SignedBy::External(e) => {
                     self.path(
@@ -582,7 +584,9 @@ impl DocCx<'_> {
             Some(VaultAuth::AppRole(a)) => {
                 self.source(&mut a.secret_id_from, &format!("{at}.appRole.secretIdFrom"));
             }
-            Some(VaultAuth::Jwt(j)) => self.source(&mut j.token_from, &format!("{at}.jwt.tokenFrom")),
+            Some(VaultAuth::Jwt(j)) => {
+                self.source(&mut j.token_from, &format!("{at}.jwt.tokenFrom"))
+            }
             None => {}
         }
     }

@@ -1,6 +1,6 @@
 //! Finding the YAML files of a repository, in a deterministic order.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
@@ -46,10 +46,10 @@ pub struct Walk {
 /// file, the root is its directory and the file is the only one.
 ///
 /// Symbolic links are followed only inside the repository: a linked YAML
-/// file or directory whose target is outside the root is refused, a
-/// directory link that points back at one of its own ancestors (or a link
-/// chain that loops) is one error for that link, and a directory reached
-/// twice through links is read once.
+/// file or directory whose target is outside the root is refused; a
+/// directory link that leads back to a directory being read (a loop, however
+/// many links it takes) is one error, at the link that closes it; a
+/// directory reached twice through links is read once.
 pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
     let meta = std::fs::metadata(dir).map_err(|e| {
         Diagnostic::new(at(dir), format!("cannot read the repository: {e}"))
@@ -70,14 +70,58 @@ pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
         });
     }
     let confine = Root::new(dir).map_err(unreadable)?;
-    let ignore = ignore_rules(dir)?;
-    let mut out = Vec::new();
-    let mut problems = Vec::new();
-    let mut visited: HashSet<PathBuf> = HashSet::from([confine.path().to_path_buf()]);
-    // (directory relative to the root, canonical directories above and at it)
-    let mut pending = vec![(PathBuf::new(), vec![confine.path().to_path_buf()])];
-    while let Some((rel_dir, chain)) = pending.pop() {
-        let abs = dir.join(&rel_dir);
+    let mut walker = Walker {
+        dir,
+        ignore: ignore_rules(dir)?,
+        confine,
+        state: HashMap::new(),
+        looped: HashSet::new(),
+        files: Vec::new(),
+        problems: Vec::new(),
+    };
+    let start = walker.confine.path().to_path_buf();
+    walker.visit(Path::new(""), start)?;
+    let Walker {
+        confine,
+        mut files,
+        problems,
+        ..
+    } = walker;
+    files.sort();
+    Ok(Walk {
+        root: dir.to_path_buf(),
+        confine,
+        files,
+        problems,
+    })
+}
+
+/// Where the walk is with a directory (by canonical path).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Being read: a link to it closes a loop.
+    Open,
+    /// Read in full: a link to it is an alias, skipped.
+    Done,
+}
+
+struct Walker<'a> {
+    dir: &'a Path,
+    ignore: Option<Gitignore>,
+    confine: Root,
+    state: HashMap<PathBuf, Seen>,
+    /// Links of the cycles of links already reported.
+    looped: HashSet<PathBuf>,
+    files: Vec<(PathBuf, PathBuf)>,
+    problems: Vec<Diagnostic>,
+}
+
+impl Walker<'_> {
+    /// Reads the directory `rel_dir` (canonically `canonical`), depth first
+    /// in name order.
+    fn visit(&mut self, rel_dir: &Path, canonical: PathBuf) -> Result<(), Diagnostic> {
+        self.state.insert(canonical.clone(), Seen::Open);
+        let abs = self.dir.join(rel_dir);
         let cannot_list = |e: std::io::Error| {
             Diagnostic::new(at(&abs), format!("cannot list directory: {e}"))
                 .hint("check the directory's permissions")
@@ -87,18 +131,18 @@ pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(cannot_list)?;
         entries.sort_by_key(std::fs::DirEntry::file_name);
-        let mut subdirs = Vec::new();
         for entry in entries {
             let name = entry.file_name();
             if name.to_string_lossy().starts_with('.') {
                 continue;
             }
             let rel = rel_dir.join(&name);
-            let path = dir.join(&rel);
+            let path = self.dir.join(&rel);
             let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
             let ft = std::fs::metadata(&path).map(|m| m.file_type());
             let is_dir = ft.as_ref().is_ok_and(std::fs::FileType::is_dir);
-            if ignore
+            if self
+                .ignore
                 .as_ref()
                 .is_some_and(|g| g.matched_path_or_any_parents(&rel, is_dir).is_ignore())
             {
@@ -106,10 +150,15 @@ pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
                 continue;
             }
             let Ok(ft) = ft else {
-                if is_link && link_loops(&path) {
-                    problems.push(loop_problem(&path, None));
-                } else {
-                    tracing::debug!(path = %path.display(), "skipping a dangling link");
+                match is_link.then(|| link_cycle(&path)).flatten() {
+                    // One error per cycle, at its first link.
+                    Some(cycle) => {
+                        if !self.looped.contains(&path) {
+                            self.problems.push(loop_problem(&path, None));
+                        }
+                        self.looped.extend(cycle);
+                    }
+                    None => tracing::debug!(path = %path.display(), "skipping a dangling link"),
                 }
                 continue;
             };
@@ -117,12 +166,16 @@ pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
                 continue;
             }
             let Ok(target) = std::fs::canonicalize(&path) else {
-                problems.push(loop_problem(&path, None));
+                self.problems.push(loop_problem(&path, None));
                 continue;
             };
-            if is_link && !confine.contains(&target) {
-                let what = if ft.is_dir() { "directory" } else { "YAML file" };
-                problems.push(
+            if is_link && !self.confine.contains(&target) {
+                let what = if ft.is_dir() {
+                    "directory"
+                } else {
+                    "YAML file"
+                };
+                self.problems.push(
                     Diagnostic::new(
                         at(&path),
                         format!(
@@ -136,68 +189,57 @@ pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
                 );
                 continue;
             }
-            if ft.is_dir() {
-                if chain.contains(&target) {
-                    let shown = match target.strip_prefix(confine.path()) {
+            if !ft.is_dir() {
+                self.files.push((rel, path));
+                continue;
+            }
+            match self.state.get(&target) {
+                Some(Seen::Open) => {
+                    let shown = match target.strip_prefix(self.confine.path()) {
                         Ok(p) if p.as_os_str().is_empty() => "the repository root".to_string(),
                         Ok(p) => p.display().to_string(),
                         Err(_) => target.display().to_string(),
                     };
-                    problems.push(loop_problem(&path, Some(&shown)));
-                    continue;
+                    self.problems.push(loop_problem(&path, Some(&shown)));
                 }
-                if !visited.insert(target.clone()) {
-                    tracing::debug!(path = %path.display(), "already read through another link");
-                    continue;
+                Some(Seen::Done) => {
+                    tracing::debug!(path = %path.display(), "already read through another path");
                 }
-                let mut below = chain.clone();
-                below.push(target);
-                subdirs.push((rel, below));
-            } else {
-                out.push((rel, path));
+                None => self.visit(&rel, target)?,
             }
         }
-        // Depth first, in name order.
-        pending.extend(subdirs.into_iter().rev());
+        self.state.insert(canonical, Seen::Done);
+        Ok(())
     }
-    out.sort();
-    Ok(Walk {
-        root: dir.to_path_buf(),
-        confine,
-        files: out,
-        problems,
-    })
 }
 
-fn loop_problem(link: &Path, ancestor: Option<&str>) -> Diagnostic {
-    let message = match ancestor {
-        Some(a) => format!("symbolic link loop: this directory link points back at {a}"),
-        None => "symbolic link loop: the link resolves to itself".to_string(),
+fn loop_problem(link: &Path, back_to: Option<&str>) -> Diagnostic {
+    let message = match back_to {
+        Some(a) => {
+            format!("symbolic link loop: this directory link leads back to {a}, which contains it")
+        }
+        None => "symbolic link loop: following the link leads back to the link".to_string(),
     };
     Diagnostic::new(at(link), message)
         .hint("remove the link, or point it at a directory that does not contain it")
 }
 
-/// Whether a link that cannot be resolved is part of a cycle of links
-/// (rather than dangling).
-fn link_loops(path: &Path) -> bool {
+/// The links of the cycle a link that cannot be resolved belongs to
+/// (`None`: it is dangling, not a loop).
+fn link_cycle(path: &Path) -> Option<HashSet<PathBuf>> {
     let mut seen = HashSet::new();
     let mut cur = path.to_path_buf();
     for _ in 0..40 {
         if !seen.insert(cur.clone()) {
-            return true;
+            return Some(seen);
         }
-        match std::fs::read_link(&cur) {
-            Ok(t) => {
-                cur = match cur.parent() {
-                    Some(p) if t.is_relative() => p.join(t),
-                    _ => t,
-                }
-            }
-            Err(_) => return false,
-        }
+        let t = std::fs::read_link(&cur).ok()?;
+        cur = match cur.parent() {
+            Some(p) if t.is_relative() => p.join(t),
+            _ => t,
+        };
     }
-    true
+    Some(seen)
 }
 
 fn ignore_rules(dir: &Path) -> Result<Option<Gitignore>, Diagnostic> {

@@ -291,7 +291,10 @@ impl OperatorVault {
             flag.clone()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map(|p| Given::new(p, name))
-                .or_else(|| env.first(vars).map(|(n, v)| Given::new(PathBuf::from(v), n)))
+                .or_else(|| {
+                    env.first(vars)
+                        .map(|(n, v)| Given::new(PathBuf::from(v), n))
+                })
         };
         let address = match text(&flags.address, "--vault-addr", &["VAULT_ADDR", "BAO_ADDR"]) {
             Some(g) => Some(Given::new(check_address(&g.value)?, g.from)),
@@ -445,9 +448,14 @@ impl Login {
                 )));
             }
             // No login chosen: a token in the environment is the operator's.
-            return Ok(env
-                .first(&["VAULT_TOKEN", "BAO_TOKEN"])
-                .map(|(name, _)| Given::new(AuthSettings::Token { token: Source::Env(name.clone()) }, name)));
+            return Ok(env.first(&["VAULT_TOKEN", "BAO_TOKEN"]).map(|(name, _)| {
+                Given::new(
+                    AuthSettings::Token {
+                        token: Source::Env(name.clone()),
+                    },
+                    name,
+                )
+            }));
         };
         let from = method.from.clone();
         let secret = match (secret_file, secret_env) {
@@ -469,9 +477,8 @@ impl Login {
             None => Ok(()),
         };
         let needs = |g: Option<Given<String>>, flag: &str, what: &str| {
-            g.map(|g| g.value).ok_or_else(|| {
-                operator_error(format!("--vault-auth {what} needs {flag}"))
-            })
+            g.map(|g| g.value)
+                .ok_or_else(|| operator_error(format!("--vault-auth {what} needs {flag}")))
         };
         let mount_or = |default: &str| {
             mount
@@ -988,8 +995,14 @@ mod tests {
         };
         let op = operator(&flags, &[("VAULT_ADDR", "http://env:1")]).unwrap();
         let a = op.address.unwrap();
-        assert_eq!((a.value.as_str(), a.from.as_str()), ("https://flag:8200", "--vault-addr"));
-        let op = env_only(&[("VAULT_ADDR", "http://vault:1"), ("BAO_ADDR", "http://bao:2")]);
+        assert_eq!(
+            (a.value.as_str(), a.from.as_str()),
+            ("https://flag:8200", "--vault-addr")
+        );
+        let op = env_only(&[
+            ("VAULT_ADDR", "http://vault:1"),
+            ("BAO_ADDR", "http://bao:2"),
+        ]);
         assert_eq!(op.address.unwrap().from, "VAULT_ADDR");
         let s = resolve(None, &[("BAO_ADDR", "http://bao:2/v1"), ("BAO_TOKEN", "x")]).unwrap();
         assert_eq!(s.address, "http://bao:2");
@@ -1021,7 +1034,12 @@ mod tests {
         .unwrap_err();
         let shown = e.to_string();
         assert!(matches!(e, VaultError::Conflict { .. }), "{shown}");
-        for part in ["spec.vault.address", "https://attacker:8200", "http://env:1", "VAULT_ADDR"] {
+        for part in [
+            "spec.vault.address",
+            "https://attacker:8200",
+            "http://env:1",
+            "VAULT_ADDR",
+        ] {
             assert!(shown.contains(part), "{part}: {shown}");
         }
     }
@@ -1058,13 +1076,20 @@ mod tests {
 
     #[test]
     fn namespace_rules() {
-        let op = env_only(&[("VAULT_ADDR", "http://v:1"), ("VAULT_TOKEN", "x"), ("BAO_NAMESPACE", "team/")]);
+        let op = env_only(&[
+            ("VAULT_ADDR", "http://v:1"),
+            ("VAULT_TOKEN", "x"),
+            ("BAO_NAMESPACE", "team/"),
+        ]);
         let ns = |n: &str| VaultTarget {
             namespace: Some(n.into()),
             ..Default::default()
         };
         assert!(conflicts(Some(&ns("team")), &op, Trust::OperatorOnly).is_empty());
-        assert_eq!(keys(&conflicts(Some(&ns("other")), &op, Trust::FillIn)), ["namespace"]);
+        assert_eq!(
+            keys(&conflicts(Some(&ns("other")), &op, Trust::FillIn)),
+            ["namespace"]
+        );
         let s = VaultSettings::resolve_with(None, &op, Trust::OperatorOnly).unwrap();
         assert_eq!(s.namespace.as_deref(), Some("team/"));
     }
@@ -1094,7 +1119,10 @@ mod tests {
             client_key_file: Some(dir.path().join("k.pem")),
             ..Default::default()
         };
-        assert_eq!(keys(&conflicts(Some(&other), &op, Trust::FillIn)), ["caBundleFile"]);
+        assert_eq!(
+            keys(&conflicts(Some(&other), &op, Trust::FillIn)),
+            ["caBundleFile"]
+        );
         assert_eq!(
             keys(&conflicts(Some(&other), &op, Trust::OperatorOnly)),
             ["caBundleFile", "clientCertFile", "clientKeyFile"]
@@ -1110,7 +1138,11 @@ mod tests {
         assert_eq!(s.client_cert, Some(PathBuf::from("/c.pem")));
         assert_eq!(s.client_key, Some(PathBuf::from("/k.pem")));
         // Half a pair is an error.
-        let op = env_only(&[("VAULT_ADDR", "http://v:1"), ("VAULT_TOKEN", "x"), ("VAULT_CLIENT_CERT", "/c")]);
+        let op = env_only(&[
+            ("VAULT_ADDR", "http://v:1"),
+            ("VAULT_TOKEN", "x"),
+            ("VAULT_CLIENT_CERT", "/c"),
+        ]);
         let e = VaultSettings::resolve_with(None, &op, Trust::FillIn).unwrap_err();
         assert!(e.to_string().contains("both"), "{e}");
     }
@@ -1156,15 +1188,25 @@ mod tests {
             })),
             ..Default::default()
         };
-        assert_eq!(keys(&conflicts(Some(&jwt), &op_token, Trust::FillIn)), ["auth"]);
+        assert_eq!(
+            keys(&conflicts(Some(&jwt), &op_token, Trust::FillIn)),
+            ["auth"]
+        );
         // Without any login from the operator, local use takes the repository's...
         let op_none = env_only(&[("VAULT_ADDR", "http://v:1")]);
         let s = VaultSettings::resolve_with(Some(&jwt), &op_none, Trust::FillIn).unwrap();
         assert!(matches!(s.auth, AuthSettings::Jwt { .. }), "{:?}", s.auth);
         // ...and run refuses it.
-        assert_eq!(keys(&conflicts(Some(&jwt), &op_none, Trust::OperatorOnly)), ["auth"]);
-        let e = VaultSettings::resolve_with(Some(&token), &op_none, Trust::OperatorOnly).unwrap_err();
-        assert!(e.to_string().contains("VAULT_TOKEN"), "no token anywhere: {e}");
+        assert_eq!(
+            keys(&conflicts(Some(&jwt), &op_none, Trust::OperatorOnly)),
+            ["auth"]
+        );
+        let e =
+            VaultSettings::resolve_with(Some(&token), &op_none, Trust::OperatorOnly).unwrap_err();
+        assert!(
+            e.to_string().contains("VAULT_TOKEN"),
+            "no token anywhere: {e}"
+        );
     }
 
     #[test]
@@ -1208,7 +1250,10 @@ mod tests {
             }
         );
         // Kubernetes: the pod's token by default.
-        let op = env_only(&[("CERTPLANE_VAULT_AUTH", "kubernetes"), ("CERTPLANE_VAULT_AUTH_ROLE", "certplane")]);
+        let op = env_only(&[
+            ("CERTPLANE_VAULT_AUTH", "kubernetes"),
+            ("CERTPLANE_VAULT_AUTH_ROLE", "certplane"),
+        ]);
         assert!(matches!(
             &op.auth.unwrap().value,
             AuthSettings::Kubernetes { jwt: Source::File(p), mount, .. } if p == &PathBuf::from(POD_TOKEN_FILE) && mount == "kubernetes"
@@ -1315,7 +1360,10 @@ mod tests {
 
         let e = operator(
             &VaultFlags::default(),
-            &[("VAULT_ADDR", "https://v"), ("CERTPLANE_VAULT_TIMEOUT", "soon")],
+            &[
+                ("VAULT_ADDR", "https://v"),
+                ("CERTPLANE_VAULT_TIMEOUT", "soon"),
+            ],
         )
         .unwrap_err();
         assert!(e.to_string().contains("CERTPLANE_VAULT_TIMEOUT"), "{e}");
@@ -1377,7 +1425,10 @@ mod tests {
             home: Some(dir.path().to_path_buf()),
         };
         let op = OperatorVault::resolve(&VaultFlags::default(), &env).unwrap();
-        assert!(op.auth.is_none(), "~/.vault-token is a fallback, not a choice");
+        assert!(
+            op.auth.is_none(),
+            "~/.vault-token is a fallback, not a choice"
+        );
         let s = VaultSettings::resolve_with(None, &op, Trust::OperatorOnly).unwrap();
         assert_eq!(
             s.auth,

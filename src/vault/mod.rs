@@ -28,9 +28,7 @@ use crate::model::source::SourceError;
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
     /// Neither the operator nor the config names a Vault.
-    #[error(
-        "no vault address: pass --vault-addr or export VAULT_ADDR (or BAO_ADDR)"
-    )]
+    #[error("no vault address: pass --vault-addr or export VAULT_ADDR (or BAO_ADDR)")]
     NoAddress,
     /// The address is not an http(s) URL.
     #[error(
