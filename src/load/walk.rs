@@ -162,7 +162,8 @@ impl Walker<'_> {
                 }
                 continue;
             };
-            if !ft.is_dir() && !(ft.is_file() && is_yaml(&rel)) {
+            let wanted = ft.is_dir() || (ft.is_file() && is_yaml(&rel));
+            if !wanted {
                 continue;
             }
             let Ok(target) = std::fs::canonicalize(&path) else {

@@ -570,50 +570,57 @@ struct Setting {
     flag: &'static str,
 }
 
-fn conflict<R, O>(
-    out: &mut Vec<Conflict>,
-    s: &Setting,
-    repo: Option<R>,
-    op: Option<&Given<O>>,
+/// The conflicts found so far, under one [`Trust`].
+struct Found {
     trust: Trust,
-    same: impl Fn(&R, &O) -> bool,
-    show_repo: impl Fn(&R) -> String,
-    show_op: impl Fn(&O) -> String,
-) {
-    let Some(r) = repo else {
-        return;
-    };
-    match op {
-        Some(o) if same(&r, &o.value) => {}
-        Some(o) => out.push(Conflict {
-            key: s.key,
-            message: format!(
-                "spec.vault.{} ({}) differs from the {} the operator set ({}, from {})",
-                s.key,
-                show_repo(&r),
-                s.what,
-                show_op(&o.value),
-                o.from
-            ),
-            hint: format!(
-                "the Vault connection belongs to whoever runs certplane, not to the repository: remove spec.vault.{} from certplane.yaml (or make it equal)",
-                s.key
-            ),
-        }),
-        None if trust == Trust::OperatorOnly => out.push(Conflict {
-            key: s.key,
-            message: format!(
-                "certplane run takes the {} from its operator only, and spec.vault.{} ({}) sets it in the repository",
-                s.what,
-                s.key,
-                show_repo(&r)
-            ),
-            hint: format!(
-                "remove spec.vault.{} from certplane.yaml; whoever runs certplane sets it with {}",
-                s.key, s.flag
-            ),
-        }),
-        None => {}
+    out: Vec<Conflict>,
+}
+
+impl Found {
+    fn check<R, O>(
+        &mut self,
+        s: &Setting,
+        repo: Option<R>,
+        op: Option<&Given<O>>,
+        same: impl Fn(&R, &O) -> bool,
+        show_repo: impl Fn(&R) -> String,
+        show_op: impl Fn(&O) -> String,
+    ) {
+        let Some(r) = repo else {
+            return;
+        };
+        match op {
+            Some(o) if same(&r, &o.value) => {}
+            Some(o) => self.out.push(Conflict {
+                key: s.key,
+                message: format!(
+                    "spec.vault.{} ({}) differs from the {} the operator set ({}, from {})",
+                    s.key,
+                    show_repo(&r),
+                    s.what,
+                    show_op(&o.value),
+                    o.from
+                ),
+                hint: format!(
+                    "the Vault connection belongs to whoever runs certplane, not to the repository: remove spec.vault.{} from certplane.yaml (or make it equal)",
+                    s.key
+                ),
+            }),
+            None if self.trust == Trust::OperatorOnly => self.out.push(Conflict {
+                key: s.key,
+                message: format!(
+                    "certplane run takes the {} from its operator only, and spec.vault.{} ({}) sets it in the repository",
+                    s.what,
+                    s.key,
+                    show_repo(&r)
+                ),
+                hint: format!(
+                    "remove spec.vault.{} from certplane.yaml; whoever runs certplane sets it with {}",
+                    s.key, s.flag
+                ),
+            }),
+            None => {}
+        }
     }
 }
 
@@ -725,12 +732,14 @@ fn describe_auth(auth: &VaultAuth) -> String {
 /// the operator did not give. Pure: no file is read beyond resolving the
 /// paths compared.
 pub fn conflicts(target: Option<&VaultTarget>, op: &OperatorVault, trust: Trust) -> Vec<Conflict> {
-    let mut out = Vec::new();
-    let Some(t) = target else {
-        return out;
+    let mut found = Found {
+        trust,
+        out: Vec::new(),
     };
-    conflict(
-        &mut out,
+    let Some(t) = target else {
+        return found.out;
+    };
+    found.check(
         &Setting {
             key: "address",
             what: "Vault address",
@@ -738,13 +747,11 @@ pub fn conflicts(target: Option<&VaultTarget>, op: &OperatorVault, trust: Trust)
         },
         nonempty(&t.address),
         op.address.as_ref(),
-        trust,
         |r, o| check_address(r).is_ok_and(|r| &r == o),
         String::clone,
         String::clone,
     );
-    conflict(
-        &mut out,
+    found.check(
         &Setting {
             key: "namespace",
             what: "Vault namespace",
@@ -752,7 +759,6 @@ pub fn conflicts(target: Option<&VaultTarget>, op: &OperatorVault, trust: Trust)
         },
         nonempty(&t.namespace),
         op.namespace.as_ref(),
-        trust,
         |r, o| r.trim_matches('/') == o.trim_matches('/'),
         String::clone,
         String::clone,
@@ -780,12 +786,10 @@ pub fn conflicts(target: Option<&VaultTarget>, op: &OperatorVault, trust: Trust)
             &op.client_key,
         ),
     ] {
-        conflict(
-            &mut out,
+        found.check(
             &Setting { key, what, flag },
             repo.as_ref(),
             given.as_ref(),
-            trust,
             |r, o| same_path(r, o),
             |r| r.display().to_string(),
             |o| o.display().to_string(),
@@ -797,8 +801,7 @@ pub fn conflicts(target: Option<&VaultTarget>, op: &OperatorVault, trust: Trust)
         .auth
         .as_ref()
         .filter(|a| op.auth.is_some() || auth_of(a).is_some());
-    conflict(
-        &mut out,
+    found.check(
         &Setting {
             key: "auth",
             what: "Vault login",
@@ -806,12 +809,11 @@ pub fn conflicts(target: Option<&VaultTarget>, op: &OperatorVault, trust: Trust)
         },
         repo_auth,
         op.auth.as_ref(),
-        trust,
         |r, o| same_auth(r, o),
         |r| describe_auth(r),
         AuthSettings::describe,
     );
-    out
+    found.out
 }
 
 impl VaultSettings {
