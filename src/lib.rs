@@ -10,7 +10,9 @@
 //! [`cli`] decides how far to go and what to print; [`run`] (pull loop with
 //! [`lease`] election) and `watch` decide when. [`verify`] checks issuers
 //! the way cert-manager uses them; [`policy`] prints the Vault policy a
-//! repository needs; [`pki`] holds the X.509 work.
+//! repository needs; [`pki`] holds the X.509 work. [`operator`] holds what
+//! whoever runs certplane decides and the repository cannot (the Vault
+//! connection, readable environment variables).
 
 pub mod addr;
 pub mod cli;
@@ -22,6 +24,7 @@ pub mod expand;
 pub mod lease;
 pub mod load;
 pub mod model;
+pub mod operator;
 pub mod pipeline;
 pub mod pki;
 pub mod plan;

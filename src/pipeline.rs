@@ -10,6 +10,7 @@ use crate::cluster::{Cluster, ClusterError, reconcile};
 use crate::deliver::DeliverError;
 use crate::diagnostic::Diagnostics;
 use crate::model::Repository;
+use crate::operator::Operator;
 use crate::plan::{Action, Plan};
 use crate::state::Desired;
 use crate::vault::apply::{ApplyError, ApplyEvent, ApplyReport};
@@ -62,10 +63,16 @@ pub enum ClusterSide {
     Live(Cluster),
 }
 
-/// Loads, expands, validates and lowers `dir`. Any problem is returned with
+/// Loads, expands, validates and lowers `dir` for this process's
+/// [`Operator`] ([`crate::operator::current`]). Any problem is returned with
 /// every diagnostic found; nothing has touched the network yet.
 pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
-    prepare_with_live(dir, None)
+    prepare_for(dir, &crate::operator::current())
+}
+
+/// [`prepare`] for a given operator.
+pub fn prepare_for(dir: &Path, op: &Operator) -> Result<Prepared, Diagnostics> {
+    prepare_inner(dir, None, op)
 }
 
 /// [`prepare`], where references that the repository does not declare may
@@ -74,9 +81,35 @@ pub fn prepare_with_live(
     dir: &Path,
     live: Option<&crate::validate::Live>,
 ) -> Result<Prepared, Diagnostics> {
-    let mut repo = crate::load::load(dir)?;
-    crate::expand::expand(&mut repo)?;
-    let problems = crate::validate::validate_with_live(&repo, live);
+    prepare_inner(dir, live, &crate::operator::current())
+}
+
+/// Loads `dir` with the operator's rules for sources, and refuses a
+/// `certplane.yaml` whose Vault settings the operator does not allow. The
+/// first step of [`prepare`]; enough before connecting to Vault.
+pub fn load_checked(dir: &Path, op: &Operator) -> Result<Repository, Diagnostics> {
+    let repo = crate::load::load_with(dir, &op.env)?;
+    let conflicts = crate::operator::check_config(&repo, op);
+    if conflicts.is_empty() {
+        Ok(repo)
+    } else {
+        Err(Diagnostics(conflicts))
+    }
+}
+
+fn prepare_inner(
+    dir: &Path,
+    live: Option<&crate::validate::Live>,
+    op: &Operator,
+) -> Result<Prepared, Diagnostics> {
+    let mut repo = crate::load::load_with(dir, &op.env)?;
+    // Every problem at once: the settings the operator refuses, then the
+    // repository's own.
+    let mut problems = crate::operator::check_config(&repo, op);
+    match crate::expand::expand(&mut repo) {
+        Ok(()) => problems.extend(crate::validate::validate_with_live(&repo, live)),
+        Err(d) => problems.extend(d.0),
+    }
     if !problems.is_empty() {
         return Err(Diagnostics(problems));
     }
@@ -94,11 +127,16 @@ pub fn prepare_with_live(
     Ok(Prepared { repo, desired })
 }
 
-/// Connects to the Vault the repository (or the environment) names: one
-/// login for the whole run.
+/// Connects to the operator's Vault (the repository's `spec.vault` fills in
+/// only what the operator allows): one login for the whole run.
 pub async fn connect(repo: &Repository) -> Result<Vault, VaultError> {
+    connect_for(repo, &crate::operator::current()).await
+}
+
+/// [`connect`] for a given operator.
+pub async fn connect_for(repo: &Repository, op: &Operator) -> Result<Vault, VaultError> {
     let target = repo.config.as_ref().and_then(|c| c.spec.vault.as_ref());
-    let settings = VaultSettings::resolve(target)?;
+    let settings = VaultSettings::resolve_with(target, &op.vault, op.trust)?;
     let vault = Vault::connect(&settings).await?;
     tracing::info!(address = %settings.address, "connected to vault");
     Ok(vault)

@@ -1,8 +1,10 @@
 //! The bad-input suite: every directory under `tests/bad/` is an invalid
 //! repository with an `expect.txt` line `<file>:<line>: <message part>`.
 //!
-//! Each case is checked twice: in-process (`load`, `expand`, `validate` must
-//! report a diagnostic at that file and line containing the text), and
+//! Each case is checked twice: in-process (`load`, the operator's checks of
+//! `certplane.yaml`, `expand`, `validate` must report a diagnostic at that
+//! file and line containing the text, for an operator with the same
+//! `VAULT_ADDR` and `VAULT_TOKEN` as the binary's), and
 //! through the real binary (`certplane apply --auto-approve` must exit 1,
 //! print the same on stderr, and never connect to Vault: a loopback
 //! listener posing as `VAULT_ADDR` must accept zero connections).
@@ -16,12 +18,18 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use certplane::diagnostic::Diagnostic;
+use certplane::operator::Operator;
+use certplane::vault::connect::{Env, Trust, VaultFlags};
 
 /// Environment variables a case relies on being unset.
 const UNSET_VARS: &[&str] = &[
-    "CERTPLANE_TEST_SURELY_UNSET_BUNDLE",
-    "CERTPLANE_TEST_UNUSED_KEY",
+    "CERTPLANE_VAR_TEST_SURELY_UNSET_BUNDLE",
+    "CERTPLANE_VAR_TEST_UNUSED_KEY",
 ];
+
+/// The address the binary is given (a listener that must see nothing);
+/// the in-process checks use the same operator settings.
+const OPERATOR_ADDR: &str = "http://127.0.0.1:1";
 
 struct Case {
     name: String,
@@ -59,11 +67,20 @@ fn pathlen_zero_ca_pem() -> String {
     p.self_signed(&key).unwrap().pem()
 }
 
-/// Files some cases need that are generated rather than committed.
+/// Files some cases need that are generated rather than committed
+/// (certificates, and symbolic links, which a plain copy would follow).
 fn prepare(name: &str, dir: &Path) {
-    if name == "external_parent_pathlen_zero" {
-        std::fs::create_dir_all(dir.join("offline")).unwrap();
-        std::fs::write(dir.join("offline/root.pem"), pathlen_zero_ca_pem()).unwrap();
+    use std::os::unix::fs::symlink;
+    match name {
+        "external_parent_pathlen_zero" => {
+            std::fs::create_dir_all(dir.join("offline")).unwrap();
+            std::fs::write(dir.join("offline/root.pem"), pathlen_zero_ca_pem()).unwrap();
+        }
+        "file_source_symlink_out" => symlink("/etc/passwd", dir.join("ca.pem")).unwrap(),
+        "symlink_yaml_out" => symlink("/etc/passwd", dir.join("outside.yaml")).unwrap(),
+        "symlink_dir_out" => symlink("/etc", dir.join("shared")).unwrap(),
+        "symlink_loop" => symlink("..", dir.join("sub/again")).unwrap(),
+        _ => {}
     }
 }
 
@@ -100,15 +117,27 @@ fn cases() -> Vec<Case> {
         .collect()
 }
 
-/// What the pipeline reports before any network: load, expand the
-/// VaultIssuers, validate.
+/// The operator the binary runs with (`VAULT_ADDR`, `VAULT_TOKEN`, no
+/// flags, no `~/.vault-token`).
+fn operator() -> Operator {
+    let var = |n: &str| match n {
+        "VAULT_ADDR" => Some(OPERATOR_ADDR.to_string()),
+        "VAULT_TOKEN" => Some("test".to_string()),
+        _ => None,
+    };
+    let env = Env {
+        var: &var,
+        home: None,
+    };
+    Operator::resolve(&VaultFlags::default(), &[], Trust::FillIn, &env).unwrap()
+}
+
+/// What the pipeline reports before any network: load, the operator's
+/// checks of the Config, expand the VaultIssuers, validate.
 fn diagnostics(dir: &Path) -> Vec<Diagnostic> {
-    match certplane::load::load(dir) {
+    match certplane::pipeline::prepare_for(dir, &operator()) {
         Err(d) => d.0,
-        Ok(mut repo) => match certplane::expand::expand(&mut repo) {
-            Err(d) => d.0,
-            Ok(()) => certplane::validate::validate(&repo),
-        },
+        Ok(_) => Vec::new(),
     }
 }
 

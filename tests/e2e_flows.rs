@@ -104,17 +104,14 @@ fn external_ca_key_signs_in_process_and_is_never_printed() {
     let repo = tempfile::tempdir().unwrap();
     let (root_pem, root_key) = rcgen_ca("External Root");
     write(repo.path(), "ca/root.pem", &root_pem);
-    // The key lives outside the repository, as it would on an offline disk.
-    let offline = tempfile::tempdir().unwrap();
-    let key_file = offline.path().join("root.key");
-    std::fs::write(&key_file, &root_key).unwrap();
+    // The key lives outside the repository, as it would on an offline disk:
+    // the operator hands it over in a variable the repository may read.
     write(
         repo.path(),
         "pki.yaml",
-        &format!(
-            "apiVersion: certplane.dev/v1alpha1
+        "apiVersion: certplane.dev/v1alpha1
 kind: PkiMount
-metadata: {{name: ext_int}}
+metadata: {name: ext_int}
 spec:
   maxLeaseTTL: 8760h
   ca:
@@ -127,26 +124,28 @@ spec:
       signedBy:
         external:
           caCertFile: ca/root.pem
-          caKeyFrom: {{file: {}}}
+          caKeyFrom: {env: CERTPLANE_VAR_OFFLINE_ROOT_KEY}
 ",
-            key_file.display()
-        ),
     );
     let dir = repo.path().to_str().unwrap();
-    let plan = certplane_root(&bao, &["plan", "-vvv", dir]);
+    let addr = bao.addr();
+    let env = [
+        ("VAULT_ADDR", addr.as_str()),
+        ("VAULT_TOKEN", bao.token()),
+        ("CERTPLANE_VAR_OFFLINE_ROOT_KEY", root_key.as_str()),
+    ];
+    let plan = certplane(&["plan", "-vvv", dir], &env, bao.dir());
     plan.expect(2);
     assert_no_key_material(&plan, &root_key);
-    let plan_json = certplane_root(&bao, &["plan", "-o", "json", dir]);
+    let plan_json = certplane(&["plan", "-o", "json", dir], &env, bao.dir());
     plan_json.expect(2);
     json_plan(&plan_json);
     assert_no_key_material(&plan_json, &root_key);
+    let mut traced = env.to_vec();
+    traced.push(("CERTPLANE_LOG", "trace"));
     let apply = certplane(
         &["apply", "--auto-approve", "-vvv", dir],
-        &[
-            ("VAULT_ADDR", &bao.addr()),
-            ("VAULT_TOKEN", bao.token()),
-            ("CERTPLANE_LOG", "trace"),
-        ],
+        &traced,
         bao.dir(),
     );
     apply.expect(0);
@@ -159,7 +158,7 @@ spec:
     assert_eq!(int.path_len, Some(0));
     assert!(is_signed_by(&int.der, &der(&root_pem)));
 
-    let again = certplane_root(&bao, &["plan", "-vvv", dir]);
+    let again = certplane(&["plan", "-vvv", dir], &env, bao.dir());
     again.expect(0);
     assert_no_key_material(&again, &root_key);
 }

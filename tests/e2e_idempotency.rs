@@ -21,7 +21,12 @@ fn second_apply_writes_nothing_and_drift_is_repaired() {
     copy_dir(&homelab(), repo.path());
     write_approle_config(repo.path(), &bao.addr(), &role_id);
     let dir = repo.path().to_str().unwrap();
-    let env = [("CERTPLANE_SECRET_ID", secret_id.as_str())];
+    // Local use: the repository's certplane.yaml names the login, and the
+    // operator lets it read the secret ID's variable.
+    let env = [
+        ("CERTPLANE_SECRET_ID", secret_id.as_str()),
+        ("CERTPLANE_ALLOW_ENV", "CERTPLANE_SECRET_ID"),
+    ];
     let run = |args: &[&str]| certplane(args, &env, bao.dir());
 
     let mark = bao.audit_entries().len();

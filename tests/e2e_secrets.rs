@@ -61,13 +61,11 @@ fn trace_logs_and_plans_carry_no_secret() {
     let token = format!("certplane-root-token-{}", std::process::id());
     bao.bao_ok(&["token", "create", "-id", &token, "-policy=root", "-ttl=1h"]);
 
-    let keys = tempfile::tempdir().unwrap();
+    // The keys stay outside the repository: the operator hands them over in
+    // variables the repository may read (CERTPLANE_VAR_*).
     let (import_pem, import_key) = rcgen_ca("Secrets Import Root");
-    let bundle = keys.path().join("bundle.pem");
-    std::fs::write(&bundle, format!("{import_pem}{import_key}")).unwrap();
+    let bundle = format!("{import_pem}{import_key}");
     let (ext_pem, ext_key) = rcgen_ca("Secrets External Root");
-    let ext_key_file = keys.path().join("external.key");
-    std::fs::write(&ext_key_file, &ext_key).unwrap();
 
     let repo = tempfile::tempdir().unwrap();
     copy_dir(&homelab(), repo.path());
@@ -75,19 +73,18 @@ fn trace_logs_and_plans_carry_no_secret() {
     write(
         repo.path(),
         "extra/flows.yaml",
-        &format!(
-            "apiVersion: certplane.dev/v1alpha1
+        "apiVersion: certplane.dev/v1alpha1
 kind: PkiMount
-metadata: {{name: imported}}
+metadata: {name: imported}
 spec:
   maxLeaseTTL: 87600h
   ca:
     import:
-      pemBundleFrom: {{file: {bundle}}}
+      pemBundleFrom: {env: CERTPLANE_VAR_IMPORT_BUNDLE}
 ---
 apiVersion: certplane.dev/v1alpha1
 kind: PkiMount
-metadata: {{name: external_int}}
+metadata: {name: external_int}
 spec:
   maxLeaseTTL: 8760h
   ca:
@@ -99,11 +96,8 @@ spec:
       signedBy:
         external:
           caCertFile: external-root.pem
-          caKeyFrom: {{file: {key}}}
+          caKeyFrom: {env: CERTPLANE_VAR_EXTERNAL_KEY}
 ",
-            bundle = bundle.display(),
-            key = ext_key_file.display()
-        ),
     );
     // The same repository, once with AppRole login from certplane.yaml...
     let approle_repo = tempfile::tempdir().unwrap();
@@ -114,12 +108,17 @@ spec:
     let addr = bao.addr();
     let approle_env = [
         ("CERTPLANE_SECRET_ID", secret_id.as_str()),
+        ("CERTPLANE_ALLOW_ENV", "CERTPLANE_SECRET_ID"),
+        ("CERTPLANE_VAR_IMPORT_BUNDLE", bundle.as_str()),
+        ("CERTPLANE_VAR_EXTERNAL_KEY", ext_key.as_str()),
         ("CERTPLANE_LOG", "trace"),
     ];
     // ...and once with the token in the environment.
     let token_env = [
         ("VAULT_ADDR", addr.as_str()),
         ("VAULT_TOKEN", token.as_str()),
+        ("CERTPLANE_VAR_IMPORT_BUNDLE", bundle.as_str()),
+        ("CERTPLANE_VAR_EXTERNAL_KEY", ext_key.as_str()),
         ("CERTPLANE_LOG", "trace"),
     ];
 

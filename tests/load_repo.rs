@@ -1,5 +1,7 @@
 //! Loading a repository from a temporary directory: file discovery,
-//! ignore rules, positions, rebasing of relative paths, error collection.
+//! ignore rules, positions, rebasing of relative paths, error collection,
+//! symbolic links (followed only inside the repository; a loop is one
+//! error), and the confinement of file and env sources.
 
 use std::path::Path;
 
@@ -119,7 +121,7 @@ fn rebases_relative_paths_against_the_naming_file() {
         d.path(),
         "pki/ca.yaml",
         &format!(
-            "{H}kind: PkiMount\nmetadata: {{name: pki_int}}\nspec:\n  ca:\n    intermediate:\n      commonName: I\n      signedBy:\n        external:\n          caCertFile: ./offline/root.pem\n          caKeyFrom: {{file: ../keys/root.key}}\n---\n{H}kind: PkiMount\nmetadata: {{name: imp}}\nspec:\n  ca:\n    import: {{pemBundleFrom: {{file: /abs/bundle.pem}}}}\n"
+            "{H}kind: PkiMount\nmetadata: {{name: pki_int}}\nspec:\n  ca:\n    intermediate:\n      commonName: I\n      signedBy:\n        external:\n          caCertFile: ./offline/root.pem\n          caKeyFrom: {{file: ../keys/root.key}}\n---\n{H}kind: PkiMount\nmetadata: {{name: imp}}\nspec:\n  ca:\n    import: {{pemBundleFrom: {{env: CERTPLANE_VAR_BUNDLE}}}}\n"
         ),
     );
     write(
@@ -150,7 +152,10 @@ fn rebases_relative_paths_against_the_naming_file() {
     let Some(CaSpec::Import(imp)) = &m.ca else {
         panic!()
     };
-    assert_eq!(imp.pem_bundle_from, Source::File("/abs/bundle.pem".into()));
+    assert_eq!(
+        imp.pem_bundle_from,
+        Source::Env("CERTPLANE_VAR_BUNDLE".into())
+    );
     let cfg = repo.config.expect("config");
     let vault = cfg.spec.vault.unwrap();
     assert_eq!(vault.ca_bundle_file.unwrap(), d.path().join("ca/vault.pem"));
@@ -248,4 +253,154 @@ fn duplicate_config_and_auth_role_across_kinds_are_errors() {
         shown.contains("duplicate auth role on mount m r: already declared at"),
         "{shown}"
     );
+}
+
+fn link(target: &str, at: &Path) {
+    std::os::unix::fs::symlink(target, at).unwrap();
+}
+
+/// Regression: directory links that loop made the walk descend until the
+/// kernel's link limit, loading every file again at each level (140
+/// "duplicate" errors for one loop).
+#[test]
+fn a_symlink_loop_is_one_error_whatever_its_shape() {
+    for shape in ["self", "ancestor", "mutual", "chain"] {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "a/one.yaml", &policy("one"));
+        write(d.path(), "b/two.yaml", &policy("two"));
+        match shape {
+            "self" => link(".", &d.path().join("here")),
+            "ancestor" => link("..", &d.path().join("a/up")),
+            "mutual" => {
+                link("../b", &d.path().join("a/to-b"));
+                link("../a", &d.path().join("b/to-a"));
+            }
+            _ => {
+                link("x", &d.path().join("y"));
+                link("y", &d.path().join("x"));
+            }
+        }
+        let err = certplane::load::load(d.path()).unwrap_err();
+        assert_eq!(err.0.len(), 1, "{shape}: {err}");
+        assert!(
+            err.0[0].message.contains("symbolic link loop"),
+            "{shape}: {err}"
+        );
+        assert!(err.0[0].hint.is_some(), "{shape}");
+    }
+}
+
+#[test]
+fn a_directory_reached_twice_through_a_link_is_read_once() {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "real/one.yaml", &policy("one"));
+    link("real", &d.path().join("alias"));
+    let repo = certplane::load::load(d.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(repo.vault.len(), 1);
+}
+
+#[test]
+fn links_leaving_the_repository_are_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "elsewhere/p.yaml", &policy("elsewhere"));
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "p.yaml", &policy("here"));
+    link(
+        outside.path().join("elsewhere").to_str().unwrap(),
+        &d.path().join("shared"),
+    );
+    link(
+        outside.path().join("elsewhere/p.yaml").to_str().unwrap(),
+        &d.path().join("linked.yaml"),
+    );
+    // A link to a non-YAML file outside is not read at all: not an error.
+    link("/etc/passwd", &d.path().join("notes.txt"));
+    let err = certplane::load::load(d.path()).unwrap_err();
+    let shown: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert!(shown[0].contains("linked.yaml:1:1") && shown[0].contains("YAML file outside"));
+    assert!(shown[1].contains("shared:1:1") && shown[1].contains("directory outside"));
+    // The same links pointing inside are followed.
+    let inside = tempfile::tempdir().unwrap();
+    write(inside.path(), "real/p.yaml", &policy("p"));
+    link("real/p.yaml", &inside.path().join("linked.yaml"));
+    let repo = certplane::load::load(inside.path()).unwrap_err();
+    assert!(repo.to_string().contains("duplicate Policy p"), "{repo}");
+}
+
+#[test]
+fn file_sources_and_paths_stay_inside_the_repository() {
+    let outer = tempfile::tempdir().unwrap();
+    let d = outer.path().join("repo");
+    write(outer.path(), "secret.pem", "not for the repository");
+    write(&d, "ca/inside.pem", "x");
+    link("../../secret.pem", &d.join("ca/out.pem"));
+    write(
+        &d,
+        "pki/ca.yaml",
+        &format!(
+            "{H}kind: VaultIssuer\nmetadata: {{name: a}}\nspec:\n  server: https://v:8200\n  caBundleFrom: {{file: /etc/passwd}}\n  role: {{mount: pki, name: web}}\n  auth: {{kubernetes: {{mount: kubernetes}}}}\n---\n{H}kind: PkiMount\nmetadata: {{name: b}}\nspec:\n  ca:\n    intermediate:\n      commonName: I\n      signedBy:\n        external:\n          caCertFile: ../../secret.pem\n          caKeyFrom: {{file: ../ca/out.pem}}\n---\n{H}kind: AuthMount\nmetadata: {{name: k}}\nspec:\n  type: kubernetes\n  kubernetes:\n    host: https://k\n    caCertFile: ../ca/inside.pem\n"
+        ),
+    );
+    let err = certplane::load::load(&d).unwrap_err();
+    let shown: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 3, "{shown:#?}");
+    assert!(
+        shown[0].contains("ca.yaml:6:") && shown[0].contains("absolute path"),
+        "{}",
+        shown[0]
+    );
+    assert!(
+        shown[1].contains("ca.yaml:19:") && shown[1].contains("climbs out"),
+        "{}",
+        shown[1]
+    );
+    assert!(
+        shown[2].contains("ca.yaml:20:") && shown[2].contains("points outside"),
+        "{}",
+        shown[2]
+    );
+    for s in &shown {
+        assert!(
+            s.contains("hint: certplane reads files only inside the repository"),
+            "{s}"
+        );
+        assert!(!s.contains("not for the repository"), "{s}");
+    }
+}
+
+#[test]
+fn env_sources_need_the_operators_allow() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "pki.yaml",
+        &format!(
+            "{H}kind: PkiMount\nmetadata: {{name: a}}\nspec:\n  ca:\n    import: {{pemBundleFrom: {{env: TEAM_BUNDLE}}}}\n---\n{H}kind: PkiMount\nmetadata: {{name: b}}\nspec:\n  ca:\n    import: {{pemBundleFrom: {{env: KUBECONFIG}}}}\n---\n{H}kind: PkiMount\nmetadata: {{name: c}}\nspec:\n  ca:\n    import: {{pemBundleFrom: {{env: CERTPLANE_VAR_BUNDLE}}}}\n"
+        ),
+    );
+    let err = certplane::load::load(d.path()).unwrap_err();
+    assert_eq!(err.0.len(), 2, "{err}");
+    assert!(
+        err.0[0].message.contains("TEAM_BUNDLE is not allowed"),
+        "{err}"
+    );
+    assert!(
+        err.0[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("--allow-env TEAM_BUNDLE")
+    );
+    assert!(
+        err.0[1].message.contains("KUBECONFIG may not be read"),
+        "{err}"
+    );
+    // Allowed by the operator: the prefix; the credential stays refused.
+    let rules =
+        certplane::operator::EnvRules::new(&["TEAM_*".to_string(), "KUBECONFIG".to_string()], None)
+            .unwrap();
+    let err = certplane::load::load_with(d.path(), &rules).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.0[0].message.contains("KUBECONFIG"), "{err}");
 }

@@ -95,7 +95,9 @@ fn an_external_signer_must_be_a_ca_and_outlive_the_intermediate() {
     write(d.path(), "leaf.pem", &leaf);
     write(d.path(), "short.pem", &short);
     let ext = |f: &str| {
-        format!("        external: {{caCertFile: {f}, caKeyFrom: {{env: UNUSED_KEY_VAR}}}}\n")
+        format!(
+            "        external: {{caCertFile: {f}, caKeyFrom: {{env: CERTPLANE_VAR_UNUSED_KEY}}}}\n"
+        )
     };
     write(
         d.path(),

@@ -70,7 +70,7 @@ spec:
   type: kubernetes
   kubernetes:
     host: https://kubernetes.default.svc
-    tokenReviewerJwtFrom: {env: CERTPLANE_TEST_REVIEWER_JWT}
+    tokenReviewerJwtFrom: {env: CERTPLANE_VAR_TEST_REVIEWER_JWT}
 ---
 apiVersion: certplane.dev/v1alpha1
 kind: KubernetesAuthRole
@@ -420,7 +420,7 @@ fn json_plan_snapshot_has_no_secrets() {
     let v = render::json(&p);
     let text = serde_json::to_string(&v).unwrap();
     assert!(
-        !text.contains("CERTPLANE_TEST_REVIEWER_JWT"),
+        !text.contains("CERTPLANE_VAR_TEST_REVIEWER_JWT"),
         "source names stay out of the plan JSON"
     );
     assert_eq!(v["has_changes"], json!(true));

@@ -1,6 +1,7 @@
 //! `deploy/`: every manifest parses, the ClusterRole grants no wildcard,
 //! the Deployment runs as non-root with a read-only root file system and
-//! probes, and its arguments are a valid `certplane run` command line.
+//! probes, and its arguments are a valid `certplane run` command line that
+//! names the Vault and the kubernetes login itself.
 //! (`deploy/vault-policy.hcl` is checked against `certplane policy` in
 //! `tests/policy_homelab.rs`.)
 
@@ -131,5 +132,25 @@ fn deployment_is_locked_down_and_runs_a_valid_command() {
         .collect();
     assert_eq!(args[0], "run");
     let parsed = certplane::cli::Cli::try_parse_from(std::iter::once("certplane").chain(args));
-    assert!(parsed.is_ok(), "{}", parsed.unwrap_err());
+    assert!(parsed.is_ok(), "{}", parsed.as_ref().unwrap_err());
+    // The Vault connection and login are the Deployment's own: kubernetes
+    // auth with the pod's service account token, nothing from the repository.
+    let none = |_: &str| None;
+    let env = certplane::vault::connect::Env {
+        var: &none,
+        home: None,
+    };
+    let op = parsed.unwrap().operator.operator(true, &env).unwrap();
+    assert_eq!(
+        op.vault.address.as_ref().map(|a| a.value.as_str()),
+        Some("https://vault.vault.svc:8200")
+    );
+    assert_eq!(
+        op.vault.auth.map(|a| a.value),
+        Some(certplane::vault::AuthSettings::Kubernetes {
+            mount: "kubernetes".into(),
+            role: "certplane".into(),
+            jwt: certplane::model::Source::File(certplane::vault::connect::POD_TOKEN_FILE.into()),
+        })
+    );
 }

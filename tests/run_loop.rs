@@ -3,8 +3,8 @@
 //! commits are applied within an interval, an invalid commit is refused and
 //! the last good one stays in force, drift is repaired without a commit,
 //! unsigned commits are refused with verification on, /metrics and /readyz
-//! tell the truth, the loop logs in once and renews its token, and SIGTERM
-//! exits 0.
+//! tell the truth, the loop logs in once and renews its token, a commit
+//! cannot point the token at another Vault, and SIGTERM exits 0.
 
 mod common;
 #[path = "e2e/support.rs"]
@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::OpenBao;
-use support::{approle_for_certplane, copy_dir, homelab, read, write_approle_config};
+use support::{approle_for_certplane, copy_dir, homelab, read};
 
 const ROLE: &str = "pki_int/roles/homelab-dot-local";
 
@@ -434,9 +434,24 @@ fn one_approle_login_for_many_intervals_and_the_token_is_renewed() {
         "token_max_ttl=120s",
     ]);
     let repo = GitRepo::homelab();
-    write_approle_config(&repo.work(), &bao.addr(), &role_id);
-    repo.commit("homelab with approle", None);
-    let mut lp = Loop::start(&repo, &[], &[("CERTPLANE_SECRET_ID", &secret_id)]);
+    repo.commit("homelab", None);
+    // The login is the operator's (flags of the process), never the
+    // repository's: the secret ID stays in a variable no source may read.
+    let addr = bao.addr();
+    let mut lp = Loop::start(
+        &repo,
+        &[
+            "--vault-addr",
+            &addr,
+            "--vault-auth",
+            "approle",
+            "--vault-role-id",
+            &role_id,
+            "--vault-auth-secret-env",
+            "CERTPLANE_SECRET_ID",
+        ],
+        &[("CERTPLANE_SECRET_ID", &secret_id)],
+    );
     lp.wait(30, "applied", |_| role_ttl(&bao) == Some(86400));
     let start = Instant::now();
     lp.wait(20, "two renewals", |_| {
@@ -682,4 +697,109 @@ fn fetches_over_https_trusting_only_the_given_ca_bundle() {
         role_ttl(&bao) == Some(86400)
     });
     trusted.wait(10, "/readyz 200", |l| l.readyz().0 == 200);
+}
+
+/// Regression: a commit that set `spec.vault.address` in certplane.yaml made
+/// `run` send its `X-Vault-Token` to that address on every interval.
+#[test]
+fn a_commit_cannot_point_the_token_at_another_vault() {
+    let bao = OpenBao::start();
+    let decoy = support::Decoy::start();
+    let repo = GitRepo::homelab();
+    repo.commit("homelab", None);
+    let addr = bao.addr();
+    let mut lp = Loop::start(
+        &repo,
+        &[],
+        &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
+    );
+    lp.wait(30, "the first commit applied", |_| {
+        role_ttl(&bao) == Some(86400)
+    });
+
+    // A commit naming the operator's own address is fine...
+    std::fs::write(
+        repo.work().join("certplane.yaml"),
+        format!("apiVersion: certplane.dev/v1alpha1\nkind: Config\nspec:\n  vault:\n    address: {addr}/\n"),
+    )
+    .unwrap();
+    repo.edit("roles.yaml", "ttl: 24h", "ttl: 12h");
+    let same = repo.commit("repeat the operator's address", None);
+    lp.wait(15, "the commit repeating the address applied", |l| {
+        role_ttl(&bao) == Some(43200)
+            && l.metrics().get(
+                "certplane_last_applied_commit_info",
+                &format!("commit=\"{same}\""),
+            ) == Some(1.0)
+    });
+
+    // ...one naming another is refused, and that address never hears from us.
+    std::fs::write(
+        repo.work().join("certplane.yaml"),
+        format!(
+            "apiVersion: certplane.dev/v1alpha1\nkind: Config\nspec:\n  vault:\n    address: {}\n",
+            decoy.addr()
+        ),
+    )
+    .unwrap();
+    repo.edit("roles.yaml", "ttl: 12h", "ttl: 6h");
+    let evil = repo.commit("send the token elsewhere", None);
+    lp.wait(15, "/readyz 503 naming the refused commit", |l| {
+        let (code, body) = l.readyz();
+        code == 503 && body.contains(&evil[..12]) && body.contains("refused")
+    });
+    let logs = lp.logs();
+    assert!(
+        logs.contains("spec.vault.address") && logs.contains("differs from the Vault address"),
+        "{logs}"
+    );
+    // The last good commit stays in force: drift is still repaired, against
+    // the operator's Vault, for several intervals.
+    bao.bao_ok(&["write", ROLE, "ttl=1h", "max_ttl=2h"]);
+    lp.wait(15, "drift repaired under the last good commit", |_| {
+        role_ttl(&bao) == Some(43200)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let m = lp.metrics();
+    assert_eq!(m.value("certplane_rejected_commits_total", ""), 1.0);
+    assert_eq!(
+        m.value(
+            "certplane_last_applied_commit_info",
+            &format!("commit=\"{same}\"")
+        ),
+        1.0
+    );
+    let seen = decoy.requests();
+    assert!(
+        seen.is_empty(),
+        "the repository's address received {} connection(s): {seen:?}",
+        seen.len()
+    );
+}
+
+#[test]
+fn run_needs_the_vault_address_from_its_operator() {
+    let repo = GitRepo::homelab();
+    std::fs::write(
+        repo.work().join("certplane.yaml"),
+        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nspec:\n  vault:\n    address: http://127.0.0.1:1\n",
+    )
+    .unwrap();
+    repo.commit("the repository names a vault", None);
+    let mut lp = Loop::start(&repo, &[], &[("VAULT_TOKEN", "x")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Ok(Some(s)) = lp.child.try_wait() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "run did not stop\n{}", lp.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "{}", lp.logs());
+    assert!(
+        lp.logs()
+            .contains("needs the vault address from its operator"),
+        "{}",
+        lp.logs()
+    );
 }

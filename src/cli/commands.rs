@@ -13,8 +13,9 @@ use crate::plan::{Action, Plan};
 use crate::vault::Vault;
 use crate::vault::apply::ApplyEvent;
 
-/// Runs one command.
-pub async fn run(command: Command, color: bool) -> ExitStatus {
+/// Runs one command; `vault_addr` is the `--vault-addr` flag (verify
+/// reaches Vault there instead of at each Issuer's `server`).
+pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> ExitStatus {
     let style = Style { color };
     match command {
         Command::Validate { dir, live } => validate(&dir, live).await,
@@ -71,9 +72,7 @@ pub async fn run(command: Command, color: bool) -> ExitStatus {
             render,
         } => super::watch::run(&dir, render.as_deref(), apply, debounce, style).await,
         Command::Policy { dir } => super::policy::run(&dir),
-        Command::Verify { dir, vault_addr } => {
-            super::verify::run(&dir, vault_addr.as_deref()).await
-        }
+        Command::Verify { dir } => super::verify::run(&dir, vault_addr.as_deref()).await,
         Command::Run(args) => super::run::run(args).await,
         Command::Schemas { out } => schemas(&out),
     }
@@ -109,8 +108,9 @@ pub(super) fn prepare(dir: &Path) -> Result<Prepared, ExitStatus> {
 
 async fn validate(dir: &Path, live: bool) -> ExitStatus {
     let live_refs = if live {
-        // Load first: an unreadable repository never reaches the network.
-        let repo = match crate::load::load(dir) {
+        // Load first: an unreadable repository, or one naming another Vault
+        // than the operator's, never reaches the network.
+        let repo = match pipeline::load_checked(dir, &crate::operator::current()) {
             Ok(r) => r,
             Err(d) => {
                 eprintln!("{d}");

@@ -4,6 +4,7 @@
 mod ci;
 mod commands;
 mod exit;
+pub mod operator;
 mod policy;
 mod run;
 mod verify;
@@ -29,6 +30,9 @@ pub struct Cli {
     /// Never colour the output (also: NO_COLOR).
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// The operator's Vault connection and what repositories may read.
+    #[command(flatten)]
+    pub operator: operator::OperatorArgs,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -109,13 +113,12 @@ pub enum Command {
     },
     /// For each Vault Issuer, do what cert-manager will do: log in with its
     /// credentials, sign a throwaway CSR, check the chain. 0 all pass, 1 any fails.
+    /// With --vault-addr, Vault is reached there instead of at each Issuer's
+    /// `server` (e.g. from outside the cluster).
     Verify {
         /// The repository (default: current directory).
         #[arg(default_value = ".")]
         dir: PathBuf,
-        /// Reach Vault here instead of each Issuer's `server` (e.g. from outside the cluster).
-        #[arg(long, value_name = "URL")]
-        vault_addr: Option<String>,
     },
     /// Re-plan on every change of the repository's files (and apply with
     /// --apply) until Ctrl-C.
@@ -210,6 +213,21 @@ fn colour_wanted(no_color: bool, stdout: bool) -> bool {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(&cli);
+    if !matches!(cli.command, Command::Schemas { .. }) {
+        let operator_only = matches!(cli.command, Command::Run(_));
+        match cli
+            .operator
+            .operator(operator_only, &crate::vault::connect::Env::process())
+        {
+            Ok(op) => {
+                crate::operator::install(op);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitStatus::Error.code();
+            }
+        }
+    }
     // reqwest (the Vault client) is built without a rustls provider and kube
     // with ring: install ring
     // once so both use it.
@@ -226,6 +244,7 @@ pub fn main() -> i32 {
         }
     };
     let color = colour_wanted(cli.no_color, true);
-    let status = runtime.block_on(commands::run(cli.command, color));
+    let verify_addr = cli.operator.vault_addr.clone();
+    let status = runtime.block_on(commands::run(cli.command, color, verify_addr));
     status.code()
 }

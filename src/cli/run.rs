@@ -95,6 +95,13 @@ fn default_cache(url: &str, branch: &str) -> PathBuf {
 
 /// Runs the loop until SIGTERM or SIGINT.
 pub async fn run(args: RunArgs) -> ExitStatus {
+    // The repository may not choose where the token goes: the operator must.
+    if crate::operator::current().vault.address.is_none() {
+        eprintln!(
+            "error: certplane run needs the vault address from its operator: pass --vault-addr or set VAULT_ADDR (a repository's certplane.yaml cannot choose it)"
+        );
+        return ExitStatus::Error;
+    }
     let cache = args
         .cache
         .clone()

@@ -5,24 +5,28 @@
 //! Every problem becomes a [`Diagnostic`] with file:line:column and a hint,
 //! and all of them are collected (every document of every file) before
 //! [`load`] returns. Relative paths inside documents are rebased against the
-//! directory of the file that names them.
+//! directory of the file that names them, and must stay inside the
+//! repository ([`confine`]); `{env: ...}` sources may name only variables
+//! the operator allows ([`EnvRules`]).
 
+pub mod confine;
 mod walk;
 pub mod yaml;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::config::VaultAuth;
-use crate::model::source::rebase_path;
 use crate::model::{
     API_VERSION, AppRoleSpec, AuthMountSpec, CaSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
     Loaded, Location, Meta, Origin, PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy,
-    VAULT_KINDS, VaultIssuerSpec, VaultObject,
+    Source, VAULT_KINDS, VaultIssuerSpec, VaultObject,
 };
+use crate::operator::{EnvRefusal, EnvRules};
 use crate::validate::suggest;
 
 use yaml::{Pos, RawDoc, YamlError};
@@ -30,20 +34,32 @@ use yaml::{Pos, RawDoc, YamlError};
 /// File names that may hold the `Config`, at the root only.
 const CONFIG_FILES: &[&str] = &["certplane.yaml", "certplane.yml"];
 
-/// Loads every certplane document under `dir` (or the single file `dir`).
+use confine::Root;
+
+/// Loads every certplane document under `dir` (or the single file `dir`),
+/// with the default rules for `{env: ...}` sources.
 ///
 /// Returns every problem found, in file order, when there is at least one.
 pub fn load(dir: &Path) -> Result<Repository, Diagnostics> {
-    let mut diags = Vec::new();
-    let (root, files) = match walk::files(dir) {
+    load_with(dir, &EnvRules::default())
+}
+
+/// [`load`], where `{env: ...}` sources may read what `env` allows.
+pub fn load_with(dir: &Path, env: &EnvRules) -> Result<Repository, Diagnostics> {
+    let walk = match walk::files(dir) {
         Ok(found) => found,
         Err(d) => return Err(Diagnostics(vec![d])),
     };
+    let mut diags = walk.problems;
     let mut repo = Repository {
-        root: root.clone(),
+        root: walk.root.clone(),
         ..Repository::default()
     };
-    for (rel, file) in files {
+    let refs = Refs {
+        root: &walk.confine,
+        env,
+    };
+    for (rel, file) in walk.files {
         let text = match std::fs::read(&file) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(t) => t,
@@ -66,7 +82,7 @@ pub fn load(dir: &Path) -> Result<Repository, Diagnostics> {
                 continue;
             }
         };
-        load_file(&mut repo, &rel, &file, &text, &mut diags);
+        load_file(&mut repo, &refs, &rel, &file, &text, &mut diags);
     }
     check_duplicates(&repo, &mut diags);
     if diags.is_empty() {
@@ -84,9 +100,18 @@ fn loc(file: &Path, (line, column): Pos) -> Location {
     }
 }
 
+/// What a document may refer to outside itself.
+struct Refs<'a> {
+    /// Files: inside this root.
+    root: &'a Root,
+    /// Environment variables: what these rules allow.
+    env: &'a EnvRules,
+}
+
 /// Loads the documents of one file into `repo`.
 fn load_file(
     repo: &mut Repository,
+    refs: &Refs<'_>,
     rel: &Path,
     file: &Path,
     text: &str,
@@ -106,10 +131,13 @@ fn load_file(
             dir: &dir,
             text,
             doc,
+            refs,
+            refused: RefCell::new(Vec::new()),
         };
         if let Err(d) = cx.load_doc(repo, rel) {
             diags.push(*d);
         }
+        diags.extend(cx.refused.into_inner());
     }
 }
 
@@ -128,6 +156,9 @@ struct DocCx<'a> {
     dir: &'a Path,
     text: &'a str,
     doc: &'a RawDoc,
+    refs: &'a Refs<'a>,
+    /// Sources and paths refused while loading this document.
+    refused: RefCell<Vec<Diagnostic>>,
 }
 
 type DocResult<T> = Result<T, Box<Diagnostic>>;
@@ -213,7 +244,7 @@ impl DocCx<'_> {
         if kind == "VaultIssuer" {
             let (meta, mut spec) = self.spec::<VaultIssuerSpec>(kind)?;
             if let Some(src) = spec.ca_bundle_from.as_mut() {
-                src.rebase(self.dir);
+                self.source(src, "spec.caBundleFrom");
             }
             repo.vault_issuers.push(Loaded {
                 meta,
@@ -225,7 +256,7 @@ impl DocCx<'_> {
         let object = match kind {
             "PkiMount" => {
                 let (meta, mut s) = self.spec::<PkiMountSpec>(kind)?;
-                rebase_pki_mount(&mut s, self.dir);
+                self.pki_mount_refs(&mut s);
                 (meta, VaultObject::PkiMount(s))
             }
             "PkiRole" => {
@@ -240,10 +271,10 @@ impl DocCx<'_> {
                 let (meta, mut s) = self.spec::<AuthMountSpec>(kind)?;
                 if let Some(k) = s.kubernetes.as_mut() {
                     if let Some(p) = k.ca_cert_file.as_mut() {
-                        rebase_path(p, self.dir);
+                        self.path(p, "spec.kubernetes.caCertFile");
                     }
                     if let Some(src) = k.token_reviewer_jwt_from.as_mut() {
-                        src.rebase(self.dir);
+                        self.source(src, "spec.kubernetes.tokenReviewerJwtFrom");
                     }
                 }
                 (meta, VaultObject::AuthMount(s))
@@ -435,13 +466,130 @@ impl DocCx<'_> {
             ));
         }
         let mut spec = d.spec;
-        rebase_config(&mut spec, self.dir);
+        self.config_refs(&mut spec);
         repo.config = Some(Loaded {
             meta: d.metadata,
             origin: self.origin(),
             spec,
         });
         Ok(())
+    }
+
+    fn refuse(&self, path: &str, message: String, hint: String) {
+        let origin = self.origin();
+        self.refused
+            .borrow_mut()
+            .push(Diagnostic::new(origin.at(path), message).hint(hint));
+    }
+
+    /// Rebases a path field against this file's directory, refusing one
+    /// that leaves the repository.
+    fn path(&self, p: &mut PathBuf, at: &str) {
+        match self.refs.root.check(p, self.dir) {
+            Ok(rebased) => *p = rebased,
+            Err(e) => self.refuse(
+                at,
+                format!("{} is outside the repository: {}", p.display(), e.why()),
+                format!(
+                    "certplane reads files only inside the repository ({}): move the file into it and name it relative to this file, or pass its content in an environment variable the operator allows (--allow-env) with {{env: NAME}}",
+                    self.refs.root.path().display()
+                ),
+            ),
+        }
+    }
+
+    /// Checks a source: a file inside the repository (rebased), or a
+    /// variable the operator allows.
+    fn source(&self, src: &mut Source, at: &str) {
+        match src {
+            Source::Value(_) => {}
+            Source::File(p) => self.path(p, &format!("{at}.file")),
+            Source::Env(name) => match self.refs.env.check(name) {
+                Ok(()) => {}
+                Err(EnvRefusal::Credential(why)) => self.refuse(
+                    &format!("{at}.env"),
+                    format!("env source {name} may not be read: {why}"),
+                    "certplane never hands its own credentials to a repository: put the value in a variable of its own (e.g. CERTPLANE_VAR_...) and name that".to_string(),
+                ),
+                Err(EnvRefusal::NotAllowed) => self.refuse(
+                    &format!("{at}.env"),
+                    format!(
+                        "env source {name} is not allowed (allowed: {})",
+                        self.refs.env.allowed()
+                    ),
+                    format!(
+                        "name a variable starting with CERTPLANE_VAR_, or run certplane with --allow-env {name}"
+                    ),
+                ),
+            },
+        }
+    }
+
+    fn pki_mount_refs(&self, spec: &mut PkiMountSpec) {
+        match spec.ca.as_mut() {
+            Some(CaSpec::Import(i)) => {
+                self.source(&mut i.pem_bundle_from, "spec.ca.import.pemBundleFrom")
+            }
+            Some(CaSpec::Intermediate(i)) => match &mut i.signed_by {
+                SignedBy::External(e) => {
+                    self.path(
+                        &mut e.ca_cert_file,
+                        "spec.ca.intermediate.signedBy.external.caCertFile",
+                    );
+                    self.source(
+                        &mut e.ca_key_from,
+                        "spec.ca.intermediate.signedBy.external.caKeyFrom",
+                    );
+                }
+                SignedBy::Manual(m) => self.path(
+                    &mut m.certificate_file,
+                    "spec.ca.intermediate.signedBy.manual.certificateFile",
+                ),
+                SignedBy::Mount(_) => {}
+            },
+            Some(CaSpec::Root(_)) | None => {}
+        }
+    }
+
+    fn config_refs(&self, spec: &mut ConfigSpec) {
+        if let Some(render) = spec.cluster.as_ref().and_then(|c| c.render.as_ref()) {
+            // Kept as written (joined to the root when used), but confined:
+            // a repository may not make certplane write elsewhere.
+            let mut checked = render.clone();
+            self.path(&mut checked, "spec.cluster.render");
+        }
+        let Some(v) = spec.vault.as_mut() else {
+            return;
+        };
+        for (p, at) in [
+            (&mut v.ca_bundle_file, "spec.vault.caBundleFile"),
+            (&mut v.client_cert_file, "spec.vault.clientCertFile"),
+            (&mut v.client_key_file, "spec.vault.clientKeyFile"),
+        ] {
+            if let Some(p) = p {
+                self.path(p, at);
+            }
+        }
+        let at = "spec.vault.auth";
+        match v.auth.as_mut() {
+            Some(VaultAuth::Token(t)) => {
+                if let Some(s) = t.token_from.as_mut() {
+                    self.source(s, &format!("{at}.token.tokenFrom"));
+                }
+            }
+            Some(VaultAuth::Kubernetes(k)) => {
+                if let Some(s) = k.token_from.as_mut() {
+                    self.source(s, &format!("{at}.kubernetes.tokenFrom"));
+                }
+            }
+            Some(VaultAuth::AppRole(a)) => {
+                self.source(&mut a.secret_id_from, &format!("{at}.appRole.secretIdFrom"));
+            }
+            Some(VaultAuth::Jwt(j)) => {
+                self.source(&mut j.token_from, &format!("{at}.jwt.tokenFrom"))
+            }
+            None => {}
+        }
     }
 
     /// Turns a serde-saphyr error into a diagnostic a user can act on.
@@ -624,52 +772,6 @@ fn split_expected(rest: &str) -> (&str, Option<&str>) {
         .strip_prefix("one of ")
         .or_else(|| (!tail.is_empty()).then_some(tail));
     (name, list.map(str::trim))
-}
-
-fn rebase_pki_mount(spec: &mut PkiMountSpec, dir: &Path) {
-    match spec.ca.as_mut() {
-        Some(CaSpec::Import(i)) => i.pem_bundle_from.rebase(dir),
-        Some(CaSpec::Intermediate(i)) => match &mut i.signed_by {
-            SignedBy::External(e) => {
-                rebase_path(&mut e.ca_cert_file, dir);
-                e.ca_key_from.rebase(dir);
-            }
-            SignedBy::Manual(m) => rebase_path(&mut m.certificate_file, dir),
-            SignedBy::Mount(_) => {}
-        },
-        Some(CaSpec::Root(_)) | None => {}
-    }
-}
-
-fn rebase_config(spec: &mut ConfigSpec, dir: &Path) {
-    let Some(v) = spec.vault.as_mut() else {
-        return;
-    };
-    for p in [
-        &mut v.ca_bundle_file,
-        &mut v.client_cert_file,
-        &mut v.client_key_file,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        rebase_path(p, dir);
-    }
-    match v.auth.as_mut() {
-        Some(VaultAuth::Token(t)) => {
-            if let Some(s) = t.token_from.as_mut() {
-                s.rebase(dir);
-            }
-        }
-        Some(VaultAuth::Kubernetes(k)) => {
-            if let Some(s) = k.token_from.as_mut() {
-                s.rebase(dir);
-            }
-        }
-        Some(VaultAuth::AppRole(a)) => a.secret_id_from.rebase(dir),
-        Some(VaultAuth::Jwt(j)) => j.token_from.rebase(dir),
-        None => {}
-    }
 }
 
 /// The identity of a cluster object: (API group, kind, namespace, name).

@@ -11,7 +11,9 @@ use super::source::Source;
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigSpec {
-    /// How to reach and log in to Vault.
+    /// How to reach and log in to Vault. The operator's flags and
+    /// environment decide; a setting here must equal the operator's where
+    /// one is given, and `certplane run` takes none from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vault: Option<VaultTarget>,
     /// How to reach the cluster.
@@ -22,11 +24,14 @@ pub struct ConfigSpec {
     pub prune: bool,
 }
 
-/// `spec.vault`.
+/// `spec.vault`: used only where the operator (flags, `VAULT_*`) gave no
+/// value, and never by `certplane run`; a value that differs from the
+/// operator's is an error.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VaultTarget {
-    /// Vault address; default `$VAULT_ADDR`, then `$BAO_ADDR`.
+    /// Vault address, when the operator gives none (`--vault-addr`,
+    /// `$VAULT_ADDR`, `$BAO_ADDR`); otherwise it must equal the operator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// Vault Enterprise / OpenBao namespace (`X-Vault-Namespace`).

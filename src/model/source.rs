@@ -2,7 +2,9 @@
 //!
 //! Anything that can come from outside the repository (a CA key, a PEM bundle,
 //! an AppRole secret ID, a CI OIDC token) is named by a [`Source`] and read
-//! only when it is needed. What is read is wrapped in [`Sensitive`], whose
+//! only when it is needed. The loader confines file sources to the
+//! repository and env sources to what the operator allows
+//! ([`crate::operator::EnvRules`]). What is read is wrapped in [`Sensitive`], whose
 //! `Debug` and `Display` print `(sensitive)`, so a secret cannot reach a log
 //! line or an error message by accident.
 
@@ -18,9 +20,11 @@ use serde::{Deserialize, Serialize};
 pub enum Source {
     /// The value itself, written in the repository (avoid for secrets).
     Value(String),
-    /// The name of an environment variable of the certplane process.
+    /// The name of an environment variable of the certplane process that
+    /// the operator allows (`CERTPLANE_VAR_*`, or `--allow-env`); never one
+    /// of certplane's own credentials.
     Env(String),
-    /// A file, relative to the YAML file that names it.
+    /// A file inside the repository, relative to the YAML file that names it.
     File(PathBuf),
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::render::{Style, human, summary_line};
+use super::render::{Style, human, privileged, summary_line};
 use super::{Action, Plan};
 
 fn word(a: Action) -> &'static str {
@@ -44,12 +44,18 @@ pub fn markdown(plan: &Plan) -> String {
         Action::Delete,
     ] {
         for c in pending.iter().filter(|c| c.action == order) {
+            let mut reason = c.reason.clone().unwrap_or_default();
+            if let Some(why) = privileged(c) {
+                reason = format!("**(privileged)** {why}. {reason}")
+                    .trim_end()
+                    .to_string();
+            }
             let _ = writeln!(
                 out,
                 "| {} | `{}` | {} |",
                 word(c.action),
                 cell(&c.addr.to_string()),
-                cell(c.reason.as_deref().unwrap_or(""))
+                cell(&reason)
             );
         }
     }

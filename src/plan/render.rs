@@ -9,6 +9,27 @@ use similar::{ChangeTag, TextDiff};
 use super::diff::same_value;
 use super::{Action, Change, Plan};
 use crate::model::Duration;
+use crate::state::ResourceKind;
+
+/// Why a change touches a privileged object, if it does: a policy that
+/// replaces `default`, grants `sudo`, or grants on a wildcard over every
+/// path, `sys/` or the auth methods (see [`crate::validate::privilege`]).
+/// Such a policy passed `validate` only because it opted in; the plan says
+/// so next to the change.
+pub fn privileged(c: &Change) -> Option<String> {
+    if c.kind != ResourceKind::Policy || !c.action.is_change() {
+        return None;
+    }
+    let path = c.addr.vault_path()?;
+    let name = path.strip_prefix("sys/policies/acl/").unwrap_or(path);
+    let hcl = [c.after.as_ref(), c.before.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|f| f.get("policy").and_then(Value::as_str))
+        .unwrap_or_default();
+    let reasons = crate::validate::privilege::hcl_reasons(name, hcl);
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
 
 /// Output style of the human renderer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -145,6 +166,10 @@ pub fn human(plan: &Plan, style: Style) -> String {
         }
         let head = format!("{sym} {} ({word})", c.addr);
         let _ = writeln!(out, "  {}", style.paint(code, &head));
+        if let Some(why) = privileged(c) {
+            let line = format!("      ! (privileged) {why}");
+            let _ = writeln!(out, "{}", style.paint("1;31", &line));
+        }
         if let Some(reason) = &c.reason {
             let _ = writeln!(out, "      # {reason}");
         }
@@ -184,6 +209,14 @@ pub fn summary_line(plan: &Plan) -> String {
         let _ = write!(line, ", {} to delete", n("delete"));
     }
     let _ = write!(line, ". {} unchanged.", n("unchanged"));
+    let privileged = plan.pending().filter(|c| privileged(c).is_some()).count();
+    if privileged > 0 {
+        let _ = write!(
+            line,
+            " {privileged} privileged change{} (marked \"(privileged)\").",
+            if privileged == 1 { "" } else { "s" }
+        );
+    }
     line
 }
 
@@ -203,6 +236,10 @@ pub fn json(plan: &Plan) -> Value {
             });
             if let Some(r) = &c.reason {
                 v["reason"] = json!(r);
+            }
+            if let Some(why) = privileged(c) {
+                v["privileged"] = json!(true);
+                v["privileged_reason"] = json!(why);
             }
             if !c.sensitive.is_empty() {
                 v["sensitive"] = json!(c.sensitive);
@@ -225,4 +262,82 @@ pub fn json(plan: &Plan) -> Value {
         "changes": changes,
         "errors": plan.errored,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Addr;
+    use serde_json::json;
+
+    fn policy(name: &str, action: Action, hcl: &str) -> Change {
+        let fields = json!({"policy": format!("# Managed by certplane\n{hcl}")});
+        let f: crate::state::Fields = fields.as_object().unwrap().clone().into_iter().collect();
+        Change {
+            addr: Addr::vault(format!("sys/policies/acl/{name}")),
+            kind: ResourceKind::Policy,
+            action,
+            before: (action == Action::Delete).then(|| f.clone()),
+            after: (action != Action::Delete).then_some(f),
+            sensitive: vec![],
+            reason: None,
+            ca: None,
+            depends_on: vec![],
+            manifest: None,
+        }
+    }
+
+    #[test]
+    fn privileged_policy_changes_are_marked_in_every_output() {
+        let sudo = "path \"sys/*\" {\n  capabilities = [\"read\", \"sudo\"]\n}\n";
+        let plain = "path \"pki/sign/web\" {\n  capabilities = [\"update\"]\n}\n";
+        let plan = Plan {
+            changes: vec![
+                policy("admin", Action::Create, sudo),
+                policy("default", Action::Update, plain),
+                policy("web", Action::Create, plain),
+                policy("old-admin", Action::NoOp, sudo),
+            ],
+            errored: vec![],
+        };
+        let human = human(&plan, Style { color: false });
+        let marked: Vec<&str> = human
+            .lines()
+            .filter(|l| l.contains("(privileged)"))
+            .collect();
+        assert_eq!(marked.len(), 2 + 1, "two changes and the summary:\n{human}");
+        assert!(
+            human.contains("! (privileged) it grants sudo on sys/*"),
+            "{human}"
+        );
+        assert!(human.contains("Vault's built-in default policy"), "{human}");
+        assert!(human.contains("2 privileged changes"), "{human}");
+
+        let v = json(&plan);
+        let flags: Vec<bool> = v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["privileged"] == true)
+            .collect();
+        assert_eq!(flags, [true, true, false, false]);
+        assert!(
+            v["changes"][0]["privileged_reason"]
+                .as_str()
+                .unwrap()
+                .contains("wildcard over sys/")
+        );
+
+        let md = crate::plan::markdown::markdown(&plan);
+        assert!(
+            md.contains(
+                "| create | `vault:sys/policies/acl/admin` | **(privileged)** it grants sudo"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| create | `vault:sys/policies/acl/web` |  |"),
+            "{md}"
+        );
+    }
 }

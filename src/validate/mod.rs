@@ -21,6 +21,7 @@ mod lifetimes;
 pub mod names;
 pub mod pattern;
 pub mod policy;
+pub mod privilege;
 mod sources;
 pub mod suggest;
 
@@ -592,6 +593,19 @@ impl<'a> Validator<'a> {
     fn policies(&mut self) {
         for (meta, origin, p) in self.repo.policies() {
             let name = &meta.name;
+            if !privilege::opted_in(meta) {
+                for f in privilege::findings(name, p) {
+                    self.push(
+                        origin,
+                        &f.at,
+                        format!("policy {name} is privileged: {}", f.why),
+                        format!(
+                            "if this is intended, opt in on this Policy with `metadata: {{annotations: {{{}: \"true\"}}}}` (the plan then marks its changes); otherwise narrow the rule",
+                            privilege::ANNOTATION
+                        ),
+                    );
+                }
+            }
             match (&p.rules, &p.hcl) {
                 (Some(_), Some(_)) => self.push(
                     origin,

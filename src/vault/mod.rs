@@ -27,10 +27,8 @@ use crate::model::source::SourceError;
 /// carry a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
-    /// Neither the config nor the environment names a Vault.
-    #[error(
-        "no vault address: set spec.vault.address in certplane.yaml or export VAULT_ADDR (or BAO_ADDR)"
-    )]
+    /// Neither the operator nor the config names a Vault.
+    #[error("no vault address: pass --vault-addr or export VAULT_ADDR (or BAO_ADDR)")]
     NoAddress,
     /// The address is not an http(s) URL.
     #[error(
@@ -44,7 +42,7 @@ pub enum VaultError {
     },
     /// No token anywhere.
     #[error(
-        "no vault token: export VAULT_TOKEN (or BAO_TOKEN), log in with `bao login` (~/.vault-token), or configure spec.vault.auth"
+        "no vault token: export VAULT_TOKEN (or BAO_TOKEN), log in with `bao login` (~/.vault-token), or choose a login with --vault-auth"
     )]
     NoToken,
     /// The token cannot be sent in an HTTP header.
@@ -64,6 +62,21 @@ pub enum VaultError {
         value: String,
         /// What is wrong.
         why: String,
+    },
+    /// The operator's flags or variables do not make a valid setting.
+    #[error("{message}")]
+    OperatorSetting {
+        /// What is wrong, naming the flag or variable.
+        message: String,
+    },
+    /// The repository's `spec.vault` names another connection or login
+    /// than the operator's.
+    #[error("certplane.yaml: {message}; {hint}")]
+    Conflict {
+        /// What differs.
+        message: String,
+        /// How to fix it.
+        hint: String,
     },
     /// A secret or file named by the config could not be read.
     #[error("cannot read {what}")]

@@ -13,6 +13,17 @@ use serde_json::Value;
 /// The root token of every test server.
 pub const ROOT_TOKEN: &str = "root";
 
+/// Which audit device a test server has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audit {
+    /// None.
+    Off,
+    /// A file device, values hashed (Vault's default).
+    Hashed,
+    /// A file device logging request bodies in clear.
+    Raw,
+}
+
 /// A running OpenBao dev server.
 pub struct OpenBao {
     child: Child,
@@ -55,18 +66,25 @@ fn answers(port: u16) -> bool {
 impl OpenBao {
     /// Starts a dev server.
     pub fn start() -> OpenBao {
-        Self::start_inner(false)
+        Self::start_inner(Audit::Off)
     }
 
     /// Starts a dev server with a file audit device (see [`Self::audit_entries`]).
     pub fn start_with_audit() -> OpenBao {
-        Self::start_inner(true)
+        Self::start_inner(Audit::Hashed)
     }
 
-    fn start_inner(with_audit: bool) -> OpenBao {
+    /// Starts a dev server whose file audit device logs request bodies in
+    /// clear (`log_raw`), so a test can look for a secret sent to Vault
+    /// ([`Self::audit_request_bodies`]).
+    pub fn start_with_raw_audit() -> OpenBao {
+        Self::start_inner(Audit::Raw)
+    }
+
+    fn start_inner(audit: Audit) -> OpenBao {
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            match Self::try_start(with_audit) {
+            match Self::try_start(audit) {
                 Ok(b) => return b,
                 Err(e) => last_err = e,
             }
@@ -74,7 +92,7 @@ impl OpenBao {
         panic!("OpenBao did not start: {last_err}");
     }
 
-    fn try_start(with_audit: bool) -> Result<OpenBao, String> {
+    fn try_start(audit: Audit) -> Result<OpenBao, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
         let mut cmd = Command::new("bao");
@@ -92,13 +110,18 @@ impl OpenBao {
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("server.err")).map_err(|e| e.to_string())?,
             ));
-        let audit = if with_audit {
+        let audit = if audit != Audit::Off {
+            let raw = if audit == Audit::Raw {
+                "    log_raw = \"true\"\n"
+            } else {
+                ""
+            };
             let log = dir.path().join("audit.log");
             let hcl = dir.path().join("audit.hcl");
             std::fs::write(
                 &hcl,
                 format!(
-                    "audit \"file\" \"main\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+                    "audit \"file\" \"main\" {{\n  options {{\n    file_path = \"{}\"\n{raw}  }}\n}}\n",
                     log.display()
                 ),
             )
@@ -176,6 +199,21 @@ impl OpenBao {
                     v["request"]["path"].as_str().unwrap_or("").to_string(),
                 )
             })
+            .collect()
+    }
+
+    /// The body (`request.data`) of every request in the audit log; in
+    /// clear only with [`Self::start_with_raw_audit`].
+    pub fn audit_request_bodies(&self) -> Vec<Value> {
+        let Some(path) = &self.audit else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "request")
+            .map(|v| v["request"]["data"].clone())
             .collect()
     }
 

@@ -190,7 +190,8 @@ pub fn approle_for_certplane(bao: &OpenBao) -> (String, String) {
 }
 
 /// Writes `certplane.yaml` at `repo` naming `addr` and AppRole login with the
-/// secret ID from `$CERTPLANE_SECRET_ID`.
+/// secret ID from `$CERTPLANE_SECRET_ID` (local use: the operator must allow
+/// that variable, e.g. `CERTPLANE_ALLOW_ENV=CERTPLANE_SECRET_ID`).
 pub fn write_approle_config(repo: &Path, addr: &str, role_id: &str) {
     std::fs::write(
         repo.join("certplane.yaml"),
@@ -326,5 +327,68 @@ pub fn terminate(child: &mut std::process::Child, secs: u64) -> Result<Option<i3
             return Err(format!("still running {secs}s after SIGTERM"));
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A loopback listener that is not Vault: it records every connection and
+/// what was sent on it (a request carrying `X-Vault-Token` would show here).
+pub struct Decoy {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Decoy {
+    /// Listens on a free loopback port.
+    pub fn start() -> Decoy {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, st) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !st.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mut stream, _)) => {
+                        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                        let mut buf = vec![0u8; 8192];
+                        let n = stream.read(&mut buf).unwrap_or(0);
+                        s.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Decoy {
+            port,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn addr(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What each connection sent (its first 8 KiB).
+    pub fn requests(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
