@@ -5,6 +5,7 @@ mod ci;
 mod commands;
 mod exit;
 mod policy;
+mod report;
 mod run;
 mod verify;
 mod watch;
@@ -206,9 +207,27 @@ fn colour_wanted(no_color: bool, stdout: bool) -> bool {
     }
 }
 
+/// Parses the arguments. `--help` and `--version` print and give 0; a
+/// usage error (an unknown flag, `-o markdwn`, no command) prints clap's
+/// message and gives 1, the error code: clap's own 2 is "changes found"
+/// to a CI job reading `plan`'s exit code.
+fn parse() -> Result<Cli, i32> {
+    use clap::error::ErrorKind;
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitStatus::Clean.code(),
+            _ => ExitStatus::Error.code(),
+        }
+    })
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     init_logging(&cli);
     // reqwest (the Vault client) is built without a rustls provider and kube
     // with ring: install ring
