@@ -88,7 +88,7 @@ fn saved_plan_is_applied_exactly_and_holds_no_secret() {
         "a key leaked into the plan file"
     );
     let saved: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(saved["format_version"], json!(1));
+    assert_eq!(saved["format_version"], json!(2));
     assert_eq!(saved["repository_hash"].as_str().unwrap().len(), 64);
 
     // Nothing was applied by plan.
