@@ -296,7 +296,10 @@ async fn a_token_revoked_mid_run_is_called_revoked_not_a_policy_problem() {
     assert!(!msg.contains(&token), "{msg}");
     // Writes too.
     let err = vault
-        .write("sys/policies/acl/x", &serde_json::json!({"policy": "path \"a\" { capabilities = [\"read\"] }"}))
+        .write(
+            "sys/policies/acl/x",
+            &serde_json::json!({"policy": "path \"a\" { capabilities = [\"read\"] }"}),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, VaultError::TokenRejected { .. }), "{err}");

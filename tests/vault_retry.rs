@@ -16,8 +16,8 @@ use common::proxy::FaultProxy;
 use support::{certplane, copy_dir, homelab, list, read};
 
 async fn connect(addr: &str) -> Vault {
-    let settings = VaultSettings::with_token(addr, Source::Value(common::openbao::ROOT_TOKEN.into()))
-        .unwrap();
+    let settings =
+        VaultSettings::with_token(addr, Source::Value(common::openbao::ROOT_TOKEN.into())).unwrap();
     Vault::connect(&settings).await.unwrap()
 }
 
@@ -94,7 +94,9 @@ async fn a_secret_id_creation_is_never_sent_twice() {
         .unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
     assert_eq!(
-        proxy.seen_at("POST", "auth/approle/role/cm/secret-id").len(),
+        proxy
+            .seen_at("POST", "auth/approle/role/cm/secret-id")
+            .len(),
         1
     );
     let accessors = bao.bao(&["list", "auth/approle/role/cm/secret-id"]);
@@ -106,11 +108,18 @@ async fn a_secret_id_creation_is_never_sent_twice() {
 }
 
 /// `certplane apply` of homelab through the proxy.
-fn apply_through(proxy: &FaultProxy, home: &std::path::Path, repo: &std::path::Path) -> support::Run {
+fn apply_through(
+    proxy: &FaultProxy,
+    home: &std::path::Path,
+    repo: &std::path::Path,
+) -> support::Run {
     let addr = proxy.addr();
     certplane(
         &["apply", "--auto-approve", repo.to_str().unwrap()],
-        &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", common::openbao::ROOT_TOKEN)],
+        &[
+            ("VAULT_ADDR", &addr),
+            ("VAULT_TOKEN", common::openbao::ROOT_TOKEN),
+        ],
         home,
     )
 }
@@ -131,7 +140,9 @@ fn an_apply_rides_out_busy_answers_to_reads_and_role_writes() {
         serde_json::json!(86400)
     );
     assert_eq!(
-        proxy.seen_at("POST", "pki_int/roles/homelab-dot-local").len(),
+        proxy
+            .seen_at("POST", "pki_int/roles/homelab-dot-local")
+            .len(),
         3
     );
     assert_eq!(proxy.seen_at("POST", "sys/policies/acl/homelab").len(), 2);

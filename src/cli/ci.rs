@@ -390,9 +390,7 @@ pub fn compare(saved: &Plan, fresh: &Plan) -> Vec<Finding> {
     let now: BTreeMap<_, &Change> = fresh.changes.iter().map(|c| (key(c), c)).collect();
     let then: BTreeMap<_, &Change> = saved.changes.iter().map(|c| (key(c), c)).collect();
     if then.len() != saved.changes.len() {
-        out.push(Finding::Edited(
-            "the file lists a change twice".to_string(),
-        ));
+        out.push(Finding::Edited("the file lists a change twice".to_string()));
     }
     for (i, s) in saved.changes.iter().enumerate() {
         match now.get(&key(s)) {
@@ -696,8 +694,14 @@ mod tests {
         let saved = plan(vec![role(Action::Delete, &["a.test"], &["a.test"]), extra]);
         let f = compare(&saved, &fresh);
         let text = format!("{f:?}");
-        assert!(text.contains("action: the file says \\\"delete\\\""), "{text}");
-        assert!(text.contains("sys/policies/acl/evil: in the file"), "{text}");
+        assert!(
+            text.contains("action: the file says \\\"delete\\\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("sys/policies/acl/evil: in the file"),
+            "{text}"
+        );
         let f = compare(&plan(vec![]), &fresh);
         assert!(
             matches!(&f[..], [Finding::Edited(m)] if m.contains("missing from the file")),

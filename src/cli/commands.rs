@@ -55,20 +55,14 @@ pub async fn run(command: Command, color: bool) -> ExitStatus {
             let render = render.as_deref();
             match plan {
                 Some(f) => {
-                    let got = super::ci::planned_from_file(
-                        &f,
-                        dir.as_deref(),
-                        render,
-                        allow_destroy_ca,
-                    )
-                    .await;
+                    let got =
+                        super::ci::planned_from_file(&f, dir.as_deref(), render, allow_destroy_ca)
+                            .await;
                     apply(got, auto_approve, output, style).await
                 }
                 None => {
                     let dir = dir.unwrap_or_default();
-                    let got = planned(&dir, render, options)
-                        .await
-                        .map_err(|s| s.print());
+                    let got = planned(&dir, render, options).await.map_err(|s| s.print());
                     apply(got, auto_approve, output, style).await
                 }
             }
@@ -148,15 +142,15 @@ impl Stop {
     fn problems(&self) -> Vec<super::report::Problem> {
         use super::report::Problem;
         match self {
-            Stop::Invalid(d) => d
-                .0
-                .iter()
-                .map(|d| Problem {
-                    location: Some(d.location.clone()),
-                    message: d.message.clone(),
-                    hint: d.hint.clone(),
-                })
-                .collect(),
+            Stop::Invalid(d) => {
+                d.0.iter()
+                    .map(|d| Problem {
+                        location: Some(d.location.clone()),
+                        message: d.message.clone(),
+                        hint: d.hint.clone(),
+                    })
+                    .collect()
+            }
             Stop::Failed { line, hint } => vec![Problem {
                 location: None,
                 message: line.clone(),

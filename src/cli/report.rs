@@ -63,7 +63,11 @@ pub fn markdown(problems: &[Problem]) -> String {
         "**{} error{}; no plan was made and nothing can be applied until {} fixed.**\n",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" },
-        if problems.len() == 1 { "it is" } else { "they are" }
+        if problems.len() == 1 {
+            "it is"
+        } else {
+            "they are"
+        }
     );
     out.push_str("| Where | Error | Hint |\n|---|---|---|\n");
     for p in problems {

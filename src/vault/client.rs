@@ -473,9 +473,7 @@ impl Vault {
         repeat: Repeat,
     ) -> Result<Option<Value>, VaultError> {
         let url = self.url(path);
-        let (reply, attempts) = self
-            .send_counted(op, path, url, body, true, repeat)
-            .await?;
+        let (reply, attempts) = self.send_counted(op, path, url, body, true, repeat).await?;
         if reply.status == StatusCode::NOT_FOUND && matches!(op, Op::Read | Op::List | Op::Delete) {
             return Ok(None);
         }
@@ -881,7 +879,10 @@ mod tests {
         assert_eq!(pause(1, None), FIRST_BACKOFF);
         assert_eq!(pause(3, None), FIRST_BACKOFF * 4);
         let mut h = reqwest::header::HeaderMap::new();
-        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static(" 7 "));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static(" 7 "),
+        );
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(
             reqwest::header::RETRY_AFTER,

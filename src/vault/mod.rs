@@ -270,14 +270,20 @@ mod tests {
             addr: "http://v:1".into(),
             after: std::time::Duration::from_secs(5),
         };
-        assert!(e.to_string().contains("within 5s (the connect timeout)"), "{e}");
+        assert!(
+            e.to_string().contains("within 5s (the connect timeout)"),
+            "{e}"
+        );
         let e = VaultError::Timeout {
             addr: "http://v:1".into(),
             op: "read",
             path: "sys/mounts".into(),
             after: std::time::Duration::from_millis(1500),
         };
-        assert!(e.to_string().contains("within 1.5s (the request timeout"), "{e}");
+        assert!(
+            e.to_string().contains("within 1.5s (the request timeout"),
+            "{e}"
+        );
         assert_eq!(secs(std::time::Duration::from_millis(250)), "250ms");
     }
 
