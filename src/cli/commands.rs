@@ -77,7 +77,7 @@ pub async fn run(command: Command, color: bool) -> ExitStatus {
         Command::Verify { dir, vault_addr } => {
             super::verify::run(&dir, vault_addr.as_deref()).await
         }
-        Command::Run(args) => super::run::run(args).await,
+        Command::Run(args) => super::run::run(*args).await,
         Command::Schemas { out } => schemas(&out),
     }
 }

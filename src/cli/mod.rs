@@ -142,7 +142,7 @@ pub enum Command {
     },
     /// Follow a Git branch: fetch on an interval, apply new commits, repair
     /// drift; serves /healthz, /readyz and /metrics. Stops on SIGTERM/SIGINT.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Write the JSON Schemas of every certplane kind to a directory.
     Schemas {
         /// Where to write them.
