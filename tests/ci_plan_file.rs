@@ -344,6 +344,22 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
         refused.both()
     );
 
+    // A file of another format version is refused with what to do.
+    let mut v = original.clone();
+    v["format_version"] = json!(1);
+    std::fs::write(&flagged, serde_json::to_string(&v).unwrap()).unwrap();
+    let refused = run(
+        &bao,
+        &["apply", "--auto-approve", flagged.to_str().unwrap()],
+    );
+    refused.expect(1);
+    assert!(
+        refused.stderr.contains("plan format version 1")
+            && refused.stderr.contains("run plan again"),
+        "{}",
+        refused.both()
+    );
+
     // The untouched file applies.
     let before = writes(&bao).len();
     run(&bao, &["apply", "--auto-approve", file_s]).expect(0);

@@ -163,7 +163,7 @@ pub enum VaultError {
     /// Vault refused the token itself during the run (revoked, expired, or
     /// never valid): not a policy problem.
     #[error(
-        "vault rejected the token (from {from}) on {op} {path}: the token is invalid, expired or revoked (not a policy problem); log in again or provide a valid token"
+        "vault rejected the token (from {from}) on {op} {path}: the token is invalid, expired or revoked, not short of a policy (vault refuses it even auth/token/lookup-self, which the default policy grants every token); log in again or provide a valid token"
     )]
     TokenRejected {
         /// The operation.
