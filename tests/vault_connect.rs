@@ -200,7 +200,130 @@ async fn a_server_that_never_answers_times_out() {
         start.elapsed()
     );
     assert!(matches!(err, VaultError::Timeout { .. }), "{err}");
-    assert!(err.to_string().contains("within 2s"), "{err}");
+    assert!(
+        err.to_string().contains("within 2s (the request timeout"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_connect_timeout_is_named_with_its_own_value() {
+    // Regression: a 5 s connect timeout was reported as "within 30s".
+    let hole = common::proxy::Blackhole::start();
+    let mut settings = token_settings(&hole.addr(), "root");
+    settings.connect_timeout = Duration::from_secs(1);
+    settings.request_timeout = Duration::from_secs(30);
+    let start = Instant::now();
+    let err = Vault::connect(&settings).await.unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(matches!(err, VaultError::ConnectTimeout { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("within 1s (the connect timeout)"), "{msg}");
+    assert!(!msg.contains("30s"), "{msg}");
+}
+
+#[test]
+fn the_binary_reports_the_connect_timeout_it_used() {
+    let hole = common::proxy::Blackhole::start();
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(
+        repo.join("pki.yaml"),
+        "apiVersion: certplane.dev/v1alpha1\nkind: PkiMount\nmetadata: {name: pki}\nspec:\n  ca:\n    root: {commonName: Test Root}\n",
+    )
+    .unwrap();
+    let start = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certplane"))
+        .args(["plan", repo.to_str().unwrap()])
+        .env("VAULT_ADDR", hole.addr())
+        .env("VAULT_TOKEN", "root")
+        .env_remove("CERTPLANE_VAULT_TIMEOUT")
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        stderr.contains("no connection within 5s (the connect timeout)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("30s"), "{stderr}");
+}
+
+/// A token made by the root token with `policies` and `ttl`.
+fn child_token(bao: &OpenBao, policies: &str, ttl: &str) -> String {
+    let out = bao.bao_ok(&[
+        "token",
+        "create",
+        "-format=json",
+        &format!("-policy={policies}"),
+        &format!("-ttl={ttl}"),
+        &format!("-explicit-max-ttl={ttl}"),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_token_revoked_mid_run_is_called_revoked_not_a_policy_problem() {
+    // Regression: a revoked token was blamed on the policy ("must grant
+    // read on sys/mounts").
+    let bao = OpenBao::start();
+    let token = child_token(&bao, "root", "1h");
+    let vault = Vault::connect(&token_settings(&bao.addr(), &token))
+        .await
+        .unwrap();
+    assert!(vault.read("sys/mounts").await.unwrap().is_some());
+    bao.bao_ok(&["token", "revoke", &token]);
+    let err = vault.read("sys/mounts").await.unwrap_err();
+    assert!(matches!(err, VaultError::TokenRejected { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("invalid, expired or revoked") && msg.contains("sys/mounts"),
+        "{msg}"
+    );
+    assert!(!msg.contains("must grant"), "{msg}");
+    assert!(!msg.contains(&token), "{msg}");
+    // Writes too.
+    let err = vault
+        .write(
+            "sys/policies/acl/x",
+            &serde_json::json!({"policy": "path \"a\" { capabilities = [\"read\"] }"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, VaultError::TokenRejected { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_called_expired_and_a_missing_policy_still_names_the_policy() {
+    let bao = OpenBao::start();
+    let short = child_token(&bao, "root", "2s");
+    let vault = Vault::connect(&token_settings(&bao.addr(), &short))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let err = vault.read("sys/mounts").await.unwrap_err();
+    assert!(matches!(err, VaultError::TokenRejected { .. }), "{err}");
+
+    // A valid token whose policy lacks the path: the policy is named.
+    let weak = child_token(&bao, "default", "1h");
+    let vault = Vault::connect(&token_settings(&bao.addr(), &weak))
+        .await
+        .unwrap();
+    let err = vault.read("sys/mounts").await.unwrap_err();
+    assert!(matches!(err, VaultError::PermissionDenied { .. }), "{err}");
+    assert!(err.to_string().contains("must grant"), "{err}");
 }
 
 fn b64url(data: &[u8]) -> String {

@@ -1,30 +1,40 @@
 //! CI mode: `plan --out FILE` saves the reviewed plan, `apply FILE` applies
-//! exactly that plan.
+//! exactly that plan — and only if it is what the repository produces.
 //!
-//! The file holds the whole [`Plan`] with a format version and a hash of
-//! the repository's files. It never holds a secret value: secret parameters
-//! are `(sensitive)` in the plan already and their sources are re-read from
-//! the repository at apply time; a CA key or bundle written inline in the
-//! repository is blanked in the file and taken from the (unchanged)
-//! repository again; a plan carrying a Secret manifest is refused. Apply
-//! refuses the file when the repository changed since (hash), and the
-//! provider's per-change re-check stops with "plan is stale" when the live
-//! state moved.
+//! The file holds the whole [`Plan`] with a format version and a hash of the
+//! repository's input: the YAML files the loader read and the files their
+//! sources and paths name (never the plan file itself, render output or any
+//! other file). It never holds a secret value: secret parameters are
+//! `(sensitive)` in the plan already and their sources are re-read from the
+//! repository at apply time; a CA key or bundle written inline in the
+//! repository is blanked in the file; a plan carrying a Secret manifest is
+//! refused.
+//!
+//! A plan file is not trusted. `apply FILE` checks the hash (the repository
+//! changed: refused), then plans again from the repository and the live
+//! state, exactly as `plan` did, and compares: a change whose live side
+//! moved is "plan is stale"; any other difference (an added policy, a
+//! widened role, another action) means the file was edited, and it is
+//! refused naming each change. Nothing is written in either case. What is
+//! applied is the plan made now, which equals the file.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::ExitStatus;
 use super::commands::{fail, prepare};
-use crate::model::Source;
-use crate::pipeline::{self, ClusterSide, Prepared};
-use crate::plan::Plan;
+use crate::model::{Repository, Source, VaultObject};
+use crate::pipeline::{self, ClusterSide, PlanOptions, Prepared};
+use crate::plan::{Action, Change, Plan};
 use crate::state::{CaMethod, Signer};
 use crate::vault::Vault;
 
 /// The version of the plan file format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What stands in for an inline secret value in a saved plan.
 const REDACTED: &str = "(redacted: read from the repository at apply time)";
@@ -38,48 +48,112 @@ pub struct PlanFile {
     pub certplane_version: String,
     /// The repository, as given to `plan`.
     pub repository: PathBuf,
-    /// SHA-256 of the repository's files (paths and contents).
+    /// SHA-256 of the repository's input (see [`repository_hash`]).
     pub repository_hash: String,
     /// `--render DIR` of the plan, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<PathBuf>,
+    /// `--allow-destroy-ca` of the plan: `apply` must be given it too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_destroy_ca: bool,
     /// The plan.
     pub plan: Plan,
 }
 
-/// SHA-256 over every file of the repository (hidden files and `.git`
-/// excluded, as the loader does; `render`, when inside, excluded too), in
-/// path order.
-pub fn repository_hash(dir: &Path, render: Option<&Path>) -> Result<String, std::io::Error> {
-    let mut files = Vec::new();
-    let render = render.and_then(|r| r.canonicalize().ok());
-    for entry in ignore::WalkBuilder::new(dir)
-        .hidden(true)
-        .git_ignore(false)
-        .build()
-    {
-        let entry = entry.map_err(std::io::Error::other)?;
-        if !entry.file_type().is_some_and(|t| t.is_file()) {
-            continue;
+/// The JSON of a spec, for finding the files it names.
+fn spec_json(o: &VaultObject) -> Value {
+    let v = match o {
+        VaultObject::PkiMount(s) => serde_json::to_value(s),
+        VaultObject::PkiRole(s) => serde_json::to_value(s),
+        VaultObject::Policy(s) => serde_json::to_value(s),
+        VaultObject::AuthMount(s) => serde_json::to_value(s),
+        VaultObject::KubernetesAuthRole(s) => serde_json::to_value(s),
+        VaultObject::AppRole(s) => serde_json::to_value(s),
+    };
+    v.unwrap_or(Value::Null)
+}
+
+/// Collects the paths a spec names: `{file: …}` sources and `…File` keys
+/// (a manual intermediate's `certificateFile` also reads `<file>.csr`).
+fn collect_paths(v: &Value, out: &mut BTreeSet<PathBuf>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::String(s) if k == "file" || k.ends_with("File") => {
+                        out.insert(PathBuf::from(s));
+                        if k == "certificateFile" {
+                            out.insert(PathBuf::from(format!("{s}.csr")));
+                        }
+                    }
+                    _ => collect_paths(x, out),
+                }
+            }
         }
-        let path = entry.path();
-        if let (Some(r), Ok(p)) = (&render, path.canonicalize())
-            && p.starts_with(r)
-        {
-            continue;
-        }
-        let rel = path.strip_prefix(dir).unwrap_or(path).to_path_buf();
-        files.push(rel);
+        Value::Array(a) => a.iter().for_each(|x| collect_paths(x, out)),
+        _ => {}
     }
-    files.sort();
+}
+
+/// The files the repository's objects name (sources, certificate and CA
+/// files), resolved as the loader resolved them. The Vault connection of
+/// `certplane.yaml` (token file, TLS files) is not repository input.
+pub fn referenced_files(repo: &Repository) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    for o in &repo.vault {
+        collect_paths(&spec_json(&o.spec), &mut out);
+    }
+    for i in &repo.vault_issuers {
+        collect_paths(
+            &serde_json::to_value(&i.spec).unwrap_or(Value::Null),
+            &mut out,
+        );
+    }
+    if let Some(c) = &repo.config {
+        let mut v = serde_json::to_value(&c.spec).unwrap_or(Value::Null);
+        if let Some(m) = v.as_object_mut() {
+            m.remove("vault");
+        }
+        collect_paths(&v, &mut out);
+    }
+    out
+}
+
+/// SHA-256 over the repository's input, in path order: every YAML file the
+/// loader read (its relative path and the digest of the bytes it read),
+/// then every file the objects name (path relative to the root when inside
+/// it, and its contents, or a marker when it does not exist). Nothing else:
+/// a plan file, render output or notes next to the YAML do not change it.
+pub fn repository_hash(repo: &Repository) -> Result<String, std::io::Error> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for rel in files {
-        let bytes = std::fs::read(dir.join(&rel))?;
-        let name = rel.to_string_lossy().replace('\\', "/");
-        ctx.update(&(name.len() as u64).to_le_bytes());
-        ctx.update(name.as_bytes());
-        ctx.update(&(bytes.len() as u64).to_le_bytes());
-        ctx.update(&bytes);
+    let mut put = |tag: &str, name: &str, bytes: &[u8]| {
+        for part in [tag.as_bytes(), name.as_bytes(), bytes] {
+            ctx.update(&(part.len() as u64).to_le_bytes());
+            ctx.update(part);
+        }
+    };
+    let mut yaml: Vec<_> = repo.files.iter().collect();
+    yaml.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in yaml {
+        let name = f.path.to_string_lossy().replace('\\', "/");
+        put("yaml", &name, f.sha256.as_bytes());
+    }
+    for path in referenced_files(repo) {
+        let name = path
+            .strip_prefix(&repo.root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        match std::fs::read(&path) {
+            Ok(bytes) => put("file", &name, &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => put("missing", &name, b""),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        }
     }
     let digest = ctx.finish();
     Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
@@ -104,6 +178,15 @@ fn inline_sources(plan: &mut Plan) -> Vec<&mut Source> {
         .collect()
 }
 
+/// The plan as it is saved: inline secret values blanked.
+fn for_file(plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for s in inline_sources(&mut plan) {
+        *s = Source::Value(REDACTED.into());
+    }
+    plan
+}
+
 /// Why a plan cannot be saved: it carries a Secret's values.
 fn secret_manifest(plan: &Plan) -> Option<String> {
     plan.changes.iter().find_map(|c| {
@@ -118,11 +201,30 @@ fn secret_manifest(plan: &Plan) -> Option<String> {
     })
 }
 
+/// Whether `out` would be read back as repository input (a YAML file
+/// inside the repository).
+fn inside_as_yaml(out: &Path, root: &Path) -> bool {
+    let yaml = matches!(
+        out.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let (Ok(p), Ok(r)) = (parent.canonicalize(), root.canonicalize()) else {
+        return false;
+    };
+    yaml && p.starts_with(r)
+}
+
 /// Writes `plan` to `out`. Errors are printed.
 pub fn write_plan(
     out: &Path,
     dir: &Path,
     render: Option<&Path>,
+    options: PlanOptions,
+    prepared: &Prepared,
     plan: &Plan,
 ) -> Result<(), ExitStatus> {
     if let Some(addr) = secret_manifest(plan) {
@@ -132,18 +234,23 @@ pub fn write_plan(
         );
         return Err(ExitStatus::Error);
     }
-    let mut plan = plan.clone();
-    for s in inline_sources(&mut plan) {
-        *s = Source::Value(REDACTED.into());
+    if inside_as_yaml(out, &prepared.repo.root) {
+        eprintln!(
+            "error: cannot save the plan to {}: a YAML file inside the repository is repository input; \
+             name it plan.json (the hash covers only the repository's YAML and the files it names)",
+            out.display()
+        );
+        return Err(ExitStatus::Error);
     }
-    let hash = repository_hash(dir, render).map_err(|e| fail(&e))?;
+    let hash = repository_hash(&prepared.repo).map_err(|e| fail(&e))?;
     let file = PlanFile {
         format_version: FORMAT_VERSION,
         certplane_version: env!("CARGO_PKG_VERSION").into(),
         repository: dir.to_path_buf(),
         repository_hash: hash,
         render: render.map(Path::to_path_buf),
-        plan,
+        allow_destroy_ca: options.allow_destroy_ca,
+        plan: for_file(plan),
     };
     let text = serde_json::to_string_pretty(&file).map_err(|e| fail(&e))?;
     std::fs::write(out, text + "\n").map_err(|e| {
@@ -154,17 +261,304 @@ pub fn write_plan(
     Ok(())
 }
 
-/// Reads a saved plan, checks it against the repository, and connects:
-/// what `apply` needs, exactly as `plan` would have produced it.
+/// One way a saved plan differs from the plan made now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// The live state of this change moved since the plan was made.
+    Stale(String),
+    /// The file says something the repository does not produce.
+    Edited(String),
+    /// The file deletes an object the plan made now does not: edited, or
+    /// the object is gone (the caller checks which).
+    UnmatchedDelete(usize),
+}
+
+/// A JSON value for a message, shortened.
+fn shown(v: Option<&Value>) -> String {
+    let text = match v {
+        None | Some(Value::Null) => "(none)".to_string(),
+        Some(v) => v.to_string(),
+    };
+    if text.chars().count() > 80 {
+        let cut: String = text.chars().take(77).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+/// The paths at which two JSON values differ (`prefix.key`), with both
+/// values; arrays and scalars are compared whole.
+fn diff_paths(prefix: &str, a: &Value, b: &Value, out: &mut Vec<(String, String, String)>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = format!("{prefix}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => diff_paths(&p, va, vb, out),
+                    (va, vb) => out.push((p, shown(va), shown(vb))),
+                }
+            }
+        }
+        _ if a != b => out.push((prefix.to_string(), shown(Some(a)), shown(Some(b)))),
+        _ => {}
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Whether a change's live side may move with the clock alone: a CA with
+/// `rotateBefore` comes closer to its rotation every day.
+fn time_dependent(c: &Change) -> bool {
+    c.ca.as_ref()
+        .is_some_and(|ca| ca.desired.rotate_before.is_some())
+}
+
+/// Compares one change of the file (`s`) with the same change made now
+/// (`f`, redacted as the file is).
+fn compare_change(s: &Change, f: &Change, out: &mut Vec<Finding>) {
+    let addr = &s.addr;
+    let live_then = (json(&s.before), s.ca.as_ref().map(|c| &c.existing_id));
+    let live_now = (json(&f.before), f.ca.as_ref().map(|c| &c.existing_id));
+    if live_then != live_now {
+        let mut d = Vec::new();
+        diff_paths("before", &live_then.0, &live_now.0, &mut d);
+        let detail = d
+            .first()
+            .map(|(p, a, b)| format!(" ({p}: was {a}, is now {b})"))
+            .unwrap_or_default();
+        out.push(Finding::Stale(format!(
+            "{addr} changed since the plan was made{detail}"
+        )));
+        return;
+    }
+    let mut edited = Vec::new();
+    let mut differing = Vec::new();
+    let sides: [(&str, Value, Value, bool); 8] = [
+        ("kind", json(&s.kind), json(&f.kind), true),
+        ("action", json(&s.action), json(&f.action), true),
+        ("after", json(&s.after), json(&f.after), true),
+        ("sensitive", json(&s.sensitive), json(&f.sensitive), true),
+        ("depends_on", json(&s.depends_on), json(&f.depends_on), true),
+        (
+            "ca",
+            json(&s.ca.as_ref().map(|c| (&c.desired, &c.note))),
+            json(&f.ca.as_ref().map(|c| (&c.desired, &c.note))),
+            true,
+        ),
+        ("reason", json(&s.reason), json(&f.reason), true),
+        // Manifests may be long: name the field, not the values.
+        ("manifest", json(&s.manifest), json(&f.manifest), false),
+    ];
+    for (name, a, b, values) in &sides {
+        if a == b {
+            continue;
+        }
+        differing.push(*name);
+        let mut d = Vec::new();
+        diff_paths(name, a, b, &mut d);
+        for (p, x, y) in d {
+            edited.push(if *values {
+                format!("{addr}: {p}: the file says {x}, the repository produces {y}")
+            } else {
+                format!("{addr}: {p} differs from what the repository produces")
+            });
+        }
+    }
+    if edited.is_empty() {
+        return;
+    }
+    // The same CA and the same live issuer, planned at another time: a
+    // rotation may have come due.
+    if time_dependent(f) && differing.iter().all(|n| matches!(*n, "action" | "reason")) {
+        out.push(Finding::Stale(format!(
+            "{addr}: its CA came closer to rotateBefore since the plan was made"
+        )));
+    } else {
+        out.extend(edited.into_iter().map(Finding::Edited));
+    }
+}
+
+/// How the saved plan differs from the plan made now (`fresh`, redacted as
+/// the file is). Empty: they are the same.
+pub fn compare(saved: &Plan, fresh: &Plan) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let key = |c: &Change| (c.addr.to_string(), json(&c.kind).to_string());
+    let now: BTreeMap<_, &Change> = fresh.changes.iter().map(|c| (key(c), c)).collect();
+    let then: BTreeMap<_, &Change> = saved.changes.iter().map(|c| (key(c), c)).collect();
+    if then.len() != saved.changes.len() {
+        out.push(Finding::Edited("the file lists a change twice".to_string()));
+    }
+    for (i, s) in saved.changes.iter().enumerate() {
+        match now.get(&key(s)) {
+            Some(f) => compare_change(s, f, &mut out),
+            None if s.action == Action::Delete => out.push(Finding::UnmatchedDelete(i)),
+            None => out.push(Finding::Edited(format!(
+                "{}: in the file ({}), not declared by the repository",
+                s.addr,
+                json(&s.action).as_str().unwrap_or("?")
+            ))),
+        }
+    }
+    for f in &fresh.changes {
+        if then.contains_key(&key(f)) {
+            continue;
+        }
+        out.push(if f.action == Action::Delete {
+            Finding::Stale(format!(
+                "{} is to be deleted now but is not in the file: it appeared since the plan \
+                 was made, or its delete was removed from the file",
+                f.addr
+            ))
+        } else {
+            Finding::Edited(format!(
+                "{}: declared by the repository ({}), missing from the file",
+                f.addr,
+                json(&f.action).as_str().unwrap_or("?")
+            ))
+        });
+    }
+    let order = |p: &Plan| -> Vec<_> {
+        p.changes
+            .iter()
+            .map(key)
+            .filter(|k| then.contains_key(k) && now.contains_key(k))
+            .collect()
+    };
+    if out.is_empty() && order(saved) != order(fresh) {
+        out.push(Finding::Edited(
+            "the order of the changes differs from the repository's".to_string(),
+        ));
+    }
+    if json(&saved.errored) != json(&fresh.errored)
+        && !out.iter().any(|f| matches!(f, Finding::Stale(_)))
+    {
+        out.push(Finding::Edited(format!(
+            "errors: the file lists {}, the repository produces {}",
+            saved.errored.len(),
+            fresh.errored.len()
+        )));
+    }
+    out
+}
+
+/// Settles each [`Finding::UnmatchedDelete`]: a Vault object that still
+/// exists means the delete was added to the file; one that is gone means
+/// the live state moved.
+async fn settle(
+    saved: &Plan,
+    findings: Vec<Finding>,
+    vault: &Vault,
+) -> Result<Vec<Finding>, ExitStatus> {
+    let mut out = Vec::with_capacity(findings.len());
+    for f in findings {
+        let Finding::UnmatchedDelete(i) = f else {
+            out.push(f);
+            continue;
+        };
+        let c = &saved.changes[i];
+        let exists = match c.addr.vault_path() {
+            Some(_) => crate::vault::observe_one(vault, &c.addr, c.kind)
+                .await
+                .map_err(|e| fail(&e))?
+                .is_some(),
+            // A cluster object: the plan made now would delete it if the
+            // repository pruned it; say both possibilities.
+            None => {
+                out.push(Finding::Edited(format!(
+                    "{}: the file deletes it; the repository and the live state do not \
+                     (the file was edited, or the object is gone)",
+                    c.addr
+                )));
+                continue;
+            }
+        };
+        out.push(if exists {
+            Finding::Edited(format!(
+                "{}: the file deletes it; the repository does not (it is not pruned by this repository)",
+                c.addr
+            ))
+        } else {
+            Finding::Stale(format!("{} no longer exists", c.addr))
+        });
+    }
+    Ok(out)
+}
+
+/// Prints why a saved plan is refused.
+fn refuse(file: &Path, findings: &[Finding]) -> ExitStatus {
+    let edited: Vec<&String> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Edited(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let stale: Vec<&String> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Stale(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let mut msg = String::new();
+    if !edited.is_empty() {
+        let _ = writeln!(
+            msg,
+            "error: the plan file {} does not match what the repository produces: it was changed \
+             after `plan`; refused, nothing was applied",
+            file.display()
+        );
+        for e in &edited {
+            let _ = writeln!(msg, "  {e}");
+        }
+        for s in &stale {
+            let _ = writeln!(msg, "  (also stale) {s}");
+        }
+        msg.push_str(
+            "hint: make the plan again from the repository (certplane plan --out FILE) and review it",
+        );
+    } else if let Some(first) = stale.first() {
+        let _ = write!(
+            msg,
+            "error: plan is stale: {first}; run plan again (nothing was applied)"
+        );
+        for s in stale.iter().skip(1) {
+            let _ = write!(msg, "\n  also: {s}");
+        }
+    }
+    eprintln!("{msg}");
+    ExitStatus::Error
+}
+
+/// Reads a saved plan, checks it against the repository, connects, plans
+/// again and compares: what `apply` needs, the plan made now, which equals
+/// the file. `allow_destroy_ca` is the flag given to `apply`.
 pub async fn planned_from_file(
     file: &Path,
     dir: Option<&Path>,
     render: Option<&Path>,
+    allow_destroy_ca: bool,
 ) -> Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         eprintln!("error: cannot read the plan {}: {e}", file.display());
         ExitStatus::Error
     })?;
+    let version = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format_version").and_then(Value::as_u64));
+    if let Some(v) = version
+        && v != u64::from(FORMAT_VERSION)
+    {
+        eprintln!(
+            "error: {} has plan format version {v}, this certplane reads version {FORMAT_VERSION}; run plan again",
+            file.display(),
+        );
+        return Err(ExitStatus::Error);
+    }
     let saved: PlanFile = serde_json::from_str(&text).map_err(|e| {
         eprintln!(
             "error: {} is not a certplane plan file: {e}",
@@ -172,53 +566,35 @@ pub async fn planned_from_file(
         );
         ExitStatus::Error
     })?;
-    if saved.format_version != FORMAT_VERSION {
+    if saved.allow_destroy_ca && !allow_destroy_ca {
         eprintln!(
-            "error: {} has plan format version {}, this certplane reads version {FORMAT_VERSION}; run plan again",
-            file.display(),
-            saved.format_version
+            "error: {} was planned with --allow-destroy-ca; give apply --allow-destroy-ca as well to destroy CAs",
+            file.display()
         );
         return Err(ExitStatus::Error);
     }
     let dir = dir.unwrap_or(&saved.repository);
-    let render = render.or(saved.render.as_deref());
-    let prepared = prepare(dir)?;
-    let hash = repository_hash(dir, render).map_err(|e| fail(&e))?;
-    if hash != saved.repository_hash {
+    if let (Some(given), Some(planned)) = (render, saved.render.as_deref())
+        && given != planned
+    {
         eprintln!(
-            "error: plan is stale: the repository {} changed since the plan was made; run plan again",
-            dir.display()
+            "error: {} was planned with --render {}, not {}; run plan again with the directory you apply to",
+            file.display(),
+            planned.display(),
+            given.display()
         );
         return Err(ExitStatus::Error);
     }
-    let mut plan = saved.plan;
-    // Put the inline values back from the (identical) repository.
-    for c in &mut plan.changes {
-        let Some(ca) = c.ca.as_mut() else { continue };
-        let fresh = prepared
-            .desired
-            .resources
-            .iter()
-            .find(|r| r.addr == c.addr)
-            .and_then(|r| r.ca.as_ref());
-        match (&mut ca.desired.method, fresh.map(|f| &f.method)) {
-            (CaMethod::Import { bundle }, Some(CaMethod::Import { bundle: b }))
-                if matches!(bundle, Source::Value(_)) =>
-            {
-                *bundle = b.clone();
-            }
-            (
-                CaMethod::Intermediate {
-                    signer: Signer::External { ca_key, .. },
-                    ..
-                },
-                Some(CaMethod::Intermediate {
-                    signer: Signer::External { ca_key: k, .. },
-                    ..
-                }),
-            ) if matches!(ca_key, Source::Value(_)) => *ca_key = k.clone(),
-            _ => {}
-        }
+    let render = render.or(saved.render.as_deref());
+    let prepared = prepare(dir)?;
+    let hash = repository_hash(&prepared.repo).map_err(|e| fail(&e))?;
+    if hash != saved.repository_hash {
+        eprintln!(
+            "error: plan is stale: the repository {} changed since the plan was made \
+             (its YAML files or the files they name); run plan again",
+            dir.display()
+        );
+        return Err(ExitStatus::Error);
     }
     let vault = pipeline::connect(&prepared.repo)
         .await
@@ -226,5 +602,127 @@ pub async fn planned_from_file(
     let side = pipeline::cluster_side(&prepared.repo, render)
         .await
         .map_err(|e| fail(&e))?;
-    Ok((prepared, vault, side, plan))
+    let options = PlanOptions {
+        allow_destroy_ca: saved.allow_destroy_ca,
+    };
+    let fresh = pipeline::plan_with(&vault, &side, &prepared, options)
+        .await
+        .map_err(|e| fail(&e))?;
+    let findings = compare(&saved.plan, &for_file(&fresh));
+    if !findings.is_empty() {
+        let findings = settle(&saved.plan, findings, &vault).await?;
+        if !findings.is_empty() {
+            return Err(refuse(file, &findings));
+        }
+    }
+    Ok((prepared, vault, side, fresh))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::Addr;
+    use crate::state::ResourceKind;
+    use serde_json::json;
+
+    fn role(action: Action, domains: &[&str], live: &[&str]) -> Change {
+        let fields = |d: &[&str]| {
+            Some(
+                [("allowed_domains".to_string(), json!(d))]
+                    .into_iter()
+                    .collect(),
+            )
+        };
+        Change {
+            addr: Addr::vault("pki/roles/web"),
+            kind: ResourceKind::Role,
+            action,
+            before: fields(live),
+            after: fields(domains),
+            sensitive: vec![],
+            reason: None,
+            ca: None,
+            depends_on: vec![],
+            manifest: None,
+        }
+    }
+
+    fn plan(changes: Vec<Change>) -> Plan {
+        Plan {
+            changes,
+            errored: vec![],
+        }
+    }
+
+    #[test]
+    fn the_same_plan_has_no_findings() {
+        let p = plan(vec![role(Action::Update, &["a.test"], &["b.test"])]);
+        assert!(compare(&p, &p.clone()).is_empty());
+    }
+
+    #[test]
+    fn a_widened_field_is_an_edit_naming_address_and_field() {
+        let fresh = plan(vec![role(Action::Update, &["a.test"], &["b.test"])]);
+        let saved = plan(vec![role(Action::Update, &["*"], &["b.test"])]);
+        let f = compare(&saved, &fresh);
+        assert_eq!(f.len(), 1, "{f:?}");
+        let Finding::Edited(m) = &f[0] else {
+            panic!("{f:?}")
+        };
+        assert!(m.contains("vault:pki/roles/web"), "{m}");
+        assert!(m.contains("after.allowed_domains"), "{m}");
+        assert!(m.contains("[\"*\"]") && m.contains("[\"a.test\"]"), "{m}");
+    }
+
+    #[test]
+    fn a_moved_live_object_is_stale_not_an_edit() {
+        let fresh = plan(vec![role(Action::Update, &["a.test"], &["c.test"])]);
+        let saved = plan(vec![role(Action::Update, &["a.test"], &["b.test"])]);
+        let f = compare(&saved, &fresh);
+        assert!(
+            matches!(&f[..], [Finding::Stale(m)] if m.contains("before.allowed_domains")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn an_added_change_a_changed_action_and_a_removed_change_are_edits() {
+        let fresh = plan(vec![role(Action::NoOp, &["a.test"], &["a.test"])]);
+        let mut extra = role(Action::Create, &["x"], &[]);
+        extra.addr = Addr::vault("sys/policies/acl/evil");
+        extra.kind = ResourceKind::Policy;
+        let saved = plan(vec![role(Action::Delete, &["a.test"], &["a.test"]), extra]);
+        let f = compare(&saved, &fresh);
+        let text = format!("{f:?}");
+        assert!(
+            text.contains("action: the file says \\\"delete\\\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("sys/policies/acl/evil: in the file"),
+            "{text}"
+        );
+        let f = compare(&plan(vec![]), &fresh);
+        assert!(
+            matches!(&f[..], [Finding::Edited(m)] if m.contains("missing from the file")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn an_added_delete_needs_the_live_state_to_be_settled() {
+        let fresh = plan(vec![]);
+        let saved = plan(vec![role(Action::Delete, &[], &["a"])]);
+        assert_eq!(compare(&saved, &fresh), vec![Finding::UnmatchedDelete(0)]);
+    }
+
+    #[test]
+    fn paths_named_by_specs_are_collected() {
+        let v = json!({"ca": {"import": {"pemBundleFrom": {"file": "/r/ca.pem"}}},
+            "x": [{"certificateFile": "/r/int.pem"}], "y": {"env": "NOT_A_FILE"}});
+        let mut out = BTreeSet::new();
+        collect_paths(&v, &mut out);
+        let got: Vec<_> = out.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(got, vec!["/r/ca.pem", "/r/int.pem", "/r/int.pem.csr"]);
+    }
 }

@@ -7,6 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::{Command, ExitStatus, Output};
+use crate::diagnostic::Diagnostics;
 use crate::pipeline::{self, Applied, ClusterSide, PlanOptions, Prepared};
 use crate::plan::render::{self, Style};
 use crate::plan::{Action, Plan};
@@ -55,12 +56,14 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
             let render = render.as_deref();
             match plan {
                 Some(f) => {
-                    let got = super::ci::planned_from_file(&f, dir.as_deref(), render).await;
+                    let got =
+                        super::ci::planned_from_file(&f, dir.as_deref(), render, allow_destroy_ca)
+                            .await;
                     apply(got, auto_approve, output, style).await
                 }
                 None => {
                     let dir = dir.unwrap_or_default();
-                    let got = planned(&dir, render, options).await;
+                    let got = planned(&dir, render, options).await.map_err(|s| s.print());
                     apply(got, auto_approve, output, style).await
                 }
             }
@@ -73,14 +76,14 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
         } => super::watch::run(&dir, render.as_deref(), apply, debounce, style).await,
         Command::Policy { dir } => super::policy::run(&dir),
         Command::Verify { dir } => super::verify::run(&dir, vault_addr.as_deref()).await,
-        Command::Run(args) => super::run::run(args).await,
+        Command::Run(args) => super::run::run(*args).await,
         Command::Schemas { out } => schemas(&out),
     }
 }
 
-/// Prints an error with its whole cause chain on one line.
-pub(super) fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
-    let mut line = format!("error: {err}");
+/// An error with its whole cause chain, on one line.
+fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut line = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {
         let text = c.to_string();
@@ -90,8 +93,70 @@ pub(super) fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
         }
         cause = c.source();
     }
-    eprintln!("{line}");
+    line
+}
+
+/// Prints an error with its whole cause chain on one line.
+pub(super) fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
+    eprintln!("error: {}", chain(err));
     ExitStatus::Error
+}
+
+/// Why a command stopped before it had a plan, not printed yet.
+enum Stop {
+    /// The repository failed its offline checks.
+    Invalid(Diagnostics),
+    /// Anything else (Vault, the cluster): one line and maybe a hint.
+    Failed {
+        /// The error with its causes.
+        line: String,
+        /// What to do.
+        hint: Option<String>,
+    },
+}
+
+impl Stop {
+    fn failed(err: &(dyn StdError + 'static)) -> Stop {
+        Stop::Failed {
+            line: chain(err),
+            hint: None,
+        }
+    }
+
+    /// Prints it on stderr.
+    fn print(&self) -> ExitStatus {
+        match self {
+            Stop::Invalid(d) => eprintln!("{d}"),
+            Stop::Failed { line, hint } => {
+                eprintln!("error: {line}");
+                if let Some(h) = hint {
+                    eprintln!("hint: {h}");
+                }
+            }
+        }
+        ExitStatus::Error
+    }
+
+    /// The problems, for the machine-readable renderings.
+    fn problems(&self) -> Vec<super::report::Problem> {
+        use super::report::Problem;
+        match self {
+            Stop::Invalid(d) => {
+                d.0.iter()
+                    .map(|d| Problem {
+                        location: Some(d.location.clone()),
+                        message: d.message.clone(),
+                        hint: d.hint.clone(),
+                    })
+                    .collect()
+            }
+            Stop::Failed { line, hint } => vec![Problem {
+                location: None,
+                message: line.clone(),
+                hint: hint.clone(),
+            }],
+        }
+    }
 }
 
 fn fail_msg(msg: impl Display) -> ExitStatus {
@@ -161,23 +226,23 @@ async fn planned(
     dir: &Path,
     render: Option<&Path>,
     options: PlanOptions,
-) -> Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus> {
-    let prepared = prepare(dir)?;
+) -> Result<(Prepared, Vault, ClusterSide, Plan), Stop> {
+    let prepared = pipeline::prepare(dir).map_err(Stop::Invalid)?;
     let vault = pipeline::connect(&prepared.repo)
         .await
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| Stop::failed(&e))?;
     let side = pipeline::cluster_side(&prepared.repo, render)
         .await
-        .map_err(|e| {
-            fail(&e);
-            eprintln!(
-                "hint: to write the cluster manifests for Flux/Argo instead, run with --render DIR"
-            );
-            ExitStatus::Error
+        .map_err(|e| Stop::Failed {
+            line: chain(&e),
+            hint: Some(
+                "to write the cluster manifests for Flux/Argo instead, run with --render DIR"
+                    .into(),
+            ),
         })?;
     let plan = pipeline::plan_with(&vault, &side, &prepared, options)
         .await
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| Stop::failed(&e))?;
     Ok((prepared, vault, side, plan))
 }
 
@@ -189,13 +254,25 @@ async fn plan(
     style: Style,
     out: Option<&Path>,
 ) -> ExitStatus {
-    let (_, _, _, plan) = match planned(dir, render, options).await {
+    let (prepared, _, _, plan) = match planned(dir, render, options).await {
         Ok(p) => p,
-        Err(s) => return s,
+        Err(stop) => {
+            // A PR job reads stdout: it gets the errors in the format it asked for.
+            match output {
+                Output::Human => {}
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&super::report::json(&stop.problems()))
+                        .unwrap_or_default()
+                ),
+                Output::Markdown => print!("{}", super::report::markdown(&stop.problems())),
+            }
+            return stop.print();
+        }
     };
     print_plan(&plan, output, style);
     if let Some(out) = out
-        && let Err(s) = super::ci::write_plan(out, dir, render, &plan)
+        && let Err(s) = super::ci::write_plan(out, dir, render, options, &prepared, &plan)
     {
         return s;
     }

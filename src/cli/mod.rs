@@ -6,6 +6,7 @@ mod commands;
 mod exit;
 pub mod operator;
 mod policy;
+mod report;
 mod run;
 mod verify;
 mod watch;
@@ -144,7 +145,7 @@ pub enum Command {
     },
     /// Follow a Git branch: fetch on an interval, apply new commits, repair
     /// drift; serves /healthz, /readyz and /metrics. Stops on SIGTERM/SIGINT.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Write the JSON Schemas of every certplane kind to a directory.
     Schemas {
         /// Where to write them.
@@ -209,9 +210,27 @@ fn colour_wanted(no_color: bool, stdout: bool) -> bool {
     }
 }
 
+/// Parses the arguments. `--help` and `--version` print and give 0; a
+/// usage error (an unknown flag, `-o markdwn`, no command) prints clap's
+/// message and gives 1, the error code: clap's own 2 is "changes found"
+/// to a CI job reading `plan`'s exit code.
+fn parse() -> Result<Cli, i32> {
+    use clap::error::ErrorKind;
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        match e.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ExitStatus::Clean.code(),
+            _ => ExitStatus::Error.code(),
+        }
+    })
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     init_logging(&cli);
     if !matches!(cli.command, Command::Schemas { .. }) {
         let operator_only = matches!(cli.command, Command::Run(_));

@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// How often to fetch and re-plan (Go-style duration: 30s, 1m, 1h).
     #[arg(long, default_value = "1m")]
     pub interval: crate::model::Duration,
+    /// How long one reconcile may run before /readyz turns 503, without
+    /// waiting for it to end (default: the interval).
+    #[arg(long, value_name = "DURATION")]
+    pub reconcile_timeout: Option<crate::model::Duration>,
     /// Cache directory for the clone (default: $XDG_CACHE_HOME/certplane/…,
     /// ~/.cache/certplane/…, or a temporary directory).
     #[arg(long, value_name = "DIR")]
@@ -117,6 +121,12 @@ pub async fn run(args: RunArgs) -> ExitStatus {
         },
         path: args.path,
         interval: std::time::Duration::from_secs(args.interval.as_secs().max(1)),
+        reconcile_timeout: std::time::Duration::from_secs(
+            args.reconcile_timeout
+                .unwrap_or(args.interval)
+                .as_secs()
+                .max(1),
+        ),
         apply: !args.plan_only,
         allowed_signers: if args.verify_signatures {
             args.trusted_keys

@@ -118,8 +118,13 @@ pub async fn run(
         side: None,
     };
     // Events also come from reads (the loader opening files): only a change
-    // of the files' contents starts a run.
-    let hash = || super::ci::repository_hash(&dir, render_abs.as_deref()).ok();
+    // of the repository's input (the YAML and the files it names) starts a
+    // run. An invalid repository has no fingerprint: every change re-runs.
+    let hash = || {
+        crate::load::load(&dir)
+            .ok()
+            .and_then(|r| super::ci::repository_hash(&r).ok())
+    };
     let mut last = hash();
     cycle(&dir, render, apply, style, &mut session).await;
     loop {

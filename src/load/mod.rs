@@ -61,7 +61,7 @@ pub fn load_with(dir: &Path, env: &EnvRules) -> Result<Repository, Diagnostics> 
     };
     for (rel, file) in walk.files {
         let text = match std::fs::read(&file) {
-            Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(bytes) => match String::from_utf8(record(&mut repo, &rel, bytes)) {
                 Ok(t) => t,
                 Err(e) => {
                     diags.push(
@@ -90,6 +90,16 @@ pub fn load_with(dir: &Path, env: &EnvRules) -> Result<Repository, Diagnostics> 
     } else {
         Err(Diagnostics(diags))
     }
+}
+
+/// Notes a file as read (path and digest) and hands its bytes on.
+fn record(repo: &mut Repository, rel: &Path, bytes: Vec<u8>) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
+    repo.files.push(crate::model::InputFile {
+        path: rel.to_path_buf(),
+        sha256: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+    });
+    bytes
 }
 
 fn loc(file: &Path, (line, column): Pos) -> Location {

@@ -201,6 +201,18 @@ pub struct Repository {
     pub vault_issuers: Vec<Loaded<VaultIssuerSpec>>,
     /// Cluster objects (any apiVersion other than certplane's), as written.
     pub manifests: Vec<Loaded<serde_json::Value>>,
+    /// Every YAML file the loader read, in path order: the repository's
+    /// input (what the plan file's hash covers, with the files sources name).
+    pub files: Vec<InputFile>,
+}
+
+/// One file the loader read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputFile {
+    /// Path relative to the repository root.
+    pub path: PathBuf,
+    /// SHA-256 of the bytes read, hex.
+    pub sha256: String,
 }
 
 macro_rules! kind_accessor {

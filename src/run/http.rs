@@ -36,7 +36,7 @@ fn route(status: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     };
     match req.uri().path() {
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => match &s.not_ready {
+        "/readyz" => match &s.readiness(std::time::Instant::now()) {
             None => reply(StatusCode::OK, "text/plain", "ready\n".into()),
             Some(why) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::plan::{Action, Plan};
 
@@ -40,6 +41,11 @@ pub struct Status {
     /// Whether this replica acted as the leader at the last reconcile
     /// (`Some(true)` without leader election; `None`: not started).
     pub leader: Option<bool>,
+    /// When the reconcile in flight started (`None`: none is running).
+    pub reconcile_started: Option<Instant>,
+    /// How long a reconcile may run before the loop is reported not ready
+    /// (`--reconcile-timeout`, default the interval). Zero: no deadline.
+    pub reconcile_deadline: Duration,
 }
 
 /// A handle both sides share.
@@ -57,6 +63,26 @@ pub fn action_label(a: Action) -> &'static str {
 }
 
 impl Status {
+    /// Why the loop is not ready at `now` (`None`: ready). A reconcile that
+    /// has run past its deadline (Vault or the cluster hanging) makes it
+    /// not ready at once, without waiting for the reconcile to end.
+    pub fn readiness(&self, now: Instant) -> Option<String> {
+        if let Some(started) = self.reconcile_started
+            && !self.reconcile_deadline.is_zero()
+        {
+            let running = now.saturating_duration_since(started);
+            if running > self.reconcile_deadline {
+                return Some(format!(
+                    "the reconcile in flight has run {}s, over its deadline of {}s \
+                     (--reconcile-timeout); vault, the cluster or git is not answering",
+                    running.as_secs(),
+                    secs(self.reconcile_deadline)
+                ));
+            }
+        }
+        self.not_ready.clone()
+    }
+
     /// Records one reconcile's duration.
     pub fn observe_duration(&mut self, secs: f64) {
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -211,8 +237,18 @@ impl Status {
             "gauge",
             "1 when /readyz answers 200.",
         );
-        let _ = writeln!(o, "certplane_ready {}", u8::from(self.not_ready.is_none()));
+        let ready = self.readiness(Instant::now()).is_none();
+        let _ = writeln!(o, "certplane_ready {}", u8::from(ready));
         o
+    }
+}
+
+/// Seconds, with a fraction only when there is one.
+fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.1}", d.as_secs_f64())
     }
 }
 
@@ -225,6 +261,26 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overrun_reconcile_is_not_ready_before_it_ends() {
+        let t0 = Instant::now();
+        let mut s = Status {
+            reconcile_deadline: Duration::from_secs(2),
+            reconcile_started: Some(t0),
+            ..Status::default()
+        };
+        assert_eq!(s.readiness(t0 + Duration::from_secs(1)), None);
+        let why = s.readiness(t0 + Duration::from_secs(3)).unwrap();
+        assert!(why.contains("run 3s, over its deadline of 2s"), "{why}");
+        // Ended: the last result decides again.
+        s.reconcile_started = None;
+        assert_eq!(s.readiness(t0 + Duration::from_secs(3)), None);
+        // No deadline configured.
+        s.reconcile_started = Some(t0);
+        s.reconcile_deadline = Duration::ZERO;
+        assert_eq!(s.readiness(t0 + Duration::from_secs(99)), None);
+    }
 
     #[test]
     fn histogram_is_cumulative_and_labels_are_escaped() {

@@ -39,6 +39,9 @@ pub struct RunSettings {
     pub path: Option<PathBuf>,
     /// How often to fetch and re-plan.
     pub interval: Duration,
+    /// How long one reconcile may run before `/readyz` turns 503 (it goes
+    /// on until Vault's and the cluster's own timeouts end it).
+    pub reconcile_timeout: Duration,
     /// Apply changes (`false`: plan only, report what would change).
     pub apply: bool,
     /// Apply only commits signed by a key of this SSH allowed-signers file.
@@ -138,6 +141,7 @@ pub async fn run(
     if let Ok(mut s) = status.lock() {
         s.not_ready = Some("no reconcile yet".into());
         s.leader = Some(leader.is_none());
+        s.reconcile_deadline = settings.reconcile_timeout;
     }
     let mut lp = Loop {
         settings,
@@ -229,6 +233,7 @@ impl Loop {
     /// force, report.
     async fn tick(&mut self, stop: &mut watch::Receiver<bool>) {
         let started = Instant::now();
+        self.set_status(|s| s.reconcile_started = Some(started));
         let mut problem: Option<String> = None;
         let mut new_refusal = false;
         let fetched = tokio::select! {
@@ -236,7 +241,10 @@ impl Loop {
             _ = stop.wait_for(|s| *s) => None,
         };
         match fetched {
-            None => return,
+            None => {
+                self.set_status(|s| s.reconcile_started = None);
+                return;
+            }
             Some(Err(e)) => {
                 tracing::error!(error = %crate::vault::error_chain(&e), "fetch failed");
                 problem = Some(format!("fetch failed: {e}"));
@@ -268,6 +276,7 @@ impl Loop {
         let reason = problem.or_else(|| self.refused.clone());
         let secs = started.elapsed().as_secs_f64();
         self.set_status(|s| {
+            s.reconcile_started = None;
             s.observe_duration(secs);
             if failed {
                 s.failure_total += 1;
@@ -471,7 +480,9 @@ async fn failure(session: &Session, e: PipelineError) -> (String, bool) {
         Some(v) => {
             if matches!(
                 v,
-                VaultError::PermissionDenied { .. } | VaultError::TokenInvalid { .. }
+                VaultError::PermissionDenied { .. }
+                    | VaultError::TokenInvalid { .. }
+                    | VaultError::TokenRejected { .. }
             ) && !session.alive().await
             {
                 tracing::warn!("the vault token no longer works: logging in again");

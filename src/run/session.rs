@@ -108,7 +108,12 @@ impl Session {
                 self.schedule(info);
                 Ok(true)
             }
-            Err(e @ (VaultError::Unreachable { .. } | VaultError::Timeout { .. })) => {
+            Err(
+                e @ (VaultError::Unreachable { .. }
+                | VaultError::ConnectTimeout { .. }
+                | VaultError::Timeout { .. }
+                | VaultError::Busy { .. }),
+            ) => {
                 // Vault is away: try again in a while, not in a tight loop.
                 self.renew_at = Some(now + RETRY);
                 Err(e)

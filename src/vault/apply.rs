@@ -497,15 +497,17 @@ async fn apply_fields(
             let mut body = body_with_secrets(change, secrets)?;
             body.remove("type");
             vault
-                .write(&format!("{path}/tune"), &Value::Object(body))
+                .write_idempotent(&format!("{path}/tune"), &Value::Object(body))
                 .await
                 .map(|_| ())
                 .map_err(err)
         }
         (_, Action::Create | Action::Update) => {
+            // A role, policy, auth role or config: the same body twice
+            // leaves the same object, so a busy answer is retried.
             let body = body_with_secrets(change, secrets)?;
             vault
-                .write(path, &Value::Object(body))
+                .write_idempotent(path, &Value::Object(body))
                 .await
                 .map(|_| ())
                 .map_err(err)

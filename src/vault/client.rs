@@ -1,10 +1,20 @@
-//! The raw Vault API: one authenticated HTTP client per run, and the four
-//! calls everything else is made of (`read`, `list`, `write`, `delete`, plus
-//! `patch`). Every call has a timeout; every failure is one line that names
-//! the path; no request body is ever logged or copied into an error.
+//! The raw Vault API: one authenticated HTTP client per run, and the calls
+//! everything else is made of (`read`, `list`, `write`, `write_idempotent`,
+//! `delete`, `patch`). Every call has a timeout; every failure is one line
+//! that names the path and what really happened (connect or request timeout
+//! with its value, a rejected token, a missing capability); no request body
+//! is ever logged or copied into an error.
+//!
+//! Busy answers (429, 502, 503 other than "sealed", 504) are retried for
+//! calls that are safe to repeat — reads, lists, deletes, patches and
+//! writes that are idempotent by construction ([`Vault::write_idempotent`])
+//! — with a bounded backoff that honours `Retry-After` (capped), at most
+//! [`MAX_ATTEMPTS`] times. A plain [`Vault::write`] (a CA generation, a
+//! secret-ID creation, a mount) is never repeated.
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
@@ -68,10 +78,54 @@ impl Op {
     }
 }
 
-/// A reply: status and parsed JSON body (if any).
+/// How many times a call that is safe to repeat is sent at most.
+pub const MAX_ATTEMPTS: u32 = 4;
+/// The first pause before a retry (doubled for each further one) when Vault
+/// gives no `Retry-After`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest pause certplane honours from a `Retry-After` header.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// A reply: status, parsed JSON body (if any), and `Retry-After`.
 struct Reply {
     status: StatusCode,
     body: Option<Value>,
+    retry_after: Option<Duration>,
+}
+
+/// Whether a call may be sent again after a busy answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeat {
+    /// Safe to repeat: reads, deletes, idempotent writes.
+    Safe,
+    /// Never repeated: a second send could make a second object.
+    Once,
+}
+
+/// Whether Vault (or a proxy in front of it) said "busy, try again".
+fn busy(reply: &Reply) -> bool {
+    match reply.status.as_u16() {
+        429 | 502 | 504 => true,
+        // A sealed Vault answers 503 too: that does not pass by waiting.
+        503 => !vault_errors(reply.body.as_ref()).contains("sealed"),
+        _ => false,
+    }
+}
+
+/// How long to wait before attempt `attempt + 1`: `Retry-After` when given
+/// (capped), else an exponential backoff.
+fn pause(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    match retry_after {
+        Some(d) => d.min(MAX_RETRY_AFTER),
+        None => FIRST_BACKOFF * 2u32.saturating_pow(attempt.saturating_sub(1)),
+    }
+}
+
+/// A `Retry-After` header in seconds (the HTTP-date form is not used by
+/// Vault and falls back to the backoff).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// A connected, logged-in Vault.
@@ -81,8 +135,11 @@ pub struct Vault {
     base: Url,
     addr: String,
     token: Option<HeaderValue>,
+    /// Where the token came from (never the token), for error messages.
+    token_from: String,
     namespace: Option<HeaderValue>,
-    timeout_secs: u64,
+    connect_timeout: Duration,
+    request_timeout: Duration,
     reads: AtomicU64,
     writes: AtomicU64,
     logins: AtomicU64,
@@ -232,8 +289,10 @@ impl Vault {
             base,
             addr: address,
             token: None,
+            token_from: String::new(),
             namespace,
-            timeout_secs: settings.request_timeout.as_secs(),
+            connect_timeout: settings.connect_timeout,
+            request_timeout: settings.request_timeout,
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             logins: AtomicU64::new(0),
@@ -255,6 +314,7 @@ impl Vault {
         })?;
         value.set_sensitive(true);
         self.token = Some(value);
+        self.token_from = from.to_string();
         Ok(())
     }
 
@@ -268,9 +328,11 @@ impl Vault {
             .append_pair("perfstandbyok", "true")
             .append_pair("sealedcode", "200")
             .append_pair("uninitcode", "200");
-        let reply = self.send_url(Op::Read, path, url, None, false).await?;
+        let (reply, attempts) = self
+            .send_counted(Op::Read, path, url, None, false, Repeat::Safe)
+            .await?;
         if !reply.status.is_success() {
-            return Err(self.api_error(Op::Read, path, &reply, None));
+            return Err(self.api_error(Op::Read, path, &reply, None, attempts));
         }
         let body = reply.body.unwrap_or(Value::Null);
         let flag = |k: &str| body.get(k).and_then(Value::as_bool);
@@ -297,9 +359,12 @@ impl Vault {
     async fn lookup_self(&self, from: &str) -> Result<(), VaultError> {
         match self.read("auth/token/lookup-self").await {
             Ok(Some(_)) => Ok(()),
-            Ok(None) | Err(VaultError::PermissionDenied { .. }) => Err(VaultError::TokenInvalid {
-                from: from.to_string(),
-            }),
+            Ok(None)
+            | Err(VaultError::PermissionDenied { .. } | VaultError::TokenRejected { .. }) => {
+                Err(VaultError::TokenInvalid {
+                    from: from.to_string(),
+                })
+            }
             Err(e) => Err(e),
         }
     }
@@ -315,7 +380,7 @@ impl Vault {
         self.logins.fetch_add(1, Ordering::Relaxed);
         let url = self.url(&path);
         let reply = self
-            .send_url(Op::Write, &path, url, Some(body), false)
+            .send_url(Op::Write, &path, url, Some(body), false, Repeat::Once)
             .await?;
         if !reply.status.is_success() {
             return Err(VaultError::LoginFailed {
@@ -357,30 +422,47 @@ impl Vault {
 
     /// `GET <path>`: the reply's `data`; `None` when Vault answers 404.
     pub async fn read(&self, path: &str) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::Read, path, None).await
+        self.call_data(Op::Read, path, None, Repeat::Safe).await
     }
 
     /// `LIST <path>`: the reply's `data` (`keys`, `key_info`); `None` on 404
     /// (which is also how Vault says "empty").
     pub async fn list(&self, path: &str) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::List, path, None).await
+        self.call_data(Op::List, path, None, Repeat::Safe).await
     }
 
-    /// `POST <path>` with a JSON body: the reply's `data`, if any.
+    /// `POST <path>` with a JSON body: the reply's `data`, if any. Sent
+    /// once, never repeated (it may create something: a CA key, a secret
+    /// ID, a mount); see [`Vault::write_idempotent`].
     pub async fn write(&self, path: &str, body: &Value) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::Write, path, Some(body))
-            .await?
-            .map_or(Ok(None), |d| Ok(Some(d)))
+        self.call_data(Op::Write, path, Some(body), Repeat::Once)
+            .await
+    }
+
+    /// `POST <path>` of a write that is idempotent by construction: sending
+    /// the same body twice leaves the same state (a role, a policy, a
+    /// mount's tune or config, a lookup). Repeated after a busy answer.
+    pub async fn write_idempotent(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<Option<Value>, VaultError> {
+        self.call_data(Op::Write, path, Some(body), Repeat::Safe)
+            .await
     }
 
     /// `PATCH <path>` with a JSON merge patch: the reply's `data`, if any.
+    /// A merge patch is idempotent: repeated after a busy answer.
     pub async fn patch(&self, path: &str, body: &Value) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::Patch, path, Some(body)).await
+        self.call_data(Op::Patch, path, Some(body), Repeat::Safe)
+            .await
     }
 
     /// `DELETE <path>`. Deleting what is already gone is not an error.
     pub async fn delete(&self, path: &str) -> Result<(), VaultError> {
-        self.call_data(Op::Delete, path, None).await.map(|_| ())
+        self.call_data(Op::Delete, path, None, Repeat::Safe)
+            .await
+            .map(|_| ())
     }
 
     async fn call_data(
@@ -388,14 +470,22 @@ impl Vault {
         op: Op,
         path: &str,
         body: Option<&Value>,
+        repeat: Repeat,
     ) -> Result<Option<Value>, VaultError> {
         let url = self.url(path);
-        let reply = self.send_url(op, path, url, body, true).await?;
+        let (reply, attempts) = self.send_counted(op, path, url, body, true, repeat).await?;
         if reply.status == StatusCode::NOT_FOUND && matches!(op, Op::Read | Op::List | Op::Delete) {
             return Ok(None);
         }
+        if reply.status == StatusCode::FORBIDDEN && self.token_rejected(path, &reply).await {
+            return Err(VaultError::TokenRejected {
+                op: op.name(),
+                path: path.to_string(),
+                from: self.token_from.clone(),
+            });
+        }
         if !reply.status.is_success() {
-            return Err(self.api_error(op, path, &reply, body));
+            return Err(self.api_error(op, path, &reply, body, attempts));
         }
         match reply.body {
             None => Ok(None),
@@ -426,7 +516,82 @@ impl Vault {
         url
     }
 
+    /// Whether a 403 means the token itself is no good (invalid, expired,
+    /// revoked) rather than a missing capability. Vault answers "permission
+    /// denied" to both; "invalid token" in the text settles it, else the
+    /// token is looked up (`auth/token/lookup-self`, which every valid
+    /// token's default policy allows).
+    async fn token_rejected(&self, path: &str, reply: &Reply) -> bool {
+        if self.token.is_none() {
+            return false;
+        }
+        let text = vault_errors(reply.body.as_ref());
+        if text.contains("invalid token") {
+            return true;
+        }
+        const LOOKUP: &str = "auth/token/lookup-self";
+        if path.trim_matches('/') == LOOKUP {
+            return false;
+        }
+        let url = self.url(LOOKUP);
+        match self
+            .send_url(Op::Read, LOOKUP, url, None, true, Repeat::Safe)
+            .await
+        {
+            Ok(r) => r.status == StatusCode::FORBIDDEN,
+            Err(_) => false,
+        }
+    }
+
     async fn send_url(
+        &self,
+        op: Op,
+        path: &str,
+        url: Url,
+        body: Option<&Value>,
+        with_token: bool,
+        repeat: Repeat,
+    ) -> Result<Reply, VaultError> {
+        self.send_counted(op, path, url, body, with_token, repeat)
+            .await
+            .map(|(r, _)| r)
+    }
+
+    /// Sends a call, repeating it after a busy answer when `repeat` allows;
+    /// returns the last reply and how many attempts were made.
+    async fn send_counted(
+        &self,
+        op: Op,
+        path: &str,
+        url: Url,
+        body: Option<&Value>,
+        with_token: bool,
+        repeat: Repeat,
+    ) -> Result<(Reply, u32), VaultError> {
+        let mut attempt = 1;
+        loop {
+            let reply = self
+                .send_once(op, path, url.clone(), body, with_token)
+                .await?;
+            if repeat == Repeat::Safe && attempt < MAX_ATTEMPTS && busy(&reply) {
+                let wait = pause(attempt, reply.retry_after);
+                tracing::warn!(
+                    op = op.name(),
+                    path,
+                    status = reply.status.as_u16(),
+                    attempt,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "vault is busy: retrying"
+                );
+                tokio::time::sleep(wait).await;
+                attempt += 1;
+                continue;
+            }
+            return Ok((reply, attempt));
+        }
+    }
+
+    async fn send_once(
         &self,
         op: Op,
         path: &str,
@@ -461,12 +626,17 @@ impl Vault {
             req = req.header(CONTENT_TYPE, content_type).body(bytes);
         }
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
+            if e.is_connect() && e.is_timeout() {
+                VaultError::ConnectTimeout {
+                    addr: self.addr.clone(),
+                    after: self.connect_timeout,
+                }
+            } else if e.is_timeout() {
                 VaultError::Timeout {
                     addr: self.addr.clone(),
                     op: op.name(),
                     path: path.to_string(),
-                    secs: self.timeout_secs,
+                    after: self.request_timeout,
                 }
             } else {
                 VaultError::Unreachable {
@@ -478,6 +648,7 @@ impl Vault {
         let started = std::time::Instant::now();
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
+        let retry_after = retry_after(resp.headers());
         let bytes = resp.bytes().await.map_err(transport)?;
         // Method, path and status only: bodies and headers carry secrets.
         tracing::debug!(
@@ -502,10 +673,21 @@ impl Vault {
                 }
             }
         };
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            retry_after,
+        })
     }
 
-    fn api_error(&self, op: Op, path: &str, reply: &Reply, body: Option<&Value>) -> VaultError {
+    fn api_error(
+        &self,
+        op: Op,
+        path: &str,
+        reply: &Reply,
+        body: Option<&Value>,
+        attempts: u32,
+    ) -> VaultError {
         let message = redact(&vault_errors(reply.body.as_ref()), body);
         if reply.status == StatusCode::FORBIDDEN {
             return VaultError::PermissionDenied {
@@ -517,6 +699,15 @@ impl Vault {
         if reply.status == StatusCode::SERVICE_UNAVAILABLE && message.contains("sealed") {
             return VaultError::Sealed {
                 addr: self.addr.clone(),
+            };
+        }
+        if attempts > 1 && busy(reply) {
+            return VaultError::Busy {
+                op: op.name(),
+                path: path.to_string(),
+                status: reply.status.as_u16(),
+                attempts,
+                message,
             };
         }
         VaultError::Api {
@@ -563,11 +754,11 @@ impl Vault {
         let path = "auth/token/renew-self";
         let body = serde_json::json!({});
         let url = self.url(path);
-        let reply = self
-            .send_url(Op::Write, path, url, Some(&body), true)
+        let (reply, attempts) = self
+            .send_counted(Op::Write, path, url, Some(&body), true, Repeat::Safe)
             .await?;
         if !reply.status.is_success() {
-            return Err(self.api_error(Op::Write, path, &reply, None));
+            return Err(self.api_error(Op::Write, path, &reply, None, attempts));
         }
         let auth = reply
             .body
@@ -658,6 +849,46 @@ mod tests {
         assert!(!out.contains("0f1e2d3c"), "{out}");
         assert!(!out.contains("MIIEvQ"), "{out}");
         assert!(out.contains("for short"), "{out}");
+    }
+
+    fn reply(status: u16, errors: &[&str]) -> Reply {
+        Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            body: Some(json!({ "errors": errors })),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn busy_answers_are_retried_but_a_sealed_vault_is_not() {
+        assert!(busy(&reply(429, &["rate limit quota exceeded"])));
+        assert!(busy(&reply(503, &["overloaded"])));
+        assert!(busy(&reply(502, &[])));
+        assert!(!busy(&reply(503, &["Vault is sealed"])));
+        assert!(!busy(&reply(500, &["internal error"])));
+        assert!(!busy(&reply(403, &["permission denied"])));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped_else_backoff_doubles() {
+        assert_eq!(
+            pause(1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(pause(1, Some(Duration::from_secs(3600))), MAX_RETRY_AFTER);
+        assert_eq!(pause(1, None), FIRST_BACKOFF);
+        assert_eq!(pause(3, None), FIRST_BACKOFF * 4);
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static(" 7 "),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
     }
 
     #[test]

@@ -444,7 +444,7 @@ async fn set_name(
 
 async fn set_default(vault: &Vault, addr: &Addr, mount: &str, id: &str) -> Result<(), ApplyError> {
     vault
-        .write(&format!("{mount}/config/issuers"), &json!({"default": id}))
+        .write_idempotent(&format!("{mount}/config/issuers"), &json!({"default": id}))
         .await
         .map(|_| ())
         .map_err(ApplyError::vault(addr))

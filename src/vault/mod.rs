@@ -109,9 +109,22 @@ pub enum VaultError {
         /// The cause chain, flattened into one line.
         cause: String,
     },
-    /// Vault did not answer in time.
+    /// No TCP/TLS connection within the connect timeout (a firewall
+    /// dropping packets, a wrong address, a host that is down).
     #[error(
-        "vault at {addr} did not answer {op} {path} within {secs}s (set CERTPLANE_VAULT_TIMEOUT to wait longer)"
+        "cannot reach vault at {addr}: no connection within {} (the connect timeout); check the address, that vault listens there, and firewalls between",
+        secs(*after)
+    )]
+    ConnectTimeout {
+        /// The Vault address.
+        addr: String,
+        /// The connect timeout that fired.
+        after: std::time::Duration,
+    },
+    /// Connected, but Vault did not answer one request in time.
+    #[error(
+        "vault at {addr} did not answer {op} {path} within {} (the request timeout; set CERTPLANE_VAULT_TIMEOUT to wait longer)",
+        secs(*after)
     )]
     Timeout {
         /// The Vault address.
@@ -120,8 +133,25 @@ pub enum VaultError {
         op: &'static str,
         /// The API path.
         path: String,
-        /// The timeout.
-        secs: u64,
+        /// The request timeout that fired.
+        after: std::time::Duration,
+    },
+    /// Vault kept answering "busy" (429, 502, 503, 504) to a call that is
+    /// safe to repeat, every attempt.
+    #[error(
+        "vault answered {status} to {op} {path} {attempts} times (busy or rate-limited): {message}; try again later"
+    )]
+    Busy {
+        /// The operation.
+        op: &'static str,
+        /// The API path.
+        path: String,
+        /// The last HTTP status.
+        status: u16,
+        /// How many times the call was sent.
+        attempts: u32,
+        /// Vault's errors (secrets of the request removed).
+        message: String,
     },
     /// Vault is sealed.
     #[error("vault at {addr} is sealed; unseal it (bao operator unseal) and run again")]
@@ -140,6 +170,19 @@ pub enum VaultError {
         "vault token invalid or expired (from {from}); log in again (bao login) or export a valid VAULT_TOKEN"
     )]
     TokenInvalid {
+        /// Where the token came from (never the token).
+        from: String,
+    },
+    /// Vault refused the token itself during the run (revoked, expired, or
+    /// never valid): not a policy problem.
+    #[error(
+        "vault rejected the token (from {from}) on {op} {path}: the token is invalid, expired or revoked, not short of a policy (vault refuses it even auth/token/lookup-self, which the default policy grants every token); log in again or provide a valid token"
+    )]
+    TokenRejected {
+        /// The operation.
+        op: &'static str,
+        /// The API path.
+        path: String,
         /// Where the token came from (never the token).
         from: String,
     },
@@ -191,6 +234,17 @@ pub enum VaultError {
     },
 }
 
+/// A duration for a message: `5s`, `1.5s`, `250ms`.
+fn secs(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 /// Every cause of an error, joined into one line (`a: b: c`). Transport
 /// errors hide the useful part (connection refused, certificate unknown) in
 /// their sources.
@@ -221,6 +275,29 @@ mod tests {
     #[test]
     fn chain_is_one_line_with_every_cause() {
         assert_eq!(error_chain(&Outer(Inner)), "outer: connection refused");
+    }
+
+    #[test]
+    fn timeouts_name_which_one_fired_and_its_value() {
+        let e = VaultError::ConnectTimeout {
+            addr: "http://v:1".into(),
+            after: std::time::Duration::from_secs(5),
+        };
+        assert!(
+            e.to_string().contains("within 5s (the connect timeout)"),
+            "{e}"
+        );
+        let e = VaultError::Timeout {
+            addr: "http://v:1".into(),
+            op: "read",
+            path: "sys/mounts".into(),
+            after: std::time::Duration::from_millis(1500),
+        };
+        assert!(
+            e.to_string().contains("within 1.5s (the request timeout"),
+            "{e}"
+        );
+        assert_eq!(secs(std::time::Duration::from_millis(250)), "250ms");
     }
 
     #[test]

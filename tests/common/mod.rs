@@ -1,9 +1,12 @@
 //! Shared helpers of the integration tests: a real OpenBao dev server per
-//! test ([`openbao::OpenBao`]), and small builders.
+//! test ([`openbao::OpenBao`]), a fault-injecting proxy and a blackholed
+//! port to put in front of it ([`proxy`]), a signed CI token for JWT login
+//! ([`ci_jwt`]), and small builders.
 
 #![allow(dead_code)] // Each test binary uses a different subset of the helpers.
 
 pub mod openbao;
+pub mod proxy;
 
 pub use openbao::OpenBao;
 
@@ -150,4 +153,73 @@ pub async fn apply_yaml(
         .await
         .unwrap();
     (prepared, vault)
+}
+
+fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// What a CI system gives a job for Vault's JWT auth, made real: enables
+/// `auth/jwt` on `bao` trusting a fresh signing key, makes a role `role`
+/// bound to `audience` whose tokens get a policy that may do anything, and
+/// returns a token signed for that audience (what `CI_OIDC_TOKEN` holds).
+pub fn ci_jwt(bao: &OpenBao, role: &str, audience: &str) -> String {
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let signer =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let public_pem = rcgen::KeyPair::try_from(pkcs8.as_ref())
+        .unwrap()
+        .public_key_pem();
+    let policy = bao.dir().join("ci-admin.hcl");
+    std::fs::write(
+        &policy,
+        "path \"*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"patch\", \"delete\", \"list\", \"sudo\"]\n}\n",
+    )
+    .unwrap();
+    bao.bao_ok(&["policy", "write", "ci-admin", policy.to_str().unwrap()]);
+    bao.bao_ok(&["auth", "enable", "jwt"]);
+    bao.bao_ok(&[
+        "write",
+        "auth/jwt/config",
+        &format!("jwt_validation_pubkeys={public_pem}"),
+        "bound_issuer=https://ci.test",
+    ]);
+    bao.bao_ok(&[
+        "write",
+        &format!("auth/jwt/role/{role}"),
+        "role_type=jwt",
+        "user_claim=sub",
+        &format!("bound_audiences={audience}"),
+        "token_policies=ci-admin",
+        "token_ttl=15m",
+    ]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = b64url(br#"{"alg":"ES256","typ":"JWT"}"#);
+    let claims = b64url(
+        serde_json::json!({"iss": "https://ci.test", "sub": "repo:example/pki:ref:refs/heads/main",
+            "aud": audience, "iat": now, "nbf": now - 10, "exp": now + 900})
+        .to_string()
+        .as_bytes(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    let sig = signer.sign(&rng, signing_input.as_bytes()).unwrap();
+    format!("{signing_input}.{}", b64url(sig.as_ref()))
 }

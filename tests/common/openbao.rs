@@ -173,6 +173,31 @@ impl OpenBao {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel
+    /// but nothing answers, as with a hung Vault.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a server frozen with [`Self::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let out = Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .output()
+            .expect("run kill");
+        assert!(
+            out.status.success(),
+            "kill {sig} {}: {}",
+            self.child.id(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The root token.
     pub fn token(&self) -> &'static str {
         ROOT_TOKEN
