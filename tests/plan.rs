@@ -102,6 +102,7 @@ fn issuer(id: &str, name: &str, cn: &str, by: &str, kt: KeyType, bits: u32) -> O
         max_path_length: None,
         cert_sha256: format!("{id}-sha"),
         is_default: true,
+        key_id: format!("{id}-key"),
     }
 }
 
