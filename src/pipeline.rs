@@ -307,9 +307,8 @@ pub async fn apply_locked(
     on_event: &mut (dyn FnMut(ApplyEvent) + Send),
 ) -> Result<LockedApply, PipelineError> {
     let interrupted = || stop().is_some();
-    let lock =
-        crate::vault::lock::acquire(vault, &locking.settings, &locking.holder, &interrupted)
-            .await?;
+    let lock = crate::vault::lock::acquire(vault, &locking.settings, &locking.holder, &interrupted)
+        .await?;
     let body = async {
         let plan = plan_with(vault, side, prepared, options).await?;
         if !plan.errored.is_empty() {

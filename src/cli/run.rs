@@ -102,10 +102,7 @@ pub async fn run(args: RunArgs) -> ExitStatus {
         .cache
         .clone()
         .unwrap_or_else(|| default_cache(&args.repo, &args.branch));
-    let locking = match args
-        .lock
-        .locking(&format!("{}@{}", args.repo, args.branch))
-    {
+    let locking = match args.lock.locking(&format!("{}@{}", args.repo, args.branch)) {
         Ok(l) => l,
         Err(s) => return s,
     };

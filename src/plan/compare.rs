@@ -50,7 +50,10 @@ pub fn first_difference(approved: &Plan, now: &Plan) -> Option<(Addr, String)> {
             }
             Some(n) if !same(c, n) => {
                 let why = if c.action == n.action {
-                    format!("the planned {} would now write something else", word(c.action))
+                    format!(
+                        "the planned {} would now write something else",
+                        word(c.action)
+                    )
                 } else {
                     format!("planned: {}; now: {}", word(c.action), word(n.action))
                 };
@@ -59,14 +62,12 @@ pub fn first_difference(approved: &Plan, now: &Plan) -> Option<(Addr, String)> {
             Some(_) => {}
         }
     }
-    now.pending()
-        .find(|c| !was.contains_key(&c.addr))
-        .map(|c| {
-            (
-                c.addr.clone(),
-                format!("not planned; now: {}", word(c.action)),
-            )
-        })
+    now.pending().find(|c| !was.contains_key(&c.addr)).map(|c| {
+        (
+            c.addr.clone(),
+            format!("not planned; now: {}", word(c.action)),
+        )
+    })
 }
 
 #[cfg(test)]

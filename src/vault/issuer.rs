@@ -167,7 +167,10 @@ async fn recheck_pending(
         .await
         .map_err(ApplyError::vault(addr))?;
     let stale = || ApplyError::Stale { addr: addr.clone() };
-    let key = keys.into_iter().find(|k| k.name == name).ok_or_else(stale)?;
+    let key = keys
+        .into_iter()
+        .find(|k| k.name == name)
+        .ok_or_else(stale)?;
     let used = issuers.iter().any(|i| i.key_id == key.id);
     let fine = match change.action {
         Action::Create | Action::Replace => !used,

@@ -76,7 +76,9 @@ impl LockSettings {
             && mount
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-            && !mount.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+            && !mount
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
             && !matches!(
                 mount.split('/').next(),
                 Some("sys" | "auth" | "identity" | "cubbyhole")

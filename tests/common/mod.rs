@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different subset of the helpers.
 
 pub mod openbao;
+pub mod proxy;
 
 pub use openbao::OpenBao;
 
