@@ -173,7 +173,9 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) {
     };
     let mut client = write_half;
     let mut reader = BufReader::new(conn);
-    while let Some(req) = read_request(&mut reader) {
+    // One request per connection: the upstream closes after its reply, and
+    // so does the client's side.
+    if let Some(req) = read_request(&mut reader) {
         let fault = {
             let mut s = state.lock().unwrap();
             *s.seen
@@ -222,11 +224,8 @@ fn serve(conn: TcpStream, upstream: &str, state: &Mutex<State>) {
             Some(FaultKind::Delay(d)) => std::thread::sleep(d),
             None => {}
         }
-        if client.write_all(&reply).is_err() {
-            return;
+        if client.write_all(&reply).is_ok() {
+            let _ = client.shutdown(Shutdown::Both);
         }
-        // The upstream closed: so does the reply's connection.
-        let _ = client.shutdown(Shutdown::Both);
-        return;
     }
 }
