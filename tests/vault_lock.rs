@@ -383,6 +383,16 @@ fn the_lock_mount_is_configurable_and_a_foreign_engine_there_is_refused() {
         refused.both()
     );
     assert!(read(&bao, "pki_int/roles/web").is_none(), "nothing applied");
+    bao.bao_ok(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    let v1 = run(&["apply", "--auto-approve", "--lock-mount", "kv1", dir]);
+    v1.expect(1);
+    assert!(
+        v1.stderr
+            .contains("the lock mount kv1 is a kv version 1 engine, not KV version 2"),
+        "{}",
+        v1.both()
+    );
+    assert!(read(&bao, "pki_int/roles/web").is_none(), "nothing applied");
     let bad = run(&["apply", "--auto-approve", "--lock-mount", "sys/x", dir]);
     bad.expect(1);
     assert!(bad.stderr.contains("invalid lock mount"), "{}", bad.both());
@@ -545,4 +555,51 @@ fn a_plan_that_changed_under_the_lock_is_stale_and_nothing_is_written() {
         json!(3600)
     );
     assert_eq!(lock_record(&bao, "certplane")["released"], json!(true));
+}
+
+#[test]
+fn a_saved_plan_is_applied_only_if_it_still_holds_under_the_lock() {
+    let bao = OpenBao::start_with_audit();
+    let repo = tempfile::tempdir().unwrap();
+    write_repo(repo.path(), 256);
+    let dir = repo.path().to_str().unwrap();
+    let addr = bao.addr();
+    let tester = named_token(&bao, "tester");
+    let run = |args: &[&str]| as_token(&addr, &tester, bao.dir(), args);
+    run(&["apply", "--auto-approve", dir]).expect(0);
+    bao.bao_ok(&["delete", "pki_int/roles/web"]);
+    let saved = bao.dir().join("plan.json");
+    let saved = saved.to_str().unwrap();
+    run(&["plan", dir, "--out", saved]).expect(2);
+
+    // The live state moved after the plan was saved.
+    bao.bao_ok(&["write", "pki_int/roles/web", "allowed_domains=example.org"]);
+    let mark = bao.audit_records().len();
+    let stale = run(&["apply", "--auto-approve", saved]);
+    stale.expect(1);
+    assert!(
+        stale.stderr.contains(
+            "error: plan is stale: vault:pki_int/roles/web changed since the plan was made (planned: create; now: update)"
+        ),
+        "{}",
+        stale.both()
+    );
+    let writes = successful_writes(&bao, "tester", mark);
+    assert!(
+        writes.iter().all(|(_, p)| p == "certplane/data/lock"),
+        "nothing but the lock: {writes:?}"
+    );
+    assert_eq!(
+        read(&bao, "pki_int/roles/web").unwrap()["allowed_domains"],
+        json!(["example.org"])
+    );
+
+    // A saved plan that still holds is applied.
+    bao.bao_ok(&["delete", "pki_int/roles/web"]);
+    run(&["plan", dir, "--out", saved]).expect(2);
+    run(&["apply", "--auto-approve", saved]).expect(0);
+    assert_eq!(
+        read(&bao, "pki_int/roles/web").unwrap()["allowed_domains"],
+        json!(["example.com"])
+    );
 }

@@ -103,7 +103,8 @@ impl LockSettings {
 }
 
 /// Who holds (or wants) the lock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Holder {
     /// The pod name (`POD_NAME`) or the hostname.
     pub host: String,
@@ -147,12 +148,16 @@ impl std::fmt::Display for Holder {
     }
 }
 
-/// The lock as stored in Vault.
+/// The lock as stored in Vault. `expires` and `released` are the contract
+/// every certplane version keeps (a record without `expires` is not a lock
+/// and is taken over); the rest is for people.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockRecord {
     /// Who took it.
+    #[serde(default)]
     pub holder: Holder,
     /// When it was taken (Unix seconds).
+    #[serde(default)]
     pub since: i64,
     /// When the lease ends unless renewed (Unix seconds).
     pub expires: i64,
@@ -273,8 +278,7 @@ pub enum LockState {
 pub fn decide(current: Option<(u64, Option<LockRecord>)>, latest: u64, now: i64) -> LockState {
     match current {
         None => LockState::Free { cas: latest },
-        // A record certplane cannot read is treated like a crashed holder's
-        // once nobody could still be renewing it: immediately.
+        // Not a lock record (no `expires`): nobody holds it.
         Some((v, None)) => LockState::Free { cas: v },
         Some((v, Some(r))) if r.released => LockState::Free { cas: v },
         Some((v, Some(r))) if r.expires <= now => LockState::Stale { cas: v, record: r },
@@ -494,10 +498,11 @@ pub async fn acquire(
                 mount_checked = true;
                 ensure_mount(vault, settings).await?;
             }
-            Err(e @ VaultError::BadReply { .. }) => {
+            // A write without a version in its reply: KV version 1.
+            Err(VaultError::BadReply { .. }) => {
                 return Err(LockError::NotKv2 {
                     mount: settings.mount.clone(),
-                    kind: format!("non-versioned engine ({e})"),
+                    kind: "kv version 1".into(),
                 });
             }
             Err(e) => return Err(LockError::vault(&settings.mount)(e)),
@@ -680,6 +685,26 @@ mod tests {
             }
         );
         assert_eq!(decide(Some((4, None)), 4, 500), LockState::Free { cas: 4 });
+    }
+
+    #[test]
+    fn a_record_needs_only_its_lease_to_be_a_lock() {
+        let r: LockRecord =
+            serde_json::from_value(json!({"expires": 900, "future_field": 1})).unwrap();
+        assert_eq!(
+            decide(Some((2, Some(r))), 2, 500),
+            LockState::Held {
+                version: 2,
+                record: LockRecord {
+                    holder: Holder::default(),
+                    since: 0,
+                    expires: 900,
+                    released: false,
+                    removed_by: None
+                }
+            }
+        );
+        assert!(serde_json::from_value::<LockRecord>(json!({"note": "by hand"})).is_err());
     }
 
     #[test]
