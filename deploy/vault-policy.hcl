@@ -20,6 +20,22 @@ path "auth/token/renew-self" {
   capabilities = ["update"]
 }
 
+path "certplane/data/lock" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "certplane/data/pending/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "certplane/metadata/lock" {
+  capabilities = ["read"]
+}
+
+path "certplane/metadata/pending/*" {
+  capabilities = ["delete"]
+}
+
 path "pki/config/issuers" {
   capabilities = ["read", "update"]
 }
@@ -64,8 +80,20 @@ path "pki_int/issuers" {
   capabilities = ["list"]
 }
 
+path "pki_int/issuers/generate/intermediate/existing" {
+  capabilities = ["update"]
+}
+
 path "pki_int/issuers/generate/intermediate/internal" {
   capabilities = ["update"]
+}
+
+path "pki_int/key/certplane-pending-*" {
+  capabilities = ["delete", "update"]
+}
+
+path "pki_int/keys" {
+  capabilities = ["list"]
 }
 
 path "pki_int/roles/homelab-dot-local" {
@@ -86,6 +114,10 @@ path "sys/auth/kubernetes/tune" {
 
 path "sys/mounts" {
   capabilities = ["read"]
+}
+
+path "sys/mounts/certplane" {
+  capabilities = ["create", "read", "update"]
 }
 
 path "sys/mounts/pki" {

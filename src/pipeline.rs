@@ -1,7 +1,8 @@
 //! The one pipeline every mode runs: load -> expand -> validate -> lower ->
 //! observe -> plan -> apply (Vault, then secret deliveries, then the
 //! cluster, then prune). Commands only decide how far to go and what to
-//! print.
+//! print. Planning never locks; an apply with changes takes the apply lock,
+//! plans again under it and applies that ([`apply_locked`]).
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,8 @@ use crate::model::Repository;
 use crate::operator::Operator;
 use crate::plan::{Action, Plan};
 use crate::state::Desired;
-use crate::vault::apply::{ApplyError, ApplyEvent, ApplyReport};
+use crate::vault::apply::{ApplyError, ApplyEvent, ApplyOptions, ApplyReport};
+use crate::vault::lock::{Holder, LockError, LockSettings};
 use crate::vault::{Vault, VaultError, VaultSettings};
 
 /// A repository that loaded and passed every offline check, lowered to the
@@ -41,6 +43,21 @@ pub enum PipelineError {
     /// An AppRole secret ID could not be delivered.
     #[error(transparent)]
     Deliver(#[from] DeliverError),
+    /// The apply lock could not be taken (another certplane applies) or
+    /// was lost.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Under the lock, the plan is no longer the one that was approved:
+    /// nothing was applied.
+    #[error(
+        "plan is stale: {addr} changed since the plan was made ({why}); nothing was applied; run apply again"
+    )]
+    Stale {
+        /// The first change that differs.
+        addr: Addr,
+        /// How.
+        why: String,
+    },
     /// Rendered manifests could not be written.
     #[error("cannot write the rendered manifests to {}", dir.display())]
     Render {
@@ -257,7 +274,8 @@ pub struct Applied {
 }
 
 /// Applies a plan: Vault first (cluster objects refer to it), then secret
-/// deliveries, then cluster objects and prune (or rendered files).
+/// deliveries, then cluster objects and prune (or rendered files). Without
+/// the apply lock: commands use [`apply_locked`].
 pub async fn apply(
     vault: &Vault,
     side: &ClusterSide,
@@ -265,8 +283,117 @@ pub async fn apply(
     plan: &Plan,
     on_event: &mut (dyn FnMut(ApplyEvent) + Send),
 ) -> Result<Applied, PipelineError> {
+    apply_with(
+        vault,
+        side,
+        prepared,
+        plan,
+        ApplyOptions::default(),
+        on_event,
+    )
+    .await
+}
+
+/// How an apply takes the apply lock ([`crate::vault::lock`]).
+#[derive(Clone, Debug)]
+pub struct Locking {
+    /// Where the lock lives and how long to wait for it.
+    pub settings: LockSettings,
+    /// Who this process is, for the record (and another's error message).
+    pub holder: Holder,
+}
+
+/// What the caller agreed to apply.
+#[derive(Clone, Copy, Debug)]
+pub enum Approval<'a> {
+    /// Exactly this plan (shown and confirmed, or saved by `plan --out`): a
+    /// plan under the lock that differs stops with "plan is stale".
+    Exactly(&'a Plan),
+    /// Whatever the plan under the lock is (`run`, `watch --apply`).
+    Replan,
+}
+
+/// What [`apply_locked`] did.
+#[derive(Debug)]
+pub enum LockedApply {
+    /// Applied the plan made under the lock.
+    Applied {
+        /// That plan.
+        plan: Plan,
+        /// What was done.
+        done: Applied,
+    },
+    /// Under the lock there was nothing left to change (another certplane
+    /// applied it meanwhile); nothing was written but the lock.
+    NothingToDo,
+}
+
+/// Applies under the apply lock, for a plan made without it that has
+/// changes: takes the lock (waiting as `locking` says), observes and plans
+/// again under it, checks the new plan against what was approved, applies
+/// it while renewing the lock, and releases the lock on success, on error
+/// and when `stop` asks to stop (checked before every Vault change).
+#[allow(clippy::too_many_arguments)] // One entry point for every mode; each argument is a different concern.
+pub async fn apply_locked(
+    vault: &Vault,
+    side: &ClusterSide,
+    prepared: &Prepared,
+    options: PlanOptions,
+    approval: Approval<'_>,
+    locking: &Locking,
+    stop: &(dyn Fn() -> Option<String> + Sync),
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<LockedApply, PipelineError> {
+    let interrupted = || stop().is_some();
+    let lock = crate::vault::lock::acquire(vault, &locking.settings, &locking.holder, &interrupted)
+        .await?;
+    let body = async {
+        let plan = plan_with(vault, side, prepared, options).await?;
+        if !plan.errored.is_empty() {
+            return Err(PipelineError::Apply(ApplyError::Errored {
+                count: plan.errored.len(),
+            }));
+        }
+        if !plan.has_changes() {
+            tracing::info!("under the apply lock there is nothing left to change");
+            return Ok(LockedApply::NothingToDo);
+        }
+        if let Approval::Exactly(approved) = approval
+            && let Some((addr, why)) = crate::plan::first_difference(approved, &plan)
+        {
+            return Err(PipelineError::Stale { addr, why });
+        }
+        let guard = || {
+            lock.lost()
+                .map(|why| format!("the apply lock was lost: {why}"))
+                .or_else(stop)
+        };
+        let apply_options = ApplyOptions {
+            stop: Some(&guard),
+            state_mount: Some(lock.mount()),
+        };
+        let done = apply_with(vault, side, prepared, &plan, apply_options, on_event).await?;
+        Ok(LockedApply::Applied { plan, done })
+    };
+    let result = lock.hold(vault, body).await;
+    if let Err(e) = lock.release(vault).await {
+        tracing::warn!(error = %crate::vault::error_chain(&e), "cannot release the apply lock (its lease ends by itself)");
+    }
+    result
+}
+
+/// [`apply`] with a stop check before every Vault change and the mount
+/// where signed intermediates are recorded ([`ApplyOptions`]).
+pub async fn apply_with(
+    vault: &Vault,
+    side: &ClusterSide,
+    prepared: &Prepared,
+    plan: &Plan,
+    options: ApplyOptions<'_>,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<Applied, PipelineError> {
     let secrets = crate::vault::apply::secret_sources(&prepared.desired);
-    let report = crate::vault::apply(vault, plan, &secrets, on_event).await?;
+    let report = crate::vault::apply_with(vault, plan, &secrets, options, on_event).await?;
     let mut cluster_done = Vec::new();
     let mut on_applied = |addr: &Addr, action: Action| {
         cluster_done.push((addr.clone(), action));

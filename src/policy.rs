@@ -3,12 +3,14 @@
 //! these resources (observe, re-check, apply), and nothing else.
 //!
 //! Deletions (prune) are not covered: what a repository no longer declares
-//! is not in its desired state. Grant `delete` by hand where you prune.
+//! is not in its desired state. Grant `delete` by hand where you prune. The
+//! exceptions are certplane's own: keys an interrupted apply left under
+//! certplane's pending name, and the apply lock ([`add_lock`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::state::{CaMethod, Desired, ResourceKind, Signer};
+use crate::state::{CaMethod, Desired, PENDING_KEY_PREFIX, ResourceKind, Signer};
 
 /// Capabilities by path, in a stable order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -121,6 +123,18 @@ pub fn policy(desired: &Desired) -> Policy {
                             format!("{mount}/issuers/generate/intermediate/{kind}"),
                             &["update"],
                         );
+                        // Resuming an interrupted intermediate: its key
+                        // (found by name), a new CSR for it, and clearing or
+                        // deleting keys with certplane's pending name only.
+                        p.add(format!("{mount}/keys"), &["list"]);
+                        p.add(
+                            format!("{mount}/issuers/generate/intermediate/existing"),
+                            &["update"],
+                        );
+                        p.add(
+                            format!("{mount}/key/{PENDING_KEY_PREFIX}*"),
+                            &["update", "delete"],
+                        );
                         p.add(format!("{mount}/intermediate/set-signed"), &["update"]);
                         if let Signer::Mount {
                             mount: parent,
@@ -141,10 +155,33 @@ pub fn policy(desired: &Desired) -> Policy {
                     }
                 }
             }
-            ResourceKind::ClusterObject | ResourceKind::SecretDelivery => {}
+            ResourceKind::PkiKey | ResourceKind::ClusterObject | ResourceKind::SecretDelivery => {}
         }
     }
     p
+}
+
+/// Paths of the apply lock in its KV version 2 `mount` (created on first
+/// use), and of the records of signed intermediates waiting for import
+/// when the repository has intermediates signed by a mount.
+pub fn add_lock(p: &mut Policy, desired: &Desired, mount: &str) {
+    let mount = mount.trim_matches('/');
+    p.add(format!("sys/mounts/{mount}"), &["create", "read", "update"]);
+    p.add(format!("{mount}/data/lock"), WRITE);
+    p.add(format!("{mount}/metadata/lock"), &["read"]);
+    let signed_by_mount = desired.resources.iter().any(|r| {
+        matches!(
+            r.ca.as_ref().map(|c| &c.method),
+            Some(CaMethod::Intermediate {
+                signer: Signer::Mount { .. },
+                ..
+            })
+        )
+    });
+    if signed_by_mount {
+        p.add(format!("{mount}/data/pending/*"), WRITE);
+        p.add(format!("{mount}/metadata/pending/*"), &["delete"]);
+    }
 }
 
 /// Extra paths for delivering AppRole secret IDs (`deliverTo`).

@@ -34,6 +34,10 @@ pub enum ResourceKind {
     Mount,
     /// `<mount>/issuer/<name>`: a CA inside a PKI mount.
     Issuer,
+    /// `<mount>/key/<name>`: a key certplane generated for an intermediate
+    /// (named [`PENDING_KEY_PREFIX`]...) that an interrupted apply left
+    /// behind: released (renamed) or deleted, never created.
+    PkiKey,
     /// `<mount>/config/urls`.
     MountUrls,
     /// `<mount>/config/crl`.
@@ -148,6 +152,34 @@ pub enum CaMethod {
     },
 }
 
+/// The start of the name of every key certplane generates for an
+/// intermediate. The key keeps it from `issuers/generate/intermediate` until
+/// its signed certificate is imported and the new issuer is named and made
+/// the default; then the name is cleared. A key with this name and no issuer
+/// is an interrupted apply's: the next apply resumes with it (or, when the
+/// declared CA no longer wants it, deletes it). Keys without it (made by
+/// hand, or in use) are never deleted.
+pub const PENDING_KEY_PREFIX: &str = "certplane-pending-";
+
+impl DesiredCa {
+    /// The name of the key generated for this CA while it is pending
+    /// (intermediates only): derived from the issuer name and the key's type
+    /// and size, so that a key of another type is never resumed, e.g.
+    /// `certplane-pending-int-2026-ec256`.
+    pub fn pending_key_name(&self) -> Option<String> {
+        if !matches!(self.method, CaMethod::Intermediate { .. }) {
+            return None;
+        }
+        let key = match (self.identity.key_type, self.identity.key_bits) {
+            (Some(t), Some(b)) if b != 0 => format!("{}{b}", t.as_str()),
+            (Some(t), _) => t.as_str().to_string(),
+            (None, _) => "key".to_string(),
+        };
+        let issuer = self.issuer_name.as_deref().unwrap_or("default");
+        Some(format!("{PENDING_KEY_PREFIX}{issuer}-{key}"))
+    }
+}
+
 /// Who signs an intermediate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -202,6 +234,18 @@ pub struct ObservedIssuer {
     pub cert_sha256: String,
     /// Whether it is the mount's default issuer.
     pub is_default: bool,
+    /// The id of its key.
+    #[serde(default)]
+    pub key_id: String,
+}
+
+/// One key of a PKI mount (`<mount>/keys`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedKey {
+    /// `key_id`.
+    pub id: String,
+    /// `key_name` (may be empty).
+    pub name: String,
 }
 
 /// What Vault has now.
@@ -212,6 +256,10 @@ pub struct Observed {
     pub resources: BTreeMap<Addr, Fields>,
     /// The issuers of each PKI mount that exists, by mount path.
     pub issuers: BTreeMap<String, Vec<ObservedIssuer>>,
+    /// The keys of each PKI mount that holds (or will hold) an
+    /// intermediate, by mount path: what interrupted applies left.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<ObservedKey>>,
     /// When the observation was made (Unix seconds): lets the pure planner
     /// decide `rotateBefore` without a clock.
     pub now: i64,

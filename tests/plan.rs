@@ -6,7 +6,7 @@ use std::path::Path;
 use certplane::addr::Addr;
 use certplane::model::KeyType;
 use certplane::plan::{Action, Plan, plan, render};
-use certplane::state::{Desired, Observed, ObservedIssuer, ResourceKind};
+use certplane::state::{Desired, Observed, ObservedIssuer, ObservedKey, ResourceKind};
 use serde_json::json;
 
 const NOW: i64 = 1_800_000_000;
@@ -102,6 +102,7 @@ fn issuer(id: &str, name: &str, cn: &str, by: &str, kt: KeyType, bits: u32) -> O
         max_path_length: None,
         cert_sha256: format!("{id}-sha"),
         is_default: true,
+        key_id: format!("{id}-key"),
     }
 }
 
@@ -464,4 +465,154 @@ fn a_new_mount_inside_or_around_a_live_mount_is_a_plan_error() {
     o.live_mounts.secrets = ["pki_int"].map(String::from).into();
     o.live_mounts.auth.clear();
     assert!(plan(&d, &o).errored.is_empty());
+}
+
+// Interrupted intermediates (issue 7): what an apply that stopped half-way
+// left in the child mount is resumed, finished or cleaned up, never
+// generated again.
+
+const PENDING: &str = "certplane-pending-int-2026-ec256";
+
+fn key(id: &str, name: &str) -> ObservedKey {
+    ObservedKey {
+        id: id.into(),
+        name: name.into(),
+    }
+}
+
+/// Vault with everything but the intermediate, whose mount holds `keys`.
+fn intermediate_missing(d: &Desired, keys: Vec<ObservedKey>) -> Observed {
+    let mut o = converged(d);
+    o.issuers.remove("pki_int");
+    o.keys.insert("pki_int".into(), keys);
+    o
+}
+
+#[test]
+fn a_pending_key_of_the_declared_ca_is_resumed_not_regenerated() {
+    let d = desired_from(REPO);
+    let o = intermediate_missing(&d, vec![key("k1", PENDING)]);
+    let p = plan(&d, &o);
+    let c = change(&p, "vault:pki_int/issuer/int-2026");
+    assert_eq!(c.action, Action::Create);
+    assert_eq!(c.ca.as_ref().unwrap().pending_key.as_deref(), Some(PENDING));
+    assert_eq!(
+        c.reason.as_deref(),
+        Some(
+            "intermediate pending: key certplane-pending-int-2026-ec256 generated, not yet signed; apply resumes it (no new key)"
+        )
+    );
+    assert_eq!(p.pending().count(), 1, "nothing is deleted");
+    let shown = render::human(&p, render::Style::default());
+    assert!(shown.contains("intermediate pending"), "{shown}");
+    let json = render::json(&p);
+    let issuer = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "vault:pki_int/issuer/int-2026")
+        .unwrap();
+    assert_eq!(issuer["pending_key"], json!(PENDING));
+}
+
+#[test]
+fn a_pending_key_of_another_type_is_deleted_after_a_new_one_is_made() {
+    let d = desired_from(REPO);
+    let stale = "certplane-pending-int-2026-rsa2048";
+    let o = intermediate_missing(
+        &d,
+        vec![key("k1", stale), key("k2", "made-by-hand"), key("k3", "")],
+    );
+    let p = plan(&d, &o);
+    let issuer = change(&p, "vault:pki_int/issuer/int-2026");
+    assert_eq!(issuer.action, Action::Create);
+    assert_eq!(issuer.ca.as_ref().unwrap().pending_key, None);
+    let addr = format!("vault:pki_int/key/{stale}");
+    let del = change(&p, &addr);
+    assert_eq!(del.action, Action::Delete);
+    assert_eq!(del.kind, ResourceKind::PkiKey);
+    assert_eq!(del.before.as_ref().unwrap()["key_id"], json!("k1"));
+    assert!(position(&p, "vault:pki_int/issuer/int-2026") < position(&p, &addr));
+    let touched: Vec<String> = p.pending().map(|c| c.addr.to_string()).collect();
+    assert_eq!(
+        touched.len(),
+        2,
+        "keys without the pending name stay: {touched:?}"
+    );
+}
+
+#[test]
+fn a_leftover_pending_key_next_to_a_complete_ca_is_deleted() {
+    let d = desired_from(REPO);
+    let mut o = converged(&d);
+    o.keys.insert(
+        "pki_int".into(),
+        vec![key("pki_int-id-key", ""), key("k9", PENDING)],
+    );
+    let p = plan(&d, &o);
+    assert_eq!(
+        change(&p, "vault:pki_int/issuer/int-2026").action,
+        Action::NoOp
+    );
+    let del = change(&p, &format!("vault:pki_int/key/{PENDING}"));
+    assert_eq!(del.action, Action::Delete);
+    assert_eq!(p.pending().count(), 1);
+}
+
+#[test]
+fn an_issuer_imported_but_not_named_is_finished_not_made_again() {
+    let d = desired_from(REPO);
+    let mut o = intermediate_missing(&d, vec![key("k1", PENDING)]);
+    // set-signed made it; the apply stopped before naming it.
+    let mut i = issuer(
+        "new",
+        "",
+        "Lab Intermediate CA",
+        "Lab Root CA",
+        KeyType::Ec,
+        256,
+    );
+    i.key_id = "k1".into();
+    i.is_default = false;
+    o.issuers.insert("pki_int".into(), vec![i]);
+    let p = plan(&d, &o);
+    let c = change(&p, "vault:pki_int/issuer/int-2026");
+    assert_eq!(c.action, Action::Update);
+    let ca = c.ca.as_ref().unwrap();
+    assert_eq!(ca.existing_id.as_deref(), Some("new"));
+    assert_eq!(ca.pending_key.as_deref(), Some(PENDING));
+    assert!(
+        c.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("finish an interrupted apply: issuer new was imported with key"),
+        "{:?}",
+        c.reason
+    );
+    assert_eq!(
+        p.pending().count(),
+        1,
+        "the key is not deleted: it is in use"
+    );
+}
+
+#[test]
+fn a_key_in_use_that_kept_the_pending_name_gets_it_cleared_first() {
+    let d = desired_from(REPO);
+    // An issuer of another identity (an older CN) uses a pending-named key
+    // that the new CA would be generated under.
+    let mut o = intermediate_missing(&d, vec![key("k1", PENDING)]);
+    let mut old = issuer("old", "", "Old CN", "Lab Root CA", KeyType::Ec, 256);
+    old.key_id = "k1".into();
+    old.is_default = false;
+    o.issuers.insert("pki_int".into(), vec![old]);
+    let p = plan(&d, &o);
+    let addr = format!("vault:pki_int/key/{PENDING}");
+    let rename = change(&p, &addr);
+    assert_eq!(rename.action, Action::Update);
+    assert_eq!(rename.after.as_ref().unwrap()["key_name"], json!(""));
+    let issuer = change(&p, "vault:pki_int/issuer/int-2026");
+    assert_eq!(issuer.action, Action::Create);
+    assert_eq!(issuer.ca.as_ref().unwrap().pending_key, None);
+    assert!(position(&p, &addr) < position(&p, "vault:pki_int/issuer/int-2026"));
 }

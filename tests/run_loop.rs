@@ -4,7 +4,9 @@
 //! the last good one stays in force, drift is repaired without a commit,
 //! unsigned commits are refused with verification on, /metrics and /readyz
 //! tell the truth, the loop logs in once and renews its token, a commit
-//! cannot point the token at another Vault, and SIGTERM exits 0.
+//! cannot point the token at another Vault, SIGTERM exits 0, and an apply
+//! lock another certplane holds keeps the loop from writing (and is named on
+//! /readyz) until it is released.
 
 mod common;
 #[path = "e2e/support.rs"]
@@ -841,4 +843,62 @@ fn readyz_turns_503_while_vault_hangs_not_only_when_the_reconcile_ends() {
     lp.wait(20, "/readyz 200 once vault answers again", |l| {
         l.readyz().0 == 200
     });
+}
+
+/// Writes the apply lock record as another certplane holding it would.
+fn hold_lock(bao: &OpenBao, released: bool) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (status, reply) = support::post(
+        bao,
+        "certplane/data/lock",
+        &serde_json::json!({"data": {
+            "holder": {"host": "ci-job-9", "pid": 77, "repository": "/builds/pki", "version": "0.1.0"},
+            "since": now,
+            "expires": now + 300,
+            "released": released,
+        }}),
+    );
+    assert_eq!(status, 200, "{reply}");
+}
+
+#[test]
+fn run_waits_for_an_apply_lock_another_certplane_holds() {
+    let bao = OpenBao::start();
+    bao.bao_ok(&["secrets", "enable", "-path=certplane", "-version=2", "kv"]);
+    hold_lock(&bao, false);
+    let repo = GitRepo::homelab();
+    repo.commit("homelab", None);
+    let addr = bao.addr();
+    let mut lp = Loop::start(
+        &repo,
+        &[],
+        &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
+    );
+    // The plan has changes, the lock is held: nothing is written, and
+    // /readyz says who holds it.
+    lp.wait(30, "/readyz 503 naming the holder", |l| {
+        let (code, body) = l.readyz();
+        code == 503 && body.contains("another certplane is applying (holder ci-job-9 pid 77")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(role_ttl(&bao), None, "nothing applied under another's lock");
+    assert!(
+        read(&bao, "sys/mounts").unwrap().get("pki/").is_none(),
+        "not even a mount"
+    );
+    // Released: the next interval applies.
+    hold_lock(&bao, true);
+    lp.wait(30, "the commit applied", |_| role_ttl(&bao) == Some(86400));
+    lp.wait(10, "/readyz 200", |l| l.readyz().0 == 200);
+    let record = read(&bao, "certplane/data/lock").unwrap();
+    assert_eq!(record["data"]["released"], serde_json::json!(true));
+    assert!(
+        record["data"]["holder"]["repository"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("file://") && r.ends_with("@main")),
+        "{record}"
+    );
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::{Command, ExitStatus, Output};
 use crate::diagnostic::Diagnostics;
-use crate::pipeline::{self, Applied, ClusterSide, PlanOptions, Prepared};
+use crate::pipeline::{self, Applied, Approval, ClusterSide, LockedApply, PlanOptions, Prepared};
 use crate::plan::render::{self, Style};
 use crate::plan::{Action, Plan};
 use crate::vault::Vault;
@@ -45,6 +45,7 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
             output,
             render,
             allow_destroy_ca,
+            lock,
         } => {
             let options = PlanOptions { allow_destroy_ca };
             // `apply FILE`: the positional names a saved plan, which names its repository.
@@ -54,17 +55,23 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
                 None => (Some(dir), None),
             };
             let render = render.as_deref();
+            let how = ApplyHow {
+                auto_approve,
+                output,
+                style,
+                lock,
+            };
             match plan {
                 Some(f) => {
                     let got =
                         super::ci::planned_from_file(&f, dir.as_deref(), render, allow_destroy_ca)
                             .await;
-                    apply(got, auto_approve, output, style).await
+                    apply(got, options, how).await
                 }
                 None => {
                     let dir = dir.unwrap_or_default();
                     let got = planned(&dir, render, options).await.map_err(|s| s.print());
-                    apply(got, auto_approve, output, style).await
+                    apply(got, options, how).await
                 }
             }
         }
@@ -73,8 +80,18 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
             apply,
             debounce,
             render,
-        } => super::watch::run(&dir, render.as_deref(), apply, debounce, style).await,
-        Command::Policy { dir } => super::policy::run(&dir),
+            lock,
+        } => {
+            let locking = match lock.locking(&super::lock::repository_name(&dir)) {
+                Ok(l) => l,
+                Err(s) => return s,
+            };
+            super::watch::run(&dir, render.as_deref(), apply, debounce, style, locking).await
+        }
+        Command::ForceUnlock { dir, lock_mount } => {
+            super::lock::force_unlock(&dir, lock_mount.as_deref()).await
+        }
+        Command::Policy { dir, lock_mount } => super::policy::run(&dir, lock_mount.as_deref()),
         Command::Verify { dir } => super::verify::run(&dir, vault_addr.as_deref()).await,
         Command::Run(args) => super::run::run(*args).await,
         Command::Schemas { out } => schemas(&out),
@@ -298,12 +315,27 @@ fn confirm() -> bool {
     answer.trim() == "yes"
 }
 
-async fn apply(
-    planned: Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus>,
+/// How `apply` runs: what the user chose on the command line.
+struct ApplyHow {
     auto_approve: bool,
     output: Output,
     style: Style,
+    lock: super::lock::LockArgs,
+}
+
+/// Shows the plan, asks, then applies it under the apply lock: the plan is
+/// made again under the lock and applied only if it is the one shown.
+async fn apply(
+    planned: Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus>,
+    options: PlanOptions,
+    how: ApplyHow,
 ) -> ExitStatus {
+    let ApplyHow {
+        auto_approve,
+        output,
+        style,
+        lock,
+    } = how;
     let (prepared, vault, side, plan) = match planned {
         Ok(p) => p,
         Err(s) => return s,
@@ -327,16 +359,46 @@ async fn apply(
             return ExitStatus::Error;
         }
     }
+    let locking = match lock.locking(&super::lock::repository_name(&prepared.repo.root)) {
+        Ok(l) => l,
+        Err(s) => return s,
+    };
+    // From here on SIGTERM/SIGINT stop the apply between two changes, and
+    // the lock is released instead of being left to expire.
+    let signals = match super::lock::StopOnSignal::install() {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let stop = || signals.reason();
     let human = output == Output::Human;
     let mut on_event = |event: ApplyEvent| {
         if human {
             print_event(&event, style);
         }
     };
-    match pipeline::apply(&vault, &side, &prepared, &plan, &mut on_event).await {
-        Ok(done) => {
+    let got = pipeline::apply_locked(
+        &vault,
+        &side,
+        &prepared,
+        options,
+        Approval::Exactly(&plan),
+        &locking,
+        &stop,
+        &mut on_event,
+    )
+    .await;
+    match got {
+        Ok(LockedApply::Applied { done, .. }) => {
             if human {
                 println!("\n{}", report_line(&done));
+            }
+            ExitStatus::Clean
+        }
+        Ok(LockedApply::NothingToDo) => {
+            if human {
+                println!(
+                    "\nNothing to apply: the live state already matches (another certplane applied these changes first)."
+                );
             }
             ExitStatus::Clean
         }

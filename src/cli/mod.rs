@@ -4,6 +4,7 @@
 mod ci;
 mod commands;
 mod exit;
+mod lock;
 pub mod operator;
 mod policy;
 mod report;
@@ -111,6 +112,19 @@ pub enum Command {
         /// With `prune: true`, also delete PKI mounts that hold a CA.
         #[arg(long)]
         allow_destroy_ca: bool,
+        /// The apply lock.
+        #[command(flatten)]
+        lock: lock::LockArgs,
+    },
+    /// Remove the apply lock whoever holds it (after a holder died and
+    /// before its lease ends), printing whose it was.
+    ForceUnlock {
+        /// The repository (default: current directory): it names the Vault.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// The KV version 2 mount holding the apply lock.
+        #[arg(long, value_name = "PATH")]
+        lock_mount: Option<String>,
     },
     /// For each Vault Issuer, do what cert-manager will do: log in with its
     /// credentials, sign a throwaway CSR, check the chain. 0 all pass, 1 any fails.
@@ -136,12 +150,18 @@ pub enum Command {
         /// Write the cluster manifests to DIR (for Flux/Argo) instead of a cluster.
         #[arg(long, value_name = "DIR")]
         render: Option<PathBuf>,
+        /// The apply lock.
+        #[command(flatten)]
+        lock: lock::LockArgs,
     },
     /// Print the minimal Vault policy (HCL) that applying the repository needs.
     Policy {
         /// The repository (default: current directory).
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// The KV version 2 mount holding the apply lock.
+        #[arg(long, value_name = "PATH")]
+        lock_mount: Option<String>,
     },
     /// Follow a Git branch: fetch on an interval, apply new commits, repair
     /// drift; serves /healthz, /readyz and /metrics. Stops on SIGTERM/SIGINT.

@@ -6,13 +6,19 @@ use std::path::Path;
 use super::ExitStatus;
 use super::commands::prepare;
 
-/// Prints the policy; 0, or 1 when the repository is invalid.
-pub fn run(dir: &Path) -> ExitStatus {
+/// Prints the policy (with the paths of the apply lock in `lock_mount`); 0,
+/// or 1 when the repository is invalid.
+pub fn run(dir: &Path, lock_mount: Option<&str>) -> ExitStatus {
+    let lock = match crate::vault::lock::LockSettings::new(lock_mount, Default::default()) {
+        Ok(l) => l,
+        Err(e) => return super::commands::fail(&e),
+    };
     let prepared = match prepare(dir) {
         Ok(p) => p,
         Err(s) => return s,
     };
     let mut policy = crate::policy::policy(&prepared.desired);
+    crate::policy::add_lock(&mut policy, &prepared.desired, &lock.mount);
     crate::policy::add_deliveries(
         &mut policy,
         prepared

@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Leader election (boxed: it keeps `Command` small).
     #[command(flatten)]
     pub lease: Box<LeaseArgs>,
+    /// The apply lock.
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
 }
 
 /// Flags of leader election.
@@ -110,6 +113,10 @@ pub async fn run(args: RunArgs) -> ExitStatus {
         .cache
         .clone()
         .unwrap_or_else(|| default_cache(&args.repo, &args.branch));
+    let locking = match args.lock.locking(&format!("{}@{}", args.repo, args.branch)) {
+        Ok(l) => l,
+        Err(s) => return s,
+    };
     let settings = RunSettings {
         git: GitSettings {
             url: args.repo,
@@ -143,6 +150,7 @@ pub async fn run(args: RunArgs) -> ExitStatus {
             } = *args.lease;
             leader_elect.then(|| crate::lease::LeaseConfig::from_env(lease_name, lease_namespace))
         },
+        locking,
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

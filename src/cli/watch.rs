@@ -1,6 +1,6 @@
 //! `certplane watch [DIR]`: runs the one pipeline at start and again after
 //! every change of the repository's files (debounced), applying with
-//! `--apply`. An invalid edit prints its diagnostics and the loop goes on;
+//! `--apply` (under the apply lock). An invalid edit prints its diagnostics and the loop goes on;
 //! what was last applied stays in force. One Vault connection for the whole
 //! session. Ctrl-C or SIGTERM ends it with 0.
 
@@ -12,7 +12,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::ExitStatus;
 use super::commands::{fail, print_event, report_line};
-use crate::pipeline::{self, ClusterSide};
+use crate::pipeline::{self, Approval, ClusterSide, LockedApply, Locking, PlanOptions};
 use crate::plan::render::{self, Style};
 use crate::vault::Vault;
 
@@ -65,15 +65,18 @@ pub fn relevant(dir: &Path, render: Option<&Path>, path: &Path) -> bool {
 struct Session {
     vault: Option<Vault>,
     side: Option<ClusterSide>,
+    locking: Locking,
 }
 
-/// Runs until Ctrl-C or SIGTERM.
+/// Runs until Ctrl-C or SIGTERM. With `apply`, each plan with changes is
+/// applied under the apply lock (`locking`).
 pub async fn run(
     dir: &Path,
     render: Option<&Path>,
     apply: bool,
     debounce: Duration,
     style: Style,
+    locking: Locking,
 ) -> ExitStatus {
     let dir = match dir.canonicalize() {
         Ok(d) => d,
@@ -116,6 +119,7 @@ pub async fn run(
     let mut session = Session {
         vault: None,
         side: None,
+        locking,
     };
     // Events also come from reads (the loader opening files): only a change
     // of the repository's input (the YAML and the files it names) starts a
@@ -217,8 +221,22 @@ async fn cycle(dir: &Path, render: Option<&Path>, apply: bool, style: Style, s: 
         return;
     }
     let mut on_event = |e: crate::vault::apply::ApplyEvent| print_event(&e, style);
-    match pipeline::apply(vault, side, &prepared, &plan, &mut on_event).await {
-        Ok(done) => println!("{}", report_line(&done)),
+    let got = pipeline::apply_locked(
+        vault,
+        side,
+        &prepared,
+        PlanOptions::default(),
+        Approval::Replan,
+        &s.locking,
+        &|| None,
+        &mut on_event,
+    )
+    .await;
+    match got {
+        Ok(LockedApply::Applied { done, .. }) => println!("{}", report_line(&done)),
+        Ok(LockedApply::NothingToDo) => {
+            println!("Nothing to apply: another certplane applied these changes first.")
+        }
         Err(e) => {
             fail(&e);
             println!("error: apply failed; will try again on the next change.");

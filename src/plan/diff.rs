@@ -10,7 +10,7 @@ use crate::addr::Addr;
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
-    Orphan, ResourceKind, Signer,
+    ObservedKey, Orphan, PENDING_KEY_PREFIX, ResourceKind, Signer,
 };
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
@@ -20,7 +20,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut changes = Vec::with_capacity(desired.resources.len());
     for r in &desired.resources {
         let change = match (&r.kind, &r.ca) {
-            (ResourceKind::Issuer, Some(ca)) => plan_issuer(r, ca, observed),
+            (ResourceKind::Issuer, Some(ca)) => {
+                let mut change = plan_issuer(r, ca, observed);
+                changes.extend(pending_keys(&mut change, ca, observed));
+                change
+            }
             _ => plan_fields(r, observed, &mut plan.errored),
         };
         changes.push(change);
@@ -288,6 +292,7 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
             desired: ca.clone(),
             existing_id: None,
             note: None,
+            pending_key: None,
         }),
         depends_on: r.depends_on.clone(),
         manifest: None,
@@ -302,6 +307,22 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
         .as_deref()
         .and_then(|n| issuers.iter().find(|i| i.name == n));
     let default = issuers.iter().find(|i| i.is_default);
+    if let Some((issuer, key)) = interrupted_import(ca, issuers, observed) {
+        // set-signed made the new issuer, then the apply stopped before it
+        // was named and made the default: finish it, never make another.
+        change.action = Action::Update;
+        change.before = Some(issuer_fields(issuer));
+        change.reason = Some(format!(
+            "finish an interrupted apply: issuer {} was imported with key {} but not yet named and \
+             made the default; apply does that and clears the key's pending name",
+            issuer.id, key.name
+        ));
+        if let Some(c) = change.ca.as_mut() {
+            c.existing_id = Some(issuer.id.clone());
+            c.pending_key = Some(key.name.clone());
+        }
+        return change;
+    }
     let manual = match &ca.method {
         CaMethod::Intermediate {
             signer:
@@ -405,6 +426,139 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
         change.reason = Some(adopt.join(" and "));
     }
     change
+}
+
+/// The keys of `ca`'s mount that carry certplane's pending name.
+fn pending_named<'a>(ca: &DesiredCa, observed: &'a Observed) -> Vec<&'a ObservedKey> {
+    observed
+        .keys
+        .get(&ca.mount)
+        .map(|keys| {
+            keys.iter()
+                .filter(|k| k.name.starts_with(PENDING_KEY_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An issuer that an interrupted apply imported (its key still has the
+/// pending name) and that is the declared CA: the apply stopped between
+/// `set-signed` and naming it.
+fn interrupted_import<'a>(
+    ca: &DesiredCa,
+    issuers: &'a [ObservedIssuer],
+    observed: &'a Observed,
+) -> Option<(&'a ObservedIssuer, &'a ObservedKey)> {
+    pending_named(ca, observed).into_iter().find_map(|k| {
+        issuers
+            .iter()
+            .find(|i| i.key_id == k.id && identity_diff(&ca.identity, i).is_empty())
+            .map(|i| (i, k))
+    })
+}
+
+/// The address of a key of a PKI mount.
+fn key_addr(mount: &str, name: &str) -> Addr {
+    Addr::vault(format!("{}/key/{name}", mount.trim_matches('/')))
+}
+
+/// What an interrupted apply left in the mount of an intermediate: the
+/// issuer change resumes with the pending key of the declared CA (no new
+/// key); a pending-named key that an issuer uses gets its name back (before
+/// the issuer change, which may need the name); every other pending-named
+/// key, which no issuer uses, is deleted (after it). Keys without the
+/// pending name are never touched.
+fn pending_keys(change: &mut Change, ca: &DesiredCa, observed: &Observed) -> Vec<Change> {
+    let Some(wanted) = ca.pending_key_name() else {
+        return Vec::new();
+    };
+    let issuers: &[ObservedIssuer] = observed
+        .issuers
+        .get(&ca.mount)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let finishing = change.ca.as_ref().and_then(|c| c.pending_key.clone());
+    let (manual, manual_files) = match &ca.method {
+        CaMethod::Intermediate {
+            signer:
+                Signer::Manual {
+                    certificate_pem,
+                    csr_pem,
+                    ..
+                },
+            ..
+        } => (true, certificate_pem.is_some() || csr_pem.is_some()),
+        _ => (false, false),
+    };
+    let mut out = Vec::new();
+    for key in pending_named(ca, observed) {
+        if finishing.as_deref() == Some(key.name.as_str()) {
+            continue;
+        }
+        let addr = key_addr(&ca.mount, &key.name);
+        let before: Fields = [
+            ("key_id".to_string(), json!(key.id)),
+            ("key_name".to_string(), json!(key.name)),
+        ]
+        .into_iter()
+        .collect();
+        let base = Change {
+            addr: addr.clone(),
+            kind: ResourceKind::PkiKey,
+            action: Action::Delete,
+            before: Some(before),
+            after: None,
+            sensitive: vec![],
+            reason: None,
+            ca: None,
+            depends_on: vec![],
+            manifest: None,
+        };
+        if let Some(user) = issuers.iter().find(|i| i.key_id == key.id) {
+            change.depends_on.push(addr);
+            out.push(Change {
+                action: Action::Update,
+                after: Some([("key_name".to_string(), json!(""))].into_iter().collect()),
+                reason: Some(format!(
+                    "issuer {} uses this key, which still has the pending name an interrupted \
+                     apply gave it: clear the name",
+                    user.id
+                )),
+                ..base
+            });
+            continue;
+        }
+        if key.name == wanted {
+            let makes_ca = matches!(change.action, Action::Create | Action::Replace);
+            if makes_ca && let Some(c) = change.ca.as_mut() {
+                c.pending_key = Some(key.name.clone());
+                let resume = format!(
+                    "intermediate pending: key {} generated, not yet signed; apply resumes it (no new key)",
+                    key.name
+                );
+                change.reason = Some(match change.reason.take() {
+                    Some(r) if manual_files => {
+                        format!("{r}; key {} holds its private key", key.name)
+                    }
+                    Some(r) if change.action == Action::Replace => format!("{r}; {resume}"),
+                    _ => resume,
+                });
+                continue;
+            }
+            if manual {
+                // Its CSR waits for a signature by hand.
+                continue;
+            }
+        }
+        out.push(Change {
+            depends_on: vec![change.addr.clone()],
+            reason: Some(
+                "a key an interrupted apply generated and no issuer uses: delete it".into(),
+            ),
+            ..base
+        });
+    }
+    out
 }
 
 /// Orders changes so that each comes after what it depends on; independent

@@ -3,6 +3,7 @@
 //! [`plan`] does no I/O. Apply reads the [`Plan`], never the YAML; `reason`
 //! is for people, never for decisions.
 
+mod compare;
 mod diff;
 pub mod markdown;
 pub mod render;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::addr::Addr;
 use crate::state::{DesiredCa, Fields, ResourceKind};
 
+pub use compare::first_difference;
 pub use diff::{plan, prune, same_value};
 
 /// What a change does.
@@ -83,6 +85,13 @@ pub struct CaChange {
     /// Text to show the user with the plan (e.g. a CSR to sign by hand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The key an interrupted apply generated for this CA (its name,
+    /// [`crate::state::PENDING_KEY_PREFIX`]...): a Create or Replace resumes
+    /// with it instead of generating another; an Update finishes the issuer
+    /// already imported with it (names it, makes it the default, clears the
+    /// key's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_key: Option<String>,
 }
 
 /// Something the planner could not decide.

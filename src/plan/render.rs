@@ -251,6 +251,9 @@ pub fn json(plan: &Plan) -> Value {
                 if let Some(note) = &ca.note {
                     v["note"] = json!(note);
                 }
+                if let Some(key) = &ca.pending_key {
+                    v["pending_key"] = json!(key);
+                }
             }
             v
         })

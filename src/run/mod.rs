@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::lease::{LeaderElector, Leadership, LeaseConfig};
-use crate::pipeline::{self, ClusterSide, PipelineError, Prepared};
+use crate::pipeline::{self, ClusterSide, Locking, PipelineError, Prepared};
 use crate::plan::Action;
 use crate::state::ResourceKind;
 use crate::vault::{ApplyEvent, VaultError};
@@ -53,6 +53,9 @@ pub struct RunSettings {
     /// Elect a leader with this Lease (in the cluster the kubeconfig or the
     /// pod's service account points to); only the leader applies.
     pub leader_elect: Option<LeaseConfig>,
+    /// The apply lock shared with every other certplane writing to the same
+    /// Vault: a plan with changes is applied under it.
+    pub locking: Locking,
 }
 
 /// Why the loop could not start.
@@ -404,7 +407,7 @@ impl Loop {
                 plan.errored[0].message
             ));
         }
-        let changes = plan.pending().count() as u64;
+        let mut changes = plan.pending().count() as u64;
         if changes > 0 && !self.settings.apply {
             tracing::warn!(commit = %c, changes, "changes pending (plan only: nothing applied)");
         } else if changes > 0 {
@@ -416,15 +419,36 @@ impl Loop {
                 ApplyEvent::Note { addr, text } => tracing::warn!(%addr, note = %text, "note"),
                 _ => {}
             };
-            if let Err(e) = pipeline::apply(vault, side, &good.prepared, &plan, &mut on_event).await
-            {
-                let (why, dead) = failure(session, e).await;
-                if dead {
-                    self.session = None;
+            // Under the apply lock, the plan is made again and that is
+            // what is applied (SIGTERM lets it finish).
+            let got = pipeline::apply_locked(
+                vault,
+                side,
+                &good.prepared,
+                pipeline::PlanOptions::default(),
+                pipeline::Approval::Replan,
+                &self.settings.locking,
+                &|| None,
+                &mut on_event,
+            )
+            .await;
+            match got {
+                Ok(pipeline::LockedApply::Applied { plan, .. }) => {
+                    changes = plan.pending().count() as u64;
+                    update(&status, |s| s.set_plan(&plan));
                 }
-                return Err(why);
+                Ok(pipeline::LockedApply::NothingToDo) => changes = 0,
+                Err(e) => {
+                    let (why, dead) = failure(session, e).await;
+                    if dead {
+                        self.session = None;
+                    }
+                    return Err(why);
+                }
             }
-            if drift {
+            if changes == 0 {
+                tracing::info!(commit = %c, "in sync (another certplane applied the changes first)");
+            } else if drift {
                 tracing::info!(commit = %c, changes, "drift repaired");
                 update(&status, |s| s.drift_repairs_total += changes);
             } else {
@@ -491,6 +515,7 @@ async fn failure(session: &Session, e: PipelineError) -> (String, bool) {
             "vault"
         }
         None if matches!(e, PipelineError::Cluster(_)) => "cluster",
+        None if matches!(e, PipelineError::Lock(_)) => "lock",
         None => "apply",
     };
     (format!("{what}: {}", crate::vault::error_chain(&e)), dead)

@@ -161,6 +161,15 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+    /// The apply was told to stop (the apply lock was lost, or SIGTERM):
+    /// changes before `addr` were made, `addr` and the rest were not.
+    #[error("stopped before {addr}: {why}; run apply again to finish")]
+    Stopped {
+        /// The first change not made.
+        addr: Addr,
+        /// Why.
+        why: String,
+    },
     /// The change cannot be made by certplane.
     #[error("cannot apply {addr}: {why}")]
     Unsupported {
@@ -188,6 +197,42 @@ pub(crate) enum Outcome {
     Waiting(Waiting),
 }
 
+/// What an apply may consult besides the plan.
+#[derive(Clone, Copy, Default)]
+pub struct ApplyOptions<'a> {
+    /// Asked before every change: a reason to stop there (the apply lock
+    /// was lost, a signal asked to stop), or `None` to go on.
+    pub stop: Option<&'a (dyn Fn() -> Option<String> + Sync)>,
+    /// The KV version 2 mount (the apply lock's) where an intermediate whose
+    /// certificate the parent signed is recorded until it is imported, so a
+    /// resumed apply does not ask the parent to sign again. `None`: nothing
+    /// is recorded (a resumed apply signs again).
+    pub state_mount: Option<&'a str>,
+}
+
+impl std::fmt::Debug for ApplyOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplyOptions")
+            .field("stop", &self.stop.is_some())
+            .field("state_mount", &self.state_mount)
+            .finish()
+    }
+}
+
+impl ApplyOptions<'_> {
+    // See `body_with_secrets`: a large error, built once on the way out.
+    #[allow(clippy::result_large_err)]
+    fn check(&self, next: &Addr) -> Result<(), ApplyError> {
+        match self.stop.and_then(|f| f()) {
+            Some(why) => Err(ApplyError::Stopped {
+                addr: next.clone(),
+                why,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Applies the pending changes of `plan`, in order. Refuses a plan with
 /// errors; before each change, re-reads the resource and stops with
 /// [`ApplyError::Stale`] if it is no longer as the plan saw it.
@@ -195,6 +240,18 @@ pub async fn apply(
     vault: &Vault,
     plan: &Plan,
     secrets: &SecretSources,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<ApplyReport, ApplyError> {
+    apply_with(vault, plan, secrets, ApplyOptions::default(), on_event).await
+}
+
+/// [`apply`], with a stop check before every change and the mount where
+/// signed intermediates are recorded ([`ApplyOptions`]).
+pub async fn apply_with(
+    vault: &Vault,
+    plan: &Plan,
+    secrets: &SecretSources,
+    options: ApplyOptions<'_>,
     on_event: &mut (dyn FnMut(ApplyEvent) + Send),
 ) -> Result<ApplyReport, ApplyError> {
     if !plan.errored.is_empty() {
@@ -213,6 +270,7 @@ pub async fn apply(
     while i < pending.len() {
         // A run of plain parameter writes that do not depend on each other
         // (typically many roles) is written concurrently, bounded.
+        options.check(&pending[i].addr)?;
         let batch = independent_run(&pending[i..]);
         if batch > 1 {
             let run = &pending[i..i + batch];
@@ -257,7 +315,7 @@ pub async fn apply(
             action: change.action,
         });
         let outcome = if change.kind == ResourceKind::Issuer {
-            issuer::apply_issuer(vault, change, &created).await?
+            issuer::apply_issuer(vault, change, &created, options.state_mount).await?
         } else {
             recheck(vault, change, &created).await?;
             apply_fields(vault, change, secrets).await?;
@@ -335,6 +393,7 @@ pub(crate) fn parent_mount(addr: &Addr, kind: ResourceKind) -> Option<Addr> {
         ResourceKind::MountCrl => secrets(path.strip_suffix("/config/crl")?),
         ResourceKind::Role => secrets(path.rsplit_once("/roles/")?.0),
         ResourceKind::Issuer => secrets(path.rsplit_once("/issuer/")?.0),
+        ResourceKind::PkiKey => secrets(path.rsplit_once("/key/")?.0),
         ResourceKind::AuthConfig => auth(path.strip_prefix("auth/")?.strip_suffix("/config")?),
         ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::AppRoleId => {
             auth(path.strip_prefix("auth/")?.rsplit_once("/role/")?.0)

@@ -6,13 +6,25 @@
 //! (`issuers/import/bundle`). A new issuer is then named and made the mount's
 //! default. A rotation renames the superseded issuer if it holds the name and
 //! leaves it in place.
+//!
+//! An intermediate takes several calls, and an apply can stop between any
+//! two (crash, timeout, a token without `set-signed`). So its key is
+//! generated under a deterministic name ([`DesiredCa::pending_key_name`]),
+//! kept until the new issuer is named and made the default, then cleared:
+//! the next plan finds a key with that name and no issuer, and the apply
+//! resumes with it (`generate/intermediate/existing`), never generating
+//! another. A certificate the parent mount signed is recorded in the lock's
+//! KV mount until `set-signed` took it, so a resumed apply imports it
+//! instead of asking the parent to sign again; only an interruption of the
+//! parent's sign call itself (before the record is written) costs one more
+//! signature.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
 use super::apply::{ApplyError, Outcome, Waiting, parent_created};
-use super::observe::observe_issuers;
+use super::observe::{observe_issuers, observe_keys};
 use super::{Vault, VaultError};
 use crate::addr::Addr;
 use crate::pki::sign::{certificate_blocks, sign_intermediate_csr};
@@ -20,11 +32,13 @@ use crate::pki::x509;
 use crate::plan::{Action, CaChange, Change};
 use crate::state::{CaMethod, DesiredCa, ObservedIssuer, Signer};
 
-/// Applies an issuer change.
+/// Applies an issuer change. `state_mount`: where a signed intermediate is
+/// recorded until imported (the lock's KV mount).
 pub(crate) async fn apply_issuer(
     vault: &Vault,
     change: &Change,
     created: &BTreeSet<Addr>,
+    state_mount: Option<&str>,
 ) -> Result<Outcome, ApplyError> {
     let addr = &change.addr;
     let Some(ca) = &change.ca else {
@@ -42,8 +56,17 @@ pub(crate) async fn apply_issuer(
         .existing_id
         .as_ref()
         .and_then(|id| issuers.iter().find(|i| &i.id == id));
+    let pending = match &ca.pending_key {
+        Some(name) => Some(recheck_pending(vault, change, name, &issuers, existing).await?),
+        None => None,
+    };
+    let state = state_mount.map(|m| Record {
+        state_mount: m,
+        mount,
+        key_name: ca.desired.pending_key_name().unwrap_or_default(),
+    });
     match change.action {
-        Action::Create => create(vault, addr, &ca.desired).await,
+        Action::Create => create(vault, addr, ca, pending.as_deref(), state.as_ref()).await,
         Action::Update => {
             let Some(current) = existing else {
                 return Err(ApplyError::Stale { addr: addr.clone() });
@@ -51,10 +74,21 @@ pub(crate) async fn apply_issuer(
             if let Some(name) = &ca.desired.issuer_name
                 && current.name != *name
             {
+                // Only an interrupted apply leaves the name on another issuer.
+                if let Some(holder) = issuers.iter().find(|i| &i.name == name) {
+                    let short: String = holder.id.chars().take(8).collect();
+                    set_name(vault, addr, mount, &holder.id, &format!("{name}-{short}")).await?;
+                }
                 set_name(vault, addr, mount, &current.id, name).await?;
             }
             if !current.is_default {
                 set_default(vault, addr, mount, &current.id).await?;
+            }
+            if let Some(key) = &ca.pending_key {
+                clear_key_name(vault, addr, mount, key).await?;
+                if let Some(r) = &state {
+                    r.forget(vault).await;
+                }
             }
             Ok(Outcome::Done(Some(current.id.clone())))
         }
@@ -68,7 +102,7 @@ pub(crate) async fn apply_issuer(
                 let short: String = old.id.chars().take(8).collect();
                 set_name(vault, addr, mount, &old.id, &format!("{name}-{short}")).await?;
             }
-            create(vault, addr, &ca.desired).await
+            create(vault, addr, ca, pending.as_deref(), state.as_ref()).await
         }
         Action::Delete | Action::NoOp => Err(ApplyError::Unsupported {
             addr: addr.clone(),
@@ -113,10 +147,134 @@ fn recheck(
     }
 }
 
-/// Makes the CA, names it and makes it the default.
-async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outcome, ApplyError> {
+/// Checks that the pending key the plan saw is still there: unused for a
+/// Create or Replace (which resumes with it), used by the issuer being
+/// finished for an Update. Returns its id.
+async fn recheck_pending(
+    vault: &Vault,
+    change: &Change,
+    name: &str,
+    issuers: &[ObservedIssuer],
+    existing: Option<&ObservedIssuer>,
+) -> Result<String, ApplyError> {
+    let addr = &change.addr;
+    let mount = change
+        .ca
+        .as_ref()
+        .map(|c| c.desired.mount.trim_matches('/'))
+        .unwrap_or_default();
+    let keys = observe_keys(vault, mount)
+        .await
+        .map_err(ApplyError::vault(addr))?;
+    let stale = || ApplyError::Stale { addr: addr.clone() };
+    let key = keys
+        .into_iter()
+        .find(|k| k.name == name)
+        .ok_or_else(stale)?;
+    let used = issuers.iter().any(|i| i.key_id == key.id);
+    let fine = match change.action {
+        Action::Create | Action::Replace => !used,
+        Action::Update => existing.is_some_and(|i| i.key_id == key.id),
+        Action::Delete | Action::NoOp => false,
+    };
+    if fine { Ok(key.id) } else { Err(stale()) }
+}
+
+/// Where an intermediate's signed certificate waits for `set-signed`:
+/// `<state_mount>/data/pending/<mount>/<key name>` (KV version 2). The
+/// certificate is public; the record only spares the parent a second
+/// signature when an apply stops before importing it.
+struct Record<'a> {
+    state_mount: &'a str,
+    mount: &'a str,
+    key_name: String,
+}
+
+/// What a [`Record`] holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SignedRecord {
+    /// The key the CSR was made with.
+    key_id: String,
+    /// The parent mount that signed it.
+    signed_by: String,
+    /// The certificate and its chain (PEM).
+    certificate: String,
+}
+
+impl Record<'_> {
+    fn path(&self, kind: &str) -> String {
+        format!(
+            "{}/{kind}/pending/{}/{}",
+            self.state_mount, self.mount, self.key_name
+        )
+    }
+
+    /// The recorded certificate for `key_id`, signed by `parent` with the
+    /// declared common name and still valid for a day; `None` otherwise or
+    /// when it cannot be read (the parent then signs again).
+    async fn recall(
+        &self,
+        vault: &Vault,
+        key_id: &str,
+        parent: &str,
+        desired: &DesiredCa,
+    ) -> Option<String> {
+        let data = match vault.read(&self.path("data")).await {
+            Ok(d) => d?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the record of a signed intermediate; the parent signs again");
+                return None;
+            }
+        };
+        let rec: SignedRecord = serde_json::from_value(data.get("data")?.clone()).ok()?;
+        let info = x509::parse_pem(&rec.certificate).ok()?;
+        let usable = rec.key_id == key_id
+            && rec.signed_by == parent
+            && info.common_name == desired.identity.common_name
+            && desired
+                .identity
+                .issued_by
+                .as_ref()
+                .is_none_or(|by| *by == info.issued_by)
+            && info.not_after > super::observe::unix_now() + 86_400;
+        usable.then_some(rec.certificate)
+    }
+
+    /// Records a signed certificate (best effort: a failure costs one more
+    /// signature on resume, never the apply).
+    async fn remember(&self, vault: &Vault, key_id: &str, parent: &str, pem: &str) {
+        let rec = SignedRecord {
+            key_id: key_id.to_string(),
+            signed_by: parent.to_string(),
+            certificate: pem.to_string(),
+        };
+        if let Err(e) = vault.write(&self.path("data"), &json!({"data": rec})).await {
+            tracing::warn!(error = %e, "cannot record the signed intermediate; an interrupted apply would have it signed again");
+        }
+    }
+
+    /// Removes the record once the certificate is imported (best effort).
+    async fn forget(&self, vault: &Vault) {
+        if let Err(e) = vault.delete(&self.path("metadata")).await {
+            tracing::warn!(error = %e, "cannot remove the record of the imported intermediate");
+        }
+    }
+}
+
+/// Makes the CA, names it and makes it the default. `pending`: the id of
+/// the key an interrupted apply generated (named in `ca.pending_key`), to
+/// resume with.
+async fn create(
+    vault: &Vault,
+    addr: &Addr,
+    ca: &CaChange,
+    pending: Option<&str>,
+    record: Option<&Record<'_>>,
+) -> Result<Outcome, ApplyError> {
+    let desired = &ca.desired;
     let mount = desired.mount.trim_matches('/');
     let err = ApplyError::vault(addr);
+    let key_name = desired.pending_key_name();
     let id = match &desired.method {
         CaMethod::Root { params } => {
             let mut body: Map<String, Value> = params.clone().into_iter().collect();
@@ -159,13 +317,36 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
                     certificate_file: certificate_file.clone(),
                 }));
             } else {
-                let csr = generate_csr(vault, addr, mount, params, *export_key).await?;
+                // A certificate the parent signed for the pending key before
+                // the apply stopped: import it, no second signature.
+                let recorded = match (signer, pending, record) {
+                    (Signer::Mount { mount: parent, .. }, Some(key_id), Some(r)) => {
+                        r.recall(vault, key_id, parent.trim_matches('/'), desired)
+                            .await
+                    }
+                    _ => None,
+                };
+                if let Some(bundle) = recorded {
+                    tracing::info!(%addr, "importing the certificate the parent signed before the apply stopped");
+                    let id = set_signed(vault, addr, mount, &bundle, None).await?;
+                    return finish(vault, addr, desired, id, record).await;
+                }
+                let (csr, key_id) = match (&ca.pending_key, pending) {
+                    (Some(name), Some(id)) => {
+                        let csr = generate_existing(vault, addr, mount, params, name).await?;
+                        (csr, id.to_string())
+                    }
+                    _ => {
+                        generate_csr(vault, addr, mount, params, *export_key, key_name.as_deref())
+                            .await?
+                    }
+                };
                 let bundle = match signer {
                     Signer::Mount {
                         mount: parent,
                         issuer_ref,
                     } => {
-                        sign_by_mount(
+                        let pem = sign_by_mount(
                             vault,
                             addr,
                             parent,
@@ -173,7 +354,12 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
                             &csr,
                             sign_params,
                         )
-                        .await?
+                        .await?;
+                        if let Some(r) = record {
+                            r.remember(vault, &key_id, parent.trim_matches('/'), &pem)
+                                .await;
+                        }
+                        pem
                     }
                     Signer::External {
                         ca_cert_pem,
@@ -257,14 +443,54 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
             .await?
         }
     };
-    // Name it (a root was named by its generate call).
+    finish(vault, addr, desired, id, record).await
+}
+
+/// The last steps of a new CA: name it (a root was named by its generate
+/// call), make it the default, and for an intermediate clear its key's
+/// pending name and forget the record of its signed certificate.
+async fn finish(
+    vault: &Vault,
+    addr: &Addr,
+    desired: &DesiredCa,
+    id: String,
+    record: Option<&Record<'_>>,
+) -> Result<Outcome, ApplyError> {
+    let mount = desired.mount.trim_matches('/');
     if let Some(name) = &desired.issuer_name
         && !matches!(desired.method, CaMethod::Root { .. })
     {
         set_name(vault, addr, mount, &id, name).await?;
     }
     set_default(vault, addr, mount, &id).await?;
+    if let Some(key_name) = desired.pending_key_name() {
+        let keys = observe_keys(vault, mount)
+            .await
+            .map_err(ApplyError::vault(addr))?;
+        // A manual CSR made by an older certplane has an unnamed key.
+        if keys.iter().any(|k| k.name == key_name) {
+            clear_key_name(vault, addr, mount, &key_name).await?;
+        }
+        if let Some(r) = record {
+            r.forget(vault).await;
+        }
+    }
     Ok(Outcome::Done(Some(id)))
+}
+
+/// Clears the pending name of a key (`<mount>/key/<name>` with an empty
+/// `key_name`): the CA it belongs to is complete.
+async fn clear_key_name(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    name: &str,
+) -> Result<(), ApplyError> {
+    vault
+        .write(&format!("{mount}/key/{name}"), &json!({"key_name": ""}))
+        .await
+        .map(|_| ())
+        .map_err(ApplyError::vault(addr))
 }
 
 fn str_field(data: Option<&Value>, key: &str) -> Option<String> {
@@ -286,18 +512,57 @@ fn no_field(addr: &Addr, path: &str, key: &str) -> ApplyError {
     }
 }
 
-/// `issuers/generate/intermediate/{internal|exported}`: the CSR. An exported
-/// private key is dropped here, unread.
+/// `issuers/generate/intermediate/{internal|exported}` with the key named
+/// `key_name`: the CSR and the new key's id. An exported private key is
+/// dropped here, unread. A name already taken means another apply made the
+/// key since the plan: stale.
 async fn generate_csr(
     vault: &Vault,
     addr: &Addr,
     mount: &str,
     params: &crate::state::Fields,
     export_key: bool,
-) -> Result<String, ApplyError> {
+    key_name: Option<&str>,
+) -> Result<(String, String), ApplyError> {
     let kind = if export_key { "exported" } else { "internal" };
     let path = format!("{mount}/issuers/generate/intermediate/{kind}");
-    let body: Map<String, Value> = params.clone().into_iter().collect();
+    let mut body: Map<String, Value> = params.clone().into_iter().collect();
+    if let Some(name) = key_name {
+        body.insert("key_name".into(), json!(name));
+    }
+    let data = match vault.write(&path, &Value::Object(body)).await {
+        Ok(d) => d,
+        Err(VaultError::Api {
+            status: 400,
+            message,
+            ..
+        }) if message.contains("key name already in use") => {
+            return Err(ApplyError::Stale { addr: addr.clone() });
+        }
+        Err(e) => return Err(ApplyError::vault(addr)(e)),
+    };
+    let csr = str_field(data.as_ref(), "csr").ok_or_else(|| no_field(addr, &path, "csr"))?;
+    let key_id = str_field(data.as_ref(), "key_id").unwrap_or_default();
+    Ok((csr, key_id))
+}
+
+/// `issuers/generate/intermediate/existing` with `key_ref`: a new CSR for
+/// the key an interrupted apply generated (its type and size are the key's:
+/// they are not sent).
+async fn generate_existing(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    params: &crate::state::Fields,
+    key_ref: &str,
+) -> Result<String, ApplyError> {
+    let path = format!("{mount}/issuers/generate/intermediate/existing");
+    let mut body: Map<String, Value> = params
+        .clone()
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "key_type" | "key_bits" | "key_name"))
+        .collect();
+    body.insert("key_ref".into(), json!(key_ref));
     let data = vault
         .write(&path, &Value::Object(body))
         .await

@@ -1,6 +1,7 @@
 //! The Vault/OpenBao provider: connection and login ([`connect`]), the raw
-//! API ([`client`]), reading the live state ([`observe()`]) and converging it
-//! to a plan ([`apply()`]).
+//! API ([`client`]), reading the live state ([`observe()`]), converging it
+//! to a plan ([`apply()`]), and the apply lock every certplane writing to
+//! the same Vault shares ([`lock`]).
 //!
 //! One [`Vault`] per run: one login, the token reused for every request.
 //! Secret material (tokens, secret IDs, keys, PEM bundles, JWTs) is held in
@@ -10,12 +11,14 @@ pub mod apply;
 pub mod client;
 pub mod connect;
 mod issuer;
+pub mod lock;
 pub mod normalize;
 pub mod observe;
 pub mod prune;
 
 pub use apply::{
-    Applied, ApplyError, ApplyEvent, ApplyReport, SecretSources, Waiting, apply, secret_sources,
+    Applied, ApplyError, ApplyEvent, ApplyOptions, ApplyReport, SecretSources, Waiting, apply,
+    apply_with, secret_sources,
 };
 pub use client::{RequestCounts, Vault};
 pub use connect::{AuthSettings, VaultSettings};

@@ -15,7 +15,9 @@ use super::normalize::{duration_secs, normalize_fields};
 use super::{Vault, VaultError};
 use crate::addr::Addr;
 use crate::pki::x509;
-use crate::state::{CaMethod, Desired, Fields, Observed, ObservedIssuer, ResourceKind, Signer};
+use crate::state::{
+    CaMethod, Desired, Fields, Observed, ObservedIssuer, ObservedKey, ResourceKind, Signer,
+};
 
 /// Most requests in flight at once.
 pub const CONCURRENCY: usize = 16;
@@ -113,6 +115,7 @@ fn needs_secret_table(kind: ResourceKind) -> bool {
             | ResourceKind::MountCrl
             | ResourceKind::Role
             | ResourceKind::Issuer
+            | ResourceKind::PkiKey
     )
 }
 
@@ -180,6 +183,23 @@ pub(crate) async fn read_resource(
             Some(d) => data_fields(path, d).map(Some),
             None => Ok(None),
         },
+        ResourceKind::PkiKey => {
+            // Vault answers 500 to a read of a key that does not exist: the
+            // list says it plainly.
+            let Some((mount, name)) = path.rsplit_once("/key/") else {
+                return Ok(None);
+            };
+            if tables.secret_mount(mount).is_none() {
+                return Ok(None);
+            }
+            let keys = observe_keys(vault, mount).await?;
+            Ok(keys.into_iter().find(|k| k.name == name).map(|k| {
+                let mut f = Fields::new();
+                f.insert("key_id".into(), json!(k.id));
+                f.insert("key_name".into(), json!(k.name));
+                f
+            }))
+        }
         ResourceKind::MountUrls | ResourceKind::MountCrl | ResourceKind::Role => {
             if !tables.has_secret_mount_for(path) {
                 return Ok(None);
@@ -368,7 +388,50 @@ async fn read_issuer(
         not_after: info.not_after,
         max_path_length: info.path_len,
         cert_sha256: info.sha256,
+        key_id: text("key_id"),
     }))
+}
+
+/// The keys of a PKI mount, with their names (an empty list when it has
+/// none).
+pub async fn observe_keys(vault: &Vault, mount: &str) -> Result<Vec<ObservedKey>, VaultError> {
+    let mount = mount.trim_matches('/');
+    let Some(list) = vault.list(&format!("{mount}/keys")).await? else {
+        return Ok(Vec::new());
+    };
+    let info = list.get("key_info").and_then(Value::as_object);
+    let mut out: Vec<ObservedKey> = list
+        .get("keys")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|id| ObservedKey {
+                    id: id.to_string(),
+                    name: info
+                        .and_then(|i| i.get(id))
+                        .and_then(|e| e.get("key_name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The mounts of the declared intermediates: where an interrupted apply may
+/// have left a key.
+fn intermediate_mounts(desired: &Desired) -> BTreeSet<String> {
+    desired
+        .resources
+        .iter()
+        .filter_map(|r| r.ca.as_ref())
+        .filter(|ca| matches!(ca.method, CaMethod::Intermediate { .. }))
+        .map(|ca| ca.mount.trim_matches('/').to_string())
+        .collect()
 }
 
 /// The PKI mounts whose issuers the desired state needs: every mount with a
@@ -392,11 +455,13 @@ fn issuer_mounts(desired: &Desired) -> BTreeSet<String> {
 enum Task<'a> {
     Resource(&'a Addr, ResourceKind),
     Issuers(String),
+    Keys(String),
 }
 
 enum Found {
     Resource(Addr, Option<Fields>),
     Issuers(String, Vec<ObservedIssuer>),
+    Keys(String, Vec<ObservedKey>),
 }
 
 /// Reads the live state of every desired resource.
@@ -422,6 +487,12 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
             .filter(|m| tables.secret_mount(m).is_some())
             .map(Task::Issuers),
     );
+    tasks.extend(
+        intermediate_mounts(desired)
+            .into_iter()
+            .filter(|m| tables.secret_mount(m).is_some())
+            .map(Task::Keys),
+    );
 
     let tables = &tables;
     let results = stream::iter(tasks.into_iter().map(|task| async move {
@@ -432,6 +503,9 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
             Task::Issuers(mount) => observe_issuers(vault, &mount)
                 .await
                 .map(|i| Found::Issuers(mount, i)),
+            Task::Keys(mount) => observe_keys(vault, &mount)
+                .await
+                .map(|k| Found::Keys(mount, k)),
         }
     }))
     .buffer_unordered(CONCURRENCY)
@@ -451,6 +525,9 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
             Found::Resource(_, None) => {}
             Found::Issuers(mount, issuers) => {
                 observed.issuers.insert(mount, issuers);
+            }
+            Found::Keys(mount, keys) => {
+                observed.keys.insert(mount, keys);
             }
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod openbao;
 pub mod proxy;
+pub mod reply_faults;
 
 pub use openbao::OpenBao;
 
@@ -100,6 +101,7 @@ pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -
             desired: ca,
             existing_id: existing_id.map(str::to_string),
             note: None,
+            pending_key: None,
         }),
         depends_on: vec![],
         manifest: None,

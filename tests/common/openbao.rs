@@ -242,6 +242,18 @@ impl OpenBao {
             .collect()
     }
 
+    /// Every entry of the audit log (requests and responses), parsed, in
+    /// order. Empty without an audit device.
+    pub fn audit_records(&self) -> Vec<Value> {
+        let Some(path) = &self.audit else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect()
+    }
+
     /// Runs `bao <args>` against this server.
     pub fn bao(&self, args: &[&str]) -> Output {
         Command::new("bao")
