@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ExitStatus;
-use super::commands::{fail, prepare};
+use super::commands::{fail, prepare_rendering};
 use crate::model::Source;
 use crate::pipeline::{self, ClusterSide, Prepared};
 use crate::plan::Plan;
@@ -182,7 +182,7 @@ pub async fn planned_from_file(
     }
     let dir = dir.unwrap_or(&saved.repository);
     let render = render.or(saved.render.as_deref());
-    let prepared = prepare(dir)?;
+    let prepared = prepare_rendering(dir, render)?;
     let hash = repository_hash(dir, render).map_err(|e| fail(&e))?;
     if hash != saved.repository_hash {
         eprintln!(

@@ -30,8 +30,10 @@ pub use client::{
     Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, Deleted, ResolvedObject, string_data_to_data,
 };
 pub use diff::{ObjectPlan, SENSITIVE, mask_secret};
-pub use inventory::{Inventory, InventoryLocation};
-pub use prune::{PruneReport, apply_rank, next_inventory, prune_order, stale};
+pub use inventory::{ForeignInventory, Inventory, InventoryLocation, REPOSITORY_LABEL};
+pub use prune::{
+    PruneReport, StaleOwner, apply_rank, next_inventory, prune_order, stale, stale_owner,
+};
 
 /// Errors of the Kubernetes provider.
 #[derive(Debug, Error)]

@@ -30,6 +30,15 @@ fn at(path: &Path) -> Location {
 /// `dir` is a single file, the root is its directory and the file is the
 /// only one.
 pub fn files(dir: &Path) -> Result<(PathBuf, Vec<(PathBuf, PathBuf)>), Diagnostic> {
+    files_except(dir, &|_| false)
+}
+
+/// [`files`], without the directories for which `excluded` is true (the
+/// render directory: certplane's output is never its input).
+pub fn files_except(
+    dir: &Path,
+    excluded: &dyn Fn(&Path) -> bool,
+) -> Result<(PathBuf, Vec<(PathBuf, PathBuf)>), Diagnostic> {
     let meta = std::fs::metadata(dir).map_err(|e| {
         Diagnostic::new(at(dir), format!("cannot read the repository: {e}"))
             .hint("give the path of a directory of certplane YAML files")
@@ -71,6 +80,10 @@ pub fn files(dir: &Path) -> Result<(PathBuf, Vec<(PathBuf, PathBuf)>), Diagnosti
                 .is_some_and(|g| g.matched_path_or_any_parents(&rel, ft.is_dir()).is_ignore())
             {
                 tracing::debug!(path = %path.display(), "ignored by {IGNORE_FILE}");
+                continue;
+            }
+            if ft.is_dir() && excluded(&path) {
+                tracing::debug!(path = %path.display(), "skipping the render directory");
                 continue;
             }
             if ft.is_dir() {

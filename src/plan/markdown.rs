@@ -32,6 +32,12 @@ pub fn markdown(plan: &Plan) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "**{}**\n", summary_line(plan));
+    for n in &plan.notes {
+        let _ = writeln!(out, "> **kept** `{}`: {}", cell(&n.addr.to_string()), cell(&n.message));
+    }
+    if !plan.notes.is_empty() {
+        out.push('\n');
+    }
     let pending: Vec<_> = plan.pending().collect();
     if pending.is_empty() {
         return out;
@@ -101,6 +107,7 @@ mod tests {
         );
         secret.sensitive = vec!["token_reviewer_jwt".into()];
         let plan = Plan {
+            notes: vec![],
             changes: vec![
                 change("pki/roles/a", Action::Create, json!({"ttl": 60})),
                 secret,

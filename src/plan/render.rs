@@ -158,6 +158,11 @@ pub fn human(plan: &Plan, style: Style) -> String {
         }
         out.push('\n');
     }
+    for n in &plan.notes {
+        let head = format!("! {} (kept)", n.addr);
+        let _ = writeln!(out, "  {}", style.paint("33", &head));
+        let _ = writeln!(out, "      # {}\n", n.message);
+    }
     out.push_str(&summary_line(plan));
     out.push('\n');
     out
@@ -168,6 +173,14 @@ pub fn human(plan: &Plan, style: Style) -> String {
 pub fn summary_line(plan: &Plan) -> String {
     let s = plan.summary();
     let n = |k: &str| s.get(k).copied().unwrap_or(0);
+    let kept = plan.notes.len();
+    if !plan.has_changes() && kept > 0 {
+        return format!(
+            "No changes. The repository's {} objects match the live state, but {kept} object(s) \
+             no longer in the repository are kept (see the notes above).",
+            n("unchanged")
+        );
+    }
     if !plan.has_changes() {
         return format!(
             "No changes. The live state matches the repository ({} objects).",
@@ -184,6 +197,12 @@ pub fn summary_line(plan: &Plan) -> String {
         let _ = write!(line, ", {} to delete", n("delete"));
     }
     let _ = write!(line, ". {} unchanged.", n("unchanged"));
+    if kept > 0 {
+        let _ = write!(
+            line,
+            " {kept} no longer in the repository and kept (see the notes)."
+        );
+    }
     line
 }
 
@@ -224,5 +243,10 @@ pub fn json(plan: &Plan) -> Value {
         "summary": plan.summary(),
         "changes": changes,
         "errors": plan.errored,
+        "notes": plan.notes.iter().map(|n| json!({
+            "address": n.addr.to_string(),
+            "message": n.message,
+            "owned": n.owned,
+        })).collect::<Vec<_>>(),
     })
 }
