@@ -4,6 +4,10 @@ path "auth/kubernetes/config" {
   capabilities = ["create", "read", "update"]
 }
 
+path "auth/kubernetes/role" {
+  capabilities = ["list"]
+}
+
 path "auth/kubernetes/role/homelab" {
   capabilities = ["create", "read", "update"]
 }
@@ -44,6 +48,10 @@ path "pki/issuers/generate/root/internal" {
   capabilities = ["update"]
 }
 
+path "pki/roles" {
+  capabilities = ["list"]
+}
+
 path "pki_int/config/issuers" {
   capabilities = ["read", "update"]
 }
@@ -66,6 +74,10 @@ path "pki_int/issuers" {
 
 path "pki_int/issuers/generate/intermediate/internal" {
   capabilities = ["update"]
+}
+
+path "pki_int/roles" {
+  capabilities = ["list"]
 }
 
 path "pki_int/roles/homelab-dot-local" {
@@ -102,6 +114,14 @@ path "sys/mounts/pki_int" {
 
 path "sys/mounts/pki_int/tune" {
   capabilities = ["read", "update"]
+}
+
+path "sys/policies/acl" {
+  capabilities = ["list"]
+}
+
+path "sys/policies/acl/*" {
+  capabilities = ["read"]
 }
 
 path "sys/policies/acl/homelab" {

@@ -84,9 +84,12 @@ spec:
 "#;
 
 fn desired_from(yaml: &str) -> Desired {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("repo.yaml"), yaml).unwrap();
-    let repo = certplane::load::load(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let tmp = tempfile::tempdir().unwrap();
+    // A fixed directory name: the repository identity (in policy texts).
+    let dir = tmp.path().join("lab");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("repo.yaml"), yaml).unwrap();
+    let repo = certplane::load::load(&dir).unwrap_or_else(|d| panic!("{d}"));
     certplane::desired::build(&repo).unwrap_or_else(|d| panic!("{d}"))
 }
 
@@ -402,7 +405,7 @@ fn human_plan_snapshot() {
         .unwrap()
         .insert(
             "policy".into(),
-            json!("# Managed by certplane: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
+            json!("# Managed by certplane for repository lab: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
         );
     o.resources
         .get_mut(&Addr::vault("sys/mounts/pki_int"))
