@@ -184,7 +184,9 @@ pub async fn cluster_side(
         if target.is_none() {
             return match Cluster::connect(None).await {
                 Ok(cluster) => {
-                    tracing::info!("no cluster objects: connected to prune what the inventory lists");
+                    tracing::info!(
+                        "no cluster objects: connected to prune what the inventory lists"
+                    );
                     Ok(ClusterSide::Live(cluster))
                 }
                 Err(e) => {
@@ -339,12 +341,12 @@ pub async fn apply(
         ClusterSide::None => {}
         ClusterSide::Render(dir) => {
             let identity = prepared.repo.identity.as_str();
-            reconcile::apply_render(dir, &plan.changes, identity, &mut on_applied).map_err(|source| {
-                PipelineError::Render {
+            reconcile::apply_render(dir, &plan.changes, identity, &mut on_applied).map_err(
+                |source| PipelineError::Render {
                     dir: dir.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
         }
         ClusterSide::Live(cluster) => {
             crate::deliver::apply(vault, cluster, &plan.changes, &mut on_applied).await?;

@@ -37,7 +37,10 @@ fn inventory_cm(identity: &str, inv: &Inventory) -> Value {
 
 fn list_inventories(items: Vec<Value>) -> Step {
     Step::get(CONFIGMAPS)
-        .query("labelSelector", "app.kubernetes.io%2Fmanaged-by%3Dcertplane")
+        .query(
+            "labelSelector",
+            "app.kubernetes.io%2Fmanaged-by%3Dcertplane",
+        )
         .reply(
             200,
             json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {}, "items": items}),
@@ -156,7 +159,10 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
         Step::get(&inventory).not_found("configmaps", "certplane-inventory-approle-repo"),
         Step::apply(&inventory, false)
             .body(move |b| assert_eq!(b, &expected_inventory))
-            .reply(200, inventory_cm("approle-repo", &Inventory::new([secret_ref()]))),
+            .reply(
+                200,
+                inventory_cm("approle-repo", &Inventory::new([secret_ref()])),
+            ),
         Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
     let side = ClusterSide::Live(c);
@@ -164,9 +170,7 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
         .await
         .unwrap();
     assert!(
-        plan.changes
-            .iter()
-            .all(|ch| ch.action != Action::Delete),
+        plan.changes.iter().all(|ch| ch.action != Action::Delete),
         "{:?}",
         plan.changes
     );

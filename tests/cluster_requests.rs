@@ -679,7 +679,8 @@ async fn regression_prune_never_deletes_another_repository_s_objects() {
     };
     let legacy = Inventory::new([kept.clone(), in_shared.clone()]);
     let expected_next = current.to_configmap(&location(REPO), Some(REPO));
-    let legacy_left = Inventory::new([in_shared]).to_configmap(&InventoryLocation::legacy("certplane-system"), None);
+    let legacy_left = Inventory::new([in_shared])
+        .to_configmap(&InventoryLocation::legacy("certplane-system"), None);
     let (c, task) = cluster(vec![
         Step::get(INVENTORY).reply(200, inventory_cm(&previous)),
         list_inventories(vec![
@@ -723,7 +724,10 @@ async fn the_emptied_shared_inventory_is_deleted() {
     let (c, task) = cluster(vec![
         Step::apply(INVENTORY, false).reply(200, inventory_cm(&inv)),
         Step::get(LEGACY).reply(200, legacy_cm(&inv)),
-        Step::delete(LEGACY).reply(200, json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+        Step::delete(LEGACY).reply(
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
     ]);
     let res = c.write_inventory(REPO, &inv).await;
     finish(task).await;
@@ -826,8 +830,16 @@ async fn prune_follows_a_removed_version_and_skips_a_removed_kind() {
         Step::get("/apis/cert-manager.io/v1beta1").reply_text(404, "404 page not found\n"),
         Step::get("/apis").reply(200, groups.clone()),
         Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
-        Step::get("/apis/cert-manager.io/v1/namespaces/sandbox/issuers/old")
-            .reply(200, live(&KubeRef { version: "v1".into(), ..old.clone() }, None)),
+        Step::get("/apis/cert-manager.io/v1/namespaces/sandbox/issuers/old").reply(
+            200,
+            live(
+                &KubeRef {
+                    version: "v1".into(),
+                    ..old.clone()
+                },
+                None,
+            ),
+        ),
         // Deleting goes through the same discovery (the removed version is
         // not cached as served).
         Step::get("/apis/cert-manager.io/v1beta1").reply_text(404, "404 page not found\n"),

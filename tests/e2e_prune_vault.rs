@@ -331,11 +331,20 @@ fn a_declared_object_of_another_repository_is_a_plan_error() {
         "vault:sys/policies/acl/a-web: this policy belongs to the repository \"team-a\"",
         "metadata.name",
     ] {
-        assert!(conflict.stdout.contains(needle), "{needle}\n{}", conflict.both());
+        assert!(
+            conflict.stdout.contains(needle),
+            "{needle}\n{}",
+            conflict.both()
+        );
     }
     certplane_root(&bao, &["apply", "--auto-approve", &copy]).expect(1);
     // Named like the first, it is the same repository: nothing to do.
-    let named = team_repo(root.path(), "ci-checkout", Some("team-a"), &team_objects("a", false));
+    let named = team_repo(
+        root.path(),
+        "ci-checkout",
+        Some("team-a"),
+        &team_objects("a", false),
+    );
     certplane_root(&bao, &["plan", &named]).expect(0);
 }
 
@@ -356,7 +365,11 @@ fn objects_of_an_older_certplane_are_adopted_when_declared_and_never_pruned() {
             "pki",
         ]);
     }
-    bao.bao_ok(&["write", "pki_old/roles/stray", "allowed_domains=example.net"]);
+    bao.bao_ok(&[
+        "write",
+        "pki_old/roles/stray",
+        "allowed_domains=example.net",
+    ]);
     let hcl = root.path().join("old.hcl.txt");
     std::fs::write(
         &hcl,
@@ -398,11 +411,18 @@ spec: {rules: [{path: pki_old/sign/web, capabilities: [update]}]}
         assert!(plan.stdout.contains(needle), "{needle}\n{}", plan.both());
     }
     // Undeclared and without an owner: noted, never deleted.
-    assert!(!plan.stdout.contains("pki_gone (delete)"), "{}", plan.both());
-    assert!(!plan.stdout.contains("old-gone (delete)"), "{}", plan.both());
     assert!(
-        plan.stdout
-            .contains("vault:sys/mounts/pki_gone (kept)"),
+        !plan.stdout.contains("pki_gone (delete)"),
+        "{}",
+        plan.both()
+    );
+    assert!(
+        !plan.stdout.contains("old-gone (delete)"),
+        "{}",
+        plan.both()
+    );
+    assert!(
+        plan.stdout.contains("vault:sys/mounts/pki_gone (kept)"),
         "{}",
         plan.both()
     );
@@ -445,7 +465,11 @@ fn regression_with_prune_off_a_removed_role_is_reported_as_kept() {
     ] {
         assert!(plan.stdout.contains(needle), "{needle}\n{}", plan.both());
     }
-    assert!(!plan.stdout.contains("The live state matches"), "{}", plan.both());
+    assert!(
+        !plan.stdout.contains("The live state matches"),
+        "{}",
+        plan.both()
+    );
     let json = certplane_root(&bao, &["plan", "-o", "json", &repo]);
     json.expect(0);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();

@@ -26,12 +26,19 @@ fn the_identity_is_the_config_name_else_derived() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("Home_Lab");
     write(&dir, "cluster.yaml", ISSUER);
-    assert_eq!(load(&dir).unwrap().identity, "home-lab", "the directory's name");
+    assert_eq!(
+        load(&dir).unwrap().identity,
+        "home-lab",
+        "the directory's name"
+    );
     let from_git = LoadOptions {
         identity: Some("pki-clusters-prod".into()),
         ..LoadOptions::default()
     };
-    assert_eq!(load_with(&dir, &from_git).unwrap().identity, "pki-clusters-prod");
+    assert_eq!(
+        load_with(&dir, &from_git).unwrap().identity,
+        "pki-clusters-prod"
+    );
     write(
         &dir,
         "certplane.yaml",
@@ -63,7 +70,9 @@ fn a_config_name_that_is_not_a_label_is_an_error_at_its_line() {
         write(
             tmp.path(),
             "certplane.yaml",
-            &format!("apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata:\n  name: \"{name}\"\nspec: {{}}\n"),
+            &format!(
+                "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata:\n  name: \"{name}\"\nspec: {{}}\n"
+            ),
         );
         let err = load(tmp.path()).unwrap_err().to_string();
         assert!(err.contains("certplane.yaml:4:"), "{err}");
@@ -87,14 +96,21 @@ fn regression_rendered_output_inside_the_repository_is_not_input() {
     write(&dir, "cluster.yaml", ISSUER);
     // Something in the render directory that certplane did not write (a
     // kustomization for Flux) is not input either.
-    write(&dir, "rendered/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n");
+    write(
+        &dir,
+        "rendered/kustomization.yaml",
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n",
+    );
     let prepared = pipeline::prepare(&dir).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(prepared.repo.manifests.len(), 1);
     let out = dir.join("rendered");
     let plan = reconcile::plan_render(&out, &prepared.repo.manifests, &prepared.repo.identity);
     assert_eq!(plan.changes[0].action, Action::Create);
     reconcile::apply_render(&out, &plan.changes, &prepared.repo.identity, &mut |_, _| {}).unwrap();
-    assert!(out.join("sandbox/issuer.cert-manager.io-selfsigned.yaml").is_file());
+    assert!(
+        out.join("sandbox/issuer.cert-manager.io-selfsigned.yaml")
+            .is_file()
+    );
 
     let again = pipeline::prepare(&dir).unwrap_or_else(|d| panic!("validate after render: {d}"));
     assert_eq!(again.repo.manifests.len(), 1);
@@ -115,7 +131,11 @@ fn regression_rendered_output_inside_the_repository_is_not_input() {
     .unwrap();
     let plan = reconcile::plan_render(&flagged, &p.repo.manifests, &p.repo.identity);
     reconcile::apply_render(&flagged, &plan.changes, &p.repo.identity, &mut |_, _| {}).unwrap();
-    write(&flagged, "notes.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: sandbox}\n");
+    write(
+        &flagged,
+        "notes.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine, namespace: sandbox}\n",
+    );
     // With the flag, the whole directory is left out...
     let with_flag = pipeline::prepare_with(
         &plain,

@@ -102,8 +102,16 @@ fn a_repository_without_cluster_objects_asks_a_cluster_only_when_it_may_prune_th
     // warning, and the Vault half is planned as usual.
     let r = plan(&bao, &on, &home, Some(&dead));
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("cannot read the inventory"), "{}", r.stderr);
-    assert!(r.stdout.contains("vault:sys/policies/acl/p (create)"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("cannot read the inventory"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("vault:sys/policies/acl/p (create)"),
+        "{}",
+        r.stdout
+    );
 
     // Prune on and the cluster named in certplane.yaml: it must answer.
     let named = tmp.path().join("named");

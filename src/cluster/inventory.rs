@@ -360,13 +360,20 @@ impl Cluster {
             return Ok(());
         }
         if !left.entries.is_empty() {
-            tracing::info!(objects = left.entries.len(), "moved objects out of the shared inventory");
+            tracing::info!(
+                objects = left.entries.len(),
+                "moved objects out of the shared inventory"
+            );
             return self.write_at(&loc, None, &left).await;
         }
         let api: Api<ConfigMap> = Api::namespaced(self.client().clone(), &loc.namespace);
         let object = loc.to_string();
         match self
-            .timed("delete", &object, api.delete(&loc.name, &DeleteParams::default()))
+            .timed(
+                "delete",
+                &object,
+                api.delete(&loc.name, &DeleteParams::default()),
+            )
             .await?
         {
             Ok(_) => {
@@ -407,7 +414,8 @@ mod tests {
     #[test]
     fn refuses_a_configmap_certplane_did_not_write() {
         let loc = InventoryLocation::of(DEFAULT_NAMESPACE, "homelab");
-        let cm = json!({"metadata": {"name": "certplane-inventory-homelab"}, "data": {"entries": "[]"}});
+        let cm =
+            json!({"metadata": {"name": "certplane-inventory-homelab"}, "data": {"entries": "[]"}});
         let err = Inventory::from_configmap(&cm, &loc)
             .unwrap_err()
             .to_string();

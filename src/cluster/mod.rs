@@ -8,9 +8,12 @@
 //!   [`Cluster::delete_object`].
 //! * [`diff`]: pure: strip server-set fields, compare live with the dry-run
 //!   result as dotted field paths, mask Secret values ([`mask_secret`]).
-//! * [`inventory`]: the set of objects certplane applied, kept in a labelled
-//!   ConfigMap in the cluster.
-//! * [`prune`]: pure set arithmetic and delete order, and the deletes.
+//! * [`inventory`]: the set of objects one repository applied, kept in a
+//!   labelled ConfigMap per repository identity in the cluster.
+//! * [`prune`]: pure set arithmetic, delete order and ownership (never
+//!   another repository's objects), and the deletes.
+//! * [`reconcile`]: the cluster half of a plan (live or rendered) and its
+//!   apply.
 //!
 //! Secret values (`data`, `stringData`) never leave this module unmasked: not
 //! in an [`ObjectPlan`], not in a log line, not in a [`ClusterError`].

@@ -279,7 +279,10 @@ mod tests {
         let live = serde_json::json!({"metadata": {"labels": {REPOSITORY_LABEL: "team-a"}}});
         let theirs = serde_json::json!({"metadata": {"labels": {REPOSITORY_LABEL: "team-b"}}});
         let unlabelled = serde_json::json!({"metadata": {}});
-        assert_eq!(stale_owner(&issuer, "team-a", &[], Some(&live)), StaleOwner::Ours);
+        assert_eq!(
+            stale_owner(&issuer, "team-a", &[], Some(&live)),
+            StaleOwner::Ours
+        );
         assert_eq!(
             stale_owner(&issuer, "team-a", &[], Some(&unlabelled)),
             StaleOwner::Ours

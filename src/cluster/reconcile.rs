@@ -33,8 +33,7 @@ const CONCURRENCY: usize = 8;
 pub const RENDERED_MARK: &str = "# Rendered by certplane";
 
 /// The first line of the files older versions rendered (no repository).
-const LEGACY_RENDERED_HEADER: &str =
-    "# Rendered by certplane: edit the repository, not this file.";
+const LEGACY_RENDERED_HEADER: &str = "# Rendered by certplane: edit the repository, not this file.";
 
 /// The first line of every file rendered for the repository `identity`.
 pub fn rendered_header(identity: &str) -> String {
@@ -177,7 +176,12 @@ pub async fn plan_live(
     for m in owned.iter().filter(|m| is_ns(m)) {
         let c = from_object_plan(cluster.plan_object(m).await?, m, identity);
         if c.action == Action::Create {
-            new_namespaces.push(m["metadata"]["name"].as_str().unwrap_or_default().to_string());
+            new_namespaces.push(
+                m["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
         }
         changes.push(c);
     }
@@ -304,11 +308,15 @@ pub async fn apply_live(
     let mut next = current_inventory(&plan.changes);
     next.entries
         .extend(report.failed.iter().map(|(r, _)| r.clone()));
-    next.entries
-        .extend(plan.notes.iter().filter(|n| n.owned).filter_map(|n| match &n.addr {
-            Addr::Kube(k) => Some(k.clone()),
-            Addr::Vault(_) => None,
-        }));
+    next.entries.extend(
+        plan.notes
+            .iter()
+            .filter(|n| n.owned)
+            .filter_map(|n| match &n.addr {
+                Addr::Kube(k) => Some(k.clone()),
+                Addr::Vault(_) => None,
+            }),
+    );
     let previous = cluster.read_inventory(identity).await?;
     if previous.entries != next.entries {
         cluster.write_inventory(identity, &next).await?;
@@ -480,7 +488,10 @@ pub fn apply_render(
             };
             let path = PathBuf::from(file);
             if !path.starts_with(dir) || first_line(&path).as_deref() != Some(ours.as_str()) {
-                tracing::warn!(file, "not removed: it is not a file this repository rendered");
+                tracing::warn!(
+                    file,
+                    "not removed: it is not a file this repository rendered"
+                );
                 continue;
             }
             match std::fs::remove_file(&path) {
@@ -616,7 +627,11 @@ mod tests {
                 Action::Delete
             )]
         );
-        assert!(!dir.path().join("sandbox/issuer.cert-manager.io-vi.yaml").exists());
+        assert!(
+            !dir.path()
+                .join("sandbox/issuer.cert-manager.io-vi.yaml")
+                .exists()
+        );
         for kept in [&own, &other, &old] {
             assert!(kept.exists(), "{} was removed", kept.display());
         }

@@ -65,8 +65,7 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Repository, Diagno
         .collect();
     excluded.dedup();
     let is_excluded = |path: &Path| {
-        !excluded.is_empty()
-            && std::fs::canonicalize(path).is_ok_and(|p| excluded.iter().any(|e| *e == p))
+        !excluded.is_empty() && std::fs::canonicalize(path).is_ok_and(|p| excluded.contains(&p))
     };
     let walked = if excluded.is_empty() {
         walk::files(dir)

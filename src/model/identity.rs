@@ -64,10 +64,7 @@ pub fn sanitize(text: &str) -> String {
 /// is one (`--path clusters/prod` -> `pki-clusters-prod`).
 pub fn from_git(url: &str, path: Option<&std::path::Path>) -> String {
     let trimmed = url.trim_end_matches(['/', '\\']);
-    let last = trimmed
-        .rsplit(['/', ':', '\\'])
-        .next()
-        .unwrap_or(trimmed);
+    let last = trimmed.rsplit(['/', ':', '\\']).next().unwrap_or(trimmed);
     let last = last.strip_suffix(".git").unwrap_or(last);
     let mut text = last.to_string();
     if let Some(p) = path {
@@ -126,7 +123,10 @@ mod tests {
 
     #[test]
     fn git_urls_name_their_last_segment_and_path() {
-        assert_eq!(from_git("https://git.example.com/infra/pki.git", None), "pki");
+        assert_eq!(
+            from_git("https://git.example.com/infra/pki.git", None),
+            "pki"
+        );
         assert_eq!(from_git("https://git.example.com/infra/pki/", None), "pki");
         assert_eq!(from_git("git@github.com:team/PKI.git", None), "pki");
         assert_eq!(from_git("file:///srv/git/pki.git", None), "pki");

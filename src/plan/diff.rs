@@ -41,8 +41,7 @@ pub struct OwnershipOptions<'a> {
 }
 
 /// The note on an object of this repository that left it while prune is off.
-pub const KEPT_PRUNE_OFF: &str =
-    "no longer in the repository; kept because prune is off (set spec.prune: true in \
+pub const KEPT_PRUNE_OFF: &str = "no longer in the repository; kept because prune is off (set spec.prune: true in \
      certplane.yaml to delete it, or delete it by hand)";
 
 /// The note on an object an older certplane made without recording its

@@ -33,7 +33,12 @@ pub fn markdown(plan: &Plan) -> String {
     }
     let _ = writeln!(out, "**{}**\n", summary_line(plan));
     for n in &plan.notes {
-        let _ = writeln!(out, "> **kept** `{}`: {}", cell(&n.addr.to_string()), cell(&n.message));
+        let _ = writeln!(
+            out,
+            "> **kept** `{}`: {}",
+            cell(&n.addr.to_string()),
+            cell(&n.message)
+        );
     }
     if !plan.notes.is_empty() {
         out.push('\n');

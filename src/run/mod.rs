@@ -392,6 +392,9 @@ impl Loop {
             }
         };
         update(&status, |s| s.set_plan(&plan));
+        for n in &plan.notes {
+            tracing::info!(addr = %n.addr, note = %n.message, "kept although no longer in the repository");
+        }
         if !plan.errored.is_empty() {
             for e in &plan.errored {
                 tracing::error!(addr = %e.addr, error = %e.message, "plan error");

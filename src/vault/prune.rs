@@ -50,7 +50,9 @@ pub fn policy_owner(text: &str) -> Option<Owner> {
     if first == LEGACY_POLICY_MARKER {
         return Some(Owner::Unrecorded);
     }
-    let id = first.strip_prefix(MARKER_PREFIX)?.strip_suffix(MARKER_SUFFIX)?;
+    let id = first
+        .strip_prefix(MARKER_PREFIX)?
+        .strip_suffix(MARKER_SUFFIX)?;
     (!id.is_empty()).then(|| Owner::Repository(id.to_string()))
 }
 
