@@ -135,6 +135,30 @@ mod tests {
     }
 
     #[test]
+    fn kept_objects_are_shown_without_claiming_a_match() {
+        let plan = Plan {
+            changes: vec![change("pki/roles/b", Action::NoOp, json!({"ttl": 60}))],
+            errored: vec![],
+            notes: vec![crate::plan::PlanNote {
+                addr: Addr::vault("pki/roles/old"),
+                message: crate::plan::KEPT_PRUNE_OFF.into(),
+                owned: true,
+            }],
+        };
+        let md = markdown(&plan);
+        assert!(
+            md.contains("> **kept** `vault:pki/roles/old`: no longer in the repository; kept because prune is off"),
+            "{md}"
+        );
+        assert!(
+            md.contains("1 object(s) no longer in the repository are kept"),
+            "{md}"
+        );
+        assert!(!md.contains("The live state matches"), "{md}");
+        assert!(!plan.has_changes(), "a note is not a change");
+    }
+
+    #[test]
     fn no_changes_has_no_table() {
         let plan = Plan::default();
         let md = markdown(&plan);
