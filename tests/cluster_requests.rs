@@ -861,3 +861,57 @@ async fn prune_follows_a_removed_version_and_skips_a_removed_kind() {
     assert!(report.absent.is_empty(), "gone already: not even tried");
     assert!(report.is_complete());
 }
+
+/// The cluster half of a plan labels every object with the repository
+/// identity (the dry run is of the labelled manifest), says when it takes an
+/// object over from another repository, and reads this repository's
+/// inventory.
+#[tokio::test]
+async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
+    use certplane::cluster::reconcile::{LiveOptions, plan_live};
+    use certplane::model::{Loaded, Meta, Origin};
+    let m = issuer("pki_int/sign/web");
+    let mut labelled = m.clone();
+    labelled["metadata"]["labels"] = json!({REPOSITORY_LABEL: REPO});
+    let mut theirs = labelled.clone();
+    theirs["metadata"]["labels"][REPOSITORY_LABEL] = json!("team-b");
+    let live = as_stored(&theirs, "1000", "certplane");
+    let dry = as_stored(&labelled, "1001", "certplane");
+    let inv = Inventory::new([kref("cert-manager.io", "Issuer", "vault-issuer")]);
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply(200, live),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true)
+            .body(body_is(labelled.clone()))
+            .reply(200, dry),
+        Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
+    ]);
+    let manifests = vec![Loaded {
+        meta: Meta::default(),
+        origin: Origin::default(),
+        spec: m,
+    }];
+    let options = LiveOptions {
+        identity: REPO,
+        prune: true,
+        also_owned: &[],
+    };
+    let res = plan_live(&c, &manifests, options).await;
+    finish(task).await;
+    let planned = res.unwrap();
+    assert!(planned.notes.is_empty());
+    let [change] = planned.changes.as_slice() else {
+        panic!("{:?}", planned.changes);
+    };
+    assert_eq!(change.action, Action::Update);
+    assert_eq!(
+        change.manifest.as_ref(),
+        Some(&labelled),
+        "applied as planned"
+    );
+    let reason = change.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("takes the object over from the repository \"team-b\""),
+        "{reason}"
+    );
+}
