@@ -4,6 +4,10 @@ path "auth/kubernetes/config" {
   capabilities = ["create", "read", "update"]
 }
 
+path "auth/kubernetes/role" {
+  capabilities = ["list"]
+}
+
 path "auth/kubernetes/role/homelab" {
   capabilities = ["create", "read", "update"]
 }
@@ -60,6 +64,10 @@ path "pki/issuers/generate/root/internal" {
   capabilities = ["update"]
 }
 
+path "pki/roles" {
+  capabilities = ["list"]
+}
+
 path "pki_int/config/issuers" {
   capabilities = ["read", "update"]
 }
@@ -93,6 +101,10 @@ path "pki_int/key/certplane-pending-*" {
 }
 
 path "pki_int/keys" {
+  capabilities = ["list"]
+}
+
+path "pki_int/roles" {
   capabilities = ["list"]
 }
 
@@ -134,6 +146,14 @@ path "sys/mounts/pki_int" {
 
 path "sys/mounts/pki_int/tune" {
   capabilities = ["read", "update"]
+}
+
+path "sys/policies/acl" {
+  capabilities = ["list"]
+}
+
+path "sys/policies/acl/*" {
+  capabilities = ["read"]
 }
 
 path "sys/policies/acl/homelab" {

@@ -1,7 +1,9 @@
 //! `AppRole.deliverTo`: the role ID and a secret ID, written into a cluster
 //! Secret for cert-manager. A new secret ID is made only when the Secret
 //! lacks a valid one (checked with `secret-id/lookup`), never on every run,
-//! and it never appears in a plan, a log line or an error.
+//! and it never appears in a plan, a log line or an error. The Secret is the
+//! repository's like its manifests: labelled with its identity and kept in
+//! its inventory, so prune leaves it alone while the AppRole delivers to it.
 
 use std::collections::BTreeMap;
 
@@ -174,7 +176,10 @@ pub async fn plan(
                 "metadata": {
                     "name": r.name,
                     "namespace": r.namespace,
-                    "labels": {"app.kubernetes.io/managed-by": "certplane"},
+                    "labels": {
+                        crate::cluster::inventory::MANAGED_BY_LABEL: crate::cluster::inventory::MANAGED_BY,
+                        crate::cluster::REPOSITORY_LABEL: repo.identity,
+                    },
                     "annotations": {DELIVERED_FROM: role},
                 },
                 "type": "Opaque",

@@ -53,7 +53,7 @@ pub fn build(repo: &Repository) -> Result<Desired, Diagnostics> {
         let r = match &obj.spec {
             VaultObject::PkiMount(s) => pki_mount(repo, obj, s),
             VaultObject::PkiRole(s) => Ok(vec![pki_role(repo, &obj.meta, &obj.origin, s)]),
-            VaultObject::Policy(s) => Ok(vec![policy(&obj.meta, &obj.origin, s)]),
+            VaultObject::Policy(s) => Ok(vec![policy(&repo.identity, &obj.meta, &obj.origin, s)]),
             VaultObject::AuthMount(s) => auth_mount(&obj.meta, &obj.origin, s),
             VaultObject::KubernetesAuthRole(s) => {
                 Ok(vec![kubernetes_auth_role(&obj.meta, &obj.origin, s)])
@@ -464,10 +464,11 @@ fn pki_role(repo: &Repository, meta: &Meta, origin: &Origin, s: &PkiRoleSpec) ->
     )
 }
 
-/// Renders policy rules to HCL, deterministically.
-pub fn render_hcl(spec: &PolicySpec) -> String {
-    // The marker tells prune this policy is certplane's.
-    let mut out = format!("{}\n", crate::vault::prune::POLICY_MARKER);
+/// Renders policy rules to HCL, deterministically, under the first line
+/// that marks the policy as written by certplane for the repository
+/// `identity` (prune deletes only what its own repository marked).
+pub fn render_hcl(spec: &PolicySpec, identity: &str) -> String {
+    let mut out = format!("{}\n", crate::vault::prune::policy_marker(identity));
     if let Some(hcl) = &spec.hcl {
         out.push_str(hcl);
         return out;
@@ -488,9 +489,9 @@ pub fn render_hcl(spec: &PolicySpec) -> String {
     out
 }
 
-fn policy(meta: &Meta, origin: &Origin, s: &PolicySpec) -> DesiredResource {
+fn policy(identity: &str, meta: &Meta, origin: &Origin, s: &PolicySpec) -> DesiredResource {
     let mut f = Fields::new();
-    f.insert("policy".into(), json!(render_hcl(s)));
+    f.insert("policy".into(), json!(render_hcl(s, identity)));
     resource(
         policy_addr(&meta.name),
         ResourceKind::Policy,
@@ -662,8 +663,8 @@ mod tests {
             hcl: None,
         };
         assert_eq!(
-            render_hcl(&spec),
-            "# Managed by certplane: edits here are overwritten.\n\n\
+            render_hcl(&spec, "homelab"),
+            "# Managed by certplane for repository homelab: edits here are overwritten.\n\n\
              path \"pki_int/sign/web\" {\n  capabilities = [\"update\"]\n}\n\n\
              path \"pki_int/issue/web\" {\n  capabilities = [\"create\", \"update\"]\n}\n"
         );

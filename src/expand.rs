@@ -342,8 +342,8 @@ mod tests {
         assert_eq!(role.2.bound_service_account_namespaces, ["sandbox"]);
         let policy = repo.policies().next().unwrap();
         assert_eq!(
-            crate::desired::render_hcl(policy.2),
-            "# Managed by certplane: edits here are overwritten.\n\n\
+            crate::desired::render_hcl(policy.2, "homelab"),
+            "# Managed by certplane for repository homelab: edits here are overwritten.\n\n\
              path \"pki_int/sign/example-dot-com\" {\n  capabilities = [\"update\"]\n}\n"
         );
         let issuer = &repo.manifests[3].spec;

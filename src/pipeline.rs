@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::addr::Addr;
+use crate::addr::{Addr, KubeRef};
 use crate::cluster::{Cluster, ClusterError, reconcile};
 use crate::deliver::DeliverError;
 use crate::diagnostic::Diagnostics;
@@ -80,16 +80,39 @@ pub enum ClusterSide {
     Live(Cluster),
 }
 
+/// What [`prepare_with`] needs besides the directory.
+#[derive(Clone, Copy, Default)]
+pub struct PrepareOptions<'a> {
+    /// References the repository does not declare may name what the live
+    /// Vault has (`validate --live`).
+    pub live: Option<&'a crate::validate::Live>,
+    /// The render directory given with `--render`: never loaded as input
+    /// (`spec.cluster.render` never is either).
+    pub render: Option<&'a Path>,
+    /// The repository identity when `certplane.yaml` names none (`run`
+    /// derives it from the Git URL); default: the directory's name.
+    pub identity: Option<&'a str>,
+    /// Whose rules apply to sources and connection settings (default: this
+    /// process's [`Operator`], [`crate::operator::current`]).
+    pub operator: Option<&'a Operator>,
+}
+
 /// Loads, expands, validates and lowers `dir` for this process's
 /// [`Operator`] ([`crate::operator::current`]). Any problem is returned with
 /// every diagnostic found; nothing has touched the network yet.
 pub fn prepare(dir: &Path) -> Result<Prepared, Diagnostics> {
-    prepare_for(dir, &crate::operator::current())
+    prepare_with(dir, PrepareOptions::default())
 }
 
 /// [`prepare`] for a given operator.
 pub fn prepare_for(dir: &Path, op: &Operator) -> Result<Prepared, Diagnostics> {
-    prepare_inner(dir, None, op)
+    prepare_with(
+        dir,
+        PrepareOptions {
+            operator: Some(op),
+            ..PrepareOptions::default()
+        },
+    )
 }
 
 /// [`prepare`], where references that the repository does not declare may
@@ -98,14 +121,24 @@ pub fn prepare_with_live(
     dir: &Path,
     live: Option<&crate::validate::Live>,
 ) -> Result<Prepared, Diagnostics> {
-    prepare_inner(dir, live, &crate::operator::current())
+    prepare_with(
+        dir,
+        PrepareOptions {
+            live,
+            ..PrepareOptions::default()
+        },
+    )
 }
 
 /// Loads `dir` with the operator's rules for sources, and refuses a
 /// `certplane.yaml` whose Vault settings the operator does not allow. The
 /// first step of [`prepare`]; enough before connecting to Vault.
 pub fn load_checked(dir: &Path, op: &Operator) -> Result<Repository, Diagnostics> {
-    let repo = crate::load::load_with(dir, &op.env)?;
+    let options = crate::load::LoadOptions {
+        env: op.env.clone(),
+        ..Default::default()
+    };
+    let repo = crate::load::load_with(dir, &options)?;
     let conflicts = crate::operator::check_config(&repo, op);
     if conflicts.is_empty() {
         Ok(repo)
@@ -114,17 +147,27 @@ pub fn load_checked(dir: &Path, op: &Operator) -> Result<Repository, Diagnostics
     }
 }
 
-fn prepare_inner(
-    dir: &Path,
-    live: Option<&crate::validate::Live>,
-    op: &Operator,
-) -> Result<Prepared, Diagnostics> {
-    let mut repo = crate::load::load_with(dir, &op.env)?;
+/// [`prepare`] with options.
+pub fn prepare_with(dir: &Path, options: PrepareOptions<'_>) -> Result<Prepared, Diagnostics> {
+    let current;
+    let op = match options.operator {
+        Some(op) => op,
+        None => {
+            current = crate::operator::current();
+            &current
+        }
+    };
+    let load_options = crate::load::LoadOptions {
+        env: op.env.clone(),
+        exclude: options.render.map(Path::to_path_buf).into_iter().collect(),
+        identity: options.identity.map(str::to_string),
+    };
+    let mut repo = crate::load::load_with(dir, &load_options)?;
     // Every problem at once: the settings the operator refuses, then the
     // repository's own.
     let mut problems = crate::operator::check_config(&repo, op);
     match crate::expand::expand(&mut repo) {
-        Ok(()) => problems.extend(crate::validate::validate_with_live(&repo, live)),
+        Ok(()) => problems.extend(crate::validate::validate_with_live(&repo, options.live)),
         Err(d) => problems.extend(d.0),
     }
     if !problems.is_empty() {
@@ -133,6 +176,7 @@ fn prepare_inner(
     let desired = crate::desired::build(&repo)?;
     tracing::info!(
         dir = %dir.display(),
+        repository = %repo.identity,
         objects = repo.vault.len(),
         manifests = repo.manifests.len(),
         resources = desired.resources.len(),
@@ -163,9 +207,33 @@ fn has_deliveries(repo: &Repository) -> bool {
     repo.app_roles().any(|(_, _, s)| s.deliver_to.is_some())
 }
 
+fn prunes(repo: &Repository) -> bool {
+    repo.config.as_ref().is_some_and(|c| c.spec.prune)
+}
+
+/// Whether the cluster half is there only to find what an earlier run left
+/// (no cluster objects now, prune on) on a cluster the environment happens
+/// to name (no `spec.cluster`): then failing to reach it is a warning, not
+/// an error, so a Vault-only repository never depends on a cluster.
+fn inventory_only(repo: &Repository) -> bool {
+    repo.manifests.is_empty()
+        && !has_deliveries(repo)
+        && repo
+            .config
+            .as_ref()
+            .is_none_or(|c| c.spec.cluster.is_none())
+}
+
 /// Decides where the cluster half goes: `render` (the flag) or the config's
 /// `cluster.render` writes files; otherwise a repository with cluster
 /// objects needs a cluster (kubeconfig, or in-cluster config).
+///
+/// A repository without cluster objects needs none, with one exception:
+/// with `prune: true` its inventory may still list objects an earlier
+/// version of it applied, which prune must delete. It then connects to the
+/// cluster `spec.cluster` names (an error if that fails), or else to the one
+/// the environment names (kubeconfig or in-cluster), if any: no cluster
+/// configured at all means the repository never had one.
 pub async fn cluster_side(
     repo: &Repository,
     render: Option<&Path>,
@@ -178,7 +246,23 @@ pub async fn cluster_side(
         return Ok(ClusterSide::Render(dir));
     }
     if repo.manifests.is_empty() && !has_deliveries(repo) {
-        return Ok(ClusterSide::None);
+        if !prunes(repo) {
+            return Ok(ClusterSide::None);
+        }
+        if target.is_none() {
+            return match Cluster::connect(None).await {
+                Ok(cluster) => {
+                    tracing::info!(
+                        "no cluster objects: connected to prune what the inventory lists"
+                    );
+                    Ok(ClusterSide::Live(cluster))
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "no cluster configured: nothing to prune there");
+                    Ok(ClusterSide::None)
+                }
+            };
+        }
     }
     let cluster = Cluster::connect(target).await?;
     tracing::info!(
@@ -237,10 +321,18 @@ pub async fn plan_with(
 ) -> Result<Plan, PipelineError> {
     let mut plan = observe_and_plan(vault, &prepared.desired).await?;
     let repo = &prepared.repo;
-    if repo.config.as_ref().is_some_and(|c| c.spec.prune) {
-        let orphans = crate::vault::prune::orphans(vault, &prepared.desired).await?;
-        crate::plan::prune(&mut plan, &orphans, options.allow_destroy_ca);
-    }
+    let identity = repo.identity.as_str();
+    let prune = prunes(repo);
+    let owned = crate::vault::prune::survey(vault, &prepared.desired, identity).await?;
+    crate::plan::ownership(
+        &mut plan,
+        &owned,
+        crate::plan::OwnershipOptions {
+            identity,
+            prune,
+            allow_destroy_ca: options.allow_destroy_ca,
+        },
+    );
     match side {
         ClusterSide::None => {}
         ClusterSide::Render(dir) => {
@@ -250,15 +342,40 @@ pub async fn plan_with(
                      (a secret ID must not be written to files)"
                 );
             }
-            plan.changes
-                .extend(reconcile::plan_render(dir, &repo.manifests));
+            let rendered = reconcile::plan_render(dir, &repo.manifests, identity);
+            plan.changes.extend(rendered.changes);
+            plan.notes.extend(rendered.notes);
         }
         ClusterSide::Live(cluster) => {
-            let prune = repo.config.as_ref().is_some_and(|c| c.spec.prune);
-            plan.changes
-                .extend(crate::deliver::plan(vault, cluster, repo).await?);
-            plan.changes
-                .extend(reconcile::plan_live(cluster, &repo.manifests, prune).await?);
+            let deliveries = crate::deliver::plan(vault, cluster, repo).await?;
+            let delivered: Vec<KubeRef> = deliveries
+                .iter()
+                .filter_map(|c| match &c.addr {
+                    Addr::Kube(k) => Some(k.clone()),
+                    Addr::Vault(_) => None,
+                })
+                .collect();
+            plan.changes.extend(deliveries);
+            let live = reconcile::LiveOptions {
+                identity,
+                prune,
+                also_owned: &delivered,
+            };
+            match reconcile::plan_live(cluster, &repo.manifests, live).await {
+                Ok(cluster_plan) => {
+                    plan.changes.extend(cluster_plan.changes);
+                    plan.notes.extend(cluster_plan.notes);
+                }
+                Err(e) if inventory_only(repo) => {
+                    tracing::warn!(
+                        error = %crate::vault::error_chain(&e),
+                        "cannot read the inventory of this repository in the cluster the \
+                         environment names: objects an earlier run applied there are not pruned \
+                         this time (set spec.cluster in certplane.yaml to make this an error)"
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(plan)
@@ -401,16 +518,18 @@ pub async fn apply_with(
     match side {
         ClusterSide::None => {}
         ClusterSide::Render(dir) => {
-            reconcile::apply_render(dir, &plan.changes, &mut on_applied).map_err(|source| {
-                PipelineError::Render {
+            let identity = prepared.repo.identity.as_str();
+            reconcile::apply_render(dir, &plan.changes, identity, &mut on_applied).map_err(
+                |source| PipelineError::Render {
                     dir: dir.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
         }
         ClusterSide::Live(cluster) => {
             crate::deliver::apply(vault, cluster, &plan.changes, &mut on_applied).await?;
-            let r = reconcile::apply_live(cluster, &plan.changes, &mut on_applied).await?;
+            let identity = prepared.repo.identity.as_str();
+            let r = reconcile::apply_live(cluster, plan, identity, &mut on_applied).await?;
             for (obj, why) in &r.failed {
                 tracing::warn!(object = %obj, error = %why, "prune failed; kept in the inventory");
             }

@@ -2,12 +2,18 @@
 //! its desired state: every path the Vault provider reads or writes for
 //! these resources (observe, re-check, apply), and nothing else.
 //!
+//! Every plan also surveys what certplane manages, to find this
+//! repository's objects that left it (deleted with prune, noted without):
+//! the mount tables, the roles under its mounts, and the policy list and
+//! texts (a policy's first line names the repository that wrote it).
+//!
 //! Deletions (prune) are not covered: what a repository no longer declares
 //! is not in its desired state. Grant `delete` by hand where you prune. The
 //! exceptions are certplane's own: keys an interrupted apply left under
 //! certplane's pending name, and the apply lock ([`add_lock`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+
 use std::fmt::Write as _;
 
 use crate::state::{CaMethod, Desired, PENDING_KEY_PREFIX, ResourceKind, Signer};
@@ -52,31 +58,11 @@ pub fn policy(desired: &Desired) -> Policy {
     // The login check and renewal of certplane's own token.
     p.add("auth/token/lookup-self", &["read"]);
     p.add("auth/token/renew-self", &["update"]);
-    let kinds: BTreeSet<ResourceKind> = desired.resources.iter().map(|r| r.kind).collect();
-    if kinds.iter().any(|k| {
-        matches!(
-            k,
-            ResourceKind::Mount
-                | ResourceKind::MountUrls
-                | ResourceKind::MountCrl
-                | ResourceKind::Role
-                | ResourceKind::Issuer
-        )
-    }) {
-        p.add("sys/mounts", &["read"]);
-    }
-    if kinds.iter().any(|k| {
-        matches!(
-            k,
-            ResourceKind::AuthMount
-                | ResourceKind::AuthConfig
-                | ResourceKind::KubernetesAuthRole
-                | ResourceKind::AppRole
-                | ResourceKind::AppRoleId
-        )
-    }) {
-        p.add("sys/auth", &["read"]);
-    }
+    // The survey of what certplane manages (see crate::vault::prune).
+    p.add("sys/mounts", &["read"]);
+    p.add("sys/auth", &["read"]);
+    p.add("sys/policies/acl", &["list"]);
+    p.add("sys/policies/acl/*", &["read"]);
     for r in &desired.resources {
         let Some(path) = r.addr.vault_path() else {
             continue;
@@ -85,11 +71,23 @@ pub fn policy(desired: &Desired) -> Policy {
             ResourceKind::Mount => {
                 p.add(path, WRITE);
                 p.add(format!("{path}/tune"), &["read", "update"]);
+                if let Some(mount) = path.strip_prefix("sys/mounts/") {
+                    p.add(format!("{mount}/roles"), &["list"]);
+                }
             }
             // Enabling and tuning an auth method needs sudo.
             ResourceKind::AuthMount => {
                 p.add(path, &["create", "read", "update", "sudo"]);
                 p.add(format!("{path}/tune"), &["read", "update", "sudo"]);
+                let with_roles = matches!(
+                    r.fields.get("type").and_then(|t| t.as_str()),
+                    Some("kubernetes" | "approle")
+                );
+                if let Some(mount) = path.strip_prefix("sys/auth/")
+                    && with_roles
+                {
+                    p.add(format!("auth/{mount}/role"), &["list"]);
+                }
             }
             ResourceKind::Policy
             | ResourceKind::MountUrls

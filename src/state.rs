@@ -289,7 +289,7 @@ impl LiveMounts {
 }
 
 /// A live Vault object certplane manages that the repository no longer
-/// declares: a prune candidate.
+/// declares: a prune candidate of its owner.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Orphan {
     /// Its address.
@@ -298,4 +298,31 @@ pub struct Orphan {
     pub kind: ResourceKind,
     /// For a PKI mount: whether it holds a CA (deleting it destroys the CA).
     pub holds_ca: bool,
+    /// Which repository it belongs to.
+    pub owner: Owner,
+}
+
+/// Which repository a Vault object certplane manages belongs to: the
+/// repository identity recorded on it (mount option `certplane-repository`,
+/// or the first line of a policy; a role belongs to its mount's owner).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Owner {
+    /// Made by an older certplane that did not record a repository. Never
+    /// deleted on that basis; adopted by the repository that declares it.
+    Unrecorded,
+    /// Made for the repository with this identity.
+    Repository(String),
+}
+
+/// What certplane manages in Vault, read for ownership and prune: the
+/// owner of every mount and auth mount it tagged, and the managed objects
+/// the desired state does not declare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// Tagged mounts (`sys/mounts/<path>`) and auth mounts
+    /// (`sys/auth/<path>`), by address.
+    pub mounts: BTreeMap<Addr, Owner>,
+    /// Managed objects that are not declared: tagged mounts, policies with
+    /// certplane's first line, and roles under mounts of this repository.
+    pub orphans: Vec<Orphan>,
 }

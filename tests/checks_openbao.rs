@@ -136,7 +136,7 @@ async fn policy_verdicts_equal_openbaos() {
     for text in POLICIES {
         let spec = hcl(text);
         let ours = rules_of(&spec);
-        let (theirs, body) = vault_accepts_policy(&bao, &render_hcl(&spec)).await;
+        let (theirs, body) = vault_accepts_policy(&bao, &render_hcl(&spec, "checks")).await;
         if ours.is_ok() != theirs {
             disagree.push(format!(
                 "{text:?}: certplane {}, OpenBao {} {body}",
@@ -150,7 +150,7 @@ async fn policy_verdicts_equal_openbaos() {
     }
     for text in STRICTER {
         let spec = hcl(text);
-        let (theirs, body) = vault_accepts_policy(&bao, &render_hcl(&spec)).await;
+        let (theirs, body) = vault_accepts_policy(&bao, &render_hcl(&spec, "checks")).await;
         assert!(
             theirs,
             "OpenBao now refuses {text:?}: {body}; move it to POLICIES"
@@ -180,7 +180,7 @@ async fn a_quoted_rule_path_grants_another_path_in_openbao() {
         }]),
         hcl: None,
     };
-    let (accepted, _) = vault_accepts_policy(&bao, &render_hcl(&spec)).await;
+    let (accepted, _) = vault_accepts_policy(&bao, &render_hcl(&spec, "checks")).await;
     assert!(accepted);
     let token = bao
         .post(

@@ -126,6 +126,7 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
     let plan = certplane::plan::Plan {
         changes: changes.clone(),
         errored: vec![],
+        notes: vec![],
     };
     let shown = format!(
         "{changes:?}{}{}",

@@ -5,7 +5,9 @@
 //! The flow: apply a namespace-scoped Issuer, ServiceAccount, Role,
 //! RoleBinding and Secret (and a ClusterIssuer) into a fresh namespace,
 //! re-plan (no changes), repair drift after an out-of-band edit by another
-//! field manager, prune what left the desired set, clean up.
+//! field manager, prune what left the desired set (but not what another
+//! repository's inventory lists), clean up. The inventories live in the
+//! test namespace, named per repository identity.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,9 @@ fn kubeconfig() -> Option<PathBuf> {
         }
     }
 }
+
+/// The repository identity the flow records its inventory under.
+const REPO: &str = "real-test";
 
 const SECRET_VALUE: &str = "real-cluster-secret-value-1";
 const DRIFTED_VALUE: &str = "drifted-secret-value-2";
@@ -94,10 +99,7 @@ async fn apply_replan_drift_and_prune_on_a_real_cluster() {
     let cluster = Cluster::connect_kubeconfig(&path, None)
         .await
         .expect("connect")
-        .with_inventory(InventoryLocation {
-            namespace: ns.clone(),
-            name: "certplane-inventory".into(),
-        });
+        .with_inventory_namespace(ns.clone());
 
     let outcome = AssertUnwindSafe(flow(&cluster, &ns, &cluster_issuer))
         .catch_unwind()
@@ -159,10 +161,20 @@ async fn flow(cluster: &Cluster, ns: &str, cluster_issuer: &str) {
     }
     let all = Inventory::new(desired.iter().map(kube_ref));
     cluster
-        .write_inventory(&all)
+        .write_inventory(REPO, &all)
         .await
         .expect("write inventory");
-    assert_eq!(cluster.read_inventory().await.expect("read inventory"), all);
+    assert_eq!(
+        cluster.inventory_location(REPO),
+        InventoryLocation {
+            namespace: ns.to_string(),
+            name: format!("certplane-inventory-{REPO}"),
+        }
+    );
+    assert_eq!(
+        cluster.read_inventory(REPO).await.expect("read inventory"),
+        all
+    );
 
     // Re-plan: nothing to do.
     for m in &desired {
@@ -243,19 +255,42 @@ async fn flow(cluster: &Cluster, ns: &str, cluster_issuer: &str) {
         assert_eq!(plan.action, Action::NoOp, "{plan:?}");
     }
 
-    // Prune: the Secret and the ClusterIssuer leave the desired set.
+    // Prune: the Secret and the ClusterIssuer leave the desired set, but
+    // another repository's inventory lists the ClusterIssuer: only the
+    // Secret goes, and the ClusterIssuer leaves this repository's inventory.
+    let ci = desired
+        .iter()
+        .find(|m| m["kind"] == "ClusterIssuer")
+        .unwrap();
+    let theirs = Inventory::new([kube_ref(ci)])
+        .to_configmap(&InventoryLocation::of(ns, "team-b"), Some("team-b"));
+    cluster
+        .apply_object(&theirs)
+        .await
+        .expect("write another repository's inventory");
     let current = Inventory::new(
         desired
             .iter()
             .filter(|m| m["kind"] != "Secret" && m["kind"] != "ClusterIssuer")
             .map(kube_ref),
     );
-    let report = cluster.prune_and_record(&current).await.expect("prune");
+    let report = cluster
+        .prune_and_record(REPO, &current)
+        .await
+        .expect("prune");
     assert!(report.is_complete(), "{report:?}");
     let deleted: Vec<&str> = report.deleted.iter().map(|r| r.kind.as_str()).collect();
-    assert_eq!(deleted, ["ClusterIssuer", "Secret"], "{report:?}");
+    assert_eq!(deleted, ["Secret"], "{report:?}");
+    assert!(
+        cluster
+            .get_object(&kube_ref(ci))
+            .await
+            .expect("read the ClusterIssuer")
+            .is_some(),
+        "another repository's object survives"
+    );
     assert_eq!(
-        cluster.read_inventory().await.expect("read inventory"),
+        cluster.read_inventory(REPO).await.expect("read inventory"),
         current
     );
     let plan = cluster
@@ -265,7 +300,7 @@ async fn flow(cluster: &Cluster, ns: &str, cluster_issuer: &str) {
     assert_eq!(plan.action, Action::Create, "the pruned Secret is gone");
     // Pruning again finds nothing stale.
     let again = cluster
-        .prune_and_record(&current)
+        .prune_and_record(REPO, &current)
         .await
         .expect("prune again");
     assert!(

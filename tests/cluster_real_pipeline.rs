@@ -80,9 +80,11 @@ fn server_and_ca(path: &str) -> (String, String) {
 }
 
 fn write_repo(dir: &Path, ns: &str, server: &str, with_extra: bool) {
+    // The repository identity names its inventory
+    // (certplane-system/certplane-inventory-<ns>), which the cleanup removes.
     std::fs::write(
         dir.join("certplane.yaml"),
-        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nspec:\n  prune: true\n",
+        format!("apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {{name: {ns}}}\nspec:\n  prune: true\n"),
     )
     .unwrap();
     std::fs::write(
@@ -174,9 +176,15 @@ async fn vault_issuer_end_to_end_on_a_real_cluster() {
                         let _ = kube::Api::<Namespace>::all(client.clone())
                             .delete(&ns, &dp)
                             .await;
-                        let _ = kube::Api::<ClusterRoleBinding>::all(client)
+                        let _ = kube::Api::<ClusterRoleBinding>::all(client.clone())
                             .delete(&format!("{ns}-auth-delegator"), &dp)
                             .await;
+                        let _ = kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+                            client,
+                            "certplane-system",
+                        )
+                        .delete(&format!("certplane-inventory-{ns}"), &dp)
+                        .await;
                     })
             })
             .join();
@@ -186,6 +194,34 @@ async fn vault_issuer_end_to_end_on_a_real_cluster() {
 
     run(&path, &bao, &["plan", repo]).expect(2);
     run(&path, &bao, &["apply", "--auto-approve", repo]).expect(0);
+    // One inventory per repository identity, labelled with it; the applied
+    // objects carry the identity too (the Namespace, often shared, does not).
+    {
+        use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+        let inventories: kube::Api<ConfigMap> =
+            kube::Api::namespaced(client.clone(), "certplane-system");
+        let inv = inventories
+            .get(&format!("certplane-inventory-{ns}"))
+            .await
+            .expect("the repository's inventory");
+        let labels = inv.metadata.labels.unwrap_or_default();
+        assert_eq!(
+            labels.get("certplane.dev/repository").map(String::as_str),
+            Some(ns.as_str())
+        );
+        let sa = kube::Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+            .get("vi")
+            .await
+            .expect("the VaultIssuer's ServiceAccount");
+        assert_eq!(
+            sa.metadata
+                .labels
+                .unwrap_or_default()
+                .get("certplane.dev/repository")
+                .map(String::as_str),
+            Some(ns.as_str())
+        );
+    }
     let again = run(&path, &bao, &["plan", repo]);
     again.expect(0);
     assert!(again.stdout.contains("No changes"), "{}", again.both());

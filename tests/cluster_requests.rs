@@ -8,7 +8,7 @@ mod fake;
 use std::time::Duration;
 
 use certplane::addr::{Addr, KubeRef};
-use certplane::cluster::{ClusterError, Inventory, SENSITIVE};
+use certplane::cluster::{ClusterError, Inventory, InventoryLocation, REPOSITORY_LABEL, SENSITIVE};
 use certplane::plan::Action;
 use fake::{Step, as_stored, cert_manager_v1, cluster, core_v1, finish, rbac_v1};
 use serde_json::{Value, json};
@@ -400,7 +400,12 @@ async fn a_silent_server_times_out() {
     }
 }
 
-const INVENTORY: &str = "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory";
+/// The identity the inventory tests record under.
+const REPO: &str = "homelab";
+const INVENTORY: &str =
+    "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory-homelab";
+const LEGACY: &str = "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory";
+const CONFIGMAPS: &str = "/api/v1/namespaces/certplane-system/configmaps";
 
 fn kref(group: &str, kind: &str, name: &str) -> KubeRef {
     KubeRef {
@@ -412,38 +417,81 @@ fn kref(group: &str, kind: &str, name: &str) -> KubeRef {
     }
 }
 
+fn location(identity: &str) -> InventoryLocation {
+    InventoryLocation::of("certplane-system", identity)
+}
+
 fn inventory_cm(inv: &Inventory) -> Value {
-    let mut cm = inv.to_configmap(&Default::default());
+    let mut cm = inv.to_configmap(&location(REPO), Some(REPO));
     cm["metadata"]["resourceVersion"] = json!("42");
     cm
 }
 
+/// The shared inventory of an older certplane.
+fn legacy_cm(inv: &Inventory) -> Value {
+    let mut cm = inv.to_configmap(&InventoryLocation::legacy("certplane-system"), None);
+    cm["metadata"]["resourceVersion"] = json!("7");
+    cm
+}
+
+/// The list of inventories (`LIST configmaps` with certplane's label).
+fn list_inventories(items: Vec<Value>) -> Step {
+    Step::get(CONFIGMAPS)
+        .query("labelSelector", "app.kubernetes.io%2Fmanaged-by%3Dcertplane")
+        .reply(
+            200,
+            json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
+        )
+}
+
+/// A live object as a GET returns it, labelled with `owner` if any.
+fn live(r: &KubeRef, owner: Option<&str>) -> Value {
+    let api_version = if r.group.is_empty() {
+        r.version.clone()
+    } else {
+        format!("{}/{}", r.group, r.version)
+    };
+    let mut v = json!({"apiVersion": api_version, "kind": r.kind,
+        "metadata": {"name": r.name, "uid": "u", "resourceVersion": "3"}});
+    if let Some(ns) = &r.namespace {
+        v["metadata"]["namespace"] = json!(ns);
+    }
+    if let Some(o) = owner {
+        v["metadata"]["labels"] = json!({REPOSITORY_LABEL: o});
+    }
+    v
+}
+
 #[tokio::test]
-async fn inventory_is_read_from_and_written_to_a_labelled_configmap() {
+async fn inventory_is_per_repository_in_a_labelled_configmap() {
     let inv = Inventory::new([
         kref("cert-manager.io", "Issuer", "vault-issuer"),
         kref("", "Secret", "s"),
     ]);
-    let expected_body = inv.to_configmap(&Default::default());
+    let expected_body = inv.to_configmap(&location(REPO), Some(REPO));
     let (c, task) = cluster(vec![
-        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory"),
+        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-homelab"),
         Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
         Step::apply(INVENTORY, false)
             .body(move |b| {
                 assert_eq!(b, &expected_body);
+                assert_eq!(b["metadata"]["name"], "certplane-inventory-homelab");
                 assert_eq!(
                     b["metadata"]["labels"]["app.kubernetes.io/managed-by"],
                     "certplane"
                 );
+                assert_eq!(b["metadata"]["labels"][REPOSITORY_LABEL], "homelab");
                 let entries: Vec<KubeRef> =
                     serde_json::from_str(b["data"]["entries"].as_str().unwrap()).unwrap();
                 assert_eq!(entries.len(), 2);
             })
             .reply(200, inventory_cm(&inv)),
+        // No shared inventory of an older version to migrate.
+        Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
-    let first = c.read_inventory().await;
-    let second = c.read_inventory().await;
-    let written = c.write_inventory(&inv).await;
+    let first = c.read_inventory(REPO).await;
+    let second = c.read_inventory(REPO).await;
+    let written = c.write_inventory(REPO, &inv).await;
     finish(task).await;
     assert_eq!(first.unwrap(), Inventory::default(), "never written: empty");
     assert_eq!(second.unwrap(), inv);
@@ -465,8 +513,9 @@ async fn writing_the_inventory_creates_its_namespace_when_missing() {
             })
             .reply(200, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "certplane-system"}})),
         Step::apply(INVENTORY, false).reply(200, inventory_cm(&inv)),
+        Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
-    let res = c.write_inventory(&inv).await;
+    let res = c.write_inventory(REPO, &inv).await;
     finish(task).await;
     res.unwrap();
 }
@@ -476,10 +525,10 @@ async fn a_foreign_configmap_is_not_taken_for_the_inventory() {
     let (c, task) = cluster(vec![Step::get(INVENTORY).reply(
         200,
         json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "certplane-inventory", "namespace": "certplane-system"},
+               "metadata": {"name": "certplane-inventory-homelab", "namespace": "certplane-system"},
                "data": {"entries": "[]"}}),
     )]);
-    let res = c.read_inventory().await;
+    let res = c.read_inventory(REPO).await;
     finish(task).await;
     assert!(
         matches!(res, Err(ClusterError::Inventory { .. })),
@@ -490,8 +539,7 @@ async fn a_foreign_configmap_is_not_taken_for_the_inventory() {
 #[tokio::test]
 async fn prune_deletes_stale_objects_in_reverse_order_and_keeps_a_survivor() {
     let kept = kref("cert-manager.io", "Certificate", "kept");
-    let previous = Inventory::new([
-        kept.clone(),
+    let stale = [
         kref("", "Secret", "token"),
         kref("", "ServiceAccount", "vault-issuer"),
         kref(
@@ -506,17 +554,39 @@ async fn prune_deletes_stale_objects_in_reverse_order_and_keeps_a_survivor() {
         ),
         kref("cert-manager.io", "Issuer", "vault-issuer"),
         kref("cert-manager.io", "Certificate", "web"),
-    ]);
+    ];
+    let previous = Inventory::new(stale.iter().cloned().chain([kept.clone()]));
     let current = Inventory::new([kept.clone()]);
     let survivor = kref("cert-manager.io", "Issuer", "vault-issuer");
-    let expected_next = Inventory::new([kept, survivor.clone()]).to_configmap(&Default::default());
+    let expected_next =
+        Inventory::new([kept, survivor.clone()]).to_configmap(&location(REPO), Some(REPO));
     let gone = |p: &str| json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": p}});
     let background =
         |b: &Value| assert_eq!(b["propagationPolicy"], "Background", "delete options: {b}");
+    let unrelated = Inventory::new([kref("", "ConfigMap", "elsewhere")])
+        .to_configmap(&location("team-b"), Some("team-b"));
     let (c, task) = cluster(vec![
         Step::get(INVENTORY).reply(200, inventory_cm(&previous)),
-        // Certificates first...
+        // Whose is what is stale: the other inventories (this one's own is
+        // in the list too, and skipped)...
+        list_inventories(vec![inventory_cm(&previous), unrelated]),
+        // ...then each object, in delete order, for its label (this
+        // repository's, or none: written by an older certplane).
         Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get("/apis/cert-manager.io/v1/namespaces/sandbox/certificates/web")
+            .reply(200, live(&stale[5], Some(REPO))),
+        Step::get("/apis/cert-manager.io/v1/namespaces/sandbox/issuers/vault-issuer")
+            .reply(200, live(&stale[4], None)),
+        Step::get("/apis/rbac.authorization.k8s.io/v1").reply(200, rbac_v1()),
+        Step::get("/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox/rolebindings/vault-issuer-tokenrequest")
+            .reply(200, live(&stale[3], Some(REPO))),
+        Step::get("/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox/roles/vault-issuer-tokenrequest")
+            .reply(200, live(&stale[2], Some(REPO))),
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get("/api/v1/namespaces/sandbox/secrets/token").reply(200, live(&stale[0], Some(REPO))),
+        Step::get("/api/v1/namespaces/sandbox/serviceaccounts/vault-issuer")
+            .reply(200, live(&stale[1], Some(REPO))),
+        // Certificates first...
         Step::delete("/apis/cert-manager.io/v1/namespaces/sandbox/certificates/web")
             .body(background)
             .reply(200, gone("web")),
@@ -525,22 +595,21 @@ async fn prune_deletes_stale_objects_in_reverse_order_and_keeps_a_survivor() {
             500,
             json!({"kind": "Status", "status": "Failure", "code": 500, "reason": "InternalError", "message": "etcd timeout"}),
         ),
-        // ...then RoleBindings (already gone: fine), Roles...
-        Step::get("/apis/rbac.authorization.k8s.io/v1").reply(200, rbac_v1()),
+        // ...then RoleBindings (gone since it was read: fine), Roles...
         Step::delete("/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox/rolebindings/vault-issuer-tokenrequest")
             .not_found("rolebindings.rbac.authorization.k8s.io", "vault-issuer-tokenrequest"),
         Step::delete("/apis/rbac.authorization.k8s.io/v1/namespaces/sandbox/roles/vault-issuer-tokenrequest")
             .reply(200, gone("vault-issuer-tokenrequest")),
         // ...then Secrets and ServiceAccounts.
-        Step::get("/api/v1").reply(200, core_v1()),
         Step::delete("/api/v1/namespaces/sandbox/secrets/token").reply(200, gone("token")),
         Step::delete("/api/v1/namespaces/sandbox/serviceaccounts/vault-issuer").reply(200, gone("vault-issuer")),
         Step::apply(INVENTORY, false)
             .body(move |b| assert_eq!(b, &expected_next, "the survivor stays in the inventory"))
             .reply(200, json!({"apiVersion": "v1", "kind": "ConfigMap",
-                               "metadata": {"name": "certplane-inventory", "namespace": "certplane-system"}})),
+                               "metadata": {"name": "certplane-inventory-homelab", "namespace": "certplane-system"}})),
+        Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
-    let res = c.prune_and_record(&current).await;
+    let res = c.prune_and_record(REPO, &current).await;
     finish(task).await;
     let report = res.unwrap();
     assert!(!report.is_complete());
@@ -563,6 +632,106 @@ async fn prune_deletes_stale_objects_in_reverse_order_and_keeps_a_survivor() {
         ]
     );
     assert_eq!(report.absent.len(), 1);
+}
+
+/// Regression (one inventory per cluster): a prune-enabled apply of one
+/// repository deleted another repository's objects, namespaces included.
+/// Nothing another inventory lists (the shared one of older versions
+/// included), nothing labelled with another repository, no namespace that
+/// holds another repository's objects is ever deleted; what is already gone
+/// needs no delete. The shared inventory loses what this repository now owns.
+#[tokio::test]
+async fn regression_prune_never_deletes_another_repository_s_objects() {
+    let kept = kref("cert-manager.io", "Issuer", "kept");
+    let listed_by_b = kref("cert-manager.io", "Certificate", "b-cert");
+    let labelled_b = kref("", "Secret", "b-secret");
+    let gone = kref("", "ConfigMap", "gone");
+    let mine = kref("cert-manager.io", "Certificate", "mine");
+    let ns = |name: &str| KubeRef {
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Namespace".into(),
+        namespace: None,
+        name: name.into(),
+    };
+    let shared_ns = ns("shared");
+    let b_ns = ns("team-b-ns");
+    let previous = Inventory::new([
+        kept.clone(),
+        listed_by_b.clone(),
+        labelled_b.clone(),
+        gone.clone(),
+        mine.clone(),
+        shared_ns.clone(),
+        b_ns.clone(),
+    ]);
+    let current = Inventory::new([kept.clone()]);
+    let team_b = Inventory::new([
+        listed_by_b.clone(),
+        KubeRef {
+            namespace: Some("team-b-ns".into()),
+            ..kref("", "ServiceAccount", "b-sa")
+        },
+    ]);
+    let in_shared = KubeRef {
+        namespace: Some("shared".into()),
+        ..kref("", "Secret", "old")
+    };
+    let legacy = Inventory::new([kept.clone(), in_shared.clone()]);
+    let expected_next = current.to_configmap(&location(REPO), Some(REPO));
+    let legacy_left = Inventory::new([in_shared])
+        .to_configmap(&InventoryLocation::legacy("certplane-system"), None);
+    let (c, task) = cluster(vec![
+        Step::get(INVENTORY).reply(200, inventory_cm(&previous)),
+        list_inventories(vec![
+            team_b.to_configmap(&location("team-b"), Some("team-b")),
+            legacy_cm(&legacy),
+        ]),
+        // Delete order: the Certificate not listed elsewhere is read...
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get("/apis/cert-manager.io/v1/namespaces/sandbox/certificates/mine")
+            .reply(200, live(&mine, Some(REPO))),
+        // ...the ConfigMap is gone, the Secret is labelled for team-b...
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get("/api/v1/namespaces/sandbox/configmaps/gone").not_found("configmaps", "gone"),
+        Step::get("/api/v1/namespaces/sandbox/secrets/b-secret")
+            .reply(200, live(&labelled_b, Some("team-b"))),
+        // ...and both namespaces hold others' objects: never read, never deleted.
+        Step::delete("/apis/cert-manager.io/v1/namespaces/sandbox/certificates/mine").reply(
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+        Step::apply(INVENTORY, false)
+            .body(move |b| assert_eq!(b, &expected_next, "only what this repository keeps"))
+            .reply(200, inventory_cm(&current)),
+        // The shared inventory gives up what this repository owns now.
+        Step::get(LEGACY).reply(200, legacy_cm(&legacy)),
+        Step::apply(LEGACY, false)
+            .body(move |b| assert_eq!(b, &legacy_left))
+            .reply(200, legacy_cm(&Inventory::default())),
+    ]);
+    let res = c.prune_and_record(REPO, &current).await;
+    finish(task).await;
+    let report = res.unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.deleted, vec![mine]);
+    assert!(report.absent.is_empty());
+}
+
+#[tokio::test]
+async fn the_emptied_shared_inventory_is_deleted() {
+    let inv = Inventory::new([kref("", "Secret", "s")]);
+    let (c, task) = cluster(vec![
+        Step::apply(INVENTORY, false).reply(200, inventory_cm(&inv)),
+        Step::get(LEGACY).reply(200, legacy_cm(&inv)),
+        Step::delete(LEGACY).reply(
+            200,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+        ),
+    ]);
+    let res = c.write_inventory(REPO, &inv).await;
+    finish(task).await;
+    res.unwrap();
 }
 
 /// Discovery answers built from the real cert-manager CRDs resolve every
@@ -631,8 +800,8 @@ async fn futures_are_send() {
     let m = json!({});
     send(&c.plan_object(&m));
     send(&c.apply_object(&m));
-    send(&c.read_inventory());
-    send(&c.prune_and_record(&Inventory::default()));
+    send(&c.read_inventory(REPO));
+    send(&c.prune_and_record(REPO, &Inventory::default()));
 }
 
 /// An object applied at a version the server no longer serves is deleted
@@ -650,13 +819,29 @@ async fn prune_follows_a_removed_version_and_skips_a_removed_kind() {
         {"name": "cert-manager.io",
          "versions": [{"groupVersion": "cert-manager.io/v1", "version": "v1"}],
          "preferredVersion": {"groupVersion": "cert-manager.io/v1", "version": "v1"}}]});
-    let empty = Inventory::default().to_configmap(&Default::default());
+    let empty = Inventory::default().to_configmap(&location(REPO), Some(REPO));
     let (c, task) = cluster(vec![
         Step::get(INVENTORY).reply(200, inventory_cm(&previous)),
-        // Unknown kinds sort first; its group is gone.
+        list_inventories(vec![]),
+        // Unknown kinds sort first; its group is gone: nothing to read.
         Step::get("/apis/example.com/v1").reply_text(404, "404 page not found\n"),
         Step::get("/apis").reply(200, groups.clone()),
         // The Issuer's old version is gone; v1 serves it.
+        Step::get("/apis/cert-manager.io/v1beta1").reply_text(404, "404 page not found\n"),
+        Step::get("/apis").reply(200, groups.clone()),
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get("/apis/cert-manager.io/v1/namespaces/sandbox/issuers/old").reply(
+            200,
+            live(
+                &KubeRef {
+                    version: "v1".into(),
+                    ..old.clone()
+                },
+                None,
+            ),
+        ),
+        // Deleting goes through the same discovery (the removed version is
+        // not cached as served).
         Step::get("/apis/cert-manager.io/v1beta1").reply_text(404, "404 page not found\n"),
         Step::get("/apis").reply(200, groups),
         Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
@@ -667,11 +852,66 @@ async fn prune_follows_a_removed_version_and_skips_a_removed_kind() {
         Step::apply(INVENTORY, false)
             .body(move |b| assert_eq!(b, &empty))
             .reply(200, inventory_cm(&Inventory::default())),
+        Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
-    let res = c.prune_and_record(&Inventory::default()).await;
+    let res = c.prune_and_record(REPO, &Inventory::default()).await;
     finish(task).await;
     let report = res.unwrap();
     assert_eq!(report.deleted, vec![old]);
-    assert_eq!(report.absent, vec![widget]);
+    assert!(report.absent.is_empty(), "gone already: not even tried");
     assert!(report.is_complete());
+}
+
+/// The cluster half of a plan labels every object with the repository
+/// identity (the dry run is of the labelled manifest), says when it takes an
+/// object over from another repository, and reads this repository's
+/// inventory.
+#[tokio::test]
+async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
+    use certplane::cluster::reconcile::{LiveOptions, plan_live};
+    use certplane::model::{Loaded, Meta, Origin};
+    let m = issuer("pki_int/sign/web");
+    let mut labelled = m.clone();
+    labelled["metadata"]["labels"] = json!({REPOSITORY_LABEL: REPO});
+    let mut theirs = labelled.clone();
+    theirs["metadata"]["labels"][REPOSITORY_LABEL] = json!("team-b");
+    let live = as_stored(&theirs, "1000", "certplane");
+    let dry = as_stored(&labelled, "1001", "certplane");
+    let inv = Inventory::new([kref("cert-manager.io", "Issuer", "vault-issuer")]);
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply(200, live),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true)
+            .body(body_is(labelled.clone()))
+            .reply(200, dry),
+        Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
+    ]);
+    let manifests = vec![Loaded {
+        meta: Meta::default(),
+        origin: Origin::default(),
+        spec: m,
+    }];
+    let options = LiveOptions {
+        identity: REPO,
+        prune: true,
+        also_owned: &[],
+    };
+    let res = plan_live(&c, &manifests, options).await;
+    finish(task).await;
+    let planned = res.unwrap();
+    assert!(planned.notes.is_empty());
+    let [change] = planned.changes.as_slice() else {
+        panic!("{:?}", planned.changes);
+    };
+    assert_eq!(change.action, Action::Update);
+    assert_eq!(
+        change.manifest.as_ref(),
+        Some(&labelled),
+        "applied as planned"
+    );
+    let reason = change.reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("takes the object over from the repository \"team-b\""),
+        "{reason}"
+    );
 }

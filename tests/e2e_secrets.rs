@@ -99,7 +99,14 @@ spec:
           caKeyFrom: {env: CERTPLANE_VAR_EXTERNAL_KEY}
 ",
     );
-    // The same repository, once with AppRole login from certplane.yaml...
+    // One repository (one identity: named, since the two copies below live
+    // in directories of different names)...
+    write(
+        repo.path(),
+        "certplane.yaml",
+        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: homelab}\nspec: {}\n",
+    );
+    // ...once with AppRole login from certplane.yaml...
     let approle_repo = tempfile::tempdir().unwrap();
     copy_dir(repo.path(), approle_repo.path());
     write_approle_config(approle_repo.path(), &bao.addr(), &role_id);

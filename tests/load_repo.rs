@@ -400,7 +400,11 @@ fn env_sources_need_the_operators_allow() {
     let rules =
         certplane::operator::EnvRules::new(&["TEAM_*".to_string(), "KUBECONFIG".to_string()], None)
             .unwrap();
-    let err = certplane::load::load_with(d.path(), &rules).unwrap_err();
+    let options = certplane::load::LoadOptions {
+        env: rules,
+        ..Default::default()
+    };
+    let err = certplane::load::load_with(d.path(), &options).unwrap_err();
     assert_eq!(err.0.len(), 1, "{err}");
     assert!(err.0[0].message.contains("KUBECONFIG"), "{err}");
 }

@@ -84,9 +84,12 @@ spec:
 "#;
 
 fn desired_from(yaml: &str) -> Desired {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("repo.yaml"), yaml).unwrap();
-    let repo = certplane::load::load(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let tmp = tempfile::tempdir().unwrap();
+    // A fixed directory name: the repository identity (in policy texts).
+    let dir = tmp.path().join("lab");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("repo.yaml"), yaml).unwrap();
+    let repo = certplane::load::load(&dir).unwrap_or_else(|d| panic!("{d}"));
     certplane::desired::build(&repo).unwrap_or_else(|d| panic!("{d}"))
 }
 
@@ -403,7 +406,7 @@ fn human_plan_snapshot() {
         .unwrap()
         .insert(
             "policy".into(),
-            json!("# Managed by certplane: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
+            json!("# Managed by certplane for repository lab: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
         );
     o.resources
         .get_mut(&Addr::vault("sys/mounts/pki_int"))
@@ -615,4 +618,132 @@ fn a_key_in_use_that_kept_the_pending_name_gets_it_cleared_first() {
     assert_eq!(issuer.action, Action::Create);
     assert_eq!(issuer.ca.as_ref().unwrap().pending_key, None);
     assert!(position(&p, &addr) < position(&p, "vault:pki_int/issuer/int-2026"));
+}
+
+/// Ownership, pure: the plan of a converged repository (identity `lab`)
+/// against what the survey found in Vault.
+#[test]
+fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
+    use certplane::plan::{KEPT_PRUNE_OFF, OwnershipOptions, ownership};
+    use certplane::state::{Orphan, Owner, Ownership};
+    let d = desired_from(REPO);
+    let mut o = converged(&d);
+    // An older certplane wrote the policy (no repository in its marker).
+    o.resources
+        .get_mut(&Addr::vault("sys/policies/acl/web-issuer"))
+        .unwrap()
+        .insert(
+            "policy".into(),
+            json!("# Managed by certplane: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"update\"]\n}\n"),
+        );
+    let base = plan(&d, &o);
+    let orphan = |path: &str, kind, owner| Orphan {
+        addr: Addr::vault(path),
+        kind,
+        holds_ca: false,
+        owner,
+    };
+    let lab = || Owner::Repository("lab".into());
+    let owned = Ownership {
+        mounts: [
+            (Addr::vault("sys/mounts/pki"), Owner::Unrecorded),
+            (Addr::vault("sys/mounts/pki_int"), lab()),
+        ]
+        .into_iter()
+        .collect(),
+        orphans: vec![
+            orphan("pki_int/roles/old", ResourceKind::Role, lab()),
+            orphan(
+                "sys/mounts/theirs",
+                ResourceKind::Mount,
+                Owner::Repository("team-b".into()),
+            ),
+            orphan(
+                "sys/policies/acl/ancient",
+                ResourceKind::Policy,
+                Owner::Unrecorded,
+            ),
+        ],
+    };
+    let run = |prune| {
+        let mut p = base.clone();
+        let options = OwnershipOptions {
+            identity: "lab",
+            prune,
+            allow_destroy_ca: false,
+        };
+        ownership(&mut p, &owned, options);
+        p
+    };
+    let get = |p: &Plan, a: &str| {
+        p.changes
+            .iter()
+            .find(|c| c.addr == Addr::vault(a))
+            .cloned()
+            .unwrap()
+    };
+
+    let p = run(true);
+    assert!(p.errored.is_empty(), "{:?}", p.errored);
+    // The untagged-by-repository mount is adopted: its identity is written.
+    let pki = get(&p, "sys/mounts/pki");
+    assert_eq!(pki.action, Action::Update);
+    assert_eq!(
+        pki.after.as_ref().unwrap()["options"],
+        json!({"managed-by": "certplane", "certplane-repository": "lab"})
+    );
+    assert_eq!(
+        pki.before.as_ref().unwrap()["options"],
+        json!({"managed-by": "certplane"})
+    );
+    assert_eq!(get(&p, "sys/mounts/pki_int").action, Action::NoOp);
+    let policy = get(&p, "sys/policies/acl/web-issuer");
+    assert_eq!(policy.action, Action::Update);
+    assert!(
+        policy.reason.as_deref().unwrap().contains("adopt"),
+        "{policy:?}"
+    );
+    // Only this repository's orphan is deleted; the unrecorded one is noted.
+    let deletes: Vec<String> = p
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.addr.to_string())
+        .collect();
+    assert_eq!(deletes, ["vault:pki_int/roles/old"]);
+    let notes: Vec<String> = p.notes.iter().map(|n| n.addr.to_string()).collect();
+    assert_eq!(notes, ["vault:sys/policies/acl/ancient"]);
+
+    // Prune off: this repository's orphan is kept, and said so.
+    let p = run(false);
+    assert!(p.changes.iter().all(|c| c.action != Action::Delete));
+    let kept: Vec<(String, &str, bool)> = p
+        .notes
+        .iter()
+        .map(|n| (n.addr.to_string(), n.message.as_str(), n.owned))
+        .collect();
+    assert!(
+        kept.contains(&("vault:pki_int/roles/old".into(), KEPT_PRUNE_OFF, true)),
+        "{kept:?}"
+    );
+
+    // A declared mount another repository owns: the plan errors.
+    let mut foreign = owned.clone();
+    foreign.mounts.insert(
+        Addr::vault("sys/mounts/pki_int"),
+        Owner::Repository("team-b".into()),
+    );
+    let mut p = base.clone();
+    ownership(
+        &mut p,
+        &foreign,
+        OwnershipOptions {
+            identity: "lab",
+            prune: true,
+            allow_destroy_ca: false,
+        },
+    );
+    assert_eq!(p.errored.len(), 1, "{:?}", p.errored);
+    assert_eq!(p.errored[0].addr, Addr::vault("sys/mounts/pki_int"));
+    assert!(p.errored[0].message.contains("\"team-b\""));
 }

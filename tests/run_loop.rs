@@ -279,14 +279,17 @@ fn applies_commits_refuses_bad_ones_repairs_drift_and_reports() {
         role_ttl(&bao) == Some(86400)
     });
     lp.wait(10, "/readyz 200", |l| l.readyz().0 == 200);
-    // The cluster half is rendered for Flux/Argo (--render).
+    // The cluster half is rendered for Flux/Argo (--render), for the
+    // repository identity derived from the Git URL (`.../origin.git`).
+    let rendered = lp
+        .dir
+        .path()
+        .join("rendered/_cluster/clusterissuer.cert-manager.io-homelab.yaml");
+    let text = std::fs::read_to_string(&rendered)
+        .unwrap_or_else(|e| panic!("{}: {e}\n{}", rendered.display(), lp.logs()));
     assert!(
-        lp.dir
-            .path()
-            .join("rendered/_cluster/clusterissuer.cert-manager.io-homelab.yaml")
-            .is_file(),
-        "{}",
-        lp.logs()
+        text.starts_with("# Rendered by certplane for repository origin: "),
+        "{text}"
     );
     let m = lp.metrics();
     assert_eq!(

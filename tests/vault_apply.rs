@@ -41,6 +41,7 @@ fn plan(changes: Vec<certplane::plan::Change>) -> Plan {
     Plan {
         changes,
         errored: vec![],
+        notes: vec![],
     }
 }
 

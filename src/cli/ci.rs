@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ExitStatus;
-use super::commands::{fail, prepare};
+use super::commands::{fail, prepare_rendering};
 use crate::model::{Repository, Source, VaultObject};
 use crate::pipeline::{self, ClusterSide, PlanOptions, Prepared};
 use crate::plan::{Action, Change, Plan};
@@ -586,7 +586,7 @@ pub async fn planned_from_file(
         return Err(ExitStatus::Error);
     }
     let render = render.or(saved.render.as_deref());
-    let prepared = prepare(dir)?;
+    let prepared = prepare_rendering(dir, render)?;
     let hash = repository_hash(&prepared.repo).map_err(|e| fail(&e))?;
     if hash != saved.repository_hash {
         eprintln!(
@@ -651,6 +651,7 @@ mod tests {
         Plan {
             changes,
             errored: vec![],
+            notes: vec![],
         }
     }
 

@@ -182,7 +182,16 @@ fn fail_msg(msg: impl Display) -> ExitStatus {
 }
 
 pub(super) fn prepare(dir: &Path) -> Result<Prepared, ExitStatus> {
-    pipeline::prepare(dir).map_err(|d| {
+    prepare_rendering(dir, None)
+}
+
+/// [`prepare`], leaving the render directory of `--render` out of the input.
+pub(super) fn prepare_rendering(dir: &Path, render: Option<&Path>) -> Result<Prepared, ExitStatus> {
+    let options = pipeline::PrepareOptions {
+        render,
+        ..pipeline::PrepareOptions::default()
+    };
+    pipeline::prepare_with(dir, options).map_err(|d| {
         eprintln!("{d}");
         ExitStatus::Error
     })
@@ -244,7 +253,11 @@ async fn planned(
     render: Option<&Path>,
     options: PlanOptions,
 ) -> Result<(Prepared, Vault, ClusterSide, Plan), Stop> {
-    let prepared = pipeline::prepare(dir).map_err(Stop::Invalid)?;
+    let prepare = pipeline::PrepareOptions {
+        render,
+        ..pipeline::PrepareOptions::default()
+    };
+    let prepared = pipeline::prepare_with(dir, prepare).map_err(Stop::Invalid)?;
     let vault = pipeline::connect(&prepared.repo)
         .await
         .map_err(|e| Stop::failed(&e))?;

@@ -168,7 +168,11 @@ pub async fn run(
 
 /// One pass of the pipeline: prepare, (connect once), plan, maybe apply.
 async fn cycle(dir: &Path, render: Option<&Path>, apply: bool, style: Style, s: &mut Session) {
-    let prepared = match pipeline::prepare(dir) {
+    let options = pipeline::PrepareOptions {
+        render,
+        ..pipeline::PrepareOptions::default()
+    };
+    let prepared = match pipeline::prepare_with(dir, options) {
         Ok(p) => p,
         Err(d) => {
             eprintln!("{d}");

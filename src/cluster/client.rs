@@ -26,7 +26,6 @@ use serde_json::Value;
 
 use super::ClusterError;
 use super::diff::{ObjectPlan, plan_from};
-use super::inventory::InventoryLocation;
 use super::redact::Redactor;
 use crate::addr::{Addr, KubeRef};
 use crate::model::config::ClusterTarget;
@@ -52,7 +51,8 @@ pub struct Cluster {
     timeout: Duration,
     /// `apiVersion` -> what it serves.
     discovery: Arc<Mutex<HashMap<String, Resources>>>,
-    pub(crate) inventory: InventoryLocation,
+    /// Where inventories are kept.
+    pub(crate) inventory_namespace: String,
 }
 
 impl fmt::Debug for Cluster {
@@ -61,7 +61,7 @@ impl fmt::Debug for Cluster {
             .field("default_namespace", &self.client.default_namespace())
             .field("field_manager", &self.field_manager)
             .field("timeout", &self.timeout)
-            .field("inventory", &self.inventory)
+            .field("inventory_namespace", &self.inventory_namespace)
             .finish_non_exhaustive()
     }
 }
@@ -176,7 +176,7 @@ impl Cluster {
             field_manager: field_manager.into(),
             timeout: DEFAULT_TIMEOUT,
             discovery: Arc::default(),
-            inventory: InventoryLocation::default(),
+            inventory_namespace: super::inventory::DEFAULT_NAMESPACE.to_string(),
         }
     }
 
@@ -191,10 +191,15 @@ impl Cluster {
         self
     }
 
-    /// Keep the inventory elsewhere.
-    pub fn with_inventory(mut self, location: InventoryLocation) -> Cluster {
-        self.inventory = location;
+    /// Keep the inventories in another namespace.
+    pub fn with_inventory_namespace(mut self, namespace: impl Into<String>) -> Cluster {
+        self.inventory_namespace = namespace.into();
         self
+    }
+
+    /// The namespace inventories are kept in.
+    pub fn inventory_namespace(&self) -> &str {
+        &self.inventory_namespace
     }
 
     /// The field manager certplane applies with.
@@ -380,9 +385,46 @@ impl Cluster {
         Ok(())
     }
 
+    /// Read one object by reference: `None` when it does not exist (404),
+    /// or its kind is no longer served at all. Its values are never logged.
+    pub async fn get_object(&self, r: &KubeRef) -> Result<Option<Value>, ClusterError> {
+        let Some(api) = self.api_for(r).await? else {
+            return Ok(None);
+        };
+        let object = r.to_string();
+        let redactor = Redactor::default();
+        match self.timed("get", &object, api.get_opt(&r.name)).await? {
+            Ok(None) => Ok(None),
+            Ok(Some(found)) => to_value("get", &object, &found, &r.name).map(Some),
+            Err(e) => Err(request_error("get", &object, e, &redactor)),
+        }
+    }
+
     /// Delete one object (background propagation). A 404, or a kind the
     /// server no longer serves, is [`Deleted::Absent`].
     pub async fn delete_object(&self, r: &KubeRef) -> Result<Deleted, ClusterError> {
+        let Some(api) = self.api_for(r).await? else {
+            return Ok(Deleted::Absent);
+        };
+        let object = r.to_string();
+        let dp = DeleteParams::background();
+        match self
+            .timed("delete", &object, api.delete(&r.name, &dp))
+            .await?
+        {
+            Ok(_) => {
+                tracing::info!(object = %object, "deleted");
+                Ok(Deleted::Deleted)
+            }
+            Err(kube::Error::Api(status)) if is_404(&status) => Ok(Deleted::Absent),
+            Err(e) => Err(request_error("delete", &object, e, &Redactor::default())),
+        }
+    }
+
+    /// The API of an object by reference, through discovery (following a
+    /// removed version to the one now served); `None` when its kind is not
+    /// served at all.
+    async fn api_for(&self, r: &KubeRef) -> Result<Option<Api<DynamicObject>>, ClusterError> {
         let segments = [Some(&r.version), Some(&r.name), r.namespace.as_ref()];
         if segments.into_iter().flatten().any(|s| !is_path_segment(s))
             || !(r.group.is_empty() || is_path_segment(&r.group))
@@ -402,29 +444,16 @@ impl Cluster {
             Ok(x) => x,
             Err(ClusterError::NotServed { .. }) => match self.served_elsewhere(r).await? {
                 Some(x) => x,
-                None => return Ok(Deleted::Absent),
+                None => return Ok(None),
             },
             Err(e) => return Err(e),
         };
-        let api: Api<DynamicObject> = match &r.namespace {
+        Ok(Some(match &r.namespace {
             Some(ns) if caps.scope == Scope::Namespaced => {
                 Api::namespaced_with(self.client.clone(), ns, &resource)
             }
             _ => Api::all_with(self.client.clone(), &resource),
-        };
-        let object = r.to_string();
-        let dp = DeleteParams::background();
-        match self
-            .timed("delete", &object, api.delete(&r.name, &dp))
-            .await?
-        {
-            Ok(_) => {
-                tracing::info!(object = %object, "deleted");
-                Ok(Deleted::Deleted)
-            }
-            Err(kube::Error::Api(status)) if is_404(&status) => Ok(Deleted::Absent),
-            Err(e) => Err(request_error("delete", &object, e, &Redactor::default())),
-        }
+        }))
     }
 
     /// The kind of `r` at another version of its group, when the version it

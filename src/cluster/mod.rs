@@ -8,9 +8,12 @@
 //!   [`Cluster::delete_object`].
 //! * [`diff`]: pure: strip server-set fields, compare live with the dry-run
 //!   result as dotted field paths, mask Secret values ([`mask_secret`]).
-//! * [`inventory`]: the set of objects certplane applied, kept in a labelled
-//!   ConfigMap in the cluster.
-//! * [`prune`]: pure set arithmetic and delete order, and the deletes.
+//! * [`inventory`]: the set of objects one repository applied, kept in a
+//!   labelled ConfigMap per repository identity in the cluster.
+//! * [`prune`]: pure set arithmetic, delete order and ownership (never
+//!   another repository's objects), and the deletes.
+//! * [`reconcile`]: the cluster half of a plan (live or rendered) and its
+//!   apply.
 //!
 //! Secret values (`data`, `stringData`) never leave this module unmasked: not
 //! in an [`ObjectPlan`], not in a log line, not in a [`ClusterError`].
@@ -30,8 +33,10 @@ pub use client::{
     Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, Deleted, ResolvedObject, string_data_to_data,
 };
 pub use diff::{ObjectPlan, SENSITIVE, mask_secret};
-pub use inventory::{Inventory, InventoryLocation};
-pub use prune::{PruneReport, apply_rank, next_inventory, prune_order, stale};
+pub use inventory::{ForeignInventory, Inventory, InventoryLocation, REPOSITORY_LABEL};
+pub use prune::{
+    PruneReport, StaleOwner, apply_rank, next_inventory, prune_order, stale, stale_owner,
+};
 
 /// Errors of the Kubernetes provider.
 #[derive(Debug, Error)]

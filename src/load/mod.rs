@@ -36,17 +36,45 @@ const CONFIG_FILES: &[&str] = &["certplane.yaml", "certplane.yml"];
 
 use confine::Root;
 
+/// What a load needs to know besides the directory.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// What `{env: ...}` sources may read (the operator's `--allow-env`).
+    pub env: EnvRules,
+    /// Directories that are never repository input: the render directory of
+    /// `--render` (the `Config`'s `spec.cluster.render` is always excluded).
+    pub exclude: Vec<PathBuf>,
+    /// The repository identity when the `Config` names none (`run` derives
+    /// it from the Git URL); default: the directory's name.
+    pub identity: Option<String>,
+}
+
 /// Loads every certplane document under `dir` (or the single file `dir`),
 /// with the default rules for `{env: ...}` sources.
 ///
 /// Returns every problem found, in file order, when there is at least one.
 pub fn load(dir: &Path) -> Result<Repository, Diagnostics> {
-    load_with(dir, &EnvRules::default())
+    load_with(dir, &LoadOptions::default())
 }
 
-/// [`load`], where `{env: ...}` sources may read what `env` allows.
-pub fn load_with(dir: &Path, env: &EnvRules) -> Result<Repository, Diagnostics> {
-    let walk = match walk::files(dir) {
+/// [`load`], where `{env: ...}` sources may read what `options.env` allows,
+/// with render directories excluded and a default identity.
+///
+/// The render directory (from `options.exclude` or the `Config`'s
+/// `spec.cluster.render`) is never walked, and a file that starts with the
+/// header certplane writes on rendered manifests is skipped wherever it is:
+/// rendered output is never read back as input.
+pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Repository, Diagnostics> {
+    let mut excluded: Vec<PathBuf> = options
+        .exclude
+        .iter()
+        .cloned()
+        .chain(configured_render_dir(dir))
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect();
+    excluded.sort();
+    excluded.dedup();
+    let walk = match walk::files(dir, &excluded) {
         Ok(found) => found,
         Err(d) => return Err(Diagnostics(vec![d])),
     };
@@ -57,7 +85,7 @@ pub fn load_with(dir: &Path, env: &EnvRules) -> Result<Repository, Diagnostics> 
     };
     let refs = Refs {
         root: &walk.confine,
-        env,
+        env: &options.env,
     };
     for (rel, file) in walk.files {
         let text = match std::fs::read(&file) {
@@ -82,8 +110,22 @@ pub fn load_with(dir: &Path, env: &EnvRules) -> Result<Repository, Diagnostics> 
                 continue;
             }
         };
+        if text.starts_with(crate::cluster::reconcile::RENDERED_MARK) {
+            tracing::warn!(
+                file = %file.display(),
+                "skipping a manifest rendered by certplane: rendered output is not repository input"
+            );
+            continue;
+        }
         load_file(&mut repo, &refs, &rel, &file, &text, &mut diags);
     }
+    repo.identity = match repo.config.as_ref().map(|c| c.meta.name.as_str()) {
+        Some(name) if !name.is_empty() => name.to_string(),
+        _ => options
+            .identity
+            .clone()
+            .unwrap_or_else(|| crate::model::identity::from_dir(&repo.root)),
+    };
     check_duplicates(&repo, &mut diags);
     if diags.is_empty() {
         Ok(repo)
@@ -468,6 +510,24 @@ impl DocCx<'_> {
             ));
         }
         let d: Document<ConfigSpec> = self.typed("Config")?;
+        if !d.metadata.name.is_empty()
+            && let Some(why) = crate::model::identity::label_problem(&d.metadata.name)
+        {
+            let pos = self
+                .doc
+                .fields
+                .get("metadata.name")
+                .copied()
+                .unwrap_or(self.doc.root_pos);
+            return Err(self.err(
+                pos,
+                format!(
+                    "the repository name {:?} (Config metadata.name) is not a DNS-1123 label: {why}",
+                    d.metadata.name
+                ),
+                "use lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters (e.g. pki-homelab)",
+            ));
+        }
         if let Some(first) = &repo.config {
             return Err(self.err(
                 self.doc.root_pos,
@@ -782,6 +842,23 @@ fn split_expected(rest: &str) -> (&str, Option<&str>) {
         .strip_prefix("one of ")
         .or_else(|| (!tail.is_empty()).then_some(tail));
     (name, list.map(str::trim))
+}
+
+/// The `Config`'s `spec.cluster.render`, resolved against the root, read
+/// ahead of the real load so that the walk can leave it out. Any problem
+/// with the file is reported by the real load, not here.
+fn configured_render_dir(dir: &Path) -> Option<PathBuf> {
+    let file = CONFIG_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|f| f.is_file())?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let docs = yaml::split(&text).ok()?;
+    docs.iter()
+        .filter(|d| d.top("kind").is_some_and(|(k, _)| k == "Config"))
+        .find_map(|d| yaml::deserialize::<Document<ConfigSpec>>(&text, d).ok())
+        .and_then(|c| c.spec.cluster?.render)
+        .map(|r| dir.join(r))
 }
 
 /// The identity of a cluster object: (API group, kind, namespace, name).

@@ -50,7 +50,10 @@ pub struct Walk {
 /// directory link that leads back to a directory being read (a loop, however
 /// many links it takes) is one error, at the link that closes it; a
 /// directory reached twice through links is read once.
-pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
+///
+/// Directories whose canonical path is in `excluded` are not read (the
+/// render directory: certplane's output is never its input).
+pub fn files(dir: &Path, excluded: &[PathBuf]) -> Result<Walk, Diagnostic> {
     let meta = std::fs::metadata(dir).map_err(|e| {
         Diagnostic::new(at(dir), format!("cannot read the repository: {e}"))
             .hint("give the path of a directory of certplane YAML files")
@@ -74,6 +77,7 @@ pub fn files(dir: &Path) -> Result<Walk, Diagnostic> {
         dir,
         ignore: ignore_rules(dir)?,
         confine,
+        excluded,
         state: HashMap::new(),
         looped: HashSet::new(),
         files: Vec::new(),
@@ -107,6 +111,8 @@ enum Seen {
 
 struct Walker<'a> {
     dir: &'a Path,
+    /// Canonical directories never read (the render directory).
+    excluded: &'a [PathBuf],
     ignore: Option<Gitignore>,
     confine: Root,
     state: HashMap<PathBuf, Seen>,
@@ -170,6 +176,10 @@ impl Walker<'_> {
                 self.problems.push(loop_problem(&path, None));
                 continue;
             };
+            if ft.is_dir() && self.excluded.contains(&target) {
+                tracing::debug!(path = %path.display(), "skipping the render directory");
+                continue;
+            }
             if is_link && !self.confine.contains(&target) {
                 let what = if ft.is_dir() {
                     "directory"

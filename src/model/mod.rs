@@ -5,6 +5,7 @@
 pub mod certmanager;
 pub mod config;
 pub mod duration;
+pub mod identity;
 pub mod source;
 pub mod vault;
 
@@ -192,6 +193,11 @@ pub struct Loaded<T> {
 pub struct Repository {
     /// The directory that was loaded.
     pub root: PathBuf,
+    /// The repository identity (see [`identity`]): `metadata.name` of the
+    /// `Config`, or derived from where the repository comes from. It names
+    /// what this repository owns in the cluster (its inventory), in Vault
+    /// (the owner tag of mounts and policies) and in a render directory.
+    pub identity: String,
     /// `certplane.yaml`'s `Config`, if present.
     pub config: Option<Loaded<ConfigSpec>>,
     /// All Vault objects, in file order.

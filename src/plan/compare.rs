@@ -95,6 +95,7 @@ mod tests {
         Plan {
             changes,
             errored: vec![],
+            notes: vec![],
         }
     }
 

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
-use super::{Action, CaChange, Change, Plan, PlanError};
+use super::{Action, CaChange, Change, Plan, PlanError, PlanNote};
 use crate::addr::Addr;
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
-    ObservedKey, Orphan, PENDING_KEY_PREFIX, ResourceKind, Signer,
+    ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind, Signer,
 };
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
@@ -33,21 +33,143 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     plan
 }
 
-/// Adds the deletes of `prune: true` for Vault objects certplane manages and
-/// the repository no longer declares, children first (auth roles and roles,
-/// then policies, then mounts). A mount that holds a CA is deleted only with
-/// `allow_destroy_ca`; otherwise the plan is errored, so nothing is applied
-/// until the user either keeps the mount declared or says so.
-pub fn prune(plan: &mut Plan, orphans: &[Orphan], allow_destroy_ca: bool) {
+/// What [`ownership`] decides with.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnershipOptions<'a> {
+    /// The repository identity.
+    pub identity: &'a str,
+    /// `prune: true`: delete this repository's objects that left it.
+    pub prune: bool,
+    /// `--allow-destroy-ca`: prune may delete a mount that holds a CA.
+    pub allow_destroy_ca: bool,
+}
+
+/// The note on an object of this repository that left it while prune is off.
+pub const KEPT_PRUNE_OFF: &str = "no longer in the repository; kept because prune is off (set spec.prune: true in \
+     certplane.yaml to delete it, or delete it by hand)";
+
+/// The note on an object an older certplane made without recording its
+/// repository.
+pub const KEPT_UNRECORDED: &str = "made by an older certplane that did not record its \
+     repository, and not declared here: never pruned on that basis; declare it again to adopt \
+     it, or delete it by hand if no repository uses it";
+
+/// Applies ownership to a Vault plan. Pure: `owned` was read from Vault by
+/// [`crate::vault::prune::survey`].
+///
+/// * A declared mount or policy that another repository owns errors the
+///   plan: two repositories never manage the same object.
+/// * A declared mount or policy made by an older certplane (no repository
+///   recorded) is adopted: the change writes this repository's identity.
+/// * A mount this plan creates is tagged with the identity.
+/// * This repository's objects that left it are deleted with `prune`,
+///   children first (auth roles and roles, then policies, then mounts); a
+///   mount that holds a CA only with `allow_destroy_ca` (otherwise the plan
+///   is errored, so nothing is applied until the user keeps the mount
+///   declared or says so). Without `prune` they stay, as a visible note.
+/// * Objects without a recorded repository that left are noted, never
+///   deleted; other repositories' objects are left alone.
+pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'_>) {
+    let identity = options.identity;
+    let tags = crate::vault::prune::owner_options(identity);
+    let conflict = |addr: &Addr, what: &str, other: &str, mark: &str| PlanError {
+        addr: addr.clone(),
+        message: format!(
+            "this {what} belongs to the repository {other:?} ({mark}), not to this one ({identity:?}): \
+             two repositories must not manage the same object; declare it in one of them, or give \
+             both the same metadata.name in certplane.yaml if they are the same repository applied \
+             from two places"
+        ),
+    };
+    for c in plan.changes.iter_mut() {
+        match c.kind {
+            ResourceKind::Mount | ResourceKind::AuthMount => match owned.mounts.get(&c.addr) {
+                Some(Owner::Repository(other)) if other != identity => {
+                    plan.errored.push(conflict(
+                        &c.addr,
+                        "mount",
+                        other,
+                        "mount option certplane-repository",
+                    ));
+                }
+                Some(Owner::Repository(_)) => {}
+                Some(Owner::Unrecorded) => {
+                    let (k, v) = crate::vault::prune::MANAGED_OPTION;
+                    c.before
+                        .get_or_insert_default()
+                        .insert("options".into(), json!({k: v}));
+                    c.after
+                        .get_or_insert_default()
+                        .insert("options".into(), tags.clone());
+                    let why = format!("adopt: record the repository {identity} as its owner");
+                    c.reason = Some(match (c.action, c.reason.take()) {
+                        (Action::Update, Some(r)) => format!("{r}; {why}"),
+                        _ => why,
+                    });
+                    c.action = Action::Update;
+                }
+                None if c.action == Action::Create => {
+                    c.after
+                        .get_or_insert_default()
+                        .insert("options".into(), tags.clone());
+                }
+                None => {}
+            },
+            ResourceKind::Policy if c.action == Action::Update => {
+                let live = c
+                    .before
+                    .as_ref()
+                    .and_then(|b| b.get("policy"))
+                    .and_then(Value::as_str)
+                    .and_then(crate::vault::prune::policy_owner);
+                match live {
+                    Some(Owner::Repository(other)) if other != identity => {
+                        plan.errored
+                            .push(conflict(&c.addr, "policy", &other, "its first line"));
+                    }
+                    Some(Owner::Unrecorded) => {
+                        let why = format!("adopt: record the repository {identity} as its owner");
+                        c.reason = Some(match c.reason.take() {
+                            Some(r) => format!("{r}; {why}"),
+                            None => why,
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
     let order = |k: ResourceKind| match k {
         ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::Role => 0,
         ResourceKind::Policy => 1,
         _ => 2,
     };
-    let mut sorted: Vec<&Orphan> = orphans.iter().collect();
+    let mut sorted: Vec<&Orphan> = owned.orphans.iter().collect();
     sorted.sort_by_key(|o| (order(o.kind), o.addr.clone()));
     for o in sorted {
-        if o.holds_ca && !allow_destroy_ca {
+        match &o.owner {
+            Owner::Repository(id) if id != identity => continue,
+            Owner::Unrecorded => {
+                plan.notes.push(PlanNote {
+                    addr: o.addr.clone(),
+                    message: KEPT_UNRECORDED.into(),
+                    owned: false,
+                });
+                continue;
+            }
+            Owner::Repository(_) => {}
+        }
+        if !options.prune {
+            plan.notes.push(PlanNote {
+                addr: o.addr.clone(),
+                message: KEPT_PRUNE_OFF.into(),
+                owned: true,
+            });
+            continue;
+        }
+        if o.holds_ca && !options.allow_destroy_ca {
             plan.errored.push(PlanError {
                 addr: o.addr.clone(),
                 message: "this mount holds a CA and is no longer in the repository; deleting it \

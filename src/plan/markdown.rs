@@ -32,6 +32,17 @@ pub fn markdown(plan: &Plan) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "**{}**\n", summary_line(plan));
+    for n in &plan.notes {
+        let _ = writeln!(
+            out,
+            "> **kept** `{}`: {}",
+            cell(&n.addr.to_string()),
+            cell(&n.message)
+        );
+    }
+    if !plan.notes.is_empty() {
+        out.push('\n');
+    }
     let pending: Vec<_> = plan.pending().collect();
     if pending.is_empty() {
         return out;
@@ -107,6 +118,7 @@ mod tests {
         );
         secret.sensitive = vec!["token_reviewer_jwt".into()];
         let plan = Plan {
+            notes: vec![],
             changes: vec![
                 change("pki/roles/a", Action::Create, json!({"ttl": 60})),
                 secret,
@@ -126,6 +138,30 @@ mod tests {
         assert!(md[details..].contains("(sensitive)"), "{md}");
         assert!(md.contains("Plan: 2 to create"), "{md}");
         assert!(md.trim_end().ends_with("</details>"), "{md}");
+    }
+
+    #[test]
+    fn kept_objects_are_shown_without_claiming_a_match() {
+        let plan = Plan {
+            changes: vec![change("pki/roles/b", Action::NoOp, json!({"ttl": 60}))],
+            errored: vec![],
+            notes: vec![crate::plan::PlanNote {
+                addr: Addr::vault("pki/roles/old"),
+                message: crate::plan::KEPT_PRUNE_OFF.into(),
+                owned: true,
+            }],
+        };
+        let md = markdown(&plan);
+        assert!(
+            md.contains("> **kept** `vault:pki/roles/old`: no longer in the repository; kept because prune is off"),
+            "{md}"
+        );
+        assert!(
+            md.contains("1 object(s) no longer in the repository are kept"),
+            "{md}"
+        );
+        assert!(!md.contains("The live state matches"), "{md}");
+        assert!(!plan.has_changes(), "a note is not a change");
     }
 
     #[test]

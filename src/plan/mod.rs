@@ -16,7 +16,7 @@ use crate::addr::Addr;
 use crate::state::{DesiredCa, Fields, ResourceKind};
 
 pub use compare::first_difference;
-pub use diff::{plan, prune, same_value};
+pub use diff::{KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, ownership, plan, same_value};
 
 /// What a change does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -103,6 +103,22 @@ pub struct PlanError {
     pub message: String,
 }
 
+/// Something a user must know that is not a change: an object certplane
+/// made that is no longer in the repository and stays (prune is off, or it
+/// cannot be told to be this repository's). Never counts as a change for
+/// the exit code, but keeps "the live state matches" from being claimed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanNote {
+    /// About what.
+    pub addr: Addr,
+    /// Why it stays, and what to do about it.
+    pub message: String,
+    /// Whether the object still belongs to this repository (a cluster
+    /// object stays in its inventory, so that turning prune on deletes it).
+    #[serde(default)]
+    pub owned: bool,
+}
+
 /// The whole plan, in apply order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Plan {
@@ -111,6 +127,9 @@ pub struct Plan {
     /// Problems that make the plan unappliable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errored: Vec<PlanError>,
+    /// Objects that left the repository and stay, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<PlanNote>,
 }
 
 impl Plan {

@@ -183,6 +183,11 @@ pub fn human(plan: &Plan, style: Style) -> String {
         }
         out.push('\n');
     }
+    for n in &plan.notes {
+        let head = format!("! {} (kept)", n.addr);
+        let _ = writeln!(out, "  {}", style.paint("33", &head));
+        let _ = writeln!(out, "      # {}\n", n.message);
+    }
     out.push_str(&summary_line(plan));
     out.push('\n');
     out
@@ -193,6 +198,14 @@ pub fn human(plan: &Plan, style: Style) -> String {
 pub fn summary_line(plan: &Plan) -> String {
     let s = plan.summary();
     let n = |k: &str| s.get(k).copied().unwrap_or(0);
+    let kept = plan.notes.len();
+    if !plan.has_changes() && kept > 0 {
+        return format!(
+            "No changes. The repository's {} objects match the live state, but {kept} object(s) \
+             no longer in the repository are kept (see the notes above).",
+            n("unchanged")
+        );
+    }
     if !plan.has_changes() {
         return format!(
             "No changes. The live state matches the repository ({} objects).",
@@ -215,6 +228,12 @@ pub fn summary_line(plan: &Plan) -> String {
             line,
             " {privileged} privileged change{} (marked \"(privileged)\").",
             if privileged == 1 { "" } else { "s" }
+        );
+    }
+    if kept > 0 {
+        let _ = write!(
+            line,
+            " {kept} no longer in the repository and kept (see the notes)."
         );
     }
     line
@@ -264,6 +283,11 @@ pub fn json(plan: &Plan) -> Value {
         "summary": plan.summary(),
         "changes": changes,
         "errors": plan.errored,
+        "notes": plan.notes.iter().map(|n| json!({
+            "address": n.addr.to_string(),
+            "message": n.message,
+            "owned": n.owned,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -302,6 +326,7 @@ mod tests {
                 policy("old-admin", Action::NoOp, sudo),
             ],
             errored: vec![],
+            notes: vec![],
         };
         let human = human(&plan, Style { color: false });
         let marked: Vec<&str> = human

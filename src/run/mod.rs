@@ -310,7 +310,16 @@ impl Loop {
             Some(p) => tree.join(p),
             None => tree,
         };
-        let prepared = crate::pipeline::prepare(&dir).map_err(|d| {
+        // The identity of a repository followed from Git: the URL's last
+        // segment and the path in it, unless certplane.yaml names one.
+        let identity =
+            crate::model::identity::from_git(&self.settings.git.url, self.settings.path.as_deref());
+        let options = crate::pipeline::PrepareOptions {
+            render: self.settings.render.as_deref(),
+            identity: Some(&identity),
+            ..crate::pipeline::PrepareOptions::default()
+        };
+        let prepared = crate::pipeline::prepare_with(&dir, options).map_err(|d| {
             tracing::error!(commit = %head, problems = d.0.len(), diagnostics = %d, "commit refused: invalid");
             let first = d.0.first().map(|x| x.to_string()).unwrap_or_default();
             let first = first.lines().next().unwrap_or_default().to_string();
@@ -395,6 +404,9 @@ impl Loop {
             }
         };
         update(&status, |s| s.set_plan(&plan));
+        for n in &plan.notes {
+            tracing::info!(addr = %n.addr, note = %n.message, "kept although no longer in the repository");
+        }
         if !plan.errored.is_empty() {
             for e in &plan.errored {
                 tracing::error!(addr = %e.addr, error = %e.message, "plan error");

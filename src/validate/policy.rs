@@ -104,7 +104,8 @@ pub fn parse_policy(text: &str) -> Result<Vec<PathRule>, PolicyError> {
 /// the exact text certplane sends to Vault. Positions are in that text,
 /// whose first line is certplane's marker comment.
 pub fn rules_of(spec: &PolicySpec) -> Result<Vec<PathRule>, PolicyError> {
-    parse_policy(&render_hcl(spec))
+    // The identity is in the marker comment only: any name reads the same.
+    parse_policy(&render_hcl(spec, "repository"))
 }
 
 struct Reader<'a> {

@@ -130,14 +130,25 @@ fn needs_auth_table(kind: ResourceKind) -> bool {
     )
 }
 
-/// The fields of a mount table entry: `type`, `description` and the
-/// `config` durations, in seconds.
+/// The fields of a mount table entry: `type`, `description`, the
+/// `config` durations (in seconds) and certplane's ownership tags among the
+/// `options` (see [`super::prune`]).
 fn mount_fields(entry: &Value) -> Fields {
     let mut f = Fields::new();
     for key in ["type", "description"] {
         if let Some(v) = entry.get(key) {
             f.insert(key.into(), v.clone());
         }
+    }
+    let tags: serde_json::Map<String, Value> = [
+        super::prune::MANAGED_OPTION.0,
+        super::prune::REPOSITORY_OPTION,
+    ]
+    .into_iter()
+    .filter_map(|k| Some((k.to_string(), entry["options"].get(k)?.clone())))
+    .collect();
+    if !tags.is_empty() {
+        f.insert("options".into(), Value::Object(tags));
     }
     if let Some(Value::Object(config)) = entry.get("config") {
         for (k, v) in config {

@@ -1,28 +1,72 @@
-//! What certplane may prune in Vault (`prune: true`): only what it can tell
-//! it manages. Mounts it creates carry the mount option
-//! `managed-by: certplane`; policies it writes start with
-//! [`POLICY_MARKER`]; roles live under mounts it manages. A mount made by
-//! hand, a policy without the marker, a role under someone else's mount is
-//! never a candidate.
+//! What certplane manages in Vault, and for which repository: the survey
+//! behind ownership checks, adoption and prune (`prune: true`).
+//!
+//! Only what certplane can tell it made is ever a candidate. Mounts and
+//! auth mounts it creates carry the mount options `managed-by: certplane`
+//! and `certplane-repository: <identity>`; policies it writes start with
+//! [`policy_marker`] naming the repository; roles and auth roles belong to
+//! the owner of their mount. A mount made by hand, a policy without the
+//! marker, a role under someone else's mount is never a candidate, and
+//! neither is another repository's object. Objects made by an older
+//! certplane (tagged, no repository recorded) are [`Owner::Unrecorded`]:
+//! never deleted on that basis, adopted by the repository that declares them.
 
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::observe::CONCURRENCY;
 use super::{Vault, VaultError};
 use crate::addr::Addr;
-use crate::state::{Desired, Orphan, ResourceKind};
+use crate::state::{Desired, Orphan, Owner, Ownership, ResourceKind};
 
 /// The mount option certplane sets on the mounts it creates.
 pub const MANAGED_OPTION: (&str, &str) = ("managed-by", "certplane");
 
-/// The first line of every policy certplane writes.
-pub const POLICY_MARKER: &str = "# Managed by certplane: edits here are overwritten.";
+/// The mount option naming the repository a mount belongs to.
+pub const REPOSITORY_OPTION: &str = "certplane-repository";
 
-fn managed(entry: &Value) -> bool {
-    entry["options"][MANAGED_OPTION.0].as_str() == Some(MANAGED_OPTION.1)
+/// The first line of the policies older certplane versions wrote (no
+/// repository recorded).
+pub const LEGACY_POLICY_MARKER: &str = "# Managed by certplane: edits here are overwritten.";
+
+const MARKER_PREFIX: &str = "# Managed by certplane for repository ";
+const MARKER_SUFFIX: &str = ": edits here are overwritten.";
+
+/// The first line of every policy certplane writes for `identity`.
+pub fn policy_marker(identity: &str) -> String {
+    format!("{MARKER_PREFIX}{identity}{MARKER_SUFFIX}")
+}
+
+/// The mount options that mark a mount as `identity`'s.
+pub fn owner_options(identity: &str) -> Value {
+    json!({MANAGED_OPTION.0: MANAGED_OPTION.1, REPOSITORY_OPTION: identity})
+}
+
+/// The owner of a policy, from its first line; `None`: not certplane's.
+pub fn policy_owner(text: &str) -> Option<Owner> {
+    let first = text.lines().next()?.trim_end();
+    if first == LEGACY_POLICY_MARKER {
+        return Some(Owner::Unrecorded);
+    }
+    let id = first
+        .strip_prefix(MARKER_PREFIX)?
+        .strip_suffix(MARKER_SUFFIX)?;
+    (!id.is_empty()).then(|| Owner::Repository(id.to_string()))
+}
+
+/// The owner of a mount table entry, from its options; `None`: not made by
+/// certplane.
+pub fn mount_owner(entry: &Value) -> Option<Owner> {
+    let options = &entry["options"];
+    if options[MANAGED_OPTION.0].as_str() != Some(MANAGED_OPTION.1) {
+        return None;
+    }
+    Some(match options[REPOSITORY_OPTION].as_str() {
+        Some(id) if !id.is_empty() => Owner::Repository(id.to_string()),
+        _ => Owner::Unrecorded,
+    })
 }
 
 fn keys(v: Option<Value>) -> Vec<String> {
@@ -42,40 +86,70 @@ fn table(v: Option<Value>) -> Vec<(String, Value)> {
     }
 }
 
-/// Finds the managed objects that `desired` no longer declares.
-pub async fn orphans(vault: &Vault, desired: &Desired) -> Result<Vec<Orphan>, VaultError> {
+/// Reads what certplane manages in Vault: the owner of every tagged mount
+/// and auth mount, and every managed object that `desired` does not
+/// declare. Roles are listed only under mounts this repository (`identity`)
+/// owns or is about to adopt: a role belongs to its mount's owner.
+pub async fn survey(
+    vault: &Vault,
+    desired: &Desired,
+    identity: &str,
+) -> Result<Ownership, VaultError> {
     let declared: BTreeSet<&Addr> = desired.resources.iter().map(|r| &r.addr).collect();
-    let mut out = Vec::new();
-    let orphan = |addr: Addr, kind, holds_ca| Orphan {
+    let mut out = Ownership::default();
+    let ours = |owner: &Owner, declared: bool| match owner {
+        Owner::Repository(id) => id == identity,
+        // Declared: this repository adopts it, and with it its roles.
+        Owner::Unrecorded => declared,
+    };
+    let orphan = |addr: Addr, kind, holds_ca, owner: Owner| Orphan {
         addr,
         kind,
         holds_ca,
+        owner,
     };
 
     for (path, entry) in table(vault.read("sys/mounts").await?) {
-        if !managed(&entry) || entry["type"] != "pki" {
+        let Some(owner) = mount_owner(&entry) else {
+            continue;
+        };
+        if entry["type"] != "pki" {
             continue;
         }
         let addr = Addr::vault(format!("sys/mounts/{path}"));
+        out.mounts.insert(addr.clone(), owner.clone());
         if declared.contains(&addr) {
+            if !ours(&owner, true) {
+                continue;
+            }
             for role in keys(vault.list(&format!("{path}/roles")).await?) {
                 let r = Addr::vault(format!("{path}/roles/{role}"));
                 if !declared.contains(&r) {
-                    out.push(orphan(r, ResourceKind::Role, false));
+                    let owner = Owner::Repository(identity.to_string());
+                    out.orphans
+                        .push(orphan(r, ResourceKind::Role, false, owner));
                 }
             }
         } else {
-            let holds_ca = !keys(vault.list(&format!("{path}/issuers")).await?).is_empty();
-            out.push(orphan(addr, ResourceKind::Mount, holds_ca));
+            // Whether it holds a CA matters only to the one who may delete it.
+            let holds_ca = ours(&owner, false)
+                && !keys(vault.list(&format!("{path}/issuers")).await?).is_empty();
+            out.orphans
+                .push(orphan(addr, ResourceKind::Mount, holds_ca, owner));
         }
     }
     for (path, entry) in table(vault.read("sys/auth").await?) {
-        if !managed(&entry) {
+        let Some(owner) = mount_owner(&entry) else {
+            continue;
+        };
+        let addr = Addr::vault(format!("sys/auth/{path}"));
+        out.mounts.insert(addr.clone(), owner.clone());
+        if !declared.contains(&addr) {
+            out.orphans
+                .push(orphan(addr, ResourceKind::AuthMount, false, owner));
             continue;
         }
-        let addr = Addr::vault(format!("sys/auth/{path}"));
-        if !declared.contains(&addr) {
-            out.push(orphan(addr, ResourceKind::AuthMount, false));
+        if !ours(&owner, true) {
             continue;
         }
         let kind = match entry["type"].as_str() {
@@ -86,7 +160,8 @@ pub async fn orphans(vault: &Vault, desired: &Desired) -> Result<Vec<Orphan>, Va
         for role in keys(vault.list(&format!("auth/{path}/role")).await?) {
             let r = Addr::vault(format!("auth/{path}/role/{role}"));
             if !declared.contains(&r) {
-                out.push(orphan(r, kind, false));
+                let owner = Owner::Repository(identity.to_string());
+                out.orphans.push(orphan(r, kind, false, owner));
             }
         }
     }
@@ -95,26 +170,71 @@ pub async fn orphans(vault: &Vault, desired: &Desired) -> Result<Vec<Orphan>, Va
         .filter(|p| p != "default" && p != "root")
         .filter(|p| !declared.contains(&Addr::vault(format!("sys/policies/acl/{p}"))))
         .collect();
-    let marked: Vec<Result<Option<String>, VaultError>> = futures::stream::iter(candidates)
-        .map(|name| async move {
-            let text = vault.read(&format!("sys/policies/acl/{name}")).await?;
-            let ours = text
-                .as_ref()
-                .and_then(|d| d["policy"].as_str())
-                .is_some_and(|t| t.starts_with(POLICY_MARKER));
-            Ok(ours.then_some(name))
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    for name in marked {
-        if let Some(name) = name? {
-            out.push(orphan(
+    let marked: Vec<Result<Option<(String, Owner)>, VaultError>> =
+        futures::stream::iter(candidates)
+            .map(|name| async move {
+                let text = vault.read(&format!("sys/policies/acl/{name}")).await?;
+                let owner = text
+                    .as_ref()
+                    .and_then(|d| d["policy"].as_str())
+                    .and_then(policy_owner);
+                Ok(owner.map(|o| (name, o)))
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+    for found in marked {
+        if let Some((name, owner)) = found? {
+            out.orphans.push(orphan(
                 Addr::vault(format!("sys/policies/acl/{name}")),
                 ResourceKind::Policy,
                 false,
+                owner,
             ));
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_owners_come_from_the_first_line() {
+        let ours = format!("{}\n\npath \"x\" {{}}\n", policy_marker("homelab"));
+        assert_eq!(
+            policy_owner(&ours),
+            Some(Owner::Repository("homelab".into()))
+        );
+        assert_eq!(
+            policy_owner(&format!("{LEGACY_POLICY_MARKER}\npath \"x\" {{}}")),
+            Some(Owner::Unrecorded)
+        );
+        assert_eq!(policy_owner("path \"x\" {}\n"), None);
+        assert_eq!(policy_owner(""), None);
+        assert_eq!(
+            policy_owner(&format!("x\n{}", policy_marker("homelab"))),
+            None,
+            "only the first line counts"
+        );
+    }
+
+    #[test]
+    fn mount_owners_come_from_the_options() {
+        assert_eq!(
+            mount_owner(&json!({"options": owner_options("a")})),
+            Some(Owner::Repository("a".into()))
+        );
+        assert_eq!(
+            mount_owner(&json!({"options": {"managed-by": "certplane"}})),
+            Some(Owner::Unrecorded)
+        );
+        assert_eq!(mount_owner(&json!({"options": null})), None);
+        assert_eq!(
+            mount_owner(&json!({"options": {"certplane-repository": "a"}})),
+            None,
+            "the identity alone is not certplane's tag"
+        );
+    }
 }

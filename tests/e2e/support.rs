@@ -191,12 +191,14 @@ pub fn approle_for_certplane(bao: &OpenBao) -> (String, String) {
 
 /// Writes `certplane.yaml` at `repo` naming `addr` and AppRole login with the
 /// secret ID from `$CERTPLANE_SECRET_ID` (local use: the operator must allow
-/// that variable, e.g. `CERTPLANE_ALLOW_ENV=CERTPLANE_SECRET_ID`).
+/// that variable, e.g. `CERTPLANE_ALLOW_ENV=CERTPLANE_SECRET_ID`), for the
+/// repository identity `homelab` (the copies tests make live in directories
+/// of other names).
 pub fn write_approle_config(repo: &Path, addr: &str, role_id: &str) {
     std::fs::write(
         repo.join("certplane.yaml"),
         format!(
-            "apiVersion: certplane.dev/v1alpha1\nkind: Config\nspec:\n  vault:\n    address: {addr}\n    auth:\n      appRole:\n        mountPath: approle\n        roleId: \"{role_id}\"\n        secretIdFrom: {{env: CERTPLANE_SECRET_ID}}\n"
+            "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {{name: homelab}}\nspec:\n  vault:\n    address: {addr}\n    auth:\n      appRole:\n        mountPath: approle\n        roleId: \"{role_id}\"\n        secretIdFrom: {{env: CERTPLANE_SECRET_ID}}\n"
         ),
     )
     .unwrap();
