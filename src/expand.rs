@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{
     AppRoleSpec, Capability, DeliverTo, KubernetesAuthRoleSpec, Loaded, Meta, PolicyRule,
-    PolicySpec, Repository, SecretKeyRef, VaultIssuerAuth, VaultIssuerSpec, VaultObject,
+    PolicySpec, Repository, ReviewerServiceAccount, SecretKeyRef, TokenReviewer, VaultIssuerAuth,
+    VaultIssuerSpec, VaultObject,
 };
 
 /// Annotation naming the `VaultIssuer` an object was generated from.
@@ -92,9 +93,18 @@ fn manifest(meta: &Meta, api_version: &str, kind: &str, rest: Value) -> Value {
     m
 }
 
+/// The ClusterRole that lets an account call the TokenReview and
+/// SubjectAccessReview APIs: what Vault's Kubernetes auth needs of its
+/// reviewer.
+pub const AUTH_DELEGATOR: &str = "system:auth-delegator";
+
 /// Expands every VaultIssuer of `repo` in place: generated Vault objects are
-/// appended to `repo.vault`, generated manifests to `repo.manifests`.
+/// appended to `repo.vault`, generated manifests to `repo.manifests`. A
+/// Kubernetes `AuthMount` whose token reviewer is a ServiceAccount expands
+/// into that account, its ClusterRoleBinding to `system:auth-delegator` and
+/// its token Secret.
 pub fn expand(repo: &mut Repository) -> Result<(), Diagnostics> {
+    expand_reviewers(repo);
     let mut errors = Vec::new();
     let issuers = repo.vault_issuers.clone();
     for vi in &issuers {
@@ -107,6 +117,76 @@ pub fn expand(repo: &mut Repository) -> Result<(), Diagnostics> {
     } else {
         Err(Diagnostics(errors))
     }
+}
+
+/// The manifests of a reviewer ServiceAccount: the account, a
+/// `kubernetes.io/service-account-token` Secret the API server fills with a
+/// long-lived token for it, and a ClusterRoleBinding to
+/// `system:auth-delegator` (TokenReview and SubjectAccessReview, cluster
+/// wide: a privilege, visible in every plan).
+pub fn reviewer_manifests(sa: &ReviewerServiceAccount, from: &str) -> Vec<Value> {
+    let ns = sa.namespace.as_str();
+    let account = manifest(
+        &generated_meta(&sa.name, Some(ns), from),
+        "v1",
+        "ServiceAccount",
+        json!({}),
+    );
+    let mut secret_meta = generated_meta(&sa.token_secret(), Some(ns), from);
+    secret_meta.annotations.insert(
+        "kubernetes.io/service-account.name".to_string(),
+        sa.name.clone(),
+    );
+    let secret = manifest(
+        &secret_meta,
+        "v1",
+        "Secret",
+        json!({"type": "kubernetes.io/service-account-token"}),
+    );
+    let binding = manifest(
+        &generated_meta(&sa.binding(), None, from),
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        json!({
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": AUTH_DELEGATOR,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": sa.name, "namespace": ns}],
+        }),
+    );
+    vec![account, secret, binding]
+}
+
+fn expand_reviewers(repo: &mut Repository) {
+    let mut generated = Vec::new();
+    for obj in &repo.vault {
+        let VaultObject::AuthMount(spec) = &obj.spec else {
+            continue;
+        };
+        let Some(TokenReviewer::ServiceAccount(sa)) = spec
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.token_reviewer.as_ref())
+        else {
+            continue;
+        };
+        let from = format!("AuthMount/{}", obj.meta.name);
+        for value in reviewer_manifests(sa, &from) {
+            let meta = generated_meta(
+                value["metadata"]["name"].as_str().unwrap_or_default(),
+                value["metadata"]["namespace"].as_str(),
+                &from,
+            );
+            generated.push(Loaded {
+                meta,
+                origin: obj.origin.clone(),
+                spec: value,
+            });
+        }
+    }
+    repo.manifests.extend(generated);
 }
 
 fn expand_one(repo: &mut Repository, vi: &Loaded<VaultIssuerSpec>) -> Result<(), Diagnostic> {

@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod pki;
 pub mod plan;
 pub mod policy;
+pub mod reviewer;
 pub mod run;
 pub mod schema;
 pub mod state;

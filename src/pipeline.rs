@@ -3,6 +3,7 @@
 //! cluster, then prune). Commands only decide how far to go and what to
 //! print.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::addr::Addr;
@@ -40,6 +41,15 @@ pub enum PipelineError {
     /// An AppRole secret ID could not be delivered.
     #[error(transparent)]
     Deliver(#[from] DeliverError),
+    /// A token reviewer's token could not be read from the cluster.
+    #[error(transparent)]
+    Reviewer(#[from] crate::reviewer::ReviewerError),
+    /// The plan changes Vault, and no Vault connection was made (the
+    /// repository has no Vault objects).
+    #[error(
+        "the plan changes Vault, but the repository declares no Vault objects and certplane did not connect to Vault"
+    )]
+    NoVault,
     /// Rendered manifests could not be written.
     #[error("cannot write the rendered manifests to {}", dir.display())]
     Render {
@@ -102,6 +112,30 @@ pub async fn connect(repo: &Repository) -> Result<Vault, VaultError> {
     let vault = Vault::connect(&settings).await?;
     tracing::info!(address = %settings.address, "connected to vault");
     Ok(vault)
+}
+
+/// Whether a run of this repository needs Vault: it declares Vault objects
+/// (a VaultIssuer counts), or it prunes and a Vault is configured (its
+/// last Vault objects may have left the repository). A repository of
+/// cluster objects only (an ACME issuer) runs without one.
+pub fn needs_vault(prepared: &Prepared) -> bool {
+    if !prepared.desired.resources.is_empty() || has_deliveries(&prepared.repo) {
+        return true;
+    }
+    let config = prepared.repo.config.as_ref().map(|c| &c.spec);
+    let prune = config.is_some_and(|c| c.prune);
+    prune && VaultSettings::resolve(config.and_then(|c| c.vault.as_ref())).is_ok()
+}
+
+/// [`connect`] when the repository [`needs_vault`]; `None` otherwise, with
+/// no network call.
+pub async fn connect_if_needed(prepared: &Prepared) -> Result<Option<Vault>, VaultError> {
+    if needs_vault(prepared) {
+        connect(&prepared.repo).await.map(Some)
+    } else {
+        tracing::info!("the repository has no Vault objects: not connecting to Vault");
+        Ok(None)
+    }
 }
 
 fn has_deliveries(repo: &Repository) -> bool {
@@ -169,23 +203,32 @@ pub async fn plan(
     side: &ClusterSide,
     prepared: &Prepared,
 ) -> Result<Plan, PipelineError> {
-    plan_with(vault, side, prepared, PlanOptions::default()).await
+    plan_with(Some(vault), side, prepared, PlanOptions::default()).await
 }
 
-/// [`plan`] with run options. With `prune: true`, Vault objects certplane
-/// manages and the repository no longer declares are planned as deletes.
+/// [`plan`] with run options, and without Vault (`None`) for a repository
+/// that does not [`needs_vault`]. With `prune: true`, Vault objects
+/// certplane manages and the repository no longer declares are planned as
+/// deletes.
 pub async fn plan_with(
-    vault: &Vault,
+    vault: Option<&Vault>,
     side: &ClusterSide,
     prepared: &Prepared,
     options: PlanOptions,
 ) -> Result<Plan, PipelineError> {
-    let mut plan = observe_and_plan(vault, &prepared.desired).await?;
     let repo = &prepared.repo;
-    if repo.config.as_ref().is_some_and(|c| c.spec.prune) {
-        let orphans = crate::vault::prune::orphans(vault, &prepared.desired).await?;
-        crate::plan::prune(&mut plan, &orphans, options.allow_destroy_ca);
-    }
+    let mut plan = match vault {
+        Some(vault) => {
+            let mut plan = observe_and_plan(vault, &prepared.desired).await?;
+            if repo.config.as_ref().is_some_and(|c| c.spec.prune) {
+                let orphans = crate::vault::prune::orphans(vault, &prepared.desired).await?;
+                crate::plan::prune(&mut plan, &orphans, options.allow_destroy_ca);
+            }
+            plan
+        }
+        None if needs_vault(prepared) => return Err(PipelineError::NoVault),
+        None => Plan::default(),
+    };
     match side {
         ClusterSide::None => {}
         ClusterSide::Render(dir) => {
@@ -197,13 +240,17 @@ pub async fn plan_with(
             }
             plan.changes
                 .extend(reconcile::plan_render(dir, &repo.manifests));
+            crate::reviewer::plan_render(&mut plan, &prepared.desired);
         }
         ClusterSide::Live(cluster) => {
             let prune = repo.config.as_ref().is_some_and(|c| c.spec.prune);
-            plan.changes
-                .extend(crate::deliver::plan(vault, cluster, repo).await?);
+            if let Some(vault) = vault {
+                plan.changes
+                    .extend(crate::deliver::plan(vault, cluster, repo).await?);
+            }
             plan.changes
                 .extend(reconcile::plan_live(cluster, &repo.manifests, prune).await?);
+            crate::reviewer::plan_live(&mut plan, &prepared.desired);
         }
     }
     Ok(plan)
@@ -219,7 +266,9 @@ pub struct Applied {
 }
 
 /// Applies a plan: Vault first (cluster objects refer to it), then secret
-/// deliveries, then cluster objects and prune (or rendered files).
+/// deliveries, then cluster objects and prune (or rendered files), then the
+/// Vault changes that read a secret from the cluster (a token reviewer's
+/// token, see [`crate::reviewer`]).
 pub async fn apply(
     vault: &Vault,
     side: &ClusterSide,
@@ -227,8 +276,29 @@ pub async fn apply(
     plan: &Plan,
     on_event: &mut (dyn FnMut(ApplyEvent) + Send),
 ) -> Result<Applied, PipelineError> {
+    apply_with(Some(vault), side, prepared, plan, on_event).await
+}
+
+/// [`apply`], without Vault (`None`) for a repository that does not
+/// [`needs_vault`].
+pub async fn apply_with(
+    vault: Option<&Vault>,
+    side: &ClusterSide,
+    prepared: &Prepared,
+    plan: &Plan,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<Applied, PipelineError> {
     let secrets = crate::vault::apply::secret_sources(&prepared.desired);
-    let report = crate::vault::apply(vault, plan, &secrets, on_event).await?;
+    let (first, later) = match side {
+        ClusterSide::Live(_) => crate::reviewer::split(plan, &prepared.desired),
+        ClusterSide::None | ClusterSide::Render(_) => (plan.clone(), Vec::new()),
+    };
+    let vault_pending = first.pending().any(|c| c.addr.vault_path().is_some());
+    let report = match vault {
+        Some(vault) => crate::vault::apply(vault, &first, &secrets, on_event).await?,
+        None if vault_pending || !later.is_empty() => return Err(PipelineError::NoVault),
+        None => ApplyReport::default(),
+    };
     let mut cluster_done = Vec::new();
     let mut on_applied = |addr: &Addr, action: Action| {
         cluster_done.push((addr.clone(), action));
@@ -244,7 +314,9 @@ pub async fn apply(
             })?;
         }
         ClusterSide::Live(cluster) => {
-            crate::deliver::apply(vault, cluster, &plan.changes, &mut on_applied).await?;
+            if let Some(vault) = vault {
+                crate::deliver::apply(vault, cluster, &plan.changes, &mut on_applied).await?;
+            }
             let r = reconcile::apply_live(cluster, &plan.changes, &mut on_applied).await?;
             for (obj, why) in &r.failed {
                 tracing::warn!(object = %obj, error = %why, "prune failed; kept in the inventory");
@@ -256,6 +328,33 @@ pub async fn apply(
             addr: addr.clone(),
             action: *action,
         });
+    }
+    let mut report = report;
+    if let (Some(vault), ClusterSide::Live(cluster), false) = (vault, side, later.is_empty()) {
+        let read = crate::reviewer::resolve(
+            cluster,
+            &later,
+            &prepared.desired,
+            crate::reviewer::TOKEN_WAIT,
+        )
+        .await?;
+        let mut all = secrets;
+        for (addr, keys) in read {
+            all.entry(addr).or_default().extend(keys);
+        }
+        let created: BTreeSet<Addr> = report
+            .applied
+            .iter()
+            .filter(|a| matches!(a.action, Action::Create | Action::Replace))
+            .map(|a| a.addr.clone())
+            .collect();
+        let rest = Plan {
+            changes: later,
+            ..Plan::default()
+        };
+        let more = crate::vault::apply_after(vault, &rest, &all, &created, on_event).await?;
+        report.applied.extend(more.applied);
+        report.waiting.extend(more.waiting);
     }
     Ok(Applied {
         vault: report,

@@ -160,7 +160,7 @@ pub async fn planned_from_file(
     file: &Path,
     dir: Option<&Path>,
     render: Option<&Path>,
-) -> Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus> {
+) -> Result<(Prepared, Option<Vault>, ClusterSide, Plan), ExitStatus> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         eprintln!("error: cannot read the plan {}: {e}", file.display());
         ExitStatus::Error
@@ -220,7 +220,7 @@ pub async fn planned_from_file(
             _ => {}
         }
     }
-    let vault = pipeline::connect(&prepared.repo)
+    let vault = pipeline::connect_if_needed(&prepared)
         .await
         .map_err(|e| fail(&e))?;
     let side = pipeline::cluster_side(&prepared.repo, render)

@@ -161,9 +161,9 @@ async fn planned(
     dir: &Path,
     render: Option<&Path>,
     options: PlanOptions,
-) -> Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus> {
+) -> Result<(Prepared, Option<Vault>, ClusterSide, Plan), ExitStatus> {
     let prepared = prepare(dir)?;
-    let vault = pipeline::connect(&prepared.repo)
+    let vault = pipeline::connect_if_needed(&prepared)
         .await
         .map_err(|e| fail(&e))?;
     let side = pipeline::cluster_side(&prepared.repo, render)
@@ -175,7 +175,7 @@ async fn planned(
             );
             ExitStatus::Error
         })?;
-    let plan = pipeline::plan_with(&vault, &side, &prepared, options)
+    let plan = pipeline::plan_with(vault.as_ref(), &side, &prepared, options)
         .await
         .map_err(|e| fail(&e))?;
     Ok((prepared, vault, side, plan))
@@ -222,7 +222,7 @@ fn confirm() -> bool {
 }
 
 async fn apply(
-    planned: Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus>,
+    planned: Result<(Prepared, Option<Vault>, ClusterSide, Plan), ExitStatus>,
     auto_approve: bool,
     output: Output,
     style: Style,
@@ -256,7 +256,7 @@ async fn apply(
             print_event(&event, style);
         }
     };
-    match pipeline::apply(&vault, &side, &prepared, &plan, &mut on_event).await {
+    match pipeline::apply_with(vault.as_ref(), &side, &prepared, &plan, &mut on_event).await {
         Ok(done) => {
             if human {
                 println!("\n{}", report_line(&done));

@@ -42,9 +42,43 @@ pub fn kube_ref(manifest: &Value) -> KubeRef {
 }
 
 fn generated_from(manifest: &Value) -> Option<String> {
-    manifest["metadata"]["annotations"][crate::expand::GENERATED_FROM]
+    let from = manifest["metadata"]["annotations"][crate::expand::GENERATED_FROM]
         .as_str()
-        .map(|f| format!("generated from {f}"))
+        .map(|f| format!("generated from {f}"));
+    match (from, privilege(manifest)) {
+        (Some(f), Some(p)) => Some(format!("{f}; {p}")),
+        (f, p) => f.or(p),
+    }
+}
+
+/// What a ClusterRoleBinding grants, said in the plan: a cluster-wide
+/// privilege is never applied without being shown.
+fn privilege(manifest: &Value) -> Option<String> {
+    if manifest["kind"] != "ClusterRoleBinding" {
+        return None;
+    }
+    let role = manifest["roleRef"]["name"].as_str()?;
+    let subjects: Vec<String> = manifest["subjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let kind = s["kind"].as_str().unwrap_or_default();
+            match s["namespace"].as_str() {
+                Some(ns) => format!("{kind} {ns}/{}", s["name"].as_str().unwrap_or_default()),
+                None => format!("{kind} {}", s["name"].as_str().unwrap_or_default()),
+            }
+        })
+        .collect();
+    let what = if role == crate::expand::AUTH_DELEGATOR {
+        " (create TokenReviews and SubjectAccessReviews: what Vault's Kubernetes auth needs to check tokens)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "grants ClusterRole {role}{what} cluster-wide to {}",
+        subjects.join(", ")
+    ))
 }
 
 fn change(addr: Addr, action: Action, manifest: Option<Value>) -> Change {

@@ -10,7 +10,7 @@ use crate::addr::Addr;
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
-    Orphan, ResourceKind, Signer,
+    Orphan, ResourceKind, SecretFrom, Signer,
 };
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
@@ -122,17 +122,26 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
         action: Action::NoOp,
         before: None,
         after: Some(r.fields.clone()),
-        sensitive: r.secrets.keys().cloned().collect(),
+        sensitive: r
+            .secrets
+            .iter()
+            .filter(|(_, from)| !matches!(from, SecretFrom::Unset))
+            .map(|(k, _)| k.clone())
+            .collect(),
         reason: None,
         ca: None,
         depends_on: r.depends_on.clone(),
         manifest: None,
     };
-    for key in r.secrets.keys() {
+    for (key, from) in &r.secrets {
+        let shown = match from {
+            SecretFrom::Unset => Value::Null,
+            SecretFrom::Source(_) | SecretFrom::ClusterSecret(_) => json!("(sensitive)"),
+        };
         change
             .after
             .get_or_insert_default()
-            .insert(key.clone(), json!("(sensitive)"));
+            .insert(key.clone(), shown);
     }
     let Some(live) = observed.resources.get(&r.addr) else {
         change.action = Action::Create;
@@ -159,7 +168,7 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
             changed.push(key.clone());
         }
     }
-    for key in r.secrets.keys() {
+    for (key, from) in &r.secrets {
         let set = live
             .get(&format!("{key}_set"))
             .and_then(Value::as_bool)
@@ -172,7 +181,8 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
                 Value::Null
             },
         );
-        if !set {
+        let want_set = !matches!(from, SecretFrom::Unset);
+        if set != want_set {
             changed.push(key.clone());
         }
     }

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    AuthType, CaSpec, Duration, KeyType, Origin, PkiRoleSpec, Repository, RoleKeyType, SignedBy,
+    AuthType, CaSpec, Duration, KeyType, KubernetesAuthConfig, Origin, PkiRoleSpec, Repository,
+    RoleKeyType, SignedBy, TokenReviewer,
 };
 
 use ca::CaFacts;
@@ -63,6 +64,25 @@ struct AuthRole<'a> {
 struct Validator<'a> {
     repo: &'a Repository,
     out: Vec<Diagnostic>,
+}
+
+/// Why a Kubernetes namespace or ServiceAccount name is not a DNS label,
+/// if it is not.
+fn dns_label_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 63 {
+        Some("is longer than 63 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || name.starts_with('-')
+        || name.ends_with('-')
+    {
+        Some("is not a DNS label")
+    } else {
+        None
+    }
 }
 
 /// Why a name cannot be a Vault path segment, if it cannot.
@@ -643,6 +663,68 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A kubernetes auth config names exactly one token reviewer, and a
+    /// usable one.
+    fn token_reviewer(&mut self, mount: &str, origin: &Origin, k: &KubernetesAuthConfig) {
+        match (&k.token_reviewer, &k.token_reviewer_jwt_from) {
+            (None, None) => self.push(
+                origin,
+                "spec.kubernetes",
+                format!(
+                    "auth mount {mount} has no token reviewer: Vault would review each login's \
+                     token with that same token, and the API server refuses the audience-bound \
+                     tokens cert-manager requests (401), so every login fails"
+                ),
+                "add to spec.kubernetes `tokenReviewer: {serviceAccount: {namespace: vault-auth, \
+                 name: vault-token-reviewer}}` (certplane creates the ServiceAccount, its token \
+                 Secret and a ClusterRoleBinding to system:auth-delegator, and writes the token to \
+                 Vault); or `tokenReviewer: {vaultPodIdentity: true}` when Vault runs in the \
+                 cluster with an account bound to system:auth-delegator; or \
+                 `tokenReviewerJwtFrom: {env: K8S_TOKEN_REVIEWER_JWT}`",
+            ),
+            (Some(_), Some(_)) => self.push(
+                origin,
+                "spec.kubernetes.tokenReviewerJwtFrom",
+                format!("auth mount {mount} names two token reviewers"),
+                "keep either tokenReviewer or tokenReviewerJwtFrom",
+            ),
+            (Some(TokenReviewer::VaultPodIdentity(false)), None) => self.push(
+                origin,
+                "spec.kubernetes.tokenReviewer.vaultPodIdentity",
+                format!("auth mount {mount}: vaultPodIdentity: false names no token reviewer"),
+                "set vaultPodIdentity: true (Vault runs in the cluster), or declare \
+                 tokenReviewer: {serviceAccount: {namespace: ..., name: ...}}",
+            ),
+            (Some(TokenReviewer::VaultPodIdentity(true)), None)
+                if k.disable_local_ca_jwt == Some(true) =>
+            {
+                self.push(
+                    origin,
+                    "spec.kubernetes.disableLocalCaJwt",
+                    format!(
+                        "auth mount {mount}: vaultPodIdentity reviews with Vault's own pod \
+                         token, which disableLocalCaJwt: true turns off"
+                    ),
+                    "remove disableLocalCaJwt (Vault in the cluster), or use tokenReviewer: \
+                     {serviceAccount: ...} when Vault runs outside the cluster",
+                )
+            }
+            (Some(TokenReviewer::ServiceAccount(sa)), None) => {
+                for (field, value) in [("namespace", &sa.namespace), ("name", &sa.name)] {
+                    if let Some(why) = dns_label_problem(value) {
+                        self.push(
+                            origin,
+                            &format!("spec.kubernetes.tokenReviewer.serviceAccount.{field}"),
+                            format!("auth mount {mount}: token reviewer {field} {value:?} {why}"),
+                            "use lowercase letters, digits and '-' (a DNS label)",
+                        );
+                    }
+                }
+            }
+            (Some(TokenReviewer::VaultPodIdentity(true)), None) | (None, Some(_)) => {}
+        }
+    }
+
     fn auth(&mut self) {
         for (meta, origin, m) in self.repo.auth_mounts() {
             if m.kubernetes.is_some() && m.auth_type != AuthType::Kubernetes {
@@ -683,6 +765,7 @@ impl<'a> Validator<'a> {
                 {
                     self.push(origin, "spec.kubernetes.caCertFile", message, hint);
                 }
+                self.token_reviewer(&meta.name, origin, k);
             }
         }
         for (meta, origin, r) in self.repo.kubernetes_auth_roles() {

@@ -20,19 +20,30 @@ use crate::pki::sign::SignError;
 use futures::StreamExt;
 
 use crate::plan::{Action, Change, Plan};
-use crate::state::{Desired, Fields, ResourceKind};
+use crate::state::{Desired, Fields, ResourceKind, SecretFrom};
 
 /// Where the secret parameters of each resource come from, by address and
 /// parameter name (e.g. `token_reviewer_jwt`).
 pub type SecretSources = BTreeMap<Addr, BTreeMap<String, Source>>;
 
-/// The secret sources of a desired state.
+/// The secret sources of a desired state: the repository's own sources
+/// ([`SecretFrom::Source`]); secrets read from the cluster are resolved by
+/// the pipeline after the cluster half (see [`crate::reviewer`]).
 pub fn secret_sources(desired: &Desired) -> SecretSources {
     desired
         .resources
         .iter()
-        .filter(|r| !r.secrets.is_empty())
-        .map(|r| (r.addr.clone(), r.secrets.clone()))
+        .filter_map(|r| {
+            let sources: BTreeMap<String, Source> = r
+                .secrets
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    SecretFrom::Source(s) => Some((k.clone(), s.clone())),
+                    SecretFrom::ClusterSecret(_) | SecretFrom::Unset => None,
+                })
+                .collect();
+            (!sources.is_empty()).then(|| (r.addr.clone(), sources))
+        })
         .collect()
 }
 
@@ -197,13 +208,26 @@ pub async fn apply(
     secrets: &SecretSources,
     on_event: &mut (dyn FnMut(ApplyEvent) + Send),
 ) -> Result<ApplyReport, ApplyError> {
+    apply_after(vault, plan, secrets, &BTreeSet::new(), on_event).await
+}
+
+/// [`apply`] of the rest of a plan whose first part was applied already:
+/// `created` are the addresses that part created (so that a resource under
+/// a mount made moments ago is not taken for a stale plan).
+pub async fn apply_after(
+    vault: &Vault,
+    plan: &Plan,
+    secrets: &SecretSources,
+    created: &BTreeSet<Addr>,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<ApplyReport, ApplyError> {
     if !plan.errored.is_empty() {
         return Err(ApplyError::Errored {
             count: plan.errored.len(),
         });
     }
     let mut report = ApplyReport::default();
-    let mut created: BTreeSet<Addr> = BTreeSet::new();
+    let mut created: BTreeSet<Addr> = created.clone();
     // Cluster objects are the cluster provider's.
     let pending: Vec<&Change> = plan
         .pending()
@@ -390,7 +414,14 @@ async fn recheck(
             let changed = managed
                 .keys()
                 .filter(|k| !change.sensitive.contains(k))
-                .any(|k| !same(before.get(k), cur.get(k)));
+                .any(
+                    |k| match cur.get(&format!("{k}_set")).and_then(Value::as_bool) {
+                        // A write-only parameter (one that must be unset):
+                        // Vault only says whether it is set.
+                        Some(set) => before.get(k.as_str()).is_some_and(|b| !b.is_null()) != set,
+                        None => !same(before.get(k), cur.get(k)),
+                    },
+                );
             if changed { Err(stale()) } else { Ok(()) }
         }
         (Action::Delete, None) => Err(stale()),

@@ -15,7 +15,8 @@ pub mod observe;
 pub mod prune;
 
 pub use apply::{
-    Applied, ApplyError, ApplyEvent, ApplyReport, SecretSources, Waiting, apply, secret_sources,
+    Applied, ApplyError, ApplyEvent, ApplyReport, SecretSources, Waiting, apply, apply_after,
+    secret_sources,
 };
 pub use client::{RequestCounts, Vault};
 pub use connect::{AuthSettings, VaultSettings};

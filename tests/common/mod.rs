@@ -4,6 +4,8 @@
 #![allow(dead_code)] // Each test binary uses a different subset of the helpers.
 
 pub mod openbao;
+pub mod tls;
+pub mod tokenreview;
 
 pub use openbao::OpenBao;
 
@@ -133,12 +135,20 @@ pub async fn apply_yaml(
     bao: &OpenBao,
     yaml: &str,
 ) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
+    apply_yaml_at(&bao.addr(), yaml).await
+}
+
+/// [`apply_yaml`] to the server at `addr` (root token `root`).
+pub async fn apply_yaml_at(
+    addr: &str,
+    yaml: &str,
+) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("repo.yaml"), yaml).unwrap();
     let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
     let settings = certplane::vault::VaultSettings::with_token(
-        &bao.addr(),
-        certplane::model::Source::Value(bao.token().into()),
+        addr,
+        certplane::model::Source::Value(openbao::ROOT_TOKEN.into()),
     )
     .unwrap();
     let vault = certplane::vault::Vault::connect(&settings).await.unwrap();
