@@ -96,7 +96,7 @@ pub async fn plan(
                 r.map_err(|source| ClusterError::Request {
                     op: "get",
                     object: to.secret.name.clone(),
-                    source,
+                    error: source,
                 })
             })
             .map_err(|source| DeliverError::Cluster {

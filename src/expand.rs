@@ -473,6 +473,78 @@ mod tests {
     }
 
     #[test]
+    fn a_reviewer_service_account_expands_to_its_account_token_secret_and_auth_delegator_binding() {
+        use crate::model::{AuthMountSpec, AuthType, KubernetesAuthConfig};
+        let mount = |reviewer: Option<TokenReviewer>| Loaded {
+            meta: Meta {
+                name: "kubernetes".into(),
+                ..Meta::default()
+            },
+            origin: Origin::default(),
+            spec: VaultObject::AuthMount(AuthMountSpec {
+                auth_type: AuthType::Kubernetes,
+                description: None,
+                kubernetes: Some(KubernetesAuthConfig {
+                    host: "https://kubernetes.default.svc".into(),
+                    ca_cert_file: None,
+                    issuer: None,
+                    token_reviewer: reviewer,
+                    token_reviewer_jwt_from: None,
+                    disable_local_ca_jwt: None,
+                }),
+                jwt: None,
+            }),
+        };
+        let sa = ReviewerServiceAccount {
+            namespace: "vault-auth".into(),
+            name: "vault-token-reviewer".into(),
+        };
+        let mut repo = Repository {
+            vault: vec![mount(Some(TokenReviewer::ServiceAccount(sa)))],
+            ..Repository::default()
+        };
+        expand(&mut repo).unwrap();
+        assert_eq!(
+            kinds(&repo),
+            [
+                "ServiceAccount/vault-token-reviewer",
+                "Secret/vault-token-reviewer-token",
+                "ClusterRoleBinding/vault-auth-vault-token-reviewer-auth-delegator"
+            ]
+        );
+        let secret = &repo.manifests[1].spec;
+        assert_eq!(secret["type"], "kubernetes.io/service-account-token");
+        assert_eq!(secret["metadata"]["namespace"], "vault-auth");
+        assert_eq!(
+            secret["metadata"]["annotations"]["kubernetes.io/service-account.name"],
+            "vault-token-reviewer"
+        );
+        assert!(secret.get("data").is_none() && secret.get("stringData").is_none());
+        let binding = &repo.manifests[2].spec;
+        assert!(binding["metadata"].get("namespace").is_none());
+        assert_eq!(
+            binding["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator"})
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "vault-token-reviewer", "namespace": "vault-auth"}])
+        );
+        assert_eq!(
+            repo.manifests[0].meta.annotations[GENERATED_FROM],
+            "AuthMount/kubernetes"
+        );
+
+        // Vault's pod identity is not a cluster object certplane makes.
+        let mut repo = Repository {
+            vault: vec![mount(Some(TokenReviewer::VaultPodIdentity(true)))],
+            ..Repository::default()
+        };
+        expand(&mut repo).unwrap();
+        assert!(repo.manifests.is_empty());
+    }
+
+    #[test]
     fn approle_auth_delivers_a_secret_and_fixes_the_role_id() {
         let mut repo = Repository {
             vault_issuers: vec![vi(

@@ -293,7 +293,7 @@ pub async fn read_token(
                 r.map_err(|source| ClusterError::Request {
                     op: "get",
                     object: object.clone(),
-                    source,
+                    error: source,
                 })
             })
             .map_err(|source| ReviewerError::Cluster {
@@ -326,5 +326,138 @@ pub async fn read_token(
             });
         }
         tokio::time::sleep(POLL.min(wait)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::Location;
+    use crate::state::{DesiredResource, Fields};
+
+    fn desired() -> Desired {
+        let mut secrets = BTreeMap::new();
+        secrets.insert(
+            "token_reviewer_jwt".to_string(),
+            SecretFrom::ClusterSecret(ClusterSecretKey {
+                namespace: "vault-auth".into(),
+                name: "r-token".into(),
+                key: "token".into(),
+                service_account: "vault-auth/r".into(),
+            }),
+        );
+        Desired {
+            resources: vec![DesiredResource {
+                addr: Addr::vault("auth/kubernetes/config"),
+                kind: ResourceKind::AuthConfig,
+                fields: Fields::new(),
+                secrets,
+                depends_on: vec![],
+                origin: Location {
+                    file: "auth.yaml".into(),
+                    line: 1,
+                    column: 1,
+                },
+                ca: None,
+            }],
+        }
+    }
+
+    fn config_change(action: Action, host_before: &str, reviewer_set: bool) -> Plan {
+        let before: Fields = [
+            ("kubernetes_host".to_string(), json!(host_before)),
+            (
+                "token_reviewer_jwt".to_string(),
+                if reviewer_set {
+                    json!("(sensitive)")
+                } else {
+                    Value::Null
+                },
+            ),
+        ]
+        .into();
+        let after: Fields = [
+            ("kubernetes_host".to_string(), json!("https://k8s:6443")),
+            ("token_reviewer_jwt".to_string(), json!("(sensitive)")),
+        ]
+        .into();
+        Plan {
+            changes: vec![Change {
+                addr: Addr::vault("auth/kubernetes/config"),
+                kind: ResourceKind::AuthConfig,
+                action,
+                before: (action != Action::Create).then_some(before),
+                after: Some(after),
+                sensitive: vec!["token_reviewer_jwt".into()],
+                reason: Some("changed: token_reviewer_jwt".into()),
+                ca: None,
+                depends_on: vec![],
+                manifest: None,
+            }],
+            errored: vec![],
+        }
+    }
+
+    #[test]
+    fn rendering_leaves_the_reviewer_alone_and_refuses_to_clear_it() {
+        // Only the (unreadable) reviewer differs: nothing to do this run.
+        let mut p = config_change(Action::Update, "https://k8s:6443", false);
+        plan_render(&mut p, &desired());
+        assert_eq!(p.changes[0].action, Action::NoOp);
+        assert!(p.changes[0].sensitive.is_empty());
+        assert!(p.errored.is_empty());
+
+        // A new config is written without it.
+        let mut p = config_change(Action::Create, "", false);
+        plan_render(&mut p, &desired());
+        assert_eq!(p.changes[0].action, Action::Create);
+        assert!(
+            !p.changes[0]
+                .after
+                .as_ref()
+                .unwrap()
+                .contains_key("token_reviewer_jwt")
+        );
+        assert!(p.errored.is_empty());
+
+        // Another field changes and Vault has a reviewer: the write would
+        // clear it, so the plan is an error.
+        let mut p = config_change(Action::Update, "https://old:6443", true);
+        plan_render(&mut p, &desired());
+        assert_eq!(p.errored.len(), 1);
+        assert!(
+            p.errored[0]
+                .message
+                .contains("clears its token_reviewer_jwt"),
+            "{}",
+            p.errored[0].message
+        );
+
+        // ...and without one, it is written, saying what changes.
+        let mut p = config_change(Action::Update, "https://old:6443", false);
+        plan_render(&mut p, &desired());
+        assert!(p.errored.is_empty());
+        assert_eq!(p.changes[0].action, Action::Update);
+        assert_eq!(
+            p.changes[0].reason.as_deref(),
+            Some("changed: kubernetes_host")
+        );
+    }
+
+    #[test]
+    fn only_changes_that_write_a_cluster_secret_wait_for_the_cluster() {
+        let p = config_change(Action::Update, "https://old:6443", true);
+        let (first, later) = split(&p, &desired());
+        assert!(first.changes.is_empty());
+        assert_eq!(later.len(), 1);
+        let mut noop = p.clone();
+        noop.changes[0].action = Action::NoOp;
+        let (first, later) = split(&noop, &desired());
+        assert_eq!(first.changes.len(), 1);
+        assert!(later.is_empty());
     }
 }

@@ -731,7 +731,7 @@ async fn read_secret_key(
         .map_err(|e| {
             format!(
                 "cannot read Secret {ns}/{name}: {}",
-                crate::vault::error_chain(&e)
+                crate::cluster::client::describe(&e)
             )
         })?
         .ok_or_else(|| format!("Secret {ns}/{name} does not exist"))?;
@@ -771,7 +771,7 @@ async fn token_request(
     .map_err(|e| {
         format!(
             "TokenRequest for ServiceAccount {ns}/{sa} (audiences {audiences:?}) failed: {}",
-            crate::vault::error_chain(&e)
+            crate::cluster::client::describe(&e)
         )
     })?;
     reply
