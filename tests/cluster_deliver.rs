@@ -166,6 +166,41 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
         changes[0].reason
     );
     finish(task).await;
+    // The plan line shows the key that changes (masked), not the role ID,
+    // which the Secret already holds (regression: `data.roleId = (none) ->
+    // ...` and no secretId line).
+    let plan = certplane::plan::Plan {
+        changes: changes.clone(),
+        errored: vec![],
+    };
+    let human = certplane::plan::render::human(&plan, Default::default());
+    assert!(
+        human.contains("      data.secretId = \"(sensitive)\" -> \"(sensitive)\"\n"),
+        "{human}"
+    );
+    assert!(!human.contains("data.roleId"), "{human}");
+    assert!(!human.contains("00000000-0000-4000-8000"), "{human}");
+
+    // A Secret with another role ID: that line shows both role IDs.
+    let (c, task) = cluster(vec![Step::get(SECRET_PATH).reply(
+        200,
+        stored_secret("old-role-id", "00000000-0000-4000-8000-000000000000"),
+    )]);
+    let changes = certplane::deliver::plan(&vault, &c, &prepared.repo)
+        .await
+        .unwrap();
+    finish(task).await;
+    let human = certplane::plan::render::human(
+        &certplane::plan::Plan {
+            changes,
+            errored: vec![],
+        },
+        Default::default(),
+    );
+    assert!(
+        human.contains("data.roleId   = \"old-role-id\" -> \"certplane-cm\""),
+        "{human}"
+    );
 }
 
 #[tokio::test]

@@ -178,6 +178,18 @@ fn converged_vault_is_a_no_op() {
     );
 }
 
+/// Regression: "(1 objects)".
+#[test]
+fn one_unchanged_object_is_one_object() {
+    let d = desired_from(REPO);
+    let mut p = plan(&d, &converged(&d));
+    p.changes.truncate(1);
+    assert_eq!(
+        render::summary_line(&p),
+        "No changes. The live state matches the repository (1 object)."
+    );
+}
+
 #[test]
 fn changed_role_field_is_an_update_naming_only_that_field() {
     let d = desired_from(REPO);
