@@ -566,11 +566,16 @@ async fn prune_deletes_stale_objects_in_reverse_order_and_keeps_a_survivor() {
 }
 
 /// Discovery answers built from the real cert-manager CRDs resolve every
-/// kind with the scope the CRD declares.
+/// kind with the scope the CRD declares. The CRDs are test data outside the
+/// repository (`CERTPLANE_CRDS_DIR`, see `build.rs`): without them this test
+/// is ignored, and under CI (`CI=true`) it fails.
 #[tokio::test]
+#[cfg_attr(
+    crds_missing,
+    ignore = "needs the cert-manager CRD fixtures: set CERTPLANE_CRDS_DIR (see README, Development)"
+)]
 async fn discovery_from_the_real_cert_manager_crds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/cert-manager-crds");
+    let dir = std::path::Path::new(env!("CERTPLANE_CRDS_FIXTURES"));
     let mut resources = Vec::new();
     let mut expected = Vec::new();
     for file in [
@@ -580,10 +585,12 @@ async fn discovery_from_the_real_cert_manager_crds() {
         "certificaterequests",
     ] {
         let path = dir.join(format!("cert-manager.io_{file}.yaml"));
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            println!("skipped: {} is absent", path.display());
-            return;
-        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the cert-manager CRD fixture {} ({e}): set CERTPLANE_CRDS_DIR",
+                path.display()
+            )
+        });
         let crd: Value = serde_saphyr::from_str(&text).expect("CRD YAML");
         let names = &crd["spec"]["names"];
         let namespaced = crd["spec"]["scope"] == "Namespaced";

@@ -342,7 +342,6 @@ async fn without_a_reviewer_the_login_fails_and_verify_says_why() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let api = TokenReviewServer::start("the-only-reviewer");
     let bao = OpenBao::start();
-    let dir = tempfile::tempdir().unwrap();
     // A repository cannot say this (validate refuses it): made by hand.
     common::apply_yaml(
         &bao,
