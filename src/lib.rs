@@ -16,6 +16,7 @@ pub mod addr;
 pub mod cli;
 pub mod cluster;
 pub mod deliver;
+pub mod deliver_key;
 pub mod desired;
 pub mod diagnostic;
 pub mod expand;

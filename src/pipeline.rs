@@ -41,6 +41,19 @@ pub enum PipelineError {
     /// An AppRole secret ID could not be delivered.
     #[error(transparent)]
     Deliver(#[from] DeliverError),
+    /// An exported intermediate key could not be delivered (it is lost).
+    #[error(transparent)]
+    KeyDelivery(#[from] crate::deliver_key::KeyDeliveryError),
+    /// An intermediate exported its key and there is no cluster to deliver
+    /// it to (the plan refuses this; a key is never written to files).
+    #[error(
+        "{issuer} exported its key and there is no cluster to deliver it to; the key is not kept: \
+         rotate the intermediate with cluster access"
+    )]
+    KeyWithoutCluster {
+        /// The issuer.
+        issuer: String,
+    },
     /// A token reviewer's token could not be read from the cluster.
     #[error(transparent)]
     Reviewer(#[from] crate::reviewer::ReviewerError),
@@ -142,6 +155,12 @@ fn has_deliveries(repo: &Repository) -> bool {
     repo.app_roles().any(|(_, _, s)| s.deliver_to.is_some())
 }
 
+/// Whether the repository writes anything to the cluster besides its
+/// manifests: AppRole secret IDs, exported intermediate keys.
+fn writes_secrets(repo: &Repository) -> bool {
+    has_deliveries(repo) || !crate::deliver_key::targets(repo).is_empty()
+}
+
 /// Decides where the cluster half goes: `render` (the flag) or the config's
 /// `cluster.render` writes files; otherwise a repository with cluster
 /// objects needs a cluster (kubeconfig, or in-cluster config).
@@ -156,7 +175,7 @@ pub async fn cluster_side(
     if let Some(dir) = render.map(Path::to_path_buf).or(configured) {
         return Ok(ClusterSide::Render(dir));
     }
-    if repo.manifests.is_empty() && !has_deliveries(repo) {
+    if repo.manifests.is_empty() && !writes_secrets(repo) {
         return Ok(ClusterSide::None);
     }
     let cluster = Cluster::connect(target).await?;
@@ -253,6 +272,11 @@ pub async fn plan_with(
             crate::reviewer::plan_live(&mut plan, &prepared.desired);
         }
     }
+    let cluster = match side {
+        ClusterSide::Live(c) => Some(c),
+        ClusterSide::None | ClusterSide::Render(_) => None,
+    };
+    crate::deliver_key::preflight(&mut plan, repo, cluster).await;
     Ok(plan)
 }
 
@@ -299,6 +323,20 @@ pub async fn apply_with(
         None if vault_pending || !later.is_empty() => return Err(PipelineError::NoVault),
         None => ApplyReport::default(),
     };
+    // An exported key exists only now: deliver it before anything else.
+    if !report.exported.is_empty() {
+        let ClusterSide::Live(cluster) = side else {
+            return Err(PipelineError::KeyWithoutCluster {
+                issuer: report.exported[0].addr.to_string(),
+            });
+        };
+        for addr in crate::deliver_key::deliver(cluster, &prepared.repo, &report.exported).await? {
+            on_event(ApplyEvent::Done {
+                addr,
+                action: Action::Update,
+            });
+        }
+    }
     let mut cluster_done = Vec::new();
     let mut on_applied = |addr: &Addr, action: Action| {
         cluster_done.push((addr.clone(), action));

@@ -45,6 +45,7 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     v.roles(&facts);
     v.policies();
     v.auth();
+    v.exported_keys();
     let mut out = v.out;
     cluster::Checker::new(repo, &facts, live, &mut out).run();
     out
@@ -80,6 +81,22 @@ fn dns_label_problem(name: &str) -> Option<&'static str> {
         || name.ends_with('-')
     {
         Some("is not a DNS label")
+    } else {
+        None
+    }
+}
+
+/// Why a Kubernetes object name is not a DNS subdomain, if it is not.
+fn dns_subdomain_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 253 {
+        Some("is longer than 253 characters")
+    } else if name
+        .split('.')
+        .any(|label| dns_label_problem(label).is_some())
+    {
+        Some("is not a DNS subdomain")
     } else {
         None
     }
@@ -722,6 +739,76 @@ impl<'a> Validator<'a> {
                 }
             }
             (Some(TokenReviewer::VaultPodIdentity(true)), None) | (None, Some(_)) => {}
+        }
+    }
+
+    /// An exported intermediate key goes somewhere: `exportKey: true` and
+    /// `deliverKeyTo` come together, and the key is made when the
+    /// certificate is (not with a manual signature, which comes later).
+    fn exported_keys(&mut self) {
+        for (meta, origin, m) in self.repo.pki_mounts() {
+            let Some(CaSpec::Intermediate(i)) = &m.ca else {
+                continue;
+            };
+            let base = "spec.ca.intermediate";
+            match (i.export_key, &i.deliver_key_to) {
+                (true, None) => self.push(
+                    origin,
+                    &format!("{base}.exportKey"),
+                    format!(
+                        "intermediate {}: exportKey: true without deliverKeyTo: Vault returns the key \
+                         once and it would be discarded",
+                        meta.name
+                    ),
+                    "add `deliverKeyTo: {secret: {namespace: ..., name: ...}, format: tls}` (format \
+                     istio for Istio's cacerts), or remove exportKey to keep the key in Vault",
+                ),
+                (false, Some(_)) => self.push(
+                    origin,
+                    &format!("{base}.deliverKeyTo"),
+                    format!(
+                        "intermediate {}: deliverKeyTo without exportKey: true: the key stays in Vault",
+                        meta.name
+                    ),
+                    "set exportKey: true to export and deliver the key, or remove deliverKeyTo",
+                ),
+                (true, Some(to)) => {
+                    if matches!(i.signed_by, SignedBy::Manual(_)) {
+                        self.push(
+                            origin,
+                            &format!("{base}.deliverKeyTo"),
+                            format!(
+                                "intermediate {}: deliverKeyTo with signedBy.manual: the key is made \
+                                 with the CSR, before the signed certificate exists",
+                                meta.name
+                            ),
+                            "sign with signedBy.mount or signedBy.external to deliver the key",
+                        );
+                    }
+                    let names = [
+                        (
+                            "namespace",
+                            &to.secret.namespace,
+                            dns_label_problem(&to.secret.namespace),
+                        ),
+                        ("name", &to.secret.name, dns_subdomain_problem(&to.secret.name)),
+                    ];
+                    for (field, value, problem) in names {
+                        if let Some(why) = problem {
+                            self.push(
+                                origin,
+                                &format!("{base}.deliverKeyTo.secret.{field}"),
+                                format!(
+                                    "intermediate {}: deliverKeyTo {field} {value:?} {why}",
+                                    meta.name
+                                ),
+                                "use lowercase letters, digits, '-' (and '.' in a name)",
+                            );
+                        }
+                    }
+                }
+                (false, None) => {}
+            }
         }
     }
 

@@ -14,8 +14,8 @@ use super::issuer;
 use super::observe::observe_one;
 use super::{Vault, VaultError};
 use crate::addr::Addr;
-use crate::model::Source;
 use crate::model::source::SourceError;
+use crate::model::{Sensitive, Source};
 use crate::pki::sign::SignError;
 use futures::StreamExt;
 
@@ -98,6 +98,21 @@ pub struct Waiting {
     pub certificate_file: PathBuf,
 }
 
+/// The private key of an intermediate made with `exportKey: true`, as Vault
+/// returned it (once), with its certificate and chain: for the pipeline to
+/// deliver ([`crate::deliver_key`]). `Debug` never shows the key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportedKey {
+    /// The issuer.
+    pub addr: Addr,
+    /// Its PKI mount.
+    pub mount: String,
+    /// The private key (PEM).
+    pub key: Sensitive,
+    /// The certificate, then its chain (PEM).
+    pub chain_pem: String,
+}
+
 /// What an apply did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApplyReport {
@@ -105,6 +120,8 @@ pub struct ApplyReport {
     pub applied: Vec<Applied>,
     /// Intermediates waiting for a manual signature.
     pub waiting: Vec<Waiting>,
+    /// Keys of intermediates made with `exportKey: true`, to deliver.
+    pub exported: Vec<ExportedKey>,
 }
 
 /// Why an apply stopped. Changes before the failing one stay made.
@@ -193,8 +210,8 @@ impl ApplyError {
 
 /// What applying one change led to.
 pub(crate) enum Outcome {
-    /// Made; for an issuer, its id.
-    Done(Option<String>),
+    /// Made; for an issuer, its id, and its exported key if it has one.
+    Done(Option<String>, Option<ExportedKey>),
     /// Waiting for a manual signature.
     Waiting(Waiting),
 }
@@ -285,10 +302,11 @@ pub async fn apply_after(
         } else {
             recheck(vault, change, &created).await?;
             apply_fields(vault, change, secrets).await?;
-            Outcome::Done(None)
+            Outcome::Done(None, None)
         };
         match outcome {
-            Outcome::Done(issuer_id) => {
+            Outcome::Done(issuer_id, exported) => {
+                report.exported.extend(exported);
                 if matches!(change.action, Action::Create | Action::Replace) {
                     created.insert(change.addr.clone());
                 }

@@ -11,10 +11,11 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use super::apply::{ApplyError, Outcome, Waiting, parent_created};
+use super::apply::{ApplyError, ExportedKey, Outcome, Waiting, parent_created};
 use super::observe::observe_issuers;
 use super::{Vault, VaultError};
 use crate::addr::Addr;
+use crate::model::Sensitive;
 use crate::pki::sign::{certificate_blocks, sign_intermediate_csr};
 use crate::pki::x509;
 use crate::plan::{Action, CaChange, Change};
@@ -56,7 +57,7 @@ pub(crate) async fn apply_issuer(
             if !current.is_default {
                 set_default(vault, addr, mount, &current.id).await?;
             }
-            Ok(Outcome::Done(Some(current.id.clone())))
+            Ok(Outcome::Done(Some(current.id.clone()), None))
         }
         Action::Replace => {
             let Some(old) = existing else {
@@ -117,6 +118,7 @@ fn recheck(
 async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outcome, ApplyError> {
     let mount = desired.mount.trim_matches('/');
     let err = ApplyError::vault(addr);
+    let mut exported = None;
     let id = match &desired.method {
         CaMethod::Root { params } => {
             let mut body: Map<String, Value> = params.clone().into_iter().collect();
@@ -159,7 +161,7 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
                     certificate_file: certificate_file.clone(),
                 }));
             } else {
-                let csr = generate_csr(vault, addr, mount, params, *export_key).await?;
+                let (csr, key) = generate_csr(vault, addr, mount, params, *export_key).await?;
                 let bundle = match signer {
                     Signer::Mount {
                         mount: parent,
@@ -229,7 +231,14 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
                         }));
                     }
                 };
-                set_signed(vault, addr, mount, &bundle, None).await?
+                let id = set_signed(vault, addr, mount, &bundle, None).await?;
+                exported = key.map(|key| ExportedKey {
+                    addr: addr.clone(),
+                    mount: mount.to_string(),
+                    key,
+                    chain_pem: bundle.clone(),
+                });
+                id
             }
         }
         CaMethod::Import { bundle } => {
@@ -264,7 +273,7 @@ async fn create(vault: &Vault, addr: &Addr, desired: &DesiredCa) -> Result<Outco
         set_name(vault, addr, mount, &id, name).await?;
     }
     set_default(vault, addr, mount, &id).await?;
-    Ok(Outcome::Done(Some(id)))
+    Ok(Outcome::Done(Some(id), exported))
 }
 
 fn str_field(data: Option<&Value>, key: &str) -> Option<String> {
@@ -286,15 +295,15 @@ fn no_field(addr: &Addr, path: &str, key: &str) -> ApplyError {
     }
 }
 
-/// `issuers/generate/intermediate/{internal|exported}`: the CSR. An exported
-/// private key is dropped here, unread.
+/// `issuers/generate/intermediate/{internal|exported}`: the CSR, and the
+/// private key when it is exported (Vault returns it this once).
 async fn generate_csr(
     vault: &Vault,
     addr: &Addr,
     mount: &str,
     params: &crate::state::Fields,
     export_key: bool,
-) -> Result<String, ApplyError> {
+) -> Result<(String, Option<Sensitive>), ApplyError> {
     let kind = if export_key { "exported" } else { "internal" };
     let path = format!("{mount}/issuers/generate/intermediate/{kind}");
     let body: Map<String, Value> = params.clone().into_iter().collect();
@@ -302,7 +311,17 @@ async fn generate_csr(
         .write(&path, &Value::Object(body))
         .await
         .map_err(ApplyError::vault(addr))?;
-    str_field(data.as_ref(), "csr").ok_or_else(|| no_field(addr, &path, "csr"))
+    let csr = str_field(data.as_ref(), "csr").ok_or_else(|| no_field(addr, &path, "csr"))?;
+    let key = if export_key {
+        Some(
+            str_field(data.as_ref(), "private_key")
+                .map(Sensitive::new)
+                .ok_or_else(|| no_field(addr, &path, "private_key"))?,
+        )
+    } else {
+        None
+    };
+    Ok((csr, key))
 }
 
 /// `<parent>/root/sign-intermediate` (or `<parent>/issuer/<ref>/...`): the
