@@ -468,3 +468,60 @@ async fn the_token_is_awaited_and_a_missing_secret_is_a_clear_error() {
         "{text}"
     );
 }
+
+/// `vaultPodIdentity: true`: Vault reviews with its own pod's account, so
+/// a reviewer JWT Vault holds is a change, and the write clears it.
+#[tokio::test]
+async fn vault_pod_identity_clears_a_reviewer_jwt_vault_has() {
+    let bao = OpenBao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let text = repo(
+        "https://kubernetes.default.svc",
+        "    tokenReviewer: {vaultPodIdentity: true}\n",
+    )
+    .replace("    disableLocalCaJwt: true\n", "");
+    write_repo(dir.path(), &text);
+    let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let vault = root(&bao).await;
+    bao.bao_ok(&["auth", "enable", "kubernetes"]);
+    bao.bao_ok(&[
+        "write",
+        "auth/kubernetes/config",
+        "kubernetes_host=https://kubernetes.default.svc",
+        &format!(
+            "kubernetes_ca_cert=@{}",
+            dir.path().join("k8s-ca.pem").display()
+        ),
+        "token_reviewer_jwt=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvbGQifQ.c2ln",
+    ]);
+    let plan = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
+        .await
+        .unwrap();
+    let config = plan
+        .changes
+        .iter()
+        .find(|c| c.kind == ResourceKind::AuthConfig)
+        .unwrap();
+    assert_eq!(config.action, Action::Update);
+    assert_eq!(
+        config.reason.as_deref(),
+        Some("changed: token_reviewer_jwt")
+    );
+    assert!(config.sensitive.is_empty());
+    let human = certplane::plan::render::human(&plan, Default::default());
+    assert!(
+        human.contains("token_reviewer_jwt = \"(sensitive)\" -> (none)"),
+        "{human}"
+    );
+    let secrets = certplane::vault::secret_sources(&prepared.desired);
+    certplane::vault::apply(&vault, &plan, &secrets, &mut |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{}", certplane::vault::error_chain(&e)));
+    let cfg = bao.bao_json(&["read", "auth/kubernetes/config"]);
+    assert_eq!(cfg["data"]["token_reviewer_jwt_set"], json!(false), "{cfg}");
+    assert_eq!(cfg["data"]["disable_local_ca_jwt"], json!(false), "{cfg}");
+    let again = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
+        .await
+        .unwrap();
+    assert!(!again.has_changes(), "{again:?}");
+}

@@ -327,6 +327,42 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_role_binding_says_what_it_grants_to_whom() {
+        let dir = tempfile::tempdir().unwrap();
+        let sa = crate::model::ReviewerServiceAccount {
+            namespace: "vault-auth".into(),
+            name: "vault-token-reviewer".into(),
+        };
+        let manifests: Vec<Loaded<Value>> =
+            crate::expand::reviewer_manifests(&sa, "AuthMount/kubernetes")
+                .into_iter()
+                .map(loaded)
+                .collect();
+        let plan = plan_render(dir.path(), &manifests);
+        let binding = plan
+            .iter()
+            .find(|c| c.addr.to_string().contains("ClusterRoleBinding"))
+            .unwrap();
+        assert_eq!(
+            binding.reason.as_deref(),
+            Some(
+                "rendered for Flux/Argo; generated from AuthMount/kubernetes; grants ClusterRole \
+                 system:auth-delegator (create TokenReviews and SubjectAccessReviews: what Vault's \
+                 Kubernetes auth needs to check tokens) cluster-wide to ServiceAccount \
+                 vault-auth/vault-token-reviewer"
+            )
+        );
+        let account = plan
+            .iter()
+            .find(|c| c.addr.to_string().contains("ServiceAccount"))
+            .unwrap();
+        assert_eq!(
+            account.reason.as_deref(),
+            Some("rendered for Flux/Argo; generated from AuthMount/kubernetes")
+        );
+    }
+
+    #[test]
     fn render_is_idempotent_and_ordered_by_kind() {
         let dir = tempfile::tempdir().unwrap();
         let manifests = vec![
