@@ -64,6 +64,18 @@ pub fn targets(repo: &Repository) -> Vec<(String, KeyDeliverTo)> {
         .collect()
 }
 
+/// The position of the last change of `plan` that makes an intermediate
+/// whose key is delivered: the Vault half is applied up to it, then the key
+/// delivered, then the rest.
+pub fn last_exporting(plan: &Plan, repo: &Repository) -> Option<usize> {
+    let targets = targets(repo);
+    plan.changes.iter().rposition(|c| {
+        c.kind == crate::state::ResourceKind::Issuer
+            && matches!(c.action, Action::Create | Action::Replace)
+            && mount_of(&c.addr).is_some_and(|m| targets.iter().any(|(t, _)| t == m))
+    })
+}
+
 /// The mount of an issuer change (`<mount>/issuer/<name>`).
 fn mount_of(addr: &Addr) -> Option<&str> {
     addr.vault_path()?.rsplit_once("/issuer/").map(|(m, _)| m)

@@ -319,24 +319,39 @@ pub async fn apply_with(
     };
     let vault_pending = first.pending().any(|c| c.addr.vault_path().is_some());
     let report = match vault {
-        Some(vault) => crate::vault::apply(vault, &first, &secrets, on_event).await?,
+        Some(vault) => {
+            // An exported key exists only from its intermediate's creation
+            // on, and only in memory: the Vault half is applied up to that
+            // intermediate, the key delivered, then the rest (so a later
+            // failure cannot lose it).
+            let cut = crate::deliver_key::last_exporting(&first, &prepared.repo);
+            let (head, tail) = match cut {
+                Some(i) => (
+                    Plan {
+                        changes: first.changes[..=i].to_vec(),
+                        errored: first.errored.clone(),
+                    },
+                    Some(Plan {
+                        changes: first.changes[i + 1..].to_vec(),
+                        errored: first.errored.clone(),
+                    }),
+                ),
+                None => (first.clone(), None),
+            };
+            let mut report = crate::vault::apply(vault, &head, &secrets, on_event).await?;
+            deliver_keys(side, prepared, &report, on_event).await?;
+            if let Some(tail) = tail {
+                let created = created_by(&report);
+                let more =
+                    crate::vault::apply_after(vault, &tail, &secrets, &created, on_event).await?;
+                report.applied.extend(more.applied);
+                report.waiting.extend(more.waiting);
+            }
+            report
+        }
         None if vault_pending || !later.is_empty() => return Err(PipelineError::NoVault),
         None => ApplyReport::default(),
     };
-    // An exported key exists only now: deliver it before anything else.
-    if !report.exported.is_empty() {
-        let ClusterSide::Live(cluster) = side else {
-            return Err(PipelineError::KeyWithoutCluster {
-                issuer: report.exported[0].addr.to_string(),
-            });
-        };
-        for addr in crate::deliver_key::deliver(cluster, &prepared.repo, &report.exported).await? {
-            on_event(ApplyEvent::Done {
-                addr,
-                action: Action::Update,
-            });
-        }
-    }
     let mut cluster_done = Vec::new();
     let mut on_applied = |addr: &Addr, action: Action| {
         cluster_done.push((addr.clone(), action));
@@ -380,12 +395,7 @@ pub async fn apply_with(
         for (addr, keys) in read {
             all.entry(addr).or_default().extend(keys);
         }
-        let created: BTreeSet<Addr> = report
-            .applied
-            .iter()
-            .filter(|a| matches!(a.action, Action::Create | Action::Replace))
-            .map(|a| a.addr.clone())
-            .collect();
+        let created = created_by(&report);
         let rest = Plan {
             changes: later,
             ..Plan::default()
@@ -398,4 +408,39 @@ pub async fn apply_with(
         vault: report,
         cluster: cluster_done,
     })
+}
+
+/// What an apply created (so that a later part of the same apply does not
+/// take a resource under a new mount for a stale plan).
+fn created_by(report: &ApplyReport) -> BTreeSet<Addr> {
+    report
+        .applied
+        .iter()
+        .filter(|a| matches!(a.action, Action::Create | Action::Replace))
+        .map(|a| a.addr.clone())
+        .collect()
+}
+
+/// Delivers the keys the Vault half exported (see [`crate::deliver_key`]).
+async fn deliver_keys(
+    side: &ClusterSide,
+    prepared: &Prepared,
+    report: &ApplyReport,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<(), PipelineError> {
+    if report.exported.is_empty() {
+        return Ok(());
+    }
+    let ClusterSide::Live(cluster) = side else {
+        return Err(PipelineError::KeyWithoutCluster {
+            issuer: report.exported[0].addr.to_string(),
+        });
+    };
+    for addr in crate::deliver_key::deliver(cluster, &prepared.repo, &report.exported).await? {
+        on_event(ApplyEvent::Done {
+            addr,
+            action: Action::Update,
+        });
+    }
+    Ok(())
 }

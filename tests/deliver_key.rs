@@ -265,3 +265,56 @@ async fn a_secret_that_cannot_be_written_stops_the_plan_before_a_key_is_made() {
         plan.errored[0].message
     );
 }
+
+/// The key is delivered as soon as its intermediate is made: a Vault write
+/// that fails after it (here a role Vault refuses) stops the apply, and the
+/// key is in its Secret all the same, not lost with the failed run.
+#[tokio::test]
+async fn a_later_failure_does_not_lose_the_key() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bao = OpenBao::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("repo.yaml"),
+        format!(
+            "{REPO}---\napiVersion: certplane.dev/v1alpha1\nkind: PkiRole\nmetadata: {{name: broken}}\n\
+             spec: {{mount: istioca, allowedDomains: [mesh.local], extra: {{key_type: not-a-key-type}}}}\n"
+        ),
+    )
+    .unwrap();
+    let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let vault = root(&bao).await;
+    let delivered = Arc::new(Mutex::new(false));
+    let seen = delivered.clone();
+    let stored = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "cacerts", "namespace": "istio-system"}});
+    let (c, task) = cluster(vec![
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get(CACERTS).not_found("secrets", "cacerts"),
+        Step::apply(CACERTS, true).reply(200, stored.clone()),
+        Step::apply(CACERTS, false)
+            .body(move |b| {
+                assert!(!unb64(&b["data"]["ca-key.pem"]).is_empty());
+                *seen.lock().unwrap() = true;
+            })
+            .reply(200, stored),
+    ]);
+    let side = ClusterSide::Live(c);
+    let plan =
+        certplane::pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
+            .await
+            .unwrap();
+    let err = certplane::pipeline::apply_with(Some(&vault), &side, &prepared, &plan, &mut |_| {})
+        .await
+        .unwrap_err();
+    finish(task).await;
+    assert!(
+        certplane::vault::error_chain(&err).contains("istioca/roles/broken"),
+        "{}",
+        certplane::vault::error_chain(&err)
+    );
+    assert!(
+        *delivered.lock().unwrap(),
+        "the key was delivered before the failure"
+    );
+}
