@@ -7,7 +7,7 @@ PYTHON  ?= python3
 SCRIPTS := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
 export PATH := $(SCRIPTS):$(HOME)/.local/bin:$(PATH)
 
-.PHONY: all build deps test lint demo bench schemas clean
+.PHONY: all build deps test test-cluster lint demo bench schemas clean
 
 all: build
 
@@ -24,6 +24,13 @@ deps:
 ## `N passed, N failed, N skipped`. Non-zero when anything failed.
 test: deps
 	CARGO="$(CARGO)" ./scripts/test.sh
+
+## test-cluster: the tests that need a real Kubernetes cluster (kind, k3d, ...) with the
+## cert-manager CRDs, and real OpenBao servers: CERTPLANE_TEST_KUBECONFIG=/path/to/kubeconfig make test-cluster
+## (`cargo test` reports them as ignored).
+test-cluster: deps
+	@test -n "$$CERTPLANE_TEST_KUBECONFIG" || { echo "set CERTPLANE_TEST_KUBECONFIG to the kubeconfig of a test cluster (kind, k3d, ...) with the cert-manager CRDs" >&2; exit 1; }
+	$(CARGO) test --locked --test cluster_real --test cluster_real_pipeline --test lease_real -- --ignored --test-threads=1
 
 lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings

@@ -98,7 +98,7 @@ pub async fn plan(
                 r.map_err(|source| ClusterError::Request {
                     op: "get",
                     object: to.secret.name.clone(),
-                    source,
+                    error: source,
                 })
             })
             .map_err(|source| DeliverError::Cluster {
@@ -157,13 +157,30 @@ pub async fn plan(
         let mut after = BTreeMap::new();
         after.insert("data.roleId".to_string(), json!(shown_id));
         after.insert(key.clone(), json!(crate::cluster::SENSITIVE));
+        // What the Secret holds now: its role ID (not a secret; shown so
+        // that an unchanged one is not a change) and whether it has a secret
+        // ID (masked).
+        let before = live.as_ref().map(|s| {
+            BTreeMap::from([
+                (
+                    "data.roleId".to_string(),
+                    decode(s, "roleId").map_or(serde_json::Value::Null, |v| json!(v)),
+                ),
+                (
+                    key.clone(),
+                    if decode(s, &to.secret.key).is_some() {
+                        json!(crate::cluster::SENSITIVE)
+                    } else {
+                        serde_json::Value::Null
+                    },
+                ),
+            ])
+        });
         out.push(Change {
             addr: Addr::Kube(r.clone()),
             kind: ResourceKind::SecretDelivery,
             action,
-            before: live
-                .as_ref()
-                .map(|_| BTreeMap::from([(key.clone(), json!(crate::cluster::SENSITIVE))])),
+            before,
             after: Some(after),
             sensitive: vec![key],
             reason: (action != Action::NoOp)

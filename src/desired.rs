@@ -15,11 +15,13 @@ use crate::addr::Addr;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{
     AppRoleSpec, AuthMountSpec, CaSpec, Duration, KubernetesAuthRoleSpec, Loaded, Meta, Origin,
-    PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy, Source, VaultObject,
+    PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy, Source, TokenReviewer,
+    VaultObject,
 };
 use crate::pki::x509;
 use crate::state::{
-    CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, ResourceKind, Signer,
+    CaIdentity, CaMethod, ClusterSecretKey, Desired, DesiredCa, DesiredResource, Fields,
+    ResourceKind, SecretFrom, Signer,
 };
 
 /// Address of a PKI mount.
@@ -538,8 +540,22 @@ fn auth_mount(
             origin,
             "spec.kubernetes",
         );
-        if let Some(src) = &k.token_reviewer_jwt_from {
-            r.secrets.insert("token_reviewer_jwt".into(), src.clone());
+        let reviewer = match (&k.token_reviewer, &k.token_reviewer_jwt_from) {
+            (_, Some(src)) => Some(SecretFrom::Source(src.clone())),
+            (Some(TokenReviewer::ServiceAccount(sa)), None) => {
+                Some(SecretFrom::ClusterSecret(ClusterSecretKey {
+                    namespace: sa.namespace.clone(),
+                    name: sa.token_secret(),
+                    key: "token".into(),
+                    service_account: format!("{}/{}", sa.namespace, sa.name),
+                }))
+            }
+            (Some(TokenReviewer::VaultPodIdentity(true)), None) => Some(SecretFrom::Unset),
+            // Rejected by validation: no reviewer, or `vaultPodIdentity: false`.
+            (Some(TokenReviewer::VaultPodIdentity(false)) | None, None) => None,
+        };
+        if let Some(from) = reviewer {
+            r.secrets.insert("token_reviewer_jwt".into(), from);
         }
         out.push(r);
     }

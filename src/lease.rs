@@ -303,7 +303,7 @@ impl LeaderElector {
         ClusterError::Request {
             op,
             object: self.config.object(),
-            source,
+            error: source,
         }
     }
 

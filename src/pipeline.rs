@@ -4,6 +4,7 @@
 //! print. Planning never locks; an apply with changes takes the apply lock,
 //! plans again under it and applies that ([`apply_locked`]).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::addr::{Addr, KubeRef};
@@ -58,6 +59,28 @@ pub enum PipelineError {
         /// How.
         why: String,
     },
+    /// An exported intermediate key could not be delivered (it is lost).
+    #[error(transparent)]
+    KeyDelivery(#[from] crate::deliver_key::KeyDeliveryError),
+    /// An intermediate exported its key and there is no cluster to deliver
+    /// it to (the plan refuses this; a key is never written to files).
+    #[error(
+        "{issuer} exported its key and there is no cluster to deliver it to; the key is not kept: \
+         rotate the intermediate with cluster access"
+    )]
+    KeyWithoutCluster {
+        /// The issuer.
+        issuer: String,
+    },
+    /// A token reviewer's token could not be read from the cluster.
+    #[error(transparent)]
+    Reviewer(#[from] crate::reviewer::ReviewerError),
+    /// The plan changes Vault, and no Vault connection was made (the
+    /// repository has no Vault objects).
+    #[error(
+        "the plan changes Vault, but the repository declares no Vault objects and certplane did not connect to Vault"
+    )]
+    NoVault,
     /// Rendered manifests could not be written.
     #[error("cannot write the rendered manifests to {}", dir.display())]
     Render {
@@ -203,6 +226,33 @@ pub async fn connect_for(repo: &Repository, op: &Operator) -> Result<Vault, Vaul
     Ok(vault)
 }
 
+/// Whether a run of this repository needs Vault: it declares Vault objects
+/// (a VaultIssuer counts), or it prunes and a Vault is configured (its
+/// last Vault objects may have left the repository). A repository of
+/// cluster objects only (an ACME issuer) runs without one.
+pub fn needs_vault(prepared: &Prepared) -> bool {
+    if !prepared.desired.resources.is_empty() || has_deliveries(&prepared.repo) {
+        return true;
+    }
+    let config = prepared.repo.config.as_ref().map(|c| &c.spec);
+    let prune = config.is_some_and(|c| c.prune);
+    let op = crate::operator::current();
+    prune
+        && VaultSettings::resolve_with(config.and_then(|c| c.vault.as_ref()), &op.vault, op.trust)
+            .is_ok()
+}
+
+/// [`connect`] when the repository [`needs_vault`]; `None` otherwise, with
+/// no network call.
+pub async fn connect_if_needed(prepared: &Prepared) -> Result<Option<Vault>, VaultError> {
+    if needs_vault(prepared) {
+        connect(&prepared.repo).await.map(Some)
+    } else {
+        tracing::info!("the repository has no Vault objects: not connecting to Vault");
+        Ok(None)
+    }
+}
+
 fn has_deliveries(repo: &Repository) -> bool {
     repo.app_roles().any(|(_, _, s)| s.deliver_to.is_some())
 }
@@ -217,11 +267,17 @@ fn prunes(repo: &Repository) -> bool {
 /// an error, so a Vault-only repository never depends on a cluster.
 fn inventory_only(repo: &Repository) -> bool {
     repo.manifests.is_empty()
-        && !has_deliveries(repo)
+        && !writes_secrets(repo)
         && repo
             .config
             .as_ref()
             .is_none_or(|c| c.spec.cluster.is_none())
+}
+
+/// Whether the repository writes anything to the cluster besides its
+/// manifests: AppRole secret IDs, exported intermediate keys.
+fn writes_secrets(repo: &Repository) -> bool {
+    has_deliveries(repo) || !crate::deliver_key::targets(repo).is_empty()
 }
 
 /// Decides where the cluster half goes: `render` (the flag) or the config's
@@ -245,7 +301,7 @@ pub async fn cluster_side(
     if let Some(dir) = render.map(Path::to_path_buf).or(configured) {
         return Ok(ClusterSide::Render(dir));
     }
-    if repo.manifests.is_empty() && !has_deliveries(repo) {
+    if repo.manifests.is_empty() && !writes_secrets(repo) {
         if !prunes(repo) {
             return Ok(ClusterSide::None);
         }
@@ -308,31 +364,40 @@ pub async fn plan(
     side: &ClusterSide,
     prepared: &Prepared,
 ) -> Result<Plan, PipelineError> {
-    plan_with(vault, side, prepared, PlanOptions::default()).await
+    plan_with(Some(vault), side, prepared, PlanOptions::default()).await
 }
 
-/// [`plan`] with run options. With `prune: true`, Vault objects certplane
-/// manages and the repository no longer declares are planned as deletes.
+/// [`plan`] with run options, and without Vault (`None`) for a repository
+/// that does not [`needs_vault`]. With `prune: true`, Vault objects
+/// certplane manages and the repository no longer declares are planned as
+/// deletes.
 pub async fn plan_with(
-    vault: &Vault,
+    vault: Option<&Vault>,
     side: &ClusterSide,
     prepared: &Prepared,
     options: PlanOptions,
 ) -> Result<Plan, PipelineError> {
-    let mut plan = observe_and_plan(vault, &prepared.desired).await?;
     let repo = &prepared.repo;
     let identity = repo.identity.as_str();
     let prune = prunes(repo);
-    let owned = crate::vault::prune::survey(vault, &prepared.desired, identity).await?;
-    crate::plan::ownership(
-        &mut plan,
-        &owned,
-        crate::plan::OwnershipOptions {
-            identity,
-            prune,
-            allow_destroy_ca: options.allow_destroy_ca,
-        },
-    );
+    let mut plan = match vault {
+        Some(vault) => {
+            let mut plan = observe_and_plan(vault, &prepared.desired).await?;
+            let owned = crate::vault::prune::survey(vault, &prepared.desired, identity).await?;
+            crate::plan::ownership(
+                &mut plan,
+                &owned,
+                crate::plan::OwnershipOptions {
+                    identity,
+                    prune,
+                    allow_destroy_ca: options.allow_destroy_ca,
+                },
+            );
+            plan
+        }
+        None if needs_vault(prepared) => return Err(PipelineError::NoVault),
+        None => Plan::default(),
+    };
     match side {
         ClusterSide::None => {}
         ClusterSide::Render(dir) => {
@@ -345,9 +410,13 @@ pub async fn plan_with(
             let rendered = reconcile::plan_render(dir, &repo.manifests, identity);
             plan.changes.extend(rendered.changes);
             plan.notes.extend(rendered.notes);
+            crate::reviewer::plan_render(&mut plan, &prepared.desired);
         }
         ClusterSide::Live(cluster) => {
-            let deliveries = crate::deliver::plan(vault, cluster, repo).await?;
+            let deliveries = match vault {
+                Some(vault) => crate::deliver::plan(vault, cluster, repo).await?,
+                None => Vec::new(),
+            };
             let delivered: Vec<KubeRef> = deliveries
                 .iter()
                 .filter_map(|c| match &c.addr {
@@ -376,8 +445,14 @@ pub async fn plan_with(
                 }
                 Err(e) => return Err(e.into()),
             }
+            crate::reviewer::plan_live(&mut plan, &prepared.desired);
         }
     }
+    let cluster = match side {
+        ClusterSide::Live(c) => Some(c),
+        ClusterSide::None | ClusterSide::Render(_) => None,
+    };
+    crate::deliver_key::preflight(&mut plan, repo, cluster).await;
     Ok(plan)
 }
 
@@ -391,8 +466,10 @@ pub struct Applied {
 }
 
 /// Applies a plan: Vault first (cluster objects refer to it), then secret
-/// deliveries, then cluster objects and prune (or rendered files). Without
-/// the apply lock: commands use [`apply_locked`].
+/// deliveries, then cluster objects and prune (or rendered files), then the
+/// Vault changes that read a secret from the cluster (a token reviewer's
+/// token, see [`crate::reviewer`]). Without the apply lock: commands use
+/// [`apply_locked`].
 pub async fn apply(
     vault: &Vault,
     side: &ClusterSide,
@@ -401,7 +478,7 @@ pub async fn apply(
     on_event: &mut (dyn FnMut(ApplyEvent) + Send),
 ) -> Result<Applied, PipelineError> {
     apply_with(
-        vault,
+        Some(vault),
         side,
         prepared,
         plan,
@@ -465,7 +542,7 @@ pub async fn apply_locked(
     let lock = crate::vault::lock::acquire(vault, &locking.settings, &locking.holder, &interrupted)
         .await?;
     let body = async {
-        let plan = plan_with(vault, side, prepared, options).await?;
+        let plan = plan_with(Some(vault), side, prepared, options).await?;
         if !plan.errored.is_empty() {
             return Err(PipelineError::Apply(ApplyError::Errored {
                 count: plan.errored.len(),
@@ -488,8 +565,9 @@ pub async fn apply_locked(
         let apply_options = ApplyOptions {
             stop: Some(&guard),
             state_mount: Some(lock.mount()),
+            created: None,
         };
-        let done = apply_with(vault, side, prepared, &plan, apply_options, on_event).await?;
+        let done = apply_with(Some(vault), side, prepared, &plan, apply_options, on_event).await?;
         Ok(LockedApply::Applied { plan, done })
     };
     let result = lock.hold(vault, body).await;
@@ -500,9 +578,10 @@ pub async fn apply_locked(
 }
 
 /// [`apply`] with a stop check before every Vault change and the mount
-/// where signed intermediates are recorded ([`ApplyOptions`]).
+/// where signed intermediates are recorded ([`ApplyOptions`]), and without
+/// Vault (`None`) for a repository that does not [`needs_vault`].
 pub async fn apply_with(
-    vault: &Vault,
+    vault: Option<&Vault>,
     side: &ClusterSide,
     prepared: &Prepared,
     plan: &Plan,
@@ -510,7 +589,51 @@ pub async fn apply_with(
     on_event: &mut (dyn FnMut(ApplyEvent) + Send),
 ) -> Result<Applied, PipelineError> {
     let secrets = crate::vault::apply::secret_sources(&prepared.desired);
-    let report = crate::vault::apply_with(vault, plan, &secrets, options, on_event).await?;
+    let (first, later) = match side {
+        ClusterSide::Live(_) => crate::reviewer::split(plan, &prepared.desired),
+        ClusterSide::None | ClusterSide::Render(_) => (plan.clone(), Vec::new()),
+    };
+    let vault_pending = first.pending().any(|c| c.addr.vault_path().is_some());
+    let report = match vault {
+        Some(vault) => {
+            // An exported key exists only from its intermediate's creation
+            // on, and only in memory: the Vault half is applied up to that
+            // intermediate, the key delivered, then the rest (so a later
+            // failure cannot lose it).
+            let cut = crate::deliver_key::last_exporting(&first, &prepared.repo);
+            let (head, tail) = match cut {
+                Some(i) => (
+                    Plan {
+                        changes: first.changes[..=i].to_vec(),
+                        errored: first.errored.clone(),
+                        ..Plan::default()
+                    },
+                    Some(Plan {
+                        changes: first.changes[i + 1..].to_vec(),
+                        errored: first.errored.clone(),
+                        ..Plan::default()
+                    }),
+                ),
+                None => (first.clone(), None),
+            };
+            let mut report =
+                crate::vault::apply_with(vault, &head, &secrets, options, on_event).await?;
+            deliver_keys(side, prepared, &report, on_event).await?;
+            if let Some(tail) = tail {
+                let created = created_by(&report);
+                let rest = ApplyOptions {
+                    created: Some(&created),
+                    ..options
+                };
+                let more = crate::vault::apply_with(vault, &tail, &secrets, rest, on_event).await?;
+                report.applied.extend(more.applied);
+                report.waiting.extend(more.waiting);
+            }
+            report
+        }
+        None if vault_pending || !later.is_empty() => return Err(PipelineError::NoVault),
+        None => ApplyReport::default(),
+    };
     let mut cluster_done = Vec::new();
     let mut on_applied = |addr: &Addr, action: Action| {
         cluster_done.push((addr.clone(), action));
@@ -527,7 +650,9 @@ pub async fn apply_with(
             )?;
         }
         ClusterSide::Live(cluster) => {
-            crate::deliver::apply(vault, cluster, &plan.changes, &mut on_applied).await?;
+            if let Some(vault) = vault {
+                crate::deliver::apply(vault, cluster, &plan.changes, &mut on_applied).await?;
+            }
             let identity = prepared.repo.identity.as_str();
             let r = reconcile::apply_live(cluster, plan, identity, &mut on_applied).await?;
             for (obj, why) in &r.failed {
@@ -541,8 +666,69 @@ pub async fn apply_with(
             action: *action,
         });
     }
+    let mut report = report;
+    if let (Some(vault), ClusterSide::Live(cluster), false) = (vault, side, later.is_empty()) {
+        let read = crate::reviewer::resolve(
+            cluster,
+            &later,
+            &prepared.desired,
+            crate::reviewer::TOKEN_WAIT,
+        )
+        .await?;
+        let mut all = secrets;
+        for (addr, keys) in read {
+            all.entry(addr).or_default().extend(keys);
+        }
+        let created = created_by(&report);
+        let rest = Plan {
+            changes: later,
+            ..Plan::default()
+        };
+        let rest_options = ApplyOptions {
+            created: Some(&created),
+            ..options
+        };
+        let more = crate::vault::apply_with(vault, &rest, &all, rest_options, on_event).await?;
+        report.applied.extend(more.applied);
+        report.waiting.extend(more.waiting);
+    }
     Ok(Applied {
         vault: report,
         cluster: cluster_done,
     })
+}
+
+/// What an apply created (so that a later part of the same apply does not
+/// take a resource under a new mount for a stale plan).
+fn created_by(report: &ApplyReport) -> BTreeSet<Addr> {
+    report
+        .applied
+        .iter()
+        .filter(|a| matches!(a.action, Action::Create | Action::Replace))
+        .map(|a| a.addr.clone())
+        .collect()
+}
+
+/// Delivers the keys the Vault half exported (see [`crate::deliver_key`]).
+async fn deliver_keys(
+    side: &ClusterSide,
+    prepared: &Prepared,
+    report: &ApplyReport,
+    on_event: &mut (dyn FnMut(ApplyEvent) + Send),
+) -> Result<(), PipelineError> {
+    if report.exported.is_empty() {
+        return Ok(());
+    }
+    let ClusterSide::Live(cluster) = side else {
+        return Err(PipelineError::KeyWithoutCluster {
+            issuer: report.exported[0].addr.to_string(),
+        });
+    };
+    for addr in crate::deliver_key::deliver(cluster, &prepared.repo, &report.exported).await? {
+        on_event(ApplyEvent::Done {
+            addr,
+            action: Action::Update,
+        });
+    }
+    Ok(())
 }

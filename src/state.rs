@@ -74,13 +74,51 @@ pub struct DesiredResource {
     pub fields: Fields,
     /// Secret parameters (e.g. `token_reviewer_jwt`): read at apply time,
     /// shown as `(sensitive)`, compared only as "set / not set".
-    pub secrets: BTreeMap<String, Source>,
+    pub secrets: BTreeMap<String, SecretFrom>,
     /// Resources that must exist before this one.
     pub depends_on: Vec<Addr>,
     /// Where the user declared it.
     pub origin: Location,
     /// For [`ResourceKind::Issuer`]: how the CA is made.
     pub ca: Option<DesiredCa>,
+}
+
+/// Where the value of a secret parameter comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecretFrom {
+    /// A source of the repository (`value`, `env`, `file`), read at apply
+    /// time.
+    Source(Source),
+    /// A key of a Secret in the cluster (the token of a reviewer
+    /// ServiceAccount): read after the cluster half is applied, since the
+    /// Secret may be created by that very apply.
+    ClusterSecret(ClusterSecretKey),
+    /// The parameter must not be set (Vault uses its own pod identity):
+    /// planned as a change when Vault has one, and cleared by the write.
+    Unset,
+}
+
+/// A key of a namespaced Secret in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClusterSecretKey {
+    /// The Secret's namespace.
+    pub namespace: String,
+    /// The Secret's name.
+    pub name: String,
+    /// The key of its `data`.
+    pub key: String,
+    /// The ServiceAccount whose token it holds, for messages.
+    pub service_account: String,
+}
+
+impl std::fmt::Display for ClusterSecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Secret {}/{} (key {})",
+            self.namespace, self.name, self.key
+        )
+    }
 }
 
 /// The desired state: every resource, in declaration order.

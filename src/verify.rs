@@ -38,6 +38,19 @@ pub enum Credentials {
         /// The token (from a TokenRequest or a static Secret).
         jwt: Sensitive,
     },
+    /// `auth.clientCertificate`: TLS certificate auth, logging in with a
+    /// client certificate over mutual TLS.
+    Cert {
+        /// The auth mount (from `mountPath`, without `/v1/auth/`).
+        mount: String,
+        /// `name`: the cert role (none: Vault tries every role).
+        name: Option<String>,
+        /// The certificate and key (PEM) of `secretName`; none: the
+        /// connection's own client certificate (`clientCertSecretRef`).
+        identity: Option<Sensitive>,
+        /// Where the certificate comes from, for messages.
+        from: String,
+    },
 }
 
 impl Credentials {
@@ -49,6 +62,69 @@ impl Credentials {
             }
             Credentials::Kubernetes { mount, role, .. } => {
                 format!("kubernetes auth role {role} on auth/{mount}")
+            }
+            Credentials::Cert {
+                mount, name, from, ..
+            } => match name {
+                Some(n) => format!("TLS certificate auth role {n} on auth/{mount} ({from})"),
+                None => format!("TLS certificate auth on auth/{mount} ({from})"),
+            },
+        }
+    }
+
+    /// What usually makes a login of this kind fail, from what Vault said.
+    fn login_hint(&self, said: &str) -> String {
+        let said = said.to_lowercase();
+        match self {
+            Credentials::Token(_) => {
+                "the token in the Issuer's Secret is invalid, expired or revoked: make a new one with the sign policy".into()
+            }
+            Credentials::AppRole { mount, role_id, .. } => {
+                if said.contains("role id") || said.contains("role_id") {
+                    format!("role ID {role_id} is unknown on auth/{mount}: check the Issuer's roleId against the AppRole's roleId")
+                } else {
+                    format!(
+                        "the secret ID in the Issuer's Secret is expired, used up, or was not issued for role ID {role_id} on auth/{mount}: \
+                         with deliverTo, `certplane apply` delivers a new one"
+                    )
+                }
+            }
+            Credentials::Kubernetes { mount, role, .. } => {
+                if said.contains("invalid role name") {
+                    format!("role {role} does not exist on auth/{mount}: check the Issuer's auth.kubernetes.role (the KubernetesAuthRole's name)")
+                } else if said.contains("audience") {
+                    format!(
+                        "the token's audience is not the one role {role} wants: cert-manager requests \
+                         vault://<namespace>/<issuer> (vault://<issuer> for a ClusterIssuer); set the \
+                         KubernetesAuthRole's audience to it"
+                    )
+                } else if said.contains("service account name not authorized") {
+                    format!("the Issuer's ServiceAccount is not in boundServiceAccountNames of role {role}")
+                } else if said.contains("namespace not authorized") {
+                    format!("the Issuer's namespace is not in boundServiceAccountNamespaces of role {role}")
+                } else {
+                    format!(
+                        "Vault could not review the token with the API server (TokenReview); the usual causes: \
+                         auth/{mount}/config has no token reviewer (declare tokenReviewer in the AuthMount: without \
+                         one Vault reviews the token with itself, which the API server refuses for an \
+                         audience-bound token), the reviewer's account is not bound to system:auth-delegator, \
+                         the reviewer token is no longer valid (its Secret was re-created: apply again), \
+                         kubernetes_host or kubernetes_ca_cert do not reach this cluster from Vault, or the \
+                         token expired"
+                    )
+                }
+            }
+            Credentials::Cert { mount, name, .. } => {
+                let role = name
+                    .as_deref()
+                    .map(|n| format!("cert role {n} (auth/{mount}/certs/{n})"))
+                    .unwrap_or_else(|| format!("a cert role on auth/{mount}"));
+                format!(
+                    "Vault's certificate auth did not accept the client certificate: check that {role} exists, \
+                     that its certificate is the CA that signed this client certificate, that the client \
+                     certificate has not expired and allows client auth, and that it matches the role's \
+                     allowed names"
+                )
             }
         }
     }
@@ -71,8 +147,32 @@ impl Credentials {
                 role: role.clone(),
                 jwt: s(jwt),
             },
+            Credentials::Cert {
+                mount,
+                name,
+                identity,
+                ..
+            } => AuthSettings::Cert {
+                mount: mount.clone(),
+                name: name.clone(),
+                identity: identity.clone(),
+            },
         }
     }
+}
+
+/// How an Issuer reaches its Vault (not how it logs in).
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// `spec.vault.server`, or `verify --vault-addr`.
+    pub server: String,
+    /// `spec.vault.caBundle`, decoded (public).
+    pub ca_bundle_pem: Option<String>,
+    /// `spec.vault.namespace`.
+    pub namespace: Option<String>,
+    /// The client certificate and key (PEM) of `clientCertSecretRef` and
+    /// `clientKeySecretRef`, for a Vault that requires mutual TLS.
+    pub client_identity: Option<Sensitive>,
 }
 
 /// One step of a check and how it went.
@@ -208,13 +308,12 @@ pub fn probe_for(repo: &Repository, path: &str) -> Probe {
 /// login, a throwaway signature through `path`, the returned chain.
 pub async fn check_issuer(
     addr: Addr,
-    server: &str,
-    ca_bundle_pem: Option<&str>,
-    vault_namespace: Option<&str>,
+    connection: &Connection,
     path: &str,
     credentials: &Credentials,
     probe: Probe,
 ) -> IssuerReport {
+    let server = connection.server.as_str();
     let mut report = IssuerReport {
         addr,
         steps: Vec::new(),
@@ -229,7 +328,12 @@ pub async fn check_issuer(
     };
 
     // The Issuer's CA bundle, as a file for the TLS client (public data).
-    let bundle_file = match ca_bundle_pem.map(write_temp_pem).transpose() {
+    let bundle_file = match connection
+        .ca_bundle_pem
+        .as_deref()
+        .map(write_temp_pem)
+        .transpose()
+    {
         Ok(f) => f,
         Err(e) => {
             step(
@@ -243,7 +347,8 @@ pub async fn check_issuer(
         Ok(mut s) => {
             s.auth = credentials.auth_settings();
             s.ca_bundle = bundle_file.as_ref().map(|f| f.0.clone());
-            s.namespace = vault_namespace.map(str::to_string);
+            s.namespace = connection.namespace.clone();
+            s.client_identity = connection.client_identity.clone();
             s
         }
         Err(e) => {
@@ -268,13 +373,16 @@ pub async fn check_issuer(
                 step("vault", Ok(format!("{server} answered")));
                 "login"
             };
-            step(
-                what,
-                Err(format!(
-                    "{text} (logging in with {})",
-                    credentials.describe()
-                )),
-            );
+            let why = if what == "login" {
+                format!(
+                    "{text} (logging in with {}); {}",
+                    credentials.describe(),
+                    credentials.login_hint(&text)
+                )
+            } else {
+                format!("{text} (logging in with {})", credentials.describe())
+            };
+            step(what, Err(why));
             return report;
         }
     };
@@ -492,10 +600,121 @@ pub async fn credentials(
         };
         return Ok(Credentials::Kubernetes { mount, role, jwt });
     }
-    if auth.get("clientCertificate").is_some() {
-        return Err("TLS certificate auth is not verified by certplane yet; check it by issuing a Certificate".into());
+    if let Some(c) = auth.get("clientCertificate") {
+        let mount = c["mountPath"]
+            .as_str()
+            .unwrap_or("/v1/auth/cert")
+            .trim_start_matches("/v1/auth/")
+            .trim_matches('/')
+            .to_string();
+        let name = c["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        let (identity, from) = match c["secretName"].as_str().filter(|n| !n.is_empty()) {
+            Some(secret) => (
+                Some(tls_pair(cluster, ns, (secret, "tls.crt"), (secret, "tls.key")).await?),
+                format!("certificate from Secret {ns}/{secret}"),
+            ),
+            None => {
+                let vault = &issuer["spec"]["vault"];
+                if vault.get("clientCertSecretRef").is_none() {
+                    return Err(
+                        "auth.clientCertificate names no certificate: set auth.clientCertificate.secretName \
+                         (a kubernetes.io/tls Secret) or spec.vault.clientCertSecretRef and clientKeySecretRef"
+                            .into(),
+                    );
+                }
+                let secret = vault["clientCertSecretRef"]["name"]
+                    .as_str()
+                    .unwrap_or_default();
+                (
+                    None,
+                    format!("the mTLS certificate from Secret {ns}/{secret}"),
+                )
+            }
+        };
+        return Ok(Credentials::Cert {
+            mount,
+            name,
+            identity,
+            from,
+        });
     }
     Err("spec.vault.auth names no auth method certplane knows".into())
+}
+
+/// The client certificate and key an Issuer presents on every connection to
+/// Vault (`clientCertSecretRef`, `clientKeySecretRef`), as cert-manager
+/// reads them: keys `tls.crt` and `tls.key` unless the refs name others.
+pub async fn client_identity(
+    cluster: &crate::cluster::Cluster,
+    issuer: &Value,
+    cluster_resource_namespace: &str,
+) -> Result<Option<Sensitive>, String> {
+    let vault = &issuer["spec"]["vault"];
+    let ns = issuer["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(cluster_resource_namespace);
+    let (cert, key) = (
+        vault.get("clientCertSecretRef"),
+        vault.get("clientKeySecretRef"),
+    );
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(c), Some(k)) => {
+            let part = |r: &Value, default_key: &'static str| {
+                (
+                    r["name"].as_str().unwrap_or_default().to_string(),
+                    r["key"].as_str().unwrap_or(default_key).to_string(),
+                )
+            };
+            let (cn, ck) = part(c, "tls.crt");
+            let (kn, kk) = part(k, "tls.key");
+            tls_pair(cluster, ns, (&cn, &ck), (&kn, &kk)).await.map(Some)
+        }
+        _ => Err(
+            "spec.vault names only one of clientCertSecretRef and clientKeySecretRef; mutual TLS needs both".into(),
+        ),
+    }
+}
+
+/// A PEM certificate and key read from the cluster, as one identity.
+async fn tls_pair(
+    cluster: &crate::cluster::Cluster,
+    ns: &str,
+    (cert_secret, cert_key): (&str, &str),
+    (key_secret, key_key): (&str, &str),
+) -> Result<Sensitive, String> {
+    let cert = read_secret_key(
+        cluster,
+        ns.to_string(),
+        cert_secret.to_string(),
+        cert_key.to_string(),
+    )
+    .await?;
+    let key = read_secret_key(
+        cluster,
+        ns.to_string(),
+        key_secret.to_string(),
+        key_key.to_string(),
+    )
+    .await?;
+    if !cert.expose().contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "Secret {ns}/{cert_secret} key {cert_key} holds no PEM certificate"
+        ));
+    }
+    if !key.expose().contains("PRIVATE KEY-----") {
+        return Err(format!(
+            "Secret {ns}/{key_secret} key {key_key} holds no PEM private key"
+        ));
+    }
+    Ok(Sensitive::new(format!(
+        "{}\n{}\n",
+        cert.expose(),
+        key.expose()
+    )))
 }
 
 async fn read_secret_key(
@@ -512,7 +731,7 @@ async fn read_secret_key(
         .map_err(|e| {
             format!(
                 "cannot read Secret {ns}/{name}: {}",
-                crate::vault::error_chain(&e)
+                crate::cluster::client::describe(&e)
             )
         })?
         .ok_or_else(|| format!("Secret {ns}/{name} does not exist"))?;
@@ -552,7 +771,7 @@ async fn token_request(
     .map_err(|e| {
         format!(
             "TokenRequest for ServiceAccount {ns}/{sa} (audiences {audiences:?}) failed: {}",
-            crate::vault::error_chain(&e)
+            crate::cluster::client::describe(&e)
         )
     })?;
     reply

@@ -601,7 +601,8 @@ async fn kubernetes_auth_config_ca_rules_follow_openbao() {
         std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
         std::fs::write(
             dir.path().join("auth.yaml"),
-            format!("apiVersion: certplane.dev/v1alpha1\nkind: AuthMount\nmetadata: {{name: kubernetes}}\nspec:\n  type: kubernetes\n  kubernetes:\n{yaml}"),
+            // A reviewer is required too; these cases are about the CA.
+            format!("apiVersion: certplane.dev/v1alpha1\nkind: AuthMount\nmetadata: {{name: kubernetes}}\nspec:\n  type: kubernetes\n  kubernetes:\n{yaml}    tokenReviewerJwtFrom: {{value: reviewer-jwt}}\n"),
         )
         .unwrap();
         let repo = certplane::load::load(dir.path()).unwrap();

@@ -33,10 +33,10 @@ fn repo_with_inline_secrets(root: &Path) -> (std::path::PathBuf, String) {
     )
     .unwrap();
     let auth = std::fs::read_to_string(repo.join("auth.yaml")).unwrap();
-    let auth = auth.replace(
-        "    disableLocalCaJwt: true\n",
-        &format!("    disableLocalCaJwt: true\n    tokenReviewerJwtFrom: {{value: {JWT}}}\n"),
-    );
+    // The reviewer's JWT inline instead of homelab's reviewer ServiceAccount.
+    let sa = "    tokenReviewer:\n      serviceAccount: {namespace: vault-auth, name: vault-token-reviewer}\n";
+    assert!(auth.contains(sa), "{auth}");
+    let auth = auth.replace(sa, &format!("    tokenReviewerJwtFrom: {{value: {JWT}}}\n"));
     std::fs::write(repo.join("auth.yaml"), auth).unwrap();
     let key_body = pem_body_lines(&key).into_iter().nth(1).unwrap();
     (repo, key_body)

@@ -2,7 +2,8 @@
 //! OpenBao and a scripted API server behind a real `kube::Client`: the
 //! Secret is created once with a valid secret ID, left alone while the ID is
 //! valid, replaced when it is not; the secret ID never reaches a plan; a
-//! TokenRequest carries the Issuer's audience.
+//! TokenRequest carries the Issuer's audience; TLS client certificates are
+//! read for mTLS and certificate auth.
 
 mod common;
 #[path = "cluster/fake.rs"]
@@ -166,6 +167,43 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
         changes[0].reason
     );
     finish(task).await;
+    // The plan line shows the key that changes (masked), not the role ID,
+    // which the Secret already holds (regression: `data.roleId = (none) ->
+    // ...` and no secretId line).
+    let plan = certplane::plan::Plan {
+        changes: changes.clone(),
+        errored: vec![],
+        notes: vec![],
+    };
+    let human = certplane::plan::render::human(&plan, Default::default());
+    assert!(
+        human.contains("      data.secretId = \"(sensitive)\" -> \"(sensitive)\"\n"),
+        "{human}"
+    );
+    assert!(!human.contains("data.roleId"), "{human}");
+    assert!(!human.contains("00000000-0000-4000-8000"), "{human}");
+
+    // A Secret with another role ID: that line shows both role IDs.
+    let (c, task) = cluster(vec![Step::get(SECRET_PATH).reply(
+        200,
+        stored_secret("old-role-id", "00000000-0000-4000-8000-000000000000"),
+    )]);
+    let changes = certplane::deliver::plan(&vault, &c, &prepared.repo)
+        .await
+        .unwrap();
+    finish(task).await;
+    let human = certplane::plan::render::human(
+        &certplane::plan::Plan {
+            changes,
+            errored: vec![],
+            notes: vec![],
+        },
+        Default::default(),
+    );
+    assert!(
+        human.contains("data.roleId   = \"old-role-id\" -> \"certplane-cm\""),
+        "{human}"
+    );
 }
 
 #[tokio::test]
@@ -245,5 +283,125 @@ async fn verify_reads_approle_secrets_and_requests_tokens_with_the_issuer_audien
         .await
         .unwrap_err();
     assert_eq!(err, "Secret sandbox/cm-approle has no key secretId");
+    finish(task).await;
+}
+
+/// TLS certificate auth: verify reads the client certificate and key from
+/// the Secrets the Issuer names, as cert-manager does (`clientCertSecretRef`
+/// and `clientKeySecretRef` for the connection, `auth.clientCertificate`
+/// for the login), and never shows the key.
+#[tokio::test]
+async fn verify_reads_the_client_certificate_of_mtls_and_cert_auth() {
+    use certplane::verify::client_identity;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    const KEY: &str =
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nY2VydA==\n-----END CERTIFICATE-----\n";
+    let tls_secret = json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "vault-client-tls", "namespace": "sandbox"},
+        "data": {"tls.crt": b64(CERT), "tls.key": b64(KEY)}});
+    let issuer = json!({
+        "apiVersion": "cert-manager.io/v1", "kind": "Issuer",
+        "metadata": {"name": "vi", "namespace": "sandbox"},
+        "spec": {"vault": {"server": "https://127.0.0.1:1", "path": "pki/sign/web",
+            "clientCertSecretRef": {"name": "vault-client-tls", "key": "tls.crt"},
+            "clientKeySecretRef": {"name": "vault-client-tls", "key": "tls.key"},
+            "auth": {"clientCertificate": {"mountPath": "/v1/auth/cert", "name": "cert-manager",
+                "secretName": "vault-client-tls"}}}}
+    });
+    const TLS_PATH: &str = "/api/v1/namespaces/sandbox/secrets/vault-client-tls";
+    let (c, task) = cluster(vec![
+        Step::get(TLS_PATH).reply(200, tls_secret.clone()),
+        Step::get(TLS_PATH).reply(200, tls_secret.clone()),
+        Step::get(TLS_PATH).reply(200, tls_secret.clone()),
+        Step::get(TLS_PATH).reply(200, tls_secret.clone()),
+    ]);
+    let identity = client_identity(&c, &issuer, "cert-manager")
+        .await
+        .unwrap()
+        .expect("an mTLS identity");
+    assert!(identity.expose().contains(CERT) && identity.expose().contains(KEY));
+    match credentials(&c, &issuer, "cert-manager").await.unwrap() {
+        creds @ Credentials::Cert { .. } => {
+            let shown = format!("{creds:?}");
+            assert!(!shown.contains("c2VjcmV0"), "{shown}");
+            let Credentials::Cert {
+                mount,
+                name,
+                identity,
+                from,
+            } = creds
+            else {
+                unreachable!()
+            };
+            assert_eq!(mount, "cert");
+            assert_eq!(name.as_deref(), Some("cert-manager"));
+            assert!(identity.unwrap().expose().contains(KEY));
+            assert_eq!(from, "certificate from Secret sandbox/vault-client-tls");
+        }
+        other => panic!("{other:?}"),
+    }
+    finish(task).await;
+
+    // Without secretName, the login uses the connection's certificate; with
+    // neither, a clear error.
+    let mut no_secret_name = issuer.clone();
+    no_secret_name["spec"]["vault"]["auth"]["clientCertificate"]
+        .as_object_mut()
+        .unwrap()
+        .remove("secretName");
+    let (c, task) = cluster(vec![]);
+    match credentials(&c, &no_secret_name, "cert-manager")
+        .await
+        .unwrap()
+    {
+        Credentials::Cert { identity, from, .. } => {
+            assert!(identity.is_none());
+            assert_eq!(
+                from,
+                "the mTLS certificate from Secret sandbox/vault-client-tls"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut neither = no_secret_name.clone();
+    let v = neither["spec"]["vault"].as_object_mut().unwrap();
+    v.remove("clientCertSecretRef");
+    v.remove("clientKeySecretRef");
+    let err = credentials(&c, &neither, "cert-manager").await.unwrap_err();
+    assert!(
+        err.contains("auth.clientCertificate names no certificate"),
+        "{err}"
+    );
+    assert_eq!(
+        client_identity(&c, &neither, "cert-manager").await.unwrap(),
+        None
+    );
+    // One of the two refs only: an error, no request.
+    let mut half = issuer.clone();
+    half["spec"]["vault"]
+        .as_object_mut()
+        .unwrap()
+        .remove("clientKeySecretRef");
+    let err = client_identity(&c, &half, "cert-manager")
+        .await
+        .unwrap_err();
+    assert!(err.contains("mutual TLS needs both"), "{err}");
+    finish(task).await;
+
+    // A Secret whose key is not a PEM key: named, not shown.
+    let mut bad = tls_secret.clone();
+    bad["data"]["tls.key"] = json!(b64("not a key at all"));
+    let (c, task) = cluster(vec![
+        Step::get(TLS_PATH).reply(200, bad.clone()),
+        Step::get(TLS_PATH).reply(200, bad),
+    ]);
+    let err = client_identity(&c, &issuer, "cert-manager")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        "Secret sandbox/vault-client-tls key tls.key holds no PEM private key"
+    );
     finish(task).await;
 }

@@ -166,7 +166,7 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
         Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
     let side = ClusterSide::Live(c);
-    let plan = pipeline::plan_with(&vault, &side, &prepared, PlanOptions::default())
+    let plan = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
         .await
         .unwrap();
     assert!(
@@ -196,7 +196,7 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
         ),
     ]);
     let side = ClusterSide::Live(c);
-    let again = pipeline::plan_with(&vault, &side, &prepared, PlanOptions::default())
+    let again = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
         .await
         .unwrap();
     finish(task).await;
@@ -299,7 +299,7 @@ async fn regression_removing_the_last_cluster_object_prunes_it() {
         Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
     let side = ClusterSide::Live(c);
-    let plan = pipeline::plan_with(&vault, &side, &prepared, PlanOptions::default())
+    let plan = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
         .await
         .unwrap();
     let deletes: Vec<String> = plan
@@ -335,7 +335,7 @@ async fn regression_removing_the_last_cluster_object_prunes_it() {
         Step::get(&inventory).reply(200, inventory_cm("last", &Inventory::default())),
     ]);
     let side = ClusterSide::Live(c);
-    let after = pipeline::plan_with(&vault, &side, &prepared, PlanOptions::default())
+    let after = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
         .await
         .unwrap();
     finish(task).await;
@@ -372,7 +372,7 @@ async fn with_prune_off_a_removed_object_is_kept_and_noted() {
             .not_found("serviceaccounts", "vi"),
     ]);
     let side = ClusterSide::Live(c);
-    let plan = pipeline::plan_with(&vault, &side, &prepared, PlanOptions::default())
+    let plan = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
         .await
         .unwrap();
     finish(task).await;

@@ -735,11 +735,16 @@ async fn the_emptied_shared_inventory_is_deleted() {
 }
 
 /// Discovery answers built from the real cert-manager CRDs resolve every
-/// kind with the scope the CRD declares.
+/// kind with the scope the CRD declares. The CRDs are test data outside the
+/// repository (`CERTPLANE_CRDS_DIR`, see `build.rs`): without them this test
+/// is ignored, and under CI (`CI=true`) it fails.
 #[tokio::test]
+#[cfg_attr(
+    crds_missing,
+    ignore = "needs the cert-manager CRD fixtures: set CERTPLANE_CRDS_DIR (see README, Development)"
+)]
 async fn discovery_from_the_real_cert_manager_crds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/cert-manager-crds");
+    let dir = std::path::Path::new(env!("CERTPLANE_CRDS_FIXTURES"));
     let mut resources = Vec::new();
     let mut expected = Vec::new();
     for file in [
@@ -749,10 +754,12 @@ async fn discovery_from_the_real_cert_manager_crds() {
         "certificaterequests",
     ] {
         let path = dir.join(format!("cert-manager.io_{file}.yaml"));
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            println!("skipped: {} is absent", path.display());
-            return;
-        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the cert-manager CRD fixture {} ({e}): set CERTPLANE_CRDS_DIR",
+                path.display()
+            )
+        });
         let crd: Value = serde_saphyr::from_str(&text).expect("CRD YAML");
         let names = &crd["spec"]["names"];
         let namespaced = crd["spec"]["scope"] == "Namespaced";
@@ -914,4 +921,65 @@ async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
         reason.contains("takes the object over from the repository \"team-b\""),
         "{reason}"
     );
+}
+
+/// Every answer of the API server becomes one line: status, reason, the
+/// server's message, the object, and a hint. Never a Rust debug dump
+/// (regression: a missing namespace printed kube's `ApiError: ... (Status
+/// { ... })`).
+#[tokio::test]
+async fn api_errors_are_one_line_with_status_reason_object_and_hint() {
+    let m = issuer("pki_int/sign/web");
+    let no_namespace = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "namespaces \"sandbox\" not found", "reason": "NotFound",
+        "details": {"name": "sandbox", "kind": "namespaces"}, "code": 404});
+    let forbidden = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "issuers.cert-manager.io \"vault-issuer\" is forbidden: User \"system:serviceaccount:certplane-system:certplane\" cannot patch resource \"issuers\" in API group \"cert-manager.io\" in the namespace \"sandbox\"",
+        "reason": "Forbidden", "details": {"name": "vault-issuer", "group": "cert-manager.io", "kind": "issuers"}, "code": 403});
+    let invalid = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "Issuer.cert-manager.io \"vault-issuer\" is invalid: spec.vault.server: Required value",
+        "reason": "Invalid", "details": {"name": "vault-issuer", "group": "cert-manager.io", "kind": "Issuer",
+            "causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.vault.server"},
+                       {"reason": "FieldValueInvalid", "message": "bad", "field": "spec.vault.path"}]}, "code": 422});
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer"))
+            .not_found("issuers.cert-manager.io", "vault-issuer"),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true).reply(404, no_namespace),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), false).reply(403, forbidden),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), false).reply(422, invalid),
+    ]);
+    let missing = c.plan_object(&m).await.unwrap_err();
+    let denied = c.apply_object(&m).await.unwrap_err();
+    let refused = c.apply_object(&m).await.unwrap_err();
+    finish(task).await;
+
+    assert_eq!(
+        missing.to_string(),
+        "dry-run apply cert-manager.io/Issuer/sandbox/vault-issuer failed: 404 NotFound: \
+         namespaces \"sandbox\" not found; hint: namespace sandbox does not exist: declare it \
+         in the repository (apiVersion: v1, kind: Namespace) or create it first"
+    );
+    let denied = denied.to_string();
+    assert!(
+        denied.starts_with(
+            "apply cert-manager.io/Issuer/sandbox/vault-issuer failed: 403 Forbidden: issuers.cert-manager.io"
+        ),
+        "{denied}"
+    );
+    assert!(denied.ends_with("; hint: certplane's identity is not allowed to do this: grant it in RBAC (deploy/rbac.yaml lists what certplane needs)"), "{denied}");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("422 Invalid: Issuer.cert-manager.io \"vault-issuer\" is invalid: spec.vault.server: Required value (fields: spec.vault.path); hint: the API server refused"),
+        "{refused}"
+    );
+    for e in [&missing.to_string(), &denied, &refused] {
+        assert!(!e.contains('\n'), "one line: {e}");
+        assert!(
+            !e.contains("Status {") && !e.contains("ApiError"),
+            "no debug dump: {e}"
+        );
+    }
+    // Nothing more is appended by a cause chain (the CLI prints the chain).
+    assert!(std::error::Error::source(&missing).is_none());
 }

@@ -173,7 +173,7 @@ fn sources_cannot_read_the_process_secrets() {
         for want in [
             "issuer.yaml:12:",
             "env source VAULT_TOKEN may not be read",
-            "auth.yaml:12:",
+            "auth.yaml:20:",
             "passwd.yaml:6:",
             "/etc/passwd is outside the repository",
         ] {
@@ -208,8 +208,8 @@ fn sources_cannot_read_the_process_secrets() {
     edit(
         allowed.path(),
         "auth.yaml",
-        "    caCertFile: ca/k8s-ca.pem\n",
-        "    caCertFile: ca/k8s-ca.pem\n    tokenReviewerJwtFrom: {env: REVIEWER_JWT}\n",
+        "    tokenReviewer:\n      serviceAccount: {namespace: vault-auth, name: vault-token-reviewer}\n",
+        "    tokenReviewerJwtFrom: {env: REVIEWER_JWT}\n",
     );
     let ca_marker = "allowed-ca-bundle-value";
     let jwt_marker = "allowed-reviewer-jwt-value";

@@ -87,3 +87,63 @@ fn homelab_declares_the_whole_flow() {
     assert!(at.file.ends_with("pki.yaml"));
     assert!(at.line > intermediate.origin.line);
 }
+
+/// On a real cluster an object in a namespace that does not exist is
+/// refused: every example declares the namespaces it puts objects in
+/// (including those of the objects a VaultIssuer or a token reviewer
+/// expands into). `cert-manager` is cert-manager's own namespace, which
+/// exists wherever cert-manager runs.
+#[test]
+fn every_example_declares_its_namespaces() {
+    for dir in examples() {
+        let mut repo = certplane::load::load(&dir).unwrap();
+        certplane::expand::expand(&mut repo).unwrap();
+        let declared: Vec<&str> = repo
+            .manifests
+            .iter()
+            .filter(|m| m.spec["kind"] == "Namespace" && m.spec["apiVersion"] == "v1")
+            .filter_map(|m| m.spec["metadata"]["name"].as_str())
+            .collect();
+        let mut used: Vec<&str> =
+            repo.manifests
+                .iter()
+                .filter_map(|m| m.spec["metadata"]["namespace"].as_str())
+                .chain(repo.app_roles().filter_map(|(_, _, a)| {
+                    a.deliver_to.as_ref().map(|d| d.secret.namespace.as_str())
+                }))
+                .collect();
+        used.sort();
+        used.dedup();
+        for ns in used {
+            assert!(
+                ns == "cert-manager" || declared.contains(&ns),
+                "{}: objects in namespace {ns}, which the example does not declare",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// Every Kubernetes auth mount of the examples names its token reviewer.
+#[test]
+fn every_kubernetes_auth_mount_of_the_examples_has_a_reviewer() {
+    let mut seen = 0;
+    for dir in examples() {
+        let repo = certplane::load::load(&dir).unwrap();
+        for (meta, _, m) in repo.auth_mounts() {
+            if let Some(k) = &m.kubernetes {
+                seen += 1;
+                assert!(
+                    matches!(
+                        k.token_reviewer,
+                        Some(certplane::model::TokenReviewer::ServiceAccount(_))
+                    ),
+                    "{}: auth mount {} has no reviewer ServiceAccount",
+                    dir.display(),
+                    meta.name
+                );
+            }
+        }
+    }
+    assert_eq!(seen, 3, "homelab, vault-kubernetes-static and -secretless");
+}

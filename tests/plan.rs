@@ -182,6 +182,18 @@ fn converged_vault_is_a_no_op() {
     );
 }
 
+/// Regression: "(1 objects)".
+#[test]
+fn one_unchanged_object_is_one_object() {
+    let d = desired_from(REPO);
+    let mut p = plan(&d, &converged(&d));
+    p.changes.truncate(1);
+    assert_eq!(
+        render::summary_line(&p),
+        "No changes. The live state matches the repository (1 object)."
+    );
+}
+
 #[test]
 fn changed_role_field_is_an_update_naming_only_that_field() {
     let d = desired_from(REPO);
@@ -746,4 +758,36 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
     assert_eq!(p.errored.len(), 1, "{:?}", p.errored);
     assert_eq!(p.errored[0].addr, Addr::vault("sys/mounts/pki_int"));
     assert!(p.errored[0].message.contains("\"team-b\""));
+}
+
+/// An exported key is never resumed: its private key left Vault with the
+/// apply that stopped and was not delivered. The pending key is deleted
+/// before the issuer change, which makes (and exports) a new one.
+#[test]
+fn a_pending_exported_key_is_deleted_first_not_resumed() {
+    let exported = REPO.replace(
+        "      signedBy: {mount: pki}\n",
+        "      exportKey: true\n      signedBy: {mount: pki}\n",
+    );
+    let d = desired_from(&exported);
+    let o = intermediate_missing(&d, vec![key("k1", PENDING)]);
+    let p = plan(&d, &o);
+    let issuer = change(&p, "vault:pki_int/issuer/int-2026");
+    assert_eq!(issuer.action, Action::Create);
+    assert_eq!(issuer.ca.as_ref().unwrap().pending_key, None, "not resumed");
+    let addr = format!("vault:pki_int/key/{PENDING}");
+    let del = change(&p, &addr);
+    assert_eq!(del.action, Action::Delete);
+    assert!(
+        del.reason
+            .as_deref()
+            .unwrap()
+            .contains("cannot be read again"),
+        "{:?}",
+        del.reason
+    );
+    assert!(
+        position(&p, &addr) < position(&p, "vault:pki_int/issuer/int-2026"),
+        "the old key goes first, so the new one can take its name"
+    );
 }

@@ -1,13 +1,14 @@
 //! `verify` against a real OpenBao: the Issuer's own credentials, a
 //! throwaway signature through its path, and the chain that comes back; and
 //! each way it fails (wrong secret, a policy without the sign path, a sealed
-//! Vault).
+//! Vault). TLS certificate auth against an OpenBao with a mutual-TLS
+//! listener: the login as cert-manager makes it, over mTLS.
 
 mod common;
 
 use certplane::addr::Addr;
 use certplane::model::Sensitive;
-use certplane::verify::{Credentials, Probe, check_issuer, probe_for};
+use certplane::verify::{Connection, Credentials, Probe, check_issuer, probe_for};
 use common::OpenBao;
 
 const REPO: &str = r#"
@@ -110,9 +111,10 @@ fn issuer_addr() -> Addr {
 async fn check(f: &Fixture, creds: &Credentials, path: &str) -> certplane::verify::IssuerReport {
     check_issuer(
         issuer_addr(),
-        &f.bao.addr(),
-        None,
-        None,
+        &Connection {
+            server: f.bao.addr(),
+            ..Connection::default()
+        },
         path,
         creds,
         probe_for(&f.repo, path),
@@ -163,6 +165,11 @@ async fn wrong_secret_fails_at_login_without_printing_it() {
     assert!(!report.ok());
     let last = report.steps.last().unwrap();
     assert_eq!(last.what, "login", "{}", report.render());
+    let why = last.result.as_ref().unwrap_err();
+    assert!(
+        why.contains("the secret ID in the Issuer's Secret is expired, used up, or was not issued"),
+        "{why}"
+    );
     assert!(!report.render().contains(&wrong));
 }
 
@@ -193,9 +200,10 @@ async fn a_name_outside_the_role_is_refused_at_sign() {
     // generic one that the role refuses.
     let report = check_issuer(
         issuer_addr(),
-        &f.bao.addr(),
-        None,
-        None,
+        &Connection {
+            server: f.bao.addr(),
+            ..Connection::default()
+        },
         "pki_int/sign/web",
         &creds,
         Probe::generic(),
@@ -225,4 +233,118 @@ async fn a_sealed_vault_fails_at_the_first_step() {
             .unwrap_err()
             .contains("sealed")
     );
+}
+
+/// The repository of the mTLS example's Vault half, and cert auth with a
+/// role for cert-manager whose CA is client CA `a`.
+async fn tls_fixture() -> (common::tls::TlsBao, certplane::model::Repository) {
+    let bao = common::tls::TlsBao::start();
+    let (prepared, _) = common::apply_yaml_at(&bao.dev_addr(), REPO).await;
+    bao.bao_ok(&["auth", "enable", "cert"]);
+    let ca = bao.file("client-a-ca.pem", &bao.client_a.ca_pem);
+    bao.bao_ok(&[
+        "write",
+        "auth/cert/certs/cert-manager",
+        &format!("certificate=@{}", ca.display()),
+        "token_policies=web-sign",
+    ]);
+    (bao, prepared.repo)
+}
+
+async fn check_cert(
+    bao: &common::tls::TlsBao,
+    repo: &certplane::model::Repository,
+    transport: &common::tls::ClientCert,
+    login: Option<&common::tls::ClientCert>,
+    name: &str,
+) -> certplane::verify::IssuerReport {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    check_issuer(
+        issuer_addr(),
+        &Connection {
+            server: bao.tls_addr(),
+            ca_bundle_pem: Some(bao.server_ca_pem.clone()),
+            namespace: None,
+            client_identity: Some(Sensitive::new(transport.identity())),
+        },
+        "pki_int/sign/web",
+        &Credentials::Cert {
+            mount: "cert".into(),
+            name: Some(name.into()),
+            identity: login.map(|c| Sensitive::new(c.identity())),
+            from: "Secret sandbox/vault-client-tls".into(),
+        },
+        probe_for(repo, "pki_int/sign/web"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn tls_certificate_auth_logs_in_over_mtls_and_signs() {
+    let (bao, repo) = tls_fixture().await;
+    let report = check_cert(&bao, &repo, &bao.client_a, None, "cert-manager").await;
+    let text = report.render();
+    assert!(report.ok(), "{text}");
+    assert!(
+        text.contains("ok    login: TLS certificate auth role cert-manager on auth/cert"),
+        "{text}"
+    );
+    assert!(text.contains("ok    chain:"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    assert!(!format!("{report:?}").contains(&bao.client_a.key_pem));
+
+    // A login certificate of its own (auth.clientCertificate.secretName),
+    // beside the connection's: the login uses it, and only it.
+    let report = check_cert(
+        &bao,
+        &repo,
+        &bao.client_b,
+        Some(&bao.client_a),
+        "cert-manager",
+    )
+    .await;
+    assert!(report.ok(), "{}", report.render());
+}
+
+#[tokio::test]
+async fn a_certificate_the_role_does_not_trust_fails_at_login_with_the_causes() {
+    let (bao, repo) = tls_fixture().await;
+    // Client CA b gets through the TLS listener, but the role trusts only a.
+    let report = check_cert(&bao, &repo, &bao.client_b, None, "cert-manager").await;
+    let last = report.steps.last().unwrap();
+    assert_eq!(last.what, "login", "{}", report.render());
+    let why = last.result.as_ref().unwrap_err();
+    assert!(
+        why.contains("check that cert role cert-manager (auth/cert/certs/cert-manager) exists"),
+        "{why}"
+    );
+    assert!(
+        why.contains("the CA that signed this client certificate"),
+        "{why}"
+    );
+    // A role name that does not exist fails the same way, naming it.
+    let report = check_cert(&bao, &repo, &bao.client_a, None, "cert-manger").await;
+    let why = report.steps.last().unwrap().result.clone().unwrap_err();
+    assert!(why.contains("cert role cert-manger"), "{why}");
+    // Without a client certificate the TLS listener refuses the connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let report = check_issuer(
+        issuer_addr(),
+        &Connection {
+            server: bao.tls_addr(),
+            ca_bundle_pem: Some(bao.server_ca_pem.clone()),
+            ..Connection::default()
+        },
+        "pki_int/sign/web",
+        &Credentials::Cert {
+            mount: "cert".into(),
+            name: Some("cert-manager".into()),
+            identity: None,
+            from: "nowhere".into(),
+        },
+        probe_for(&repo, "pki_int/sign/web"),
+    )
+    .await;
+    assert_eq!(report.steps[0].what, "vault", "{}", report.render());
+    assert!(report.steps[0].result.is_err(), "{}", report.render());
 }

@@ -542,7 +542,7 @@ pub async fn planned_from_file(
     dir: Option<&Path>,
     render: Option<&Path>,
     allow_destroy_ca: bool,
-) -> Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus> {
+) -> Result<(Prepared, Option<Vault>, ClusterSide, Plan), ExitStatus> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         eprintln!("error: cannot read the plan {}: {e}", file.display());
         ExitStatus::Error
@@ -596,7 +596,7 @@ pub async fn planned_from_file(
         );
         return Err(ExitStatus::Error);
     }
-    let vault = pipeline::connect(&prepared.repo)
+    let vault = pipeline::connect_if_needed(&prepared)
         .await
         .map_err(|e| fail(&e))?;
     let side = pipeline::cluster_side(&prepared.repo, render)
@@ -605,12 +605,16 @@ pub async fn planned_from_file(
     let options = PlanOptions {
         allow_destroy_ca: saved.allow_destroy_ca,
     };
-    let fresh = pipeline::plan_with(&vault, &side, &prepared, options)
+    let fresh = pipeline::plan_with(vault.as_ref(), &side, &prepared, options)
         .await
         .map_err(|e| fail(&e))?;
     let findings = compare(&saved.plan, &for_file(&fresh));
     if !findings.is_empty() {
-        let findings = settle(&saved.plan, findings, &vault).await?;
+        // Without Vault (no Vault objects) there is no delete to settle.
+        let findings = match &vault {
+            Some(vault) => settle(&saved.plan, findings, vault).await?,
+            None => findings,
+        };
         if !findings.is_empty() {
             return Err(refuse(file, &findings));
         }

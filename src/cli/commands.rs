@@ -252,13 +252,13 @@ async fn planned(
     dir: &Path,
     render: Option<&Path>,
     options: PlanOptions,
-) -> Result<(Prepared, Vault, ClusterSide, Plan), Stop> {
+) -> Result<(Prepared, Option<Vault>, ClusterSide, Plan), Stop> {
     let prepare = pipeline::PrepareOptions {
         render,
         ..pipeline::PrepareOptions::default()
     };
     let prepared = pipeline::prepare_with(dir, prepare).map_err(Stop::Invalid)?;
-    let vault = pipeline::connect(&prepared.repo)
+    let vault = pipeline::connect_if_needed(&prepared)
         .await
         .map_err(|e| Stop::failed(&e))?;
     let side = pipeline::cluster_side(&prepared.repo, render)
@@ -270,7 +270,7 @@ async fn planned(
                     .into(),
             ),
         })?;
-    let plan = pipeline::plan_with(&vault, &side, &prepared, options)
+    let plan = pipeline::plan_with(vault.as_ref(), &side, &prepared, options)
         .await
         .map_err(|e| Stop::failed(&e))?;
     Ok((prepared, vault, side, plan))
@@ -339,7 +339,7 @@ struct ApplyHow {
 /// Shows the plan, asks, then applies it under the apply lock: the plan is
 /// made again under the lock and applied only if it is the one shown.
 async fn apply(
-    planned: Result<(Prepared, Vault, ClusterSide, Plan), ExitStatus>,
+    planned: Result<(Prepared, Option<Vault>, ClusterSide, Plan), ExitStatus>,
     options: PlanOptions,
     how: ApplyHow,
 ) -> ExitStatus {
@@ -388,6 +388,28 @@ async fn apply(
         if human {
             print_event(&event, style);
         }
+    };
+    let Some(vault) = vault else {
+        // No Vault objects: no CA to guard, no lock to take; the cluster half
+        // is server-side applied (idempotent).
+        let none = pipeline::apply_with(
+            None,
+            &side,
+            &prepared,
+            &plan,
+            crate::vault::ApplyOptions::default(),
+            &mut on_event,
+        )
+        .await;
+        return match none {
+            Ok(done) => {
+                if human {
+                    println!("\n{}", report_line(&done));
+                }
+                ExitStatus::Clean
+            }
+            Err(e) => fail(&e),
+        };
     };
     let got = pipeline::apply_locked(
         &vault,

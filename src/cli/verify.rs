@@ -8,7 +8,9 @@ use serde_json::Value;
 use super::ExitStatus;
 use super::commands::{fail, prepare};
 use crate::cluster::{Cluster, reconcile};
-use crate::verify::{IssuerReport, Step, check_issuer, credentials, probe_for};
+use crate::verify::{
+    Connection, IssuerReport, Step, check_issuer, client_identity, credentials, probe_for,
+};
 
 /// cert-manager's default `--cluster-resource-namespace`.
 const CLUSTER_RESOURCE_NAMESPACE: &str = "cert-manager";
@@ -63,13 +65,23 @@ pub async fn run(dir: &Path, vault_addr: Option<&str>) -> ExitStatus {
                 .ok()
                 .and_then(|v| String::from_utf8(v).ok())
         });
-        let report = match credentials(&cluster, issuer, CLUSTER_RESOURCE_NAMESPACE).await {
-            Ok(creds) => {
+        let found = match client_identity(&cluster, issuer, CLUSTER_RESOURCE_NAMESPACE).await {
+            Ok(identity) => credentials(&cluster, issuer, CLUSTER_RESOURCE_NAMESPACE)
+                .await
+                .map(|c| (identity, c)),
+            Err(e) => Err(e),
+        };
+        let report = match found {
+            Ok((client_identity, creds)) => {
+                let connection = Connection {
+                    server: server.to_string(),
+                    ca_bundle_pem: ca_bundle,
+                    namespace: vault["namespace"].as_str().map(str::to_string),
+                    client_identity,
+                };
                 check_issuer(
                     addr,
-                    server,
-                    ca_bundle.as_deref(),
-                    vault["namespace"].as_str(),
+                    &connection,
                     path,
                     &creds,
                     probe_for(&prepared.repo, path),

@@ -265,7 +265,7 @@ impl Cluster {
             Ok(Err(source)) => {
                 return Err(ClusterError::Discovery {
                     api_version: api_version.to_string(),
-                    source,
+                    error: source,
                 });
             }
             Ok(Ok(g)) => g,
@@ -475,7 +475,7 @@ impl Cluster {
             Err(kube::Error::Api(status)) if is_404(&status) => Ok(None),
             Err(source) => Err(ClusterError::Discovery {
                 api_version: r.group.clone(),
-                source,
+                error: source,
             }),
         }
     }
@@ -679,7 +679,7 @@ pub(crate) fn request_error(
         return ClusterError::Request {
             op,
             object: object.to_string(),
-            source: err,
+            error: err,
         };
     }
     let err = match err {
@@ -707,8 +707,93 @@ pub(crate) fn request_error(
         ClusterError::Request {
             op,
             object: object.to_string(),
-            source: err,
+            error: err,
         }
+    }
+}
+
+/// A failed API call on one line: for an answer of the API server, its
+/// status code, reason and message (and the fields it names), then a hint;
+/// for a failure to reach it, the cause. Never a Rust debug dump.
+pub fn describe(err: &kube::Error) -> String {
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match err {
+        kube::Error::Api(status) => {
+            let mut line = format!("{}", status.code);
+            if !status.reason.is_empty() {
+                line.push_str(&format!(" {}", status.reason));
+            }
+            if !status.message.is_empty() {
+                line.push_str(&format!(": {}", one_line(&status.message)));
+            }
+            let fields: Vec<&str> = status
+                .details
+                .iter()
+                .flat_map(|d| d.causes.iter())
+                .map(|c| c.field.as_str())
+                .filter(|f| !f.is_empty() && !status.message.contains(*f))
+                .collect();
+            if !fields.is_empty() {
+                line.push_str(&format!(" (fields: {})", fields.join(", ")));
+            }
+            line.push_str(&format!("; hint: {}", hint(status)));
+            line
+        }
+        kube::Error::SerdeError(e) => format!(
+            "the reply is not what certplane expects (line {}, column {}); is this a Kubernetes API server?",
+            e.line(),
+            e.column()
+        ),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            let mut parts = Vec::new();
+            let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(err);
+            while let Some(e) = cur {
+                let text = one_line(&e.to_string());
+                if !parts.iter().any(|p: &String| p.contains(&text)) {
+                    parts.push(text);
+                }
+                cur = e.source();
+            }
+            format!(
+                "cannot reach the API server: {}; hint: check the kubeconfig's server address and that the cluster is up",
+                parts.join(": ")
+            )
+        }
+        kube::Error::Auth(e) => format!(
+            "cannot authenticate to the API server: {}; hint: check the kubeconfig's user (e.g. refresh its credentials)",
+            one_line(&e.to_string())
+        ),
+        other => one_line(&other.to_string()),
+    }
+}
+
+/// What to do about an answer of the API server.
+fn hint(status: &kube::core::Status) -> String {
+    let kind = status
+        .details
+        .as_ref()
+        .map(|d| d.kind.as_str())
+        .unwrap_or_default();
+    let name = status
+        .details
+        .as_ref()
+        .map(|d| d.name.as_str())
+        .unwrap_or_default();
+    match status.code {
+        401 => "the API server did not accept certplane's credentials: check the kubeconfig's user, or the pod's ServiceAccount token".into(),
+        403 => "certplane's identity is not allowed to do this: grant it in RBAC (deploy/rbac.yaml lists what certplane needs)".into(),
+        404 if kind == "namespaces" => format!(
+            "namespace {name} does not exist: declare it in the repository (apiVersion: v1, kind: Namespace) or create it first"
+        ),
+        404 => "the object or its kind is not there: check the apiVersion, kind and namespace".into(),
+        409 => "the object changed meanwhile or another field manager holds these fields: run again".into(),
+        422 | 400 => "the API server refused the object as written: fix the field it names in the repository".into(),
+        429 => "the API server is throttling requests: run again later".into(),
+        code if code >= 500 && status.message.contains("webhook") => {
+            "an admission webhook failed: check that it runs (e.g. the cert-manager webhook) and run again".into()
+        }
+        code if code >= 500 => "the API server failed to answer: check the cluster and run again".into(),
+        _ => "see the API server's message".into(),
     }
 }
 

@@ -78,24 +78,26 @@ pub enum ClusterError {
         hint: String,
     },
     /// Discovery failed for another reason than "not served".
-    #[error("cannot discover {api_version} on the api server")]
+    #[error(
+        "cannot discover {api_version} on the api server: {}",
+        client::describe(error)
+    )]
     Discovery {
         /// The apiVersion asked for.
         api_version: String,
-        /// Why.
-        #[source]
-        source: kube::Error,
+        /// Why (described in the message, on one line).
+        error: kube::Error,
     },
-    /// A request to the API server failed.
-    #[error("{op} {object} failed")]
+    /// A request to the API server failed: one line with the status, the
+    /// reason, the server's message and a hint ([`client::describe`]).
+    #[error("{op} {object} failed: {}", client::describe(error))]
     Request {
         /// What was being done (`get`, `dry-run apply`, `apply`, `delete`).
         op: &'static str,
         /// The object (`group/Kind/namespace/name`).
         object: String,
         /// Why (server messages about Secrets are redacted).
-        #[source]
-        source: kube::Error,
+        error: kube::Error,
     },
     /// A request about a Secret failed and its message could not be shown
     /// safely in full.

@@ -81,9 +81,43 @@ pub fn owned_manifest(manifest: &Value, identity: &str) -> Value {
 }
 
 fn generated_from(manifest: &Value) -> Option<String> {
-    manifest["metadata"]["annotations"][crate::expand::GENERATED_FROM]
+    let from = manifest["metadata"]["annotations"][crate::expand::GENERATED_FROM]
         .as_str()
-        .map(|f| format!("generated from {f}"))
+        .map(|f| format!("generated from {f}"));
+    match (from, privilege(manifest)) {
+        (Some(f), Some(p)) => Some(format!("{f}; {p}")),
+        (f, p) => f.or(p),
+    }
+}
+
+/// What a ClusterRoleBinding grants, said in the plan: a cluster-wide
+/// privilege is never applied without being shown.
+fn privilege(manifest: &Value) -> Option<String> {
+    if manifest["kind"] != "ClusterRoleBinding" {
+        return None;
+    }
+    let role = manifest["roleRef"]["name"].as_str()?;
+    let subjects: Vec<String> = manifest["subjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let kind = s["kind"].as_str().unwrap_or_default();
+            match s["namespace"].as_str() {
+                Some(ns) => format!("{kind} {ns}/{}", s["name"].as_str().unwrap_or_default()),
+                None => format!("{kind} {}", s["name"].as_str().unwrap_or_default()),
+            }
+        })
+        .collect();
+    let what = if role == crate::expand::AUTH_DELEGATOR {
+        " (create TokenReviews and SubjectAccessReviews: what Vault's Kubernetes auth needs to check tokens)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "grants ClusterRole {role}{what} cluster-wide to {}",
+        subjects.join(", ")
+    ))
 }
 
 fn change(addr: Addr, action: Action, manifest: Option<Value>) -> Change {
@@ -543,6 +577,42 @@ mod tests {
             loaded(json!({"apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": "vi", "namespace": "sandbox"}})),
         ]
+    }
+
+    #[test]
+    fn a_cluster_role_binding_says_what_it_grants_to_whom() {
+        let dir = tempfile::tempdir().unwrap();
+        let sa = crate::model::ReviewerServiceAccount {
+            namespace: "vault-auth".into(),
+            name: "vault-token-reviewer".into(),
+        };
+        let manifests: Vec<Loaded<Value>> =
+            crate::expand::reviewer_manifests(&sa, "AuthMount/kubernetes")
+                .into_iter()
+                .map(loaded)
+                .collect();
+        let plan = plan_render(dir.path(), &manifests, "lab").changes;
+        let binding = plan
+            .iter()
+            .find(|c| c.addr.to_string().contains("ClusterRoleBinding"))
+            .unwrap();
+        assert_eq!(
+            binding.reason.as_deref(),
+            Some(
+                "rendered for Flux/Argo; generated from AuthMount/kubernetes; grants ClusterRole \
+                 system:auth-delegator (create TokenReviews and SubjectAccessReviews: what Vault's \
+                 Kubernetes auth needs to check tokens) cluster-wide to ServiceAccount \
+                 vault-auth/vault-token-reviewer"
+            )
+        );
+        let account = plan
+            .iter()
+            .find(|c| c.addr.to_string().contains("ServiceAccount"))
+            .unwrap();
+        assert_eq!(
+            account.reason.as_deref(),
+            Some("rendered for Flux/Argo; generated from AuthMount/kubernetes")
+        );
     }
 
     #[test]

@@ -152,10 +152,18 @@ pub struct IntermediateCa {
     /// basicConstraints pathLen; -1 = unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_path_length: Option<i32>,
-    /// `true`: `intermediate/generate/exported` (the key is returned once and
-    /// discarded by certplane, never printed).
+    /// `true`: `intermediate/generate/exported`: Vault returns the key once,
+    /// when the intermediate is made, and certplane delivers it to
+    /// `deliverKeyTo` (required with it); it is never printed, logged or
+    /// written to a file.
     #[serde(default)]
     pub export_key: bool,
+    /// Where the exported key goes, with the certificate and its chain: a
+    /// cluster Secret, written when the intermediate is made (or rotated),
+    /// and left alone afterwards (certplane never updates, prunes or reads
+    /// it back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_key_to: Option<KeyDeliverTo>,
     /// Who signs the CSR.
     pub signed_by: SignedBy,
     /// Start a new issuer when less than this lifetime remains.
@@ -164,6 +172,43 @@ pub struct IntermediateCa {
     /// Any other parameter of `intermediate/generate`, passed through.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `intermediate.deliverKeyTo`: the Secret that receives an exported key.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyDeliverTo {
+    /// The Secret.
+    pub secret: SecretName,
+    /// Its keys: `tls` (a `kubernetes.io/tls` Secret: `tls.crt` with the
+    /// chain, `tls.key`, `ca.crt`) or `istio` (Istio's plug-in CA
+    /// `cacerts`: `ca-cert.pem`, `ca-key.pem`, `cert-chain.pem`,
+    /// `root-cert.pem`).
+    #[serde(default)]
+    pub format: KeySecretFormat,
+}
+
+/// A namespaced Secret.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretName {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// The layout of a Secret holding a CA key and its certificates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeySecretFormat {
+    /// `kubernetes.io/tls`: `tls.crt` (certificate and chain), `tls.key`,
+    /// `ca.crt` (the root).
+    #[default]
+    Tls,
+    /// Istio's plug-in CA (`cacerts`): `ca-cert.pem`, `ca-key.pem`,
+    /// `cert-chain.pem`, `root-cert.pem`.
+    Istio,
 }
 
 /// Who signs an intermediate's CSR. Exactly one of the three.
@@ -456,13 +501,60 @@ pub struct KubernetesAuthConfig {
     /// Expected `iss` of service account tokens (empty: not checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
-    /// JWT Vault uses to call TokenReview (default: the caller's own token).
+    /// Who Vault calls the TokenReview API as: a ServiceAccount certplane
+    /// declares, or Vault's own pod identity. One of `tokenReviewer` and
+    /// `tokenReviewerJwtFrom` is required: without a reviewer Vault reviews a
+    /// token with that same token, which the API server refuses for the
+    /// audience-bound tokens cert-manager requests (401).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_reviewer: Option<TokenReviewer>,
+    /// The reviewer's JWT from a source (`token_reviewer_jwt`), for a
+    /// reviewer made outside certplane; its account needs
+    /// `system:auth-delegator`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_reviewer_jwt_from: Option<Source>,
     /// `true` when Vault does not run in the cluster: do not read the pod's
     /// own CA and token (OpenBao otherwise fails when they are absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_local_ca_jwt: Option<bool>,
+}
+
+/// The identity Vault calls the TokenReview API as. Exactly one.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum TokenReviewer {
+    /// A ServiceAccount certplane creates with a ClusterRoleBinding to
+    /// `system:auth-delegator` and a `kubernetes.io/service-account-token`
+    /// Secret; certplane reads that token from the cluster and writes it to
+    /// `token_reviewer_jwt`.
+    ServiceAccount(ReviewerServiceAccount),
+    /// `true`: Vault runs in the cluster and reviews with its own pod's
+    /// service account token (bound to `system:auth-delegator` by whoever
+    /// deploys Vault); `token_reviewer_jwt` stays unset.
+    VaultPodIdentity(bool),
+}
+
+/// `tokenReviewer.serviceAccount`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReviewerServiceAccount {
+    /// Its namespace (declare the Namespace in the repository, or use one
+    /// that exists).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl ReviewerServiceAccount {
+    /// The `kubernetes.io/service-account-token` Secret holding its token.
+    pub fn token_secret(&self) -> String {
+        format!("{}-token", self.name)
+    }
+
+    /// The ClusterRoleBinding granting it `system:auth-delegator`.
+    pub fn binding(&self) -> String {
+        format!("{}-{}-auth-delegator", self.namespace, self.name)
+    }
 }
 
 /// JWT/OIDC auth config.

@@ -10,7 +10,7 @@ use crate::addr::Addr;
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
-    ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind, Signer,
+    ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind, SecretFrom, Signer,
 };
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
@@ -248,17 +248,26 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
         action: Action::NoOp,
         before: None,
         after: Some(r.fields.clone()),
-        sensitive: r.secrets.keys().cloned().collect(),
+        sensitive: r
+            .secrets
+            .iter()
+            .filter(|(_, from)| !matches!(from, SecretFrom::Unset))
+            .map(|(k, _)| k.clone())
+            .collect(),
         reason: None,
         ca: None,
         depends_on: r.depends_on.clone(),
         manifest: None,
     };
-    for key in r.secrets.keys() {
+    for (key, from) in &r.secrets {
+        let shown = match from {
+            SecretFrom::Unset => Value::Null,
+            SecretFrom::Source(_) | SecretFrom::ClusterSecret(_) => json!("(sensitive)"),
+        };
         change
             .after
             .get_or_insert_default()
-            .insert(key.clone(), json!("(sensitive)"));
+            .insert(key.clone(), shown);
     }
     let Some(live) = observed.resources.get(&r.addr) else {
         change.action = Action::Create;
@@ -288,7 +297,7 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
             changed.push(key.clone());
         }
     }
-    for key in r.secrets.keys() {
+    for (key, from) in &r.secrets {
         let set = live
             .get(&format!("{key}_set"))
             .and_then(Value::as_bool)
@@ -301,7 +310,8 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
                 Value::Null
             },
         );
-        if !set {
+        let want_set = !matches!(from, SecretFrom::Unset);
+        if set != want_set {
             changed.push(key.clone());
         }
     }
@@ -612,6 +622,13 @@ fn pending_keys(change: &mut Change, ca: &DesiredCa, observed: &Observed) -> Vec
         } => (true, certificate_pem.is_some() || csr_pem.is_some()),
         _ => (false, false),
     };
+    let exports = matches!(
+        ca.method,
+        CaMethod::Intermediate {
+            export_key: true,
+            ..
+        }
+    );
     let mut out = Vec::new();
     for key in pending_named(ca, observed) {
         if finishing.as_deref() == Some(key.name.as_str()) {
@@ -646,6 +663,21 @@ fn pending_keys(change: &mut Change, ca: &DesiredCa, observed: &Observed) -> Vec
                      apply gave it: clear the name",
                     user.id
                 )),
+                ..base
+            });
+            continue;
+        }
+        if key.name == wanted && exports {
+            // Its private key left Vault once, with the apply that stopped,
+            // and is gone: delete it first, so that a new key (exported and
+            // delivered this time) can take the name.
+            change.depends_on.push(addr.clone());
+            out.push(Change {
+                reason: Some(
+                    "an exported intermediate key an interrupted apply generated: its private \
+                     key was not delivered and cannot be read again; delete it, a new key is made"
+                        .into(),
+                ),
                 ..base
             });
             continue;

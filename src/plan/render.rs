@@ -88,9 +88,10 @@ fn field_lines(out: &mut String, c: &Change, style: Style) {
         (Action::Update, Some(a)) => a
             .keys()
             .filter(|k| {
-                let b = before.and_then(|b| b.get(*k));
-                let sensitive_unset = c.sensitive.contains(k) && b.is_none_or(Value::is_null);
-                sensitive_unset || !same_value(&a[*k], b)
+                // A secret is written whenever its object is (Vault and the
+                // providers list it only then): shown, masked, even when
+                // both sides read `(sensitive)`.
+                c.sensitive.contains(k) || !same_value(&a[*k], before.and_then(|b| b.get(*k)))
             })
             .collect(),
         // A replaced CA: only the identity fields that the live issuer has
@@ -207,9 +208,10 @@ pub fn summary_line(plan: &Plan) -> String {
         );
     }
     if !plan.has_changes() {
+        let unchanged = n("unchanged");
         return format!(
-            "No changes. The live state matches the repository ({} objects).",
-            n("unchanged")
+            "No changes. The live state matches the repository ({unchanged} object{}).",
+            if unchanged == 1 { "" } else { "s" }
         );
     }
     let mut line = format!(

@@ -1435,6 +1435,27 @@ impl<'a> Checker<'a> {
                 );
             }
         }
+        for (meta, origin, m) in repo.pki_mounts() {
+            let Some(crate::model::CaSpec::Intermediate(i)) = &m.ca else {
+                continue;
+            };
+            let Some(to) = &i.deliver_key_to else {
+                continue;
+            };
+            let to = &to.secret;
+            if let Some((o, _)) = self.secret(&to.namespace, &to.name) {
+                let at = o.origin().at("metadata.name");
+                self.push(
+                    origin,
+                    "spec.ca.intermediate.deliverKeyTo.secret.name",
+                    format!(
+                        "PkiMount {}: deliverKeyTo Secret {}/{} is also declared at {at}",
+                        meta.name, to.namespace, to.name
+                    ),
+                    "certplane writes the key's Secret itself: remove the declared Secret, or deliver to another name",
+                );
+            }
+        }
     }
 }
 

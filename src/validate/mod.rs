@@ -29,7 +29,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    AuthType, CaSpec, Duration, KeyType, Origin, PkiRoleSpec, Repository, RoleKeyType, SignedBy,
+    AuthType, CaSpec, Duration, KeyType, KubernetesAuthConfig, Origin, PkiRoleSpec, Repository,
+    RoleKeyType, SignedBy, TokenReviewer,
 };
 
 use ca::CaFacts;
@@ -56,6 +57,7 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     v.roles(&facts);
     v.policies();
     v.auth();
+    v.exported_keys();
     let mut out = v.out;
     // Checks that catch what Vault would refuse only after earlier writes.
     names::check(repo, &mut out);
@@ -82,6 +84,41 @@ struct AuthRole<'a> {
 struct Validator<'a> {
     repo: &'a Repository,
     out: Vec<Diagnostic>,
+}
+
+/// Why a Kubernetes namespace or ServiceAccount name is not a DNS label,
+/// if it is not.
+fn dns_label_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 63 {
+        Some("is longer than 63 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || name.starts_with('-')
+        || name.ends_with('-')
+    {
+        Some("is not a DNS label")
+    } else {
+        None
+    }
+}
+
+/// Why a Kubernetes object name is not a DNS subdomain, if it is not.
+fn dns_subdomain_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 253 {
+        Some("is longer than 253 characters")
+    } else if name
+        .split('.')
+        .any(|label| dns_label_problem(label).is_some())
+    {
+        Some("is not a DNS subdomain")
+    } else {
+        None
+    }
 }
 
 /// Why a name cannot be a Vault path segment, if it cannot.
@@ -675,6 +712,138 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A kubernetes auth config names exactly one token reviewer, and a
+    /// usable one.
+    fn token_reviewer(&mut self, mount: &str, origin: &Origin, k: &KubernetesAuthConfig) {
+        match (&k.token_reviewer, &k.token_reviewer_jwt_from) {
+            (None, None) => self.push(
+                origin,
+                "spec.kubernetes",
+                format!(
+                    "auth mount {mount} has no token reviewer: Vault would review each login's \
+                     token with that same token, and the API server refuses the audience-bound \
+                     tokens cert-manager requests (401), so every login fails"
+                ),
+                "add to spec.kubernetes `tokenReviewer: {serviceAccount: {namespace: vault-auth, \
+                 name: vault-token-reviewer}}` (certplane creates the ServiceAccount, its token \
+                 Secret and a ClusterRoleBinding to system:auth-delegator, and writes the token to \
+                 Vault); or `tokenReviewer: {vaultPodIdentity: true}` when Vault runs in the \
+                 cluster with an account bound to system:auth-delegator; or \
+                 `tokenReviewerJwtFrom: {env: K8S_TOKEN_REVIEWER_JWT}`",
+            ),
+            (Some(_), Some(_)) => self.push(
+                origin,
+                "spec.kubernetes.tokenReviewerJwtFrom",
+                format!("auth mount {mount} names two token reviewers"),
+                "keep either tokenReviewer or tokenReviewerJwtFrom",
+            ),
+            (Some(TokenReviewer::VaultPodIdentity(false)), None) => self.push(
+                origin,
+                "spec.kubernetes.tokenReviewer.vaultPodIdentity",
+                format!("auth mount {mount}: vaultPodIdentity: false names no token reviewer"),
+                "set vaultPodIdentity: true (Vault runs in the cluster), or declare \
+                 tokenReviewer: {serviceAccount: {namespace: ..., name: ...}}",
+            ),
+            (Some(TokenReviewer::VaultPodIdentity(true)), None)
+                if k.disable_local_ca_jwt == Some(true) =>
+            {
+                self.push(
+                    origin,
+                    "spec.kubernetes.disableLocalCaJwt",
+                    format!(
+                        "auth mount {mount}: vaultPodIdentity reviews with Vault's own pod \
+                         token, which disableLocalCaJwt: true turns off"
+                    ),
+                    "remove disableLocalCaJwt (Vault in the cluster), or use tokenReviewer: \
+                     {serviceAccount: ...} when Vault runs outside the cluster",
+                )
+            }
+            (Some(TokenReviewer::ServiceAccount(sa)), None) => {
+                for (field, value) in [("namespace", &sa.namespace), ("name", &sa.name)] {
+                    if let Some(why) = dns_label_problem(value) {
+                        self.push(
+                            origin,
+                            &format!("spec.kubernetes.tokenReviewer.serviceAccount.{field}"),
+                            format!("auth mount {mount}: token reviewer {field} {value:?} {why}"),
+                            "use lowercase letters, digits and '-' (a DNS label)",
+                        );
+                    }
+                }
+            }
+            (Some(TokenReviewer::VaultPodIdentity(true)), None) | (None, Some(_)) => {}
+        }
+    }
+
+    /// An exported intermediate key goes somewhere: `exportKey: true` and
+    /// `deliverKeyTo` come together, and the key is made when the
+    /// certificate is (not with a manual signature, which comes later).
+    fn exported_keys(&mut self) {
+        for (meta, origin, m) in self.repo.pki_mounts() {
+            let Some(CaSpec::Intermediate(i)) = &m.ca else {
+                continue;
+            };
+            let base = "spec.ca.intermediate";
+            match (i.export_key, &i.deliver_key_to) {
+                (true, None) => self.push(
+                    origin,
+                    &format!("{base}.exportKey"),
+                    format!(
+                        "intermediate {}: exportKey: true without deliverKeyTo: Vault returns the key \
+                         once and it would be discarded",
+                        meta.name
+                    ),
+                    "add `deliverKeyTo: {secret: {namespace: ..., name: ...}, format: tls}` (format \
+                     istio for Istio's cacerts), or remove exportKey to keep the key in Vault",
+                ),
+                (false, Some(_)) => self.push(
+                    origin,
+                    &format!("{base}.deliverKeyTo"),
+                    format!(
+                        "intermediate {}: deliverKeyTo without exportKey: true: the key stays in Vault",
+                        meta.name
+                    ),
+                    "set exportKey: true to export and deliver the key, or remove deliverKeyTo",
+                ),
+                (true, Some(to)) => {
+                    if matches!(i.signed_by, SignedBy::Manual(_)) {
+                        self.push(
+                            origin,
+                            &format!("{base}.deliverKeyTo"),
+                            format!(
+                                "intermediate {}: deliverKeyTo with signedBy.manual: the key is made \
+                                 with the CSR, before the signed certificate exists",
+                                meta.name
+                            ),
+                            "sign with signedBy.mount or signedBy.external to deliver the key",
+                        );
+                    }
+                    let names = [
+                        (
+                            "namespace",
+                            &to.secret.namespace,
+                            dns_label_problem(&to.secret.namespace),
+                        ),
+                        ("name", &to.secret.name, dns_subdomain_problem(&to.secret.name)),
+                    ];
+                    for (field, value, problem) in names {
+                        if let Some(why) = problem {
+                            self.push(
+                                origin,
+                                &format!("{base}.deliverKeyTo.secret.{field}"),
+                                format!(
+                                    "intermediate {}: deliverKeyTo {field} {value:?} {why}",
+                                    meta.name
+                                ),
+                                "use lowercase letters, digits, '-' (and '.' in a name)",
+                            );
+                        }
+                    }
+                }
+                (false, None) => {}
+            }
+        }
+    }
+
     fn auth(&mut self) {
         for (meta, origin, m) in self.repo.auth_mounts() {
             if m.kubernetes.is_some() && m.auth_type != AuthType::Kubernetes {
@@ -715,6 +884,7 @@ impl<'a> Validator<'a> {
                 {
                     self.push(origin, "spec.kubernetes.caCertFile", message, hint);
                 }
+                self.token_reviewer(&meta.name, origin, k);
             }
         }
         for (meta, origin, r) in self.repo.kubernetes_auth_roles() {

@@ -14,25 +14,36 @@ use super::issuer;
 use super::observe::observe_one;
 use super::{Vault, VaultError};
 use crate::addr::Addr;
-use crate::model::Source;
 use crate::model::source::SourceError;
+use crate::model::{Sensitive, Source};
 use crate::pki::sign::SignError;
 use futures::StreamExt;
 
 use crate::plan::{Action, Change, Plan};
-use crate::state::{Desired, Fields, ResourceKind};
+use crate::state::{Desired, Fields, ResourceKind, SecretFrom};
 
 /// Where the secret parameters of each resource come from, by address and
 /// parameter name (e.g. `token_reviewer_jwt`).
 pub type SecretSources = BTreeMap<Addr, BTreeMap<String, Source>>;
 
-/// The secret sources of a desired state.
+/// The secret sources of a desired state: the repository's own sources
+/// ([`SecretFrom::Source`]); secrets read from the cluster are resolved by
+/// the pipeline after the cluster half (see [`crate::reviewer`]).
 pub fn secret_sources(desired: &Desired) -> SecretSources {
     desired
         .resources
         .iter()
-        .filter(|r| !r.secrets.is_empty())
-        .map(|r| (r.addr.clone(), r.secrets.clone()))
+        .filter_map(|r| {
+            let sources: BTreeMap<String, Source> = r
+                .secrets
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    SecretFrom::Source(s) => Some((k.clone(), s.clone())),
+                    SecretFrom::ClusterSecret(_) | SecretFrom::Unset => None,
+                })
+                .collect();
+            (!sources.is_empty()).then(|| (r.addr.clone(), sources))
+        })
         .collect()
 }
 
@@ -87,6 +98,21 @@ pub struct Waiting {
     pub certificate_file: PathBuf,
 }
 
+/// The private key of an intermediate made with `exportKey: true`, as Vault
+/// returned it (once), with its certificate and chain: for the pipeline to
+/// deliver ([`crate::deliver_key`]). `Debug` never shows the key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportedKey {
+    /// The issuer.
+    pub addr: Addr,
+    /// Its PKI mount.
+    pub mount: String,
+    /// The private key (PEM).
+    pub key: Sensitive,
+    /// The certificate, then its chain (PEM).
+    pub chain_pem: String,
+}
+
 /// What an apply did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApplyReport {
@@ -94,6 +120,8 @@ pub struct ApplyReport {
     pub applied: Vec<Applied>,
     /// Intermediates waiting for a manual signature.
     pub waiting: Vec<Waiting>,
+    /// Keys of intermediates made with `exportKey: true`, to deliver.
+    pub exported: Vec<ExportedKey>,
 }
 
 /// Why an apply stopped. Changes before the failing one stay made.
@@ -191,8 +219,8 @@ impl ApplyError {
 
 /// What applying one change led to.
 pub(crate) enum Outcome {
-    /// Made; for an issuer, its id.
-    Done(Option<String>),
+    /// Made; for an issuer, its id, and its exported key if it has one.
+    Done(Option<String>, Option<ExportedKey>),
     /// Waiting for a manual signature.
     Waiting(Waiting),
 }
@@ -208,6 +236,10 @@ pub struct ApplyOptions<'a> {
     /// resumed apply does not ask the parent to sign again. `None`: nothing
     /// is recorded (a resumed apply signs again).
     pub state_mount: Option<&'a str>,
+    /// The addresses an earlier part of the same apply created (the rest of
+    /// a plan applied after an exported key was delivered), so that a
+    /// resource under a mount made moments ago is not taken for a stale plan.
+    pub created: Option<&'a BTreeSet<Addr>>,
 }
 
 impl std::fmt::Debug for ApplyOptions<'_> {
@@ -215,6 +247,7 @@ impl std::fmt::Debug for ApplyOptions<'_> {
         f.debug_struct("ApplyOptions")
             .field("stop", &self.stop.is_some())
             .field("state_mount", &self.state_mount)
+            .field("created", &self.created)
             .finish()
     }
 }
@@ -245,8 +278,9 @@ pub async fn apply(
     apply_with(vault, plan, secrets, ApplyOptions::default(), on_event).await
 }
 
-/// [`apply`], with a stop check before every change and the mount where
-/// signed intermediates are recorded ([`ApplyOptions`]).
+/// [`apply`], with a stop check before every change, the mount where
+/// signed intermediates are recorded, and what an earlier part of the same
+/// apply created ([`ApplyOptions`]).
 pub async fn apply_with(
     vault: &Vault,
     plan: &Plan,
@@ -260,7 +294,7 @@ pub async fn apply_with(
         });
     }
     let mut report = ApplyReport::default();
-    let mut created: BTreeSet<Addr> = BTreeSet::new();
+    let mut created: BTreeSet<Addr> = options.created.cloned().unwrap_or_default();
     // Cluster objects are the cluster provider's.
     let pending: Vec<&Change> = plan
         .pending()
@@ -319,10 +353,11 @@ pub async fn apply_with(
         } else {
             recheck(vault, change, &created).await?;
             apply_fields(vault, change, secrets).await?;
-            Outcome::Done(None)
+            Outcome::Done(None, None)
         };
         match outcome {
-            Outcome::Done(issuer_id) => {
+            Outcome::Done(issuer_id, exported) => {
+                report.exported.extend(exported);
                 if matches!(change.action, Action::Create | Action::Replace) {
                     created.insert(change.addr.clone());
                 }
@@ -449,7 +484,14 @@ async fn recheck(
             let changed = managed
                 .keys()
                 .filter(|k| !change.sensitive.contains(k))
-                .any(|k| !same(before.get(k), cur.get(k)));
+                .any(
+                    |k| match cur.get(&format!("{k}_set")).and_then(Value::as_bool) {
+                        // A write-only parameter (one that must be unset):
+                        // Vault only says whether it is set.
+                        Some(set) => before.get(k.as_str()).is_some_and(|b| !b.is_null()) != set,
+                        None => !same(before.get(k), cur.get(k)),
+                    },
+                );
             if changed { Err(stale()) } else { Ok(()) }
         }
         (Action::Delete, None) => Err(stale()),

@@ -209,6 +209,28 @@ impl Vault {
                 let body = serde_json::json!({"role": role, "jwt": token.expose().trim()});
                 vault.login("kubernetes", mount, &body).await?;
             }
+            AuthSettings::Cert {
+                mount,
+                name,
+                identity,
+            } => {
+                let body = match name {
+                    Some(n) => serde_json::json!({"name": n}),
+                    None => serde_json::json!({}),
+                };
+                match identity {
+                    // Log in over a connection with the login certificate,
+                    // then go on with the connection's own.
+                    Some(pem) => {
+                        let login = http_client(settings, &vault.addr, Some(pem))?;
+                        let own = std::mem::replace(&mut vault.http, login);
+                        let result = vault.login("cert", mount, &body).await;
+                        vault.http = own;
+                        result?;
+                    }
+                    None => vault.login("cert", mount, &body).await?,
+                }
+            }
         }
         Ok(vault)
     }
@@ -229,49 +251,7 @@ impl Vault {
             .pop_if_empty()
             .push("v1");
 
-        let mut b = reqwest::Client::builder()
-            .tls_backend_rustls()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .user_agent(concat!("certplane/", env!("CARGO_PKG_VERSION")))
-            .tls_danger_accept_invalid_certs(settings.skip_verify);
-        if let Some(path) = &settings.ca_bundle {
-            let tls = |why: String| VaultError::Tls {
-                path: path.display().to_string(),
-                why,
-            };
-            let pem = std::fs::read(path).map_err(|e| tls(e.to_string()))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls(error_chain(&e)))?;
-            if certs.is_empty() {
-                return Err(tls("no PEM certificate in it".into()));
-            }
-            b = b.tls_certs_only(certs);
-        } else if address.starts_with("http://") {
-            // Plain HTTP needs no roots; skipping the platform verifier keeps
-            // a machine without system roots working (reqwest issue 2988).
-            b = b.tls_certs_only(Vec::new());
-        }
-        if let (Some(cert), Some(key)) = (&settings.client_cert, &settings.client_key) {
-            let mut pem = std::fs::read(cert).map_err(|e| VaultError::Tls {
-                path: cert.display().to_string(),
-                why: e.to_string(),
-            })?;
-            let key_pem = std::fs::read(key).map_err(|e| VaultError::Tls {
-                path: key.display().to_string(),
-                why: e.to_string(),
-            })?;
-            pem.push(b'\n');
-            pem.extend_from_slice(&key_pem);
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|_| VaultError::Tls {
-                path: format!("{} + {}", cert.display(), key.display()),
-                why: "not a PEM certificate and private key pair".into(),
-            })?;
-            b = b.identity(identity);
-        }
-        let http = b.build().map_err(|e| VaultError::Client {
-            cause: error_chain(&e),
-        })?;
+        let http = http_client(settings, &address, None)?;
         let namespace = match settings.namespace.as_deref().map(str::trim) {
             Some(ns) if !ns.is_empty() => {
                 Some(
@@ -717,6 +697,73 @@ impl Vault {
             message,
         }
     }
+}
+
+/// The HTTP client of a connection: timeouts, TLS trust and the client
+/// certificate (`identity`: a PEM certificate and key given in memory, for
+/// a login with another identity; else the settings' own).
+fn http_client(
+    settings: &VaultSettings,
+    address: &str,
+    identity: Option<&Sensitive>,
+) -> Result<reqwest::Client, VaultError> {
+    let mut b = reqwest::Client::builder()
+        .tls_backend_rustls()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .user_agent(concat!("certplane/", env!("CARGO_PKG_VERSION")))
+        .tls_danger_accept_invalid_certs(settings.skip_verify);
+    if let Some(path) = &settings.ca_bundle {
+        let tls = |why: String| VaultError::Tls {
+            path: path.display().to_string(),
+            why,
+        };
+        let pem = std::fs::read(path).map_err(|e| tls(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls(error_chain(&e)))?;
+        if certs.is_empty() {
+            return Err(tls("no PEM certificate in it".into()));
+        }
+        b = b.tls_certs_only(certs);
+    } else if address.starts_with("http://") {
+        // Plain HTTP needs no roots; skipping the platform verifier keeps
+        // a machine without system roots working (reqwest issue 2988).
+        b = b.tls_certs_only(Vec::new());
+    }
+    let pem = match (
+        identity.or(settings.client_identity.as_ref()),
+        &settings.client_cert,
+        &settings.client_key,
+    ) {
+        (Some(pem), _, _) => Some((
+            pem.expose().as_bytes().to_vec(),
+            "the client certificate and key".to_string(),
+        )),
+        (None, Some(cert), Some(key)) => {
+            let mut pem = std::fs::read(cert).map_err(|e| VaultError::Tls {
+                path: cert.display().to_string(),
+                why: e.to_string(),
+            })?;
+            let key_pem = std::fs::read(key).map_err(|e| VaultError::Tls {
+                path: key.display().to_string(),
+                why: e.to_string(),
+            })?;
+            pem.push(b'\n');
+            pem.extend_from_slice(&key_pem);
+            Some((pem, format!("{} + {}", cert.display(), key.display())))
+        }
+        _ => None,
+    };
+    if let Some((pem, what)) = pem {
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| VaultError::Tls {
+            path: what,
+            why: "not a PEM certificate and private key pair".into(),
+        })?;
+        b = b.identity(identity);
+    }
+    b.build().map_err(|e| VaultError::Client {
+        cause: error_chain(&e),
+    })
 }
 
 /// What Vault says about the token in use (`lookup-self`, `renew-self`).

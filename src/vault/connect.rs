@@ -11,8 +11,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration as StdDuration;
 
-use crate::model::Source;
 use crate::model::config::{VaultAuth, VaultTarget};
+use crate::model::{Sensitive, Source};
 
 use super::VaultError;
 
@@ -37,6 +37,9 @@ pub struct VaultSettings {
     pub client_cert: Option<PathBuf>,
     /// mTLS client key (PEM).
     pub client_key: Option<PathBuf>,
+    /// mTLS client certificate and key, PEM, given in memory (as `verify`
+    /// reads them from an Issuer's Secret); wins over the files.
+    pub client_identity: Option<Sensitive>,
     /// `VAULT_SKIP_VERIFY`: accept any server certificate.
     pub skip_verify: bool,
     /// How to log in.
@@ -82,6 +85,17 @@ pub enum AuthSettings {
         /// The service account token.
         jwt: Source,
     },
+    /// `auth/<mount>/login` of TLS certificate auth: the client certificate
+    /// of the TLS connection is the credential.
+    Cert {
+        /// The auth mount.
+        mount: String,
+        /// The certificate role (`name`); none: Vault tries every role.
+        name: Option<String>,
+        /// The certificate and key (PEM) to log in with, when they are not
+        /// the connection's own ([`VaultSettings::client_identity`]).
+        identity: Option<Sensitive>,
+    },
 }
 
 impl AuthSettings {
@@ -94,6 +108,10 @@ impl AuthSettings {
             AuthSettings::Kubernetes { mount, role, .. } => {
                 format!("kubernetes role {role} at auth/{mount}")
             }
+            AuthSettings::Cert { mount, name, .. } => match name {
+                Some(n) => format!("cert role {n} at auth/{mount}"),
+                None => format!("cert auth at auth/{mount}"),
+            },
         }
     }
 }
@@ -113,6 +131,7 @@ impl fmt::Debug for VaultSettings {
             .field("ca_bundle", &self.ca_bundle)
             .field("client_cert", &self.client_cert)
             .field("client_key", &self.client_key)
+            .field("client_identity", &self.client_identity)
             .field("skip_verify", &self.skip_verify)
             .field("auth", &self.auth)
             .field("connect_timeout", &self.connect_timeout)
@@ -403,6 +422,7 @@ impl OperatorVault {
             AuthSettings::Token { token } => token,
             AuthSettings::AppRole { secret_id, .. } => secret_id,
             AuthSettings::Jwt { jwt, .. } | AuthSettings::Kubernetes { jwt, .. } => jwt,
+            AuthSettings::Cert { .. } => return None,
         };
         match source {
             Source::Env(name) => Some(name),
@@ -877,6 +897,7 @@ impl VaultSettings {
             ca_bundle,
             client_cert,
             client_key,
+            client_identity: None,
             skip_verify: op.skip_verify,
             auth,
             connect_timeout: CONNECT_TIMEOUT.min(op.request_timeout),
@@ -892,6 +913,7 @@ impl VaultSettings {
             ca_bundle: None,
             client_cert: None,
             client_key: None,
+            client_identity: None,
             skip_verify: false,
             auth: AuthSettings::Token { token },
             connect_timeout: CONNECT_TIMEOUT,

@@ -23,10 +23,11 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
-use super::apply::{ApplyError, Outcome, Waiting, parent_created};
+use super::apply::{ApplyError, ExportedKey, Outcome, Waiting, parent_created};
 use super::observe::{observe_issuers, observe_keys};
 use super::{Vault, VaultError};
 use crate::addr::Addr;
+use crate::model::Sensitive;
 use crate::pki::sign::{certificate_blocks, sign_intermediate_csr};
 use crate::pki::x509;
 use crate::plan::{Action, CaChange, Change};
@@ -90,7 +91,7 @@ pub(crate) async fn apply_issuer(
                     r.forget(vault).await;
                 }
             }
-            Ok(Outcome::Done(Some(current.id.clone())))
+            Ok(Outcome::Done(Some(current.id.clone()), None))
         }
         Action::Replace => {
             let Some(old) = existing else {
@@ -275,6 +276,7 @@ async fn create(
     let mount = desired.mount.trim_matches('/');
     let err = ApplyError::vault(addr);
     let key_name = desired.pending_key_name();
+    let mut exported = None;
     let id = match &desired.method {
         CaMethod::Root { params } => {
             let mut body: Map<String, Value> = params.clone().into_iter().collect();
@@ -329,12 +331,15 @@ async fn create(
                 if let Some(bundle) = recorded {
                     tracing::info!(%addr, "importing the certificate the parent signed before the apply stopped");
                     let id = set_signed(vault, addr, mount, &bundle, None).await?;
-                    return finish(vault, addr, desired, id, record).await;
+                    return finish(vault, addr, desired, id, record, None).await;
                 }
-                let (csr, key_id) = match (&ca.pending_key, pending) {
+                // An exported key is never resumed (its private key left
+                // Vault once, with the apply that stopped): the planner deletes
+                // such a pending key before this change.
+                let (csr, key_id, key) = match (&ca.pending_key, pending) {
                     (Some(name), Some(id)) => {
                         let csr = generate_existing(vault, addr, mount, params, name).await?;
-                        (csr, id.to_string())
+                        (csr, id.to_string(), None)
                     }
                     _ => {
                         generate_csr(vault, addr, mount, params, *export_key, key_name.as_deref())
@@ -415,7 +420,14 @@ async fn create(
                         }));
                     }
                 };
-                set_signed(vault, addr, mount, &bundle, None).await?
+                let id = set_signed(vault, addr, mount, &bundle, None).await?;
+                exported = key.map(|key| ExportedKey {
+                    addr: addr.clone(),
+                    mount: mount.to_string(),
+                    key,
+                    chain_pem: bundle.clone(),
+                });
+                id
             }
         }
         CaMethod::Import { bundle } => {
@@ -443,7 +455,7 @@ async fn create(
             .await?
         }
     };
-    finish(vault, addr, desired, id, record).await
+    finish(vault, addr, desired, id, record, exported).await
 }
 
 /// The last steps of a new CA: name it (a root was named by its generate
@@ -455,6 +467,7 @@ async fn finish(
     desired: &DesiredCa,
     id: String,
     record: Option<&Record<'_>>,
+    exported: Option<ExportedKey>,
 ) -> Result<Outcome, ApplyError> {
     let mount = desired.mount.trim_matches('/');
     if let Some(name) = &desired.issuer_name
@@ -475,7 +488,7 @@ async fn finish(
             r.forget(vault).await;
         }
     }
-    Ok(Outcome::Done(Some(id)))
+    Ok(Outcome::Done(Some(id), exported))
 }
 
 /// Clears the pending name of a key (`<mount>/key/<name>` with an empty
@@ -513,9 +526,9 @@ fn no_field(addr: &Addr, path: &str, key: &str) -> ApplyError {
 }
 
 /// `issuers/generate/intermediate/{internal|exported}` with the key named
-/// `key_name`: the CSR and the new key's id. An exported private key is
-/// dropped here, unread. A name already taken means another apply made the
-/// key since the plan: stale.
+/// `key_name`: the CSR, the new key's id, and the private key when it is
+/// exported (Vault returns it this once). A name already taken means another
+/// apply made the key since the plan: stale.
 async fn generate_csr(
     vault: &Vault,
     addr: &Addr,
@@ -523,7 +536,7 @@ async fn generate_csr(
     params: &crate::state::Fields,
     export_key: bool,
     key_name: Option<&str>,
-) -> Result<(String, String), ApplyError> {
+) -> Result<(String, String, Option<Sensitive>), ApplyError> {
     let kind = if export_key { "exported" } else { "internal" };
     let path = format!("{mount}/issuers/generate/intermediate/{kind}");
     let mut body: Map<String, Value> = params.clone().into_iter().collect();
@@ -543,7 +556,16 @@ async fn generate_csr(
     };
     let csr = str_field(data.as_ref(), "csr").ok_or_else(|| no_field(addr, &path, "csr"))?;
     let key_id = str_field(data.as_ref(), "key_id").unwrap_or_default();
-    Ok((csr, key_id))
+    let key = if export_key {
+        Some(
+            str_field(data.as_ref(), "private_key")
+                .map(Sensitive::new)
+                .ok_or_else(|| no_field(addr, &path, "private_key"))?,
+        )
+    } else {
+        None
+    };
+    Ok((csr, key_id, key))
 }
 
 /// `issuers/generate/intermediate/existing` with `key_ref`: a new CSR for

@@ -192,7 +192,7 @@ pub enum VaultError {
     /// A login call was refused.
     #[error("{method} login at {path} failed ({status}): {message}")]
     LoginFailed {
-        /// `approle`, `jwt` or `kubernetes`.
+        /// `approle`, `jwt`, `kubernetes` or `cert`.
         method: &'static str,
         /// The login path.
         path: String,

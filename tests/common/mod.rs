@@ -8,6 +8,8 @@
 pub mod openbao;
 pub mod proxy;
 pub mod reply_faults;
+pub mod tls;
+pub mod tokenreview;
 
 pub use openbao::OpenBao;
 
@@ -138,12 +140,31 @@ pub async fn apply_yaml(
     bao: &OpenBao,
     yaml: &str,
 ) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
+    apply_yaml_at(&bao.addr(), yaml).await
+}
+
+/// [`apply_yaml`] to the server at `addr` (root token `root`).
+pub async fn apply_yaml_at(
+    addr: &str,
+    yaml: &str,
+) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
+    apply_files_at(addr, &[("repo.yaml", yaml)]).await
+}
+
+/// [`apply_yaml_at`] of a repository of several files (name, content): a
+/// YAML file and the files it names, which must be inside the repository.
+pub async fn apply_files_at(
+    addr: &str,
+    files: &[(&str, &str)],
+) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("repo.yaml"), yaml).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
     let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
     let settings = certplane::vault::VaultSettings::with_token(
-        &bao.addr(),
-        certplane::model::Source::Value(bao.token().into()),
+        addr,
+        certplane::model::Source::Value(openbao::ROOT_TOKEN.into()),
     )
     .unwrap();
     let vault = certplane::vault::Vault::connect(&settings).await.unwrap();
