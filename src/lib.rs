@@ -8,7 +8,7 @@
 //! [`cluster`] dry runs (live state) -> [`plan`] (pure diff) ->
 //! [`vault::apply()`], [`deliver`] and [`cluster::reconcile`] (converge).
 //! [`cli`] decides how far to go and what to print; [`run`] (pull loop with
-//! [`lease`] election) and `watch` decide when. [`verify`] checks issuers
+//! [`run::lease`] election) and `watch` decide when. [`verify`] checks issuers
 //! the way cert-manager uses them; [`policy`] prints the Vault policy a
 //! repository needs; [`pki`] holds the X.509 work. [`operator`] holds what
 //! whoever runs certplane decides and the repository cannot (the Vault
@@ -22,7 +22,6 @@ pub mod deliver_key;
 pub mod desired;
 pub mod diagnostic;
 pub mod expand;
-pub mod lease;
 pub mod load;
 pub mod model;
 pub mod operator;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use certplane::cluster::Cluster;
-use certplane::lease::{LeaderElector, LeaseConfig, Role};
+use certplane::run::lease::{LeaderElector, LeaseConfig, Role};
 use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams};

@@ -7,7 +7,7 @@ mod fake;
 use std::time::Duration;
 
 use certplane::cluster::ClusterError;
-use certplane::lease::{LeaderElector, Leadership, LeaseConfig, Role};
+use certplane::run::lease::{LeaderElector, Leadership, LeaseConfig, Role};
 use fake::{Step, cluster, finish};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};

@@ -148,7 +148,8 @@ pub async fn run(args: RunArgs) -> ExitStatus {
                 lease_name,
                 lease_namespace,
             } = *args.lease;
-            leader_elect.then(|| crate::lease::LeaseConfig::from_env(lease_name, lease_namespace))
+            leader_elect
+                .then(|| crate::run::lease::LeaseConfig::from_env(lease_name, lease_namespace))
         },
         locking,
     };

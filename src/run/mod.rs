@@ -6,11 +6,12 @@
 //! out of band is repaired without a commit. One Vault login for the life of
 //! the loop ([`session`]); its state is served on `/healthz`, `/readyz` and
 //! `/metrics` ([`http`], [`metrics`]). With leader election
-//! ([`crate::lease`]) only the leader plans and applies; a follower still
+//! ([`lease`]) only the leader plans and applies; a follower still
 //! fetches and validates, so it is ready to take over.
 
 pub mod git;
 pub mod http;
+pub mod lease;
 pub mod metrics;
 pub mod session;
 
@@ -20,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::lease::{LeaderElector, Leadership, LeaseConfig};
 use crate::pipeline::{self, ClusterSide, Locking, PipelineError, Prepared};
 use crate::plan::Action;
+use crate::run::lease::{LeaderElector, Leadership, LeaseConfig};
 use crate::state::ResourceKind;
 use crate::vault::{ApplyEvent, VaultError};
 
