@@ -1,25 +1,42 @@
 //! What the loop reports: the readiness reason and the Prometheus metrics,
 //! shared between the loop (writer) and the HTTP server (reader).
+//!
+//! The loop writes plain values into [`Status`]; `/metrics` is the
+//! [`prometheus_client`] registry made by [`registry`], whose one collector
+//! reads the status at every scrape, encoded by [`encode`] in the Prometheus
+//! text format 0.0.4 (the crate's `prometheus_text` encoder: counters get
+//! their `_total` suffix, label values are escaped, histogram buckets are
+//! cumulative with `+Inf`). The families, their types, labels and help texts
+//! are those the README lists.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::plan::{Action, Plan};
 
 /// Upper bounds (seconds) of the reconcile duration histogram.
 const BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
+/// The `Content-Type` of [`encode`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
 /// The loop's state as the HTTP endpoints show it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Status {
     /// `None`: ready; else the one-line reason `/readyz` gives.
     pub not_ready: Option<String>,
-    /// Histogram counts per bucket (cumulative when rendered).
-    duration_buckets: [u64; BUCKETS.len()],
-    duration_sum: f64,
-    duration_count: u64,
+    /// Reconcile durations.
+    duration: Histogram,
     /// Reconciles by result.
     pub success_total: u64,
     /// Failed reconciles (fetch, validation, signature, Vault, cluster).
@@ -48,8 +65,37 @@ pub struct Status {
     pub reconcile_deadline: Duration,
 }
 
+impl Default for Status {
+    fn default() -> Status {
+        Status {
+            not_ready: None,
+            duration: Histogram::new(BUCKETS),
+            success_total: 0,
+            failure_total: 0,
+            rejected_total: 0,
+            last_applied_commit: None,
+            objects: BTreeMap::new(),
+            drift_repairs_total: 0,
+            vault_logins_total: 0,
+            vault_token_renewals_total: 0,
+            ca_not_after: BTreeMap::new(),
+            leader: None,
+            reconcile_started: None,
+            reconcile_deadline: Duration::ZERO,
+        }
+    }
+}
+
 /// A handle both sides share.
 pub type Shared = Arc<Mutex<Status>>;
+
+/// The status behind `shared`, also after a writer panicked while holding it
+/// (the values are plain numbers: still worth serving).
+pub fn lock(shared: &Shared) -> MutexGuard<'_, Status> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The label of an action in `certplane_objects`.
 pub fn action_label(a: Action) -> &'static str {
@@ -61,6 +107,10 @@ pub fn action_label(a: Action) -> &'static str {
         Action::Delete => "delete",
     }
 }
+
+/// The label set of one sample: `(name, value)` pairs, none for a family
+/// without labels.
+type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 impl Status {
     /// Why the loop is not ready at `now` (`None`: ready). A reconcile that
@@ -85,13 +135,7 @@ impl Status {
 
     /// Records one reconcile's duration.
     pub fn observe_duration(&mut self, secs: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.duration_buckets[i] += 1;
-            }
-        }
-        self.duration_sum += secs;
-        self.duration_count += 1;
+        self.duration.observe(secs);
     }
 
     /// Counts the objects of a plan by action.
@@ -105,142 +149,150 @@ impl Status {
         }
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut o = String::new();
-        let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        head(
-            &mut o,
+    /// Writes every metric family, as of `now` (for `certplane_ready`).
+    fn encode_families(&self, e: &mut DescriptorEncoder, now: Instant) -> fmt::Result {
+        self.duration.encode(e.encode_descriptor(
             "certplane_reconcile_duration_seconds",
-            "histogram",
             "Duration of one reconcile (fetch, validate, plan, apply).",
-        );
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "certplane_reconcile_duration_seconds_bucket{{le=\"{b}\"}} {}",
-                self.duration_buckets[i]
-            );
-        }
-        let _ = writeln!(
-            o,
-            "certplane_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {0}\n\
-             certplane_reconcile_duration_seconds_sum {1}\n\
-             certplane_reconcile_duration_seconds_count {0}",
-            self.duration_count, self.duration_sum
-        );
-        head(
-            &mut o,
-            "certplane_reconcile_total",
-            "counter",
+            None,
+            MetricType::Histogram,
+        )?)?;
+        counter(
+            e,
+            "certplane_reconcile",
             "Reconciles by result.",
-        );
-        let _ = writeln!(
-            o,
-            "certplane_reconcile_total{{result=\"success\"}} {}\ncertplane_reconcile_total{{result=\"failure\"}} {}",
-            self.success_total, self.failure_total
-        );
-        head(
-            &mut o,
-            "certplane_rejected_commits_total",
-            "counter",
+            [
+                (vec![("result", "success")], self.success_total),
+                (vec![("result", "failure")], self.failure_total),
+            ],
+        )?;
+        counter(
+            e,
+            "certplane_rejected_commits",
             "Commits refused by validation or signature verification.",
-        );
-        let _ = writeln!(
-            o,
-            "certplane_rejected_commits_total {}",
-            self.rejected_total
-        );
-        head(
-            &mut o,
+            [(vec![], self.rejected_total)],
+        )?;
+        let commit = self.last_applied_commit.as_deref();
+        gauge(
+            e,
             "certplane_last_applied_commit_info",
-            "gauge",
             "The commit in force.",
-        );
-        if let Some(c) = &self.last_applied_commit {
-            let _ = writeln!(
-                o,
-                "certplane_last_applied_commit_info{{commit=\"{}\"}} 1",
-                escape(c)
-            );
-        }
-        head(
-            &mut o,
+            commit.map(|c| (vec![("commit", c)], 1)),
+        )?;
+        gauge(
+            e,
             "certplane_objects",
-            "gauge",
             "Objects of the last plan by action.",
-        );
-        for (k, v) in &self.objects {
-            let _ = writeln!(o, "certplane_objects{{action=\"{k}\"}} {v}");
-        }
-        head(
-            &mut o,
-            "certplane_drift_repairs_total",
-            "counter",
+            self.objects.iter().map(|(k, v)| (vec![("action", *k)], *v)),
+        )?;
+        counter(
+            e,
+            "certplane_drift_repairs",
             "Objects changed to repair drift (no new commit).",
-        );
-        let _ = writeln!(
-            o,
-            "certplane_drift_repairs_total {}",
-            self.drift_repairs_total
-        );
-        head(
-            &mut o,
-            "certplane_vault_logins_total",
-            "counter",
+            [(vec![], self.drift_repairs_total)],
+        )?;
+        counter(
+            e,
+            "certplane_vault_logins",
             "Vault logins made.",
-        );
-        let _ = writeln!(
-            o,
-            "certplane_vault_logins_total {}",
-            self.vault_logins_total
-        );
-        head(
-            &mut o,
-            "certplane_vault_token_renewals_total",
-            "counter",
+            [(vec![], self.vault_logins_total)],
+        )?;
+        counter(
+            e,
+            "certplane_vault_token_renewals",
             "Vault token renewals made.",
-        );
-        let _ = writeln!(
-            o,
-            "certplane_vault_token_renewals_total {}",
-            self.vault_token_renewals_total
-        );
-        head(
-            &mut o,
+            [(vec![], self.vault_token_renewals_total)],
+        )?;
+        gauge(
+            e,
             "certplane_ca_not_after_seconds",
-            "gauge",
             "notAfter (Unix seconds) of each managed CA issuer.",
-        );
-        for ((mount, issuer), t) in &self.ca_not_after {
-            let _ = writeln!(
-                o,
-                "certplane_ca_not_after_seconds{{mount=\"{}\",issuer=\"{}\"}} {t}",
-                escape(mount),
-                escape(issuer)
-            );
-        }
+            self.ca_not_after.iter().map(|((mount, issuer), t)| {
+                (
+                    vec![("mount", mount.as_str()), ("issuer", issuer.as_str())],
+                    *t,
+                )
+            }),
+        )?;
         if let Some(leader) = self.leader {
-            head(
-                &mut o,
+            gauge(
+                e,
                 "certplane_leader",
-                "gauge",
                 "1 when this replica is the leader (it plans and applies), 0 when it follows.",
-            );
-            let _ = writeln!(o, "certplane_leader {}", u8::from(leader));
+                [(vec![], i64::from(leader))],
+            )?;
         }
-        head(
-            &mut o,
+        let ready = self.readiness(now).is_none();
+        gauge(
+            e,
             "certplane_ready",
-            "gauge",
             "1 when /readyz answers 200.",
-        );
-        let ready = self.readiness(Instant::now()).is_none();
-        let _ = writeln!(o, "certplane_ready {}", u8::from(ready));
-        o
+            [(vec![], i64::from(ready))],
+        )
     }
+}
+
+/// A counter family (`name` without `_total`: the encoder appends it).
+fn counter<'a>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Labels<'a>, u64)>,
+) -> fmt::Result {
+    let samples = samples.into_iter().map(|(l, v)| (l, ConstCounter::new(v)));
+    family(e, name, help, MetricType::Counter, samples)
+}
+
+/// A gauge family.
+fn gauge<'a, N: EncodeGaugeValue>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Labels<'a>, N)>,
+) -> fmt::Result {
+    let samples = samples.into_iter().map(|(l, v)| (l, ConstGauge::new(v)));
+    family(e, name, help, MetricType::Gauge, samples)
+}
+
+/// `# HELP` and `# TYPE` of one family (also when it has no sample yet),
+/// then its samples.
+fn family<'a, M: EncodeMetric>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    samples: impl IntoIterator<Item = (Labels<'a>, M)>,
+) -> fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, metric) in samples {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// The collector `/metrics` reads: the loop's status at scrape time.
+#[derive(Debug)]
+struct StatusCollector(Shared);
+
+impl Collector for StatusCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        lock(&self.0).encode_families(&mut encoder, Instant::now())
+    }
+}
+
+/// The registry `/metrics` serves: every family of `status`.
+pub fn registry(status: Shared) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(StatusCollector(status)));
+    registry
+}
+
+/// The Prometheus text exposition (format 0.0.4) of `registry`. Call it
+/// without holding the status lock: the collector takes it.
+pub fn encode(registry: &Registry) -> Result<String, fmt::Error> {
+    let mut text = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut text, registry)?;
+    Ok(text)
 }
 
 /// Seconds, with a fraction only when there is one.
@@ -252,15 +304,14 @@ fn secs(d: Duration) -> String {
     }
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The exposition of `status`, as `/metrics` serves it.
+    fn render(status: Status) -> String {
+        encode(&registry(Arc::new(Mutex::new(status)))).expect("encodes")
+    }
 
     #[test]
     fn an_overrun_reconcile_is_not_ready_before_it_ends() {
@@ -288,15 +339,490 @@ mod tests {
         s.observe_duration(0.2);
         s.observe_duration(3.0);
         s.ca_not_after.insert(("pki".into(), "a\"b".into()), 42);
-        let text = s.render();
+        let text = render(s);
         assert!(text.contains("certplane_reconcile_duration_seconds_bucket{le=\"0.25\"} 1\n"));
         assert!(text.contains("certplane_reconcile_duration_seconds_bucket{le=\"5\"} 2\n"));
         assert!(text.contains("certplane_reconcile_duration_seconds_count 2\n"));
         assert!(text.contains("issuer=\"a\\\"b\"} 42\n"), "{text}");
         assert!(!text.contains("certplane_leader"), "{text}");
-        s.leader = Some(false);
-        assert!(s.render().contains("\ncertplane_leader 0\n"));
+        let leader = |l| {
+            render(Status {
+                leader: Some(l),
+                ..Status::default()
+            })
+        };
+        assert!(leader(false).contains("\ncertplane_leader 0\n"));
+        assert!(leader(true).contains("\ncertplane_leader 1\n"));
+    }
+
+    /// A status with a value in every family.
+    fn busy() -> Status {
+        let mut s = Status::default();
+        s.observe_duration(0.2);
+        s.observe_duration(3.5);
+        s.success_total = 3;
+        s.failure_total = 1;
+        s.rejected_total = 1;
+        s.last_applied_commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+        s.objects = [
+            ("create", 1),
+            ("update", 2),
+            ("replace", 0),
+            ("delete", 0),
+            ("unchanged", 7),
+        ]
+        .into_iter()
+        .collect();
+        s.drift_repairs_total = 2;
+        s.vault_logins_total = 1;
+        s.vault_token_renewals_total = 4;
+        s.ca_not_after
+            .insert(("pki".into(), "homelab-root".into()), 2_000_000_000);
+        s.ca_not_after
+            .insert(("pki_int".into(), "a\"b\\c\nd".into()), 1_900_000_000);
         s.leader = Some(true);
-        assert!(s.render().contains("\ncertplane_leader 1\n"));
+        s
+    }
+
+    /// What the hand-written encoder served for [`busy`] before
+    /// prometheus-client: the exposition is the same to the byte.
+    const BEFORE: &str = r#"# HELP certplane_reconcile_duration_seconds Duration of one reconcile (fetch, validate, plan, apply).
+# TYPE certplane_reconcile_duration_seconds histogram
+certplane_reconcile_duration_seconds_bucket{le="0.1"} 0
+certplane_reconcile_duration_seconds_bucket{le="0.25"} 1
+certplane_reconcile_duration_seconds_bucket{le="0.5"} 1
+certplane_reconcile_duration_seconds_bucket{le="1"} 1
+certplane_reconcile_duration_seconds_bucket{le="2.5"} 1
+certplane_reconcile_duration_seconds_bucket{le="5"} 2
+certplane_reconcile_duration_seconds_bucket{le="10"} 2
+certplane_reconcile_duration_seconds_bucket{le="30"} 2
+certplane_reconcile_duration_seconds_bucket{le="60"} 2
+certplane_reconcile_duration_seconds_bucket{le="300"} 2
+certplane_reconcile_duration_seconds_bucket{le="+Inf"} 2
+certplane_reconcile_duration_seconds_sum 3.7
+certplane_reconcile_duration_seconds_count 2
+# HELP certplane_reconcile_total Reconciles by result.
+# TYPE certplane_reconcile_total counter
+certplane_reconcile_total{result="success"} 3
+certplane_reconcile_total{result="failure"} 1
+# HELP certplane_rejected_commits_total Commits refused by validation or signature verification.
+# TYPE certplane_rejected_commits_total counter
+certplane_rejected_commits_total 1
+# HELP certplane_last_applied_commit_info The commit in force.
+# TYPE certplane_last_applied_commit_info gauge
+certplane_last_applied_commit_info{commit="0123456789abcdef0123456789abcdef01234567"} 1
+# HELP certplane_objects Objects of the last plan by action.
+# TYPE certplane_objects gauge
+certplane_objects{action="create"} 1
+certplane_objects{action="delete"} 0
+certplane_objects{action="replace"} 0
+certplane_objects{action="unchanged"} 7
+certplane_objects{action="update"} 2
+# HELP certplane_drift_repairs_total Objects changed to repair drift (no new commit).
+# TYPE certplane_drift_repairs_total counter
+certplane_drift_repairs_total 2
+# HELP certplane_vault_logins_total Vault logins made.
+# TYPE certplane_vault_logins_total counter
+certplane_vault_logins_total 1
+# HELP certplane_vault_token_renewals_total Vault token renewals made.
+# TYPE certplane_vault_token_renewals_total counter
+certplane_vault_token_renewals_total 4
+# HELP certplane_ca_not_after_seconds notAfter (Unix seconds) of each managed CA issuer.
+# TYPE certplane_ca_not_after_seconds gauge
+certplane_ca_not_after_seconds{mount="pki",issuer="homelab-root"} 2000000000
+certplane_ca_not_after_seconds{mount="pki_int",issuer="a\"b\\c\nd"} 1900000000
+# HELP certplane_leader 1 when this replica is the leader (it plans and applies), 0 when it follows.
+# TYPE certplane_leader gauge
+certplane_leader 1
+# HELP certplane_ready 1 when /readyz answers 200.
+# TYPE certplane_ready gauge
+certplane_ready 1
+"#;
+
+    #[test]
+    fn the_exposition_is_the_one_served_before_prometheus_client() {
+        assert_eq!(render(busy()), BEFORE);
+    }
+
+    /// Every family certplane serves: name, type, help, label names (the
+    /// README's list).
+    const FAMILIES: [(&str, &str, &str, &[&str]); 11] = [
+        (
+            "certplane_reconcile_duration_seconds",
+            "histogram",
+            "Duration of one reconcile (fetch, validate, plan, apply).",
+            &[],
+        ),
+        (
+            "certplane_reconcile_total",
+            "counter",
+            "Reconciles by result.",
+            &["result"],
+        ),
+        (
+            "certplane_rejected_commits_total",
+            "counter",
+            "Commits refused by validation or signature verification.",
+            &[],
+        ),
+        (
+            "certplane_last_applied_commit_info",
+            "gauge",
+            "The commit in force.",
+            &["commit"],
+        ),
+        (
+            "certplane_objects",
+            "gauge",
+            "Objects of the last plan by action.",
+            &["action"],
+        ),
+        (
+            "certplane_drift_repairs_total",
+            "counter",
+            "Objects changed to repair drift (no new commit).",
+            &[],
+        ),
+        (
+            "certplane_vault_logins_total",
+            "counter",
+            "Vault logins made.",
+            &[],
+        ),
+        (
+            "certplane_vault_token_renewals_total",
+            "counter",
+            "Vault token renewals made.",
+            &[],
+        ),
+        (
+            "certplane_ca_not_after_seconds",
+            "gauge",
+            "notAfter (Unix seconds) of each managed CA issuer.",
+            &["mount", "issuer"],
+        ),
+        (
+            "certplane_leader",
+            "gauge",
+            "1 when this replica is the leader (it plans and applies), 0 when it follows.",
+            &[],
+        ),
+        (
+            "certplane_ready",
+            "gauge",
+            "1 when /readyz answers 200.",
+            &[],
+        ),
+    ];
+
+    #[test]
+    fn the_exposition_parses_and_has_every_family_with_its_type() {
+        let parsed = exposition::parse(&render(busy())).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = parsed.iter().map(|f| f.name.as_str()).collect();
+        let expected: Vec<&str> = FAMILIES.iter().map(|f| f.0).collect();
+        assert_eq!(names, expected);
+        for (family, (name, kind, help, label_names)) in parsed.iter().zip(FAMILIES) {
+            assert_eq!(
+                (family.kind.as_str(), family.help.as_str()),
+                (kind, help),
+                "{name}"
+            );
+            assert!(!family.samples.is_empty(), "{name} has no sample");
+            for sample in &family.samples {
+                let mut names: Vec<&str> = sample.labels.iter().map(|l| l.0.as_str()).collect();
+                names.retain(|n| *n != "le");
+                assert_eq!(names, label_names, "{name}: {sample:?}");
+            }
+        }
+        let find = |name: &str, labels: &[(&str, &str)]| {
+            parsed
+                .iter()
+                .flat_map(|f| &f.samples)
+                .find(|s| {
+                    s.name == name
+                        && s.labels.len() == labels.len()
+                        && s.labels
+                            .iter()
+                            .zip(labels)
+                            .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+                })
+                .map(|s| s.value)
+        };
+        assert_eq!(
+            find("certplane_reconcile_total", &[("result", "success")]),
+            Some(3.0)
+        );
+        assert_eq!(
+            find("certplane_objects", &[("action", "unchanged")]),
+            Some(7.0)
+        );
+        assert_eq!(find("certplane_vault_token_renewals_total", &[]), Some(4.0));
+        assert_eq!(
+            find("certplane_reconcile_duration_seconds_count", &[]),
+            Some(2.0)
+        );
+        // A label value with a quote, a backslash and a newline reads back
+        // as written.
+        let odd = [("mount", "pki_int"), ("issuer", "a\"b\\c\nd")];
+        assert_eq!(find("certplane_ca_not_after_seconds", &odd), Some(1.9e9));
+    }
+
+    #[test]
+    fn a_fresh_status_still_declares_its_families() {
+        // Before the first reconcile: no commit, no plan, no CA, no leader
+        // election yet; the families are declared all the same.
+        let parsed =
+            exposition::parse(&render(Status::default())).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = parsed.iter().map(|f| f.name.as_str()).collect();
+        let expected: Vec<&str> = FAMILIES
+            .iter()
+            .map(|f| f.0)
+            .filter(|n| *n != "certplane_leader")
+            .collect();
+        assert_eq!(names, expected);
+        let ready = parsed.iter().find(|f| f.name == "certplane_ready").unwrap();
+        assert_eq!(ready.samples[0].value, 1.0);
+        let not_ready = exposition::parse(&render(Status {
+            not_ready: Some("no reconcile yet".into()),
+            ..Status::default()
+        }))
+        .unwrap();
+        let ready = not_ready
+            .iter()
+            .find(|f| f.name == "certplane_ready")
+            .unwrap();
+        assert_eq!(ready.samples[0].value, 0.0);
+    }
+
+    #[test]
+    fn the_parser_refuses_what_a_scraper_refuses() {
+        for bad in [
+            "certplane_x 1\n",                                         // no TYPE
+            "# HELP a h\n# TYPE a gauge\na{l=\"v} 1\n",                // open quote
+            "# HELP a h\n# TYPE a gauge\na 1 x\n", // junk (no timestamps either)
+            "# HELP a h\n# TYPE a gauge\nb 1\n",   // other family
+            "# HELP a_total h\n# TYPE a_total counter\na_total one\n", // value
+            "# HELP a h\n# TYPE a histogram\na_bucket{le=\"1\"} 2\na_bucket{le=\"+Inf\"} 1\na_sum 1\na_count 1\n",
+            "# HELP a h\n# TYPE a gauge\na 1", // no final newline
+        ] {
+            assert!(exposition::parse(bad).is_err(), "accepted: {bad:?}");
+        }
+    }
+
+    /// A strict reader of the Prometheus text format 0.0.4, as a scraper
+    /// reads it: each family declared by `# HELP` and `# TYPE` before its
+    /// samples, sample names that belong to the family, quoted and escaped
+    /// label values, float values, cumulative histogram buckets ending in
+    /// `+Inf` that equal `_count`.
+    mod exposition {
+        /// One metric family.
+        #[derive(Debug)]
+        pub struct Family {
+            pub name: String,
+            pub kind: String,
+            pub help: String,
+            pub samples: Vec<Sample>,
+        }
+
+        /// One sample line.
+        #[derive(Debug)]
+        pub struct Sample {
+            pub name: String,
+            pub labels: Vec<Label>,
+            pub value: f64,
+        }
+
+        /// A label's name and (unescaped) value.
+        pub type Label = (String, String);
+
+        fn is_name(s: &str) -> bool {
+            let mut chars = s.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        }
+
+        fn unescape(s: &str, quote: bool) -> Result<String, String> {
+            let mut out = String::new();
+            let mut chars = s.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some('\\') => out.push('\\'),
+                        Some('n') => out.push('\n'),
+                        Some('"') if quote => out.push('"'),
+                        other => return Err(format!("bad escape \\{other:?} in {s:?}")),
+                    },
+                    '"' if quote => return Err(format!("unescaped quote in {s:?}")),
+                    '\n' => return Err(format!("raw newline in {s:?}")),
+                    c => out.push(c),
+                }
+            }
+            Ok(out)
+        }
+
+        fn value(s: &str) -> Result<f64, String> {
+            match s {
+                "+Inf" => Ok(f64::INFINITY),
+                "-Inf" => Ok(f64::NEG_INFINITY),
+                "NaN" => Ok(f64::NAN),
+                _ => s.parse().map_err(|_| format!("bad value {s:?}")),
+            }
+        }
+
+        /// `l="v",...}` after the `{`; the labels and the rest of the line.
+        fn labels(mut rest: &str) -> Result<(Vec<Label>, &str), String> {
+            let mut out: Vec<Label> = Vec::new();
+            loop {
+                if let Some(after) = rest.strip_prefix('}') {
+                    return Ok((out, after));
+                }
+                let (name, after) = rest.split_once("=\"").ok_or("a label without =\"")?;
+                if !is_name(name) || out.iter().any(|l| l.0 == name) {
+                    return Err(format!("bad or repeated label name {name:?}"));
+                }
+                // The value ends at the first quote not escaped.
+                let mut end = None;
+                let mut escaped = false;
+                for (i, c) in after.char_indices() {
+                    match c {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' => {
+                            end = Some(i);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                let end = end.ok_or("an unterminated label value")?;
+                out.push((name.to_string(), unescape(&after[..end], true)?));
+                rest = &after[end + 1..];
+                if let Some(after) = rest.strip_prefix(',') {
+                    rest = after;
+                } else if !rest.starts_with('}') {
+                    return Err(format!("junk after a label value: {rest:?}"));
+                }
+            }
+        }
+
+        fn sample(line: &str) -> Result<Sample, String> {
+            let (name, labels, rest) = match line.split_once('{') {
+                Some((name, after)) => {
+                    let (labels, rest) = labels(after)?;
+                    (name, labels, rest)
+                }
+                None => {
+                    let end = line.find(' ').ok_or("a sample without a value")?;
+                    (&line[..end], Vec::new(), &line[end..])
+                }
+            };
+            if !is_name(name) {
+                return Err(format!("bad metric name {name:?}"));
+            }
+            let value = rest.strip_prefix(' ').ok_or("no space before the value")?;
+            if value.contains(' ') {
+                // certplane writes no timestamps.
+                return Err(format!("junk after the value: {line:?}"));
+            }
+            Ok(Sample {
+                name: name.to_string(),
+                labels,
+                value: self::value(value)?,
+            })
+        }
+
+        /// Whether `sample` belongs to `family`.
+        fn belongs(family: &Family, sample: &Sample) -> bool {
+            let suffix = sample.name.strip_prefix(family.name.as_str());
+            match family.kind.as_str() {
+                "histogram" => match suffix {
+                    Some("_bucket") => sample.labels.iter().any(|l| l.0 == "le"),
+                    Some("_sum" | "_count") => true,
+                    _ => false,
+                },
+                "counter" | "gauge" | "untyped" => suffix == Some(""),
+                _ => false,
+            }
+        }
+
+        fn check_histogram(family: &Family) -> Result<(), String> {
+            let le = |s: &Sample| s.labels.iter().find(|l| l.0 == "le").map(|l| l.1.clone());
+            let buckets: Vec<&Sample> = family
+                .samples
+                .iter()
+                .filter(|s| s.name.ends_with("_bucket"))
+                .collect();
+            let mut last = (f64::NEG_INFINITY, 0.0);
+            for b in &buckets {
+                let bound = value(&le(b).unwrap_or_default())?;
+                if bound <= last.0 || b.value < last.1 {
+                    return Err(format!(
+                        "{}: buckets not cumulative at le={bound}",
+                        family.name
+                    ));
+                }
+                last = (bound, b.value);
+            }
+            let count = family
+                .samples
+                .iter()
+                .find(|s| s.name.ends_with("_count"))
+                .map(|s| s.value);
+            if last.0 != f64::INFINITY || count != Some(last.1) {
+                return Err(format!(
+                    "{}: +Inf bucket {last:?} is not _count {count:?}",
+                    family.name
+                ));
+            }
+            Ok(())
+        }
+
+        /// The families of `text`, in order.
+        pub fn parse(text: &str) -> Result<Vec<Family>, String> {
+            if !text.ends_with('\n') {
+                return Err("no final newline".into());
+            }
+            let mut families: Vec<Family> = Vec::new();
+            for line in text.lines() {
+                if let Some(rest) = line.strip_prefix("# HELP ") {
+                    let (name, help) = rest.split_once(' ').ok_or("HELP without text")?;
+                    if !is_name(name) || families.iter().any(|f| f.name == name) {
+                        return Err(format!("bad or repeated family {name:?}"));
+                    }
+                    families.push(Family {
+                        name: name.to_string(),
+                        kind: String::new(),
+                        help: unescape(help, false)?,
+                        samples: Vec::new(),
+                    });
+                } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                    let family = families.last_mut().ok_or("TYPE before HELP")?;
+                    let kind = rest
+                        .strip_prefix(family.name.as_str())
+                        .and_then(|k| k.strip_prefix(' '))
+                        .filter(|k| {
+                            ["counter", "gauge", "histogram", "summary", "untyped"].contains(k)
+                        })
+                        .filter(|_| family.kind.is_empty() && family.samples.is_empty())
+                        .ok_or(format!("bad TYPE line {line:?}"))?;
+                    family.kind = kind.to_string();
+                } else if line.starts_with('#') || line.is_empty() {
+                    return Err(format!("unexpected line {line:?}"));
+                } else {
+                    let sample = sample(line)?;
+                    let family = families
+                        .last_mut()
+                        .filter(|f| !f.kind.is_empty() && belongs(f, &sample))
+                        .ok_or(format!("{line:?} belongs to no declared family"))?;
+                    family.samples.push(sample);
+                }
+            }
+            for family in families.iter().filter(|f| f.kind == "histogram") {
+                check_histogram(family)?;
+            }
+            Ok(families)
+        }
     }
 }
