@@ -10,6 +10,71 @@
 //! means another replica won the race: follow). [`LeaderElector::run`] keeps
 //! doing that every retry period and publishes a [`Leadership`] the run loop
 //! reads before each reconcile; on shutdown it releases the Lease it holds.
+//!
+//! Every API call is bounded by the cluster's per-call time limit
+//! ([`Cluster::timeout`](crate::cluster::Cluster::timeout)), which the run
+//! loop caps at the renew deadline; a leader that could not renew within
+//! the renew deadline stops acting as one before its Lease expires for the
+//! others.
+//!
+//! # Why not kube-lease-manager or kube-runtime
+//!
+//! Checked against this tree (kube 5.0.0, k8s-openapi 0.29.0) on the
+//! versions built for it: kube-lease-manager 0.13.1 (kube 5 / k8s-openapi
+//! 0.29, MSRV 1.89; it would add rand 0.10) and kube-runtime 5.0.0.
+//!
+//! kube-runtime 5.0.0 has no leader election (no Lease code at all; kube-rs
+//! issue 485, "Support Leaderelection like client-go", is open). Its
+//! `watcher` could replace a follower's GET every retry period, but a
+//! crashed holder writes nothing, so expiry must still be checked on a
+//! timer, and a watch is a long-lived request that the per-call time limit
+//! cannot bound. The Lease calls here are plain `kube::Api<Lease>` calls.
+//!
+//! kube-lease-manager 0.13.1 would replace [`decide`], [`claimed`] and
+//! [`released`] (about 150 lines), but misses what certplane needs:
+//!
+//! 1. **No time limit on any call.** `LeaseState::get`, `patch` and `create`
+//!    (src/state.rs) await the API server directly. A hung API server blocks
+//!    `LeaseManager::changed()` and `release()` forever, so SIGTERM would
+//!    hang on the release. A timeout around `changed()` from outside cannot
+//!    tell a hung call from the sleeps inside the same future (it sleeps
+//!    until `expiry - grace`). Here every call is bounded
+//!    (tests/lease_requests.rs `a_hung_api_server_times_out`).
+//! 2. **No renew deadline.** Its leadership is a `bool` in a watch channel;
+//!    when renewals fail, `LeaseManager::watch()` logs the error and backs
+//!    off (1 s to 30 s) without sending `false`, so a leader cut off from
+//!    the API server keeps applying after its Lease expired and another
+//!    replica took it over: two writers. Here [`Leadership::Leader`] carries
+//!    `until` (last successful renewal's start + renew deadline, 10 s of a
+//!    15 s Lease) and the run loop checks it before each reconcile.
+//! 3. **Writes without optimistic concurrency.** Renewal and forced takeover
+//!    are strategic-merge PATCHes without `resourceVersion`; taking a free
+//!    Lease is a server-side apply plus a patch of `leaseTransitions`, and
+//!    taking over an expired one adds a forced release and a random
+//!    100-1000 ms sleep before those. Here each write is one PUT or POST
+//!    carrying the `resourceVersion` read, and a 409 means another replica
+//!    won (tests/lease_requests.rs checks method, path and body of each
+//!    request; tests/lease_run.rs runs the binary against a loopback API
+//!    server with GET/POST/PUT and 409 on a stale `resourceVersion`).
+//!    Adopting it means a fake of server-side apply field ownership
+//!    instead, which a loopback fake cannot model faithfully, and losing
+//!    those request-level guarantees.
+//! 4. **A panic on a server reply.** `LeaseManager::release()` maps a 409
+//!    `Conflict` from its patch through `From<LeaseStateError> for
+//!    LeaseManagerError`, whose `LockConflict` arm is `unreachable!()`
+//!    (src/error.rs). certplane never panics on what a server sends
+//!    (tests/lease_requests.rs `a_garbage_reply_is_an_error_not_a_panic`).
+//! 5. **Whole seconds, panicking parameters, I/O in the constructor.**
+//!    Durations are `u64` seconds and `LeaseParams::new` panics when the
+//!    grace is zero or not below the duration; there is no retry period (the
+//!    tests here use 50 ms and 300 ms). `LeaseManagerBuilder::build()` GETs
+//!    and POSTs an empty Lease before any election, so an API server that is
+//!    down at start-up fails the start instead of being retried, and the
+//!    Lease is created without a holder and claimed by a second write.
+//!
+//! It would take the identity made here from `POD_NAME`
+//! ([`LeaseConfig::from_env`], through `with_identity`) and it releases on
+//! shutdown (when its channel closes); items 1 to 4 decide.
 
 use std::time::{Duration, Instant};
 
@@ -310,26 +375,7 @@ impl LeaderElector {
     /// One attempt: GET the Lease, decide, and create or replace it when I
     /// should hold it. A conflict means another replica wrote first: follow.
     pub async fn try_acquire_or_renew(&mut self) -> Result<Role, ClusterError> {
-        let api = self.api();
-        let object = self.config.object();
-        let name = self.config.name.clone();
-        let current = match self.cluster.timed("get", &object, api.get(&name)).await? {
-            Ok(lease) => Some(lease),
-            Err(kube::Error::Api(s)) if crate::cluster::client::is_404(&s) => None,
-            Err(e) => return Err(self.request_error("get", e)),
-        };
-        if let Some(lease) = &current
-            && lease.metadata.name.as_deref() != Some(name.as_str())
-        {
-            return Err(ClusterError::BadReply {
-                op: "get",
-                object,
-                reason: format!(
-                    "the reply is about {:?}",
-                    lease.metadata.name.as_deref().unwrap_or("")
-                ),
-            });
-        }
+        let current = self.read().await?;
         let now = Timestamp::now();
         let decision = decide(
             current.as_ref(),
@@ -344,51 +390,97 @@ impl LeaderElector {
             };
             return Ok(Role::Follower(Some(holder)));
         };
-        let pp = PostParams::default();
-        let (op, reply) = if decision == Decision::Acquire {
-            let r = self
-                .cluster
-                .timed("create", &object, api.create(&pp, &wanted))
-                .await?;
-            ("create", r)
-        } else {
-            let r = self
-                .cluster
-                .timed("replace", &object, api.replace(&name, &pp, &wanted))
-                .await?;
-            ("replace", r)
+        let (op, reply) = self.write(&decision, &wanted).await?;
+        self.accept(&decision, op, reply)
+    }
+
+    /// GETs the Lease (`None`: there is none). A reply about another object
+    /// is an error, not a Lease to decide on.
+    async fn read(&self) -> Result<Option<Lease>, ClusterError> {
+        let object = self.config.object();
+        let name = self.config.name.as_str();
+        let current = match self
+            .cluster
+            .timed("get", &object, self.api().get(name))
+            .await?
+        {
+            Ok(lease) => Some(lease),
+            Err(kube::Error::Api(s)) if crate::cluster::client::is_404(&s) => None,
+            Err(e) => return Err(self.request_error("get", e)),
         };
-        match reply {
-            Ok(written) => {
-                let holder = written
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.holder_identity.clone());
-                if holder.as_deref() == Some(self.config.identity.as_str()) {
-                    if decision == Decision::Takeover {
-                        tracing::info!(lease = %object, identity = %self.config.identity, "took over the lease");
-                    }
-                    self.held = Some(written);
-                    Ok(Role::Leader)
-                } else {
-                    self.held = None;
-                    Err(ClusterError::BadReply {
-                        op,
-                        object,
-                        reason: format!("the lease written is held by {holder:?}, not by me"),
-                    })
-                }
-            }
+        if let Some(lease) = &current
+            && lease.metadata.name.as_deref() != Some(name)
+        {
+            return Err(ClusterError::BadReply {
+                op: "get",
+                object,
+                reason: format!(
+                    "the reply is about {:?}",
+                    lease.metadata.name.as_deref().unwrap_or("")
+                ),
+            });
+        }
+        Ok(current)
+    }
+
+    /// Creates the Lease ([`Decision::Acquire`]) or replaces it with the
+    /// resourceVersion read (renewal, takeover); the operation and the API
+    /// server's reply.
+    async fn write(
+        &self,
+        decision: &Decision,
+        wanted: &Lease,
+    ) -> Result<(&'static str, kube::Result<Lease>), ClusterError> {
+        let api = self.api();
+        let object = self.config.object();
+        let pp = PostParams::default();
+        if *decision == Decision::Acquire {
+            let reply = self
+                .cluster
+                .timed("create", &object, api.create(&pp, wanted))
+                .await?;
+            return Ok(("create", reply));
+        }
+        let fut = api.replace(&self.config.name, &pp, wanted);
+        let reply = self.cluster.timed("replace", &object, fut).await?;
+        Ok(("replace", reply))
+    }
+
+    /// What the reply to a write means: the Lease written and held by me,
+    /// I lead; a conflict, another replica wrote first and I follow; else
+    /// an error (and I hold nothing).
+    fn accept(
+        &mut self,
+        decision: &Decision,
+        op: &'static str,
+        reply: kube::Result<Lease>,
+    ) -> Result<Role, ClusterError> {
+        let object = self.config.object();
+        self.held = None;
+        let written = match reply {
+            Ok(written) => written,
             Err(e) if is_conflict(&e) => {
                 tracing::debug!(lease = %object, "another replica wrote the lease first");
-                self.held = None;
-                Ok(Role::Follower(None))
+                return Ok(Role::Follower(None));
             }
-            Err(e) => {
-                self.held = None;
-                Err(self.request_error(op, e))
-            }
+            Err(e) => return Err(self.request_error(op, e)),
+        };
+        let holder = written
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone());
+        if holder.as_deref() != Some(self.config.identity.as_str()) {
+            return Err(ClusterError::BadReply {
+                op,
+                object,
+                reason: format!("the lease written is held by {holder:?}, not by me"),
+            });
         }
+        if *decision == Decision::Takeover {
+            tracing::info!(lease = %object, identity = %self.config.identity, "took over the lease");
+        }
+        self.held = Some(written);
+        Ok(Role::Leader)
     }
 
     /// Gives the Lease up if I hold it (no holder, expired), so another
@@ -418,38 +510,13 @@ impl LeaderElector {
     /// Tries every retry period until `stop` turns true, publishing the
     /// result to `tx`; then releases the Lease if it holds it.
     pub async fn run(mut self, tx: watch::Sender<Leadership>, mut stop: watch::Receiver<bool>) {
-        let object = self.config.object();
         loop {
             let started = Instant::now();
             let attempt = tokio::select! {
                 a = self.try_acquire_or_renew() => a,
                 _ = stop.wait_for(|s| *s) => break,
             };
-            let was_leader = matches!(*tx.borrow(), Leadership::Leader { .. });
-            match attempt {
-                Ok(Role::Leader) => {
-                    if !was_leader {
-                        tracing::info!(lease = %object, identity = %self.config.identity, "became the leader");
-                    }
-                    tx.send_replace(Leadership::Leader {
-                        until: started + self.config.renew_deadline,
-                    });
-                }
-                Ok(Role::Follower(holder)) => {
-                    if was_leader {
-                        tracing::warn!(lease = %object, holder = ?holder, "lost the lease");
-                    }
-                    tx.send_replace(Leadership::Follower(holder));
-                }
-                Err(e) => {
-                    tracing::warn!(lease = %object, error = %crate::vault::error_chain(&e), "cannot acquire or renew the lease");
-                    // A leader keeps its deadline (it expires by itself);
-                    // anyone else follows an unknown leader.
-                    if !was_leader {
-                        tx.send_replace(Leadership::Follower(None));
-                    }
-                }
-            }
+            self.publish(&tx, attempt, started);
             tokio::select! {
                 _ = tokio::time::sleep(self.config.retry_period) => {}
                 _ = stop.wait_for(|s| *s) => break,
@@ -457,7 +524,46 @@ impl LeaderElector {
         }
         tx.send_replace(Leadership::Follower(None));
         if let Err(e) = self.release().await {
+            let object = self.config.object();
             tracing::warn!(lease = %object, error = %crate::vault::error_chain(&e), "cannot release the lease");
+        }
+    }
+
+    /// Publishes what the attempt begun at `started` means for the run
+    /// loop. A leader leads until `started` plus the renew deadline, so it
+    /// stops before its Lease (renewed no earlier than `started`) expires
+    /// for the others; a failed attempt leaves that deadline as it was.
+    fn publish(
+        &self,
+        tx: &watch::Sender<Leadership>,
+        attempt: Result<Role, ClusterError>,
+        started: Instant,
+    ) {
+        let object = self.config.object();
+        let was_leader = matches!(*tx.borrow(), Leadership::Leader { .. });
+        match attempt {
+            Ok(Role::Leader) => {
+                if !was_leader {
+                    tracing::info!(lease = %object, identity = %self.config.identity, "became the leader");
+                }
+                tx.send_replace(Leadership::Leader {
+                    until: started + self.config.renew_deadline,
+                });
+            }
+            Ok(Role::Follower(holder)) => {
+                if was_leader {
+                    tracing::warn!(lease = %object, holder = ?holder, "lost the lease");
+                }
+                tx.send_replace(Leadership::Follower(holder));
+            }
+            Err(e) => {
+                tracing::warn!(lease = %object, error = %crate::vault::error_chain(&e), "cannot acquire or renew the lease");
+                // A leader keeps its deadline (it expires by itself);
+                // anyone else follows an unknown leader.
+                if !was_leader {
+                    tx.send_replace(Leadership::Follower(None));
+                }
+            }
         }
     }
 }
