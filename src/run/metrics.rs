@@ -596,17 +596,48 @@ certplane_ready 1
 
     #[test]
     fn the_parser_refuses_what_a_scraper_refuses() {
-        for bad in [
-            "certplane_x 1\n",                                         // no TYPE
-            "# HELP a h\n# TYPE a gauge\na{l=\"v} 1\n",                // open quote
-            "# HELP a h\n# TYPE a gauge\na 1 x\n", // junk (no timestamps either)
-            "# HELP a h\n# TYPE a gauge\nb 1\n",   // other family
-            "# HELP a_total h\n# TYPE a_total counter\na_total one\n", // value
-            "# HELP a h\n# TYPE a histogram\na_bucket{le=\"1\"} 2\na_bucket{le=\"+Inf\"} 1\na_sum 1\na_count 1\n",
-            "# HELP a h\n# TYPE a gauge\na 1", // no final newline
+        let gauge = |sample: &str| format!("# HELP a h\n# TYPE a gauge\n{sample}\n");
+        for (text, why) in [
+            ("a 1\n".to_string(), "a sample of no declared family"),
+            (gauge("b 1"), "a sample of no declared family"),
+            (gauge("a{l=\"v} 1"), "an unterminated label value"),
+            (
+                gauge("a{l=\"v\",l=\"w\"} 1"),
+                "a bad or repeated label name",
+            ),
+            (gauge("a{l=\"v\\q\"} 1"), "a bad escape"),
+            (gauge("a 1 x"), "junk after the value"),
+            (gauge("a one"), "a bad value"),
+            (
+                "# HELP a h\n# TYPE a counter\na_total 1\n".to_string(),
+                "a sample of no declared family",
+            ),
+            (
+                "# HELP a h\n# TYPE a histogram\na_bucket{le=\"1\"} 2\n\
+                 a_bucket{le=\"+Inf\"} 1\na_sum 1\na_count 1\n"
+                    .to_string(),
+                "histogram buckets that are not cumulative",
+            ),
+            (
+                "# HELP a h\n# TYPE a histogram\na_bucket{le=\"+Inf\"} 2\na_sum 1\na_count 1\n"
+                    .to_string(),
+                "a histogram whose +Inf bucket is not its _count",
+            ),
+            (
+                "# HELP a h\n# TYPE a gauge\na 1".to_string(),
+                "no final newline",
+            ),
         ] {
-            assert!(exposition::parse(bad).is_err(), "accepted: {bad:?}");
+            match exposition::parse(&text) {
+                Ok(_) => panic!("accepted: {text:?}"),
+                Err(e) => assert_eq!(e.why, why, "{text:?}: {e}"),
+            }
         }
+        // A valid sample with escapes reads back unescaped.
+        let ok = exposition::parse(&gauge("a{l=\"v\\\\ \\\"x\\\"\"} -1.5e3")).unwrap();
+        let sample = &ok[0].samples[0];
+        assert_eq!(sample.labels, [("l".to_string(), "v\\ \"x\"".to_string())]);
+        assert_eq!(sample.value, -1500.0);
     }
 
     /// A strict reader of the Prometheus text format 0.0.4, as a scraper
@@ -643,7 +674,24 @@ certplane_ready 1
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
         }
 
-        fn unescape(s: &str, quote: bool) -> Result<String, String> {
+        /// Why a text is no valid exposition, and where.
+        #[derive(Debug, thiserror::Error)]
+        #[error("{why}: {at:?}")]
+        pub struct Malformed {
+            /// What is wrong.
+            pub why: &'static str,
+            /// The text at fault.
+            at: String,
+        }
+
+        fn bad(why: &'static str, at: &str) -> Malformed {
+            Malformed {
+                why,
+                at: at.to_string(),
+            }
+        }
+
+        fn unescape(s: &str, quote: bool) -> Result<String, Malformed> {
             let mut out = String::new();
             let mut chars = s.chars();
             while let Some(c) = chars.next() {
@@ -652,35 +700,37 @@ certplane_ready 1
                         Some('\\') => out.push('\\'),
                         Some('n') => out.push('\n'),
                         Some('"') if quote => out.push('"'),
-                        other => return Err(format!("bad escape \\{other:?} in {s:?}")),
+                        _ => return Err(bad("a bad escape", s)),
                     },
-                    '"' if quote => return Err(format!("unescaped quote in {s:?}")),
-                    '\n' => return Err(format!("raw newline in {s:?}")),
+                    '"' if quote => return Err(bad("an unescaped quote", s)),
+                    '\n' => return Err(bad("a raw newline", s)),
                     c => out.push(c),
                 }
             }
             Ok(out)
         }
 
-        fn value(s: &str) -> Result<f64, String> {
+        fn value(s: &str) -> Result<f64, Malformed> {
             match s {
                 "+Inf" => Ok(f64::INFINITY),
                 "-Inf" => Ok(f64::NEG_INFINITY),
                 "NaN" => Ok(f64::NAN),
-                _ => s.parse().map_err(|_| format!("bad value {s:?}")),
+                _ => s.parse().map_err(|_| bad("a bad value", s)),
             }
         }
 
         /// `l="v",...}` after the `{`; the labels and the rest of the line.
-        fn labels(mut rest: &str) -> Result<(Vec<Label>, &str), String> {
+        fn labels(mut rest: &str) -> Result<(Vec<Label>, &str), Malformed> {
             let mut out: Vec<Label> = Vec::new();
             loop {
                 if let Some(after) = rest.strip_prefix('}') {
                     return Ok((out, after));
                 }
-                let (name, after) = rest.split_once("=\"").ok_or("a label without =\"")?;
+                let (name, after) = rest
+                    .split_once("=\"")
+                    .ok_or(bad("a label without =\"", rest))?;
                 if !is_name(name) || out.iter().any(|l| l.0 == name) {
-                    return Err(format!("bad or repeated label name {name:?}"));
+                    return Err(bad("a bad or repeated label name", name));
                 }
                 // The value ends at the first quote not escaped.
                 let mut end = None;
@@ -696,35 +746,39 @@ certplane_ready 1
                         _ => {}
                     }
                 }
-                let end = end.ok_or("an unterminated label value")?;
+                let end = end.ok_or(bad("an unterminated label value", after))?;
                 out.push((name.to_string(), unescape(&after[..end], true)?));
                 rest = &after[end + 1..];
                 if let Some(after) = rest.strip_prefix(',') {
                     rest = after;
                 } else if !rest.starts_with('}') {
-                    return Err(format!("junk after a label value: {rest:?}"));
+                    return Err(bad("junk after a label value", rest));
                 }
             }
         }
 
-        fn sample(line: &str) -> Result<Sample, String> {
+        fn sample(line: &str) -> Result<Sample, Malformed> {
             let (name, labels, rest) = match line.split_once('{') {
                 Some((name, after)) => {
                     let (labels, rest) = labels(after)?;
                     (name, labels, rest)
                 }
                 None => {
-                    let end = line.find(' ').ok_or("a sample without a value")?;
+                    let end = line
+                        .find(' ')
+                        .ok_or(bad("a sample without a value", line))?;
                     (&line[..end], Vec::new(), &line[end..])
                 }
             };
             if !is_name(name) {
-                return Err(format!("bad metric name {name:?}"));
+                return Err(bad("a bad metric name", name));
             }
-            let value = rest.strip_prefix(' ').ok_or("no space before the value")?;
+            let value = rest
+                .strip_prefix(' ')
+                .ok_or(bad("no space before the value", line))?;
             if value.contains(' ') {
                 // certplane writes no timestamps.
-                return Err(format!("junk after the value: {line:?}"));
+                return Err(bad("junk after the value", line));
             }
             Ok(Sample {
                 name: name.to_string(),
@@ -747,7 +801,7 @@ certplane_ready 1
             }
         }
 
-        fn check_histogram(family: &Family) -> Result<(), String> {
+        fn check_histogram(family: &Family) -> Result<(), Malformed> {
             let le = |s: &Sample| s.labels.iter().find(|l| l.0 == "le").map(|l| l.1.clone());
             let buckets: Vec<&Sample> = family
                 .samples
@@ -758,9 +812,9 @@ certplane_ready 1
             for b in &buckets {
                 let bound = value(&le(b).unwrap_or_default())?;
                 if bound <= last.0 || b.value < last.1 {
-                    return Err(format!(
-                        "{}: buckets not cumulative at le={bound}",
-                        family.name
+                    return Err(bad(
+                        "histogram buckets that are not cumulative",
+                        &family.name,
                     ));
                 }
                 last = (bound, b.value);
@@ -771,25 +825,26 @@ certplane_ready 1
                 .find(|s| s.name.ends_with("_count"))
                 .map(|s| s.value);
             if last.0 != f64::INFINITY || count != Some(last.1) {
-                return Err(format!(
-                    "{}: +Inf bucket {last:?} is not _count {count:?}",
-                    family.name
+                return Err(bad(
+                    "a histogram whose +Inf bucket is not its _count",
+                    &family.name,
                 ));
             }
             Ok(())
         }
 
         /// The families of `text`, in order.
-        pub fn parse(text: &str) -> Result<Vec<Family>, String> {
+        pub fn parse(text: &str) -> Result<Vec<Family>, Malformed> {
             if !text.ends_with('\n') {
-                return Err("no final newline".into());
+                return Err(bad("no final newline", text));
             }
             let mut families: Vec<Family> = Vec::new();
             for line in text.lines() {
                 if let Some(rest) = line.strip_prefix("# HELP ") {
-                    let (name, help) = rest.split_once(' ').ok_or("HELP without text")?;
+                    let (name, help) =
+                        rest.split_once(' ').ok_or(bad("HELP without text", line))?;
                     if !is_name(name) || families.iter().any(|f| f.name == name) {
-                        return Err(format!("bad or repeated family {name:?}"));
+                        return Err(bad("a bad or repeated family name", name));
                     }
                     families.push(Family {
                         name: name.to_string(),
@@ -798,7 +853,7 @@ certplane_ready 1
                         samples: Vec::new(),
                     });
                 } else if let Some(rest) = line.strip_prefix("# TYPE ") {
-                    let family = families.last_mut().ok_or("TYPE before HELP")?;
+                    let family = families.last_mut().ok_or(bad("TYPE before HELP", line))?;
                     let kind = rest
                         .strip_prefix(family.name.as_str())
                         .and_then(|k| k.strip_prefix(' '))
@@ -806,16 +861,16 @@ certplane_ready 1
                             ["counter", "gauge", "histogram", "summary", "untyped"].contains(k)
                         })
                         .filter(|_| family.kind.is_empty() && family.samples.is_empty())
-                        .ok_or(format!("bad TYPE line {line:?}"))?;
+                        .ok_or(bad("a bad TYPE line", line))?;
                     family.kind = kind.to_string();
                 } else if line.starts_with('#') || line.is_empty() {
-                    return Err(format!("unexpected line {line:?}"));
+                    return Err(bad("an unexpected line", line));
                 } else {
                     let sample = sample(line)?;
                     let family = families
                         .last_mut()
                         .filter(|f| !f.kind.is_empty() && belongs(f, &sample))
-                        .ok_or(format!("{line:?} belongs to no declared family"))?;
+                        .ok_or(bad("a sample of no declared family", line))?;
                     family.samples.push(sample);
                 }
             }
