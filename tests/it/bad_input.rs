@@ -9,17 +9,14 @@
 //! print the same on stderr, and never connect to Vault: a loopback
 //! listener posing as `VAULT_ADDR` must accept zero connections).
 
-use std::io::ErrorKind;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use certplane::diagnostic::Diagnostic;
 use certplane::operator::Operator;
 use certplane::vault::connect::{Env, Trust, VaultFlags};
+
+use crate::common::{self, decoy::Decoy};
 
 /// Environment variables a case relies on being unset.
 const UNSET_VARS: &[&str] = &[
@@ -42,19 +39,6 @@ struct Case {
 
 fn cases_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/bad")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else if entry.file_name() != "expect.txt" {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// A self-signed CA certificate (no key written anywhere) with pathlen 0.
@@ -104,7 +88,8 @@ fn cases() -> Vec<Case> {
                 .rsplit_once(':')
                 .unwrap_or_else(|| panic!("{name}: expect.txt must be `<file>:<line>: <text>`"));
             let dir = tempfile::tempdir().unwrap();
-            copy_dir(&src, dir.path());
+            common::copy_dir(&src, dir.path());
+            std::fs::remove_file(dir.path().join("expect.txt")).unwrap();
             prepare(&name, dir.path());
             Case {
                 name,
@@ -188,73 +173,14 @@ fn load_and_validate_reject_every_case_at_the_expected_place() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// A loopback listener standing in for Vault that counts connections.
-struct FakeVault {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FakeVault {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (accepted.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        a.fetch_add(1, Ordering::SeqCst);
-                        drop(stream);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        FakeVault {
-            port,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn connections(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FakeVault {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Runs the binary with a deadline; returns (exit code, stderr).
-fn run_apply(dir: &Path, port: u16) -> (Option<i32>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
+fn run_apply(dir: &Path, vault: &str) -> (Option<i32>, String) {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = common::command(home.path());
     cmd.args(["apply", "--auto-approve"])
         .arg(dir)
-        .env("VAULT_ADDR", format!("http://127.0.0.1:{port}"))
-        .env("VAULT_TOKEN", "test")
-        .env("NO_COLOR", "1")
-        .env_remove("BAO_ADDR")
-        .env_remove("BAO_TOKEN")
-        .env_remove("VAULT_NAMESPACE")
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("VAULT_ADDR", vault)
+        .env("VAULT_TOKEN", "test");
     for var in UNSET_VARS {
         cmd.env_remove(var);
     }
@@ -278,10 +204,10 @@ fn run_apply(dir: &Path, port: u16) -> (Option<i32>, String) {
 
 #[test]
 fn the_binary_exits_1_with_the_diagnostic_and_never_contacts_vault() {
-    let vault = FakeVault::start();
+    let vault = Decoy::start();
     let mut failures = Vec::new();
     for case in cases() {
-        let (code, stderr) = run_apply(case.dir.path(), vault.port);
+        let (code, stderr) = run_apply(case.dir.path(), &vault.addr());
         let place = format!("{}:{}:", case.file, case.line);
         let shown = stderr.lines().enumerate().any(|(i, l)| {
             l.contains(&place)

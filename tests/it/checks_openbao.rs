@@ -4,7 +4,6 @@
 //! accepts OpenBao accepts. Every verdict here is asked of the server.
 
 use crate::common;
-use crate::common::support;
 
 use certplane::desired::render_hcl;
 use certplane::diagnostic::Diagnostic;
@@ -628,14 +627,14 @@ fn a_mount_inside_a_live_mount_stops_apply_before_any_write() {
     .unwrap();
     let path = repo.path().to_str().unwrap();
     // Offline it is valid: nothing in the repository says pki/ exists.
-    support::certplane_root(&bao, &["validate", path]).expect(0);
+    common::certplane_root(&bao, &["validate", path]).expect(0);
     let before = bao.audit_entries().len();
-    let run = support::certplane_root(&bao, &["apply", path, "--auto-approve"]);
+    let run = common::certplane_root(&bao, &["apply", path, "--auto-approve"]);
     run.expect(1);
     assert!(
         run.both().contains("Vault already has a mount at pki/"),
         "{}",
         run.both()
     );
-    assert_eq!(support::writes_since(&bao, before), vec![]);
+    assert_eq!(common::writes_since(&bao, before), vec![]);
 }

@@ -15,10 +15,10 @@ use certplane::vault::connect::Env;
 use clap::Parser;
 use serde_json::Value;
 
+use crate::common;
+
 fn example(name: &str) -> (String, Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/ci")
-        .join(name);
+    let path = common::in_repo("examples/ci").join(name);
     let text = std::fs::read_to_string(&path).unwrap();
     let v: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
     (text, v)
@@ -200,32 +200,16 @@ fn the_repository_config_names_no_vault_and_loads_under_the_workflow() {
 // checkout per job, the plan file handed over as an artifact) against a real
 // OpenBao, logging in with a CI OIDC token through JWT auth.
 
-use crate::common;
-
 use common::OpenBao;
 
 /// A checkout of the repository the example workflows run in: homelab's
 /// objects and `examples/ci/certplane.yaml`, whose placeholder Vault
 /// address (if it still has one) is pointed at the test's OpenBao.
 fn checkout(dir: &Path, vault_addr: &str) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    copy_tree(&root.join("examples/homelab"), dir);
-    let config = std::fs::read_to_string(root.join("examples/ci/certplane.yaml")).unwrap();
+    common::copy_dir(&common::homelab(), dir);
+    let config = std::fs::read_to_string(common::in_repo("examples/ci/certplane.yaml")).unwrap();
     let config = config.replace("https://vault.example.com:8200", vault_addr);
     std::fs::write(dir.join("certplane.yaml"), config).unwrap();
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
 }
 
 /// `${{ ctx.NAME }}` (GitHub expressions) as `${NAME}`: the test provides
@@ -353,11 +337,7 @@ impl Ci {
             ])
             .current_dir(dir)
             .stdin(std::process::Stdio::null());
-            for (k, _) in std::env::vars() {
-                if k.starts_with("VAULT_") || k.starts_with("BAO_") || k.starts_with("CERTPLANE_") {
-                    cmd.env_remove(k);
-                }
-            }
+            common::clean_env(&mut cmd);
             for (k, v) in &step.env {
                 cmd.env(k, v);
             }
@@ -396,7 +376,7 @@ impl Ci {
 
     /// After the apply job: the PKI is in Vault and the cluster half is rendered.
     fn assert_applied(&self, checkout: &Path) {
-        let role = support_read(&self.bao, "pki_int/roles/homelab-dot-local");
+        let role = common::read(&self.bao, "pki_int/roles/homelab-dot-local").unwrap();
         assert_eq!(role["ttl"], 86400, "{role}");
         assert!(
             checkout
@@ -404,11 +384,6 @@ impl Ci {
                 .is_file()
         );
     }
-}
-
-fn support_read(bao: &OpenBao, path: &str) -> Value {
-    let out = bao.bao_ok(&["read", "-format=json", path]);
-    serde_json::from_str::<Value>(&out).unwrap()["data"].clone()
 }
 
 #[test]

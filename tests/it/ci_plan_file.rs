@@ -5,14 +5,10 @@
 //! an apply stops with "plan is stale" when a live object moved, writing
 //! nothing after it.
 
-use crate::common;
-use crate::common::support;
-
 use std::path::Path;
 
-use common::OpenBao;
+use crate::common::*;
 use serde_json::{Value, json};
-use support::*;
 
 const JWT: &str = "eyJhbGciOiJub25lIn0.c2VjcmV0LXJldmlld2VyLWp3dA.sig-secret-reviewer";
 
@@ -183,16 +179,6 @@ fn a_changed_repository_or_moved_object_refuses_the_plan() {
     assert_eq!(tune["max_lease_ttl"], json!(30000 * 3600), "{tune}");
 }
 
-/// Audit log entries that change something (logins excluded).
-fn writes(bao: &OpenBao) -> Vec<(String, String)> {
-    bao.audit_entries()
-        .into_iter()
-        .filter(|(op, p)| {
-            matches!(op.as_str(), "create" | "update" | "delete") && !p.ends_with("/login")
-        })
-        .collect()
-}
-
 /// The change at `addr` (a Vault path) of a saved plan.
 fn change_at<'a>(saved: &'a mut Value, addr: &str) -> &'a mut Value {
     saved["plan"]["changes"]
@@ -295,7 +281,7 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
         tamper(&mut v);
         let tampered = bao.dir().join("tampered.json");
         std::fs::write(&tampered, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-        let before = writes(&bao);
+        let before = writes_since(&bao, 0);
         let refused = run(
             &bao,
             &["apply", "--auto-approve", tampered.to_str().unwrap()],
@@ -320,7 +306,7 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
             "{what}: {}",
             refused.both()
         );
-        let after = writes(&bao);
+        let after = writes_since(&bao, 0);
         assert_eq!(before, after, "{what}: something was written");
     }
     assert!(read(&bao, "sys/policies/acl/evil").is_none());
@@ -360,10 +346,10 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
     );
 
     // The untouched file applies.
-    let before = writes(&bao).len();
+    let before = writes_since(&bao, 0).len();
     run(&bao, &["apply", "--auto-approve", file_s]).expect(0);
     assert_eq!(read(&bao, ROLE).unwrap()["ttl"], json!(43200));
-    assert!(writes(&bao).len() > before);
+    assert!(writes_since(&bao, 0).len() > before);
 }
 
 #[test]
@@ -374,17 +360,13 @@ fn files_next_to_the_repository_do_not_change_its_identity() {
     let repo = bao.dir().join("repo");
     copy_dir(&homelab(), &repo);
     let out = |args: &[&str]| {
-        let addr = bao.addr();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_certplane"));
-        cmd.args(args)
+        command(bao.dir())
+            .args(args)
             .current_dir(&repo)
-            .env("VAULT_ADDR", &addr)
+            .env("VAULT_ADDR", bao.addr())
             .env("VAULT_TOKEN", bao.token())
-            .env("HOME", bao.dir())
-            .env("NO_COLOR", "1")
-            .env_remove("CERTPLANE_VAULT_TIMEOUT")
-            .stdin(std::process::Stdio::null());
-        cmd.output().unwrap()
+            .output()
+            .unwrap()
     };
     let planned = out(&[
         "plan",

@@ -4,23 +4,19 @@
 //! invalid repository write an error document / an error comment to stdout.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
+use crate::common;
+
+/// `certplane <args>` in `cwd` (also its `HOME`).
 fn certplane(args: &[&str], cwd: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
-    cmd.args(args)
+    common::command(cwd)
+        .args(args)
         .current_dir(cwd)
-        .env("HOME", cwd)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("VAULT_") || k.starts_with("BAO_") || k.starts_with("CERTPLANE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.output().unwrap()
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {

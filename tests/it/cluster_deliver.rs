@@ -10,10 +10,9 @@ use crate::common::fake;
 
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use certplane::plan::Action;
 use certplane::verify::{Credentials, credentials};
-use common::OpenBao;
+use common::{OpenBao, b64, unb64};
 use fake::{Step, cluster, core_v1, finish};
 use serde_json::{Value, json};
 
@@ -41,19 +40,6 @@ spec:
 "#;
 
 const SECRET_PATH: &str = "/api/v1/namespaces/sandbox/secrets/cm-approle";
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-fn unb64(v: &Value) -> String {
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap_or_default())
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 /// How many secret IDs the AppRole has.
 fn secret_ids(bao: &OpenBao) -> usize {

@@ -10,13 +10,12 @@ use crate::common::fake;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use certplane::addr::KubeRef;
 use certplane::cluster::{Inventory, InventoryLocation, REPOSITORY_LABEL};
 use certplane::pipeline::{self, ClusterSide, PlanOptions};
 use certplane::plan::Action;
-use common::OpenBao;
-use fake::{Step, cert_manager_v1, cluster, core_v1, finish};
+use common::{OpenBao, b64, unb64};
+use fake::{Step, cert_manager_v1, cluster, core_v1, finish, list_inventories, live};
 use serde_json::{Value, json};
 
 const SECRET_PATH: &str = "/api/v1/namespaces/sandbox/secrets/cm-approle";
@@ -34,52 +33,10 @@ fn inventory_cm(identity: &str, inv: &Inventory) -> Value {
     )
 }
 
-fn list_inventories(items: Vec<Value>) -> Step {
-    Step::get(CONFIGMAPS)
-        .query(
-            "labelSelector",
-            "app.kubernetes.io%2Fmanaged-by%3Dcertplane",
-        )
-        .reply(
-            200,
-            json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {}, "items": items}),
-        )
-}
-
 fn write_repo(dir: &Path, config: &str, objects: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("certplane.yaml"), config).unwrap();
     std::fs::write(dir.join("repo.yaml"), objects).unwrap();
-}
-
-async fn connect(bao: &OpenBao) -> certplane::vault::Vault {
-    let settings = certplane::vault::VaultSettings::with_token(
-        &bao.addr(),
-        certplane::model::Source::Value(bao.token().into()),
-    )
-    .unwrap();
-    certplane::vault::Vault::connect(&settings).await.unwrap()
-}
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-fn unb64(v: &Value) -> String {
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap_or_default())
-            .unwrap(),
-    )
-    .unwrap()
-}
-
-fn writes(bao: &OpenBao, since: usize) -> Vec<(String, String)> {
-    bao.audit_entries()
-        .into_iter()
-        .skip(since)
-        .filter(|(op, _)| matches!(op.as_str(), "create" | "update" | "delete"))
-        .collect()
 }
 
 const APPROLE_REPO: &str = r#"
@@ -131,7 +88,7 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
     );
     let prepared = pipeline::prepare(&dir).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(prepared.repo.identity, "approle-repo");
-    let vault = connect(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
     let inventory = inventory_path("approle-repo");
 
     // First plan and apply: the Secret is delivered and recorded.
@@ -206,7 +163,7 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
     assert!(pending.is_empty(), "the second plan changes {pending:?}");
     assert!(again.notes.is_empty(), "{:?}", again.notes);
     // Only the validity check of the held secret ID reached Vault as a write.
-    let w = writes(&bao, audit_before);
+    let w = common::writes_since(&bao, audit_before);
     assert!(
         w.iter()
             .all(|(_, p)| p == "auth/approle/role/cm/secret-id/lookup"),
@@ -221,20 +178,6 @@ metadata: {name: left}
 spec:
   rules: [{path: pki/sign/web, capabilities: [update]}]
 "#;
-
-fn live(r: &KubeRef, owner: Option<&str>) -> Value {
-    let api_version = if r.group.is_empty() {
-        r.version.clone()
-    } else {
-        format!("{}/{}", r.group, r.version)
-    };
-    let mut v = json!({"apiVersion": api_version, "kind": r.kind,
-        "metadata": {"name": r.name, "namespace": r.namespace, "uid": "u"}});
-    if let Some(o) = owner {
-        v["metadata"]["labels"] = json!({REPOSITORY_LABEL: o});
-    }
-    v
-}
 
 fn issuer_ref() -> KubeRef {
     KubeRef {
@@ -272,7 +215,7 @@ async fn regression_removing_the_last_cluster_object_prunes_it() {
     let prepared = pipeline::prepare(&dir).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(prepared.repo.identity, "last", "derived from the directory");
     assert!(prepared.repo.manifests.is_empty());
-    let vault = connect(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
     let inventory = inventory_path("last");
     let previous = Inventory::new([issuer_ref(), account_ref()]);
     let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
@@ -356,7 +299,7 @@ async fn with_prune_off_a_removed_object_is_kept_and_noted() {
         POLICY_ONLY,
     );
     let prepared = pipeline::prepare(&dir).unwrap_or_else(|d| panic!("{d}"));
-    let vault = connect(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
     let inventory = inventory_path("kept");
     let previous = Inventory::new([issuer_ref(), account_ref()]);
     let (c, task) = cluster(vec![

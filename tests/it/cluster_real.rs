@@ -11,7 +11,7 @@
 //! test namespace, named per repository identity.
 
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use certplane::addr::{Addr, KubeRef};
@@ -24,18 +24,8 @@ use futures::FutureExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
-/// The kubeconfig of the test cluster. The tests that need one are
-/// `#[ignore]`d (reported as ignored, never as passed); `make test-cluster`
-/// runs them with `--ignored`, and then a missing variable is a failure.
-fn kubeconfig() -> PathBuf {
-    match std::env::var_os("CERTPLANE_TEST_KUBECONFIG") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "CERTPLANE_TEST_KUBECONFIG is not set: it names the kubeconfig of a test cluster \
-             (kind, k3d, ...) with the cert-manager CRDs; see `make test-cluster`"
-        ),
-    }
-}
+use crate::common::free_port;
+use crate::common::kube::{loopback_kubeconfig, test_cluster_kubeconfig};
 
 /// The repository identity the flow records its inventory under.
 const REPO: &str = "real-test";
@@ -93,7 +83,7 @@ fn assert_no_secret(plan: &ObjectPlan) {
 #[tokio::test]
 #[ignore = "needs a test cluster: set CERTPLANE_TEST_KUBECONFIG and run `make test-cluster`"]
 async fn apply_replan_drift_and_prune_on_a_real_cluster() {
-    let path = kubeconfig();
+    let path = test_cluster_kubeconfig();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let suffix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -320,22 +310,8 @@ async fn flow(cluster: &Cluster, ns: &str, cluster_issuer: &str) {
 async fn unreachable_cluster_and_unknown_context_are_clean_errors() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a loopback port");
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: test\n\
-             clusters:\n- name: test\n  cluster:\n    server: http://127.0.0.1:{port}\n\
-             contexts:\n- name: test\n  context:\n    cluster: test\n    user: test\n    namespace: sandbox\n\
-             users:\n- name: test\n  user:\n    token: not-a-real-token\n"
-        ),
-    )
-    .expect("write kubeconfig");
+    let path = loopback_kubeconfig(dir.path(), "test", free_port());
 
     let cluster = Cluster::connect_kubeconfig(Path::new(&path), None)
         .await

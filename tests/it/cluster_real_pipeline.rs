@@ -14,10 +14,8 @@
 //! call bounded in time, so the cleanup cannot hang on the test's runtime.
 
 use crate::common;
-use crate::common::support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use common::OpenBao;
@@ -25,34 +23,15 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 
-/// The kubeconfig of the test cluster; without it the test fails (it is
-/// `#[ignore]`d, so only `--ignored` runs it).
-fn kubeconfig() -> String {
-    match std::env::var("CERTPLANE_TEST_KUBECONFIG") {
-        Ok(p) if !p.is_empty() => p,
-        _ => panic!(
-            "CERTPLANE_TEST_KUBECONFIG is not set: it names the kubeconfig of a test cluster \
-             (kind, k3d, ...) with the cert-manager CRDs; see `make test-cluster`"
-        ),
-    }
-}
-
-fn run(kubeconfig: &str, bao: &OpenBao, args: &[&str]) -> support::Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_certplane"))
-        .args(args)
-        .stdin(Stdio::null())
-        .env("KUBECONFIG", kubeconfig)
-        .env("VAULT_ADDR", bao.addr())
-        .env("VAULT_TOKEN", bao.token())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run certplane");
-    support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: std::time::Duration::ZERO,
-    }
+/// `certplane <args>` against the cluster of `kubeconfig` and `bao`.
+fn run(kubeconfig: &str, bao: &OpenBao, args: &[&str]) -> common::Run {
+    common::Run::of(
+        common::command(bao.dir())
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("VAULT_ADDR", bao.addr())
+            .env("VAULT_TOKEN", bao.token()),
+    )
 }
 
 /// The API server URL and CA of the kubeconfig's current context.
@@ -272,7 +251,9 @@ async fn cleanup(kubeconfig: &str, ns: &str, limit: std::time::Duration) -> Resu
 #[tokio::test]
 #[ignore = "needs a test cluster: set CERTPLANE_TEST_KUBECONFIG and run `make test-cluster`"]
 async fn vault_issuer_end_to_end_on_a_real_cluster() {
-    let path = kubeconfig();
+    let path = common::kube::test_cluster_kubeconfig()
+        .display()
+        .to_string();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ns = format!("certplane-e2e-{}", std::process::id());
     // From here on, whatever happens, the guard cleans up.
@@ -458,21 +439,6 @@ fn fake_api(silent: bool) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>
     (port, seen)
 }
 
-fn fake_kubeconfig(dir: &Path, port: u16) -> String {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: t\n\
-             clusters:\n- name: t\n  cluster:\n    server: http://127.0.0.1:{port}\n\
-             contexts:\n- name: t\n  context: {{cluster: t, user: t}}\n\
-             users:\n- name: t\n  user: {{token: test}}\n"
-        ),
-    )
-    .unwrap();
-    path.display().to_string()
-}
-
 /// Regression: the cleanup ran on the test's runtime from a blocked thread
 /// and deadlocked, leaving the namespace, the ClusterRoleBinding and the
 /// inventory behind. Run from a blocked current-thread runtime (as a panic
@@ -484,7 +450,9 @@ async fn the_cleanup_finishes_from_a_blocked_runtime_and_deletes_only_the_tests_
     let dir = tempfile::tempdir().unwrap();
     let (port, seen) = fake_api(false);
     let mut guard = Cleanup {
-        kubeconfig: fake_kubeconfig(dir.path(), port),
+        kubeconfig: common::kube::loopback_kubeconfig(dir.path(), "t", port)
+            .display()
+            .to_string(),
         namespace: "certplane-e2e-test".into(),
         limit: std::time::Duration::from_secs(5),
         done: false,
@@ -508,7 +476,9 @@ async fn the_cleanup_finishes_from_a_blocked_runtime_and_deletes_only_the_tests_
     // A server that never answers: an error, in bounded time.
     let (port, _) = fake_api(true);
     let mut guard = Cleanup {
-        kubeconfig: fake_kubeconfig(dir.path(), port),
+        kubeconfig: common::kube::loopback_kubeconfig(dir.path(), "t", port)
+            .display()
+            .to_string(),
         namespace: "certplane-e2e-test".into(),
         limit: std::time::Duration::from_millis(500),
         done: false,

@@ -2,14 +2,16 @@
 //! scripted server that checks every request's method, path, query, content
 //! type and body.
 
-use crate::common::fake;
+use crate::common::{fake, issuer_addr};
 
 use std::time::Duration;
 
-use certplane::addr::{Addr, KubeRef};
+use certplane::addr::KubeRef;
 use certplane::cluster::{ClusterError, Inventory, InventoryLocation, REPOSITORY_LABEL, SENSITIVE};
 use certplane::plan::Action;
-use fake::{Step, as_stored, cert_manager_v1, cluster, core_v1, finish, rbac_v1};
+use fake::{
+    Step, as_stored, cert_manager_v1, cluster, core_v1, finish, list_inventories, live, rbac_v1,
+};
 use serde_json::{Value, json};
 
 const ISSUERS: &str = "/apis/cert-manager.io/v1/namespaces/sandbox/issuers";
@@ -26,16 +28,6 @@ fn issuer(path: &str) -> Value {
             "auth": {"kubernetes": {"mountPath": "/v1/auth/kubernetes", "role": "vault-issuer",
                      "serviceAccountRef": {"name": "vault-issuer"}}}
         }}
-    })
-}
-
-fn issuer_ref() -> Addr {
-    Addr::Kube(KubeRef {
-        group: "cert-manager.io".into(),
-        version: "v1".into(),
-        kind: "Issuer".into(),
-        namespace: Some("sandbox".into()),
-        name: "vault-issuer".into(),
     })
 }
 
@@ -116,7 +108,7 @@ async fn create_gets_404_then_dry_runs_the_apply() {
     let res = c.plan_object(&m).await;
     finish(task).await;
     let plan = res.unwrap();
-    assert_eq!(plan.addr, issuer_ref());
+    assert_eq!(plan.addr, issuer_addr());
     assert_eq!(plan.action, Action::Create);
     assert!(plan.before.is_empty());
     assert_eq!(
@@ -404,7 +396,6 @@ const REPO: &str = "homelab";
 const INVENTORY: &str =
     "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory-homelab";
 const LEGACY: &str = "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory";
-const CONFIGMAPS: &str = "/api/v1/namespaces/certplane-system/configmaps";
 
 fn kref(group: &str, kind: &str, name: &str) -> KubeRef {
     KubeRef {
@@ -431,34 +422,6 @@ fn legacy_cm(inv: &Inventory) -> Value {
     let mut cm = inv.to_configmap(&InventoryLocation::legacy("certplane-system"), None);
     cm["metadata"]["resourceVersion"] = json!("7");
     cm
-}
-
-/// The list of inventories (`LIST configmaps` with certplane's label).
-fn list_inventories(items: Vec<Value>) -> Step {
-    Step::get(CONFIGMAPS)
-        .query("labelSelector", "app.kubernetes.io%2Fmanaged-by%3Dcertplane")
-        .reply(
-            200,
-            json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
-        )
-}
-
-/// A live object as a GET returns it, labelled with `owner` if any.
-fn live(r: &KubeRef, owner: Option<&str>) -> Value {
-    let api_version = if r.group.is_empty() {
-        r.version.clone()
-    } else {
-        format!("{}/{}", r.group, r.version)
-    };
-    let mut v = json!({"apiVersion": api_version, "kind": r.kind,
-        "metadata": {"name": r.name, "uid": "u", "resourceVersion": "3"}});
-    if let Some(ns) = &r.namespace {
-        v["metadata"]["namespace"] = json!(ns);
-    }
-    if let Some(o) = owner {
-        v["metadata"]["labels"] = json!({REPOSITORY_LABEL: o});
-    }
-    v
 }
 
 #[tokio::test]

@@ -10,10 +10,9 @@ use crate::common::fake;
 
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use certplane::pipeline::{ClusterSide, PlanOptions};
 use certplane::plan::Action;
-use common::OpenBao;
+use common::{OpenBao, unb64};
 use fake::{Step, cluster, core_v1, finish};
 use serde_json::{Value, json};
 
@@ -49,15 +48,6 @@ const CACERTS: &str = "/api/v1/namespaces/istio-system/secrets/cacerts";
 /// The inventory of the repository `lab` (see [`prepare`]).
 const INVENTORY: &str = "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory-lab";
 
-fn unb64(v: &Value) -> String {
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap_or_default())
-            .unwrap(),
-    )
-    .unwrap()
-}
-
 /// The repository `lab` (its directory's name: the identity).
 fn prepare() -> (tempfile::TempDir, certplane::pipeline::Prepared) {
     let dir = tempfile::tempdir().unwrap();
@@ -68,24 +58,12 @@ fn prepare() -> (tempfile::TempDir, certplane::pipeline::Prepared) {
     (dir, prepared)
 }
 
-async fn root(bao: &OpenBao) -> certplane::vault::Vault {
-    certplane::vault::Vault::connect(
-        &certplane::vault::VaultSettings::with_token(
-            &bao.addr(),
-            certplane::model::Source::Value(bao.token().into()),
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn the_exported_key_goes_into_the_secret_once_and_nowhere_else() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bao = OpenBao::start();
     let (_dir, prepared) = prepare();
-    let vault = root(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
 
     let delivered = Arc::new(Mutex::new(Value::Null));
     let seen = delivered.clone();
@@ -226,7 +204,7 @@ async fn a_secret_that_cannot_be_written_stops_the_plan_before_a_key_is_made() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let bao = OpenBao::start();
     let (dir, prepared) = prepare();
-    let vault = root(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
     let (c, task) = cluster(vec![
         Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-lab"),
         Step::get("/api/v1").reply(200, core_v1()),

@@ -4,10 +4,9 @@
 //! cluster Secret, which needs a cluster: rendered, it applies nothing.
 
 use crate::common;
-use crate::common::support;
 
+use crate::common::certplane_root;
 use common::OpenBao;
-use support::certplane_root;
 
 #[test]
 fn every_example_applies_and_converges() {

@@ -4,25 +4,14 @@
 //! meets first: a sealed Vault, a closed port, `apply` without
 //! `--auto-approve` when stdin is not a terminal.
 
-use crate::common;
-use crate::common::support;
-
-use std::path::Path;
 use std::time::Duration;
 
+use crate::common::*;
 use certplane::pki::x509::{is_signed_by, parse_pem};
-use common::OpenBao;
-use support::*;
 
 /// The most a failure against a dead or sealed Vault may take: well under
 /// the client's connect (5 s) and request (30 s) timeouts.
 const QUICK: Duration = Duration::from_secs(4);
-
-fn write(repo: &Path, file: &str, text: &str) {
-    let path = repo.join(file);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 #[track_caller]
 fn assert_no_key_material(run: &Run, key_pem: &str) {
@@ -285,10 +274,7 @@ fn a_sealed_vault_fails_quickly_with_one_line() {
 
 #[test]
 fn a_closed_port_fails_quickly_with_one_line() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let home = tempfile::tempdir().unwrap();
     let addr = format!("http://127.0.0.1:{port}");
     let dir = homelab();

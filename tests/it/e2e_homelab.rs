@@ -3,13 +3,9 @@
 //! intermediate's signature by the root, the role, the policy, the
 //! Kubernetes auth role, a leaf issued (and one refused), and a clean re-plan.
 
-use crate::common;
-use crate::common::support;
-
+use crate::common::*;
 use certplane::pki::x509::{is_signed_by, parse_pem};
-use common::OpenBao;
 use serde_json::{Value, json};
-use support::*;
 
 fn str_list(v: &Value) -> Vec<String> {
     match v {

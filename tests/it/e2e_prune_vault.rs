@@ -3,10 +3,9 @@
 //! by hand never is; a mount holding a CA only with `--allow-destroy-ca`.
 
 use crate::common;
-use crate::common::support;
 
+use crate::common::certplane_root;
 use common::OpenBao;
-use support::certplane_root;
 
 fn repo(dir: &std::path::Path, full: bool, prune: bool) {
     let mut y = String::from(
@@ -222,7 +221,7 @@ spec: {{rules: [{{path: pki_{t}/sign/old, capabilities: [update]}}]}}
     y
 }
 
-fn deletes(run: &support::Run) -> Vec<String> {
+fn deletes(run: &common::Run) -> Vec<String> {
     run.stdout
         .lines()
         .filter(|l| l.trim_end().ends_with("(delete)"))

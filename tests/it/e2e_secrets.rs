@@ -3,13 +3,7 @@
 //! not a token Vault hands out, not a private key (an external signer's key,
 //! an imported bundle's key), as a PEM block or as its base64 body.
 
-use crate::common;
-use crate::common::support;
-
-use std::path::Path;
-
-use common::OpenBao;
-use support::*;
+use crate::common::*;
 
 /// Token-looking words: `hvs.`/`s.` (and batch/recovery) followed by a long
 /// run of token characters, as Vault and OpenBao make them.
@@ -44,12 +38,6 @@ fn token_like_finds_tokens_only() {
     );
     assert_eq!(token_like("(s.AbCdEfGhIjKlMnOpQrStUvWx)").len(), 1);
     assert!(token_like("certs.example.com issuer.pem s.short").is_empty());
-}
-
-fn write(repo: &Path, file: &str, text: &str) {
-    let path = repo.join(file);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
 }
 
 #[test]

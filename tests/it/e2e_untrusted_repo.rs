@@ -16,20 +16,9 @@
 //!   checks can see a leak), and the operator's token appears in no request
 //!   body, rendered file or plan file.
 
-use crate::common;
-use crate::common::support;
-
 use std::path::Path;
 
-use common::OpenBao;
-use support::*;
-
-fn edit(repo: &Path, file: &str, from: &str, to: &str) {
-    let p = repo.join(file);
-    let text = std::fs::read_to_string(&p).unwrap();
-    assert!(text.contains(from), "{file} has no {from:?}");
-    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
-}
+use crate::common::*;
 
 /// Every file under `dir` (none when it does not exist), as text.
 fn files_text(dir: &Path) -> String {

@@ -2,10 +2,9 @@
 //! only the live Vault has; without `--live` the same repository is invalid.
 
 use crate::common;
-use crate::common::support;
 
+use crate::common::certplane_root;
 use common::OpenBao;
-use support::certplane_root;
 
 const ISSUER: &str = r#"
 apiVersion: cert-manager.io/v1

@@ -7,7 +7,6 @@
 //! more transition); the Lease is deleted at the end.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use certplane::cluster::Cluster;
@@ -16,18 +15,7 @@ use futures::FutureExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams};
 
-/// The kubeconfig of the test cluster. The tests that need one are
-/// `#[ignore]`d (reported as ignored, never as passed); `make test-cluster`
-/// runs them with `--ignored`, and then a missing variable is a failure.
-fn kubeconfig() -> PathBuf {
-    match std::env::var_os("CERTPLANE_TEST_KUBECONFIG") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "CERTPLANE_TEST_KUBECONFIG is not set: it names the kubeconfig of a test cluster \
-             (kind, k3d, ...) with the cert-manager CRDs; see `make test-cluster`"
-        ),
-    }
-}
+use crate::common::kube::test_cluster_kubeconfig;
 
 fn config(name: &str, identity: &str) -> LeaseConfig {
     LeaseConfig {
@@ -43,7 +31,7 @@ fn config(name: &str, identity: &str) -> LeaseConfig {
 #[tokio::test]
 #[ignore = "needs a test cluster: set CERTPLANE_TEST_KUBECONFIG and run `make test-cluster`"]
 async fn one_leader_and_the_other_takes_over_after_release() {
-    let path = kubeconfig();
+    let path = test_cluster_kubeconfig();
     let cluster = Cluster::connect_kubeconfig(&path, None)
         .await
         .expect("connect")

@@ -10,67 +10,23 @@
 //! the pod's name and namespace.
 
 use crate::common;
-use crate::common::support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::OpenBao;
+use common::git::GitRepo;
+use common::kube::loopback_kubeconfig;
+use common::{Daemon, OpenBao};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
-use support::{copy_dir, homelab};
 
 const ROLE: &str = "pki_int/roles/homelab-dot-local";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/certplane-system/leases";
 const OTHER: &str = "other-replica";
-
-fn git(cwd: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .env("HOME", cwd)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A bare repository holding examples/homelab in one commit; its URL.
-fn homelab_origin(dir: &Path) -> String {
-    git(dir, &["init", "--bare", "-q", "-b", "main", "origin.git"]);
-    let work = dir.join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "-q", "-b", "main"]);
-    copy_dir(&homelab(), &work);
-    git(&work, &["add", "-A"]);
-    git(
-        &work,
-        &[
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "-q",
-            "-m",
-            "homelab",
-        ],
-    );
-    git(&work, &["push", "-q", "../origin.git", "main"]);
-    format!("file://{}", dir.join("origin.git").display())
-}
 
 /// The Lease store of the loopback API server.
 #[derive(Default)]
@@ -214,122 +170,46 @@ fn connection(conn: TcpStream, store: &Mutex<Store>) {
     }
 }
 
-/// A running `certplane run --leader-elect`, killed on drop.
-struct Loop {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// `certplane run --leader-elect` following `repo` as pod
+/// `certplane-system/certplane-test-pod`, its Lease in the API server on
+/// `api_port`.
+fn start(repo: &str, api_port: u16, bao: &OpenBao) -> Daemon {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = loopback_kubeconfig(dir.path(), "fake", api_port);
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let addr = bao.addr();
+    Daemon::run(
+        dir,
+        repo,
+        &["--leader-elect"],
+        &[
+            ("KUBECONFIG", kubeconfig),
+            ("POD_NAME", "certplane-test-pod"),
+            ("POD_NAMESPACE", "certplane-system"),
+            ("VAULT_ADDR", &addr),
+            ("VAULT_TOKEN", bao.token()),
+        ],
+    )
 }
 
-impl Loop {
-    fn start(repo: &str, api_port: u16, bao: &OpenBao) -> Loop {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.path().join("certplane.log");
-        let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\n\
-                 clusters: [{{name: fake, cluster: {{server: \"http://127.0.0.1:{api_port}\"}}}}]\n\
-                 users: [{{name: fake, user: {{}}}}]\n\
-                 contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n\
-                 current-context: fake\n"
-            ),
-        )
-        .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
-        cmd.args(["-vv", "run", "--repo", repo, "--ref", "main"])
-            .args(["--interval", "1s", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--cache")
-            .arg(dir.path().join("cache"))
-            .arg("--render")
-            .arg(dir.path().join("rendered"))
-            .arg("--leader-elect")
-            .env("HOME", dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("VAULT_")
-                || k.starts_with("BAO_")
-                || k.starts_with("CERTPLANE_")
-                || k.starts_with("KUBERNETES_")
-            {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("KUBECONFIG", &kubeconfig)
-            .env("POD_NAME", "certplane-test-pod")
-            .env("POD_NAMESPACE", "certplane-system")
-            .env("VAULT_ADDR", bao.addr())
-            .env("VAULT_TOKEN", bao.token());
-        Loop {
-            child: cmd.spawn().expect("spawn certplane run"),
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        support::http_get(self.port, path)
-    }
-
-    /// `certplane_leader` from /metrics.
-    fn leader_gauge(&self) -> Option<String> {
-        let (_, body) = self.get("/metrics")?;
-        body.lines()
-            .find_map(|l| l.strip_prefix("certplane_leader "))
-            .map(String::from)
-    }
-
-    #[track_caller]
-    fn wait(&mut self, secs: u64, what: &str, mut f: impl FnMut(&Loop) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while !f(self) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "certplane run exited ({status}) waiting for {what}\n{}",
-                    self.logs()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {secs}s waiting for {what}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `certplane_leader` from /metrics.
+fn leader_gauge(l: &Daemon) -> Option<String> {
+    let (_, body) = l.get("/metrics")?;
+    body.lines()
+        .find_map(|l| l.strip_prefix("certplane_leader "))
+        .map(String::from)
 }
 
 fn role_ttl(bao: &OpenBao) -> Option<u64> {
-    support::homelab_role_ttl(bao)
+    common::homelab_role_ttl(bao)
 }
 
 #[test]
 fn only_the_leader_applies_and_the_lease_is_released_on_sigterm() {
     let bao = OpenBao::start();
-    let git_dir = tempfile::tempdir().unwrap();
-    let repo = homelab_origin(git_dir.path());
+    let origin = GitRepo::homelab();
+    origin.commit("homelab", None);
+    let repo = origin.url();
     let store = Arc::new(Mutex::new(Store::default()));
     store.lock().unwrap().other_renews();
     let api_port = serve(store.clone());
@@ -348,13 +228,13 @@ fn only_the_leader_applies_and_the_lease_is_released_on_sigterm() {
         });
     }
 
-    let mut lp = Loop::start(&repo, api_port, &bao);
+    let mut lp = start(&repo, api_port, &bao);
     // A follower: validates and is ready, but applies nothing.
     lp.wait(30, "following the other replica", |l| {
         l.logs().contains(&format!("following {OTHER}"))
     });
     lp.wait(10, "certplane_leader 0", |l| {
-        l.leader_gauge().as_deref() == Some("0")
+        leader_gauge(l).as_deref() == Some("0")
     });
     lp.wait(10, "/readyz 200 as a follower", |l| {
         l.get("/readyz").is_some_and(|r| r.0 == 200)
@@ -371,7 +251,7 @@ fn only_the_leader_applies_and_the_lease_is_released_on_sigterm() {
     lp.wait(30, "applied as the leader", |_| {
         role_ttl(&bao) == Some(86400)
     });
-    assert_eq!(lp.leader_gauge().as_deref(), Some("1"));
+    assert_eq!(leader_gauge(&lp).as_deref(), Some("1"));
     {
         let s = store.lock().unwrap();
         let holder = s.holder().unwrap_or_default();
@@ -389,7 +269,7 @@ fn only_the_leader_applies_and_the_lease_is_released_on_sigterm() {
         other_alive.store(true, Ordering::SeqCst);
     }
     lp.wait(10, "certplane_leader 0 after losing the lease", |l| {
-        l.leader_gauge().as_deref() == Some("0")
+        leader_gauge(l).as_deref() == Some("0")
     });
     bao.bao_ok(&["write", ROLE, "ttl=1h", "max_ttl=2h"]);
     std::thread::sleep(Duration::from_secs(4));
@@ -408,7 +288,7 @@ fn only_the_leader_applies_and_the_lease_is_released_on_sigterm() {
 
     // SIGTERM: exit 0, the lease released (no holder).
     let code =
-        support::terminate(&mut lp.child, 10).unwrap_or_else(|e| panic!("{e}\n{}", lp.logs()));
+        common::terminate(&mut lp.child, 10).unwrap_or_else(|e| panic!("{e}\n{}", lp.logs()));
     assert_eq!(code, Some(0), "{}", lp.logs());
     let s = store.lock().unwrap();
     assert_eq!(s.holder(), None, "not released\n{}", lp.logs());

@@ -2,18 +2,12 @@
 //! the directory or the Git URL) and the render directory, which is never
 //! loaded back as repository input.
 
-use std::path::Path;
-
 use certplane::cluster::reconcile;
 use certplane::load::{LoadOptions, load, load_with};
 use certplane::pipeline::{self, PrepareOptions};
 use certplane::plan::Action;
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
+use crate::common::write;
 
 const ISSUER: &str = "apiVersion: cert-manager.io/v1
 kind: Issuer

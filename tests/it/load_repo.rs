@@ -7,13 +7,9 @@ use std::path::Path;
 
 use certplane::model::{CaSpec, SignedBy, Source, VaultObject};
 
-const H: &str = "apiVersion: certplane.dev/v1alpha1\n";
+use crate::common::write;
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
+const H: &str = "apiVersion: certplane.dev/v1alpha1\n";
 
 fn policy(name: &str) -> String {
     format!(

@@ -3,13 +3,9 @@
 
 use std::path::Path;
 
-const H: &str = "apiVersion: certplane.dev/v1alpha1\n";
+use crate::common::write;
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
+const H: &str = "apiVersion: certplane.dev/v1alpha1\n";
 
 /// A CA certificate (and its key, for bundles) valid for `days`.
 fn ca(path_len: Option<u8>, is_ca: bool, days: i64) -> (String, String) {

@@ -3,75 +3,16 @@
 //! without connecting to one (regression: they demanded a reachable Vault).
 //! A loopback listener stands in for `VAULT_ADDR` and counts connections.
 
-use crate::common::support;
-
-use std::io::ErrorKind;
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
-
-use support::{certplane, copy_dir};
-
-/// Counts the connections made to a loopback port.
-struct Listener {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Listener {
-    fn start() -> Listener {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (a, s) = (accepted.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        a.fetch_add(1, Ordering::SeqCst);
-                        drop(stream);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Listener {
-            port,
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use crate::common::{Decoy, certplane, copy_dir, in_repo};
 
 #[test]
 fn an_acme_only_repository_plans_applies_and_verifies_without_vault() {
     let home = tempfile::tempdir().unwrap();
     let repo = home.path().join("repo");
-    copy_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-dns01"),
-        &repo,
-    );
+    copy_dir(&in_repo("examples/acme-dns01"), &repo);
     let repo = repo.to_str().unwrap();
-    let vault = Listener::start();
-    let addr = format!("http://127.0.0.1:{}", vault.port);
+    let vault = Decoy::start();
+    let addr = vault.addr();
     for env in [
         vec![("VAULT_ADDR", addr.as_str()), ("VAULT_TOKEN", "unused")],
         // No Vault settings at all: no "no vault address" error either.
@@ -99,11 +40,7 @@ fn an_acme_only_repository_plans_applies_and_verifies_without_vault() {
         );
         std::fs::remove_dir_all(home.path().join("rendered")).unwrap();
     }
-    assert_eq!(
-        vault.accepted.load(Ordering::SeqCst),
-        0,
-        "certplane connected to Vault"
-    );
+    assert_eq!(vault.connections(), 0, "certplane connected to Vault");
 }
 
 /// The same repository with `prune: true` and a Vault configured does
@@ -112,22 +49,19 @@ fn an_acme_only_repository_plans_applies_and_verifies_without_vault() {
 fn a_pruning_repository_without_vault_objects_still_reaches_vault() {
     let home = tempfile::tempdir().unwrap();
     let repo = home.path().join("repo");
-    copy_dir(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/acme-dns01"),
-        &repo,
-    );
+    copy_dir(&in_repo("examples/acme-dns01"), &repo);
     std::fs::write(
         repo.join("certplane.yaml"),
         "apiVersion: certplane.dev/v1alpha1\nkind: Config\nspec:\n  prune: true\n",
     )
     .unwrap();
-    let vault = Listener::start();
-    let addr = format!("http://127.0.0.1:{}", vault.port);
+    let vault = Decoy::start();
+    let addr = vault.addr();
     let plan = certplane(
         &["plan", repo.to_str().unwrap()],
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", "unused")],
         home.path(),
     );
     plan.expect(1);
-    assert!(vault.accepted.load(Ordering::SeqCst) > 0, "{}", plan.both());
+    assert!(vault.connections() > 0, "{}", plan.both());
 }

@@ -4,11 +4,7 @@
 //! fails with a message naming that path. And `deploy/vault-policy.hcl` is
 //! the policy of `examples/homelab`, not a stale copy.
 
-use crate::common;
-use crate::common::support;
-
-use common::OpenBao;
-use support::*;
+use crate::common::*;
 
 fn token_with(bao: &OpenBao, name: &str, hcl: &str) -> String {
     let file = bao.dir().join(format!("{name}.hcl"));
@@ -26,12 +22,7 @@ fn token_with(bao: &OpenBao, name: &str, hcl: &str) -> String {
 }
 
 fn as_token(bao: &OpenBao, token: &str, args: &[&str]) -> Run {
-    let addr = bao.addr();
-    certplane(
-        args,
-        &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", token)],
-        bao.dir(),
-    )
+    certplane_as(&bao.addr(), token, bao.dir(), args)
 }
 
 /// The policy without the `path "<path>" { ... }` block.

@@ -8,36 +8,20 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::OpenBao;
+use common::{OpenBao, Run};
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn plan(bao: &OpenBao, dir: &Path, home: &Path, kubeconfig: Option<&Path>) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
+/// `certplane plan <dir>` against `bao`, with `kubeconfig` if any (and no
+/// in-cluster settings).
+fn plan(bao: &OpenBao, dir: &Path, home: &Path, kubeconfig: Option<&Path>) -> Run {
+    let mut cmd = common::command(home);
     cmd.args(["plan", dir.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .env("HOME", home)
-        .env("NO_COLOR", "1")
         .env("VAULT_ADDR", bao.addr())
-        .env("VAULT_TOKEN", bao.token())
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env_remove("KUBERNETES_SERVICE_PORT");
-    match kubeconfig {
-        Some(k) => cmd.env("KUBECONFIG", k),
-        None => cmd.env_remove("KUBECONFIG"),
-    };
-    let out = cmd.output().expect("run certplane");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        .env("VAULT_TOKEN", bao.token());
+    if let Some(k) = kubeconfig {
+        cmd.env("KUBECONFIG", k);
     }
+    Run::of(&mut cmd)
 }
 
 fn repo(dir: &Path, config_spec: &str) {
@@ -54,34 +38,15 @@ fn repo(dir: &Path, config_spec: &str) {
     .unwrap();
 }
 
-/// A kubeconfig of a cluster nothing answers for (a loopback port that was
-/// free a moment ago).
-fn dead_kubeconfig(dir: &Path) -> std::path::PathBuf {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: dead\n\
-             clusters:\n- name: dead\n  cluster:\n    server: http://127.0.0.1:{port}\n\
-             contexts:\n- name: dead\n  context:\n    cluster: dead\n    user: u\n\
-             users:\n- name: u\n  user:\n    token: not-a-token\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
 #[test]
 fn a_repository_without_cluster_objects_asks_a_cluster_only_when_it_may_prune_there() {
     let bao = OpenBao::start();
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let dead = dead_kubeconfig(tmp.path());
+    // A cluster nothing answers for (a loopback port that was free a
+    // moment ago).
+    let dead = common::kube::loopback_kubeconfig(tmp.path(), "dead", common::free_port());
     let missing = tmp.path().join("no-such-kubeconfig");
 
     // Prune off: no cluster, whatever the environment says.

@@ -23,8 +23,8 @@ use certplane::pipeline::{ClusterSide, PlanOptions};
 use certplane::plan::{Action, Change, Plan};
 use certplane::state::{ClusterSecretKey, ResourceKind};
 use certplane::verify::{Connection, Credentials, IssuerReport, Probe, check_issuer};
-use common::OpenBao;
 use common::tokenreview::TokenReviewServer;
+use common::{OpenBao, issuer_addr};
 use fake::{Step, cluster, finish};
 use serde_json::{Value, json};
 
@@ -91,18 +91,6 @@ fn write_repo(dir: &std::path::Path, text: &str) {
     .unwrap();
 }
 
-async fn root(bao: &OpenBao) -> certplane::vault::Vault {
-    certplane::vault::Vault::connect(
-        &certplane::vault::VaultSettings::with_token(
-            &bao.addr(),
-            certplane::model::Source::Value(bao.token().into()),
-        )
-        .unwrap(),
-    )
-    .await
-    .unwrap()
-}
-
 fn token_secret(token: Option<&str>) -> Value {
     let mut s = json!({
         "apiVersion": "v1", "kind": "Secret",
@@ -115,16 +103,6 @@ fn token_secret(token: Option<&str>) -> Value {
         s["data"] = json!({"token": b(t), "namespace": b("vault-auth"), "ca.crt": b("PEM")});
     }
     s
-}
-
-fn issuer_addr() -> Addr {
-    Addr::Kube(KubeRef {
-        group: "cert-manager.io".into(),
-        version: "v1".into(),
-        kind: "Issuer".into(),
-        namespace: Some("sandbox".into()),
-        name: "vault-issuer".into(),
-    })
 }
 
 async fn login_as_issuer(bao: &OpenBao, jwt: &str) -> IssuerReport {
@@ -178,7 +156,7 @@ async fn the_reviewer_token_goes_from_its_secret_to_vault_and_nowhere_else() {
     // ...and exist already here: the plan has no cluster object to apply.
     prepared.repo.manifests.clear();
 
-    let vault = root(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
     // Planning reads only the inventory (nothing recorded); applying reads
     // it again (no cluster object: nothing to record), then the token
     // Secret: first before the API server filled it in, then with the token.
@@ -273,7 +251,7 @@ async fn a_new_token_secret_makes_the_config_be_written_again() {
         &repo("https://kubernetes.example:6443", SA_REVIEWER),
     );
     let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
-    let vault = root(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
     bao.bao_ok(&["auth", "enable", "kubernetes"]);
     bao.bao_ok(&[
         "write",
@@ -478,7 +456,7 @@ async fn vault_pod_identity_clears_a_reviewer_jwt_vault_has() {
     .replace("    disableLocalCaJwt: true\n", "");
     write_repo(dir.path(), &text);
     let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
-    let vault = root(&bao).await;
+    let vault = common::root_vault(&bao.addr()).await;
     bao.bao_ok(&["auth", "enable", "kubernetes"]);
     bao.bao_ok(&[
         "write",

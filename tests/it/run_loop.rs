@@ -9,256 +9,32 @@
 //! /readyz) until it is released.
 
 use crate::common;
-use crate::common::support;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{Daemon, approle_for_certplane, free_port, read};
 use common::OpenBao;
-use support::{approle_for_certplane, copy_dir, homelab, read};
+use common::git::{GitRepo, git};
 
 const ROLE: &str = "pki_int/roles/homelab-dot-local";
 
-/// A bare "origin" and a work tree that pushes to it.
-struct GitRepo {
-    dir: tempfile::TempDir,
+/// `certplane run` following `repo`, logging JSON.
+fn start(repo: &GitRepo, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+    start_url(&repo.url(), extra, env)
 }
 
-fn git(cwd: &Path, home: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-impl GitRepo {
-    /// `origin.git` (bare) and `work` (a clone of it) holding examples/homelab.
-    fn homelab() -> GitRepo {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = GitRepo { dir };
-        git(
-            repo.home(),
-            repo.home(),
-            &["init", "--bare", "-q", "-b", "main", "origin.git"],
-        );
-        std::fs::create_dir_all(repo.work()).unwrap();
-        git(&repo.work(), repo.home(), &["init", "-q", "-b", "main"]);
-        git(
-            &repo.work(),
-            repo.home(),
-            &["remote", "add", "origin", "../origin.git"],
-        );
-        copy_dir(&homelab(), &repo.work());
-        repo
-    }
-
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn work(&self) -> PathBuf {
-        self.dir.path().join("work")
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.dir.path().join("origin.git").display())
-    }
-
-    /// Commits everything and pushes; returns the commit.
-    fn commit(&self, msg: &str, sign_with: Option<&Path>) -> String {
-        let w = self.work();
-        git(&w, self.home(), &["add", "-A"]);
-        let mut args = vec!["-c", "commit.gpgsign=false"];
-        let key;
-        if let Some(k) = sign_with {
-            key = format!("user.signingkey={}", k.display());
-            args = vec!["-c", "gpg.format=ssh", "-c", &key];
-        }
-        args.extend(["commit", "-q", "--allow-empty", "-m", msg]);
-        if sign_with.is_some() {
-            args.push("-S");
-        }
-        git(&w, self.home(), &args);
-        git(&w, self.home(), &["push", "-q", "origin", "main"]);
-        git(&w, self.home(), &["rev-parse", "HEAD"])
-    }
-
-    fn edit(&self, file: &str, from: &str, to: &str) {
-        let p = self.work().join(file);
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.contains(from), "{file} has no {from:?}");
-        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `certplane run`, killed on drop.
-struct Loop {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Loop {
-    fn start(repo: &GitRepo, extra: &[&str], env: &[(&str, &str)]) -> Loop {
-        Loop::start_url(&repo.url(), extra, env)
-    }
-
-    fn start_url(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Loop {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let log = dir.path().join("certplane.log");
-        let listen = format!("127.0.0.1:{port}");
-        let cache = dir.path().join("cache");
-        let rendered = dir.path().join("rendered");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
-        cmd.args(["-vv", "--log-format", "json", "run", "--repo"])
-            .arg(url)
-            .args(["--ref", "main", "--interval", "1s", "--listen", &listen])
-            .arg("--cache")
-            .arg(&cache)
-            .arg("--render")
-            .arg(&rendered)
-            .args(extra)
-            .env("HOME", dir.path())
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("VAULT_") || k.starts_with("BAO_") || k.starts_with("CERTPLANE_") {
-                cmd.env_remove(k);
-            }
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn certplane run");
-        Loop {
-            child,
-            port,
-            log,
-            dir,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// `GET path`: `(status, body)`; `None` when nothing answers.
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        support::http_get(self.port, path)
-    }
-
-    fn metrics(&self) -> Metrics {
-        let (status, body) = self.get("/metrics").expect("/metrics answers");
-        assert_eq!(status, 200, "{body}");
-        Metrics::parse(&body)
-    }
-
-    /// Polls `f` until it holds or `secs` pass; panics with the logs.
-    #[track_caller]
-    fn wait(&mut self, secs: u64, what: &str, mut f: impl FnMut(&Loop) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if f(self) {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "certplane run exited ({status}) while waiting for {what}\n{}",
-                    self.logs()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out after {secs}s waiting for {what}\n{}",
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn readyz(&self) -> (u16, String) {
-        self.get("/readyz").unwrap_or((0, String::new()))
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Prometheus text, parsed: `(name, labels, value)` per sample.
-struct Metrics(Vec<(String, String, f64)>);
-
-impl Metrics {
-    fn parse(text: &str) -> Metrics {
-        let mut out = Vec::new();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let (series, value) = line.rsplit_once(' ').expect("sample line");
-            let value: f64 = value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value: {line}"));
-            let (name, labels) = match series.split_once('{') {
-                Some((n, l)) => (n.to_string(), l.trim_end_matches('}').to_string()),
-                None => (series.to_string(), String::new()),
-            };
-            out.push((name, labels, value));
-        }
-        Metrics(out)
-    }
-
-    fn get(&self, name: &str, labels: &str) -> Option<f64> {
-        self.0
-            .iter()
-            .find(|(n, l, _)| n == name && l == labels)
-            .map(|x| x.2)
-    }
-
-    fn value(&self, name: &str, labels: &str) -> f64 {
-        self.get(name, labels)
-            .unwrap_or_else(|| panic!("no sample {name}{{{labels}}}"))
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(n, _, _)| n == name)
-    }
+/// `certplane run` following `url`, logging JSON.
+fn start_url(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+    let mut args = vec!["--log-format", "json"];
+    args.extend(extra);
+    Daemon::run(tempfile::tempdir().unwrap(), url, &args, env)
 }
 
 fn role_ttl(bao: &OpenBao) -> Option<u64> {
-    support::homelab_role_ttl(bao)
+    common::homelab_role_ttl(bao)
 }
 
 #[test]
@@ -267,7 +43,7 @@ fn applies_commits_refuses_bad_ones_repairs_drift_and_reports() {
     let repo = GitRepo::homelab();
     let first = repo.commit("homelab", None);
     let addr = bao.addr();
-    let mut lp = Loop::start(
+    let mut lp = start(
         &repo,
         &[],
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
@@ -281,8 +57,7 @@ fn applies_commits_refuses_bad_ones_repairs_drift_and_reports() {
     // The cluster half is rendered for Flux/Argo (--render), for the
     // repository identity derived from the Git URL (`.../origin.git`).
     let rendered = lp
-        .dir
-        .path()
+        .dir()
         .join("rendered/_cluster/clusterissuer.cert-manager.io-homelab.yaml");
     let text = std::fs::read_to_string(&rendered)
         .unwrap_or_else(|e| panic!("{}: {e}\n{}", rendered.display(), lp.logs()));
@@ -442,7 +217,7 @@ fn one_approle_login_for_many_intervals_and_the_token_is_renewed() {
     // The login is the operator's (flags of the process), never the
     // repository's: the secret ID stays in a variable no source may read.
     let addr = bao.addr();
-    let mut lp = Loop::start(
+    let mut lp = start(
         &repo,
         &[
             "--vault-addr",
@@ -539,7 +314,7 @@ fn unsigned_commits_are_refused_and_trusted_signed_ones_applied() {
     let unsigned = repo.commit("unsigned", None);
     let addr = bao.addr();
     let signers_arg = signers.to_str().unwrap().to_string();
-    let mut lp = Loop::start(
+    let mut lp = start(
         &repo,
         &["--verify-signatures", "--trusted-keys", &signers_arg],
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
@@ -585,14 +360,13 @@ fn sigterm_exits_zero() {
     let repo = GitRepo::homelab();
     repo.commit("homelab", None);
     let addr = bao.addr();
-    let mut lp = Loop::start(
+    let mut lp = start(
         &repo,
         &[],
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
     );
     lp.wait(30, "applied", |_| role_ttl(&bao) == Some(86400));
-    let code =
-        support::terminate(&mut lp.child, 5).unwrap_or_else(|e| panic!("{e}\n{}", lp.logs()));
+    let code = common::terminate(&mut lp.child, 5).unwrap_or_else(|e| panic!("{e}\n{}", lp.logs()));
     assert_eq!(code, Some(0), "{}", lp.logs());
     assert!(lp.logs().contains("shutting down"), "{}", lp.logs());
 }
@@ -687,7 +461,7 @@ fn fetches_over_https_trusting_only_the_given_ca_bundle() {
     let env = [("VAULT_ADDR", addr.as_str()), ("VAULT_TOKEN", bao.token())];
 
     // Without the CA bundle the server is not trusted: nothing is applied.
-    let mut untrusted = Loop::start_url(&url, &[], &env);
+    let mut untrusted = start_url(&url, &[], &env);
     untrusted.wait(20, "a refused fetch on /readyz", |l| {
         let (code, body) = l.readyz();
         code == 503 && !body.is_empty()
@@ -696,7 +470,7 @@ fn fetches_over_https_trusting_only_the_given_ca_bundle() {
     drop(untrusted);
 
     let ca = server.ca.to_str().unwrap().to_string();
-    let mut trusted = Loop::start_url(&url, &["--git-ca-bundle", &ca], &env);
+    let mut trusted = start_url(&url, &["--git-ca-bundle", &ca], &env);
     trusted.wait(30, "the commit fetched over https applied", |_| {
         role_ttl(&bao) == Some(86400)
     });
@@ -708,11 +482,11 @@ fn fetches_over_https_trusting_only_the_given_ca_bundle() {
 #[test]
 fn a_commit_cannot_point_the_token_at_another_vault() {
     let bao = OpenBao::start();
-    let decoy = support::Decoy::start();
+    let decoy = common::Decoy::start();
     let repo = GitRepo::homelab();
     repo.commit("homelab", None);
     let addr = bao.addr();
-    let mut lp = Loop::start(
+    let mut lp = start(
         &repo,
         &[],
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
@@ -790,7 +564,7 @@ fn run_needs_the_vault_address_from_its_operator() {
     )
     .unwrap();
     repo.commit("the repository names a vault", None);
-    let mut lp = Loop::start(&repo, &[], &[("VAULT_TOKEN", "x")]);
+    let mut lp = start(&repo, &[], &[("VAULT_TOKEN", "x")]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Ok(Some(s)) = lp.child.try_wait() {
@@ -815,7 +589,7 @@ fn readyz_turns_503_while_vault_hangs_not_only_when_the_reconcile_ends() {
     let repo = GitRepo::homelab();
     repo.commit("homelab", None);
     let addr = bao.addr();
-    let mut lp = Loop::start(
+    let mut lp = start(
         &repo,
         &["--reconcile-timeout", "2s"],
         &[
@@ -853,7 +627,7 @@ fn hold_lock(bao: &OpenBao, released: bool) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (status, reply) = support::post(
+    let (status, reply) = common::post(
         bao,
         "certplane/data/lock",
         &serde_json::json!({"data": {
@@ -874,7 +648,7 @@ fn run_waits_for_an_apply_lock_another_certplane_holds() {
     let repo = GitRepo::homelab();
     repo.commit("homelab", None);
     let addr = bao.addr();
-    let mut lp = Loop::start(
+    let mut lp = start(
         &repo,
         &[],
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],

@@ -11,17 +11,12 @@ use certplane::model::Source;
 use certplane::pki::x509;
 use certplane::plan::{Action, Plan, PlanError};
 use certplane::state::{CaMethod, Desired, ResourceKind, Signer};
-use certplane::vault::{
-    ApplyError, ApplyEvent, ApplyReport, SecretSources, Vault, VaultSettings, apply, observe,
+use certplane::vault::{ApplyError, ApplyEvent, ApplyReport, SecretSources, Vault, apply, observe};
+use common::{
+    OpenBao, change, desired_ca, fields, issuer_change, rcgen_ca, resource, root_params,
+    root_vault, writes_since,
 };
-use common::{OpenBao, change, desired_ca, fields, issuer_change, rcgen_ca, resource, root_params};
 use serde_json::{Value, json};
-
-async fn connect(bao: &OpenBao) -> Vault {
-    Vault::connect(&VaultSettings::with_token(&bao.addr(), Source::Value("root".into())).unwrap())
-        .await
-        .unwrap()
-}
 
 async fn run(vault: &Vault, plan: &Plan) -> Result<(ApplyReport, Vec<ApplyEvent>), ApplyError> {
     run_with(vault, plan, &SecretSources::new()).await
@@ -72,17 +67,10 @@ async fn default_issuer(bao: &OpenBao, mount: &str) -> String {
         .to_string()
 }
 
-fn writes(bao: &OpenBao) -> Vec<(String, String)> {
-    bao.audit_entries()
-        .into_iter()
-        .filter(|(op, _)| matches!(op.as_str(), "create" | "update" | "delete"))
-        .collect()
-}
-
 #[tokio::test]
 async fn root_intermediate_config_roles_policy_auth_then_observe_gives_them_back() {
     let bao = OpenBao::start_with_audit();
-    let vault = connect(&bao).await;
+    let vault = root_vault(&bao.addr()).await;
     let (k8s_ca, _) = rcgen_ca("k8s CA");
     let int_ca = desired_ca(
         "pki_int",
@@ -311,7 +299,7 @@ async fn root_intermediate_config_roles_policy_auth_then_observe_gives_them_back
         }
     }
     // One signing call on the parent, no other write to it after its root.
-    let w = writes(&bao);
+    let w = writes_since(&bao, 0);
     assert_eq!(
         w.iter()
             .filter(|(_, p)| p == "pki/issuer/root-2026/sign-intermediate")
@@ -324,7 +312,7 @@ async fn root_intermediate_config_roles_policy_auth_then_observe_gives_them_back
 #[tokio::test]
 async fn external_signing_keeps_the_key_out_of_everything() {
     let bao = OpenBao::start();
-    let vault = connect(&bao).await;
+    let vault = root_vault(&bao.addr()).await;
     let (ca_cert, ca_key) = rcgen_ca("Offline Root");
     let key_file = bao.dir().join("root.key");
     std::fs::write(&key_file, &ca_key).unwrap();
@@ -385,7 +373,7 @@ async fn external_signing_keeps_the_key_out_of_everything() {
 #[tokio::test]
 async fn manual_signing_writes_the_csr_then_imports_the_certificate() {
     let bao = OpenBao::start();
-    let vault = connect(&bao).await;
+    let vault = root_vault(&bao.addr()).await;
     let cert_file = bao.dir().join("ca/int.pem");
     let csr_file = bao.dir().join("ca/int.pem.csr");
     let method = |cert: Option<String>, csr: Option<String>| CaMethod::Intermediate {
@@ -475,7 +463,7 @@ async fn manual_signing_writes_the_csr_then_imports_the_certificate() {
 #[tokio::test]
 async fn import_from_a_bundle() {
     let bao = OpenBao::start();
-    let vault = connect(&bao).await;
+    let vault = root_vault(&bao.addr()).await;
     let (cert, key) = rcgen_ca("Imported Root");
     let bundle = bao.dir().join("bundle.pem");
     std::fs::write(&bundle, format!("{cert}{key}")).unwrap();
@@ -516,7 +504,7 @@ async fn import_from_a_bundle() {
 #[tokio::test]
 async fn adopt_then_rotate_keeps_the_old_issuer() {
     let bao = OpenBao::start();
-    let vault = connect(&bao).await;
+    let vault = root_vault(&bao.addr()).await;
     bao.bao_ok(&["secrets", "enable", "pki"]);
     let out = bao.bao_json(&[
         "write",
@@ -589,7 +577,7 @@ async fn adopt_then_rotate_keeps_the_old_issuer() {
 #[tokio::test]
 async fn stale_and_errored_plans_stop_before_writing() {
     let bao = OpenBao::start_with_audit();
-    let vault = connect(&bao).await;
+    let vault = root_vault(&bao.addr()).await;
     bao.bao_ok(&["secrets", "enable", "pki"]);
 
     // Errored: refused outright.
@@ -604,13 +592,13 @@ async fn stale_and_errored_plans_stop_before_writing() {
         addr: Addr::vault("pki/roles/a"),
         message: "bad".into(),
     });
-    let n = writes(&bao).len();
+    let n = writes_since(&bao, 0).len();
     let err = run(&vault, &p).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "the plan has 1 error(s); fix them and run plan again"
     );
-    assert_eq!(writes(&bao).len(), n);
+    assert_eq!(writes_since(&bao, 0).len(), n);
 
     // Create of something that appeared since the plan.
     let p = plan(vec![change(
@@ -621,13 +609,13 @@ async fn stale_and_errored_plans_stop_before_writing() {
         Some(json!({"ttl": 60})),
     )]);
     bao.bao_ok(&["write", "pki/roles/web", "ttl=120"]);
-    let n = writes(&bao).len();
+    let n = writes_since(&bao, 0).len();
     let err = run(&vault, &p).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "plan is stale: vault:pki/roles/web changed since the plan was made; run plan again"
     );
-    assert_eq!(writes(&bao).len(), n, "nothing written");
+    assert_eq!(writes_since(&bao, 0).len(), n, "nothing written");
 
     // Update whose "before" no longer holds.
     let p = plan(vec![change(

@@ -7,18 +7,10 @@ use std::time::{Duration, Instant};
 
 use certplane::model::Source;
 use certplane::vault::{AuthSettings, Vault, VaultError, VaultSettings};
-use common::OpenBao;
+use common::{OpenBao, logins_since};
 
 fn token_settings(addr: &str, token: &str) -> VaultSettings {
     VaultSettings::with_token(addr, Source::Value(token.to_string())).unwrap()
-}
-
-fn logins(bao: &OpenBao) -> Vec<String> {
-    bao.audit_entries()
-        .into_iter()
-        .filter(|(_, p)| p.ends_with("/login"))
-        .map(|(_, p)| p)
-        .collect()
 }
 
 #[tokio::test]
@@ -38,7 +30,7 @@ async fn token_login_checks_the_token_once_and_reads() {
         .filter(|(_, p)| p == "auth/token/lookup-self")
         .count();
     assert_eq!(lookups, 1);
-    assert!(logins(&bao).is_empty());
+    assert!(logins_since(&bao, 0).is_empty());
     let n = vault.requests_made();
     assert_eq!((n.writes, n.logins), (0, 0));
     assert!(n.reads >= 3, "{n:?}");
@@ -97,7 +89,7 @@ async fn approle_logs_in_exactly_once() {
         role_id: role_id.clone(),
         secret_id: Source::File(secret_file),
     };
-    let before = logins(&bao).len();
+    let before = logins_since(&bao, 0).len();
     let vault = Vault::connect(&settings).await.unwrap();
     // The token works: lookup-self is allowed by the default policy.
     assert!(
@@ -114,7 +106,12 @@ async fn approle_logs_in_exactly_once() {
             .unwrap()
             .is_some()
     );
-    assert_eq!(logins(&bao).len() - before, 1, "{:?}", logins(&bao));
+    assert_eq!(
+        logins_since(&bao, 0).len() - before,
+        1,
+        "{:?}",
+        logins_since(&bao, 0)
+    );
     assert_eq!(vault.requests_made().logins, 1);
     // The token has no rights on sys/mounts: the error names the path.
     let err = vault.read("sys/mounts").await.unwrap_err();
@@ -137,11 +134,7 @@ async fn approle_logs_in_exactly_once() {
 
 #[tokio::test]
 async fn an_unreachable_vault_is_one_line_and_quick() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let addr = format!("http://127.0.0.1:{port}");
+    let addr = format!("http://127.0.0.1:{}", common::free_port());
     let start = Instant::now();
     let err = Vault::connect(&token_settings(&addr, "root"))
         .await
@@ -238,12 +231,10 @@ fn the_binary_reports_the_connect_timeout_it_used() {
     )
     .unwrap();
     let start = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_certplane"))
+    let out = common::command(home.path())
         .args(["plan", repo.to_str().unwrap()])
         .env("VAULT_ADDR", hole.addr())
         .env("VAULT_TOKEN", "root")
-        .env_remove("CERTPLANE_VAULT_TIMEOUT")
-        .env("HOME", home.path())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -326,38 +317,14 @@ async fn an_expired_token_is_called_expired_and_a_missing_policy_still_names_the
     assert!(err.to_string().contains("must grant"), "{err}");
 }
 
-fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn jwt_login_with_a_ci_token() {
-    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
     let bao = OpenBao::start_with_audit();
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let signer =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let public_pem = rcgen::KeyPair::try_from(pkcs8.as_ref())
-        .unwrap()
-        .public_key_pem();
+    let signer = common::jwt::Signer::new();
     bao.bao_ok(&["auth", "enable", "jwt"]);
     bao.post(
         "auth/jwt/config",
-        &serde_json::json!({"jwt_validation_pubkeys": [public_pem], "bound_issuer": "https://ci.test"}),
+        &serde_json::json!({"jwt_validation_pubkeys": [signer.public_pem()], "bound_issuer": "https://ci.test"}),
     )
     .await;
     bao.post(
@@ -365,20 +332,8 @@ async fn jwt_login_with_a_ci_token() {
         &serde_json::json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["certplane"], "token_policies": ["default"]}),
     )
     .await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let header = b64url(br#"{"alg":"ES256","typ":"JWT"}"#);
-    let claims = b64url(
-        serde_json::json!({"iss": "https://ci.test", "sub": "pipeline-42", "aud": "certplane",
-            "iat": now, "nbf": now - 10, "exp": now + 600})
-        .to_string()
-        .as_bytes(),
-    );
-    let signing_input = format!("{header}.{claims}");
-    let sig = signer.sign(&rng, signing_input.as_bytes()).unwrap();
-    let jwt = format!("{signing_input}.{}", b64url(sig.as_ref()));
+    let jwt = signer.token("pipeline-42", "certplane", 600);
+    let claims = jwt.split('.').nth(1).unwrap().to_string();
 
     let mut settings = token_settings(&bao.addr(), "unused");
     settings.auth = AuthSettings::Jwt {
@@ -389,7 +344,7 @@ async fn jwt_login_with_a_ci_token() {
     let vault = Vault::connect(&settings).await.unwrap();
     let me = vault.read("auth/token/lookup-self").await.unwrap().unwrap();
     assert_eq!(me["meta"]["role"], serde_json::json!("ci"), "{me}");
-    assert_eq!(logins(&bao), vec!["auth/jwt/login".to_string()]);
+    assert_eq!(logins_since(&bao, 0), vec!["auth/jwt/login".to_string()]);
 
     // A wrong role: a one-line error without the JWT.
     settings.auth = AuthSettings::Jwt {

@@ -3,16 +3,13 @@
 //! 17 of 20 rounds). Each test runs the `certplane` binary as a user would.
 
 use crate::common;
-use crate::common::support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::OpenBao;
-use common::reply_faults::{Fault, FaultKind, FaultProxy};
+use crate::common::*;
+use common::proxy::{Fault, FaultKind, FaultProxy};
 use serde_json::{Value, json};
-use support::*;
 
 fn write_repo(dir: &Path, bits: u32) {
     std::fs::write(
@@ -52,10 +49,6 @@ spec:
         ),
     )
     .unwrap();
-}
-
-fn as_token(addr: &str, token: &str, home: &Path, args: &[&str]) -> Run {
-    certplane(args, &[("VAULT_ADDR", addr), ("VAULT_TOKEN", token)], home)
 }
 
 /// A root-policy token whose audit entries carry `token-<name>`.
@@ -138,7 +131,7 @@ fn two_applies_at_once_make_exactly_one_intermediate_per_round() {
     write_repo(repo.path(), bits);
     let dir = repo.path().to_str().unwrap();
     let addr = bao.addr();
-    as_token(
+    certplane_as(
         &addr,
         bao.token(),
         bao.dir(),
@@ -167,7 +160,7 @@ fn two_applies_at_once_make_exactly_one_intermediate_per_round() {
                 .iter()
                 .map(|t| {
                     let (addr, home) = (&addr, bao.dir());
-                    s.spawn(move || as_token(addr, t, home, &["apply", "--auto-approve", dir]))
+                    s.spawn(move || certplane_as(addr, t, home, &["apply", "--auto-approve", dir]))
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -221,7 +214,7 @@ fn two_applies_at_once_make_exactly_one_intermediate_per_round() {
             ),
             _ => panic!("unexpected exit: {ctx}"),
         }
-        let plan = as_token(&addr, bao.token(), bao.dir(), &["plan", dir]);
+        let plan = certplane_as(&addr, bao.token(), bao.dir(), &["plan", dir]);
         plan.expect(0);
         assert!(plan.stdout.contains("No changes"), "{}\n{ctx}", plan.both());
     }
@@ -242,7 +235,7 @@ fn a_held_lock_fails_fast_waits_with_a_timeout_and_force_unlock_removes_it() {
     let dir = repo.path().to_str().unwrap();
     let addr = bao.addr();
     let tester = named_token(&bao, "tester");
-    let run = |args: &[&str]| as_token(&addr, &tester, bao.dir(), args);
+    let run = |args: &[&str]| certplane_as(&addr, &tester, bao.dir(), args);
     run(&["apply", "--auto-approve", dir]).expect(0);
     let record = lock_record(&bao, "certplane");
     assert_eq!(record["released"], json!(true), "{record}");
@@ -337,7 +330,7 @@ fn a_stale_lock_of_a_dead_holder_is_broken() {
     write_repo(repo.path(), 256);
     let dir = repo.path().to_str().unwrap();
     let addr = bao.addr();
-    let run = |args: &[&str]| as_token(&addr, bao.token(), bao.dir(), args);
+    let run = |args: &[&str]| certplane_as(&addr, bao.token(), bao.dir(), args);
     run(&["apply", "--auto-approve", dir]).expect(0);
     bao.bao_ok(&["delete", "pki_int/roles/web"]);
     // A holder that crashed (pid long gone) and whose lease ended.
@@ -369,7 +362,7 @@ fn the_lock_mount_is_configurable_and_a_foreign_engine_there_is_refused() {
     write_repo(repo.path(), 256);
     let dir = repo.path().to_str().unwrap();
     let addr = bao.addr();
-    let run = |args: &[&str]| as_token(&addr, bao.token(), bao.dir(), args);
+    let run = |args: &[&str]| certplane_as(&addr, bao.token(), bao.dir(), args);
 
     bao.bao_ok(&["secrets", "enable", "-path=taken", "pki"]);
     let refused = run(&["apply", "--auto-approve", "--lock-mount", "taken", dir]);
@@ -436,23 +429,16 @@ fn sigterm_stops_the_apply_between_two_changes_and_releases_the_lock() {
         kind: FaultKind::Delay(Duration::from_secs(3)),
         times: 1,
     });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_certplane"))
+    let mut child = command(bao.dir())
         .args(["apply", "--auto-approve", "--render"])
         .arg(bao.dir().join("rendered"))
         .arg(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", bao.dir())
-        .env("NO_COLOR", "1")
         .env("VAULT_ADDR", proxy.addr())
         .env("VAULT_TOKEN", bao.token())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy.seen("POST", "pki/issuer/root/sign-intermediate") == 0 {
+    while proxy.count("POST", "pki/issuer/root/sign-intermediate") == 0 {
         assert!(
             Instant::now() < deadline,
             "the apply never reached the signature"
@@ -476,7 +462,7 @@ fn sigterm_stops_the_apply_between_two_changes_and_releases_the_lock() {
     assert!(read(&bao, "pki_int/roles/web").is_none());
     assert_eq!(lock_record(&bao, "certplane")["released"], json!(true));
     // Nothing half-made is left: the next apply only adds the role.
-    let next = as_token(
+    let next = certplane_as(
         &proxy.addr(),
         bao.token(),
         bao.dir(),
@@ -502,7 +488,7 @@ fn a_plan_that_changed_under_the_lock_is_stale_and_nothing_is_written() {
     write_repo(repo.path(), 256);
     let dir = repo.path().to_str().unwrap();
     let tester = named_token(&bao, "tester");
-    as_token(
+    certplane_as(
         &bao.addr(),
         &tester,
         bao.dir(),
@@ -522,9 +508,9 @@ fn a_plan_that_changed_under_the_lock_is_stale_and_nothing_is_written() {
     let addr = proxy.addr();
     let home = bao.dir();
     let got = std::thread::scope(|s| {
-        let h = s.spawn(|| as_token(&addr, &tester, home, &["apply", "--auto-approve", dir]));
+        let h = s.spawn(|| certplane_as(&addr, &tester, home, &["apply", "--auto-approve", dir]));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while proxy.seen("GET", "certplane/data/lock") == 0 {
+        while proxy.count("GET", "certplane/data/lock") == 0 {
             assert!(Instant::now() < deadline, "no lock read");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -564,7 +550,7 @@ fn a_saved_plan_is_applied_only_if_it_still_holds_under_the_lock() {
     let dir = repo.path().to_str().unwrap();
     let addr = bao.addr();
     let tester = named_token(&bao, "tester");
-    let run = |args: &[&str]| as_token(&addr, &tester, bao.dir(), args);
+    let run = |args: &[&str]| certplane_as(&addr, &tester, bao.dir(), args);
     run(&["apply", "--auto-approve", dir]).expect(0);
     bao.bao_ok(&["delete", "pki_int/roles/web"]);
     let saved = bao.dir().join("plan.json");

@@ -10,14 +10,12 @@
 //! root's own sign call (the one documented loss).
 
 use crate::common;
-use crate::common::support;
 
 use std::path::Path;
 
-use common::OpenBao;
-use common::reply_faults::{Fault, FaultKind, FaultProxy};
+use crate::common::*;
+use common::proxy::{Fault, FaultKind, FaultProxy};
 use serde_json::{Value, json};
-use support::*;
 
 const PENDING: &str = "certplane-pending-int-ec256";
 
@@ -59,17 +57,9 @@ spec:
     .unwrap();
 }
 
-fn as_token(addr: &str, token: &str, home: &Path, args: &[&str]) -> Run {
-    certplane(args, &[("VAULT_ADDR", addr), ("VAULT_TOKEN", token)], home)
-}
-
 /// `(id, name)` of every key of `mount`.
 fn keys(bao: &OpenBao, mount: &str) -> Vec<(String, String)> {
-    let (status, body) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(bao.http("LIST", &format!("{mount}/keys"), None));
+    let (status, body) = block_on(bao.http("LIST", &format!("{mount}/keys"), None));
     if status != 200 {
         return Vec::new();
     }
@@ -116,7 +106,7 @@ fn assert_converged(bao: &OpenBao, addr: &str, home: &Path, dir: &str) {
         read(bao, &format!("certplane/data/pending/pki_int/{PENDING}")).is_none(),
         "the record of the signed certificate is removed once it is imported"
     );
-    let plan = as_token(addr, bao.token(), home, &["plan", dir]);
+    let plan = certplane_as(addr, bao.token(), home, &["plan", dir]);
     plan.expect(0);
     assert!(plan.stdout.contains("No changes"), "{}", plan.both());
 }
@@ -130,14 +120,14 @@ fn an_intermediate_interrupted_at_every_step_is_resumed_with_one_key() {
     let dir = repo.path().to_str().unwrap();
     let addr = proxy.addr();
     let apply = || {
-        as_token(
+        certplane_as(
             &addr,
             bao.token(),
             bao.dir(),
             &["apply", "--auto-approve", dir],
         )
     };
-    let plan = || as_token(&addr, bao.token(), bao.dir(), &["plan", dir]);
+    let plan = || certplane_as(&addr, bao.token(), bao.dir(), &["plan", dir]);
 
     // 1. The key is generated, the reply lost.
     proxy.fault(Fault::drop_post(
@@ -214,12 +204,12 @@ fn an_intermediate_interrupted_at_every_step_is_resumed_with_one_key() {
         ]
     );
     assert_eq!(
-        proxy.seen("POST", "pki_int/issuers/generate/intermediate/internal"),
+        proxy.count("POST", "pki_int/issuers/generate/intermediate/internal"),
         1,
         "one key was ever generated"
     );
     assert_eq!(
-        proxy.seen("POST", "pki_int/issuers/generate/intermediate/existing"),
+        proxy.count("POST", "pki_int/issuers/generate/intermediate/existing"),
         2,
         "the resumed applies made CSRs for the same key"
     );
@@ -260,7 +250,7 @@ fn a_token_without_set_signed_fails_three_times_then_one_signature_is_imported()
 
     let mut base = None;
     for attempt in 1..=3 {
-        let run = as_token(&addr, &token, bao.dir(), &["apply", "--auto-approve", dir]);
+        let run = certplane_as(&addr, &token, bao.dir(), &["apply", "--auto-approve", dir]);
         run.expect(1);
         assert!(
             run.stderr.contains("pki_int/intermediate/set-signed"),
@@ -291,7 +281,7 @@ fn a_token_without_set_signed_fails_three_times_then_one_signature_is_imported()
         "the record holds no key"
     );
 
-    let good = as_token(
+    let good = certplane_as(
         &addr,
         bao.token(),
         bao.dir(),
@@ -313,7 +303,7 @@ fn leftover_pending_keys_are_deleted_and_other_keys_stay() {
     write_repo(repo.path());
     let dir = repo.path().to_str().unwrap();
     let addr = bao.addr();
-    let run = |args: &[&str]| as_token(&addr, bao.token(), bao.dir(), args);
+    let run = |args: &[&str]| certplane_as(&addr, bao.token(), bao.dir(), args);
     run(&["apply", "--auto-approve", dir]).expect(0);
     let in_use = keys(&bao, "pki_int");
     assert_eq!(in_use.len(), 1);

@@ -4,27 +4,19 @@
 //! generation or a secret-ID creation is never sent twice.
 
 use crate::common;
-use crate::common::support;
 
 use std::time::{Duration, Instant};
 
-use certplane::model::Source;
-use certplane::vault::{Vault, VaultError, VaultSettings};
+use crate::common::{certplane, copy_dir, homelab, list, read};
+use certplane::vault::VaultError;
 use common::OpenBao;
 use common::proxy::FaultProxy;
-use support::{certplane, copy_dir, homelab, list, read};
-
-async fn connect(addr: &str) -> Vault {
-    let settings =
-        VaultSettings::with_token(addr, Source::Value(common::openbao::ROOT_TOKEN.into())).unwrap();
-    Vault::connect(&settings).await.unwrap()
-}
 
 #[tokio::test]
 async fn a_busy_read_is_retried_after_the_pause_vault_asks_for() {
     let bao = OpenBao::start();
     let proxy = FaultProxy::start(&bao.addr());
-    let vault = connect(&proxy.addr()).await;
+    let vault = common::root_vault(&proxy.addr()).await;
     proxy.fail("GET", "sys/mounts", 503, Some(1), 2);
     let started = Instant::now();
     let mounts = vault.read("sys/mounts").await.unwrap().unwrap();
@@ -46,7 +38,7 @@ async fn a_busy_read_is_retried_after_the_pause_vault_asks_for() {
 async fn retries_are_bounded_and_the_error_says_how_many() {
     let bao = OpenBao::start();
     let proxy = FaultProxy::start(&bao.addr());
-    let vault = connect(&proxy.addr()).await;
+    let vault = common::root_vault(&proxy.addr()).await;
     proxy.fail("GET", "sys/policies/acl/default", 429, Some(0), 100);
     let err = vault.read("sys/policies/acl/default").await.unwrap_err();
     assert!(matches!(err, VaultError::Busy { attempts: 4, .. }), "{err}");
@@ -67,7 +59,7 @@ async fn retries_are_bounded_and_the_error_says_how_many() {
 async fn a_huge_retry_after_is_capped() {
     let bao = OpenBao::start();
     let proxy = FaultProxy::start(&bao.addr());
-    let vault = connect(&proxy.addr()).await;
+    let vault = common::root_vault(&proxy.addr()).await;
     proxy.fail("GET", "sys/auth", 503, Some(86400), 1);
     let started = Instant::now();
     assert!(vault.read("sys/auth").await.unwrap().is_some());
@@ -85,7 +77,7 @@ async fn a_secret_id_creation_is_never_sent_twice() {
     bao.bao_ok(&["auth", "enable", "approle"]);
     bao.bao_ok(&["write", "auth/approle/role/cm", "token_policies=default"]);
     let proxy = FaultProxy::start(&bao.addr());
-    let vault = connect(&proxy.addr()).await;
+    let vault = common::root_vault(&proxy.addr()).await;
     proxy.fail("POST", "auth/approle/role/cm/secret-id", 503, Some(0), 1);
     let err = vault
         .write("auth/approle/role/cm/secret-id", &serde_json::json!({}))
@@ -111,7 +103,7 @@ fn apply_through(
     proxy: &FaultProxy,
     home: &std::path::Path,
     repo: &std::path::Path,
-) -> support::Run {
+) -> common::Run {
     let addr = proxy.addr();
     certplane(
         &["apply", "--auto-approve", repo.to_str().unwrap()],

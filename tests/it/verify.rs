@@ -6,10 +6,9 @@
 
 use crate::common;
 
-use certplane::addr::Addr;
 use certplane::model::Sensitive;
 use certplane::verify::{Connection, Credentials, Probe, check_issuer, probe_for};
-use common::OpenBao;
+use common::{OpenBao, issuer_addr};
 
 const REPO: &str = r#"
 apiVersion: certplane.dev/v1alpha1
@@ -96,16 +95,6 @@ fn approle(bao: &OpenBao, role: &str) -> (String, String) {
         &format!("auth/approle/role/{role}/secret-id"),
     ]);
     (role_id.trim().to_string(), secret_id.trim().to_string())
-}
-
-fn issuer_addr() -> Addr {
-    Addr::Kube(certplane::addr::KubeRef {
-        group: "cert-manager.io".into(),
-        version: "v1".into(),
-        kind: "Issuer".into(),
-        namespace: Some("sandbox".into()),
-        name: "vault-issuer".into(),
-    })
 }
 
 async fn check(f: &Fixture, creds: &Credentials, path: &str) -> certplane::verify::IssuerReport {

@@ -3,18 +3,14 @@
 //! the loop stays alive, `--apply` brings a change to OpenBao, and SIGTERM
 //! ends it with 0.
 
-use crate::common;
-use crate::common::support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use common::OpenBao;
+use crate::common::*;
 use serde_json::json;
-use support::*;
 
 struct Watch {
     child: Child,
@@ -24,22 +20,13 @@ struct Watch {
 
 impl Watch {
     fn start(bao: &OpenBao, args: &[&str]) -> Watch {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_certplane"));
-        cmd.arg("watch")
+        let mut child = command(bao.dir())
+            .arg("watch")
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("HOME", bao.dir())
-            .env("NO_COLOR", "1")
             .env("VAULT_ADDR", bao.addr())
-            .env("VAULT_TOKEN", bao.token());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("CERTPLANE_") || k == "KUBECONFIG" || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd.spawn().expect("spawn certplane watch");
+            .env("VAULT_TOKEN", bao.token())
+            .spawn()
+            .expect("spawn certplane watch");
         let (tx, rx) = channel();
         let out = child.stdout.take().unwrap();
         let err = child.stderr.take().unwrap();
@@ -88,22 +75,9 @@ impl Watch {
 
     /// SIGTERM, then the exit code (within 10 s).
     fn stop(mut self) -> i32 {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        terminate(&mut self.child, 10)
+            .unwrap_or_else(|e| panic!("watch did not stop on SIGTERM: {e}"))
+            .unwrap_or(-1)
     }
 }
 

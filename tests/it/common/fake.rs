@@ -2,12 +2,11 @@
 //! controller-rs `src/fixtures.rs`): each step names the request it expects
 //! (method, path, query, content type, body) and the reply it gives.
 
-#![allow(dead_code)] // each test binary uses a different part of it
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use certplane::cluster::Cluster;
+use certplane::addr::KubeRef;
+use certplane::cluster::{Cluster, REPOSITORY_LABEL};
 use http::{Request, Response, StatusCode};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -308,5 +307,35 @@ pub fn as_stored(manifest: &Value, resource_version: &str, manager: &str) -> Val
         json!([{"manager": manager, "operation": "Apply", "apiVersion": "cert-manager.io/v1",
                 "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]),
     );
+    v
+}
+
+/// The list of inventories (`LIST configmaps` in `certplane-system` with
+/// certplane's label) answering `items`.
+pub fn list_inventories(items: Vec<Value>) -> Step {
+    Step::get("/api/v1/namespaces/certplane-system/configmaps")
+        .query("labelSelector", "app.kubernetes.io%2Fmanaged-by%3Dcertplane")
+        .reply(
+            200,
+            json!({"kind": "ConfigMapList", "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items}),
+        )
+}
+
+/// A live object as a GET returns it, labelled with `owner` (a repository
+/// identity) if any.
+pub fn live(r: &KubeRef, owner: Option<&str>) -> Value {
+    let api_version = if r.group.is_empty() {
+        r.version.clone()
+    } else {
+        format!("{}/{}", r.group, r.version)
+    };
+    let mut v = json!({"apiVersion": api_version, "kind": r.kind,
+        "metadata": {"name": r.name, "uid": "u", "resourceVersion": "3"}});
+    if let Some(ns) = &r.namespace {
+        v["metadata"]["namespace"] = json!(ns);
+    }
+    if let Some(o) = owner {
+        v["metadata"]["labels"] = json!({REPOSITORY_LABEL: o});
+    }
     v
 }

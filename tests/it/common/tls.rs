@@ -2,7 +2,6 @@
 //! and two client CAs (`a` and `b`) whose certificates the listener accepts.
 //! The dev listener (plain HTTP, root token) is there to set the server up.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,14 +42,6 @@ impl Drop for TlsBao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn ca(cn: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
@@ -109,7 +100,11 @@ impl TlsBao {
             "client-cas.pem",
             &format!("{}{}", client_a.ca_pem, client_b.ca_pem),
         );
-        let (dev_port, tls_port) = (free_port(), free_port());
+        // The dev listener also takes dev_port + 1 (cluster).
+        let dev_port = super::openbao::free_port_pair();
+        let tls_port = std::iter::repeat_with(super::free_port)
+            .find(|p| *p != dev_port && *p != dev_port + 1)
+            .unwrap();
         let p = |n: &str| dir.path().join(n).display().to_string();
         w(
             "listener.hcl",

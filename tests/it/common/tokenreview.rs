@@ -47,7 +47,6 @@ struct State {
 /// A running fake API server for TokenReview.
 pub struct TokenReviewServer {
     port: u16,
-    reviewer: String,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -99,7 +98,6 @@ impl TokenReviewServer {
         });
         TokenReviewServer {
             port,
-            reviewer: reviewer.to_string(),
             state,
             stop,
             thread: Some(thread),
@@ -109,11 +107,6 @@ impl TokenReviewServer {
     /// `http://127.0.0.1:<port>`: the `kubernetes_host` for Vault.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The reviewer token this server accepts.
-    pub fn reviewer(&self) -> &str {
-        &self.reviewer
     }
 
     /// Issues a token for `namespace/name` with these audiences (as a
