@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use common::git::GitRepo;
 use common::kube::loopback_kubeconfig;
-use common::{Daemon, OpenBao};
+use common::{Daemon, OpenBao, homelab_role_ttl as role_ttl};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
@@ -198,10 +198,6 @@ fn leader_gauge(l: &Daemon) -> Option<String> {
     body.lines()
         .find_map(|l| l.strip_prefix("certplane_leader "))
         .map(String::from)
-}
-
-fn role_ttl(bao: &OpenBao) -> Option<u64> {
-    common::homelab_role_ttl(bao)
 }
 
 #[test]

@@ -16,8 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{Daemon, approle_for_certplane, free_port, read};
-use common::OpenBao;
 use common::git::{GitRepo, git};
+use common::{OpenBao, homelab_role_ttl as role_ttl};
 
 const ROLE: &str = "pki_int/roles/homelab-dot-local";
 
@@ -31,10 +31,6 @@ fn start_url(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
     let mut args = vec!["--log-format", "json"];
     args.extend(extra);
     Daemon::run(tempfile::tempdir().unwrap(), url, &args, env)
-}
-
-fn role_ttl(bao: &OpenBao) -> Option<u64> {
-    common::homelab_role_ttl(bao)
 }
 
 #[test]

@@ -264,27 +264,12 @@ impl OpenBao {
 
     /// Runs `bao <args>` against this server.
     pub fn bao(&self, args: &[&str]) -> Output {
-        Command::new("bao")
-            .args(args)
-            .env("VAULT_ADDR", self.addr())
-            .env("VAULT_TOKEN", ROOT_TOKEN)
-            .env("BAO_ADDR", self.addr())
-            .env("BAO_TOKEN", ROOT_TOKEN)
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run bao")
+        bao_cli(&self.addr(), self.dir(), args)
     }
 
     /// Runs `bao <args>`, panics with its stderr when it fails, returns stdout.
     pub fn bao_ok(&self, args: &[&str]) -> String {
-        let out = self.bao(args);
-        assert!(
-            out.status.success(),
-            "bao {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        bao_cli_ok(&self.addr(), self.dir(), args)
     }
 
     /// Runs `bao <args> -format=json` and parses the output.
@@ -344,6 +329,33 @@ impl Drop for OpenBao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the `bao` CLI against the server at `addr` with the root token,
+/// `HOME` at `home` (no token helper of the caller's).
+pub fn bao_cli(addr: &str, home: &Path, args: &[&str]) -> Output {
+    Command::new("bao")
+        .args(args)
+        .env("VAULT_ADDR", addr)
+        .env("VAULT_TOKEN", ROOT_TOKEN)
+        .env("BAO_ADDR", addr)
+        .env("BAO_TOKEN", ROOT_TOKEN)
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run bao")
+}
+
+/// [`bao_cli`]; panics with its stderr when it fails, returns stdout.
+#[track_caller]
+pub fn bao_cli_ok(addr: &str, home: &Path, args: &[&str]) -> String {
+    let out = bao_cli(addr, home, args);
+    assert!(
+        out.status.success(),
+        "bao {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A root-token client of the Vault at `addr` (a test server, or a proxy

@@ -172,27 +172,12 @@ impl TlsBao {
 
     /// Runs `bao <args>` against the dev listener with the root token.
     pub fn bao(&self, args: &[&str]) -> std::process::Output {
-        Command::new("bao")
-            .args(args)
-            .env("VAULT_ADDR", self.dev_addr())
-            .env("BAO_ADDR", self.dev_addr())
-            .env("VAULT_TOKEN", "root")
-            .env("BAO_TOKEN", "root")
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run bao")
+        super::openbao::bao_cli(&self.dev_addr(), self.dir.path(), args)
     }
 
     /// Runs `bao <args>`; panics with its stderr when it fails.
     pub fn bao_ok(&self, args: &[&str]) -> String {
-        let out = self.bao(args);
-        assert!(
-            out.status.success(),
-            "bao {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        super::openbao::bao_cli_ok(&self.dev_addr(), self.dir.path(), args)
     }
 
     /// Writes `text` to a file of the server's scratch directory.
