@@ -8,6 +8,7 @@ mod bad_input;
 mod checks_openbao;
 mod ci_examples;
 mod ci_plan_file;
+mod cli_output;
 mod cli_usage;
 mod cluster_deliver;
 mod cluster_prune;

@@ -8,7 +8,8 @@
 //!   records what reaches it ([`decoy`]), a scripted Kubernetes API server
 //!   behind a real `kube::Client` ([`fake`]) and OpenBao's TokenReview
 //!   peer ([`tokenreview`]);
-//! * the `certplane` binary as a child process ([`cli`]);
+//! * the `certplane` binary as a child process ([`cli`]), and the filters
+//!   of snapshots of what it prints ([`snapshot`]);
 //! * builders: desired state and plan changes ([`state`]), CAs made with
 //!   rcgen ([`pki`]), signed CI tokens ([`jwt`]), Git repositories
 //!   ([`git`]) and kubeconfigs ([`kube`]);
@@ -23,6 +24,7 @@ pub mod kube;
 pub mod openbao;
 pub mod pki;
 pub mod proxy;
+pub mod snapshot;
 pub mod state;
 pub mod tls;
 pub mod tokenreview;
