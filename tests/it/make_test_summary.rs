@@ -2,7 +2,7 @@
 //! over every test binary (scripts/test-summary.sh over the `cargo test`
 //! log), exits non-zero when anything failed, and runs every binary
 //! (`--no-fail-fast`) through scripts/test.sh, which `.ci/run` reaches via
-//! `make test`.
+//! `make test`; `make test-cluster` runs every test that needs a cluster.
 
 use std::path::Path;
 use std::process::Command;
@@ -82,4 +82,56 @@ fn make_test_runs_every_binary_then_the_summary() {
     assert!(script.contains("scripts/test-summary.sh"), "{script}");
     let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
     assert!(ci.contains("make test"), "{ci}");
+}
+
+/// `make test-cluster` runs the ignored tests of the one test binary whose
+/// module paths match its filters: every test that needs a cluster must
+/// match one (else it would never run anywhere), and no test that needs
+/// only the CRD fixtures may (it would run, and fail, without them).
+#[test]
+fn make_test_cluster_runs_every_test_that_needs_a_cluster() {
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let target = makefile
+        .split("\ntest-cluster:")
+        .nth(1)
+        .and_then(|t| t.split("\n\n").next())
+        .expect("a test-cluster target");
+    let command = target
+        .lines()
+        .find(|l| l.contains("--ignored"))
+        .unwrap_or_else(|| panic!("no --ignored run in {target}"));
+    assert!(command.contains("--test it "), "{command}");
+    let filters: Vec<&str> = command
+        .split_once(" -- ")
+        .map(|(_, args)| args)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    assert!(!filters.is_empty(), "{command}");
+    let mut gated = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests/it")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let matched = filters.iter().any(|f| module.contains(f));
+        if text.contains("#[ignore = \"needs a test cluster") {
+            assert!(
+                matched,
+                "{module} needs a cluster but {command} does not run it"
+            );
+            gated.push(module);
+        } else if text.contains("crds_missing") {
+            assert!(
+                !matched,
+                "{command} runs {module}, which needs only the CRDs"
+            );
+        }
+    }
+    for module in ["cluster_real", "cluster_real_pipeline", "lease_real"] {
+        assert!(gated.iter().any(|g| g == module), "{module} in {gated:?}");
+    }
 }
