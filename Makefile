@@ -27,10 +27,11 @@ test: deps
 
 ## test-cluster: the tests that need a real Kubernetes cluster (kind, k3d, ...) with the
 ## cert-manager CRDs, and real OpenBao servers: CERTPLANE_TEST_KUBECONFIG=/path/to/kubeconfig make test-cluster
-## (`cargo test` reports them as ignored).
+## (`cargo test` reports them as ignored). They are the ignored tests of the modules
+## cluster_real, cluster_real_pipeline and lease_real of the one test binary `it`.
 test-cluster: deps
 	@test -n "$$CERTPLANE_TEST_KUBECONFIG" || { echo "set CERTPLANE_TEST_KUBECONFIG to the kubeconfig of a test cluster (kind, k3d, ...) with the cert-manager CRDs" >&2; exit 1; }
-	$(CARGO) test --locked --test cluster_real --test cluster_real_pipeline --test lease_real -- --ignored --test-threads=1
+	$(CARGO) test --locked --test it -- --ignored --test-threads=1 cluster_real lease_real
 
 lint:
 	$(CARGO) clippy --locked --all-targets -- -D warnings

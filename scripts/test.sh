@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make test: every test binary (--no-fail-fast: one failure does not hide
-# the others), then clippy and rustfmt, then one summary line
-# `N passed, N failed, N skipped` (skipped = ignored) over all test binaries.
+# the others): the library's and the binary's unit tests, the one
+# integration test binary `it` (tests/it/) and the doc tests; then clippy and
+# rustfmt, then one summary line `N passed, N failed, N skipped` (skipped =
+# ignored) over all of them.
 # Exits non-zero when a test, a build, clippy or rustfmt failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +11,7 @@ CARGO=${CARGO:-cargo}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
-"$CARGO" test --locked --all-targets --no-fail-fast 2>&1 | tee "$log"
+"$CARGO" test --locked --no-fail-fast 2>&1 | tee "$log"
 tests=${PIPESTATUS[0]}
 "$CARGO" clippy --locked --all-targets -- -D warnings
 clippy=$?

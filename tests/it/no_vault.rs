@@ -1,0 +1,67 @@
+//! A repository without Vault objects (examples/acme-dns01: an ACME issuer
+//! and a certificate) does not need a Vault: plan, apply and verify run
+//! without connecting to one (regression: they demanded a reachable Vault).
+//! A loopback listener stands in for `VAULT_ADDR` and counts connections.
+
+use crate::common::{Decoy, certplane, copy_dir, in_repo};
+
+#[test]
+fn an_acme_only_repository_plans_applies_and_verifies_without_vault() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("repo");
+    copy_dir(&in_repo("examples/acme-dns01"), &repo);
+    let repo = repo.to_str().unwrap();
+    let vault = Decoy::start();
+    let addr = vault.addr();
+    for env in [
+        vec![("VAULT_ADDR", addr.as_str()), ("VAULT_TOKEN", "unused")],
+        // No Vault settings at all: no "no vault address" error either.
+        vec![],
+    ] {
+        let plan = certplane(&["plan", repo], &env, home.path());
+        plan.expect(2);
+        assert!(
+            plan.stdout
+                .contains("cert-manager.io/ClusterIssuer/letsencrypt-dns"),
+            "{}",
+            plan.both()
+        );
+        assert!(!plan.stdout.contains("vault:"), "{}", plan.both());
+        certplane(&["apply", "--auto-approve", repo], &env, home.path()).expect(0);
+        let again = certplane(&["plan", repo], &env, home.path());
+        again.expect(0);
+        assert!(again.stdout.contains("No changes"), "{}", again.both());
+        let verify = certplane(&["verify", repo], &env, home.path());
+        verify.expect(0);
+        assert!(
+            verify.stdout.contains("no Vault issuers to verify"),
+            "{}",
+            verify.both()
+        );
+        std::fs::remove_dir_all(home.path().join("rendered")).unwrap();
+    }
+    assert_eq!(vault.connections(), 0, "certplane connected to Vault");
+}
+
+/// The same repository with `prune: true` and a Vault configured does
+/// connect: Vault objects it applied before may have to be pruned.
+#[test]
+fn a_pruning_repository_without_vault_objects_still_reaches_vault() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("repo");
+    copy_dir(&in_repo("examples/acme-dns01"), &repo);
+    std::fs::write(
+        repo.join("certplane.yaml"),
+        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nspec:\n  prune: true\n",
+    )
+    .unwrap();
+    let vault = Decoy::start();
+    let addr = vault.addr();
+    let plan = certplane(
+        &["plan", repo.to_str().unwrap()],
+        &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", "unused")],
+        home.path(),
+    );
+    plan.expect(1);
+    assert!(vault.connections() > 0, "{}", plan.both());
+}
