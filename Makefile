@@ -7,7 +7,18 @@ PYTHON  ?= python3
 SCRIPTS := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
 export PATH := $(SCRIPTS):$(HOME)/.local/bin:$(PATH)
 
-.PHONY: all build deps test test-cluster lint demo bench schemas clean
+.PHONY: all build deps test test-cluster test-nix lint demo bench schemas man image image-push image-nix clean
+
+# The container image: Cargo.toml's [package.metadata.image] name, tagged
+# with the package version (deploy/deployment.yaml runs exactly this).
+VERSION      := $(shell sed -n '/^\[package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
+RUST_VERSION := $(shell sed -n '/^\[package\]/,/^\[/s/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+IMAGE_NAME   := $(shell sed -n '/^\[package.metadata.image\]/,/^\[/s/^name = "\(.*\)"/\1/p' Cargo.toml)
+IMAGE        ?= $(IMAGE_NAME):$(VERSION)
+REVISION     := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# docker or podman, whichever is installed (CONTAINER=docker to choose).
+CONTAINER    ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+MANDIR       ?= target/man
 
 all: build
 
@@ -44,6 +55,30 @@ demo: deps build
 ## bench: apply / no-op plan / no-op apply of 1,000 roles over 20 mounts, vs a shell script.
 bench: deps build
 	./scripts/bench.sh
+
+## test-nix: evaluate flake.nix with `nix` (the image and the packages; no
+## build, no network: stand-ins replace nixpkgs and flake-utils). Needs Nix
+## (Debian: apt-get install nix-bin); `cargo test` reports the test as ignored.
+test-nix:
+	@command -v nix >/dev/null 2>&1 || { echo "install Nix first (Debian: apt-get install nix-bin)" >&2; exit 1; }
+	$(CARGO) test --locked --test it -- --ignored policy_deploy::the_flake_evaluates_to_the_image_deploy_runs
+
+## image: build the container image $(IMAGE) from Containerfile (first build: minutes).
+image:
+	$(CONTAINER) build -f Containerfile --build-arg RUST_VERSION=$(RUST_VERSION) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
+
+## image-push: push $(IMAGE) (after `make image` and a login to the registry).
+image-push:
+	$(CONTAINER) push $(IMAGE)
+
+## image-nix: the same image from flake.nix (dockerTools), loaded into docker/podman.
+image-nix:
+	nix build .#image --out-link target/image-nix
+	$(CONTAINER) load < target/image-nix
+
+## man: write the man pages (certplane.1, certplane-<command>.1) to $(MANDIR).
+man:
+	$(CARGO) run --quiet --locked -- man $(MANDIR)
 
 ## schemas: regenerate schemas/ from the Rust types.
 schemas:

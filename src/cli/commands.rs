@@ -95,6 +95,7 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
         Command::Verify { dir } => super::verify::run(&dir, vault_addr.as_deref()).await,
         Command::Run(args) => super::run::run(*args).await,
         Command::Schemas { out } => schemas(&out),
+        Command::Generate(g) => super::completions::run(g),
     }
 }
 

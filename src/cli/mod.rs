@@ -3,6 +3,7 @@
 
 mod ci;
 mod commands;
+pub mod completions;
 mod exit;
 mod lock;
 pub mod operator;
@@ -172,6 +173,9 @@ pub enum Command {
         #[arg(default_value = "schemas")]
         out: PathBuf,
     },
+    /// `completions SHELL` and `man [DIR]`, generated from these definitions.
+    #[command(flatten)]
+    Generate(completions::Generate),
 }
 
 /// Filter for the log subscriber. Third-party crates are capped at `info`
@@ -252,7 +256,7 @@ pub fn main() -> i32 {
         Err(code) => return code,
     };
     init_logging(&cli);
-    if !matches!(cli.command, Command::Schemas { .. }) {
+    if !matches!(cli.command, Command::Schemas { .. } | Command::Generate(_)) {
         let operator_only = matches!(cli.command, Command::Run(_));
         match cli
             .operator

@@ -42,6 +42,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 /// The shortest and longest wait between two attempts on a held lock.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long a KV mount may answer "upgrading to versioned data" (it does for
+/// a moment after it is created, also when another certplane created it).
+const UPGRADE_WAIT: Duration = Duration::from_secs(30);
 
 /// Where the lock lives and how long to wait for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -297,13 +300,40 @@ fn is_no_route(e: &VaultError) -> bool {
     matches!(e, VaultError::Api { status: 404, .. })
 }
 
+/// Whether Vault refused a call because a KV mount made moments ago is still
+/// being upgraded to version 2 (a 400, although it is a moment's wait).
+fn is_upgrading(e: &VaultError) -> bool {
+    matches!(e, VaultError::Api { status: 400, message, .. }
+        if message.contains("Upgrading from non-versioned to versioned data"))
+}
+
+/// `call`, again while the lock mount is [upgrading](is_upgrading), for at
+/// most [`UPGRADE_WAIT`].
+async fn when_ready<T, F, Fut>(mut call: F) -> Result<T, VaultError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, VaultError>>,
+{
+    let deadline = Instant::now() + UPGRADE_WAIT;
+    loop {
+        match call().await {
+            Err(e) if is_upgrading(&e) && Instant::now() < deadline => {
+                tracing::debug!("the lock mount is being upgraded to kv version 2; waiting");
+                tokio::time::sleep(BACKOFF_MIN).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Reads the lock: its version and record, if any.
 async fn read(
     vault: &Vault,
     settings: &LockSettings,
 ) -> Result<(Option<(u64, Option<LockRecord>)>, u64), LockError> {
     let err = LockError::vault(&settings.mount);
-    match vault.read(&settings.data_path()).await.map_err(err)? {
+    let data_path = settings.data_path();
+    match when_ready(|| vault.read(&data_path)).await.map_err(err)? {
         Some(d) => {
             let version = d
                 .pointer("/metadata/version")
@@ -319,8 +349,8 @@ async fn read(
             // No record, or its latest version was deleted: the metadata has
             // the version number a write must check against.
             let err = LockError::vault(&settings.mount);
-            let latest = vault
-                .read(&settings.metadata_path())
+            let metadata_path = settings.metadata_path();
+            let latest = when_ready(|| vault.read(&metadata_path))
                 .await
                 .map_err(err)?
                 .and_then(|m| m.get("current_version").and_then(Value::as_u64))
@@ -351,7 +381,7 @@ async fn write(
 ) -> Result<u64, VaultError> {
     let path = settings.data_path();
     let body = json!({"options": {"cas": cas}, "data": record});
-    let data = vault.write(&path, &body).await?;
+    let data = when_ready(|| vault.write(&path, &body)).await?;
     data.as_ref()
         .and_then(|d| d.get("version"))
         .and_then(Value::as_u64)

@@ -4,7 +4,8 @@
 //! (the operator), not the repository, names the Vault and the JWT login:
 //! each command, with the workflow's variables, resolves to that address
 //! and login; the repository's certplane.yaml names neither, loads next to
-//! them, and cannot read `CI_OIDC_TOKEN`.
+//! them, and cannot read `CI_OIDC_TOKEN`. The apply jobs wait for the apply
+//! lock (`--lock-timeout`) instead of failing while another certplane holds it.
 
 use std::path::Path;
 
@@ -121,9 +122,19 @@ fn check_commands(text: &str) -> usize {
     assert!(
         joined
             .iter()
-            .any(|c| c == "certplane apply --auto-approve plan.json"),
+            .any(|c| c == "certplane apply --auto-approve --lock-timeout 5m plan.json"),
         "{joined:?}"
     );
+    // Every applying command waits for the apply lock (issue 7 follow-up):
+    // with the default 0s, a job fails at once while another certplane
+    // (an earlier merge's job, the `run` loop) applies to the same Vault.
+    for c in &cmds {
+        if let certplane::cli::Command::Apply { lock, .. } =
+            certplane::cli::Cli::try_parse_from(c).unwrap().command
+        {
+            assert!(lock.lock_timeout.as_secs() >= 60, "{c:?}");
+        }
+    }
     cmds.len()
 }
 
@@ -465,4 +476,79 @@ fn a_plan_file_from_another_commit_is_refused_by_the_apply_job() {
             .code()
             != Some(0)
     );
+}
+
+/// Writes the apply lock as another certplane holding it would have (a live
+/// lease of 5 minutes), or its release.
+fn hold_lock(bao: &OpenBao, released: bool) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let record = serde_json::json!({"data": {
+        "holder": {"host": "merge-job-41", "pid": 77, "repository": "/builds/pki", "version": "0.1.0"},
+        "since": now - 5,
+        "expires": now + 300,
+        "released": released,
+    }});
+    let file = bao.dir().join("lock-record.json");
+    std::fs::write(&file, record.to_string()).unwrap();
+    bao.bao_ok(&[
+        "write",
+        "certplane/data/lock",
+        &format!("@{}", file.display()),
+    ]);
+}
+
+/// Issue 7 follow-up: the apply job of the previous merge (or the `run`
+/// loop) holds the apply lock when this merge's apply job starts. With the
+/// default `--lock-timeout 0s` the job failed at once; the workflows wait.
+#[test]
+fn the_apply_job_waits_for_another_certplane_holding_the_apply_lock() {
+    for (file, steps) in [
+        (
+            "github-actions.yml",
+            github_steps as fn(&Value, &str) -> Vec<Step>,
+        ),
+        ("gitlab-ci.yml", gitlab_steps),
+    ] {
+        let ci = Ci::start();
+        let (_, v) = example(file);
+        let work = tempfile::tempdir().unwrap();
+        let plan_job = work.path().join("plan-job");
+        checkout(&plan_job, &ci.bao.addr());
+        let ran = ci.run_job(&plan_job, &steps(&v, "plan"));
+        assert!(ran.iter().all(|(c, _)| *c == 0), "{file}: {ran:?}");
+
+        ci.bao
+            .bao_ok(&["secrets", "enable", "-path=certplane", "-version=2", "kv"]);
+        hold_lock(&ci.bao, false);
+        let apply_job = work.path().join("apply-job");
+        checkout(&apply_job, &ci.bao.addr());
+        std::fs::copy(plan_job.join("plan.json"), apply_job.join("plan.json")).unwrap();
+        let apply_steps = steps(&v, "apply");
+        let started = std::time::Instant::now();
+        let ran = std::thread::scope(|s| {
+            let job = s.spawn(|| ci.run_job(&apply_job, &apply_steps));
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            // Nothing was applied while the other certplane held the lock.
+            assert!(
+                ci.bao
+                    .bao(&["read", "pki_int/roles/homelab-dot-local"])
+                    .status
+                    .code()
+                    != Some(0),
+                "{file}: applied under another holder's lock"
+            );
+            hold_lock(&ci.bao, true);
+            job.join().unwrap()
+        });
+        assert!(ran.iter().all(|(c, _)| *c == 0), "{file}: {ran:?}");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_secs(3),
+            "{file}: did not wait: {:?}",
+            started.elapsed()
+        );
+        ci.assert_applied(&apply_job);
+    }
 }

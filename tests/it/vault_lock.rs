@@ -589,3 +589,48 @@ fn a_saved_plan_is_applied_only_if_it_still_holds_under_the_lock() {
         json!(["example.com"])
     );
 }
+
+/// Regression: right after a KV version 2 mount is made (by this apply or by
+/// another certplane), OpenBao answers its reads and writes with 400
+/// "Upgrading from non-versioned to versioned data" for a moment, and the
+/// apply failed with that error. The lock waits until the mount is ready.
+#[test]
+fn a_lock_mount_still_upgrading_is_waited_for() {
+    let bao = OpenBao::start();
+    let repo = tempfile::tempdir().unwrap();
+    write_repo(repo.path(), 256);
+    let dir = repo.path().to_str().unwrap();
+    let proxy = FaultProxy::start(&bao.addr());
+    let upgrading = "Upgrading from non-versioned to versioned data. This backend will be \
+                     unavailable for a brief period and will resume service shortly.";
+    for (method, times) in [("GET", 3), ("POST", 2)] {
+        proxy.fault(Fault {
+            method: method.into(),
+            path: "certplane/data/lock".into(),
+            kind: FaultKind::Error {
+                status: 400,
+                message: upgrading.into(),
+            },
+            times,
+        });
+    }
+    let got = certplane_as(
+        &proxy.addr(),
+        bao.token(),
+        bao.dir(),
+        &["apply", "--auto-approve", dir],
+    );
+    got.expect(0);
+    assert!(read(&bao, "pki_int/roles/web").is_some());
+    let refused: Vec<_> = proxy
+        .seen_at("GET", "certplane/data/lock")
+        .into_iter()
+        .chain(proxy.seen_at("POST", "certplane/data/lock"))
+        .filter(|s| s.injected)
+        .collect();
+    assert_eq!(
+        refused.len(),
+        5,
+        "every injected refusal was met: {refused:?}"
+    );
+}

@@ -7,6 +7,8 @@
 //! * [`FaultKind::Status`]: Vault never sees the request; the client gets a
 //!   canned status (429, 503...) with an optional `Retry-After`, on a
 //!   connection that stays open (as a busy Vault answers);
+//! * [`FaultKind::Error`]: the same, with a given message in Vault's
+//!   `errors` list;
 //! * [`FaultKind::DropReply`]: the server does the work, then the client's
 //!   connection is closed without any of the reply (what a crash, a killed
 //!   process or a timeout looks like to certplane);
@@ -51,6 +53,15 @@ pub enum FaultKind {
         status: u16,
         /// The `Retry-After` seconds.
         retry_after: Option<u64>,
+    },
+    /// Answer `status` instead of Vault, with this message in Vault's
+    /// `errors` list (a refusal Vault really gives, e.g. while a KV mount
+    /// is being upgraded).
+    Error {
+        /// The status code.
+        status: u16,
+        /// The error message.
+        message: String,
     },
     /// Forward it, wait for the whole reply, then close the client's
     /// connection without sending any of it.
@@ -258,7 +269,10 @@ fn arrive(state: &Mutex<State>, req: &Request) -> (usize, Option<FaultKind>) {
         method: req.method.clone(),
         path: req.path.clone(),
         status: 0,
-        injected: matches!(kind, Some(FaultKind::Status { .. })),
+        injected: matches!(
+            kind,
+            Some(FaultKind::Status { .. } | FaultKind::Error { .. })
+        ),
         at: Instant::now(),
     });
     (s.seen.len() - 1, kind)
@@ -272,12 +286,23 @@ fn serve(conn: TcpStream, upstream: SocketAddr, state: &Mutex<State>) {
     let mut reader = BufReader::new(conn);
     while let Some(req) = read_request(&mut reader) {
         let (entry, fault) = arrive(state, &req);
-        if let Some(FaultKind::Status {
-            status,
-            retry_after,
-        }) = fault
-        {
-            let body = format!("{{\"errors\":[\"injected {status} by the test proxy\"]}}");
+        let canned = match fault {
+            Some(FaultKind::Status {
+                status,
+                retry_after,
+            }) => Some((
+                status,
+                retry_after,
+                format!("injected {status} by the test proxy"),
+            )),
+            Some(FaultKind::Error {
+                status,
+                ref message,
+            }) => Some((status, None, message.clone())),
+            _ => None,
+        };
+        if let Some((status, retry_after, message)) = canned {
+            let body = serde_json::json!({ "errors": [message] }).to_string();
             let mut resp = format!(
                 "HTTP/1.1 {status} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
                 body.len()
