@@ -444,12 +444,12 @@ async fn apply(
 pub(super) fn print_event(event: &ApplyEvent, style: Style) {
     match event {
         ApplyEvent::Started { addr, action } => {
-            println!("{addr}: {}...", verb(*action, false));
+            println!("{addr}: {}...", action.progressive());
         }
         ApplyEvent::Done { addr, action } => {
             println!(
                 "{}",
-                style.paint("32", &format!("{addr}: {}", verb(*action, true)))
+                style.paint("32", &format!("{addr}: {}", action.past()))
             );
         }
         ApplyEvent::Note { addr, text } => {
@@ -458,20 +458,6 @@ pub(super) fn print_event(event: &ApplyEvent, style: Style) {
                 println!("    {l}");
             }
         }
-    }
-}
-
-fn verb(action: Action, done: bool) -> &'static str {
-    match (action, done) {
-        (Action::Create, false) => "creating",
-        (Action::Create, true) => "created",
-        (Action::Update, false) => "updating",
-        (Action::Update, true) => "updated",
-        (Action::Replace, false) => "replacing (new issuer)",
-        (Action::Replace, true) => "replaced (new issuer; the old one stays)",
-        (Action::Delete, false) => "deleting",
-        (Action::Delete, true) => "deleted",
-        (Action::NoOp, _) => "unchanged",
     }
 }
 

@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use super::{Action, Change, Plan};
 use crate::addr::Addr;
 
+/// An action in a message: "no change" reads better than "unchanged" in
+/// "planned: create; now: no change".
 fn word(a: Action) -> &'static str {
     match a {
         Action::NoOp => "no change",
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Delete => "delete",
+        other => other.label(),
     }
 }
 

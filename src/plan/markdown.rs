@@ -7,16 +7,6 @@ use std::fmt::Write as _;
 use super::render::{Style, human, privileged, summary_line};
 use super::{Action, Plan};
 
-fn word(a: Action) -> &'static str {
-    match a {
-        Action::NoOp => "unchanged",
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Delete => "delete",
-    }
-}
-
 /// Escapes the characters that would break a table cell.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -64,7 +54,7 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(
                 out,
                 "| {} | `{}` | {} |",
-                word(c.action),
+                c.action.label(),
                 cell(&c.addr.to_string()),
                 cell(&reason)
             );

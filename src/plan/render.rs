@@ -48,13 +48,14 @@ impl Style {
     }
 }
 
-fn symbol(a: Action) -> (&'static str, &'static str, &'static str) {
+/// The symbol and colour of an action's line.
+fn symbol(a: Action) -> (&'static str, &'static str) {
     match a {
-        Action::NoOp => (" ", "0", "unchanged"),
-        Action::Create => ("+", "32", "create"),
-        Action::Update => ("~", "33", "update"),
-        Action::Replace => ("-/+", "35", "replace"),
-        Action::Delete => ("-", "31", "delete"),
+        Action::NoOp => (" ", "0"),
+        Action::Create => ("+", "32"),
+        Action::Update => ("~", "33"),
+        Action::Replace => ("-/+", "35"),
+        Action::Delete => ("-", "31"),
     }
 }
 
@@ -160,12 +161,12 @@ pub fn human(plan: &Plan, style: Style) -> String {
         );
     }
     for c in &plan.changes {
-        let (sym, code, word) = symbol(c.action);
+        let (sym, code) = symbol(c.action);
         let note = c.ca.as_ref().and_then(|ca| ca.note.as_deref());
         if !c.action.is_change() && note.is_none() {
             continue;
         }
-        let head = format!("{sym} {} ({word})", c.addr);
+        let head = format!("{sym} {} ({})", c.addr, c.action.label());
         let _ = writeln!(out, "  {}", style.paint(code, &head));
         if let Some(why) = privileged(c) {
             let line = format!("      ! (privileged) {why}");

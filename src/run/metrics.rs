@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
 
 /// Upper bounds (seconds) of the reconcile duration histogram.
 const BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
@@ -51,17 +51,6 @@ pub struct Status {
 /// A handle both sides share.
 pub type Shared = Arc<Mutex<Status>>;
 
-/// The label of an action in `certplane_objects`.
-pub fn action_label(a: Action) -> &'static str {
-    match a {
-        Action::NoOp => "unchanged",
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Delete => "delete",
-    }
-}
-
 impl Status {
     /// Why the loop is not ready at `now` (`None`: ready). A reconcile that
     /// has run past its deadline (Vault or the cluster hanging) makes it
@@ -101,7 +90,7 @@ impl Status {
             .map(|k| (k, 0))
             .collect();
         for c in &plan.changes {
-            *self.objects.entry(action_label(c.action)).or_default() += 1;
+            *self.objects.entry(c.action.label()).or_default() += 1;
         }
     }
 
