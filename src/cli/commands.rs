@@ -98,24 +98,9 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
     }
 }
 
-/// An error with its whole cause chain, on one line.
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = c.source();
-    }
-    line
-}
-
 /// Prints an error with its whole cause chain on one line.
 pub(super) fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
-    eprintln!("error: {}", chain(err));
+    eprintln!("error: {}", crate::vault::error_chain(err));
     ExitStatus::Error
 }
 
@@ -135,7 +120,7 @@ enum Stop {
 impl Stop {
     fn failed(err: &(dyn StdError + 'static)) -> Stop {
         Stop::Failed {
-            line: chain(err),
+            line: crate::vault::error_chain(err),
             hint: None,
         }
     }
@@ -264,7 +249,7 @@ async fn planned(
     let side = pipeline::cluster_side(&prepared.repo, render)
         .await
         .map_err(|e| Stop::Failed {
-            line: chain(&e),
+            line: crate::vault::error_chain(&e),
             hint: Some(
                 "to write the cluster manifests for Flux/Argo instead, run with --render DIR"
                     .into(),

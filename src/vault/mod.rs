@@ -248,9 +248,11 @@ fn secs(d: std::time::Duration) -> String {
     }
 }
 
-/// Every cause of an error, joined into one line (`a: b: c`). Transport
-/// errors hide the useful part (connection refused, certificate unknown) in
-/// their sources.
+/// Every cause of an error, joined into one line (`a: b: c`), a cause
+/// already said not repeated. Transport errors hide the useful part
+/// (connection refused, certificate unknown) in their sources. The one
+/// flattener of error chains: the CLI's error lines, logs and `verify` call
+/// it.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut cur = err.source();
