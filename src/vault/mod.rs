@@ -15,6 +15,7 @@ pub mod lock;
 pub mod normalize;
 pub mod observe;
 pub mod prune;
+pub mod request;
 
 pub use apply::{
     Applied, ApplyError, ApplyEvent, ApplyOptions, ApplyReport, SecretSources, Waiting, apply,
