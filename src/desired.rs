@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::{
     AppRoleSpec, AuthMountSpec, CaSpec, Duration, KubernetesAuthRoleSpec, Loaded, Meta, Origin,
@@ -26,25 +26,22 @@ use crate::state::{
 
 /// Address of a PKI mount.
 pub fn mount_addr(path: &str) -> Addr {
-    Addr::vault(format!("sys/mounts/{path}"))
+    VaultAddr::mount(path).into()
 }
 
 /// Address of the CA issuer of a PKI mount.
 pub fn issuer_addr(mount: &str, issuer_name: Option<&str>) -> Addr {
-    Addr::vault(format!(
-        "{mount}/issuer/{}",
-        issuer_name.unwrap_or("default")
-    ))
+    VaultAddr::issuer(mount, issuer_name).into()
 }
 
 /// Address of an auth mount.
 pub fn auth_mount_addr(path: &str) -> Addr {
-    Addr::vault(format!("sys/auth/{path}"))
+    VaultAddr::auth_mount(path).into()
 }
 
 /// Address of a policy.
 pub fn policy_addr(name: &str) -> Addr {
-    Addr::vault(format!("sys/policies/acl/{name}"))
+    VaultAddr::policy(name).into()
 }
 
 /// Builds the desired state of every Vault object of the repository.
@@ -145,7 +142,10 @@ fn pki_mount(
         );
         f.insert("ocsp_servers".into(), json!(urls.ocsp_servers));
         out.push(resource(
-            Addr::vault(format!("{path}/config/urls")),
+            VaultAddr::Urls {
+                mount: path.to_string(),
+            }
+            .into(),
             ResourceKind::MountUrls,
             f,
             vec![maddr.clone()],
@@ -158,7 +158,10 @@ fn pki_mount(
         put_secs(&mut f, "expiry", crl.expiry);
         put(&mut f, "disable", crl.disable);
         out.push(resource(
-            Addr::vault(format!("{path}/config/crl")),
+            VaultAddr::Crl {
+                mount: path.to_string(),
+            }
+            .into(),
             ResourceKind::MountCrl,
             f,
             vec![maddr],
@@ -457,7 +460,7 @@ fn pki_role(repo: &Repository, meta: &Meta, origin: &Origin, s: &PkiRoleSpec) ->
         depends_on.push(issuer_addr(&s.mount, ca_issuer_name(ca)));
     }
     resource(
-        Addr::vault(format!("{}/roles/{}", s.mount, meta.name)),
+        VaultAddr::role(&s.mount, &meta.name).into(),
         ResourceKind::Role,
         f,
         depends_on,
@@ -522,7 +525,10 @@ fn auth_mount(
         origin,
         "metadata.name",
     )];
-    let config_addr = Addr::vault(format!("auth/{path}/config"));
+    let config_addr: Addr = VaultAddr::AuthConfig {
+        mount: path.to_string(),
+    }
+    .into();
     if let Some(k) = &s.kubernetes {
         let mut f = Fields::new();
         f.insert("kubernetes_host".into(), json!(k.host));
@@ -612,7 +618,7 @@ fn kubernetes_auth_role(
     put_secs(&mut f, "token_ttl", s.token_ttl);
     put_secs(&mut f, "token_max_ttl", s.token_max_ttl);
     resource(
-        Addr::vault(format!("auth/{}/role/{}", s.mount, meta.name)),
+        VaultAddr::auth_role(&s.mount, &meta.name).into(),
         ResourceKind::KubernetesAuthRole,
         f,
         auth_role_deps(&s.mount, &s.token_policies),
@@ -633,9 +639,9 @@ fn app_role(meta: &Meta, origin: &Origin, s: &AppRoleSpec) -> Vec<DesiredResourc
         "secret_id_bound_cidrs",
         s.secret_id_bound_cidrs.clone(),
     );
-    let role_path = format!("auth/{}/role/{}", s.mount, meta.name);
+    let role_addr: Addr = VaultAddr::auth_role(&s.mount, &meta.name).into();
     let role = resource(
-        Addr::vault(role_path.clone()),
+        role_addr.clone(),
         ResourceKind::AppRole,
         f,
         auth_role_deps(&s.mount, &s.token_policies),
@@ -647,10 +653,14 @@ fn app_role(meta: &Meta, origin: &Origin, s: &AppRoleSpec) -> Vec<DesiredResourc
         let mut f = Fields::new();
         f.insert("role_id".into(), json!(id));
         out.push(resource(
-            Addr::vault(format!("{role_path}/role-id")),
+            VaultAddr::RoleId {
+                mount: s.mount.clone(),
+                name: meta.name.clone(),
+            }
+            .into(),
             ResourceKind::AppRoleId,
             f,
-            vec![Addr::vault(role_path)],
+            vec![role_addr],
             origin,
             "spec.roleId",
         ));

@@ -67,6 +67,7 @@ pub fn policy(desired: &Desired) -> Policy {
         let Some(path) = r.addr.vault_path() else {
             continue;
         };
+        let path = path.as_str();
         match r.kind {
             ResourceKind::Mount => {
                 p.add(path, WRITE);

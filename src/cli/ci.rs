@@ -33,8 +33,9 @@ use crate::plan::{Action, Change, Plan};
 use crate::state::{CaMethod, Signer};
 use crate::vault::Vault;
 
-/// The version of the plan file format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The version of the plan file format this build writes and reads (3:
+/// every address is its one string form, `vault:pki/roles/web`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What stands in for an inline secret value in a saved plan.
 const REDACTED: &str = "(redacted: read from the repository at apply time)";
@@ -638,7 +639,7 @@ mod tests {
             )
         };
         Change {
-            addr: Addr::vault("pki/roles/web"),
+            addr: Addr::parse_vault("pki/roles/web").unwrap(),
             kind: ResourceKind::Role,
             action,
             before: fields(live),
@@ -694,7 +695,7 @@ mod tests {
     fn an_added_change_a_changed_action_and_a_removed_change_are_edits() {
         let fresh = plan(vec![role(Action::NoOp, &["a.test"], &["a.test"])]);
         let mut extra = role(Action::Create, &["x"], &[]);
-        extra.addr = Addr::vault("sys/policies/acl/evil");
+        extra.addr = Addr::parse_vault("sys/policies/acl/evil").unwrap();
         extra.kind = ResourceKind::Policy;
         let saved = plan(vec![role(Action::Delete, &["a.test"], &["a.test"]), extra]);
         let f = compare(&saved, &fresh);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::{Action, CaChange, Change, Plan, PlanError, PlanNote};
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
@@ -147,7 +147,7 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
         _ => 2,
     };
     let mut sorted: Vec<&Orphan> = owned.orphans.iter().collect();
-    sorted.sort_by_key(|o| (order(o.kind), o.addr.clone()));
+    sorted.sort_by_key(|o| (order(o.kind), o.addr.to_string()));
     for o in sorted {
         match &o.owner {
             Owner::Repository(id) if id != identity => continue,
@@ -327,15 +327,9 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
 /// Vault would refuse it ("path is already in use"), after the writes
 /// planned before it.
 fn nested_in_live_mount(r: &DesiredResource, observed: &Observed) -> Option<PlanError> {
-    let (path, live) = match r.kind {
-        ResourceKind::Mount => (
-            r.addr.vault_path()?.strip_prefix("sys/mounts/")?,
-            &observed.live_mounts.secrets,
-        ),
-        ResourceKind::AuthMount => (
-            r.addr.vault_path()?.strip_prefix("sys/auth/")?,
-            &observed.live_mounts.auth,
-        ),
+    let (path, live, table) = match r.addr.as_vault()? {
+        VaultAddr::Mount { path } => (path, &observed.live_mounts.secrets, "sys/mounts"),
+        VaultAddr::AuthMount { path } => (path, &observed.live_mounts.auth, "sys/auth"),
         _ => return None,
     };
     let path = path.trim_matches('/');
@@ -345,11 +339,6 @@ fn nested_in_live_mount(r: &DesiredResource, observed: &Observed) -> Option<Plan
             .is_some_and(|rest| rest.starts_with('/'))
     };
     let other = live.iter().find(|m| under(path, m) || under(m, path))?;
-    let table = if r.kind == ResourceKind::Mount {
-        "sys/mounts"
-    } else {
-        "sys/auth"
-    };
     Some(PlanError {
         addr: r.addr.clone(),
         message: format!(
@@ -591,7 +580,7 @@ fn interrupted_import<'a>(
 
 /// The address of a key of a PKI mount.
 fn key_addr(mount: &str, name: &str) -> Addr {
-    Addr::vault(format!("{}/key/{name}", mount.trim_matches('/')))
+    VaultAddr::key(mount, name).into()
 }
 
 /// What an interrupted apply left in the mount of an intermediate: the

@@ -86,7 +86,7 @@ mod tests {
 
     fn change(path: &str, action: Action, after: serde_json::Value) -> Change {
         Change {
-            addr: Addr::vault(path),
+            addr: Addr::parse_vault(path).unwrap(),
             kind: ResourceKind::Role,
             action,
             before: None,
@@ -136,7 +136,7 @@ mod tests {
             changes: vec![change("pki/roles/b", Action::NoOp, json!({"ttl": 60}))],
             errored: vec![],
             notes: vec![crate::plan::PlanNote {
-                addr: Addr::vault("pki/roles/old"),
+                addr: Addr::parse_vault("pki/roles/old").unwrap(),
                 message: crate::plan::KEPT_PRUNE_OFF.into(),
                 owned: true,
             }],

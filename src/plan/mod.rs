@@ -213,7 +213,7 @@ mod tests {
             changes: all
                 .iter()
                 .map(|&action| Change {
-                    addr: Addr::vault("pki/roles/a"),
+                    addr: Addr::parse_vault("pki/roles/a").unwrap(),
                     kind: ResourceKind::Role,
                     action,
                     before: None,

@@ -20,8 +20,9 @@ pub fn privileged(c: &Change) -> Option<String> {
     if c.kind != ResourceKind::Policy || !c.action.is_change() {
         return None;
     }
-    let path = c.addr.vault_path()?;
-    let name = path.strip_prefix("sys/policies/acl/").unwrap_or(path);
+    let Some(crate::addr::VaultAddr::Policy { name }) = c.addr.as_vault() else {
+        return None;
+    };
     let hcl = [c.after.as_ref(), c.before.as_ref()]
         .into_iter()
         .flatten()
@@ -304,7 +305,7 @@ mod tests {
         let fields = json!({"policy": format!("# Managed by certplane\n{hcl}")});
         let f: crate::state::Fields = fields.as_object().unwrap().clone().into_iter().collect();
         Change {
-            addr: Addr::vault(format!("sys/policies/acl/{name}")),
+            addr: crate::addr::VaultAddr::policy(name).into(),
             kind: ResourceKind::Policy,
             action,
             before: (action == Action::Delete).then(|| f.clone()),
@@ -315,6 +316,46 @@ mod tests {
             depends_on: vec![],
             manifest: None,
         }
+    }
+
+    #[test]
+    fn json_writes_every_address_as_its_one_string() {
+        let kube = Addr::Kube(crate::addr::KubeRef {
+            group: "cert-manager.io".into(),
+            version: "v1".into(),
+            kind: "Issuer".into(),
+            namespace: Some("sandbox".into()),
+            name: "vault-issuer".into(),
+        });
+        let plan = Plan {
+            changes: vec![policy("web", Action::Create, "")],
+            errored: vec![
+                crate::plan::PlanError {
+                    addr: crate::addr::VaultAddr::mount("pki").into(),
+                    message: "m".into(),
+                },
+                crate::plan::PlanError {
+                    addr: kube.clone(),
+                    message: "k".into(),
+                },
+            ],
+            notes: vec![crate::plan::PlanNote {
+                addr: kube,
+                message: "n".into(),
+                owned: true,
+            }],
+        };
+        let v = json(&plan);
+        assert_eq!(v["changes"][0]["address"], "vault:sys/policies/acl/web");
+        assert_eq!(v["errors"][0]["addr"], "vault:sys/mounts/pki");
+        assert_eq!(
+            v["errors"][1]["addr"],
+            "cert-manager.io/Issuer/sandbox/vault-issuer"
+        );
+        assert_eq!(
+            v["notes"][0]["address"],
+            "cert-manager.io/Issuer/sandbox/vault-issuer"
+        );
     }
 
     #[test]

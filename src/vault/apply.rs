@@ -296,10 +296,7 @@ pub async fn apply_with(
     let mut report = ApplyReport::default();
     let mut created: BTreeSet<Addr> = options.created.cloned().unwrap_or_default();
     // Cluster objects are the cluster provider's.
-    let pending: Vec<&Change> = plan
-        .pending()
-        .filter(|c| c.addr.vault_path().is_some())
-        .collect();
+    let pending: Vec<&Change> = plan.pending().filter(|c| c.addr.is_vault()).collect();
     let mut i = 0;
     while i < pending.len() {
         // A run of plain parameter writes that do not depend on each other
@@ -419,33 +416,15 @@ fn independent_run(pending: &[&Change]) -> usize {
 }
 
 /// The address of the mount (secrets or auth) a resource lives in.
-pub(crate) fn parent_mount(addr: &Addr, kind: ResourceKind) -> Option<Addr> {
-    let path = addr.vault_path()?;
-    let secrets = |m: &str| Some(Addr::vault(format!("sys/mounts/{m}")));
-    let auth = |m: &str| Some(Addr::vault(format!("sys/auth/{m}")));
-    match kind {
-        ResourceKind::MountUrls => secrets(path.strip_suffix("/config/urls")?),
-        ResourceKind::MountCrl => secrets(path.strip_suffix("/config/crl")?),
-        ResourceKind::Role => secrets(path.rsplit_once("/roles/")?.0),
-        ResourceKind::Issuer => secrets(path.rsplit_once("/issuer/")?.0),
-        ResourceKind::PkiKey => secrets(path.rsplit_once("/key/")?.0),
-        ResourceKind::AuthConfig => auth(path.strip_prefix("auth/")?.strip_suffix("/config")?),
-        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::AppRoleId => {
-            auth(path.strip_prefix("auth/")?.rsplit_once("/role/")?.0)
-        }
-        ResourceKind::Mount
-        | ResourceKind::AuthMount
-        | ResourceKind::Policy
-        | ResourceKind::ClusterObject
-        | ResourceKind::SecretDelivery => None,
-    }
+pub(crate) fn parent_mount(addr: &Addr) -> Option<Addr> {
+    addr.as_vault()?.parent().map(Addr::Vault)
 }
 
 /// Whether something this change depends on was created by this apply (so
 /// the resource may now exist with Vault's defaults).
 pub(crate) fn parent_created(change: &Change, created: &BTreeSet<Addr>) -> bool {
     change.depends_on.iter().any(|d| created.contains(d))
-        || parent_mount(&change.addr, change.kind).is_some_and(|p| created.contains(&p))
+        || parent_mount(&change.addr).is_some_and(|p| created.contains(&p))
 }
 
 /// Whether two values of a field mean the same: the planner's comparison,
@@ -462,7 +441,7 @@ async fn recheck(
 ) -> Result<(), ApplyError> {
     // Nothing can exist yet under a mount this apply has just made.
     if change.action == Action::Create
-        && parent_mount(&change.addr, change.kind).is_some_and(|p| created.contains(&p))
+        && parent_mount(&change.addr).is_some_and(|p| created.contains(&p))
     {
         return Ok(());
     }
@@ -552,6 +531,7 @@ async fn apply_fields(
 ) -> Result<(), ApplyError> {
     let addr = &change.addr;
     let path = addr.vault_path().unwrap_or_default();
+    let path = path.as_str();
     let err = ApplyError::vault(addr);
     match (change.kind, change.action) {
         (ResourceKind::MountUrls | ResourceKind::MountCrl, Action::Delete) => {
@@ -630,24 +610,21 @@ mod tests {
 
     #[test]
     fn parents_of_each_kind() {
-        let p = |a: &str, k| parent_mount(&Addr::vault(a), k).map(|a| a.to_string());
+        let p = |a: &str| parent_mount(&Addr::parse_vault(a).unwrap()).map(|a| a.to_string());
         assert_eq!(
-            p("pki/int/roles/web", ResourceKind::Role).as_deref(),
+            p("pki/int/roles/web").as_deref(),
             Some("vault:sys/mounts/pki/int")
         );
         assert_eq!(
-            p("pki/config/urls", ResourceKind::MountUrls).as_deref(),
+            p("pki/config/urls").as_deref(),
             Some("vault:sys/mounts/pki")
         );
+        assert_eq!(p("auth/k8s/config").as_deref(), Some("vault:sys/auth/k8s"));
         assert_eq!(
-            p("auth/k8s/config", ResourceKind::AuthConfig).as_deref(),
-            Some("vault:sys/auth/k8s")
-        );
-        assert_eq!(
-            p("auth/approle/role/cm", ResourceKind::AppRole).as_deref(),
+            p("auth/approle/role/cm").as_deref(),
             Some("vault:sys/auth/approle")
         );
-        assert_eq!(p("sys/policies/acl/x", ResourceKind::Policy), None);
+        assert_eq!(p("sys/policies/acl/x"), None);
     }
 
     #[test]
@@ -662,7 +639,7 @@ mod tests {
 
     #[test]
     fn secrets_are_read_into_the_body_only() {
-        let addr = Addr::vault("auth/kubernetes/config");
+        let addr = Addr::parse_vault("auth/kubernetes/config").unwrap();
         let change = Change {
             addr: addr.clone(),
             kind: ResourceKind::AuthConfig,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::normalize::{duration_secs, normalize_fields};
 use super::{Vault, VaultError};
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::pki::x509;
 use crate::state::{
     CaMethod, Desired, Fields, Observed, ObservedIssuer, ObservedKey, ResourceKind, Signer,
@@ -89,21 +89,14 @@ impl MountTables {
         self.auth.as_ref()?.get(path.trim_matches('/'))
     }
 
-    /// Whether the secrets mount holding `path` exists (longest prefix).
-    fn has_secret_mount_for(&self, path: &str) -> bool {
-        self.secrets
-            .as_ref()
-            .is_some_and(|m| m.keys().any(|k| path.starts_with(&format!("{k}/"))))
-    }
-
-    /// Whether the auth mount holding `auth/<path>` exists.
-    fn has_auth_mount_for(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix("auth/") else {
-            return false;
-        };
-        self.auth
-            .as_ref()
-            .is_some_and(|m| m.keys().any(|k| rest.starts_with(&format!("{k}/"))))
+    /// Whether the mount (secrets or auth) an object lives in exists; true
+    /// for what lives in no mount (a policy, a mount itself).
+    fn has_parent(&self, addr: &VaultAddr) -> bool {
+        match addr.parent() {
+            Some(VaultAddr::Mount { path }) => self.secret_mount(&path).is_some(),
+            Some(VaultAddr::AuthMount { path }) => self.auth_mount(&path).is_some(),
+            _ => true,
+        }
     }
 }
 
@@ -170,82 +163,60 @@ fn data_fields(path: &str, data: Value) -> Result<Fields, VaultError> {
     }
 }
 
-/// Reads one resource that is not an issuer, given the mount tables.
+/// Reads one resource that is not an issuer, given the mount tables. A
+/// resource whose mount does not exist is absent, without a request.
 pub(crate) async fn read_resource(
     vault: &Vault,
     tables: &MountTables,
     addr: &Addr,
     kind: ResourceKind,
 ) -> Result<Option<Fields>, VaultError> {
-    let Some(path) = addr.vault_path() else {
+    let Some(v) = addr.as_vault() else {
         return Ok(None);
     };
-    match kind {
-        ResourceKind::ClusterObject | ResourceKind::SecretDelivery => Ok(None),
-        ResourceKind::Mount => Ok(path
-            .strip_prefix("sys/mounts/")
-            .and_then(|p| tables.secret_mount(p))
-            .map(mount_fields)),
-        ResourceKind::AuthMount => Ok(path
-            .strip_prefix("sys/auth/")
-            .and_then(|p| tables.auth_mount(p))
-            .map(mount_fields)),
-        ResourceKind::Policy => match vault.read(path).await? {
-            Some(d) => data_fields(path, d).map(Some),
+    let path = v.path();
+    let read = || async {
+        match vault.read(&path).await? {
+            Some(d) => data_fields(&path, d).map(Some),
             None => Ok(None),
-        },
-        ResourceKind::PkiKey => {
+        }
+    };
+    match (kind, v) {
+        (ResourceKind::Mount, VaultAddr::Mount { path }) => {
+            Ok(tables.secret_mount(path).map(mount_fields))
+        }
+        (ResourceKind::AuthMount, VaultAddr::AuthMount { path }) => {
+            Ok(tables.auth_mount(path).map(mount_fields))
+        }
+        (ResourceKind::Policy, _) => read().await,
+        (ResourceKind::PkiKey, VaultAddr::Key { mount, name }) => {
             // Vault answers 500 to a read of a key that does not exist: the
             // list says it plainly.
-            let Some((mount, name)) = path.rsplit_once("/key/") else {
-                return Ok(None);
-            };
             if tables.secret_mount(mount).is_none() {
                 return Ok(None);
             }
             let keys = observe_keys(vault, mount).await?;
-            Ok(keys.into_iter().find(|k| k.name == name).map(|k| {
+            Ok(keys.into_iter().find(|k| k.name == *name).map(|k| {
                 let mut f = Fields::new();
                 f.insert("key_id".into(), json!(k.id));
                 f.insert("key_name".into(), json!(k.name));
                 f
             }))
         }
-        ResourceKind::MountUrls | ResourceKind::MountCrl | ResourceKind::Role => {
-            if !tables.has_secret_mount_for(path) {
-                return Ok(None);
-            }
-            match vault.read(path).await? {
-                Some(d) => data_fields(path, d).map(Some),
-                None => Ok(None),
-            }
-        }
-        ResourceKind::AuthConfig
-        | ResourceKind::KubernetesAuthRole
-        | ResourceKind::AppRole
-        | ResourceKind::AppRoleId => {
-            if !tables.has_auth_mount_for(path) {
-                return Ok(None);
-            }
-            match vault.read(path).await? {
-                Some(d) => data_fields(path, d).map(Some),
-                None => Ok(None),
-            }
-        }
-        ResourceKind::Issuer => {
-            let Some((mount, name)) = path.rsplit_once("/issuer/") else {
-                return Ok(None);
-            };
+        (ResourceKind::Issuer, VaultAddr::Issuer { mount, name }) => {
             if tables.secret_mount(mount).is_none() {
                 return Ok(None);
             }
             let issuers = observe_issuers(vault, mount).await?;
             let found = issuers
                 .iter()
-                .find(|i| i.name == name)
+                .find(|i| i.name == *name)
                 .or_else(|| (name == "default").then(|| issuers.iter().find(|i| i.is_default))?);
             Ok(found.map(issuer_fields))
         }
+        (ResourceKind::ClusterObject | ResourceKind::SecretDelivery, _) => Ok(None),
+        (_, v) if !tables.has_parent(v) => Ok(None),
+        _ => read().await,
     }
 }
 
@@ -620,10 +591,11 @@ mod tests {
             secrets: Some(secrets),
             auth: Some(auth),
         };
-        assert!(t.has_secret_mount_for("pki/int/roles/web"));
-        assert!(!t.has_secret_mount_for("pki/roles/web"));
-        assert!(t.has_auth_mount_for("auth/kubernetes/role/x"));
-        assert!(!t.has_auth_mount_for("auth/approle/role/x"));
-        assert!(!t.has_auth_mount_for("kubernetes/role/x"));
+        assert!(t.has_parent(&VaultAddr::role("pki/int", "web")));
+        assert!(!t.has_parent(&VaultAddr::role("pki", "web")));
+        assert!(t.has_parent(&VaultAddr::auth_role("kubernetes", "x")));
+        assert!(!t.has_parent(&VaultAddr::auth_role("approle", "x")));
+        assert!(!t.has_parent(&VaultAddr::cert_role("kubernetes/x", "y")));
+        assert!(t.has_parent(&VaultAddr::policy("p")));
     }
 }

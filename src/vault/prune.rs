@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::observe::CONCURRENCY;
 use super::{Vault, VaultError};
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::state::{Desired, Orphan, Owner, Ownership, ResourceKind};
 
 /// The mount option certplane sets on the mounts it creates.
@@ -116,14 +116,14 @@ pub async fn survey(
         if entry["type"] != "pki" {
             continue;
         }
-        let addr = Addr::vault(format!("sys/mounts/{path}"));
+        let addr = Addr::from(VaultAddr::mount(&path));
         out.mounts.insert(addr.clone(), owner.clone());
         if declared.contains(&addr) {
             if !ours(&owner, true) {
                 continue;
             }
             for role in keys(vault.list(&format!("{path}/roles")).await?) {
-                let r = Addr::vault(format!("{path}/roles/{role}"));
+                let r = Addr::from(VaultAddr::role(&path, &role));
                 if !declared.contains(&r) {
                     let owner = Owner::Repository(identity.to_string());
                     out.orphans
@@ -142,7 +142,7 @@ pub async fn survey(
         let Some(owner) = mount_owner(&entry) else {
             continue;
         };
-        let addr = Addr::vault(format!("sys/auth/{path}"));
+        let addr = Addr::from(VaultAddr::auth_mount(&path));
         out.mounts.insert(addr.clone(), owner.clone());
         if !declared.contains(&addr) {
             out.orphans
@@ -158,7 +158,7 @@ pub async fn survey(
             _ => continue,
         };
         for role in keys(vault.list(&format!("auth/{path}/role")).await?) {
-            let r = Addr::vault(format!("auth/{path}/role/{role}"));
+            let r = Addr::from(VaultAddr::auth_role(&path, &role));
             if !declared.contains(&r) {
                 let owner = Owner::Repository(identity.to_string());
                 out.orphans.push(orphan(r, kind, false, owner));
@@ -168,7 +168,7 @@ pub async fn survey(
     let candidates: Vec<String> = keys(vault.list("sys/policies/acl").await?)
         .into_iter()
         .filter(|p| p != "default" && p != "root")
-        .filter(|p| !declared.contains(&Addr::vault(format!("sys/policies/acl/{p}"))))
+        .filter(|p| !declared.contains(&Addr::from(VaultAddr::policy(p))))
         .collect();
     let marked: Vec<Result<Option<(String, Owner)>, VaultError>> =
         futures::stream::iter(candidates)
@@ -186,7 +186,7 @@ pub async fn survey(
     for found in marked {
         if let Some((name, owner)) = found? {
             out.orphans.push(orphan(
-                Addr::vault(format!("sys/policies/acl/{name}")),
+                Addr::from(VaultAddr::policy(&name)),
                 ResourceKind::Policy,
                 false,
                 owner,
