@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use super::ExitStatus;
 use super::commands::{fail, prepare_rendering};
-use crate::model::{Repository, Source, VaultObject};
+use crate::model::{Repository, Source};
 use crate::pipeline::{self, ClusterSide, PlanOptions, Prepared};
 use crate::plan::{Action, Change, Plan};
 use crate::state::{CaMethod, Signer};
@@ -61,19 +61,6 @@ pub struct PlanFile {
     pub plan: Plan,
 }
 
-/// The JSON of a spec, for finding the files it names.
-fn spec_json(o: &VaultObject) -> Value {
-    let v = match o {
-        VaultObject::PkiMount(s) => serde_json::to_value(s),
-        VaultObject::PkiRole(s) => serde_json::to_value(s),
-        VaultObject::Policy(s) => serde_json::to_value(s),
-        VaultObject::AuthMount(s) => serde_json::to_value(s),
-        VaultObject::KubernetesAuthRole(s) => serde_json::to_value(s),
-        VaultObject::AppRole(s) => serde_json::to_value(s),
-    };
-    v.unwrap_or(Value::Null)
-}
-
 /// Collects the paths a spec names: `{file: …}` sources and `…File` keys
 /// (a manual intermediate's `certificateFile` also reads `<file>.csr`).
 fn collect_paths(v: &Value, out: &mut BTreeSet<PathBuf>) {
@@ -102,7 +89,7 @@ fn collect_paths(v: &Value, out: &mut BTreeSet<PathBuf>) {
 pub fn referenced_files(repo: &Repository) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     for o in &repo.vault {
-        collect_paths(&spec_json(&o.spec), &mut out);
+        collect_paths(&o.spec.spec_json(), &mut out);
     }
     for i in &repo.vault_issuers {
         collect_paths(

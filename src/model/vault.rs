@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::Duration;
 use super::source::Source;
+use super::{AuthRoleRef, FileRef, VaultSpec};
+use crate::addr::VaultAddr;
 
 /// `PkiMount`: a PKI secrets engine (the name is the mount path) and its CA.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
@@ -753,4 +755,110 @@ impl Default for CertManagerRef {
 
 fn default_cm_namespace() -> String {
     "cert-manager".into()
+}
+
+impl VaultSpec for PkiMountSpec {
+    const KIND: &'static str = "PkiMount";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::mount(name)
+    }
+
+    fn refs_mut(&mut self, visit: &mut dyn FnMut(FileRef<'_>, &str)) {
+        match self.ca.as_mut() {
+            Some(CaSpec::Import(i)) => visit(
+                FileRef::Source(&mut i.pem_bundle_from),
+                "spec.ca.import.pemBundleFrom",
+            ),
+            Some(CaSpec::Intermediate(i)) => match &mut i.signed_by {
+                SignedBy::External(e) => {
+                    visit(
+                        FileRef::Path(&mut e.ca_cert_file),
+                        "spec.ca.intermediate.signedBy.external.caCertFile",
+                    );
+                    visit(
+                        FileRef::Source(&mut e.ca_key_from),
+                        "spec.ca.intermediate.signedBy.external.caKeyFrom",
+                    );
+                }
+                SignedBy::Manual(m) => visit(
+                    FileRef::Path(&mut m.certificate_file),
+                    "spec.ca.intermediate.signedBy.manual.certificateFile",
+                ),
+                SignedBy::Mount(_) => {}
+            },
+            Some(CaSpec::Root(_)) | None => {}
+        }
+    }
+}
+
+impl VaultSpec for PkiRoleSpec {
+    const KIND: &'static str = "PkiRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::role(&self.mount, name)
+    }
+}
+
+impl VaultSpec for PolicySpec {
+    const KIND: &'static str = "Policy";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::policy(name)
+    }
+}
+
+impl VaultSpec for AuthMountSpec {
+    const KIND: &'static str = "AuthMount";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::auth_mount(name)
+    }
+
+    fn refs_mut(&mut self, visit: &mut dyn FnMut(FileRef<'_>, &str)) {
+        if let Some(k) = self.kubernetes.as_mut() {
+            if let Some(p) = k.ca_cert_file.as_mut() {
+                visit(FileRef::Path(p), "spec.kubernetes.caCertFile");
+            }
+            if let Some(src) = k.token_reviewer_jwt_from.as_mut() {
+                visit(FileRef::Source(src), "spec.kubernetes.tokenReviewerJwtFrom");
+            }
+        }
+    }
+}
+
+impl VaultSpec for KubernetesAuthRoleSpec {
+    const KIND: &'static str = "KubernetesAuthRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::auth_role(&self.mount, name)
+    }
+
+    fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+        Some(AuthRoleRef {
+            mount: &self.mount,
+            mount_type: AuthType::Kubernetes,
+            token_policies: &self.token_policies,
+            token_ttl: self.token_ttl,
+            token_max_ttl: self.token_max_ttl,
+        })
+    }
+}
+
+impl VaultSpec for AppRoleSpec {
+    const KIND: &'static str = "AppRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::auth_role(&self.mount, name)
+    }
+
+    fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+        Some(AuthRoleRef {
+            mount: &self.mount,
+            mount_type: AuthType::Approle,
+            token_policies: &self.token_policies,
+            token_ttl: self.token_ttl,
+            token_max_ttl: self.token_max_ttl,
+        })
+    }
 }

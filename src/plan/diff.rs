@@ -12,6 +12,7 @@ use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
     ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind, SecretFrom, Signer,
 };
+use crate::vault::kinds::{Belongs, Read, Write};
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
 /// [`Observed::now`]).
@@ -19,8 +20,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut plan = Plan::default();
     let mut changes = Vec::with_capacity(desired.resources.len());
     for r in &desired.resources {
-        let change = match (&r.kind, &r.ca) {
-            (ResourceKind::Issuer, Some(ca)) => {
+        let change = match (r.kind.descriptor().write, &r.ca) {
+            (Write::Issuer, Some(ca)) => {
                 let mut change = plan_issuer(r, ca, observed);
                 changes.extend(pending_keys(&mut change, ca, observed));
                 change
@@ -82,8 +83,8 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
         ),
     };
     for c in plan.changes.iter_mut() {
-        match c.kind {
-            ResourceKind::Mount | ResourceKind::AuthMount => match owned.mounts.get(&c.addr) {
+        match c.kind.descriptor().belongs {
+            Belongs::MountOptions => match owned.mounts.get(&c.addr) {
                 Some(Owner::Repository(other)) if other != identity => {
                     plan.errored.push(conflict(
                         &c.addr,
@@ -115,7 +116,7 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
                 }
                 None => {}
             },
-            ResourceKind::Policy if c.action == Action::Update => {
+            Belongs::PolicyMarker if c.action == Action::Update => {
                 let live = c
                     .before
                     .as_ref()
@@ -141,13 +142,9 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
         }
     }
 
-    let order = |k: ResourceKind| match k {
-        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::Role => 0,
-        ResourceKind::Policy => 1,
-        _ => 2,
-    };
+    // Children first (roles, then policies), then mounts.
     let mut sorted: Vec<&Orphan> = owned.orphans.iter().collect();
-    sorted.sort_by_key(|o| (order(o.kind), o.addr.to_string()));
+    sorted.sort_by_key(|o| (o.kind.descriptor().prune_order, o.addr.to_string()));
     for o in sorted {
         match &o.owner {
             Owner::Repository(id) if id != identity => continue,
@@ -276,7 +273,7 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
         }
         return change;
     };
-    if matches!(r.kind, ResourceKind::Mount | ResourceKind::AuthMount)
+    if r.kind.descriptor().read == Read::MountEntry
         && let (Some(want), Some(have)) = (r.fields.get("type"), live.get("type"))
         && want != have
     {
@@ -726,7 +723,7 @@ fn order(changes: Vec<Change>) -> Vec<Change> {
         }
     }
     let key = |i: usize| (changes[i].kind.rank(), i);
-    let mut ready: BTreeMap<(u8, usize), usize> = (0..changes.len())
+    let mut ready: BTreeMap<(u16, usize), usize> = (0..changes.len())
         .filter(|&i| indegree[i] == 0)
         .map(|i| (key(i), i))
         .collect();

@@ -296,15 +296,10 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let mut vault_seen: HashMap<(String, String, String), &Loaded<crate::model::VaultObject>> =
+        let mut vault_seen: HashMap<crate::addr::VaultAddr, &Loaded<crate::model::VaultObject>> =
             HashMap::new();
         for o in &repo.vault {
-            let class = match &o.spec {
-                crate::model::VaultObject::KubernetesAuthRole(s) => ("auth role", s.mount.clone()),
-                crate::model::VaultObject::AppRole(s) => ("auth role", s.mount.clone()),
-                other => (other.kind(), String::new()),
-            };
-            let key = (class.0.to_string(), class.1, o.meta.name.clone());
+            let key = o.spec.address(&o.meta.name);
             if let Some(first) = vault_seen.get(&key) {
                 let from_first = first.meta.annotations.get(GENERATED_FROM);
                 let from_this = o.meta.annotations.get(GENERATED_FROM);

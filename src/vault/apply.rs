@@ -19,8 +19,9 @@ use crate::model::{Sensitive, Source};
 use crate::pki::sign::SignError;
 use futures::StreamExt;
 
+use super::kinds::{Delete, Table, Write};
 use crate::plan::{Action, Change, Plan};
-use crate::state::{Desired, Fields, ResourceKind, SecretFrom};
+use crate::state::{Desired, Fields, SecretFrom};
 
 /// Where the secret parameters of each resource come from, by address and
 /// parameter name (e.g. `token_reviewer_jwt`).
@@ -345,7 +346,7 @@ pub async fn apply_with(
             addr: change.addr.clone(),
             action: change.action,
         });
-        let outcome = if change.kind == ResourceKind::Issuer {
+        let outcome = if change.kind.descriptor().write == Write::Issuer {
             issuer::apply_issuer(vault, change, &created, options.state_mount).await?
         } else {
             recheck(vault, change, &created).await?;
@@ -393,15 +394,7 @@ const WRITE_CONCURRENCY: usize = 16;
 /// depending on another of the run.
 fn independent_run(pending: &[&Change]) -> usize {
     let plain = |c: &Change| {
-        matches!(
-            c.kind,
-            ResourceKind::Role
-                | ResourceKind::Policy
-                | ResourceKind::KubernetesAuthRole
-                | ResourceKind::AppRole
-                | ResourceKind::MountUrls
-                | ResourceKind::MountCrl
-        ) && matches!(c.action, Action::Create | Action::Update)
+        c.kind.descriptor().batch && matches!(c.action, Action::Create | Action::Update)
     };
     let mut addrs: BTreeSet<&Addr> = BTreeSet::new();
     let mut n = 0;
@@ -523,7 +516,7 @@ fn body_with_secrets(
 }
 
 /// Applies a change to a resource written as a whole (everything but an
-/// issuer).
+/// issuer), the way its descriptor says ([`Write`], [`Delete`]).
 async fn apply_fields(
     vault: &Vault,
     change: &Change,
@@ -533,15 +526,17 @@ async fn apply_fields(
     let path = addr.vault_path().unwrap_or_default();
     let path = path.as_str();
     let err = ApplyError::vault(addr);
-    match (change.kind, change.action) {
-        (ResourceKind::MountUrls | ResourceKind::MountCrl, Action::Delete) => {
-            Err(ApplyError::Unsupported {
-                addr: addr.clone(),
-                why: "a mount's config cannot be deleted; it goes with the mount".into(),
-            })
-        }
-        (_, Action::Delete) => vault.delete(path).await.map_err(err),
-        (ResourceKind::Mount | ResourceKind::AuthMount, Action::Create) => {
+    let d = change.kind.descriptor();
+    let unsupported = |why: String| ApplyError::Unsupported {
+        addr: addr.clone(),
+        why,
+    };
+    match (d.write, d.delete, change.action) {
+        (_, Delete::WithMount, Action::Delete) => Err(unsupported(
+            "a mount's config cannot be deleted; it goes with the mount".into(),
+        )),
+        (_, Delete::Path, Action::Delete) => vault.delete(path).await.map_err(err),
+        (Write::Mount, _, Action::Create) => {
             let mut body = body_with_secrets(change, secrets)?;
             let mut config = Map::new();
             for k in body.keys().cloned().collect::<Vec<_>>() {
@@ -553,7 +548,7 @@ async fn apply_fields(
                     config.insert(k, v);
                 }
             }
-            if change.kind == ResourceKind::Mount && !body.contains_key("type") {
+            if d.table == Table::Secrets && !body.contains_key("type") {
                 body.insert("type".into(), Value::from("pki"));
             }
             // Marks the mount as certplane's, so that prune can tell it from
@@ -574,7 +569,7 @@ async fn apply_fields(
                 .map(|_| ())
                 .map_err(err)
         }
-        (ResourceKind::Mount | ResourceKind::AuthMount, Action::Update) => {
+        (Write::Mount, _, Action::Update) => {
             let mut body = body_with_secrets(change, secrets)?;
             body.remove("type");
             vault
@@ -583,7 +578,7 @@ async fn apply_fields(
                 .map(|_| ())
                 .map_err(err)
         }
-        (_, Action::Create | Action::Update) => {
+        (Write::Data, _, Action::Create | Action::Update) => {
             // A role, policy, auth role or config: the same body twice
             // leaves the same object, so a busy answer is retried.
             let body = body_with_secrets(change, secrets)?;
@@ -593,19 +588,17 @@ async fn apply_fields(
                 .map(|_| ())
                 .map_err(err)
         }
-        (_, Action::NoOp | Action::Replace) => Err(ApplyError::Unsupported {
-            addr: addr.clone(),
-            why: format!(
-                "{:?} is not an action for a {:?}",
-                change.action, change.kind
-            ),
-        }),
+        _ => Err(unsupported(format!(
+            "{:?} is not an action for a {:?}",
+            change.action, change.kind
+        ))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::ResourceKind;
     use serde_json::json;
 
     #[test]

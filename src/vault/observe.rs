@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
+use super::kinds::{Read, Table};
 use super::normalize::{duration_secs, normalize_fields};
 use super::{Vault, VaultError};
 use crate::addr::{Addr, VaultAddr};
@@ -101,26 +102,11 @@ impl MountTables {
 }
 
 fn needs_secret_table(kind: ResourceKind) -> bool {
-    matches!(
-        kind,
-        ResourceKind::Mount
-            | ResourceKind::MountUrls
-            | ResourceKind::MountCrl
-            | ResourceKind::Role
-            | ResourceKind::Issuer
-            | ResourceKind::PkiKey
-    )
+    kind.descriptor().table == Table::Secrets
 }
 
 fn needs_auth_table(kind: ResourceKind) -> bool {
-    matches!(
-        kind,
-        ResourceKind::AuthMount
-            | ResourceKind::AuthConfig
-            | ResourceKind::KubernetesAuthRole
-            | ResourceKind::AppRole
-            | ResourceKind::AppRoleId
-    )
+    kind.descriptor().table == Table::Auth
 }
 
 /// The fields of a mount table entry: `type`, `description`, the
@@ -163,8 +149,9 @@ fn data_fields(path: &str, data: Value) -> Result<Fields, VaultError> {
     }
 }
 
-/// Reads one resource that is not an issuer, given the mount tables. A
-/// resource whose mount does not exist is absent, without a request.
+/// Reads one resource, given the mount tables, the way its descriptor
+/// says ([`Read`]). A resource whose mount does not exist is absent,
+/// without a request.
 pub(crate) async fn read_resource(
     vault: &Vault,
     tables: &MountTables,
@@ -174,49 +161,45 @@ pub(crate) async fn read_resource(
     let Some(v) = addr.as_vault() else {
         return Ok(None);
     };
-    let path = v.path();
-    let read = || async {
-        match vault.read(&path).await? {
-            Some(d) => data_fields(&path, d).map(Some),
-            None => Ok(None),
+    let d = kind.descriptor();
+    if d.read == Read::Nothing || !tables.has_parent(v) {
+        return Ok(None);
+    }
+    match d.read {
+        Read::MountEntry => {
+            let entry = match d.table {
+                Table::Auth => tables.auth_mount(v.mount_path()),
+                _ => tables.secret_mount(v.mount_path()),
+            };
+            Ok(entry.map(mount_fields))
         }
-    };
-    match (kind, v) {
-        (ResourceKind::Mount, VaultAddr::Mount { path }) => {
-            Ok(tables.secret_mount(path).map(mount_fields))
-        }
-        (ResourceKind::AuthMount, VaultAddr::AuthMount { path }) => {
-            Ok(tables.auth_mount(path).map(mount_fields))
-        }
-        (ResourceKind::Policy, _) => read().await,
-        (ResourceKind::PkiKey, VaultAddr::Key { mount, name }) => {
-            // Vault answers 500 to a read of a key that does not exist: the
-            // list says it plainly.
-            if tables.secret_mount(mount).is_none() {
-                return Ok(None);
+        Read::Data => {
+            let path = v.path();
+            match vault.read(&path).await? {
+                Some(d) => data_fields(&path, d).map(Some),
+                None => Ok(None),
             }
+        }
+        Read::Keys => {
+            let (mount, name) = (v.mount_path(), v.name().unwrap_or_default());
             let keys = observe_keys(vault, mount).await?;
-            Ok(keys.into_iter().find(|k| k.name == *name).map(|k| {
+            Ok(keys.into_iter().find(|k| k.name == name).map(|k| {
                 let mut f = Fields::new();
                 f.insert("key_id".into(), json!(k.id));
                 f.insert("key_name".into(), json!(k.name));
                 f
             }))
         }
-        (ResourceKind::Issuer, VaultAddr::Issuer { mount, name }) => {
-            if tables.secret_mount(mount).is_none() {
-                return Ok(None);
-            }
+        Read::Issuers => {
+            let (mount, name) = (v.mount_path(), v.name().unwrap_or("default"));
             let issuers = observe_issuers(vault, mount).await?;
             let found = issuers
                 .iter()
-                .find(|i| i.name == *name)
+                .find(|i| i.name == name)
                 .or_else(|| (name == "default").then(|| issuers.iter().find(|i| i.is_default))?);
             Ok(found.map(issuer_fields))
         }
-        (ResourceKind::ClusterObject | ResourceKind::SecretDelivery, _) => Ok(None),
-        (_, v) if !tables.has_parent(v) => Ok(None),
-        _ => read().await,
+        Read::Nothing => Ok(None),
     }
 }
 
@@ -460,7 +443,7 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
     let mut tasks: Vec<Task<'_>> = desired
         .resources
         .iter()
-        .filter(|r| r.kind != ResourceKind::Issuer)
+        .filter(|r| r.kind.descriptor().read != Read::Issuers)
         .map(|r| Task::Resource(&r.addr, r.kind))
         .collect();
     tasks.extend(
@@ -534,31 +517,36 @@ pub async fn live_references(vault: &Vault) -> Result<crate::validate::Live, Vau
             .and_then(|k| serde_json::from_value::<Vec<String>>(k).ok())
             .unwrap_or_default()
     };
-    let mount_paths = |table: Option<Value>, kinds: &[&str]| -> Vec<String> {
-        table
-            .as_ref()
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, e)| {
-                        e.get("type")
-                            .and_then(Value::as_str)
-                            .is_some_and(|t| kinds.contains(&t))
-                    })
-                    .map(|(k, _)| k.trim_end_matches('/').to_string())
-                    .collect()
+    // Mounts of a type whose objects certplane lists (PKI roles, auth
+    // roles), with the type.
+    let mounts = |table: Option<Value>| -> Vec<(String, String)> {
+        let Some(Value::Object(m)) = table else {
+            return Vec::new();
+        };
+        m.into_iter()
+            .filter_map(|(k, e)| {
+                let t = e.get("type").and_then(Value::as_str)?;
+                super::kinds::listed_under(t).next()?;
+                Some((k.trim_end_matches('/').to_string(), t.to_string()))
             })
-            .unwrap_or_default()
+            .collect()
     };
-    for m in mount_paths(vault.read("sys/mounts").await?, &["pki"]) {
-        for r in names(vault.list(&format!("{m}/roles")).await?) {
-            live.pki_roles.insert((m.clone(), r));
+    for (m, t) in mounts(vault.read("sys/mounts").await?) {
+        if t != "pki" {
+            continue;
+        }
+        for (_, l) in super::kinds::listed_under(&t) {
+            for r in names(vault.list(&(l.list)(&m)).await?) {
+                live.pki_roles.insert((m.clone(), r));
+            }
         }
         live.pki_mounts.insert(m);
     }
-    for m in mount_paths(vault.read("sys/auth").await?, &["kubernetes", "approle"]) {
-        for r in names(vault.list(&format!("auth/{m}/role")).await?) {
-            live.auth_roles.insert((m.clone(), r));
+    for (m, t) in mounts(vault.read("sys/auth").await?) {
+        for (_, l) in super::kinds::listed_under(&t) {
+            for r in names(vault.list(&(l.list)(&m)).await?) {
+                live.auth_roles.insert((m.clone(), r));
+            }
         }
         live.auth_mounts.insert(m);
     }

@@ -86,6 +86,34 @@ fn table(v: Option<Value>) -> Vec<(String, Value)> {
     }
 }
 
+/// The objects of this repository's mount `path` (of type `mount_type`)
+/// that `declared` does not hold: for every kind its descriptor lists under
+/// such a mount ([`super::kinds::listed_under`]), e.g. the roles of a PKI
+/// mount. They belong to the mount's owner, `identity`.
+async fn listed(
+    vault: &Vault,
+    path: &str,
+    mount_type: &str,
+    declared: &BTreeSet<&Addr>,
+    identity: &str,
+) -> Result<Vec<Orphan>, VaultError> {
+    let mut out = Vec::new();
+    for (kind, l) in super::kinds::listed_under(mount_type) {
+        for name in keys(vault.list(&(l.list)(path)).await?) {
+            let addr = Addr::Vault((l.addr)(path, &name));
+            if !declared.contains(&addr) {
+                out.push(Orphan {
+                    addr,
+                    kind,
+                    holds_ca: false,
+                    owner: Owner::Repository(identity.to_string()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads what certplane manages in Vault: the owner of every tagged mount
 /// and auth mount, and every managed object that `desired` does not
 /// declare. Roles are listed only under mounts this repository (`identity`)
@@ -119,16 +147,9 @@ pub async fn survey(
         let addr = Addr::from(VaultAddr::mount(&path));
         out.mounts.insert(addr.clone(), owner.clone());
         if declared.contains(&addr) {
-            if !ours(&owner, true) {
-                continue;
-            }
-            for role in keys(vault.list(&format!("{path}/roles")).await?) {
-                let r = Addr::from(VaultAddr::role(&path, &role));
-                if !declared.contains(&r) {
-                    let owner = Owner::Repository(identity.to_string());
-                    out.orphans
-                        .push(orphan(r, ResourceKind::Role, false, owner));
-                }
+            if ours(&owner, true) {
+                let found = listed(vault, &path, "pki", &declared, identity).await?;
+                out.orphans.extend(found);
             }
         } else {
             // Whether it holds a CA matters only to the one who may delete it.
@@ -149,20 +170,10 @@ pub async fn survey(
                 .push(orphan(addr, ResourceKind::AuthMount, false, owner));
             continue;
         }
-        if !ours(&owner, true) {
-            continue;
-        }
-        let kind = match entry["type"].as_str() {
-            Some("kubernetes") => ResourceKind::KubernetesAuthRole,
-            Some("approle") => ResourceKind::AppRole,
-            _ => continue,
-        };
-        for role in keys(vault.list(&format!("auth/{path}/role")).await?) {
-            let r = Addr::from(VaultAddr::auth_role(&path, &role));
-            if !declared.contains(&r) {
-                let owner = Owner::Repository(identity.to_string());
-                out.orphans.push(orphan(r, kind, false, owner));
-            }
+        if ours(&owner, true) {
+            let mount_type = entry["type"].as_str().unwrap_or_default();
+            let found = listed(vault, &path, mount_type, &declared, identity).await?;
+            out.orphans.extend(found);
         }
     }
     let candidates: Vec<String> = keys(vault.list("sys/policies/acl").await?)
