@@ -163,6 +163,10 @@ mod tests {
                 .contains(&json!("metadata"))
         );
         let (_, combined) = all.iter().find(|(n, _)| n == COMBINED).unwrap();
-        assert_eq!(combined["oneOf"].as_array().unwrap().len(), 8);
+        assert_eq!(
+            combined["oneOf"].as_array().unwrap().len(),
+            crate::model::VAULT_KINDS.len() + 2,
+            "every Vault kind, Config and VaultIssuer"
+        );
     }
 }
