@@ -347,6 +347,7 @@ vault_kinds! {
     AuthMount(AuthMountSpec) => auth_mounts;
     KubernetesAuthRole(KubernetesAuthRoleSpec) => kubernetes_auth_roles;
     AppRole(AppRoleSpec) => app_roles;
+    CertAuthRole(CertAuthRoleSpec) => cert_auth_roles;
 }
 
 impl Repository {

@@ -657,6 +657,59 @@ pub struct AppRoleSpec {
     pub deliver_to: Option<DeliverTo>,
 }
 
+/// `CertAuthRole`: `auth/<mount>/certs/<name>`, a role of TLS certificate
+/// auth. A client logs in with its certificate over mutual TLS; the role
+/// admits it when the certificate chains to `certificateFile` (a CA, or
+/// the client certificate itself) and carries an allowed name.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertAuthRoleSpec {
+    /// The `AuthMount` (type cert).
+    pub mount: String,
+    /// The trusted certificate, PEM (`certificate`), relative to this file:
+    /// the CA that signs the clients' certificates (public; never a key).
+    pub certificate_file: PathBuf,
+    /// Common names admitted (globs); none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_common_names: Option<Vec<String>>,
+    /// DNS SANs admitted (globs).
+    #[serde(
+        default,
+        rename = "allowedDNSSans",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_dns_sans: Option<Vec<String>>,
+    /// Email SANs admitted (globs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_email_sans: Option<Vec<String>>,
+    /// URI SANs admitted (globs), e.g. `spiffe://cluster.local/*`.
+    #[serde(
+        default,
+        rename = "allowedURISans",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_uri_sans: Option<Vec<String>>,
+    /// Organizational units admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_organizational_units: Option<Vec<String>>,
+    /// The display name of the tokens issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Policies of the tokens issued.
+    #[serde(default)]
+    pub token_policies: Vec<String>,
+    /// Lifetime of the tokens issued.
+    #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
+    pub token_ttl: Option<Duration>,
+    /// Longest lifetime of the tokens issued.
+    #[serde(
+        default,
+        rename = "tokenMaxTTL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub token_max_ttl: Option<Duration>,
+}
+
 /// `AppRole.deliverTo`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -856,6 +909,31 @@ impl VaultSpec for AppRoleSpec {
         Some(AuthRoleRef {
             mount: &self.mount,
             mount_type: AuthType::Approle,
+            token_policies: &self.token_policies,
+            token_ttl: self.token_ttl,
+            token_max_ttl: self.token_max_ttl,
+        })
+    }
+}
+
+impl VaultSpec for CertAuthRoleSpec {
+    const KIND: &'static str = "CertAuthRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::cert_role(&self.mount, name)
+    }
+
+    fn refs_mut(&mut self, visit: &mut dyn FnMut(FileRef<'_>, &str)) {
+        visit(
+            FileRef::Path(&mut self.certificate_file),
+            "spec.certificateFile",
+        );
+    }
+
+    fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+        Some(AuthRoleRef {
+            mount: &self.mount,
+            mount_type: AuthType::Cert,
             token_policies: &self.token_policies,
             token_ttl: self.token_ttl,
             token_max_ttl: self.token_max_ttl,

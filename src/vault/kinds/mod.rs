@@ -24,6 +24,7 @@
 
 mod app_role;
 mod auth_mount;
+mod cert_auth_role;
 mod kubernetes_auth_role;
 mod pki_mount;
 mod pki_role;
@@ -258,6 +259,7 @@ registry! {
         AuthMount => auth_mount::AuthMount,
         KubernetesAuthRole => kubernetes_auth_role::KubernetesAuthRole,
         AppRole => app_role::AppRole,
+        CertAuthRole => cert_auth_role::CertAuthRole,
     }
     resources {
         /// `sys/auth/<path>`: an auth method.
@@ -287,6 +289,8 @@ registry! {
         AppRole => app_role::APP_ROLE,
         /// `auth/<mount>/role/<name>/role-id`: a fixed AppRole role ID.
         AppRoleId => app_role::APP_ROLE_ID,
+        /// `auth/<mount>/certs/<name>`: a role of TLS certificate auth.
+        CertAuthRole => cert_auth_role::CERT_AUTH_ROLE,
         /// A cluster object (server-side applied; not a Vault resource).
         ClusterObject => CLUSTER_OBJECT,
         /// An AppRole secret ID delivered into a cluster Secret.
@@ -374,19 +378,42 @@ apiVersion: certplane.dev/v1alpha1
 kind: AppRole
 metadata: {name: cm}
 spec: {mount: approle, tokenPolicies: [sign], roleId: fixed-role-id}
+---
+apiVersion: certplane.dev/v1alpha1
+kind: AuthMount
+metadata: {name: cert}
+spec: {type: cert}
+---
+apiVersion: certplane.dev/v1alpha1
+kind: CertAuthRole
+metadata: {name: cert-manager}
+spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
 "#;
 
-    fn every_kind() -> (Repository, crate::state::Desired) {
+    /// A CA certificate (its key is dropped).
+    fn ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "Client CA");
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.self_signed(&key).unwrap().pem()
+    }
+
+    /// The fixture loaded and lowered (the directory lives as long as the
+    /// repository is used: lowering reads the certificate again).
+    fn every_kind() -> (tempfile::TempDir, Repository, crate::state::Desired) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("repo.yaml"), EVERY_KIND).unwrap();
+        std::fs::write(dir.path().join("client-ca.pem"), ca_pem()).unwrap();
         let repo = crate::load::load(dir.path()).unwrap_or_else(|d| panic!("{d}"));
         let desired = crate::desired::build(&repo).unwrap_or_else(|d| panic!("{d}"));
-        (repo, desired)
+        (dir, repo, desired)
     }
 
     #[test]
     fn every_kind_is_in_the_registry_once_with_its_resources() {
-        let (repo, desired) = every_kind();
+        let (_dir, repo, desired) = every_kind();
         let declared: BTreeSet<&str> = repo.vault.iter().map(|o| o.spec.kind()).collect();
         assert_eq!(
             declared,
@@ -499,7 +526,7 @@ spec: {mount: approle, tokenPolicies: [sign], roleId: fixed-role-id}
 
     #[test]
     fn every_resource_kind_has_the_capabilities_it_is_read_and_written_with() {
-        let (_, desired) = every_kind();
+        let (_dir, _, desired) = every_kind();
         let needs = super::super::needs::needs(&desired);
         let granted = |path: &str, cap: &str| {
             needs
