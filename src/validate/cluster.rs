@@ -10,6 +10,8 @@
 //! checks run on the repository after `expand`, so objects generated from a
 //! `VaultIssuer` are checked like written ones and point at the VaultIssuer.
 
+mod cert_auth;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
@@ -469,6 +471,9 @@ impl<'a> Checker<'a> {
         }
         if let Some(a) = &v.auth.app_role {
             self.app_role_auth(origin, &what, &res_ns, &sign_path, a);
+        }
+        if let Some(c) = &v.auth.client_certificate {
+            self.cert_auth(origin, &what, &res_ns, &sign_path, v, c);
         }
         for (field, r) in [
             ("caBundleSecretRef", &v.ca_bundle_secret_ref),

@@ -906,6 +906,16 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        for (meta, origin, r) in self.repo.cert_auth_roles() {
+            if let Err((message, hint)) = ca::read_any_cert(&r.certificate_file) {
+                self.push(
+                    origin,
+                    "spec.certificateFile",
+                    format!("CertAuthRole {}: {message}", meta.name),
+                    hint,
+                );
+            }
+        }
         let policies: Vec<&str> = self
             .repo
             .policies()
