@@ -397,6 +397,47 @@ fn identity_diff(want: &CaIdentity, have: &ObservedIssuer) -> Vec<String> {
     d
 }
 
+/// The files of an intermediate signed by hand.
+struct Manual<'a> {
+    /// The signed certificate, once committed.
+    certificate_pem: Option<&'a str>,
+    /// The CSR an earlier apply wrote.
+    csr_pem: Option<&'a str>,
+    certificate_file: &'a std::path::Path,
+    csr_file: &'a std::path::Path,
+}
+
+/// A mount without its CA: made now, or, signed by hand, imported once
+/// its certificate is committed (the CSR is shown until then).
+fn no_ca_yet(change: &mut Change, manual: Option<&Manual<'_>>) {
+    let Some(m) = manual else {
+        change.reason = Some("the mount has no CA yet".into());
+        return;
+    };
+    let (cert_file, csr_file) = (m.certificate_file.display(), m.csr_file.display());
+    match (m.certificate_pem, m.csr_pem) {
+        (Some(_), _) => {
+            change.reason = Some(format!("import the signed certificate {cert_file}"));
+        }
+        (None, Some(csr)) => {
+            change.action = Action::NoOp;
+            change.reason = Some(format!(
+                "waiting for the signed certificate: sign the CSR in {csr_file} and commit the \
+                 certificate to {cert_file}"
+            ));
+            if let Some(c) = change.ca.as_mut() {
+                c.note = Some(csr.to_string());
+            }
+        }
+        (None, None) => {
+            change.reason = Some(format!(
+                "generate a key in Vault and a CSR (written to {csr_file}); sign it and commit the \
+                 certificate to {cert_file}, then apply again"
+            ));
+        }
+    }
+}
+
 fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Change {
     let mut change = Change {
         addr: r.addr.clone(),
@@ -451,54 +492,26 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
                     csr_file,
                 },
             ..
-        } => Some((certificate_pem, csr_pem, certificate_file, csr_file)),
+        } => Some(Manual {
+            certificate_pem: certificate_pem.as_deref(),
+            csr_pem: csr_pem.as_deref(),
+            certificate_file,
+            csr_file,
+        }),
         _ => None,
     };
 
     let Some(current) = by_name.or(default) else {
-        // No CA yet.
-        if let Some((cert, csr, cert_file, csr_file)) = manual {
-            match (cert, csr) {
-                (Some(_), _) => {
-                    change.reason = Some(format!(
-                        "import the signed certificate {}",
-                        cert_file.display()
-                    ));
-                }
-                (None, Some(csr)) => {
-                    change.action = Action::NoOp;
-                    change.reason = Some(format!(
-                        "waiting for the signed certificate: sign the CSR in {} and commit the \
-                         certificate to {}",
-                        csr_file.display(),
-                        cert_file.display()
-                    ));
-                    if let Some(c) = change.ca.as_mut() {
-                        c.note = Some(csr.clone());
-                    }
-                }
-                (None, None) => {
-                    change.reason = Some(format!(
-                        "generate a key in Vault and a CSR (written to {}); sign it and commit the \
-                         certificate to {}, then apply again",
-                        csr_file.display(),
-                        cert_file.display()
-                    ));
-                }
-            }
-        } else {
-            change.reason = Some("the mount has no CA yet".into());
-        }
+        no_ca_yet(&mut change, manual.as_ref());
         return change;
     };
-
     change.before = Some(issuer_fields(current));
     if let Some(c) = change.ca.as_mut() {
         c.existing_id = Some(current.id.clone());
     }
     let diff = identity_diff(&ca.identity, current);
     if !diff.is_empty() {
-        if manual.is_some_and(|(cert, _, _, _)| cert.is_none()) {
+        if manual.is_some_and(|m| m.certificate_pem.is_none()) {
             // A new manual CA cannot be made until its certificate exists:
             // keep the current one and say what is pending.
             change.action = Action::NoOp;

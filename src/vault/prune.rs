@@ -184,7 +184,7 @@ pub async fn survey(
     let marked: Vec<Result<Option<(String, Owner)>, VaultError>> =
         futures::stream::iter(candidates)
             .map(|name| async move {
-                let text = vault.read(&format!("sys/policies/acl/{name}")).await?;
+                let text = vault.read(&VaultAddr::policy(&name).path()).await?;
                 let owner = text
                     .as_ref()
                     .and_then(|d| d["policy"].as_str())
