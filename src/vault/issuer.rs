@@ -312,11 +312,23 @@ async fn generate_root(
         body.insert("issuer_name".into(), json!(name));
     }
     let path = format!("{mount}/issuers/generate/root/internal");
+    write_for(vault, addr, &path, body, "issuer_id").await
+}
+
+/// `POST <path>` (sent once: it makes something) and the text `field` of
+/// the reply.
+async fn write_for(
+    vault: &Vault,
+    addr: &Addr,
+    path: &str,
+    body: Map<String, Value>,
+    field: &str,
+) -> Result<String, ApplyError> {
     let data = vault
-        .write(&path, &Value::Object(body))
+        .write(path, &Value::Object(body))
         .await
         .map_err(ApplyError::vault(addr))?;
-    str_field(data.as_ref(), "issuer_id").ok_or_else(|| no_field(addr, &path, "issuer_id"))
+    str_field(data.as_ref(), field).ok_or_else(|| no_field(addr, path, field))
 }
 
 /// `issuers/import/bundle` of a CA bundle read from its source now: the
@@ -679,11 +691,7 @@ async fn generate_existing(
         .filter(|(k, _)| !matches!(k.as_str(), "key_type" | "key_bits" | "key_name"))
         .collect();
     body.insert("key_ref".into(), json!(key_ref));
-    let data = vault
-        .write(&path, &Value::Object(body))
-        .await
-        .map_err(ApplyError::vault(addr))?;
-    str_field(data.as_ref(), "csr").ok_or_else(|| no_field(addr, &path, "csr"))
+    write_for(vault, addr, &path, body, "csr").await
 }
 
 /// `<parent>/root/sign-intermediate` (or `<parent>/issuer/<ref>/...`): the
