@@ -6,7 +6,7 @@
 //! repeat, and maps failures to [`VaultError`]. Every failure is one line
 //! that names the path and what really happened (connect or request
 //! timeout with its value, a rejected token, a missing capability); no
-//! request body is ever logged or copied into an error ([`redact`]).
+//! request body is ever logged or copied into an error (`redact`).
 //!
 //! Busy answers (429, 502, 503 other than "sealed", 504) are retried for
 //! calls that are safe to repeat — reads, lists, deletes, patches and

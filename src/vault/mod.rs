@@ -1,7 +1,10 @@
-//! The Vault/OpenBao provider: connection and login ([`connect`]), the raw
-//! API ([`client`]), reading the live state ([`observe()`]), converging it
-//! to a plan ([`apply()`]), and the apply lock every certplane writing to
-//! the same Vault shares ([`lock`]).
+//! The Vault/OpenBao provider: one descriptor per Vault kind ([`kinds`]),
+//! connection and login ([`connect`]), requests built without I/O
+//! ([`request`]) and sent ([`client`]), reading the live state
+//! ([`observe()`]), converging it to a plan ([`apply()`]), what certplane
+//! owns and prunes ([`prune`]), the apply lock every certplane writing to
+//! the same Vault shares ([`lock`]), and the policy applying a repository
+//! needs ([`needs`]).
 //!
 //! One [`Vault`] per run: one login, the token reused for every request.
 //! Secret material (tokens, secret IDs, keys, PEM bundles, JWTs) is held in

@@ -477,6 +477,19 @@ spec: {type: approle}
     }
 
     #[test]
+    fn a_role_name_vault_would_fold_is_refused() {
+        let (a, _) = ca("Client CA A");
+        let vault = format!("{VAULT}{}", role("Cert-Manager", "cert", "a.pem", "sign"));
+        let text = messages(&validate(&[("vault.yaml", &vault), ("a.pem", &a)]));
+        assert!(
+            text.contains(
+                "CertAuthRole name \"Cert-Manager\" has upper-case letters: Vault stores auth role names in lower case"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_role_certificate_that_is_not_a_certificate_is_reported() {
         let vault = format!("{VAULT}{}", role("cm", "cert", "a.pem", "sign"));
         let d = validate(&[("vault.yaml", &vault), ("a.pem", "not a certificate\n")]);

@@ -6,7 +6,7 @@
 //! [`crate::model::VaultSpec`]: its name, address and the files it names)
 //! and its descriptor here, in a file of its own (`kinds/<kind>.rs`): an
 //! [`ObjectKind`] that lowers an object to [`DesiredResource`]s, and one
-//! [`Resource`] per kind of resource it lowers to. The [`registry!`] below
+//! [`Resource`] per kind of resource it lowers to. The `registry!` below
 //! lists every kind once; it makes [`ResourceKind`] and the dispatch, so a
 //! kind without a descriptor does not compile, and the tests at the end
 //! check that every table is complete (a schema, an order, the
@@ -97,7 +97,7 @@ pub enum Write {
     /// `POST <path>` with the managed fields: the same body twice leaves the
     /// same object, so it is repeated after a busy answer.
     Data,
-    /// Making, adopting or rotating a CA ([`super::issuer`]).
+    /// Making, adopting or rotating a CA (`vault/issuer.rs`).
     Issuer,
     /// Not written to Vault (a cluster object).
     Nothing,
