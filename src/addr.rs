@@ -1,21 +1,343 @@
-//! Typed addresses of managed objects: one [`Addr`] type, one `Display`.
+//! Typed addresses of managed objects: one [`Addr`] type, one `Display`,
+//! one parser ([`std::str::FromStr`]), and serde through that same string.
 //!
 //! A Vault object is addressed by its API path (`vault:pki_int/roles/web`,
 //! `vault:sys/mounts/pki`), so the address a user reads in a plan is the path
-//! they would give `bao read`.
+//! they would give `bao read`. A [`VaultAddr`] knows which kind of path it
+//! is and its parts (mount, name), so nothing parses a path string back. A
+//! cluster object is `group/Kind/namespace/name`
+//! (`cert-manager.io/Issuer/sandbox/vault-issuer`).
 
 use std::fmt;
+use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The address of one managed object.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Addr {
     /// A Vault object, by API path (no leading `/v1/`).
-    Vault(String),
+    Vault(VaultAddr),
     /// A cluster object: `group/Kind/namespace/name` (core group `core`,
     /// cluster-scoped objects without the namespace part).
     Kube(KubeRef),
+}
+
+/// The API path of a Vault object certplane manages, by kind of path. A
+/// mount path may hold `/` (`pki/int`); a name never does (validation
+/// refuses one).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VaultAddr {
+    /// `sys/mounts/<path>`: a secrets engine (a PKI mount).
+    Mount {
+        /// The mount path.
+        path: String,
+    },
+    /// `sys/auth/<path>`: an auth method.
+    AuthMount {
+        /// The auth mount path.
+        path: String,
+    },
+    /// `sys/policies/acl/<name>`.
+    Policy {
+        /// The policy name.
+        name: String,
+    },
+    /// `<mount>/issuer/<name>`: a CA of a PKI mount (`default`: the mount's
+    /// default issuer).
+    Issuer {
+        /// The PKI mount.
+        mount: String,
+        /// The issuer name.
+        name: String,
+    },
+    /// `<mount>/key/<name>`: a key of a PKI mount.
+    Key {
+        /// The PKI mount.
+        mount: String,
+        /// The key name.
+        name: String,
+    },
+    /// `<mount>/config/urls`.
+    Urls {
+        /// The PKI mount.
+        mount: String,
+    },
+    /// `<mount>/config/crl`.
+    Crl {
+        /// The PKI mount.
+        mount: String,
+    },
+    /// `<mount>/roles/<name>`: a PKI role.
+    Role {
+        /// The PKI mount.
+        mount: String,
+        /// The role name.
+        name: String,
+    },
+    /// `auth/<mount>/config`.
+    AuthConfig {
+        /// The auth mount.
+        mount: String,
+    },
+    /// `auth/<mount>/role/<name>`: a role of a Kubernetes, AppRole or JWT
+    /// auth method.
+    AuthRole {
+        /// The auth mount.
+        mount: String,
+        /// The role name.
+        name: String,
+    },
+    /// `auth/<mount>/role/<name>/role-id`: an AppRole's role ID.
+    RoleId {
+        /// The auth mount.
+        mount: String,
+        /// The role name.
+        name: String,
+    },
+    /// `auth/<mount>/certs/<name>`: a role of TLS certificate auth.
+    CertRole {
+        /// The auth mount.
+        mount: String,
+        /// The role name.
+        name: String,
+    },
+}
+
+/// A string that is not a certplane address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a certplane address: {text:?} ({why})")]
+pub struct AddrError {
+    /// What was given.
+    pub text: String,
+    /// What was expected.
+    pub why: &'static str,
+}
+
+impl VaultAddr {
+    /// `sys/mounts/<path>`.
+    pub fn mount(path: &str) -> VaultAddr {
+        VaultAddr::Mount {
+            path: path.trim_matches('/').to_string(),
+        }
+    }
+
+    /// `sys/auth/<path>`.
+    pub fn auth_mount(path: &str) -> VaultAddr {
+        VaultAddr::AuthMount {
+            path: path.trim_matches('/').to_string(),
+        }
+    }
+
+    /// `sys/policies/acl/<name>`.
+    pub fn policy(name: &str) -> VaultAddr {
+        VaultAddr::Policy {
+            name: name.to_string(),
+        }
+    }
+
+    /// `<mount>/issuer/<name>`; no name: the mount's default issuer.
+    pub fn issuer(mount: &str, name: Option<&str>) -> VaultAddr {
+        VaultAddr::Issuer {
+            mount: mount.trim_matches('/').to_string(),
+            name: name.unwrap_or("default").to_string(),
+        }
+    }
+
+    /// `<mount>/key/<name>`.
+    pub fn key(mount: &str, name: &str) -> VaultAddr {
+        VaultAddr::Key {
+            mount: mount.trim_matches('/').to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `<mount>/roles/<name>`.
+    pub fn role(mount: &str, name: &str) -> VaultAddr {
+        VaultAddr::Role {
+            mount: mount.trim_matches('/').to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `auth/<mount>/role/<name>`.
+    pub fn auth_role(mount: &str, name: &str) -> VaultAddr {
+        VaultAddr::AuthRole {
+            mount: mount.trim_matches('/').to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `auth/<mount>/certs/<name>`.
+    pub fn cert_role(mount: &str, name: &str) -> VaultAddr {
+        VaultAddr::CertRole {
+            mount: mount.trim_matches('/').to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The API path (what `Display` shows after `vault:`).
+    pub fn path(&self) -> String {
+        self.to_string()
+    }
+
+    /// The mount (secrets engine or auth method) the object lives in; for a
+    /// mount itself, its own path.
+    pub fn mount_path(&self) -> &str {
+        match self {
+            VaultAddr::Mount { path } | VaultAddr::AuthMount { path } => path,
+            VaultAddr::Policy { .. } => "sys",
+            VaultAddr::Issuer { mount, .. }
+            | VaultAddr::Key { mount, .. }
+            | VaultAddr::Urls { mount }
+            | VaultAddr::Crl { mount }
+            | VaultAddr::Role { mount, .. }
+            | VaultAddr::AuthConfig { mount }
+            | VaultAddr::AuthRole { mount, .. }
+            | VaultAddr::RoleId { mount, .. }
+            | VaultAddr::CertRole { mount, .. } => mount,
+        }
+    }
+
+    /// The name of the object inside its mount or table, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            VaultAddr::Policy { name }
+            | VaultAddr::Issuer { name, .. }
+            | VaultAddr::Key { name, .. }
+            | VaultAddr::Role { name, .. }
+            | VaultAddr::AuthRole { name, .. }
+            | VaultAddr::RoleId { name, .. }
+            | VaultAddr::CertRole { name, .. } => Some(name),
+            VaultAddr::Mount { .. }
+            | VaultAddr::AuthMount { .. }
+            | VaultAddr::Urls { .. }
+            | VaultAddr::Crl { .. }
+            | VaultAddr::AuthConfig { .. } => None,
+        }
+    }
+
+    /// The mount the object lives in, as an address (`sys/mounts/<m>` or
+    /// `sys/auth/<m>`): it exists only if that does. `None` for mounts and
+    /// policies.
+    pub fn parent(&self) -> Option<VaultAddr> {
+        match self {
+            VaultAddr::Mount { .. } | VaultAddr::AuthMount { .. } | VaultAddr::Policy { .. } => {
+                None
+            }
+            VaultAddr::Issuer { mount, .. }
+            | VaultAddr::Key { mount, .. }
+            | VaultAddr::Urls { mount }
+            | VaultAddr::Crl { mount }
+            | VaultAddr::Role { mount, .. } => Some(VaultAddr::Mount {
+                path: mount.clone(),
+            }),
+            VaultAddr::AuthConfig { mount }
+            | VaultAddr::AuthRole { mount, .. }
+            | VaultAddr::RoleId { mount, .. }
+            | VaultAddr::CertRole { mount, .. } => Some(VaultAddr::AuthMount {
+                path: mount.clone(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for VaultAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VaultAddr::Mount { path } => write!(f, "sys/mounts/{path}"),
+            VaultAddr::AuthMount { path } => write!(f, "sys/auth/{path}"),
+            VaultAddr::Policy { name } => write!(f, "sys/policies/acl/{name}"),
+            VaultAddr::Issuer { mount, name } => write!(f, "{mount}/issuer/{name}"),
+            VaultAddr::Key { mount, name } => write!(f, "{mount}/key/{name}"),
+            VaultAddr::Urls { mount } => write!(f, "{mount}/config/urls"),
+            VaultAddr::Crl { mount } => write!(f, "{mount}/config/crl"),
+            VaultAddr::Role { mount, name } => write!(f, "{mount}/roles/{name}"),
+            VaultAddr::AuthConfig { mount } => write!(f, "auth/{mount}/config"),
+            VaultAddr::AuthRole { mount, name } => write!(f, "auth/{mount}/role/{name}"),
+            VaultAddr::RoleId { mount, name } => write!(f, "auth/{mount}/role/{name}/role-id"),
+            VaultAddr::CertRole { mount, name } => write!(f, "auth/{mount}/certs/{name}"),
+        }
+    }
+}
+
+/// `<mount><sep><name>` with a non-empty mount and a name without `/`.
+fn split_named<'a>(path: &'a str, sep: &str) -> Option<(&'a str, &'a str)> {
+    let (mount, name) = path.rsplit_once(sep)?;
+    (!mount.is_empty() && !name.is_empty() && !name.contains('/')).then_some((mount, name))
+}
+
+impl FromStr for VaultAddr {
+    type Err = AddrError;
+
+    /// Parses an API path (without `vault:`), the inverse of `Display`.
+    fn from_str(s: &str) -> Result<VaultAddr, AddrError> {
+        let bad = || AddrError {
+            text: s.to_string(),
+            why: "expected the API path of a mount, policy, issuer, key, role, auth role or config",
+        };
+        let own = |x: &str| x.to_string();
+        let nonempty = |x: &str| (!x.is_empty()).then(|| own(x));
+        if let Some(p) = s.strip_prefix("sys/mounts/") {
+            return nonempty(p)
+                .map(|path| VaultAddr::Mount { path })
+                .ok_or_else(bad);
+        }
+        if let Some(p) = s.strip_prefix("sys/auth/") {
+            return nonempty(p)
+                .map(|path| VaultAddr::AuthMount { path })
+                .ok_or_else(bad);
+        }
+        if let Some(n) = s.strip_prefix("sys/policies/acl/") {
+            return nonempty(n)
+                .filter(|n| !n.contains('/'))
+                .map(|name| VaultAddr::Policy { name })
+                .ok_or_else(bad);
+        }
+        if let Some(rest) = s.strip_prefix("auth/") {
+            if let Some(m) = rest.strip_suffix("/config").filter(|m| !m.is_empty()) {
+                return Ok(VaultAddr::AuthConfig { mount: own(m) });
+            }
+            if let Some((mount, name)) = rest
+                .strip_suffix("/role-id")
+                .and_then(|r| split_named(r, "/role/"))
+            {
+                return Ok(VaultAddr::RoleId {
+                    mount: own(mount),
+                    name: own(name),
+                });
+            }
+            if let Some((mount, name)) = split_named(rest, "/role/") {
+                return Ok(VaultAddr::AuthRole {
+                    mount: own(mount),
+                    name: own(name),
+                });
+            }
+            if let Some((mount, name)) = split_named(rest, "/certs/") {
+                return Ok(VaultAddr::CertRole {
+                    mount: own(mount),
+                    name: own(name),
+                });
+            }
+            return Err(bad());
+        }
+        if let Some(m) = s.strip_suffix("/config/urls").filter(|m| !m.is_empty()) {
+            return Ok(VaultAddr::Urls { mount: own(m) });
+        }
+        if let Some(m) = s.strip_suffix("/config/crl").filter(|m| !m.is_empty()) {
+            return Ok(VaultAddr::Crl { mount: own(m) });
+        }
+        type Make = fn(String, String) -> VaultAddr;
+        let named: [(&str, Make); 3] = [
+            ("/roles/", |mount, name| VaultAddr::Role { mount, name }),
+            ("/issuer/", |mount, name| VaultAddr::Issuer { mount, name }),
+            ("/key/", |mount, name| VaultAddr::Key { mount, name }),
+        ];
+        named
+            .iter()
+            .find_map(|(sep, make)| split_named(s, sep).map(|(m, n)| make(own(m), own(n))))
+            .ok_or_else(bad)
+    }
 }
 
 /// The identity of a cluster object.
@@ -23,7 +345,8 @@ pub enum Addr {
 pub struct KubeRef {
     /// API group (`""` for the core group).
     pub group: String,
-    /// API version (`v1`); not part of the identity's display.
+    /// API version (`v1`); not part of the identity's display, so an
+    /// address read back from its string has none (`""`).
     pub version: String,
     /// Kind.
     pub kind: String,
@@ -47,46 +370,102 @@ impl fmt::Display for KubeRef {
     }
 }
 
+impl FromStr for KubeRef {
+    type Err = AddrError;
+
+    /// Parses `group/Kind/namespace/name` or `group/Kind/name` (group
+    /// `core` for the core group). The version is not part of the string.
+    fn from_str(s: &str) -> Result<KubeRef, AddrError> {
+        let parts: Vec<&str> = s.split('/').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(AddrError {
+                text: s.to_string(),
+                why: "expected group/Kind/namespace/name or group/Kind/name",
+            });
+        }
+        let (group, kind, namespace, name) = match parts[..] {
+            [g, k, ns, n] => (g, k, Some(ns.to_string()), n),
+            [g, k, n] => (g, k, None, n),
+            _ => {
+                return Err(AddrError {
+                    text: s.to_string(),
+                    why: "expected group/Kind/namespace/name or group/Kind/name",
+                });
+            }
+        };
+        Ok(KubeRef {
+            group: if group == "core" { "" } else { group }.to_string(),
+            version: String::new(),
+            kind: kind.to_string(),
+            namespace,
+            name: name.to_string(),
+        })
+    }
+}
+
 impl Addr {
-    /// A Vault address.
-    pub fn vault(path: impl Into<String>) -> Self {
-        Addr::Vault(path.into())
+    /// Parses a Vault API path (no `vault:`): `pki/roles/web`.
+    pub fn parse_vault(path: &str) -> Result<Addr, AddrError> {
+        path.parse().map(Addr::Vault)
     }
 
-    /// The Vault API path, for a Vault address.
-    pub fn vault_path(&self) -> Option<&str> {
+    /// The Vault address, for a Vault object.
+    pub fn as_vault(&self) -> Option<&VaultAddr> {
         match self {
-            Addr::Vault(p) => Some(p),
+            Addr::Vault(v) => Some(v),
             Addr::Kube(_) => None,
         }
+    }
+
+    /// Whether it is a Vault object's.
+    pub fn is_vault(&self) -> bool {
+        matches!(self, Addr::Vault(_))
+    }
+
+    /// The Vault API path, for a Vault object.
+    pub fn vault_path(&self) -> Option<String> {
+        self.as_vault().map(VaultAddr::path)
+    }
+}
+
+impl From<VaultAddr> for Addr {
+    fn from(v: VaultAddr) -> Addr {
+        Addr::Vault(v)
     }
 }
 
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Addr::Vault(p) => write!(f, "vault:{p}"),
+            Addr::Vault(v) => write!(f, "vault:{v}"),
             Addr::Kube(k) => write!(f, "{k}"),
         }
     }
 }
 
-impl From<Addr> for String {
-    fn from(a: Addr) -> String {
-        a.to_string()
+impl FromStr for Addr {
+    type Err = AddrError;
+
+    /// Parses what `Display` writes: `vault:<path>`, or a cluster object's
+    /// `group/Kind/[namespace/]name`.
+    fn from_str(s: &str) -> Result<Addr, AddrError> {
+        match s.strip_prefix("vault:") {
+            Some(p) => p.parse().map(Addr::Vault),
+            None => s.parse().map(Addr::Kube),
+        }
     }
 }
 
-impl TryFrom<String> for Addr {
-    type Error = String;
+impl Serialize for Addr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        match s.strip_prefix("vault:") {
-            Some(p) if !p.is_empty() => Ok(Addr::Vault(p.to_string())),
-            _ => Err(format!(
-                "not a certplane address: {s:?} (expected vault:<path>)"
-            )),
-        }
+impl<'de> Deserialize<'de> for Addr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Addr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -94,9 +473,36 @@ impl TryFrom<String> for Addr {
 mod tests {
     use super::*;
 
+    fn every_shape() -> Vec<VaultAddr> {
+        vec![
+            VaultAddr::mount("pki/int"),
+            VaultAddr::auth_mount("kubernetes"),
+            VaultAddr::policy("web-issuer"),
+            VaultAddr::issuer("pki_int", Some("int-2026")),
+            VaultAddr::issuer("pki", None),
+            VaultAddr::key("pki/int", "certplane-pending-int-ec256"),
+            VaultAddr::Urls {
+                mount: "pki".into(),
+            },
+            VaultAddr::Crl {
+                mount: "pki/int".into(),
+            },
+            VaultAddr::role("pki_int", "web"),
+            VaultAddr::AuthConfig {
+                mount: "k8s/prod".into(),
+            },
+            VaultAddr::auth_role("approle", "cert-manager"),
+            VaultAddr::RoleId {
+                mount: "approle".into(),
+                name: "cert-manager".into(),
+            },
+            VaultAddr::cert_role("cert", "cert-manager"),
+        ]
+    }
+
     #[test]
     fn displays_vault_paths_and_cluster_objects() {
-        let a = Addr::vault("pki_int/roles/web");
+        let a = Addr::from(VaultAddr::role("pki_int", "web"));
         assert_eq!(a.to_string(), "vault:pki_int/roles/web");
         let k = Addr::Kube(KubeRef {
             group: "cert-manager.io".into(),
@@ -106,5 +512,96 @@ mod tests {
             name: "vault-issuer".into(),
         });
         assert_eq!(k.to_string(), "cert-manager.io/Issuer/sandbox/vault-issuer");
+        let texts: Vec<String> = every_shape().iter().map(VaultAddr::path).collect();
+        assert_eq!(
+            texts,
+            [
+                "sys/mounts/pki/int",
+                "sys/auth/kubernetes",
+                "sys/policies/acl/web-issuer",
+                "pki_int/issuer/int-2026",
+                "pki/issuer/default",
+                "pki/int/key/certplane-pending-int-ec256",
+                "pki/config/urls",
+                "pki/int/config/crl",
+                "pki_int/roles/web",
+                "auth/k8s/prod/config",
+                "auth/approle/role/cert-manager",
+                "auth/approle/role/cert-manager/role-id",
+                "auth/cert/certs/cert-manager",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_parser_reads_back_what_display_writes() {
+        for v in every_shape() {
+            let a = Addr::Vault(v.clone());
+            assert_eq!(a.to_string().parse::<Addr>(), Ok(a.clone()), "{a}");
+            assert_eq!(v.path().parse::<VaultAddr>(), Ok(v.clone()));
+        }
+        let k: Addr = "cert-manager.io/Issuer/sandbox/vault-issuer"
+            .parse()
+            .unwrap();
+        assert_eq!(k.to_string(), "cert-manager.io/Issuer/sandbox/vault-issuer");
+        let ns: Addr = "core/Namespace/sandbox".parse().unwrap();
+        match &ns {
+            Addr::Kube(r) => {
+                assert_eq!((r.group.as_str(), r.namespace.as_deref()), ("", None));
+            }
+            Addr::Vault(_) => panic!("{ns:?}"),
+        }
+        assert_eq!(ns.to_string(), "core/Namespace/sandbox");
+    }
+
+    #[test]
+    fn parts_and_parents_come_from_the_shape() {
+        let role = VaultAddr::role("pki/int", "web");
+        assert_eq!(role.mount_path(), "pki/int");
+        assert_eq!(role.name(), Some("web"));
+        assert_eq!(role.parent(), Some(VaultAddr::mount("pki/int")));
+        let cert = VaultAddr::cert_role("cert", "cm");
+        assert_eq!(cert.parent(), Some(VaultAddr::auth_mount("cert")));
+        let config: VaultAddr = "auth/k8s/config".parse().unwrap();
+        assert_eq!(config.parent(), Some(VaultAddr::auth_mount("k8s")));
+        assert_eq!(VaultAddr::policy("p").parent(), None);
+        assert_eq!(VaultAddr::mount("pki").parent(), None);
+        // A mount whose path has a segment that looks like a collection.
+        let odd: VaultAddr = "pki/roles/x/roles/web".parse().unwrap();
+        assert_eq!(odd, VaultAddr::role("pki/roles/x", "web"));
+    }
+
+    #[test]
+    fn what_is_not_an_address_is_refused_with_what_was_expected() {
+        for bad in [
+            "vault:",
+            "vault:pki",
+            "vault:sys/mounts/",
+            "vault:auth/k8s/unknown/x",
+            "vault:pki/roles/",
+            "vault:/roles/web",
+            "Issuer/x",
+            "a/b/c/d/e",
+            "a//c",
+        ] {
+            let e = bad.parse::<Addr>().unwrap_err();
+            assert!(
+                e.to_string().contains("not a certplane address"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn serde_writes_the_one_string_form() {
+        let a = Addr::from(VaultAddr::role("pki_int", "web"));
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            serde_json::json!("vault:pki_int/roles/web")
+        );
+        let back: Addr = serde_json::from_str("\"vault:sys/policies/acl/web\"").unwrap();
+        assert_eq!(back, Addr::from(VaultAddr::policy("web")));
+        let e = serde_json::from_str::<Addr>("{\"Vault\": \"pki/roles/web\"}").unwrap_err();
+        assert!(e.to_string().contains("string"), "{e}");
     }
 }

@@ -186,7 +186,7 @@ pub async fn plan(
             reason: (action != Action::NoOp)
                 .then(|| format!("deliver a new secret ID of {role}: {why}")),
             ca: None,
-            depends_on: vec![Addr::vault(role.clone())],
+            depends_on: vec![crate::addr::VaultAddr::auth_role(&spec.mount, &meta.name).into()],
             manifest: Some(json!({
                 "apiVersion": "v1",
                 "kind": "Secret",

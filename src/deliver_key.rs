@@ -78,7 +78,10 @@ pub fn last_exporting(plan: &Plan, repo: &Repository) -> Option<usize> {
 
 /// The mount of an issuer change (`<mount>/issuer/<name>`).
 fn mount_of(addr: &Addr) -> Option<&str> {
-    addr.vault_path()?.rsplit_once("/issuer/").map(|(m, _)| m)
+    match addr.as_vault()? {
+        crate::addr::VaultAddr::Issuer { mount, .. } => Some(mount),
+        _ => None,
+    }
 }
 
 /// The Secret manifest for `key` and `chain_pem` (certificate first, then

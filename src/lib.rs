@@ -9,7 +9,7 @@
 //! [`vault::apply()`], [`deliver`] and [`cluster::reconcile`] (converge).
 //! [`cli`] decides how far to go and what to print; [`run`] (pull loop with
 //! [`run::lease`] election) and `watch` decide when. [`verify`] checks issuers
-//! the way cert-manager uses them; [`policy`] prints the Vault policy a
+//! the way cert-manager uses them; [`vault::needs`] is the Vault policy a
 //! repository needs; [`pki`] holds the X.509 work. [`operator`] holds what
 //! whoever runs certplane decides and the repository cannot (the Vault
 //! connection, readable environment variables).
@@ -28,7 +28,6 @@ pub mod operator;
 pub mod pipeline;
 pub mod pki;
 pub mod plan;
-pub mod policy;
 pub mod reviewer;
 pub mod run;
 pub mod schema;

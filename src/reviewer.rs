@@ -352,7 +352,7 @@ mod tests {
         );
         Desired {
             resources: vec![DesiredResource {
-                addr: Addr::vault("auth/kubernetes/config"),
+                addr: Addr::parse_vault("auth/kubernetes/config").unwrap(),
                 kind: ResourceKind::AuthConfig,
                 fields: Fields::new(),
                 secrets,
@@ -387,7 +387,7 @@ mod tests {
         .into();
         Plan {
             changes: vec![Change {
-                addr: Addr::vault("auth/kubernetes/config"),
+                addr: Addr::parse_vault("auth/kubernetes/config").unwrap(),
                 kind: ResourceKind::AuthConfig,
                 action,
                 before: (action != Action::Create).then_some(before),

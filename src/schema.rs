@@ -8,10 +8,7 @@
 use schemars::JsonSchema;
 use serde_json::{Map, Value, json};
 
-use crate::model::{
-    API_VERSION, AppRoleSpec, AuthMountSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
-    PkiMountSpec, PkiRoleSpec, PolicySpec, VaultIssuerSpec,
-};
+use crate::model::{API_VERSION, ConfigSpec, Document, VaultIssuerSpec};
 
 /// The file holding every kind at once (`oneOf`), for multi-kind files.
 pub const COMBINED: &str = "certplane.json";
@@ -23,7 +20,12 @@ pub fn file_name(kind: &str) -> String {
 
 /// The schema of `Document<S>` with `apiVersion` and `kind` pinned.
 fn kind_schema<S: JsonSchema>(kind: &str, needs_name: bool) -> Value {
-    let schema = schemars::schema_for!(Document<S>);
+    pinned(kind, schemars::schema_for!(Document<S>), needs_name)
+}
+
+/// A document's schema with `apiVersion` and `kind` pinned (and
+/// `metadata` required when the kind needs a name).
+fn pinned(kind: &str, schema: schemars::Schema, needs_name: bool) -> Value {
     let mut v = schema.to_value();
     if let Some(obj) = v.as_object_mut() {
         obj.insert("title".into(), json!(kind));
@@ -53,25 +55,20 @@ fn kind_schema<S: JsonSchema>(kind: &str, needs_name: bool) -> Value {
 
 /// Every kind's schema by file name, sorted, then the combined schema.
 pub fn all() -> Vec<(String, Value)> {
-    let mut kinds: Vec<(String, Value)> = vec![
-        ("AppRole", kind_schema::<AppRoleSpec>("AppRole", true)),
-        ("AuthMount", kind_schema::<AuthMountSpec>("AuthMount", true)),
-        ("Config", kind_schema::<ConfigSpec>("Config", false)),
-        (
-            "KubernetesAuthRole",
-            kind_schema::<KubernetesAuthRoleSpec>("KubernetesAuthRole", true),
-        ),
-        ("PkiMount", kind_schema::<PkiMountSpec>("PkiMount", true)),
-        ("PkiRole", kind_schema::<PkiRoleSpec>("PkiRole", true)),
-        ("Policy", kind_schema::<PolicySpec>("Policy", true)),
-        (
-            "VaultIssuer",
-            kind_schema::<VaultIssuerSpec>("VaultIssuer", true),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (file_name(k), v))
-    .collect();
+    // Every Vault kind (the one list in `crate::model`), then the others.
+    let mut kinds: Vec<(String, Value)> = crate::model::vault_document_schemas()
+        .into_iter()
+        .map(|(kind, schema)| (kind, pinned(kind, schema, true)))
+        .chain([
+            ("Config", kind_schema::<ConfigSpec>("Config", false)),
+            (
+                "VaultIssuer",
+                kind_schema::<VaultIssuerSpec>("VaultIssuer", true),
+            ),
+        ])
+        .map(|(k, v)| (file_name(k), v))
+        .collect();
+    kinds.sort_by(|a, b| a.0.cmp(&b.0));
     let combined = combine(&kinds);
     kinds.push((COMBINED.to_string(), combined));
     kinds.push((CLUSTER.to_string(), cluster()));
@@ -166,6 +163,10 @@ mod tests {
                 .contains(&json!("metadata"))
         );
         let (_, combined) = all.iter().find(|(n, _)| n == COMBINED).unwrap();
-        assert_eq!(combined["oneOf"].as_array().unwrap().len(), 8);
+        assert_eq!(
+            combined["oneOf"].as_array().unwrap().len(),
+            crate::model::VAULT_KINDS.len() + 2,
+            "every Vault kind, Config and VaultIssuer"
+        );
     }
 }

@@ -19,49 +19,9 @@ use crate::model::{KeyType, Location, Source};
 /// API parameters by their Vault (snake_case) name.
 pub type Fields = BTreeMap<String, serde_json::Value>;
 
-/// The kinds of Vault resource certplane manages; each has its own read,
-/// write and delete calls in the Vault provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResourceKind {
-    /// `sys/auth/<path>`: an auth method.
-    AuthMount,
-    /// `auth/<path>/config`.
-    AuthConfig,
-    /// `sys/policies/acl/<name>`.
-    Policy,
-    /// `sys/mounts/<path>`: a PKI secrets engine (and its tune).
-    Mount,
-    /// `<mount>/issuer/<name>`: a CA inside a PKI mount.
-    Issuer,
-    /// `<mount>/key/<name>`: a key certplane generated for an intermediate
-    /// (named [`PENDING_KEY_PREFIX`]...) that an interrupted apply left
-    /// behind: released (renamed) or deleted, never created.
-    PkiKey,
-    /// `<mount>/config/urls`.
-    MountUrls,
-    /// `<mount>/config/crl`.
-    MountCrl,
-    /// `<mount>/roles/<name>`.
-    Role,
-    /// `auth/<mount>/role/<name>` of a kubernetes mount.
-    KubernetesAuthRole,
-    /// `auth/<mount>/role/<name>` of an approle mount.
-    AppRole,
-    /// `auth/<mount>/role/<name>/role-id`: a fixed AppRole role ID.
-    AppRoleId,
-    /// A cluster object (server-side applied; not a Vault resource).
-    ClusterObject,
-    /// An AppRole secret ID delivered into a cluster Secret.
-    SecretDelivery,
-}
-
-impl ResourceKind {
-    /// Rank used to order independent changes (lower first).
-    pub fn rank(self) -> u8 {
-        self as u8
-    }
-}
+/// The kinds of resource, each with its descriptor: listed once, in the
+/// registry of [`crate::vault::kinds`].
+pub use crate::vault::kinds::ResourceKind;
 
 /// One resource certplane wants.
 #[derive(Clone, Debug, PartialEq)]

@@ -27,14 +27,15 @@ use serde_json::Value;
 
 use super::ExitStatus;
 use super::commands::{fail, prepare_rendering};
-use crate::model::{Repository, Source, VaultObject};
+use crate::model::{Repository, Source};
 use crate::pipeline::{self, ClusterSide, PlanOptions, Prepared};
 use crate::plan::{Action, Change, Plan};
 use crate::state::{CaMethod, Signer};
 use crate::vault::Vault;
 
-/// The version of the plan file format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The version of the plan file format this build writes and reads (3:
+/// every address is its one string form, `vault:pki/roles/web`).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What stands in for an inline secret value in a saved plan.
 const REDACTED: &str = "(redacted: read from the repository at apply time)";
@@ -58,19 +59,6 @@ pub struct PlanFile {
     pub allow_destroy_ca: bool,
     /// The plan.
     pub plan: Plan,
-}
-
-/// The JSON of a spec, for finding the files it names.
-fn spec_json(o: &VaultObject) -> Value {
-    let v = match o {
-        VaultObject::PkiMount(s) => serde_json::to_value(s),
-        VaultObject::PkiRole(s) => serde_json::to_value(s),
-        VaultObject::Policy(s) => serde_json::to_value(s),
-        VaultObject::AuthMount(s) => serde_json::to_value(s),
-        VaultObject::KubernetesAuthRole(s) => serde_json::to_value(s),
-        VaultObject::AppRole(s) => serde_json::to_value(s),
-    };
-    v.unwrap_or(Value::Null)
 }
 
 /// Collects the paths a spec names: `{file: …}` sources and `…File` keys
@@ -101,7 +89,7 @@ fn collect_paths(v: &Value, out: &mut BTreeSet<PathBuf>) {
 pub fn referenced_files(repo: &Repository) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
     for o in &repo.vault {
-        collect_paths(&spec_json(&o.spec), &mut out);
+        collect_paths(&o.spec.spec_json(), &mut out);
     }
     for i in &repo.vault_issuers {
         collect_paths(
@@ -638,7 +626,7 @@ mod tests {
             )
         };
         Change {
-            addr: Addr::vault("pki/roles/web"),
+            addr: Addr::parse_vault("pki/roles/web").unwrap(),
             kind: ResourceKind::Role,
             action,
             before: fields(live),
@@ -694,7 +682,7 @@ mod tests {
     fn an_added_change_a_changed_action_and_a_removed_change_are_edits() {
         let fresh = plan(vec![role(Action::NoOp, &["a.test"], &["a.test"])]);
         let mut extra = role(Action::Create, &["x"], &[]);
-        extra.addr = Addr::vault("sys/policies/acl/evil");
+        extra.addr = Addr::parse_vault("sys/policies/acl/evil").unwrap();
         extra.kind = ResourceKind::Policy;
         let saved = plan(vec![role(Action::Delete, &["a.test"], &["a.test"]), extra]);
         let f = compare(&saved, &fresh);

@@ -99,24 +99,9 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
     }
 }
 
-/// An error with its whole cause chain, on one line.
-fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = c.source();
-    }
-    line
-}
-
 /// Prints an error with its whole cause chain on one line.
 pub(super) fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
-    eprintln!("error: {}", chain(err));
+    eprintln!("error: {}", crate::vault::error_chain(err));
     ExitStatus::Error
 }
 
@@ -136,7 +121,7 @@ enum Stop {
 impl Stop {
     fn failed(err: &(dyn StdError + 'static)) -> Stop {
         Stop::Failed {
-            line: chain(err),
+            line: crate::vault::error_chain(err),
             hint: None,
         }
     }
@@ -265,7 +250,7 @@ async fn planned(
     let side = pipeline::cluster_side(&prepared.repo, render)
         .await
         .map_err(|e| Stop::Failed {
-            line: chain(&e),
+            line: crate::vault::error_chain(&e),
             hint: Some(
                 "to write the cluster manifests for Flux/Argo instead, run with --render DIR"
                     .into(),
@@ -445,12 +430,12 @@ async fn apply(
 pub(super) fn print_event(event: &ApplyEvent, style: Style) {
     match event {
         ApplyEvent::Started { addr, action } => {
-            println!("{addr}: {}...", verb(*action, false));
+            println!("{addr}: {}...", action.progressive());
         }
         ApplyEvent::Done { addr, action } => {
             println!(
                 "{}",
-                style.paint("32", &format!("{addr}: {}", verb(*action, true)))
+                style.paint("32", &format!("{addr}: {}", action.past()))
             );
         }
         ApplyEvent::Note { addr, text } => {
@@ -459,20 +444,6 @@ pub(super) fn print_event(event: &ApplyEvent, style: Style) {
                 println!("    {l}");
             }
         }
-    }
-}
-
-fn verb(action: Action, done: bool) -> &'static str {
-    match (action, done) {
-        (Action::Create, false) => "creating",
-        (Action::Create, true) => "created",
-        (Action::Update, false) => "updating",
-        (Action::Update, true) => "updated",
-        (Action::Replace, false) => "replacing (new issuer)",
-        (Action::Replace, true) => "replaced (new issuer; the old one stays)",
-        (Action::Delete, false) => "deleting",
-        (Action::Delete, true) => "deleted",
-        (Action::NoOp, _) => "unchanged",
     }
 }
 

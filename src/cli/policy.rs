@@ -17,9 +17,9 @@ pub fn run(dir: &Path, lock_mount: Option<&str>) -> ExitStatus {
         Ok(p) => p,
         Err(s) => return s,
     };
-    let mut policy = crate::policy::policy(&prepared.desired);
-    crate::policy::add_lock(&mut policy, &prepared.desired, &lock.mount);
-    crate::policy::add_deliveries(
+    let mut policy = crate::vault::needs::needs(&prepared.desired);
+    crate::vault::needs::add_lock(&mut policy, &prepared.desired, &lock.mount);
+    crate::vault::needs::add_deliveries(
         &mut policy,
         prepared
             .repo

@@ -745,18 +745,11 @@ pub fn describe(err: &kube::Error) -> String {
             e.column()
         ),
         kube::Error::HyperError(_) | kube::Error::Service(_) => {
-            let mut parts = Vec::new();
-            let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(err);
-            while let Some(e) = cur {
-                let text = one_line(&e.to_string());
-                if !parts.iter().any(|p: &String| p.contains(&text)) {
-                    parts.push(text);
-                }
-                cur = e.source();
-            }
+            let cause = std::error::Error::source(err)
+                .map(|e| one_line(&crate::vault::error_chain(e)))
+                .unwrap_or_default();
             format!(
-                "cannot reach the API server: {}; hint: check the kubeconfig's server address and that the cluster is up",
-                parts.join(": ")
+                "cannot reach the API server: {cause}; hint: check the kubeconfig's server address and that the cluster is up"
             )
         }
         kube::Error::Auth(e) => format!(

@@ -19,12 +19,12 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+use crate::addr::VaultAddr;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::config::VaultAuth;
 use crate::model::{
-    API_VERSION, AppRoleSpec, AuthMountSpec, CaSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,
-    Loaded, Location, Meta, Origin, PkiMountSpec, PkiRoleSpec, PolicySpec, Repository, SignedBy,
-    Source, VAULT_KINDS, VaultIssuerSpec, VaultObject,
+    API_VERSION, ConfigSpec, Document, FileRef, Loaded, Location, Meta, Origin, Repository, Source,
+    SpecReader, VAULT_KINDS, VaultIssuerSpec, VaultObject, VaultSpec,
 };
 use crate::operator::{EnvRefusal, EnvRules};
 use crate::validate::suggest;
@@ -215,6 +215,17 @@ struct DocCx<'a> {
 
 type DocResult<T> = Result<T, Box<Diagnostic>>;
 
+/// Reads the spec of a Vault kind from the document in hand.
+struct SpecOf<'a, 'b>(&'a DocCx<'b>);
+
+impl SpecReader for SpecOf<'_, '_> {
+    type Error = Box<Diagnostic>;
+
+    fn read<S: VaultSpec>(&mut self) -> DocResult<(crate::model::Meta, S)> {
+        self.0.spec::<S>(S::KIND)
+    }
+}
+
 impl DocCx<'_> {
     fn at(&self, pos: Pos) -> Location {
         loc(self.file, pos)
@@ -305,52 +316,22 @@ impl DocCx<'_> {
             });
             return Ok(());
         }
-        let object = match kind {
-            "PkiMount" => {
-                let (meta, mut s) = self.spec::<PkiMountSpec>(kind)?;
-                self.pki_mount_refs(&mut s);
-                (meta, VaultObject::PkiMount(s))
-            }
-            "PkiRole" => {
-                let (meta, s) = self.spec::<PkiRoleSpec>(kind)?;
-                (meta, VaultObject::PkiRole(s))
-            }
-            "Policy" => {
-                let (meta, s) = self.spec::<PolicySpec>(kind)?;
-                (meta, VaultObject::Policy(s))
-            }
-            "AuthMount" => {
-                let (meta, mut s) = self.spec::<AuthMountSpec>(kind)?;
-                if let Some(k) = s.kubernetes.as_mut() {
-                    if let Some(p) = k.ca_cert_file.as_mut() {
-                        self.path(p, "spec.kubernetes.caCertFile");
-                    }
-                    if let Some(src) = k.token_reviewer_jwt_from.as_mut() {
-                        self.source(src, "spec.kubernetes.tokenReviewerJwtFrom");
-                    }
-                }
-                (meta, VaultObject::AuthMount(s))
-            }
-            "KubernetesAuthRole" => {
-                let (meta, s) = self.spec::<KubernetesAuthRoleSpec>(kind)?;
-                (meta, VaultObject::KubernetesAuthRole(s))
-            }
-            "AppRole" => {
-                let (meta, s) = self.spec::<AppRoleSpec>(kind)?;
-                (meta, VaultObject::AppRole(s))
-            }
-            other => {
-                let mut known: Vec<&str> = VAULT_KINDS.to_vec();
-                known.push("VaultIssuer");
-                known.push("Config");
-                let hint = match suggest::closest(other, known.iter().copied()) {
-                    Some(c) => format!("did you mean {c}? known kinds: {}", known.join(", ")),
-                    None => format!("known kinds: {}", known.join(", ")),
-                };
-                return Err(self.err(kind_pos, format!("unknown kind {other}"), hint));
-            }
+        let mut reader = SpecOf(self);
+        let Some(object) = VaultObject::read(kind, &mut reader) else {
+            let mut known: Vec<&str> = VAULT_KINDS.to_vec();
+            known.push("VaultIssuer");
+            known.push("Config");
+            let hint = match suggest::closest(kind, known.iter().copied()) {
+                Some(c) => format!("did you mean {c}? known kinds: {}", known.join(", ")),
+                None => format!("known kinds: {}", known.join(", ")),
+            };
+            return Err(self.err(kind_pos, format!("unknown kind {kind}"), hint));
         };
-        let (meta, spec) = object;
+        let (meta, mut spec) = object?;
+        spec.refs_mut(&mut |r, at| match r {
+            FileRef::Path(p) => self.path(p, at),
+            FileRef::Source(s) => self.source(s, at),
+        });
         repo.vault.push(Loaded {
             meta,
             origin: self.origin(),
@@ -592,32 +573,6 @@ impl DocCx<'_> {
                     ),
                 ),
             },
-        }
-    }
-
-    fn pki_mount_refs(&self, spec: &mut PkiMountSpec) {
-        match spec.ca.as_mut() {
-            Some(CaSpec::Import(i)) => {
-                self.source(&mut i.pem_bundle_from, "spec.ca.import.pemBundleFrom")
-            }
-            Some(CaSpec::Intermediate(i)) => match &mut i.signed_by {
-                SignedBy::External(e) => {
-                    self.path(
-                        &mut e.ca_cert_file,
-                        "spec.ca.intermediate.signedBy.external.caCertFile",
-                    );
-                    self.source(
-                        &mut e.ca_key_from,
-                        "spec.ca.intermediate.signedBy.external.caKeyFrom",
-                    );
-                }
-                SignedBy::Manual(m) => self.path(
-                    &mut m.certificate_file,
-                    "spec.ca.intermediate.signedBy.manual.certificateFile",
-                ),
-                SignedBy::Mount(_) => {}
-            },
-            Some(CaSpec::Root(_)) | None => {}
         }
     }
 
@@ -889,6 +844,17 @@ pub fn describe_key((group, kind, ns, name): &(String, String, String, String)) 
     }
 }
 
+/// What a duplicate Vault object is called: its kind, and the mount it is
+/// on. Kubernetes and AppRole roles share Vault's `auth/<mount>/role/`, so
+/// one of each with the same name is one auth role declared twice.
+fn duplicate_what(addr: &VaultAddr, kind: &str) -> String {
+    match (addr, addr.parent()) {
+        (VaultAddr::AuthRole { mount, .. }, _) => format!("auth role on mount {mount}"),
+        (_, Some(_)) => format!("{kind} on mount {}", addr.mount_path()),
+        (_, None) => kind.to_string(),
+    }
+}
+
 /// Reports the second (and later) declaration of the same object.
 fn check_duplicates(repo: &Repository, diags: &mut Vec<Diagnostic>) {
     let mut manifests: HashMap<(String, String, String, String), &Origin> = HashMap::new();
@@ -910,30 +876,10 @@ fn check_duplicates(repo: &Repository, diags: &mut Vec<Diagnostic>) {
             manifests.insert(key, &m.origin);
         }
     }
-    let mut seen: HashMap<(&'static str, String, String), &Origin> = HashMap::new();
+    let mut seen: HashMap<VaultAddr, &Origin> = HashMap::new();
     for o in &repo.vault {
-        let (class, mount, what) = match &o.spec {
-            VaultObject::PkiMount(_) => ("PkiMount", String::new(), "PkiMount".to_string()),
-            VaultObject::PkiRole(s) => (
-                "PkiRole",
-                s.mount.clone(),
-                format!("PkiRole on mount {}", s.mount),
-            ),
-            VaultObject::Policy(_) => ("Policy", String::new(), "Policy".to_string()),
-            VaultObject::AuthMount(_) => ("AuthMount", String::new(), "AuthMount".to_string()),
-            // Both kinds live at auth/<mount>/role/<name>.
-            VaultObject::KubernetesAuthRole(s) => (
-                "auth role",
-                s.mount.clone(),
-                format!("auth role on mount {}", s.mount),
-            ),
-            VaultObject::AppRole(s) => (
-                "auth role",
-                s.mount.clone(),
-                format!("auth role on mount {}", s.mount),
-            ),
-        };
-        let key = (class, mount, o.meta.name.clone());
+        let key = o.spec.address(&o.meta.name);
+        let what = duplicate_what(&key, o.spec.kind());
         if let Some(first) = seen.get(&key) {
             diags.push(
                 Diagnostic::new(

@@ -14,7 +14,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::addr::VaultAddr;
 
 pub use config::ConfigSpec;
 pub use duration::Duration;
@@ -136,46 +139,149 @@ pub struct Document<S> {
     pub spec: S,
 }
 
-/// A certplane object of any Vault kind.
-#[derive(Clone, Debug, PartialEq)]
-pub enum VaultObject {
-    /// `PkiMount`.
-    PkiMount(PkiMountSpec),
-    /// `PkiRole`.
-    PkiRole(PkiRoleSpec),
-    /// `Policy`.
-    Policy(PolicySpec),
-    /// `AuthMount`.
-    AuthMount(AuthMountSpec),
-    /// `KubernetesAuthRole`.
-    KubernetesAuthRole(KubernetesAuthRoleSpec),
-    /// `AppRole`.
-    AppRole(AppRoleSpec),
-}
+/// What certplane knows of a Vault kind before it is lowered (how it is
+/// written to Vault is its descriptor's, in [`crate::vault::kinds`]): its
+/// name in YAML, the Vault address its `metadata.name` names, the files and
+/// sources it names, and, for an auth role, what every auth role is checked
+/// for. Implemented next to each spec, in [`vault`].
+pub trait VaultSpec:
+    Clone + fmt::Debug + PartialEq + Serialize + DeserializeOwned + JsonSchema + 'static
+{
+    /// The kind's name in YAML (`PkiRole`).
+    const KIND: &'static str;
 
-impl VaultObject {
-    /// The kind's name as written in YAML.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            VaultObject::PkiMount(_) => "PkiMount",
-            VaultObject::PkiRole(_) => "PkiRole",
-            VaultObject::Policy(_) => "Policy",
-            VaultObject::AuthMount(_) => "AuthMount",
-            VaultObject::KubernetesAuthRole(_) => "KubernetesAuthRole",
-            VaultObject::AppRole(_) => "AppRole",
-        }
+    /// The address of the Vault object the object named `name` is: two
+    /// objects with one address are one object declared twice.
+    fn address(&self, name: &str) -> VaultAddr;
+
+    /// Visits every file path and source the spec names, with the dotted
+    /// path of its field, for the loader to confine it to the repository
+    /// and rebase it. Default: none.
+    fn refs_mut(&mut self, _visit: &mut dyn FnMut(FileRef<'_>, &str)) {}
+
+    /// For an auth role: what `validate` checks of every auth role.
+    /// Default: not an auth role.
+    fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+        None
     }
 }
 
-/// Every kind name certplane knows in `certplane.dev/v1alpha1`.
-pub const VAULT_KINDS: &[&str] = &[
-    "PkiMount",
-    "PkiRole",
-    "Policy",
-    "AuthMount",
-    "KubernetesAuthRole",
-    "AppRole",
-];
+/// A file path or a source in a spec, as [`VaultSpec::refs_mut`] visits it.
+#[derive(Debug)]
+pub enum FileRef<'a> {
+    /// A path relative to the YAML file (`caCertFile`).
+    Path(&'a mut PathBuf),
+    /// A source (`{file: ...}`, `{env: ...}`, `{value: ...}`).
+    Source(&'a mut Source),
+}
+
+/// What every auth role declares, checked alike by `validate`.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthRoleRef<'a> {
+    /// The auth mount it lives on.
+    pub mount: &'a str,
+    /// The type that mount must have.
+    pub mount_type: AuthType,
+    /// The policies of the tokens it issues.
+    pub token_policies: &'a [String],
+    /// Their lifetime.
+    pub token_ttl: Option<Duration>,
+    /// Their longest lifetime.
+    pub token_max_ttl: Option<Duration>,
+}
+
+/// Reads the spec of a Vault kind from a document: what the loader
+/// implements (YAML with the position of every field).
+pub trait SpecReader {
+    /// Why a document could not be read.
+    type Error;
+    /// Reads `metadata` and a spec of type `S`.
+    fn read<S: VaultSpec>(&mut self) -> Result<(Meta, S), Self::Error>;
+}
+
+/// Declares every Vault kind once, in one list: the [`VaultObject`] enum,
+/// [`VAULT_KINDS`], the accessors of [`Repository`], and the dispatch to
+/// each spec's [`VaultSpec`]. A kind's descriptor (how it is lowered,
+/// observed, applied and pruned) is in [`crate::vault::kinds`].
+macro_rules! vault_kinds {
+    ($($variant:ident($spec:ty) => $accessor:ident;)*) => {
+        /// A certplane object of any Vault kind.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum VaultObject {
+            $(
+                #[doc = concat!("`", stringify!($variant), "`.")]
+                $variant($spec),
+            )*
+        }
+
+        /// Every Vault kind's name in `certplane.dev/v1alpha1`, in
+        /// declaration order.
+        pub const VAULT_KINDS: &[&str] = &[$(<$spec as VaultSpec>::KIND),*];
+
+        impl VaultObject {
+            /// The kind's name as written in YAML.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(VaultObject::$variant(_) => <$spec as VaultSpec>::KIND,)*
+                }
+            }
+
+            /// The address of the Vault object the object named `name` is.
+            pub fn address(&self, name: &str) -> VaultAddr {
+                match self {
+                    $(VaultObject::$variant(s) => s.address(name),)*
+                }
+            }
+
+            /// See [`VaultSpec::refs_mut`].
+            pub fn refs_mut(&mut self, visit: &mut dyn FnMut(FileRef<'_>, &str)) {
+                match self {
+                    $(VaultObject::$variant(s) => s.refs_mut(visit),)*
+                }
+            }
+
+            /// See [`VaultSpec::auth_role`].
+            pub fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+                match self {
+                    $(VaultObject::$variant(s) => s.auth_role(),)*
+                }
+            }
+
+            /// The spec as JSON, as written (camelCase).
+            pub fn spec_json(&self) -> serde_json::Value {
+                let v = match self {
+                    $(VaultObject::$variant(s) => serde_json::to_value(s),)*
+                };
+                v.unwrap_or(serde_json::Value::Null)
+            }
+
+            /// Reads an object of the kind named `kind`; `None` when it is
+            /// not a Vault kind.
+            pub fn read<R: SpecReader>(
+                kind: &str,
+                reader: &mut R,
+            ) -> Option<Result<(Meta, VaultObject), R::Error>> {
+                $(
+                    if kind == <$spec as VaultSpec>::KIND {
+                        return Some(
+                            reader.read::<$spec>().map(|(m, s)| (m, VaultObject::$variant(s))),
+                        );
+                    }
+                )*
+                None
+            }
+        }
+
+        /// The JSON Schema of the document of every Vault kind, by kind.
+        pub fn vault_document_schemas() -> Vec<(&'static str, schemars::Schema)> {
+            vec![$((<$spec as VaultSpec>::KIND, schemars::schema_for!(Document<$spec>)),)*]
+        }
+
+        impl Repository {
+            $(kind_accessor!($accessor, $variant, $spec);)*
+        }
+    };
+}
 
 /// One loaded object with its name and origin.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,6 +327,7 @@ pub struct InputFile {
     pub sha256: String,
 }
 
+/// Generates an accessor of [`Repository`] for one Vault kind.
 macro_rules! kind_accessor {
     ($fn:ident, $variant:ident, $spec:ty) => {
         /// Every object of this kind, with its metadata and origin.
@@ -233,18 +340,17 @@ macro_rules! kind_accessor {
     };
 }
 
-impl Repository {
-    kind_accessor!(pki_mounts, PkiMount, PkiMountSpec);
-    kind_accessor!(pki_roles, PkiRole, PkiRoleSpec);
-    kind_accessor!(policies, Policy, PolicySpec);
-    kind_accessor!(auth_mounts, AuthMount, AuthMountSpec);
-    kind_accessor!(
-        kubernetes_auth_roles,
-        KubernetesAuthRole,
-        KubernetesAuthRoleSpec
-    );
-    kind_accessor!(app_roles, AppRole, AppRoleSpec);
+vault_kinds! {
+    PkiMount(PkiMountSpec) => pki_mounts;
+    PkiRole(PkiRoleSpec) => pki_roles;
+    Policy(PolicySpec) => policies;
+    AuthMount(AuthMountSpec) => auth_mounts;
+    KubernetesAuthRole(KubernetesAuthRoleSpec) => kubernetes_auth_roles;
+    AppRole(AppRoleSpec) => app_roles;
+    CertAuthRole(CertAuthRoleSpec) => cert_auth_roles;
+}
 
+impl Repository {
     /// The `PkiMount` at `path`.
     pub fn pki_mount(&self, path: &str) -> Option<(&Meta, &Origin, &PkiMountSpec)> {
         self.pki_mounts().find(|(m, _, _)| m.name == path)

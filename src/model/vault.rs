@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::Duration;
 use super::source::Source;
+use super::{AuthRoleRef, FileRef, VaultSpec};
+use crate::addr::VaultAddr;
 
 /// `PkiMount`: a PKI secrets engine (the name is the mount path) and its CA.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
@@ -655,6 +657,59 @@ pub struct AppRoleSpec {
     pub deliver_to: Option<DeliverTo>,
 }
 
+/// `CertAuthRole`: `auth/<mount>/certs/<name>`, a role of TLS certificate
+/// auth. A client logs in with its certificate over mutual TLS; the role
+/// admits it when the certificate chains to `certificateFile` (a CA, or
+/// the client certificate itself) and carries an allowed name.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertAuthRoleSpec {
+    /// The `AuthMount` (type cert).
+    pub mount: String,
+    /// The trusted certificate, PEM (`certificate`), relative to this file:
+    /// the CA that signs the clients' certificates (public; never a key).
+    pub certificate_file: PathBuf,
+    /// Common names admitted (globs); none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_common_names: Option<Vec<String>>,
+    /// DNS SANs admitted (globs).
+    #[serde(
+        default,
+        rename = "allowedDNSSans",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_dns_sans: Option<Vec<String>>,
+    /// Email SANs admitted (globs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_email_sans: Option<Vec<String>>,
+    /// URI SANs admitted (globs), e.g. `spiffe://cluster.local/*`.
+    #[serde(
+        default,
+        rename = "allowedURISans",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_uri_sans: Option<Vec<String>>,
+    /// Organizational units admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_organizational_units: Option<Vec<String>>,
+    /// The display name of the tokens issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Policies of the tokens issued.
+    #[serde(default)]
+    pub token_policies: Vec<String>,
+    /// Lifetime of the tokens issued.
+    #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
+    pub token_ttl: Option<Duration>,
+    /// Longest lifetime of the tokens issued.
+    #[serde(
+        default,
+        rename = "tokenMaxTTL",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub token_max_ttl: Option<Duration>,
+}
+
 /// `AppRole.deliverTo`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -753,4 +808,135 @@ impl Default for CertManagerRef {
 
 fn default_cm_namespace() -> String {
     "cert-manager".into()
+}
+
+impl VaultSpec for PkiMountSpec {
+    const KIND: &'static str = "PkiMount";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::mount(name)
+    }
+
+    fn refs_mut(&mut self, visit: &mut dyn FnMut(FileRef<'_>, &str)) {
+        match self.ca.as_mut() {
+            Some(CaSpec::Import(i)) => visit(
+                FileRef::Source(&mut i.pem_bundle_from),
+                "spec.ca.import.pemBundleFrom",
+            ),
+            Some(CaSpec::Intermediate(i)) => match &mut i.signed_by {
+                SignedBy::External(e) => {
+                    visit(
+                        FileRef::Path(&mut e.ca_cert_file),
+                        "spec.ca.intermediate.signedBy.external.caCertFile",
+                    );
+                    visit(
+                        FileRef::Source(&mut e.ca_key_from),
+                        "spec.ca.intermediate.signedBy.external.caKeyFrom",
+                    );
+                }
+                SignedBy::Manual(m) => visit(
+                    FileRef::Path(&mut m.certificate_file),
+                    "spec.ca.intermediate.signedBy.manual.certificateFile",
+                ),
+                SignedBy::Mount(_) => {}
+            },
+            Some(CaSpec::Root(_)) | None => {}
+        }
+    }
+}
+
+impl VaultSpec for PkiRoleSpec {
+    const KIND: &'static str = "PkiRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::role(&self.mount, name)
+    }
+}
+
+impl VaultSpec for PolicySpec {
+    const KIND: &'static str = "Policy";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::policy(name)
+    }
+}
+
+impl VaultSpec for AuthMountSpec {
+    const KIND: &'static str = "AuthMount";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::auth_mount(name)
+    }
+
+    fn refs_mut(&mut self, visit: &mut dyn FnMut(FileRef<'_>, &str)) {
+        if let Some(k) = self.kubernetes.as_mut() {
+            if let Some(p) = k.ca_cert_file.as_mut() {
+                visit(FileRef::Path(p), "spec.kubernetes.caCertFile");
+            }
+            if let Some(src) = k.token_reviewer_jwt_from.as_mut() {
+                visit(FileRef::Source(src), "spec.kubernetes.tokenReviewerJwtFrom");
+            }
+        }
+    }
+}
+
+impl VaultSpec for KubernetesAuthRoleSpec {
+    const KIND: &'static str = "KubernetesAuthRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::auth_role(&self.mount, name)
+    }
+
+    fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+        Some(AuthRoleRef {
+            mount: &self.mount,
+            mount_type: AuthType::Kubernetes,
+            token_policies: &self.token_policies,
+            token_ttl: self.token_ttl,
+            token_max_ttl: self.token_max_ttl,
+        })
+    }
+}
+
+impl VaultSpec for AppRoleSpec {
+    const KIND: &'static str = "AppRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::auth_role(&self.mount, name)
+    }
+
+    fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+        Some(AuthRoleRef {
+            mount: &self.mount,
+            mount_type: AuthType::Approle,
+            token_policies: &self.token_policies,
+            token_ttl: self.token_ttl,
+            token_max_ttl: self.token_max_ttl,
+        })
+    }
+}
+
+impl VaultSpec for CertAuthRoleSpec {
+    const KIND: &'static str = "CertAuthRole";
+
+    fn address(&self, name: &str) -> VaultAddr {
+        VaultAddr::cert_role(&self.mount, name)
+    }
+
+    fn refs_mut(&mut self, visit: &mut dyn FnMut(FileRef<'_>, &str)) {
+        visit(
+            FileRef::Path(&mut self.certificate_file),
+            "spec.certificateFile",
+        );
+    }
+
+    fn auth_role(&self) -> Option<AuthRoleRef<'_>> {
+        Some(AuthRoleRef {
+            mount: &self.mount,
+            mount_type: AuthType::Cert,
+            token_policies: &self.token_policies,
+            token_ttl: self.token_ttl,
+            token_max_ttl: self.token_max_ttl,
+        })
+    }
 }

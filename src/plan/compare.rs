@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use super::{Action, Change, Plan};
 use crate::addr::Addr;
 
+/// An action in a message: "no change" reads better than "unchanged" in
+/// "planned: create; now: no change".
 fn word(a: Action) -> &'static str {
     match a {
         Action::NoOp => "no change",
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Delete => "delete",
+        other => other.label(),
     }
 }
 
@@ -24,7 +23,7 @@ fn same(a: &Change, b: &Change) -> bool {
     if a.action != b.action || a.kind != b.kind {
         return false;
     }
-    if a.addr.vault_path().is_none() {
+    if !a.addr.is_vault() {
         return true;
     }
     fn ca(c: &Change) -> Option<(&crate::state::DesiredCa, &Option<String>, &Option<String>)> {
@@ -78,7 +77,7 @@ mod tests {
 
     fn change(path: &str, action: Action, after: i64) -> Change {
         Change {
-            addr: Addr::vault(path),
+            addr: Addr::parse_vault(path).unwrap(),
             kind: ResourceKind::Role,
             action,
             before: None,
@@ -115,7 +114,7 @@ mod tests {
         assert_eq!(
             first_difference(&a, &gone),
             Some((
-                Addr::vault("p/roles/a"),
+                Addr::parse_vault("p/roles/a").unwrap(),
                 "planned: create; now: no change".into()
             ))
         );
@@ -137,7 +136,10 @@ mod tests {
         ]);
         assert_eq!(
             first_difference(&a, &more),
-            Some((Addr::vault("p/roles/b"), "not planned; now: delete".into()))
+            Some((
+                Addr::parse_vault("p/roles/b").unwrap(),
+                "not planned; now: delete".into()
+            ))
         );
     }
 }

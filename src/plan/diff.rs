@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::{Action, CaChange, Change, Plan, PlanError, PlanNote};
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
     ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind, SecretFrom, Signer,
 };
+use crate::vault::kinds::{Belongs, Read, Write};
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
 /// [`Observed::now`]).
@@ -19,8 +20,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut plan = Plan::default();
     let mut changes = Vec::with_capacity(desired.resources.len());
     for r in &desired.resources {
-        let change = match (&r.kind, &r.ca) {
-            (ResourceKind::Issuer, Some(ca)) => {
+        let change = match (r.kind.descriptor().write, &r.ca) {
+            (Write::Issuer, Some(ca)) => {
                 let mut change = plan_issuer(r, ca, observed);
                 changes.extend(pending_keys(&mut change, ca, observed));
                 change
@@ -82,8 +83,8 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
         ),
     };
     for c in plan.changes.iter_mut() {
-        match c.kind {
-            ResourceKind::Mount | ResourceKind::AuthMount => match owned.mounts.get(&c.addr) {
+        match c.kind.descriptor().belongs {
+            Belongs::MountOptions => match owned.mounts.get(&c.addr) {
                 Some(Owner::Repository(other)) if other != identity => {
                     plan.errored.push(conflict(
                         &c.addr,
@@ -115,7 +116,7 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
                 }
                 None => {}
             },
-            ResourceKind::Policy if c.action == Action::Update => {
+            Belongs::PolicyMarker if c.action == Action::Update => {
                 let live = c
                     .before
                     .as_ref()
@@ -141,13 +142,9 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
         }
     }
 
-    let order = |k: ResourceKind| match k {
-        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::Role => 0,
-        ResourceKind::Policy => 1,
-        _ => 2,
-    };
+    // Children first (roles, then policies), then mounts.
     let mut sorted: Vec<&Orphan> = owned.orphans.iter().collect();
-    sorted.sort_by_key(|o| (order(o.kind), o.addr.clone()));
+    sorted.sort_by_key(|o| (o.kind.descriptor().prune_order, o.addr.to_string()));
     for o in sorted {
         match &o.owner {
             Owner::Repository(id) if id != identity => continue,
@@ -276,7 +273,7 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
         }
         return change;
     };
-    if matches!(r.kind, ResourceKind::Mount | ResourceKind::AuthMount)
+    if r.kind.descriptor().read == Read::MountEntry
         && let (Some(want), Some(have)) = (r.fields.get("type"), live.get("type"))
         && want != have
     {
@@ -327,15 +324,9 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
 /// Vault would refuse it ("path is already in use"), after the writes
 /// planned before it.
 fn nested_in_live_mount(r: &DesiredResource, observed: &Observed) -> Option<PlanError> {
-    let (path, live) = match r.kind {
-        ResourceKind::Mount => (
-            r.addr.vault_path()?.strip_prefix("sys/mounts/")?,
-            &observed.live_mounts.secrets,
-        ),
-        ResourceKind::AuthMount => (
-            r.addr.vault_path()?.strip_prefix("sys/auth/")?,
-            &observed.live_mounts.auth,
-        ),
+    let (path, live, table) = match r.addr.as_vault()? {
+        VaultAddr::Mount { path } => (path, &observed.live_mounts.secrets, "sys/mounts"),
+        VaultAddr::AuthMount { path } => (path, &observed.live_mounts.auth, "sys/auth"),
         _ => return None,
     };
     let path = path.trim_matches('/');
@@ -345,11 +336,6 @@ fn nested_in_live_mount(r: &DesiredResource, observed: &Observed) -> Option<Plan
             .is_some_and(|rest| rest.starts_with('/'))
     };
     let other = live.iter().find(|m| under(path, m) || under(m, path))?;
-    let table = if r.kind == ResourceKind::Mount {
-        "sys/mounts"
-    } else {
-        "sys/auth"
-    };
     Some(PlanError {
         addr: r.addr.clone(),
         message: format!(
@@ -411,6 +397,47 @@ fn identity_diff(want: &CaIdentity, have: &ObservedIssuer) -> Vec<String> {
     d
 }
 
+/// The files of an intermediate signed by hand.
+struct Manual<'a> {
+    /// The signed certificate, once committed.
+    certificate_pem: Option<&'a str>,
+    /// The CSR an earlier apply wrote.
+    csr_pem: Option<&'a str>,
+    certificate_file: &'a std::path::Path,
+    csr_file: &'a std::path::Path,
+}
+
+/// A mount without its CA: made now, or, signed by hand, imported once
+/// its certificate is committed (the CSR is shown until then).
+fn no_ca_yet(change: &mut Change, manual: Option<&Manual<'_>>) {
+    let Some(m) = manual else {
+        change.reason = Some("the mount has no CA yet".into());
+        return;
+    };
+    let (cert_file, csr_file) = (m.certificate_file.display(), m.csr_file.display());
+    match (m.certificate_pem, m.csr_pem) {
+        (Some(_), _) => {
+            change.reason = Some(format!("import the signed certificate {cert_file}"));
+        }
+        (None, Some(csr)) => {
+            change.action = Action::NoOp;
+            change.reason = Some(format!(
+                "waiting for the signed certificate: sign the CSR in {csr_file} and commit the \
+                 certificate to {cert_file}"
+            ));
+            if let Some(c) = change.ca.as_mut() {
+                c.note = Some(csr.to_string());
+            }
+        }
+        (None, None) => {
+            change.reason = Some(format!(
+                "generate a key in Vault and a CSR (written to {csr_file}); sign it and commit the \
+                 certificate to {cert_file}, then apply again"
+            ));
+        }
+    }
+}
+
 fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Change {
     let mut change = Change {
         addr: r.addr.clone(),
@@ -465,54 +492,26 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
                     csr_file,
                 },
             ..
-        } => Some((certificate_pem, csr_pem, certificate_file, csr_file)),
+        } => Some(Manual {
+            certificate_pem: certificate_pem.as_deref(),
+            csr_pem: csr_pem.as_deref(),
+            certificate_file,
+            csr_file,
+        }),
         _ => None,
     };
 
     let Some(current) = by_name.or(default) else {
-        // No CA yet.
-        if let Some((cert, csr, cert_file, csr_file)) = manual {
-            match (cert, csr) {
-                (Some(_), _) => {
-                    change.reason = Some(format!(
-                        "import the signed certificate {}",
-                        cert_file.display()
-                    ));
-                }
-                (None, Some(csr)) => {
-                    change.action = Action::NoOp;
-                    change.reason = Some(format!(
-                        "waiting for the signed certificate: sign the CSR in {} and commit the \
-                         certificate to {}",
-                        csr_file.display(),
-                        cert_file.display()
-                    ));
-                    if let Some(c) = change.ca.as_mut() {
-                        c.note = Some(csr.clone());
-                    }
-                }
-                (None, None) => {
-                    change.reason = Some(format!(
-                        "generate a key in Vault and a CSR (written to {}); sign it and commit the \
-                         certificate to {}, then apply again",
-                        csr_file.display(),
-                        cert_file.display()
-                    ));
-                }
-            }
-        } else {
-            change.reason = Some("the mount has no CA yet".into());
-        }
+        no_ca_yet(&mut change, manual.as_ref());
         return change;
     };
-
     change.before = Some(issuer_fields(current));
     if let Some(c) = change.ca.as_mut() {
         c.existing_id = Some(current.id.clone());
     }
     let diff = identity_diff(&ca.identity, current);
     if !diff.is_empty() {
-        if manual.is_some_and(|(cert, _, _, _)| cert.is_none()) {
+        if manual.is_some_and(|m| m.certificate_pem.is_none()) {
             // A new manual CA cannot be made until its certificate exists:
             // keep the current one and say what is pending.
             change.action = Action::NoOp;
@@ -591,7 +590,7 @@ fn interrupted_import<'a>(
 
 /// The address of a key of a PKI mount.
 fn key_addr(mount: &str, name: &str) -> Addr {
-    Addr::vault(format!("{}/key/{name}", mount.trim_matches('/')))
+    VaultAddr::key(mount, name).into()
 }
 
 /// What an interrupted apply left in the mount of an intermediate: the
@@ -737,7 +736,7 @@ fn order(changes: Vec<Change>) -> Vec<Change> {
         }
     }
     let key = |i: usize| (changes[i].kind.rank(), i);
-    let mut ready: BTreeMap<(u8, usize), usize> = (0..changes.len())
+    let mut ready: BTreeMap<(u16, usize), usize> = (0..changes.len())
         .filter(|&i| indegree[i] == 0)
         .map(|i| (key(i), i))
         .collect();

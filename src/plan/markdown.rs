@@ -7,16 +7,6 @@ use std::fmt::Write as _;
 use super::render::{Style, human, privileged, summary_line};
 use super::{Action, Plan};
 
-fn word(a: Action) -> &'static str {
-    match a {
-        Action::NoOp => "unchanged",
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Delete => "delete",
-    }
-}
-
 /// Escapes the characters that would break a table cell.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -64,7 +54,7 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(
                 out,
                 "| {} | `{}` | {} |",
-                word(c.action),
+                c.action.label(),
                 cell(&c.addr.to_string()),
                 cell(&reason)
             );
@@ -96,7 +86,7 @@ mod tests {
 
     fn change(path: &str, action: Action, after: serde_json::Value) -> Change {
         Change {
-            addr: Addr::vault(path),
+            addr: Addr::parse_vault(path).unwrap(),
             kind: ResourceKind::Role,
             action,
             before: None,
@@ -146,7 +136,7 @@ mod tests {
             changes: vec![change("pki/roles/b", Action::NoOp, json!({"ttl": 60}))],
             errored: vec![],
             notes: vec![crate::plan::PlanNote {
-                addr: Addr::vault("pki/roles/old"),
+                addr: Addr::parse_vault("pki/roles/old").unwrap(),
                 message: crate::plan::KEPT_PRUNE_OFF.into(),
                 owned: true,
             }],

@@ -40,6 +40,41 @@ impl Action {
     pub fn is_change(self) -> bool {
         !matches!(self, Action::NoOp)
     }
+
+    /// Its name in plans, summaries and metrics: `unchanged`, `create`,
+    /// `update`, `replace`, `delete`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::NoOp => "unchanged",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// What is happening while it is applied (`creating`); a replace is
+    /// always a CA's, and says so.
+    pub fn progressive(self) -> &'static str {
+        match self {
+            Action::NoOp => "unchanged",
+            Action::Create => "creating",
+            Action::Update => "updating",
+            Action::Replace => "replacing (new issuer)",
+            Action::Delete => "deleting",
+        }
+    }
+
+    /// What happened once it is applied (`created`).
+    pub fn past(self) -> &'static str {
+        match self {
+            Action::NoOp => "unchanged",
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Replace => "replaced (new issuer; the old one stays)",
+            Action::Delete => "deleted",
+        }
+    }
 }
 
 /// One planned change.
@@ -147,15 +182,52 @@ impl Plan {
     pub fn summary(&self) -> BTreeMap<&'static str, usize> {
         let mut m = BTreeMap::new();
         for c in &self.changes {
-            let k = match c.action {
-                Action::NoOp => "unchanged",
-                Action::Create => "create",
-                Action::Update => "update",
-                Action::Replace => "replace",
-                Action::Delete => "delete",
-            };
-            *m.entry(k).or_insert(0) += 1;
+            *m.entry(c.action.label()).or_insert(0) += 1;
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_one_label_and_its_verbs() {
+        let all = [
+            Action::NoOp,
+            Action::Create,
+            Action::Update,
+            Action::Replace,
+            Action::Delete,
+        ];
+        let labels: Vec<&str> = all.iter().map(|a| a.label()).collect();
+        assert_eq!(
+            labels,
+            ["unchanged", "create", "update", "replace", "delete"]
+        );
+        assert_eq!(Action::Create.progressive(), "creating");
+        assert_eq!(Action::Delete.past(), "deleted");
+        assert!(Action::Replace.past().contains("the old one stays"));
+        let plan = Plan {
+            changes: all
+                .iter()
+                .map(|&action| Change {
+                    addr: Addr::parse_vault("pki/roles/a").unwrap(),
+                    kind: ResourceKind::Role,
+                    action,
+                    before: None,
+                    after: None,
+                    sensitive: vec![],
+                    reason: None,
+                    ca: None,
+                    depends_on: vec![],
+                    manifest: None,
+                })
+                .collect(),
+            ..Plan::default()
+        };
+        assert!(plan.summary().keys().all(|k| labels.contains(k)));
+        assert_eq!(plan.summary().len(), 5);
     }
 }

@@ -20,8 +20,9 @@ pub fn privileged(c: &Change) -> Option<String> {
     if c.kind != ResourceKind::Policy || !c.action.is_change() {
         return None;
     }
-    let path = c.addr.vault_path()?;
-    let name = path.strip_prefix("sys/policies/acl/").unwrap_or(path);
+    let Some(crate::addr::VaultAddr::Policy { name }) = c.addr.as_vault() else {
+        return None;
+    };
     let hcl = [c.after.as_ref(), c.before.as_ref()]
         .into_iter()
         .flatten()
@@ -48,13 +49,14 @@ impl Style {
     }
 }
 
-fn symbol(a: Action) -> (&'static str, &'static str, &'static str) {
+/// The symbol and colour of an action's line.
+fn symbol(a: Action) -> (&'static str, &'static str) {
     match a {
-        Action::NoOp => (" ", "0", "unchanged"),
-        Action::Create => ("+", "32", "create"),
-        Action::Update => ("~", "33", "update"),
-        Action::Replace => ("-/+", "35", "replace"),
-        Action::Delete => ("-", "31", "delete"),
+        Action::NoOp => (" ", "0"),
+        Action::Create => ("+", "32"),
+        Action::Update => ("~", "33"),
+        Action::Replace => ("-/+", "35"),
+        Action::Delete => ("-", "31"),
     }
 }
 
@@ -160,12 +162,12 @@ pub fn human(plan: &Plan, style: Style) -> String {
         );
     }
     for c in &plan.changes {
-        let (sym, code, word) = symbol(c.action);
+        let (sym, code) = symbol(c.action);
         let note = c.ca.as_ref().and_then(|ca| ca.note.as_deref());
         if !c.action.is_change() && note.is_none() {
             continue;
         }
-        let head = format!("{sym} {} ({word})", c.addr);
+        let head = format!("{sym} {} ({})", c.addr, c.action.label());
         let _ = writeln!(out, "  {}", style.paint(code, &head));
         if let Some(why) = privileged(c) {
             let line = format!("      ! (privileged) {why}");
@@ -284,7 +286,10 @@ pub fn json(plan: &Plan) -> Value {
         "has_changes": plan.has_changes(),
         "summary": plan.summary(),
         "changes": changes,
-        "errors": plan.errored,
+        "errors": plan.errored.iter().map(|e| json!({
+            "address": e.addr.to_string(),
+            "message": e.message,
+        })).collect::<Vec<_>>(),
         "notes": plan.notes.iter().map(|n| json!({
             "address": n.addr.to_string(),
             "message": n.message,
@@ -303,7 +308,7 @@ mod tests {
         let fields = json!({"policy": format!("# Managed by certplane\n{hcl}")});
         let f: crate::state::Fields = fields.as_object().unwrap().clone().into_iter().collect();
         Change {
-            addr: Addr::vault(format!("sys/policies/acl/{name}")),
+            addr: crate::addr::VaultAddr::policy(name).into(),
             kind: ResourceKind::Policy,
             action,
             before: (action == Action::Delete).then(|| f.clone()),
@@ -314,6 +319,46 @@ mod tests {
             depends_on: vec![],
             manifest: None,
         }
+    }
+
+    #[test]
+    fn json_writes_every_address_as_its_one_string() {
+        let kube = Addr::Kube(crate::addr::KubeRef {
+            group: "cert-manager.io".into(),
+            version: "v1".into(),
+            kind: "Issuer".into(),
+            namespace: Some("sandbox".into()),
+            name: "vault-issuer".into(),
+        });
+        let plan = Plan {
+            changes: vec![policy("web", Action::Create, "")],
+            errored: vec![
+                crate::plan::PlanError {
+                    addr: crate::addr::VaultAddr::mount("pki").into(),
+                    message: "m".into(),
+                },
+                crate::plan::PlanError {
+                    addr: kube.clone(),
+                    message: "k".into(),
+                },
+            ],
+            notes: vec![crate::plan::PlanNote {
+                addr: kube,
+                message: "n".into(),
+                owned: true,
+            }],
+        };
+        let v = json(&plan);
+        assert_eq!(v["changes"][0]["address"], "vault:sys/policies/acl/web");
+        assert_eq!(v["errors"][0]["addr"], "vault:sys/mounts/pki");
+        assert_eq!(
+            v["errors"][1]["addr"],
+            "cert-manager.io/Issuer/sandbox/vault-issuer"
+        );
+        assert_eq!(
+            v["notes"][0]["address"],
+            "cert-manager.io/Issuer/sandbox/vault-issuer"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
 
 /// Upper bounds (seconds) of the reconcile duration histogram.
 const BUCKETS: [f64; 10] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
@@ -97,17 +97,6 @@ pub fn lock(shared: &Shared) -> MutexGuard<'_, Status> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The label of an action in `certplane_objects`.
-pub fn action_label(a: Action) -> &'static str {
-    match a {
-        Action::NoOp => "unchanged",
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Delete => "delete",
-    }
-}
-
 /// The label set of one sample: `(name, value)` pairs, none for a family
 /// without labels.
 type Labels<'a> = Vec<(&'static str, &'a str)>;
@@ -145,7 +134,7 @@ impl Status {
             .map(|k| (k, 0))
             .collect();
         for c in &plan.changes {
-            *self.objects.entry(action_label(c.action)).or_default() += 1;
+            *self.objects.entry(c.action.label()).or_default() += 1;
         }
     }
 

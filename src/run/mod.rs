@@ -427,7 +427,7 @@ impl Loop {
             let drift = good.applied;
             let mut on_event = |ev: ApplyEvent| match ev {
                 ApplyEvent::Done { addr, action } if action != Action::NoOp => {
-                    tracing::info!(%addr, action = metrics::action_label(action), "applied");
+                    tracing::info!(%addr, action = action.label(), "applied");
                 }
                 ApplyEvent::Note { addr, text } => tracing::warn!(%addr, note = %text, "note"),
                 _ => {}

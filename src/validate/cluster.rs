@@ -10,6 +10,8 @@
 //! checks run on the repository after `expand`, so objects generated from a
 //! `VaultIssuer` are checked like written ones and point at the VaultIssuer.
 
+mod cert_auth;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
@@ -296,15 +298,10 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        let mut vault_seen: HashMap<(String, String, String), &Loaded<crate::model::VaultObject>> =
+        let mut vault_seen: HashMap<crate::addr::VaultAddr, &Loaded<crate::model::VaultObject>> =
             HashMap::new();
         for o in &repo.vault {
-            let class = match &o.spec {
-                crate::model::VaultObject::KubernetesAuthRole(s) => ("auth role", s.mount.clone()),
-                crate::model::VaultObject::AppRole(s) => ("auth role", s.mount.clone()),
-                other => (other.kind(), String::new()),
-            };
-            let key = (class.0.to_string(), class.1, o.meta.name.clone());
+            let key = o.spec.address(&o.meta.name);
             if let Some(first) = vault_seen.get(&key) {
                 let from_first = first.meta.annotations.get(GENERATED_FROM);
                 let from_this = o.meta.annotations.get(GENERATED_FROM);
@@ -474,6 +471,9 @@ impl<'a> Checker<'a> {
         }
         if let Some(a) = &v.auth.app_role {
             self.app_role_auth(origin, &what, &res_ns, &sign_path, a);
+        }
+        if let Some(c) = &v.auth.client_certificate {
+            self.cert_auth(origin, &what, &res_ns, &sign_path, v, c);
         }
         for (field, r) in [
             ("caBundleSecretRef", &v.ca_bundle_secret_ref),

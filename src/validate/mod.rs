@@ -70,8 +70,9 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     out
 }
 
-/// What the checks of KubernetesAuthRole and AppRole share.
+/// What the checks of every auth role share (see [`crate::model::VaultSpec::auth_role`]).
 struct AuthRole<'a> {
+    kind: &'static str,
     meta: &'a crate::model::Meta,
     origin: &'a Origin,
     mount: &'a str,
@@ -905,34 +906,44 @@ impl<'a> Validator<'a> {
                 }
             }
         }
+        for (meta, origin, r) in self.repo.cert_auth_roles() {
+            if let Err((message, hint)) = ca::read_any_cert(&r.certificate_file) {
+                self.push(
+                    origin,
+                    "spec.certificateFile",
+                    format!("CertAuthRole {}: {message}", meta.name),
+                    hint,
+                );
+            }
+        }
         let policies: Vec<&str> = self
             .repo
             .policies()
             .map(|(m, _, _)| m.name.as_str())
             .collect();
-        let roles: Vec<AuthRole<'_>> = self
+        // Every auth role, whatever its kind: by kind, then in declaration
+        // order.
+        let mut roles: Vec<AuthRole<'_>> = self
             .repo
-            .kubernetes_auth_roles()
-            .map(|(meta, origin, s)| AuthRole {
-                meta,
-                origin,
-                mount: &s.mount,
-                token_policies: &s.token_policies,
-                ttl: s.token_ttl,
-                max: s.token_max_ttl,
-                want: AuthType::Kubernetes,
+            .vault
+            .iter()
+            .filter_map(|o| {
+                let r = o.spec.auth_role()?;
+                Some(AuthRole {
+                    kind: o.spec.kind(),
+                    meta: &o.meta,
+                    origin: &o.origin,
+                    mount: r.mount,
+                    token_policies: r.token_policies,
+                    ttl: r.token_ttl,
+                    max: r.token_max_ttl,
+                    want: r.mount_type,
+                })
             })
-            .chain(self.repo.app_roles().map(|(meta, origin, s)| AuthRole {
-                meta,
-                origin,
-                mount: &s.mount,
-                token_policies: &s.token_policies,
-                ttl: s.token_ttl,
-                max: s.token_max_ttl,
-                want: AuthType::Approle,
-            }))
             .collect();
+        roles.sort_by_key(|r| crate::model::VAULT_KINDS.iter().position(|k| *k == r.kind));
         for AuthRole {
+            kind,
             meta,
             origin,
             mount,
@@ -942,11 +953,6 @@ impl<'a> Validator<'a> {
             want,
         } in roles
         {
-            let kind = if want == AuthType::Kubernetes {
-                "KubernetesAuthRole"
-            } else {
-                "AppRole"
-            };
             let of_type: Vec<&str> = self
                 .repo
                 .auth_mounts()

@@ -18,8 +18,9 @@
 //! - two declared mounts of the same table cannot nest (`pki` and
 //!   `pki/int`): Vault refuses the second with "path is already in use".
 
+use crate::addr::VaultAddr;
 use crate::diagnostic::Diagnostic;
-use crate::model::{CaSpec, Repository, VaultObject};
+use crate::model::{CaSpec, Repository};
 
 use super::path_name_problem;
 
@@ -78,12 +79,12 @@ pub(super) fn check(repo: &Repository, out: &mut Vec<Diagnostic>) {
 
 fn roles(repo: &Repository, out: &mut Vec<Diagnostic>) {
     for o in &repo.vault {
-        let path = match &o.spec {
-            VaultObject::PkiRole(s) => format!("{}/roles/{}", s.mount, o.meta.name),
-            VaultObject::KubernetesAuthRole(s) => format!("auth/{}/role/{}", s.mount, o.meta.name),
-            VaultObject::AppRole(s) => format!("auth/{}/role/{}", s.mount, o.meta.name),
-            _ => continue,
-        };
+        // A role: an object named inside its mount.
+        let addr = o.spec.address(&o.meta.name);
+        if addr.parent().is_none() {
+            continue;
+        }
+        let path = addr.path();
         // Whitespace, empty segments and the like are reported once, by the
         // general path rule.
         if path_name_problem(&o.meta.name).is_some() {
@@ -141,9 +142,9 @@ fn issuers(repo: &Repository, out: &mut Vec<Diagnostic>) {
 /// Names Vault folds to lower case, and policies it will not write.
 fn lower_case(repo: &Repository, out: &mut Vec<Diagnostic>) {
     for o in &repo.vault {
-        let what = match &o.spec {
-            VaultObject::Policy(_) => "policy",
-            VaultObject::KubernetesAuthRole(_) | VaultObject::AppRole(_) => "auth role",
+        let what = match o.spec.address(&o.meta.name) {
+            VaultAddr::Policy { .. } => "policy",
+            VaultAddr::AuthRole { .. } | VaultAddr::CertRole { .. } => "auth role",
             _ => continue,
         };
         let name = &o.meta.name;

@@ -19,8 +19,9 @@ use crate::model::{Sensitive, Source};
 use crate::pki::sign::SignError;
 use futures::StreamExt;
 
+use super::kinds::{Delete, Table, Write};
 use crate::plan::{Action, Change, Plan};
-use crate::state::{Desired, Fields, ResourceKind, SecretFrom};
+use crate::state::{Desired, Fields, SecretFrom};
 
 /// Where the secret parameters of each resource come from, by address and
 /// parameter name (e.g. `token_reviewer_jwt`).
@@ -296,10 +297,7 @@ pub async fn apply_with(
     let mut report = ApplyReport::default();
     let mut created: BTreeSet<Addr> = options.created.cloned().unwrap_or_default();
     // Cluster objects are the cluster provider's.
-    let pending: Vec<&Change> = plan
-        .pending()
-        .filter(|c| c.addr.vault_path().is_some())
-        .collect();
+    let pending: Vec<&Change> = plan.pending().filter(|c| c.addr.is_vault()).collect();
     let mut i = 0;
     while i < pending.len() {
         // A run of plain parameter writes that do not depend on each other
@@ -348,7 +346,7 @@ pub async fn apply_with(
             addr: change.addr.clone(),
             action: change.action,
         });
-        let outcome = if change.kind == ResourceKind::Issuer {
+        let outcome = if change.kind.descriptor().write == Write::Issuer {
             issuer::apply_issuer(vault, change, &created, options.state_mount).await?
         } else {
             recheck(vault, change, &created).await?;
@@ -396,15 +394,7 @@ const WRITE_CONCURRENCY: usize = 16;
 /// depending on another of the run.
 fn independent_run(pending: &[&Change]) -> usize {
     let plain = |c: &Change| {
-        matches!(
-            c.kind,
-            ResourceKind::Role
-                | ResourceKind::Policy
-                | ResourceKind::KubernetesAuthRole
-                | ResourceKind::AppRole
-                | ResourceKind::MountUrls
-                | ResourceKind::MountCrl
-        ) && matches!(c.action, Action::Create | Action::Update)
+        c.kind.descriptor().batch && matches!(c.action, Action::Create | Action::Update)
     };
     let mut addrs: BTreeSet<&Addr> = BTreeSet::new();
     let mut n = 0;
@@ -419,33 +409,15 @@ fn independent_run(pending: &[&Change]) -> usize {
 }
 
 /// The address of the mount (secrets or auth) a resource lives in.
-pub(crate) fn parent_mount(addr: &Addr, kind: ResourceKind) -> Option<Addr> {
-    let path = addr.vault_path()?;
-    let secrets = |m: &str| Some(Addr::vault(format!("sys/mounts/{m}")));
-    let auth = |m: &str| Some(Addr::vault(format!("sys/auth/{m}")));
-    match kind {
-        ResourceKind::MountUrls => secrets(path.strip_suffix("/config/urls")?),
-        ResourceKind::MountCrl => secrets(path.strip_suffix("/config/crl")?),
-        ResourceKind::Role => secrets(path.rsplit_once("/roles/")?.0),
-        ResourceKind::Issuer => secrets(path.rsplit_once("/issuer/")?.0),
-        ResourceKind::PkiKey => secrets(path.rsplit_once("/key/")?.0),
-        ResourceKind::AuthConfig => auth(path.strip_prefix("auth/")?.strip_suffix("/config")?),
-        ResourceKind::KubernetesAuthRole | ResourceKind::AppRole | ResourceKind::AppRoleId => {
-            auth(path.strip_prefix("auth/")?.rsplit_once("/role/")?.0)
-        }
-        ResourceKind::Mount
-        | ResourceKind::AuthMount
-        | ResourceKind::Policy
-        | ResourceKind::ClusterObject
-        | ResourceKind::SecretDelivery => None,
-    }
+pub(crate) fn parent_mount(addr: &Addr) -> Option<Addr> {
+    addr.as_vault()?.parent().map(Addr::Vault)
 }
 
 /// Whether something this change depends on was created by this apply (so
 /// the resource may now exist with Vault's defaults).
 pub(crate) fn parent_created(change: &Change, created: &BTreeSet<Addr>) -> bool {
     change.depends_on.iter().any(|d| created.contains(d))
-        || parent_mount(&change.addr, change.kind).is_some_and(|p| created.contains(&p))
+        || parent_mount(&change.addr).is_some_and(|p| created.contains(&p))
 }
 
 /// Whether two values of a field mean the same: the planner's comparison,
@@ -462,7 +434,7 @@ async fn recheck(
 ) -> Result<(), ApplyError> {
     // Nothing can exist yet under a mount this apply has just made.
     if change.action == Action::Create
-        && parent_mount(&change.addr, change.kind).is_some_and(|p| created.contains(&p))
+        && parent_mount(&change.addr).is_some_and(|p| created.contains(&p))
     {
         return Ok(());
     }
@@ -544,7 +516,7 @@ fn body_with_secrets(
 }
 
 /// Applies a change to a resource written as a whole (everything but an
-/// issuer).
+/// issuer), the way its descriptor says ([`Write`], [`Delete`]).
 async fn apply_fields(
     vault: &Vault,
     change: &Change,
@@ -552,16 +524,19 @@ async fn apply_fields(
 ) -> Result<(), ApplyError> {
     let addr = &change.addr;
     let path = addr.vault_path().unwrap_or_default();
+    let path = path.as_str();
     let err = ApplyError::vault(addr);
-    match (change.kind, change.action) {
-        (ResourceKind::MountUrls | ResourceKind::MountCrl, Action::Delete) => {
-            Err(ApplyError::Unsupported {
-                addr: addr.clone(),
-                why: "a mount's config cannot be deleted; it goes with the mount".into(),
-            })
-        }
-        (_, Action::Delete) => vault.delete(path).await.map_err(err),
-        (ResourceKind::Mount | ResourceKind::AuthMount, Action::Create) => {
+    let d = change.kind.descriptor();
+    let unsupported = |why: String| ApplyError::Unsupported {
+        addr: addr.clone(),
+        why,
+    };
+    match (d.write, d.delete, change.action) {
+        (_, Delete::WithMount, Action::Delete) => Err(unsupported(
+            "a mount's config cannot be deleted; it goes with the mount".into(),
+        )),
+        (_, Delete::Path, Action::Delete) => vault.delete(path).await.map_err(err),
+        (Write::Mount, _, Action::Create) => {
             let mut body = body_with_secrets(change, secrets)?;
             let mut config = Map::new();
             for k in body.keys().cloned().collect::<Vec<_>>() {
@@ -573,7 +548,7 @@ async fn apply_fields(
                     config.insert(k, v);
                 }
             }
-            if change.kind == ResourceKind::Mount && !body.contains_key("type") {
+            if d.table == Table::Secrets && !body.contains_key("type") {
                 body.insert("type".into(), Value::from("pki"));
             }
             // Marks the mount as certplane's, so that prune can tell it from
@@ -594,7 +569,7 @@ async fn apply_fields(
                 .map(|_| ())
                 .map_err(err)
         }
-        (ResourceKind::Mount | ResourceKind::AuthMount, Action::Update) => {
+        (Write::Mount, _, Action::Update) => {
             let mut body = body_with_secrets(change, secrets)?;
             body.remove("type");
             vault
@@ -603,7 +578,7 @@ async fn apply_fields(
                 .map(|_| ())
                 .map_err(err)
         }
-        (_, Action::Create | Action::Update) => {
+        (Write::Data, _, Action::Create | Action::Update) => {
             // A role, policy, auth role or config: the same body twice
             // leaves the same object, so a busy answer is retried.
             let body = body_with_secrets(change, secrets)?;
@@ -613,41 +588,36 @@ async fn apply_fields(
                 .map(|_| ())
                 .map_err(err)
         }
-        (_, Action::NoOp | Action::Replace) => Err(ApplyError::Unsupported {
-            addr: addr.clone(),
-            why: format!(
-                "{:?} is not an action for a {:?}",
-                change.action, change.kind
-            ),
-        }),
+        _ => Err(unsupported(format!(
+            "{:?} is not an action for a {:?}",
+            change.action, change.kind
+        ))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::ResourceKind;
     use serde_json::json;
 
     #[test]
     fn parents_of_each_kind() {
-        let p = |a: &str, k| parent_mount(&Addr::vault(a), k).map(|a| a.to_string());
+        let p = |a: &str| parent_mount(&Addr::parse_vault(a).unwrap()).map(|a| a.to_string());
         assert_eq!(
-            p("pki/int/roles/web", ResourceKind::Role).as_deref(),
+            p("pki/int/roles/web").as_deref(),
             Some("vault:sys/mounts/pki/int")
         );
         assert_eq!(
-            p("pki/config/urls", ResourceKind::MountUrls).as_deref(),
+            p("pki/config/urls").as_deref(),
             Some("vault:sys/mounts/pki")
         );
+        assert_eq!(p("auth/k8s/config").as_deref(), Some("vault:sys/auth/k8s"));
         assert_eq!(
-            p("auth/k8s/config", ResourceKind::AuthConfig).as_deref(),
-            Some("vault:sys/auth/k8s")
-        );
-        assert_eq!(
-            p("auth/approle/role/cm", ResourceKind::AppRole).as_deref(),
+            p("auth/approle/role/cm").as_deref(),
             Some("vault:sys/auth/approle")
         );
-        assert_eq!(p("sys/policies/acl/x", ResourceKind::Policy), None);
+        assert_eq!(p("sys/policies/acl/x"), None);
     }
 
     #[test]
@@ -662,7 +632,7 @@ mod tests {
 
     #[test]
     fn secrets_are_read_into_the_body_only() {
-        let addr = Addr::vault("auth/kubernetes/config");
+        let addr = Addr::parse_vault("auth/kubernetes/config").unwrap();
         let change = Change {
             addr: addr.clone(),
             kind: ResourceKind::AuthConfig,

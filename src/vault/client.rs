@@ -1,9 +1,12 @@
-//! The raw Vault API: one authenticated HTTP client per run, and the calls
-//! everything else is made of (`read`, `list`, `write`, `write_idempotent`,
-//! `delete`, `patch`). Every call has a timeout; every failure is one line
-//! that names the path and what really happened (connect or request timeout
-//! with its value, a rejected token, a missing capability); no request body
-//! is ever logged or copied into an error.
+//! The sender of Vault API calls: one authenticated HTTP client per run
+//! (reqwest, with its timeouts and TLS), and the calls everything else is
+//! made of (`read`, `list`, `write`, `write_idempotent`, `delete`,
+//! `patch`). Requests are built by [`super::request`] (no I/O there); this
+//! module sends them, counts them, repeats the ones that are safe to
+//! repeat, and maps failures to [`VaultError`]. Every failure is one line
+//! that names the path and what really happened (connect or request
+//! timeout with its value, a rejected token, a missing capability); no
+//! request body is ever logged or copied into an error (`redact`).
 //!
 //! Busy answers (429, 502, 503 other than "sealed", 504) are retried for
 //! calls that are safe to repeat — reads, lists, deletes, patches and
@@ -16,11 +19,11 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use super::connect::{AuthSettings, VaultSettings};
+use super::request::{Endpoint, Op, Repeat, Request};
 use super::{VaultError, error_chain};
 use crate::model::Sensitive;
 
@@ -33,49 +36,6 @@ pub struct RequestCounts {
     pub writes: u64,
     /// Login calls.
     pub logins: u64,
-}
-
-/// The kind of a call, as Vault's audit log names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Op {
-    Read,
-    List,
-    Write,
-    Patch,
-    Delete,
-}
-
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::List => "list",
-            Op::Write => "write",
-            Op::Patch => "patch",
-            Op::Delete => "delete",
-        }
-    }
-
-    /// The policy capability the call needs.
-    fn capability(self) -> &'static str {
-        match self {
-            Op::Read => "read",
-            Op::List => "list",
-            Op::Write => "update",
-            Op::Patch => "patch",
-            Op::Delete => "delete",
-        }
-    }
-
-    fn method(self) -> Method {
-        match self {
-            Op::Read => Method::GET,
-            Op::List => Method::from_bytes(b"LIST").unwrap_or(Method::GET),
-            Op::Write => Method::POST,
-            Op::Patch => Method::PATCH,
-            Op::Delete => Method::DELETE,
-        }
-    }
 }
 
 /// How many times a call that is safe to repeat is sent at most.
@@ -91,15 +51,6 @@ struct Reply {
     status: StatusCode,
     body: Option<Value>,
     retry_after: Option<Duration>,
-}
-
-/// Whether a call may be sent again after a busy answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Repeat {
-    /// Safe to repeat: reads, deletes, idempotent writes.
-    Safe,
-    /// Never repeated: a second send could make a second object.
-    Once,
 }
 
 /// Whether Vault (or a proxy in front of it) said "busy, try again".
@@ -131,13 +82,11 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// A connected, logged-in Vault.
 pub struct Vault {
     http: reqwest::Client,
-    /// `<address>/v1`.
-    base: Url,
+    /// Where requests go and with which token and namespace.
+    endpoint: Endpoint,
     addr: String,
-    token: Option<HeaderValue>,
     /// Where the token came from (never the token), for error messages.
     token_from: String,
-    namespace: Option<HeaderValue>,
     connect_timeout: Duration,
     request_timeout: Duration,
     reads: AtomicU64,
@@ -149,7 +98,7 @@ impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
             .field("addr", &self.addr)
-            .field("logged_in", &self.token.is_some())
+            .field("logged_in", &self.endpoint.has_token())
             .finish()
     }
 }
@@ -239,38 +188,13 @@ impl Vault {
     fn unauthenticated(settings: &VaultSettings) -> Result<Vault, VaultError> {
         install_crypto_provider();
         let address = super::connect::check_address(&settings.address)?;
-        let mut base = Url::parse(&address).map_err(|e| VaultError::InvalidAddress {
-            address: address.clone(),
-            why: e.to_string(),
-        })?;
-        base.path_segments_mut()
-            .map_err(|()| VaultError::InvalidAddress {
-                address: address.clone(),
-                why: "it cannot be a base URL".into(),
-            })?
-            .pop_if_empty()
-            .push("v1");
-
+        let endpoint = Endpoint::new(&address, settings.namespace.as_deref())?;
         let http = http_client(settings, &address, None)?;
-        let namespace = match settings.namespace.as_deref().map(str::trim) {
-            Some(ns) if !ns.is_empty() => {
-                Some(
-                    HeaderValue::from_str(ns).map_err(|_| VaultError::InvalidSetting {
-                        name: "namespace".into(),
-                        value: ns.to_string(),
-                        why: "it must be printable ASCII".into(),
-                    })?,
-                )
-            }
-            _ => None,
-        };
         Ok(Vault {
             http,
-            base,
+            endpoint,
             addr: address,
-            token: None,
             token_from: String::new(),
-            namespace,
             connect_timeout: settings.connect_timeout,
             request_timeout: settings.request_timeout,
             reads: AtomicU64::new(0),
@@ -280,20 +204,7 @@ impl Vault {
     }
 
     fn set_token(&mut self, token: &Sensitive, from: &str) -> Result<(), VaultError> {
-        let t = token.expose().trim();
-        if t.is_empty() {
-            return Err(VaultError::NoToken);
-        }
-        if !t.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return Err(VaultError::MalformedToken {
-                from: from.to_string(),
-            });
-        }
-        let mut value = HeaderValue::from_str(t).map_err(|_| VaultError::MalformedToken {
-            from: from.to_string(),
-        })?;
-        value.set_sensitive(true);
-        self.token = Some(value);
+        self.endpoint.set_token(token, from)?;
         self.token_from = from.to_string();
         Ok(())
     }
@@ -301,18 +212,11 @@ impl Vault {
     /// `GET sys/health` with codes that make every state answer 200, so the
     /// state can be told apart in one line.
     async fn check_health(&self) -> Result<(), VaultError> {
-        let path = "sys/health";
-        let mut url = self.url(path);
-        url.query_pairs_mut()
-            .append_pair("standbyok", "true")
-            .append_pair("perfstandbyok", "true")
-            .append_pair("sealedcode", "200")
-            .append_pair("uninitcode", "200");
-        let (reply, attempts) = self
-            .send_counted(Op::Read, path, url, None, false, Repeat::Safe)
-            .await?;
+        let req = Request::health();
+        let path = req.path.as_str();
+        let (reply, attempts) = self.send(&req).await?;
         if !reply.status.is_success() {
-            return Err(self.api_error(Op::Read, path, &reply, None, attempts));
+            return Err(self.api_error(&req, &reply, attempts));
         }
         let body = reply.body.unwrap_or(Value::Null);
         let flag = |k: &str| body.get(k).and_then(Value::as_bool);
@@ -356,12 +260,10 @@ impl Vault {
         mount: &str,
         body: &Value,
     ) -> Result<(), VaultError> {
-        let path = format!("auth/{}/login", mount.trim_matches('/'));
+        let req = Request::login(mount, body.clone());
+        let path = req.path.clone();
         self.logins.fetch_add(1, Ordering::Relaxed);
-        let url = self.url(&path);
-        let reply = self
-            .send_url(Op::Write, &path, url, Some(body), false, Repeat::Once)
-            .await?;
+        let (reply, _) = self.send(&req).await?;
         if !reply.status.is_success() {
             return Err(VaultError::LoginFailed {
                 method,
@@ -402,21 +304,20 @@ impl Vault {
 
     /// `GET <path>`: the reply's `data`; `None` when Vault answers 404.
     pub async fn read(&self, path: &str) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::Read, path, None, Repeat::Safe).await
+        self.call_data(Request::read(path)).await
     }
 
     /// `LIST <path>`: the reply's `data` (`keys`, `key_info`); `None` on 404
     /// (which is also how Vault says "empty").
     pub async fn list(&self, path: &str) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::List, path, None, Repeat::Safe).await
+        self.call_data(Request::list(path)).await
     }
 
     /// `POST <path>` with a JSON body: the reply's `data`, if any. Sent
     /// once, never repeated (it may create something: a CA key, a secret
     /// ID, a mount); see [`Vault::write_idempotent`].
     pub async fn write(&self, path: &str, body: &Value) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::Write, path, Some(body), Repeat::Once)
-            .await
+        self.call_data(Request::write(path, body.clone())).await
     }
 
     /// `POST <path>` of a write that is idempotent by construction: sending
@@ -427,34 +328,27 @@ impl Vault {
         path: &str,
         body: &Value,
     ) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::Write, path, Some(body), Repeat::Safe)
+        self.call_data(Request::write_idempotent(path, body.clone()))
             .await
     }
 
     /// `PATCH <path>` with a JSON merge patch: the reply's `data`, if any.
     /// A merge patch is idempotent: repeated after a busy answer.
     pub async fn patch(&self, path: &str, body: &Value) -> Result<Option<Value>, VaultError> {
-        self.call_data(Op::Patch, path, Some(body), Repeat::Safe)
-            .await
+        self.call_data(Request::patch(path, body.clone())).await
     }
 
     /// `DELETE <path>`. Deleting what is already gone is not an error.
     pub async fn delete(&self, path: &str) -> Result<(), VaultError> {
-        self.call_data(Op::Delete, path, None, Repeat::Safe)
-            .await
-            .map(|_| ())
+        self.call_data(Request::delete(path)).await.map(|_| ())
     }
 
-    async fn call_data(
-        &self,
-        op: Op,
-        path: &str,
-        body: Option<&Value>,
-        repeat: Repeat,
-    ) -> Result<Option<Value>, VaultError> {
-        let url = self.url(path);
-        let (reply, attempts) = self.send_counted(op, path, url, body, true, repeat).await?;
-        if reply.status == StatusCode::NOT_FOUND && matches!(op, Op::Read | Op::List | Op::Delete) {
+    /// Sends a call and returns the reply's `data`: `None` for a 404 of a
+    /// read, list or delete (absent), or a reply without data.
+    async fn call_data(&self, req: Request) -> Result<Option<Value>, VaultError> {
+        let (op, path) = (req.op, req.path.as_str());
+        let (reply, attempts) = self.send(&req).await?;
+        if reply.status == StatusCode::NOT_FOUND && (op.reads() || op == Op::Delete) {
             return Ok(None);
         }
         if reply.status == StatusCode::FORBIDDEN && self.token_rejected(path, &reply).await {
@@ -465,18 +359,16 @@ impl Vault {
             });
         }
         if !reply.status.is_success() {
-            return Err(self.api_error(op, path, &reply, body, attempts));
+            return Err(self.api_error(&req, &reply, attempts));
         }
         match reply.body {
             None => Ok(None),
             Some(Value::Object(mut map)) => match map.remove("data") {
-                Some(Value::Null) | None if matches!(op, Op::Read | Op::List) => {
-                    Err(VaultError::BadReply {
-                        op: op.name(),
-                        path: path.to_string(),
-                        why: "the reply has no data".into(),
-                    })
-                }
+                Some(Value::Null) | None if op.reads() => Err(VaultError::BadReply {
+                    op: op.name(),
+                    path: path.to_string(),
+                    why: "the reply has no data".into(),
+                }),
                 Some(Value::Null) | None => Ok(None),
                 Some(d) => Ok(Some(d)),
             },
@@ -488,21 +380,13 @@ impl Vault {
         }
     }
 
-    fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        if let Ok(mut segs) = url.path_segments_mut() {
-            segs.extend(path.split('/').filter(|s| !s.is_empty()));
-        }
-        url
-    }
-
     /// Whether a 403 means the token itself is no good (invalid, expired,
     /// revoked) rather than a missing capability. Vault answers "permission
     /// denied" to both; "invalid token" in the text settles it, else the
     /// token is looked up (`auth/token/lookup-self`, which every valid
     /// token's default policy allows).
     async fn token_rejected(&self, path: &str, reply: &Reply) -> bool {
-        if self.token.is_none() {
+        if !self.endpoint.has_token() {
             return false;
         }
         let text = vault_errors(reply.body.as_ref());
@@ -513,51 +397,23 @@ impl Vault {
         if path.trim_matches('/') == LOOKUP {
             return false;
         }
-        let url = self.url(LOOKUP);
-        match self
-            .send_url(Op::Read, LOOKUP, url, None, true, Repeat::Safe)
-            .await
-        {
-            Ok(r) => r.status == StatusCode::FORBIDDEN,
+        match self.send(&Request::read(LOOKUP)).await {
+            Ok((r, _)) => r.status == StatusCode::FORBIDDEN,
             Err(_) => false,
         }
     }
 
-    async fn send_url(
-        &self,
-        op: Op,
-        path: &str,
-        url: Url,
-        body: Option<&Value>,
-        with_token: bool,
-        repeat: Repeat,
-    ) -> Result<Reply, VaultError> {
-        self.send_counted(op, path, url, body, with_token, repeat)
-            .await
-            .map(|(r, _)| r)
-    }
-
-    /// Sends a call, repeating it after a busy answer when `repeat` allows;
-    /// returns the last reply and how many attempts were made.
-    async fn send_counted(
-        &self,
-        op: Op,
-        path: &str,
-        url: Url,
-        body: Option<&Value>,
-        with_token: bool,
-        repeat: Repeat,
-    ) -> Result<(Reply, u32), VaultError> {
+    /// Sends a call, repeating it after a busy answer when it is safe to
+    /// repeat; returns the last reply and how many attempts were made.
+    async fn send(&self, req: &Request) -> Result<(Reply, u32), VaultError> {
         let mut attempt = 1;
         loop {
-            let reply = self
-                .send_once(op, path, url.clone(), body, with_token)
-                .await?;
-            if repeat == Repeat::Safe && attempt < MAX_ATTEMPTS && busy(&reply) {
+            let reply = self.send_once(req).await?;
+            if req.repeat == Repeat::Safe && attempt < MAX_ATTEMPTS && busy(&reply) {
                 let wait = pause(attempt, reply.retry_after);
                 tracing::warn!(
-                    op = op.name(),
-                    path,
+                    op = req.op.name(),
+                    path = req.path,
                     status = reply.status.as_u16(),
                     attempt,
                     retry_in_ms = wait.as_millis() as u64,
@@ -571,39 +427,23 @@ impl Vault {
         }
     }
 
-    async fn send_once(
-        &self,
-        op: Op,
-        path: &str,
-        url: Url,
-        body: Option<&Value>,
-        with_token: bool,
-    ) -> Result<Reply, VaultError> {
-        match op {
-            Op::Read | Op::List => self.reads.fetch_add(1, Ordering::Relaxed),
-            _ if with_token => self.writes.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
-        };
-        let mut req = self
+    /// Sends a call once: counts it, builds it, maps a transport failure
+    /// (connect timeout, request timeout, no connection) and parses the
+    /// reply's JSON.
+    async fn send_once(&self, req: &Request) -> Result<Reply, VaultError> {
+        let (op, path) = (req.op, req.path.as_str());
+        if op.reads() {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+        } else if req.with_token {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        let built = self.endpoint.build(req)?;
+        let mut http = self
             .http
-            .request(op.method(), url)
-            .header("X-Vault-Request", "true");
-        if with_token && let Some(t) = &self.token {
-            req = req.header("X-Vault-Token", t.clone());
-        }
-        if let Some(ns) = &self.namespace {
-            req = req.header("X-Vault-Namespace", ns.clone());
-        }
-        if let Some(b) = body {
-            let content_type = if op == Op::Patch {
-                "application/merge-patch+json"
-            } else {
-                "application/json"
-            };
-            let bytes = serde_json::to_vec(b).map_err(|e| VaultError::Client {
-                cause: e.to_string(),
-            })?;
-            req = req.header(CONTENT_TYPE, content_type).body(bytes);
+            .request(built.method, built.url)
+            .headers(built.headers);
+        if let Some(bytes) = built.body {
+            http = http.body(bytes);
         }
         let transport = |e: reqwest::Error| {
             if e.is_connect() && e.is_timeout() {
@@ -626,7 +466,7 @@ impl Vault {
             }
         };
         let started = std::time::Instant::now();
-        let resp = req.send().await.map_err(transport)?;
+        let resp = http.send().await.map_err(transport)?;
         let status = resp.status();
         let retry_after = retry_after(resp.headers());
         let bytes = resp.bytes().await.map_err(transport)?;
@@ -660,15 +500,11 @@ impl Vault {
         })
     }
 
-    fn api_error(
-        &self,
-        op: Op,
-        path: &str,
-        reply: &Reply,
-        body: Option<&Value>,
-        attempts: u32,
-    ) -> VaultError {
-        let message = redact(&vault_errors(reply.body.as_ref()), body);
+    /// The error for a reply that is not a success, with Vault's message
+    /// (anything the request's body carried removed).
+    fn api_error(&self, req: &Request, reply: &Reply, attempts: u32) -> VaultError {
+        let (op, path) = (req.op, req.path.as_str());
+        let message = redact(&vault_errors(reply.body.as_ref()), req.body.as_ref());
         if reply.status == StatusCode::FORBIDDEN {
             return VaultError::PermissionDenied {
                 op: op.name(),
@@ -798,14 +634,11 @@ impl Vault {
     /// `POST auth/token/renew-self`: extends the token in use (Vault caps the
     /// new TTL at the token's max TTL); returns the new lease.
     pub async fn renew_self(&self) -> Result<TokenInfo, VaultError> {
-        let path = "auth/token/renew-self";
-        let body = serde_json::json!({});
-        let url = self.url(path);
-        let (reply, attempts) = self
-            .send_counted(Op::Write, path, url, Some(&body), true, Repeat::Safe)
-            .await?;
+        let req = Request::write_idempotent("auth/token/renew-self", serde_json::json!({}));
+        let path = req.path.as_str();
+        let (reply, attempts) = self.send(&req).await?;
         if !reply.status.is_success() {
-            return Err(self.api_error(Op::Write, path, &reply, None, attempts));
+            return Err(self.api_error(&req, &reply, attempts));
         }
         let auth = reply
             .body
@@ -928,12 +761,12 @@ mod tests {
         let mut h = reqwest::header::HeaderMap::new();
         h.insert(
             reqwest::header::RETRY_AFTER,
-            HeaderValue::from_static(" 7 "),
+            reqwest::header::HeaderValue::from_static(" 7 "),
         );
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
         h.insert(
             reqwest::header::RETRY_AFTER,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+            reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&h), None);
     }
@@ -943,23 +776,5 @@ mod tests {
         let b = json!({"errors": ["a\nb", "c"]});
         assert_eq!(vault_errors(Some(&b)), "a b; c");
         assert_eq!(vault_errors(None), "(no error message)");
-    }
-
-    #[test]
-    fn urls_escape_each_segment() {
-        let s = VaultSettings::with_token(
-            "http://127.0.0.1:8200/",
-            crate::model::Source::Value("t".into()),
-        )
-        .unwrap();
-        let v = Vault::unauthenticated(&s).unwrap();
-        assert_eq!(
-            v.url("pki/roles/a b?x").as_str(),
-            "http://127.0.0.1:8200/v1/pki/roles/a%20b%3Fx"
-        );
-        assert_eq!(
-            v.url("/sys/mounts/").as_str(),
-            "http://127.0.0.1:8200/v1/sys/mounts"
-        );
     }
 }

@@ -274,188 +274,294 @@ async fn create(
 ) -> Result<Outcome, ApplyError> {
     let desired = &ca.desired;
     let mount = desired.mount.trim_matches('/');
-    let err = ApplyError::vault(addr);
-    let key_name = desired.pending_key_name();
-    let mut exported = None;
-    let id = match &desired.method {
-        CaMethod::Root { params } => {
-            let mut body: Map<String, Value> = params.clone().into_iter().collect();
-            if let Some(name) = &desired.issuer_name {
-                body.insert("issuer_name".into(), json!(name));
-            }
-            let path = format!("{mount}/issuers/generate/root/internal");
-            let data = vault
-                .write(&path, &Value::Object(body))
-                .await
-                .map_err(err)?;
-            str_field(data.as_ref(), "issuer_id")
-                .ok_or_else(|| no_field(addr, &path, "issuer_id"))?
-        }
+    let (id, exported) = match &desired.method {
+        CaMethod::Root { params } => (generate_root(vault, addr, desired, params).await?, None),
         CaMethod::Intermediate {
             params,
             sign_params,
             export_key,
             signer,
         } => {
-            if let Signer::Manual {
-                certificate_pem: Some(cert),
-                csr_file,
-                ..
-            } = signer
-            {
-                set_signed(vault, addr, mount, cert, Some(csr_file)).await?
-            } else if let Signer::Manual {
-                certificate_pem: None,
-                csr_pem: Some(csr),
-                csr_file,
-                certificate_file,
-            } = signer
-            {
-                // The key and CSR exist from an earlier apply: still waiting.
-                return Ok(Outcome::Waiting(Waiting {
-                    addr: addr.clone(),
-                    csr_file: csr_file.clone(),
-                    csr_pem: csr.clone(),
-                    certificate_file: certificate_file.clone(),
-                }));
-            } else {
-                // A certificate the parent signed for the pending key before
-                // the apply stopped: import it, no second signature.
-                let recorded = match (signer, pending, record) {
-                    (Signer::Mount { mount: parent, .. }, Some(key_id), Some(r)) => {
-                        r.recall(vault, key_id, parent.trim_matches('/'), desired)
-                            .await
-                    }
-                    _ => None,
-                };
-                if let Some(bundle) = recorded {
-                    tracing::info!(%addr, "importing the certificate the parent signed before the apply stopped");
-                    let id = set_signed(vault, addr, mount, &bundle, None).await?;
-                    return finish(vault, addr, desired, id, record, None).await;
-                }
-                // An exported key is never resumed (its private key left
-                // Vault once, with the apply that stopped): the planner deletes
-                // such a pending key before this change.
-                let (csr, key_id, key) = match (&ca.pending_key, pending) {
-                    (Some(name), Some(id)) => {
-                        let csr = generate_existing(vault, addr, mount, params, name).await?;
-                        (csr, id.to_string(), None)
-                    }
-                    _ => {
-                        generate_csr(vault, addr, mount, params, *export_key, key_name.as_deref())
-                            .await?
-                    }
-                };
-                let bundle = match signer {
-                    Signer::Mount {
-                        mount: parent,
-                        issuer_ref,
-                    } => {
-                        let pem = sign_by_mount(
-                            vault,
-                            addr,
-                            parent,
-                            issuer_ref.as_deref(),
-                            &csr,
-                            sign_params,
-                        )
-                        .await?;
-                        if let Some(r) = record {
-                            r.remember(vault, &key_id, parent.trim_matches('/'), &pem)
-                                .await;
-                        }
-                        pem
-                    }
-                    Signer::External {
-                        ca_cert_pem,
-                        ca_key,
-                    } => {
-                        let key = ca_key.read().map_err(|e| ApplyError::Secret {
-                            addr: addr.clone(),
-                            what: format!("the signing CA key ({})", ca_key.describe()),
-                            source: Box::new(e),
-                        })?;
-                        let ttl = sign_params
-                            .get("ttl")
-                            .and_then(super::normalize::duration_secs)
-                            .or(desired.ttl);
-                        let max_path = sign_params
-                            .get("max_path_length")
-                            .and_then(Value::as_i64)
-                            .map(|n| n.clamp(-1, 255) as i32);
-                        let signed = sign_intermediate_csr(&csr, ca_cert_pem, &key, ttl, max_path)
-                            .map_err(|source| ApplyError::Sign {
-                                addr: addr.clone(),
-                                source: Box::new(source),
-                            })?;
-                        drop(key);
-                        format!("{}{}", signed.certificate_pem, signed.chain_pem)
-                    }
-                    Signer::Manual {
-                        csr_file,
-                        certificate_file,
-                        ..
-                    } => {
-                        if let Some(dir) = csr_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                            tokio::fs::create_dir_all(dir).await.map_err(|source| {
-                                ApplyError::CsrFile {
-                                    addr: addr.clone(),
-                                    path: csr_file.clone(),
-                                    source,
-                                }
-                            })?;
-                        }
-                        tokio::fs::write(csr_file, &csr).await.map_err(|source| {
-                            ApplyError::CsrFile {
-                                addr: addr.clone(),
-                                path: csr_file.clone(),
-                                source,
-                            }
-                        })?;
-                        return Ok(Outcome::Waiting(Waiting {
-                            addr: addr.clone(),
-                            csr_file: csr_file.clone(),
-                            csr_pem: csr,
-                            certificate_file: certificate_file.clone(),
-                        }));
-                    }
-                };
-                let id = set_signed(vault, addr, mount, &bundle, None).await?;
-                exported = key.map(|key| ExportedKey {
-                    addr: addr.clone(),
-                    mount: mount.to_string(),
-                    key,
-                    chain_pem: bundle.clone(),
-                });
-                id
+            let how = Intermediate {
+                params,
+                sign_params,
+                export_key: *export_key,
+                signer,
+            };
+            match make_intermediate(vault, addr, ca, &how, pending, record).await? {
+                Made::Issuer(id, exported) => (id, exported),
+                Made::Waiting(w) => return Ok(Outcome::Waiting(w)),
             }
         }
-        CaMethod::Import { bundle } => {
-            let pem = bundle.read().map_err(|e| ApplyError::Secret {
+        CaMethod::Import { bundle } => (import_bundle(vault, addr, mount, bundle).await?, None),
+    };
+    finish(vault, addr, desired, id, record, exported).await
+}
+
+/// `issuers/generate/root/internal` (named by the call): the new issuer's
+/// id.
+async fn generate_root(
+    vault: &Vault,
+    addr: &Addr,
+    desired: &DesiredCa,
+    params: &crate::state::Fields,
+) -> Result<String, ApplyError> {
+    let mount = desired.mount.trim_matches('/');
+    let mut body: Map<String, Value> = params.clone().into_iter().collect();
+    if let Some(name) = &desired.issuer_name {
+        body.insert("issuer_name".into(), json!(name));
+    }
+    let path = format!("{mount}/issuers/generate/root/internal");
+    write_for(vault, addr, &path, body, "issuer_id").await
+}
+
+/// `POST <path>` (sent once: it makes something) and the text `field` of
+/// the reply.
+async fn write_for(
+    vault: &Vault,
+    addr: &Addr,
+    path: &str,
+    body: Map<String, Value>,
+    field: &str,
+) -> Result<String, ApplyError> {
+    let data = vault
+        .write(path, &Value::Object(body))
+        .await
+        .map_err(ApplyError::vault(addr))?;
+    str_field(data.as_ref(), field).ok_or_else(|| no_field(addr, path, field))
+}
+
+/// `issuers/import/bundle` of a CA bundle read from its source now: the
+/// imported issuer's id. The bundle (with its key) is dropped at once.
+async fn import_bundle(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    bundle: &crate::model::Source,
+) -> Result<String, ApplyError> {
+    let pem = bundle.read().map_err(|e| ApplyError::Secret {
+        addr: addr.clone(),
+        what: format!("the CA bundle ({})", bundle.describe()),
+        source: Box::new(e),
+    })?;
+    let path = format!("{mount}/issuers/import/bundle");
+    let data = vault
+        .write(&path, &json!({"pem_bundle": pem.expose()}))
+        .await
+        .map_err(ApplyError::vault(addr))?;
+    let first = certificate_blocks(pem.expose()).into_iter().next();
+    drop(pem);
+    find_imported(
+        vault,
+        addr,
+        mount,
+        &path,
+        data.as_ref(),
+        first.as_deref(),
+        None,
+    )
+    .await
+}
+
+/// How an intermediate is made (the parts of [`CaMethod::Intermediate`]).
+struct Intermediate<'a> {
+    params: &'a crate::state::Fields,
+    sign_params: &'a crate::state::Fields,
+    export_key: bool,
+    signer: &'a Signer,
+}
+
+/// What making an intermediate led to.
+enum Made {
+    /// The issuer holding the new key, and the key if it was exported.
+    Issuer(String, Option<ExportedKey>),
+    /// A CSR waits for a signature by hand.
+    Waiting(Waiting),
+}
+
+/// An intermediate: a certificate committed for a manual CSR is imported;
+/// a certificate the parent signed before an interrupted apply stopped is
+/// imported (no second signature); otherwise a CSR is made (for the
+/// pending key when resuming), signed, and imported.
+async fn make_intermediate(
+    vault: &Vault,
+    addr: &Addr,
+    ca: &CaChange,
+    how: &Intermediate<'_>,
+    pending: Option<&str>,
+    record: Option<&Record<'_>>,
+) -> Result<Made, ApplyError> {
+    let desired = &ca.desired;
+    let mount = desired.mount.trim_matches('/');
+    match how.signer {
+        Signer::Manual {
+            certificate_pem: Some(cert),
+            csr_file,
+            ..
+        } => {
+            let id = set_signed(vault, addr, mount, cert, Some(csr_file)).await?;
+            return Ok(Made::Issuer(id, None));
+        }
+        Signer::Manual {
+            certificate_pem: None,
+            csr_pem: Some(csr),
+            csr_file,
+            certificate_file,
+        } => {
+            // The key and CSR exist from an earlier apply: still waiting.
+            return Ok(Made::Waiting(Waiting {
                 addr: addr.clone(),
-                what: format!("the CA bundle ({})", bundle.describe()),
-                source: Box::new(e),
-            })?;
-            let path = format!("{mount}/issuers/import/bundle");
-            let data = vault
-                .write(&path, &json!({"pem_bundle": pem.expose()}))
+                csr_file: csr_file.clone(),
+                csr_pem: csr.clone(),
+                certificate_file: certificate_file.clone(),
+            }));
+        }
+        _ => {}
+    }
+    // A certificate the parent signed for the pending key before the apply
+    // stopped: import it, no second signature.
+    let recorded = match (how.signer, pending, record) {
+        (Signer::Mount { mount: parent, .. }, Some(key_id), Some(r)) => {
+            r.recall(vault, key_id, parent.trim_matches('/'), desired)
                 .await
-                .map_err(err)?;
-            let first = certificate_blocks(pem.expose()).into_iter().next();
-            drop(pem);
-            find_imported(
+        }
+        _ => None,
+    };
+    if let Some(bundle) = recorded {
+        tracing::info!(%addr, "importing the certificate the parent signed before the apply stopped");
+        let id = set_signed(vault, addr, mount, &bundle, None).await?;
+        return Ok(Made::Issuer(id, None));
+    }
+    // An exported key is never resumed (its private key left Vault once,
+    // with the apply that stopped): the planner deletes such a pending key
+    // before this change.
+    let (csr, key_id, key) = match (&ca.pending_key, pending) {
+        (Some(name), Some(id)) => {
+            let csr = generate_existing(vault, addr, mount, how.params, name).await?;
+            (csr, id.to_string(), None)
+        }
+        _ => {
+            let key_name = desired.pending_key_name();
+            generate_csr(
                 vault,
                 addr,
                 mount,
-                &path,
-                data.as_ref(),
-                first.as_deref(),
-                None,
+                how.params,
+                how.export_key,
+                key_name.as_deref(),
             )
             .await?
         }
     };
-    finish(vault, addr, desired, id, record, exported).await
+    let bundle = match sign_csr(vault, addr, desired, how, &csr, &key_id, record).await? {
+        Signed::Bundle(pem) => pem,
+        Signed::Waiting(w) => return Ok(Made::Waiting(w)),
+    };
+    let id = set_signed(vault, addr, mount, &bundle, None).await?;
+    let exported = key.map(|key| ExportedKey {
+        addr: addr.clone(),
+        mount: mount.to_string(),
+        key,
+        chain_pem: bundle.clone(),
+    });
+    Ok(Made::Issuer(id, exported))
+}
+
+/// What signing a CSR led to.
+enum Signed {
+    /// The certificate and its chain (PEM).
+    Bundle(String),
+    /// The CSR was written for a signature by hand.
+    Waiting(Waiting),
+}
+
+/// Has the intermediate's CSR signed: by the parent mount (and records the
+/// certificate until it is imported), in-process with the external CA's
+/// key, or by hand (writes the CSR next to where the certificate is
+/// expected).
+async fn sign_csr(
+    vault: &Vault,
+    addr: &Addr,
+    desired: &DesiredCa,
+    how: &Intermediate<'_>,
+    csr: &str,
+    key_id: &str,
+    record: Option<&Record<'_>>,
+) -> Result<Signed, ApplyError> {
+    match how.signer {
+        Signer::Mount {
+            mount: parent,
+            issuer_ref,
+        } => {
+            let pem = sign_by_mount(
+                vault,
+                addr,
+                parent,
+                issuer_ref.as_deref(),
+                csr,
+                how.sign_params,
+            )
+            .await?;
+            if let Some(r) = record {
+                r.remember(vault, key_id, parent.trim_matches('/'), &pem)
+                    .await;
+            }
+            Ok(Signed::Bundle(pem))
+        }
+        Signer::External {
+            ca_cert_pem,
+            ca_key,
+        } => {
+            let key = ca_key.read().map_err(|e| ApplyError::Secret {
+                addr: addr.clone(),
+                what: format!("the signing CA key ({})", ca_key.describe()),
+                source: Box::new(e),
+            })?;
+            let ttl = how
+                .sign_params
+                .get("ttl")
+                .and_then(super::normalize::duration_secs)
+                .or(desired.ttl);
+            let max_path = how
+                .sign_params
+                .get("max_path_length")
+                .and_then(Value::as_i64)
+                .map(|n| n.clamp(-1, 255) as i32);
+            let signed =
+                sign_intermediate_csr(csr, ca_cert_pem, &key, ttl, max_path).map_err(|source| {
+                    ApplyError::Sign {
+                        addr: addr.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+            drop(key);
+            Ok(Signed::Bundle(format!(
+                "{}{}",
+                signed.certificate_pem, signed.chain_pem
+            )))
+        }
+        Signer::Manual {
+            csr_file,
+            certificate_file,
+            ..
+        } => {
+            let csr_error = |source| ApplyError::CsrFile {
+                addr: addr.clone(),
+                path: csr_file.clone(),
+                source,
+            };
+            if let Some(dir) = csr_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                tokio::fs::create_dir_all(dir).await.map_err(csr_error)?;
+            }
+            tokio::fs::write(csr_file, csr).await.map_err(csr_error)?;
+            Ok(Signed::Waiting(Waiting {
+                addr: addr.clone(),
+                csr_file: csr_file.clone(),
+                csr_pem: csr.to_string(),
+                certificate_file: certificate_file.clone(),
+            }))
+        }
+    }
 }
 
 /// The last steps of a new CA: name it (a root was named by its generate
@@ -585,11 +691,7 @@ async fn generate_existing(
         .filter(|(k, _)| !matches!(k.as_str(), "key_type" | "key_bits" | "key_name"))
         .collect();
     body.insert("key_ref".into(), json!(key_ref));
-    let data = vault
-        .write(&path, &Value::Object(body))
-        .await
-        .map_err(ApplyError::vault(addr))?;
-    str_field(data.as_ref(), "csr").ok_or_else(|| no_field(addr, &path, "csr"))
+    write_for(vault, addr, &path, body, "csr").await
 }
 
 /// `<parent>/root/sign-intermediate` (or `<parent>/issuer/<ref>/...`): the

@@ -1,7 +1,10 @@
-//! The Vault/OpenBao provider: connection and login ([`connect`]), the raw
-//! API ([`client`]), reading the live state ([`observe()`]), converging it
-//! to a plan ([`apply()`]), and the apply lock every certplane writing to
-//! the same Vault shares ([`lock`]).
+//! The Vault/OpenBao provider: one descriptor per Vault kind ([`kinds`]),
+//! connection and login ([`connect`]), requests built without I/O
+//! ([`request`]) and sent ([`client`]), reading the live state
+//! ([`observe()`]), converging it to a plan ([`apply()`]), what certplane
+//! owns and prunes ([`prune`]), the apply lock every certplane writing to
+//! the same Vault shares ([`lock`]), and the policy applying a repository
+//! needs ([`needs`]).
 //!
 //! One [`Vault`] per run: one login, the token reused for every request.
 //! Secret material (tokens, secret IDs, keys, PEM bundles, JWTs) is held in
@@ -11,10 +14,13 @@ pub mod apply;
 pub mod client;
 pub mod connect;
 mod issuer;
+pub mod kinds;
 pub mod lock;
+pub mod needs;
 pub mod normalize;
 pub mod observe;
 pub mod prune;
+pub mod request;
 
 pub use apply::{
     Applied, ApplyError, ApplyEvent, ApplyOptions, ApplyReport, SecretSources, Waiting, apply,
@@ -248,9 +254,11 @@ fn secs(d: std::time::Duration) -> String {
     }
 }
 
-/// Every cause of an error, joined into one line (`a: b: c`). Transport
-/// errors hide the useful part (connection refused, certificate unknown) in
-/// their sources.
+/// Every cause of an error, joined into one line (`a: b: c`), a cause
+/// already said not repeated. Transport errors hide the useful part
+/// (connection refused, certificate unknown) in their sources. The one
+/// flattener of error chains: the CLI's error lines, logs and `verify` call
+/// it.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![err.to_string()];
     let mut cur = err.source();

@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
+use super::kinds::{Read, Table};
 use super::normalize::{duration_secs, normalize_fields};
 use super::{Vault, VaultError};
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::pki::x509;
 use crate::state::{
     CaMethod, Desired, Fields, Observed, ObservedIssuer, ObservedKey, ResourceKind, Signer,
@@ -89,45 +90,23 @@ impl MountTables {
         self.auth.as_ref()?.get(path.trim_matches('/'))
     }
 
-    /// Whether the secrets mount holding `path` exists (longest prefix).
-    fn has_secret_mount_for(&self, path: &str) -> bool {
-        self.secrets
-            .as_ref()
-            .is_some_and(|m| m.keys().any(|k| path.starts_with(&format!("{k}/"))))
-    }
-
-    /// Whether the auth mount holding `auth/<path>` exists.
-    fn has_auth_mount_for(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix("auth/") else {
-            return false;
-        };
-        self.auth
-            .as_ref()
-            .is_some_and(|m| m.keys().any(|k| rest.starts_with(&format!("{k}/"))))
+    /// Whether the mount (secrets or auth) an object lives in exists; true
+    /// for what lives in no mount (a policy, a mount itself).
+    fn has_parent(&self, addr: &VaultAddr) -> bool {
+        match addr.parent() {
+            Some(VaultAddr::Mount { path }) => self.secret_mount(&path).is_some(),
+            Some(VaultAddr::AuthMount { path }) => self.auth_mount(&path).is_some(),
+            _ => true,
+        }
     }
 }
 
 fn needs_secret_table(kind: ResourceKind) -> bool {
-    matches!(
-        kind,
-        ResourceKind::Mount
-            | ResourceKind::MountUrls
-            | ResourceKind::MountCrl
-            | ResourceKind::Role
-            | ResourceKind::Issuer
-            | ResourceKind::PkiKey
-    )
+    kind.descriptor().table == Table::Secrets
 }
 
 fn needs_auth_table(kind: ResourceKind) -> bool {
-    matches!(
-        kind,
-        ResourceKind::AuthMount
-            | ResourceKind::AuthConfig
-            | ResourceKind::KubernetesAuthRole
-            | ResourceKind::AppRole
-            | ResourceKind::AppRoleId
-    )
+    kind.descriptor().table == Table::Auth
 }
 
 /// The fields of a mount table entry: `type`, `description`, the
@@ -170,39 +149,39 @@ fn data_fields(path: &str, data: Value) -> Result<Fields, VaultError> {
     }
 }
 
-/// Reads one resource that is not an issuer, given the mount tables.
+/// Reads one resource, given the mount tables, the way its descriptor
+/// says ([`Read`]). A resource whose mount does not exist is absent,
+/// without a request.
 pub(crate) async fn read_resource(
     vault: &Vault,
     tables: &MountTables,
     addr: &Addr,
     kind: ResourceKind,
 ) -> Result<Option<Fields>, VaultError> {
-    let Some(path) = addr.vault_path() else {
+    let Some(v) = addr.as_vault() else {
         return Ok(None);
     };
-    match kind {
-        ResourceKind::ClusterObject | ResourceKind::SecretDelivery => Ok(None),
-        ResourceKind::Mount => Ok(path
-            .strip_prefix("sys/mounts/")
-            .and_then(|p| tables.secret_mount(p))
-            .map(mount_fields)),
-        ResourceKind::AuthMount => Ok(path
-            .strip_prefix("sys/auth/")
-            .and_then(|p| tables.auth_mount(p))
-            .map(mount_fields)),
-        ResourceKind::Policy => match vault.read(path).await? {
-            Some(d) => data_fields(path, d).map(Some),
-            None => Ok(None),
-        },
-        ResourceKind::PkiKey => {
-            // Vault answers 500 to a read of a key that does not exist: the
-            // list says it plainly.
-            let Some((mount, name)) = path.rsplit_once("/key/") else {
-                return Ok(None);
+    let d = kind.descriptor();
+    if d.read == Read::Nothing || !tables.has_parent(v) {
+        return Ok(None);
+    }
+    match d.read {
+        Read::MountEntry => {
+            let entry = match d.table {
+                Table::Auth => tables.auth_mount(v.mount_path()),
+                _ => tables.secret_mount(v.mount_path()),
             };
-            if tables.secret_mount(mount).is_none() {
-                return Ok(None);
+            Ok(entry.map(mount_fields))
+        }
+        Read::Data => {
+            let path = v.path();
+            match vault.read(&path).await? {
+                Some(d) => data_fields(&path, d).map(Some),
+                None => Ok(None),
             }
+        }
+        Read::Keys => {
+            let (mount, name) = (v.mount_path(), v.name().unwrap_or_default());
             let keys = observe_keys(vault, mount).await?;
             Ok(keys.into_iter().find(|k| k.name == name).map(|k| {
                 let mut f = Fields::new();
@@ -211,34 +190,8 @@ pub(crate) async fn read_resource(
                 f
             }))
         }
-        ResourceKind::MountUrls | ResourceKind::MountCrl | ResourceKind::Role => {
-            if !tables.has_secret_mount_for(path) {
-                return Ok(None);
-            }
-            match vault.read(path).await? {
-                Some(d) => data_fields(path, d).map(Some),
-                None => Ok(None),
-            }
-        }
-        ResourceKind::AuthConfig
-        | ResourceKind::KubernetesAuthRole
-        | ResourceKind::AppRole
-        | ResourceKind::AppRoleId => {
-            if !tables.has_auth_mount_for(path) {
-                return Ok(None);
-            }
-            match vault.read(path).await? {
-                Some(d) => data_fields(path, d).map(Some),
-                None => Ok(None),
-            }
-        }
-        ResourceKind::Issuer => {
-            let Some((mount, name)) = path.rsplit_once("/issuer/") else {
-                return Ok(None);
-            };
-            if tables.secret_mount(mount).is_none() {
-                return Ok(None);
-            }
+        Read::Issuers => {
+            let (mount, name) = (v.mount_path(), v.name().unwrap_or("default"));
             let issuers = observe_issuers(vault, mount).await?;
             let found = issuers
                 .iter()
@@ -246,6 +199,7 @@ pub(crate) async fn read_resource(
                 .or_else(|| (name == "default").then(|| issuers.iter().find(|i| i.is_default))?);
             Ok(found.map(issuer_fields))
         }
+        Read::Nothing => Ok(None),
     }
 }
 
@@ -489,7 +443,7 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
     let mut tasks: Vec<Task<'_>> = desired
         .resources
         .iter()
-        .filter(|r| r.kind != ResourceKind::Issuer)
+        .filter(|r| r.kind.descriptor().read != Read::Issuers)
         .map(|r| Task::Resource(&r.addr, r.kind))
         .collect();
     tasks.extend(
@@ -563,31 +517,36 @@ pub async fn live_references(vault: &Vault) -> Result<crate::validate::Live, Vau
             .and_then(|k| serde_json::from_value::<Vec<String>>(k).ok())
             .unwrap_or_default()
     };
-    let mount_paths = |table: Option<Value>, kinds: &[&str]| -> Vec<String> {
-        table
-            .as_ref()
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, e)| {
-                        e.get("type")
-                            .and_then(Value::as_str)
-                            .is_some_and(|t| kinds.contains(&t))
-                    })
-                    .map(|(k, _)| k.trim_end_matches('/').to_string())
-                    .collect()
+    // Mounts of a type whose objects certplane lists (PKI roles, auth
+    // roles), with the type.
+    let mounts = |table: Option<Value>| -> Vec<(String, String)> {
+        let Some(Value::Object(m)) = table else {
+            return Vec::new();
+        };
+        m.into_iter()
+            .filter_map(|(k, e)| {
+                let t = e.get("type").and_then(Value::as_str)?;
+                super::kinds::listed_under(t).next()?;
+                Some((k.trim_end_matches('/').to_string(), t.to_string()))
             })
-            .unwrap_or_default()
+            .collect()
     };
-    for m in mount_paths(vault.read("sys/mounts").await?, &["pki"]) {
-        for r in names(vault.list(&format!("{m}/roles")).await?) {
-            live.pki_roles.insert((m.clone(), r));
+    for (m, t) in mounts(vault.read("sys/mounts").await?) {
+        if t != "pki" {
+            continue;
+        }
+        for (_, l) in super::kinds::listed_under(&t) {
+            for r in names(vault.list(&(l.list)(&m)).await?) {
+                live.pki_roles.insert((m.clone(), r));
+            }
         }
         live.pki_mounts.insert(m);
     }
-    for m in mount_paths(vault.read("sys/auth").await?, &["kubernetes", "approle"]) {
-        for r in names(vault.list(&format!("auth/{m}/role")).await?) {
-            live.auth_roles.insert((m.clone(), r));
+    for (m, t) in mounts(vault.read("sys/auth").await?) {
+        for (_, l) in super::kinds::listed_under(&t) {
+            for r in names(vault.list(&(l.list)(&m)).await?) {
+                live.auth_roles.insert((m.clone(), r));
+            }
         }
         live.auth_mounts.insert(m);
     }
@@ -620,10 +579,11 @@ mod tests {
             secrets: Some(secrets),
             auth: Some(auth),
         };
-        assert!(t.has_secret_mount_for("pki/int/roles/web"));
-        assert!(!t.has_secret_mount_for("pki/roles/web"));
-        assert!(t.has_auth_mount_for("auth/kubernetes/role/x"));
-        assert!(!t.has_auth_mount_for("auth/approle/role/x"));
-        assert!(!t.has_auth_mount_for("kubernetes/role/x"));
+        assert!(t.has_parent(&VaultAddr::role("pki/int", "web")));
+        assert!(!t.has_parent(&VaultAddr::role("pki", "web")));
+        assert!(t.has_parent(&VaultAddr::auth_role("kubernetes", "x")));
+        assert!(!t.has_parent(&VaultAddr::auth_role("approle", "x")));
+        assert!(!t.has_parent(&VaultAddr::cert_role("kubernetes/x", "y")));
+        assert!(t.has_parent(&VaultAddr::policy("p")));
     }
 }

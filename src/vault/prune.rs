@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::observe::CONCURRENCY;
 use super::{Vault, VaultError};
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::state::{Desired, Orphan, Owner, Ownership, ResourceKind};
 
 /// The mount option certplane sets on the mounts it creates.
@@ -86,6 +86,34 @@ fn table(v: Option<Value>) -> Vec<(String, Value)> {
     }
 }
 
+/// The objects of this repository's mount `path` (of type `mount_type`)
+/// that `declared` does not hold: for every kind its descriptor lists under
+/// such a mount ([`super::kinds::listed_under`]), e.g. the roles of a PKI
+/// mount. They belong to the mount's owner, `identity`.
+async fn listed(
+    vault: &Vault,
+    path: &str,
+    mount_type: &str,
+    declared: &BTreeSet<&Addr>,
+    identity: &str,
+) -> Result<Vec<Orphan>, VaultError> {
+    let mut out = Vec::new();
+    for (kind, l) in super::kinds::listed_under(mount_type) {
+        for name in keys(vault.list(&(l.list)(path)).await?) {
+            let addr = Addr::Vault((l.addr)(path, &name));
+            if !declared.contains(&addr) {
+                out.push(Orphan {
+                    addr,
+                    kind,
+                    holds_ca: false,
+                    owner: Owner::Repository(identity.to_string()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads what certplane manages in Vault: the owner of every tagged mount
 /// and auth mount, and every managed object that `desired` does not
 /// declare. Roles are listed only under mounts this repository (`identity`)
@@ -116,19 +144,12 @@ pub async fn survey(
         if entry["type"] != "pki" {
             continue;
         }
-        let addr = Addr::vault(format!("sys/mounts/{path}"));
+        let addr = Addr::from(VaultAddr::mount(&path));
         out.mounts.insert(addr.clone(), owner.clone());
         if declared.contains(&addr) {
-            if !ours(&owner, true) {
-                continue;
-            }
-            for role in keys(vault.list(&format!("{path}/roles")).await?) {
-                let r = Addr::vault(format!("{path}/roles/{role}"));
-                if !declared.contains(&r) {
-                    let owner = Owner::Repository(identity.to_string());
-                    out.orphans
-                        .push(orphan(r, ResourceKind::Role, false, owner));
-                }
+            if ours(&owner, true) {
+                let found = listed(vault, &path, "pki", &declared, identity).await?;
+                out.orphans.extend(found);
             }
         } else {
             // Whether it holds a CA matters only to the one who may delete it.
@@ -142,38 +163,28 @@ pub async fn survey(
         let Some(owner) = mount_owner(&entry) else {
             continue;
         };
-        let addr = Addr::vault(format!("sys/auth/{path}"));
+        let addr = Addr::from(VaultAddr::auth_mount(&path));
         out.mounts.insert(addr.clone(), owner.clone());
         if !declared.contains(&addr) {
             out.orphans
                 .push(orphan(addr, ResourceKind::AuthMount, false, owner));
             continue;
         }
-        if !ours(&owner, true) {
-            continue;
-        }
-        let kind = match entry["type"].as_str() {
-            Some("kubernetes") => ResourceKind::KubernetesAuthRole,
-            Some("approle") => ResourceKind::AppRole,
-            _ => continue,
-        };
-        for role in keys(vault.list(&format!("auth/{path}/role")).await?) {
-            let r = Addr::vault(format!("auth/{path}/role/{role}"));
-            if !declared.contains(&r) {
-                let owner = Owner::Repository(identity.to_string());
-                out.orphans.push(orphan(r, kind, false, owner));
-            }
+        if ours(&owner, true) {
+            let mount_type = entry["type"].as_str().unwrap_or_default();
+            let found = listed(vault, &path, mount_type, &declared, identity).await?;
+            out.orphans.extend(found);
         }
     }
     let candidates: Vec<String> = keys(vault.list("sys/policies/acl").await?)
         .into_iter()
         .filter(|p| p != "default" && p != "root")
-        .filter(|p| !declared.contains(&Addr::vault(format!("sys/policies/acl/{p}"))))
+        .filter(|p| !declared.contains(&Addr::from(VaultAddr::policy(p))))
         .collect();
     let marked: Vec<Result<Option<(String, Owner)>, VaultError>> =
         futures::stream::iter(candidates)
             .map(|name| async move {
-                let text = vault.read(&format!("sys/policies/acl/{name}")).await?;
+                let text = vault.read(&VaultAddr::policy(&name).path()).await?;
                 let owner = text
                     .as_ref()
                     .and_then(|d| d["policy"].as_str())
@@ -186,7 +197,7 @@ pub async fn survey(
     for found in marked {
         if let Some((name, owner)) = found? {
             out.orphans.push(orphan(
-                Addr::vault(format!("sys/policies/acl/{name}")),
+                Addr::from(VaultAddr::policy(&name)),
                 ResourceKind::Policy,
                 false,
                 owner,

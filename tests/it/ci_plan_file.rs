@@ -83,7 +83,18 @@ fn saved_plan_is_applied_exactly_and_holds_no_secret() {
         "a key leaked into the plan file"
     );
     let saved: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(saved["format_version"], json!(2));
+    assert_eq!(saved["format_version"], json!(3));
+    // Every address, of a change or an error, is its one string form.
+    assert!(
+        saved["plan"]["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["addr"]
+                .as_str()
+                .is_some_and(|a| a.contains(':') || a.contains('/'))),
+        "{text}"
+    );
     assert_eq!(saved["repository_hash"].as_str().unwrap().len(), 64);
 
     // Nothing was applied by plan.
@@ -185,7 +196,7 @@ fn change_at<'a>(saved: &'a mut Value, addr: &str) -> &'a mut Value {
         .as_array_mut()
         .unwrap()
         .iter_mut()
-        .find(|c| c["addr"]["Vault"] == addr)
+        .find(|c| c["addr"] == format!("vault:{addr}").as_str())
         .unwrap_or_else(|| panic!("no change at {addr}"))
 }
 
@@ -209,7 +220,7 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
             "a sys/* sudo policy added",
             |v| {
                 let mut evil = change_at(v, "sys/policies/acl/homelab").clone();
-                evil["addr"]["Vault"] = json!("sys/policies/acl/evil");
+                evil["addr"] = json!("vault:sys/policies/acl/evil");
                 evil["action"] = json!("create");
                 evil["before"] = Value::Null;
                 evil["after"] = json!({"policy": "path \"sys/*\" {\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\", \"sudo\"]\n}\n"});
@@ -256,7 +267,7 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
             "a delete of Vault's own default policy added",
             |v| {
                 let mut del = change_at(v, "sys/policies/acl/homelab").clone();
-                del["addr"]["Vault"] = json!("sys/policies/acl/default");
+                del["addr"] = json!("vault:sys/policies/acl/default");
                 del["action"] = json!("delete");
                 del["after"] = Value::Null;
                 v["plan"]["changes"].as_array_mut().unwrap().push(del);
@@ -269,7 +280,7 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
                 v["plan"]["changes"]
                     .as_array_mut()
                     .unwrap()
-                    .retain(|c| c["addr"]["Vault"] != ROLE);
+                    .retain(|c| c["addr"] != format!("vault:{ROLE}").as_str());
             },
             &[
                 "vault:pki_int/roles/homelab-dot-local: declared by the repository (update), missing from the file",
@@ -341,6 +352,28 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
     assert!(
         refused.stderr.contains("plan format version 1")
             && refused.stderr.contains("run plan again"),
+        "{}",
+        refused.both()
+    );
+    // So is a file of version 2, whose addresses were objects
+    // (`{"Vault": "pki/roles/web"}`): the version says it before the shape.
+    let mut v = original.clone();
+    v["format_version"] = json!(2);
+    for c in v["plan"]["changes"].as_array_mut().unwrap() {
+        if let Some(path) = c["addr"].as_str().and_then(|a| a.strip_prefix("vault:")) {
+            c["addr"] = json!({"Vault": path});
+        }
+    }
+    std::fs::write(&flagged, serde_json::to_string(&v).unwrap()).unwrap();
+    let refused = run(
+        &bao,
+        &["apply", "--auto-approve", flagged.to_str().unwrap()],
+    );
+    refused.expect(1);
+    assert!(
+        refused
+            .stderr
+            .contains("has plan format version 2, this certplane reads version 3; run plan again"),
         "{}",
         refused.both()
     );

@@ -484,3 +484,63 @@ fn mount_table(bao: &OpenBao, path: &str) -> serde_json::Value {
 fn team_repo_objects(dir: &std::path::Path, yaml: &str) {
     std::fs::write(dir.join("vault.yaml"), yaml).unwrap();
 }
+
+/// A repository with cert auth and the given `CertAuthRole` names, each
+/// trusting `ca.pem`.
+fn cert_repo(dir: &std::path::Path, roles: &[&str]) {
+    let mut y = String::from(
+        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: certs}\nspec: {prune: true}\n",
+    );
+    std::fs::write(dir.join("certplane.yaml"), y).unwrap();
+    y = String::from(
+        "apiVersion: certplane.dev/v1alpha1\nkind: AuthMount\nmetadata: {name: cert}\nspec: {type: cert}\n",
+    );
+    for r in roles {
+        y.push_str(&format!(
+            "---\napiVersion: certplane.dev/v1alpha1\nkind: CertAuthRole\nmetadata: {{name: {r}}}\n\
+             spec: {{mount: cert, certificateFile: ca.pem, allowedCommonNames: [\"{r}.*\"]}}\n"
+        ));
+    }
+    std::fs::write(dir.join("vault.yaml"), y).unwrap();
+}
+
+#[test]
+fn cert_auth_roles_that_left_are_pruned_and_hand_made_ones_under_other_mounts_are_not() {
+    let bao = OpenBao::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), common::rcgen_ca("Client CA").0).unwrap();
+    cert_repo(dir.path(), &["c1", "c2"]);
+    let applied = certplane_root(&bao, &["apply", "--auto-approve", d]);
+    applied.expect(0);
+    assert!(exists(&bao, "auth/cert/certs/c2"), "{}", applied.both());
+    let c1 = bao.bao_json(&["read", "auth/cert/certs/c1"]);
+    assert_eq!(
+        c1["data"]["allowed_common_names"],
+        serde_json::json!(["c1.*"])
+    );
+    certplane_root(&bao, &["plan", d]).expect(0);
+    // A cert mount made by hand, with a role: never certplane's.
+    bao.bao_ok(&["auth", "enable", "-path=handcert", "cert"]);
+    let ca = dir.path().join("ca.pem");
+    bao.bao_ok(&[
+        "write",
+        "auth/handcert/certs/hand",
+        &format!("certificate=@{}", ca.display()),
+    ]);
+
+    cert_repo(dir.path(), &["c1"]);
+    let plan = certplane_root(&bao, &["plan", d]);
+    plan.expect(2);
+    assert!(
+        plan.stdout.contains("- vault:auth/cert/certs/c2 (delete)"),
+        "{}",
+        plan.both()
+    );
+    assert!(!plan.stdout.contains("handcert"), "{}", plan.both());
+    certplane_root(&bao, &["apply", "--auto-approve", d]).expect(0);
+    assert!(!exists(&bao, "auth/cert/certs/c2"));
+    assert!(exists(&bao, "auth/cert/certs/c1"));
+    assert!(exists(&bao, "auth/handcert/certs/hand"));
+    certplane_root(&bao, &["plan", d]).expect(0);
+}

@@ -198,7 +198,7 @@ fn one_unchanged_object_is_one_object() {
 fn changed_role_field_is_an_update_naming_only_that_field() {
     let d = desired_from(REPO);
     let mut o = converged(&d);
-    let role = Addr::vault("pki_int/roles/web");
+    let role = Addr::parse_vault("pki_int/roles/web").unwrap();
     o.resources
         .get_mut(&role)
         .unwrap()
@@ -222,7 +222,7 @@ fn secret_parameter_not_set_in_vault_is_an_update_and_never_shown() {
     let d = desired_from(REPO);
     let mut o = converged(&d);
     o.resources
-        .get_mut(&Addr::vault("auth/kubernetes/config"))
+        .get_mut(&Addr::parse_vault("auth/kubernetes/config").unwrap())
         .unwrap()
         .insert("token_reviewer_jwt_set".into(), json!(false));
     let p = plan(&d, &o);
@@ -330,7 +330,7 @@ fn a_mount_of_another_type_at_the_path_is_a_plan_error() {
     let d = desired_from(REPO);
     let mut o = converged(&d);
     o.resources
-        .get_mut(&Addr::vault("sys/mounts/pki"))
+        .get_mut(&Addr::parse_vault("sys/mounts/pki").unwrap())
         .unwrap()
         .insert("type".into(), json!("kv"));
     let p = plan(&d, &o);
@@ -412,16 +412,17 @@ spec:
 fn human_plan_snapshot() {
     let d = desired_from(REPO);
     let mut o = converged(&d);
-    o.resources.remove(&Addr::vault("pki_int/roles/web"));
     o.resources
-        .get_mut(&Addr::vault("sys/policies/acl/web-issuer"))
+        .remove(&Addr::parse_vault("pki_int/roles/web").unwrap());
+    o.resources
+        .get_mut(&Addr::parse_vault("sys/policies/acl/web-issuer").unwrap())
         .unwrap()
         .insert(
             "policy".into(),
             json!("# Managed by certplane for repository lab: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
         );
     o.resources
-        .get_mut(&Addr::vault("sys/mounts/pki_int"))
+        .get_mut(&Addr::parse_vault("sys/mounts/pki_int").unwrap())
         .unwrap()
         .insert("max_lease_ttl".into(), json!(86400));
     o.issuers.get_mut("pki").unwrap()[0].common_name = "Old Root".into();
@@ -642,7 +643,7 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
     let mut o = converged(&d);
     // An older certplane wrote the policy (no repository in its marker).
     o.resources
-        .get_mut(&Addr::vault("sys/policies/acl/web-issuer"))
+        .get_mut(&Addr::parse_vault("sys/policies/acl/web-issuer").unwrap())
         .unwrap()
         .insert(
             "policy".into(),
@@ -650,7 +651,7 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
         );
     let base = plan(&d, &o);
     let orphan = |path: &str, kind, owner| Orphan {
-        addr: Addr::vault(path),
+        addr: Addr::parse_vault(path).unwrap(),
         kind,
         holds_ca: false,
         owner,
@@ -658,8 +659,11 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
     let lab = || Owner::Repository("lab".into());
     let owned = Ownership {
         mounts: [
-            (Addr::vault("sys/mounts/pki"), Owner::Unrecorded),
-            (Addr::vault("sys/mounts/pki_int"), lab()),
+            (
+                Addr::parse_vault("sys/mounts/pki").unwrap(),
+                Owner::Unrecorded,
+            ),
+            (Addr::parse_vault("sys/mounts/pki_int").unwrap(), lab()),
         ]
         .into_iter()
         .collect(),
@@ -690,7 +694,7 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
     let get = |p: &Plan, a: &str| {
         p.changes
             .iter()
-            .find(|c| c.addr == Addr::vault(a))
+            .find(|c| c.addr == Addr::parse_vault(a).unwrap())
             .cloned()
             .unwrap()
     };
@@ -742,7 +746,7 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
     // A declared mount another repository owns: the plan errors.
     let mut foreign = owned.clone();
     foreign.mounts.insert(
-        Addr::vault("sys/mounts/pki_int"),
+        Addr::parse_vault("sys/mounts/pki_int").unwrap(),
         Owner::Repository("team-b".into()),
     );
     let mut p = base.clone();
@@ -756,7 +760,10 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
         },
     );
     assert_eq!(p.errored.len(), 1, "{:?}", p.errored);
-    assert_eq!(p.errored[0].addr, Addr::vault("sys/mounts/pki_int"));
+    assert_eq!(
+        p.errored[0].addr,
+        Addr::parse_vault("sys/mounts/pki_int").unwrap()
+    );
     assert!(p.errored[0].message.contains("\"team-b\""));
 }
 

@@ -201,7 +201,7 @@ async fn root_intermediate_config_roles_policy_auth_then_observe_gives_them_back
     let jwt = "eyJhbGciOiJSUzI1NiJ9.reviewer-secret-jwt-value.sig";
     let mut secrets = SecretSources::new();
     secrets
-        .entry(Addr::vault("auth/kubernetes/config"))
+        .entry(Addr::parse_vault("auth/kubernetes/config").unwrap())
         .or_default()
         .insert("token_reviewer_jwt".into(), Source::Value(jwt.into()));
     let (report, events) = run_with(&vault, &p, &secrets).await.unwrap();
@@ -269,7 +269,7 @@ async fn root_intermediate_config_roles_policy_auth_then_observe_gives_them_back
             .changes
             .iter()
             .filter(|c| c.kind != ResourceKind::Issuer)
-            .map(|c| resource(c.addr.vault_path().unwrap(), c.kind, json!({})))
+            .map(|c| resource(&c.addr.vault_path().unwrap(), c.kind, json!({})))
             .collect(),
     };
     let obs = observe(&vault, &desired).await.unwrap();
@@ -589,7 +589,7 @@ async fn stale_and_errored_plans_stop_before_writing() {
         Some(json!({"ttl": 60})),
     )]);
     p.errored.push(PlanError {
-        addr: Addr::vault("pki/roles/a"),
+        addr: Addr::parse_vault("pki/roles/a").unwrap(),
         message: "bad".into(),
     });
     let n = writes_since(&bao, 0).len();

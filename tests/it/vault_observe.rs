@@ -130,7 +130,7 @@ async fn observe_reads_every_kind_normalised() {
     .unwrap();
     let audit_before = bao.audit_entries().len();
     let obs = observe(&vault, &desired).await.unwrap();
-    let get = |p: &str| obs.resources.get(&Addr::vault(p));
+    let get = |p: &str| obs.resources.get(&Addr::parse_vault(p).unwrap());
 
     let mount = get("sys/mounts/pki").expect("pki mount");
     assert_eq!(mount["type"], json!("pki"));

@@ -224,20 +224,119 @@ async fn a_sealed_vault_fails_at_the_first_step() {
     );
 }
 
-/// The repository of the mTLS example's Vault half, and cert auth with a
-/// role for cert-manager whose CA is client CA `a`.
+/// Cert auth with a role for cert-manager whose CA is client CA `a`,
+/// declared in the repository (a `CertAuthRole`).
+const CERT_AUTH: &str = r#"
+---
+apiVersion: certplane.dev/v1alpha1
+kind: AuthMount
+metadata: {name: cert}
+spec: {type: cert}
+---
+apiVersion: certplane.dev/v1alpha1
+kind: CertAuthRole
+metadata: {name: cert-manager}
+spec: {mount: cert, certificateFile: client-a-ca.pem, tokenPolicies: [web-sign]}
+"#;
+
+/// The repository above with [`CERT_AUTH`], applied to an OpenBao with a
+/// mutual-TLS listener.
 async fn tls_fixture() -> (common::tls::TlsBao, certplane::model::Repository) {
     let bao = common::tls::TlsBao::start();
-    let (prepared, _) = common::apply_yaml_at(&bao.dev_addr(), REPO).await;
-    bao.bao_ok(&["auth", "enable", "cert"]);
-    let ca = bao.file("client-a-ca.pem", &bao.client_a.ca_pem);
-    bao.bao_ok(&[
-        "write",
-        "auth/cert/certs/cert-manager",
-        &format!("certificate=@{}", ca.display()),
-        "token_policies=web-sign",
-    ]);
+    let repo = format!("{REPO}{CERT_AUTH}");
+    let (prepared, _) = common::apply_files_at(
+        &bao.dev_addr(),
+        &[
+            ("repo.yaml", &repo),
+            ("client-a-ca.pem", &bao.client_a.ca_pem),
+        ],
+    )
+    .await;
     (bao, prepared.repo)
+}
+
+/// examples/vault-mtls as a user runs it: its client CA is the harness's
+/// CA `a` (the example's own is a placeholder for yours); everything else
+/// as committed.
+fn mtls_example(bao: &common::tls::TlsBao) -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vault-mtls");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    vec![
+        ("vault.yaml".into(), read("vault.yaml")),
+        ("cluster.yaml".into(), read("cluster.yaml")),
+        ("ca/client-ca.pem".into(), bao.client_a.ca_pem.clone()),
+    ]
+}
+
+#[tokio::test]
+async fn the_mtls_example_declares_its_cert_role_and_verify_logs_in_with_it() {
+    let bao = common::tls::TlsBao::start();
+    let files = mtls_example(&bao);
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    let (prepared, vault) = common::apply_files_at(&bao.dev_addr(), &files).await;
+    // The role is certplane's: applied as declared, and a second plan is
+    // clean.
+    let role = bao.bao_ok(&["read", "-format=json", "auth/cert/certs/cert-manager"]);
+    let role: serde_json::Value = serde_json::from_str(&role).unwrap();
+    assert_eq!(
+        role["data"]["token_policies"],
+        serde_json::json!(["cert-manager-sign"])
+    );
+    assert_eq!(role["data"]["display_name"], "cert-manager");
+    assert_eq!(role["data"]["token_ttl"], 1200);
+    let again = certplane::pipeline::observe_and_plan(&vault, &prepared.desired)
+        .await
+        .unwrap();
+    assert!(
+        !again.has_changes(),
+        "{}",
+        certplane::plan::render::human(&again, Default::default())
+    );
+
+    // verify, as cert-manager logs in with the example's Issuer: its mount,
+    // role name and sign path, over mutual TLS with a certificate of CA a.
+    let issuer = prepared
+        .repo
+        .manifests
+        .iter()
+        .find(|m| m.spec["kind"] == "Issuer")
+        .unwrap();
+    let v = &issuer.spec["spec"]["vault"];
+    let cert = &v["auth"]["clientCertificate"];
+    let mount = cert["mountPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("/v1/auth/");
+    let path = v["path"].as_str().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let report = check_issuer(
+        issuer_addr(),
+        &Connection {
+            server: bao.tls_addr(),
+            ca_bundle_pem: Some(bao.server_ca_pem.clone()),
+            namespace: None,
+            client_identity: Some(Sensitive::new(bao.client_a.identity())),
+        },
+        path,
+        &Credentials::Cert {
+            mount: mount.into(),
+            name: cert["name"].as_str().map(str::to_string),
+            identity: None,
+            from: "Secret sandbox/vault-client-tls".into(),
+        },
+        probe_for(&prepared.repo, path),
+    )
+    .await;
+    let text = report.render();
+    assert!(report.ok(), "{text}");
+    assert!(
+        text.contains("ok    login: TLS certificate auth role cert-manager on auth/cert"),
+        "{text}"
+    );
+    assert!(text.contains("ok    sign:"), "{text}");
 }
 
 async fn check_cert(

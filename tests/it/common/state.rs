@@ -18,7 +18,7 @@ pub fn fields(v: Value) -> Fields {
 /// A desired resource without secrets or dependencies.
 pub fn resource(path: &str, kind: ResourceKind, f: Value) -> DesiredResource {
     DesiredResource {
-        addr: Addr::vault(path),
+        addr: Addr::parse_vault(path).unwrap(),
         kind,
         fields: fields(f),
         secrets: Default::default(),
@@ -41,7 +41,7 @@ pub fn change(
     after: Option<Value>,
 ) -> Change {
     Change {
-        addr: Addr::vault(path),
+        addr: Addr::parse_vault(path).unwrap(),
         kind,
         action,
         before: before.map(fields),
@@ -80,7 +80,7 @@ pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -
         ca.issuer_name.as_deref().unwrap_or("default")
     );
     Change {
-        addr: Addr::vault(path),
+        addr: Addr::parse_vault(&path).unwrap(),
         kind: ResourceKind::Issuer,
         action,
         before: None,
