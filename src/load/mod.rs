@@ -27,7 +27,7 @@ use crate::model::{
     Source, VAULT_KINDS, VaultIssuerSpec, VaultObject,
 };
 use crate::operator::{EnvRefusal, EnvRules};
-use crate::validate::suggest;
+use crate::diagnostic::suggest;
 
 use yaml::{Pos, RawDoc, YamlError};
 

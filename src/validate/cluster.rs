@@ -16,7 +16,8 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use super::ca::CaFacts;
-use super::{crd, policy, suggest};
+use super::{crd, policy};
+use crate::diagnostic::suggest;
 use crate::diagnostic::Diagnostic;
 use crate::expand::GENERATED_FROM;
 use crate::load::{describe_key, manifest_key};

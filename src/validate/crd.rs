@@ -22,7 +22,7 @@
 use serde_json::Value;
 
 use super::pattern::Pattern;
-use super::suggest;
+use crate::diagnostic::suggest;
 
 /// A structural problem: the dotted path of the offending field (as in
 /// [`crate::model::Origin::at`]), what is wrong and how to fix it.

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use crate::diagnostic::Diagnostic;
 use crate::model::{CaSpec, IntermediateCa, Origin, PkiRoleSpec, Repository, RootCa};
 
-use super::suggest;
+use crate::diagnostic::suggest;
 
 /// Parameters of `<mount>/roles/<name>` (`PkiWriteRoleRequest`).
 pub const ROLE_PARAMS: &[&str] = &[

@@ -23,11 +23,10 @@ pub mod pattern;
 pub mod policy;
 pub mod privilege;
 mod sources;
-pub mod suggest;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, suggest};
 use crate::model::{
     AuthType, CaSpec, Duration, KeyType, KubernetesAuthConfig, Origin, PkiRoleSpec, Repository,
     RoleKeyType, SignedBy, TokenReviewer,
