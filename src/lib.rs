@@ -32,7 +32,6 @@ pub mod plan;
 pub mod policy;
 pub mod reviewer;
 pub mod run;
-pub mod schema;
 pub mod state;
 pub mod validate;
 pub mod vault;

@@ -13,8 +13,8 @@
 //!
 //! certplane cannot read the CRDs at run time, so [`builtin`] embeds a
 //! compact schema set for the fields certplane understands (see
-//! `crd_builtin.rs`); `tests/crd_agreement.rs` checks it against the real
-//! CRDs. The built-in set adds one keyword of its own,
+//! [`crate::model::schema::cert_manager`]); `tests/crd_agreement.rs` checks
+//! it against the real CRDs. The built-in set adds one keyword of its own,
 //! `x-certplane-exactly-one-of`, for the rules cert-manager's validating
 //! webhook enforces and the CRD cannot express (one issuer type, one Vault
 //! auth method, one Kubernetes token source).
@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use super::pattern::Pattern;
 use crate::diagnostic::suggest;
+pub use crate::model::schema::cert_manager::builtin;
 
 /// A structural problem: the dotted path of the offending field (as in
 /// [`crate::model::Origin::at`]), what is wrong and how to fix it.
@@ -300,19 +301,6 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
             }
         }
         _ => {}
-    }
-}
-
-/// The built-in schema of a cert-manager kind (`Issuer`, `ClusterIssuer`,
-/// `Certificate`), when certplane knows it.
-pub fn builtin(kind: &str) -> Option<&'static Value> {
-    use std::sync::OnceLock;
-    static ISSUER: OnceLock<Value> = OnceLock::new();
-    static CERTIFICATE: OnceLock<Value> = OnceLock::new();
-    match kind {
-        "Issuer" | "ClusterIssuer" => Some(ISSUER.get_or_init(super::crd_builtin::issuer)),
-        "Certificate" => Some(CERTIFICATE.get_or_init(super::crd_builtin::certificate)),
-        _ => None,
     }
 }
 

@@ -14,7 +14,6 @@
 mod ca;
 pub mod cluster;
 pub mod crd;
-mod crd_builtin;
 pub mod extra;
 mod kube_auth;
 mod lifetimes;
