@@ -16,7 +16,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use super::ca::CaFacts;
-use super::{crd, policy};
+use super::{acl, crd};
 use crate::diagnostic::suggest;
 use crate::diagnostic::Diagnostic;
 use crate::expand::GENERATED_FROM;
@@ -927,7 +927,7 @@ impl<'a> Checker<'a> {
                     .map(|(_, _, s)| s)
             })
             .collect();
-        if policy::grants_update(&declared, sign_path) {
+        if acl::grants_update(&declared, sign_path) {
             return;
         }
         let names = if policies.is_empty() {

@@ -5,12 +5,13 @@
 //!
 //! What Vault itself would refuse only half-way through an apply is checked
 //! here too, each rule pinned against a real OpenBao: names ([`names`]),
-//! policy text ([`policy`]), `extra` parameters ([`extra`]), file sources
+//! policy text ([`acl`]), `extra` parameters ([`extra`]), file sources
 //! read only when sent (`sources`), Kubernetes auth CAs (`kube_auth`) and
 //! CA lifetimes Vault would cap (`lifetimes`).
 //!
 //! Every finding is a [`Diagnostic`] pointing at the offending field.
 
+pub mod acl;
 mod ca;
 pub mod cluster;
 pub mod crd;
@@ -19,7 +20,6 @@ mod kube_auth;
 mod lifetimes;
 pub mod names;
 pub mod pattern;
-pub mod policy;
 pub mod privilege;
 mod sources;
 
@@ -59,7 +59,7 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     let mut out = v.out;
     // Checks that catch what Vault would refuse only after earlier writes.
     names::check(repo, &mut out);
-    policy::check(repo, &mut out);
+    acl::check(repo, &mut out);
     extra::check(repo, &mut out);
     sources::check(repo, &mut out);
     kube_auth::check(repo, &mut out);
