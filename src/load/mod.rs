@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
+use crate::diagnostic::suggest;
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::model::config::VaultAuth;
 use crate::model::{
@@ -27,7 +28,6 @@ use crate::model::{
     Source, VAULT_KINDS, VaultIssuerSpec, VaultObject,
 };
 use crate::operator::{EnvRefusal, EnvRules};
-use crate::diagnostic::suggest;
 
 use yaml::{Pos, RawDoc, YamlError};
 

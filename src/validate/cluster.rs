@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::ca::CaFacts;
 use super::{acl, crd};
-use crate::diagnostic::suggest;
 use crate::diagnostic::Diagnostic;
+use crate::diagnostic::suggest;
 use crate::expand::GENERATED_FROM;
 use crate::load::{describe_key, manifest_key};
 use crate::model::certmanager::{

@@ -182,13 +182,13 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
         }
         if let Some(re) = schema["pattern"].as_str() {
             match Pattern::parse(re) {
-                Some(p) if !p.is_match(s) => push(
+                Ok(p) if !p.is_match(s) => push(
                     out,
                     format!("{}: {s:?} does not match the pattern {re}", shown(path)),
                     "fix the value to the expected format".into(),
                 ),
-                Some(_) => {}
-                None => tracing::debug!(pattern = re, "pattern not checked"),
+                Ok(_) => {}
+                Err(e) => tracing::debug!(pattern = re, error = %e, "pattern not checked"),
             }
         }
         if schema["format"] == "byte" && !is_base64(s) {
