@@ -2,10 +2,10 @@
 //! needs, consistent by construction, before validation sees the
 //! repository.
 //!
-//! A `VaultIssuer` ([`vault_issuer`]) becomes the whole hand-made wiring of
+//! A `VaultIssuer` (`vault_issuer`) becomes the whole hand-made wiring of
 //! a cert-manager Vault Issuer: the Policy, the auth role, the cluster
 //! objects its login needs and the Issuer itself. A Kubernetes `AuthMount`
-//! whose token reviewer is a ServiceAccount ([`reviewer`]) becomes that
+//! whose token reviewer is a ServiceAccount (`reviewer`) becomes that
 //! account, its token Secret and its binding to `system:auth-delegator`.
 //! Every generated object carries the [`GENERATED_FROM`] annotation and the
 //! origin of what it was generated from, so plans and errors point back at

@@ -124,14 +124,23 @@ struct Stanza {
     expiration: Option<Spanned>,
 }
 
-/// A failure before it is placed.
-type Fail = (String, String, Option<Range<usize>>);
+/// A [`PolicyError`] before it is placed: the byte span instead of the
+/// line and column.
+struct Fail {
+    message: String,
+    hint: String,
+    span: Option<Range<usize>>,
+}
 
 /// A value with where it was written.
 type Spanned = (String, Option<Range<usize>>);
 
 fn fail(message: impl Into<String>, hint: impl Into<String>, span: Option<Range<usize>>) -> Fail {
-    (message.into(), hint.into(), span)
+    Fail {
+        message: message.into(),
+        hint: hint.into(),
+        span,
+    }
 }
 
 impl Reader<'_> {
@@ -143,7 +152,14 @@ impl Reader<'_> {
         (line, column)
     }
 
-    fn place(&self, (message, hint, span): Fail) -> PolicyError {
+    fn place(
+        &self,
+        Fail {
+            message,
+            hint,
+            span,
+        }: Fail,
+    ) -> PolicyError {
         PolicyError {
             message,
             hint,

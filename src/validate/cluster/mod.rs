@@ -5,19 +5,19 @@
 //! be accepted by the role behind it.
 //!
 //! Every cert-manager object is first checked structurally against the
-//! built-in schema ([`structure`]); the typed objects of
+//! built-in schema (`structure`); the typed objects of
 //! [`crate::model::certmanager`] are read only from objects that pass. The
 //! checks run on the repository after `expand`, so objects generated from a
 //! `VaultIssuer` are checked like written ones and point at the VaultIssuer.
 //!
-//! One concern per file: [`structure`] (CRD structure, generated objects
-//! colliding with written ones), [`sign_path`] (an Issuer's `spec.vault.path`
-//! against the declared mounts and roles), [`issuer_auth`] (how an Issuer
+//! One concern per file: `structure` (CRD structure, generated objects
+//! colliding with written ones), `sign_path` (an Issuer's `spec.vault.path`
+//! against the declared mounts and roles), `issuer_auth` (how an Issuer
 //! logs in: Kubernetes, AppRole and token auth against auth mounts, roles,
-//! policies, RBAC and Secrets), [`certificates`] (names, lifetimes and keys
-//! of a Certificate against its role and CA), [`ingress`] (annotated
-//! Ingresses, checked like Certificates), [`role_allows`] (what a PKI role
-//! allows, decided as Vault does) and [`deliveries`] (Secrets certplane
+//! policies, RBAC and Secrets), `certificates` (names, lifetimes and keys
+//! of a Certificate against its role and CA), `ingress` (annotated
+//! Ingresses, checked like Certificates), `role_allows` (what a PKI role
+//! allows, decided as Vault does) and `deliveries` (Secrets certplane
 //! writes are not declared as well). This file holds what they share: the
 //! typed objects and the index of issuers.
 
