@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::diagnostic::suggest;
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::model::config::VaultAuth;
 use crate::model::{
     API_VERSION, AppRoleSpec, AuthMountSpec, CaSpec, ConfigSpec, Document, KubernetesAuthRoleSpec,

@@ -191,18 +191,23 @@ impl Reader {
         Ok(())
     }
 
+    /// What stands between `{` (next) and its `}`, both consumed.
+    fn braced(&mut self, what: &str) -> Result<String, PatternError> {
+        self.i += 1;
+        let start = self.i;
+        while self.peek().is_some_and(|c| c != '}') {
+            self.i += 1;
+        }
+        if self.next().is_none() {
+            return Err(PatternError::Unsupported(format!("an unclosed {what}")));
+        }
+        Ok(self.chars[start..self.i - 1].iter().collect())
+    }
+
     /// `\p{Greek}`, `\pL`, `\p{^Greek}` (after `\p` or `\P`).
     fn unicode_class(&mut self, p: char, out: &mut String) -> Result<(), PatternError> {
         let name: String = if self.peek() == Some('{') {
-            self.i += 1;
-            let start = self.i;
-            while self.peek().is_some_and(|c| c != '}') {
-                self.i += 1;
-            }
-            if self.next().is_none() {
-                return Err(PatternError::Unsupported(r"an unclosed \p{".into()));
-            }
-            self.chars[start..self.i - 1].iter().collect()
+            self.braced(r"\p{")?
         } else {
             self.next()
                 .ok_or_else(|| PatternError::Unsupported(r"\p without a class".into()))?
@@ -260,15 +265,7 @@ impl Reader {
     /// `\x41` or `\x{10FFFF}` (after `\x`).
     fn hex_escape(&mut self) -> Result<char, PatternError> {
         let digits: String = if self.peek() == Some('{') {
-            self.i += 1;
-            let start = self.i;
-            while self.peek().is_some_and(|c| c != '}') {
-                self.i += 1;
-            }
-            if self.next().is_none() {
-                return Err(PatternError::Unsupported(r"an unclosed \x{".into()));
-            }
-            self.chars[start..self.i - 1].iter().collect()
+            self.braced(r"\x{")?
         } else {
             let two: String = self.chars[self.i..].iter().take(2).collect();
             self.i = (self.i + 2).min(self.chars.len());
@@ -441,7 +438,9 @@ mod tests {
     /// What Go refuses is refused, never guessed.
     #[test]
     fn what_go_refuses_is_not_checked() {
-        for re in [r"(a)\1", r"\C", r"a\", r"[a", r"\y", r"[z-a]", r"[a--b]"] {
+        for re in [
+            r"(a)\1", r"\C", r"a\", r"[a", r"\y", r"[z-a]", r"[a--b]", r"\p{L", r"\x{41",
+        ] {
             assert!(
                 matches!(Pattern::parse(re), Err(PatternError::Unsupported(_))),
                 "{re}"
