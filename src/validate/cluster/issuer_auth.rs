@@ -2,8 +2,9 @@
 //! declares: token auth (the Secret's key), Kubernetes auth (the auth mount,
 //! the KubernetesAuthRole's bound names, namespaces and audience, and the
 //! RBAC that lets cert-manager request the token), AppRole auth (the mount,
-//! the Secret's key and the AppRole delivering into it); and that the
-//! role's policies grant `update` on the sign path.
+//! the Secret's key and the AppRole delivering into it); that the role's
+//! policies grant `update` on the sign path; and that the Secrets of its
+//! TLS settings (CA bundle, client certificate and key) have their keys.
 
 use std::collections::HashMap;
 

@@ -14,7 +14,7 @@
 //! colliding with written ones), `sign_path` (an Issuer's `spec.vault.path`
 //! against the declared mounts and roles), `issuer_auth` (how an Issuer
 //! logs in: Kubernetes, AppRole and token auth against auth mounts, roles,
-//! policies, RBAC and Secrets), `certificates` (names, lifetimes and keys
+//! policies, RBAC and Secrets; its TLS Secrets), `certificates` (names, lifetimes and keys
 //! of a Certificate against its role and CA), `ingress` (annotated
 //! Ingresses, checked like Certificates), `role_allows` (what a PKI role
 //! allows, decided as Vault does) and `deliveries` (Secrets certplane
