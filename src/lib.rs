@@ -2,8 +2,9 @@
 //! cert-manager objects that use it.
 //!
 //! The one pipeline ([`pipeline`]), one module per step:
-//! [`load`] (files -> typed [`model`]) -> [`expand`] (VaultIssuer -> the
-//! objects it stands for) -> [`validate`] (offline cross-checks) ->
+//! [`load`] (files -> typed [`model`]) -> [`expand`] (a VaultIssuer or a
+//! reviewer ServiceAccount -> the objects it stands for) -> [`validate`]
+//! (offline cross-checks, each problem a [`diagnostic::Diagnostic`]) ->
 //! [`desired`] (model -> desired [`state`]) -> [`vault::observe()`] and
 //! [`cluster`] dry runs (live state) -> [`plan`] (pure diff) ->
 //! [`vault::apply()`], [`deliver`] and [`cluster::reconcile`] (converge).
@@ -12,7 +13,8 @@
 //! the way cert-manager uses them; [`vault::needs`] is the Vault policy a
 //! repository needs; [`pki`] holds the X.509 work. [`operator`] holds what
 //! whoever runs certplane decides and the repository cannot (the Vault
-//! connection, readable environment variables).
+//! connection, readable environment variables). [`model::schema`] generates
+//! the JSON Schemas of the kinds.
 
 pub mod addr;
 pub mod cli;
@@ -30,7 +32,6 @@ pub mod pki;
 pub mod plan;
 pub mod reviewer;
 pub mod run;
-pub mod schema;
 pub mod state;
 pub mod validate;
 pub mod vault;

@@ -475,9 +475,9 @@ fn schemas(out: &Path) -> ExitStatus {
     if let Err(e) = std::fs::create_dir_all(out) {
         return fail(&e);
     }
-    for (name, schema) in crate::schema::all() {
+    for (name, schema) in crate::model::schema::all() {
         let path = out.join(&name);
-        if let Err(e) = std::fs::write(&path, crate::schema::render(&schema)) {
+        if let Err(e) = std::fs::write(&path, crate::model::schema::render(&schema)) {
             return fail(&e);
         }
         println!("wrote {}", path.display());

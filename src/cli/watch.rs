@@ -12,24 +12,19 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::ExitStatus;
 use super::commands::{fail, print_event, report_line};
+use crate::model::duration::DurationError;
 use crate::pipeline::{self, Approval, ClusterSide, LockedApply, Locking, PlanOptions};
 use crate::plan::render::{self, Style};
 use crate::vault::Vault;
 
-/// Parses `500ms`, `2s`, `1m` (a bare number is milliseconds).
-pub fn parse_debounce(s: &str) -> Result<Duration, String> {
+/// Parses `500ms`, `2s`, `1m` (a bare number is milliseconds): any Go
+/// duration, read by the model's one duration parser.
+pub fn parse_debounce(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 2s or 1m"))?;
-    match unit {
-        "" | "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s or m)")),
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return crate::model::duration::parse_std(&format!("{s}ms"));
     }
+    crate::model::duration::parse_std(s)
 }
 
 /// Whether a changed path should trigger a re-plan: not under `.git` or a
@@ -258,7 +253,8 @@ mod tests {
         assert_eq!(parse_debounce("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_debounce("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_debounce("250"), Ok(Duration::from_millis(250)));
-        assert!(parse_debounce("1h").is_err());
+        assert_eq!(parse_debounce("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_debounce("1y").is_err());
         assert!(parse_debounce("ms").is_err());
     }
 

@@ -20,14 +20,13 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::addr::VaultAddr;
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::model::config::VaultAuth;
 use crate::model::{
     API_VERSION, ConfigSpec, Document, FileRef, Loaded, Location, Meta, Origin, Repository, Source,
     SpecReader, VAULT_KINDS, VaultIssuerSpec, VaultObject, VaultSpec,
 };
 use crate::operator::{EnvRefusal, EnvRules};
-use crate::validate::suggest;
 
 use yaml::{Pos, RawDoc, YamlError};
 

@@ -6,6 +6,7 @@ pub mod certmanager;
 pub mod config;
 pub mod duration;
 pub mod identity;
+pub mod schema;
 pub mod source;
 pub mod vault;
 

@@ -350,9 +350,9 @@ mod tests {
         };
         let v = json(&plan);
         assert_eq!(v["changes"][0]["address"], "vault:sys/policies/acl/web");
-        assert_eq!(v["errors"][0]["addr"], "vault:sys/mounts/pki");
+        assert_eq!(v["errors"][0]["address"], "vault:sys/mounts/pki");
         assert_eq!(
-            v["errors"][1]["addr"],
+            v["errors"][1]["address"],
             "cert-manager.io/Issuer/sandbox/vault-issuer"
         );
         assert_eq!(

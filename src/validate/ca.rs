@@ -3,14 +3,79 @@
 //! certificate (an imported bundle, an external signer). Certificates are
 //! read, never printed; a bundle's private key is never looked at.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::model::source::SourceError;
 use crate::model::{Duration, Source};
-use crate::pki::x509::{CertInfo, parse_pem};
+use crate::pki::x509::{CertError, CertInfo, parse_pem};
 
-/// A problem reading a certificate: (message, hint).
-pub type CertProblem = (String, String);
+/// A problem reading a CA certificate the repository names.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text holds no readable certificate.
+    #[error("{what} does not hold a readable certificate: {source}")]
+    Parse {
+        /// The file or bundle, as the message names it.
+        what: String,
+        /// Why.
+        #[source]
+        source: CertError,
+    },
+    /// The CA certificate has expired.
+    #[error("{what}: the CA certificate {common_name:?} has expired")]
+    Expired {
+        /// The file or bundle, as the message names it.
+        what: String,
+        /// The certificate's common name.
+        common_name: String,
+    },
+    /// An import bundle's source cannot be read.
+    #[error("cannot read the CA bundle: {source}")]
+    Bundle {
+        /// The environment variable, when the source is one.
+        env: Option<String>,
+        /// Why.
+        #[source]
+        source: SourceError,
+    },
+    /// An import bundle's certificate is not a CA.
+    #[error("the certificate of the CA bundle ({what}) is not a CA (basicConstraints CA:FALSE)")]
+    NotCa {
+        /// The bundle's source, described.
+        what: String,
+    },
+}
+
+impl CaError {
+    /// How to fix it.
+    pub fn hint(&self) -> String {
+        match self {
+            CaError::Read { .. } | CaError::Bundle { env: None, .. } => {
+                "paths are relative to the YAML file that names them".to_string()
+            }
+            CaError::Parse { .. } => {
+                "give a PEM file with a -----BEGIN CERTIFICATE----- block".to_string()
+            }
+            CaError::Expired { .. } => "renew the CA certificate".to_string(),
+            CaError::Bundle {
+                env: Some(name), ..
+            } => {
+                format!("export {name} with the PEM bundle before running certplane")
+            }
+            CaError::NotCa { .. } => "import a CA certificate with its key".to_string(),
+        }
+    }
+}
 
 /// The facts of one CA.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,46 +127,39 @@ impl CaFacts {
     }
 }
 
-fn parse(text: &str, what: &str) -> Result<CertInfo, CertProblem> {
-    parse_pem(text).map_err(|e| {
-        (
-            format!("{what} does not hold a readable certificate: {e}"),
-            "give a PEM file with a -----BEGIN CERTIFICATE----- block".to_string(),
-        )
+fn parse(text: &str, what: &str) -> Result<CertInfo, CaError> {
+    parse_pem(text).map_err(|source| CaError::Parse {
+        what: what.to_string(),
+        source,
     })
 }
 
-fn check_ca(info: &CertInfo, what: &str) -> Result<CaFacts, CertProblem> {
+fn check_ca(info: &CertInfo, what: &str) -> Result<CaFacts, CaError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     if info.not_after <= now {
-        return Err((
-            format!(
-                "{what}: the CA certificate {:?} has expired",
-                info.common_name
-            ),
-            "renew the CA certificate".to_string(),
-        ));
+        return Err(CaError::Expired {
+            what: what.to_string(),
+            common_name: info.common_name.clone(),
+        });
     }
     Ok(CaFacts::from_cert(info))
 }
 
 /// The certificate of a file (any certificate, e.g. a server CA).
-pub fn read_any_cert(path: &Path) -> Result<CertInfo, CertProblem> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        (
-            format!("cannot read {}: {e}", path.display()),
-            "paths are relative to the YAML file that names them".to_string(),
-        )
+pub fn read_any_cert(path: &Path) -> Result<CertInfo, CaError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CaError::Read {
+        path: path.to_path_buf(),
+        source,
     })?;
     parse(&text, &path.display().to_string())
 }
 
 /// The CA certificate of a file (an external signer's `caCertFile`, or a
 /// manually signed intermediate).
-pub fn read_cert_file(path: &Path) -> Result<CaFacts, CertProblem> {
+pub fn read_cert_file(path: &Path) -> Result<CaFacts, CaError> {
     let info = read_any_cert(path)?;
     check_ca(&info, &path.display().to_string())
 }
@@ -109,29 +167,22 @@ pub fn read_cert_file(path: &Path) -> Result<CaFacts, CertProblem> {
 /// The CA certificate of an import bundle (only `file` and `env` sources are
 /// read here). The bundle's text is dropped as soon as its first
 /// certificate is parsed.
-pub fn read_import(source: &Source) -> Result<CaFacts, CertProblem> {
+pub fn read_import(source: &Source) -> Result<CaFacts, CaError> {
     if matches!(source, Source::Value(_)) {
         return Ok(CaFacts::none());
     }
     let what = source.describe();
-    let text = source.read().map_err(|e| {
-        let hint = match source {
-            Source::Env(name) => {
-                format!("export {name} with the PEM bundle before running certplane")
-            }
-            _ => "paths are relative to the YAML file that names them".to_string(),
-        };
-        (format!("cannot read the CA bundle: {e}"), hint)
+    let text = source.read().map_err(|e| CaError::Bundle {
+        env: match source {
+            Source::Env(name) => Some(name.clone()),
+            _ => None,
+        },
+        source: e,
     })?;
     let info = parse(text.expose(), &format!("the CA bundle ({what})"))?;
     drop(text);
     if !info.is_ca {
-        return Err((
-            format!(
-                "the certificate of the CA bundle ({what}) is not a CA (basicConstraints CA:FALSE)"
-            ),
-            "import a CA certificate with its key".to_string(),
-        ));
+        return Err(CaError::NotCa { what });
     }
     check_ca(&info, &format!("the CA bundle ({what})"))
 }

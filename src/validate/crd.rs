@@ -13,8 +13,8 @@
 //!
 //! certplane cannot read the CRDs at run time, so [`builtin`] embeds a
 //! compact schema set for the fields certplane understands (see
-//! `crd_builtin.rs`); `tests/crd_agreement.rs` checks it against the real
-//! CRDs. The built-in set adds one keyword of its own,
+//! [`crate::model::schema::cert_manager`]); `tests/crd_agreement.rs` checks
+//! it against the real CRDs. The built-in set adds one keyword of its own,
 //! `x-certplane-exactly-one-of`, for the rules cert-manager's validating
 //! webhook enforces and the CRD cannot express (one issuer type, one Vault
 //! auth method, one Kubernetes token source).
@@ -22,7 +22,8 @@
 use serde_json::Value;
 
 use super::pattern::Pattern;
-use super::suggest;
+use crate::diagnostic::suggest;
+pub use crate::model::schema::cert_manager::builtin;
 
 /// A structural problem: the dotted path of the offending field (as in
 /// [`crate::model::Origin::at`]), what is wrong and how to fix it.
@@ -93,203 +94,33 @@ fn is_base64(s: &str) -> bool {
         .is_ok()
 }
 
+/// A problem at `path`.
+fn problem(path: &str, message: String, hint: impl Into<String>) -> SchemaError {
+    SchemaError {
+        path: path.to_string(),
+        message,
+        hint: hint.into(),
+    }
+}
+
+/// Checks `value` at `path` against `schema`, then its fields or items
+/// against theirs.
 fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
     if value.is_null() {
         return;
     }
-    let push = |out: &mut Vec<SchemaError>, message: String, hint: String| {
-        out.push(SchemaError {
-            path: path.to_string(),
-            message,
-            hint,
-        });
-    };
-    let int_or_string = schema["x-kubernetes-int-or-string"] == true;
-    if int_or_string {
-        if !(value.is_string() || type_name(value) == "integer") {
-            push(
-                out,
-                format!(
-                    "{}: wrong type: expected an integer or a string, got {}",
-                    shown(path),
-                    type_name(value)
-                ),
-                "write a number or a quantity such as 100Mi".into(),
-            );
-            return;
-        }
-    } else if let Some(want) = schema["type"].as_str()
-        && !type_ok(want, value)
-    {
-        let hint = match want {
-            "string" => "quote the value: durations, names and numbers-as-text are strings",
-            "array" => "write a list: `[a, b]` or one `- item` per line",
-            "object" => "write a mapping of `key: value`",
-            "boolean" => "write true or false",
-            _ => "write a number without quotes",
-        };
-        push(
-            out,
-            format!(
-                "{}: wrong type: expected {want}, got {}",
-                shown(path),
-                type_name(value)
-            ),
-            hint.into(),
-        );
+    if !type_matches(schema, value, path, out) {
         return;
     }
-    if let Some(options) = schema["enum"].as_array()
-        && !options.contains(value)
-    {
-        let names: Vec<String> = options
-            .iter()
-            .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_string))
-            .collect();
-        let got = value
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_string);
-        let hint = match suggest::closest(&got, names.iter().map(String::as_str)) {
-            Some(c) => format!("did you mean {c}? allowed: {}", names.join(", ")),
-            None => format!("allowed: {}", names.join(", ")),
-        };
-        push(
-            out,
-            format!("{}: {got:?} is not an allowed value", shown(path)),
-            hint,
-        );
-    }
+    enumeration(schema, value, path, out);
     if let Value::String(s) = value {
-        let len = s.chars().count() as u64;
-        if let Some(max) = schema["maxLength"].as_u64()
-            && len > max
-        {
-            push(
-                out,
-                format!("{}: longer than {max} characters ({len})", shown(path)),
-                format!("shorten it to at most {max} characters"),
-            );
-        }
-        if let Some(min) = schema["minLength"].as_u64()
-            && len < min
-        {
-            push(
-                out,
-                format!("{}: shorter than {min} character(s)", shown(path)),
-                "give it a value".into(),
-            );
-        }
-        if let Some(re) = schema["pattern"].as_str() {
-            match Pattern::parse(re) {
-                Some(p) if !p.is_match(s) => push(
-                    out,
-                    format!("{}: {s:?} does not match the pattern {re}", shown(path)),
-                    "fix the value to the expected format".into(),
-                ),
-                Some(_) => {}
-                None => tracing::debug!(pattern = re, "pattern not checked"),
-            }
-        }
-        if schema["format"] == "byte" && !is_base64(s) {
-            push(
-                out,
-                format!("{}: not valid base64", shown(path)),
-                "this field holds base64-encoded bytes: encode the PEM, e.g. with `base64 -w0 ca.pem`".into(),
-            );
-        }
+        string(schema, s, path, out);
     }
-    for keyword in ["anyOf", "oneOf"] {
-        if let Some(options) = schema[keyword].as_array() {
-            let passing = options
-                .iter()
-                .filter(|o| {
-                    let mut sub = Vec::new();
-                    walk(o, value, path, &mut sub);
-                    sub.is_empty()
-                })
-                .count();
-            let ok = if keyword == "anyOf" {
-                passing >= 1
-            } else {
-                passing == 1
-            };
-            if !ok {
-                push(
-                    out,
-                    format!("{}: does not match the allowed forms", shown(path)),
-                    "check the value against the CRD".into(),
-                );
-            }
-        }
-    }
+    alternatives(schema, value, path, out);
     match value {
         Value::Object(map) => {
-            if let Some(groups) = schema["x-certplane-exactly-one-of"].as_array() {
-                let names: Vec<&str> = groups.iter().filter_map(Value::as_str).collect();
-                let set: Vec<&str> = names
-                    .iter()
-                    .copied()
-                    .filter(|n| map.get(*n).is_some_and(|v| !v.is_null()))
-                    .collect();
-                if set.len() != 1 {
-                    let message = if set.is_empty() {
-                        format!("{}: none of {} is set", shown(path), names.join(", "))
-                    } else {
-                        format!("{}: {} are set together", shown(path), set.join(" and "))
-                    };
-                    push(
-                        out,
-                        message,
-                        format!(
-                            "set exactly one of {} (cert-manager's webhook rejects anything else)",
-                            names.join(", ")
-                        ),
-                    );
-                }
-            }
-            if let Some(req) = schema["required"].as_array() {
-                for r in req.iter().filter_map(Value::as_str) {
-                    if map.get(r).is_none_or(Value::is_null) {
-                        push(
-                            out,
-                            format!("missing field {}", join(path, r)),
-                            format!("add `{r}:` under {}", shown(path)),
-                        );
-                    }
-                }
-            }
-            let props = schema["properties"].as_object();
-            let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
-            let additional = &schema["additionalProperties"];
-            for (k, v) in map {
-                if path.is_empty() && k == "metadata" {
-                    // ObjectMeta: validated by the API server itself, not by
-                    // the CRD's schema (which says only `type: object`).
-                    continue;
-                }
-                let p = join(path, k);
-                if let Some(sub) = props.and_then(|ps| ps.get(k)) {
-                    walk(sub, v, &p, out);
-                } else if additional.is_object() {
-                    walk(additional, v, &p, out);
-                } else if additional == &Value::Bool(true) || preserve {
-                    // Anything goes.
-                } else if props.is_some() || schema["type"] == "object" {
-                    let known: Vec<&str> = props
-                        .map(|ps| ps.keys().map(String::as_str).collect())
-                        .unwrap_or_default();
-                    let hint = match suggest::closest(k, known.iter().copied()) {
-                        Some(c) => format!("did you mean {c}? allowed here: {}", known.join(", ")),
-                        None if known.is_empty() => "remove it".to_string(),
-                        None => format!("remove it; allowed here: {}", known.join(", ")),
-                    };
-                    out.push(SchemaError {
-                        path: p,
-                        message: format!("unknown field {k} in {}", shown(path)),
-                        hint,
-                    });
-                }
-            }
+            exactly_one_of(schema, map, path, out);
+            object(schema, map, path, out);
         }
         Value::Array(items) => {
             let item_schema = &schema["items"];
@@ -303,16 +134,226 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
     }
 }
 
-/// The built-in schema of a cert-manager kind (`Issuer`, `ClusterIssuer`,
-/// `Certificate`), when certplane knows it.
-pub fn builtin(kind: &str) -> Option<&'static Value> {
-    use std::sync::OnceLock;
-    static ISSUER: OnceLock<Value> = OnceLock::new();
-    static CERTIFICATE: OnceLock<Value> = OnceLock::new();
-    match kind {
-        "Issuer" | "ClusterIssuer" => Some(ISSUER.get_or_init(super::crd_builtin::issuer)),
-        "Certificate" => Some(CERTIFICATE.get_or_init(super::crd_builtin::certificate)),
-        _ => None,
+/// `type` (or `x-kubernetes-int-or-string`): whether the value has it;
+/// nothing more is checked of a value of the wrong type.
+fn type_matches(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) -> bool {
+    if schema["x-kubernetes-int-or-string"] == true {
+        if !(value.is_string() || type_name(value) == "integer") {
+            out.push(problem(
+                path,
+                format!(
+                    "{}: wrong type: expected an integer or a string, got {}",
+                    shown(path),
+                    type_name(value)
+                ),
+                "write a number or a quantity such as 100Mi",
+            ));
+            return false;
+        }
+    } else if let Some(want) = schema["type"].as_str()
+        && !type_ok(want, value)
+    {
+        let hint = match want {
+            "string" => "quote the value: durations, names and numbers-as-text are strings",
+            "array" => "write a list: `[a, b]` or one `- item` per line",
+            "object" => "write a mapping of `key: value`",
+            "boolean" => "write true or false",
+            _ => "write a number without quotes",
+        };
+        out.push(problem(
+            path,
+            format!(
+                "{}: wrong type: expected {want}, got {}",
+                shown(path),
+                type_name(value)
+            ),
+            hint,
+        ));
+        return false;
+    }
+    true
+}
+
+/// `enum`: the value is one of the listed ones.
+fn enumeration(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
+    let Some(options) = schema["enum"].as_array() else {
+        return;
+    };
+    if options.contains(value) {
+        return;
+    }
+    let names: Vec<String> = options
+        .iter()
+        .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_string))
+        .collect();
+    let got = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string);
+    let hint = match suggest::closest(&got, names.iter().map(String::as_str)) {
+        Some(c) => format!("did you mean {c}? allowed: {}", names.join(", ")),
+        None => format!("allowed: {}", names.join(", ")),
+    };
+    out.push(problem(
+        path,
+        format!("{}: {got:?} is not an allowed value", shown(path)),
+        hint,
+    ));
+}
+
+/// `maxLength`, `minLength`, `pattern` and `format: byte` of a string.
+fn string(schema: &Value, s: &str, path: &str, out: &mut Vec<SchemaError>) {
+    let len = s.chars().count() as u64;
+    if let Some(max) = schema["maxLength"].as_u64()
+        && len > max
+    {
+        out.push(problem(
+            path,
+            format!("{}: longer than {max} characters ({len})", shown(path)),
+            format!("shorten it to at most {max} characters"),
+        ));
+    }
+    if let Some(min) = schema["minLength"].as_u64()
+        && len < min
+    {
+        out.push(problem(
+            path,
+            format!("{}: shorter than {min} character(s)", shown(path)),
+            "give it a value",
+        ));
+    }
+    if let Some(re) = schema["pattern"].as_str() {
+        match Pattern::parse(re) {
+            Ok(p) if !p.is_match(s) => out.push(problem(
+                path,
+                format!("{}: {s:?} does not match the pattern {re}", shown(path)),
+                "fix the value to the expected format",
+            )),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(pattern = re, error = %e, "pattern not checked"),
+        }
+    }
+    if schema["format"] == "byte" && !is_base64(s) {
+        out.push(problem(
+            path,
+            format!("{}: not valid base64", shown(path)),
+            "this field holds base64-encoded bytes: encode the PEM, e.g. with `base64 -w0 ca.pem`",
+        ));
+    }
+}
+
+/// `anyOf` (at least one form) and `oneOf` (exactly one form).
+fn alternatives(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
+    for keyword in ["anyOf", "oneOf"] {
+        let Some(options) = schema[keyword].as_array() else {
+            continue;
+        };
+        let passing = options
+            .iter()
+            .filter(|o| {
+                let mut sub = Vec::new();
+                walk(o, value, path, &mut sub);
+                sub.is_empty()
+            })
+            .count();
+        let ok = if keyword == "anyOf" {
+            passing >= 1
+        } else {
+            passing == 1
+        };
+        if !ok {
+            out.push(problem(
+                path,
+                format!("{}: does not match the allowed forms", shown(path)),
+                "check the value against the CRD",
+            ));
+        }
+    }
+}
+
+/// `x-certplane-exactly-one-of`: the webhook's "exactly one of" rule.
+fn exactly_one_of(
+    schema: &Value,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    out: &mut Vec<SchemaError>,
+) {
+    let Some(groups) = schema["x-certplane-exactly-one-of"].as_array() else {
+        return;
+    };
+    let names: Vec<&str> = groups.iter().filter_map(Value::as_str).collect();
+    let set: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| map.get(*n).is_some_and(|v| !v.is_null()))
+        .collect();
+    if set.len() != 1 {
+        let message = if set.is_empty() {
+            format!("{}: none of {} is set", shown(path), names.join(", "))
+        } else {
+            format!("{}: {} are set together", shown(path), set.join(" and "))
+        };
+        out.push(problem(
+            path,
+            message,
+            format!(
+                "set exactly one of {} (cert-manager's webhook rejects anything else)",
+                names.join(", ")
+            ),
+        ));
+    }
+}
+
+/// `required` fields, then each field against its schema; a field the
+/// schema does not know is refused unless `additionalProperties` or
+/// `x-kubernetes-preserve-unknown-fields` let it in.
+fn object(
+    schema: &Value,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+    out: &mut Vec<SchemaError>,
+) {
+    if let Some(req) = schema["required"].as_array() {
+        for r in req.iter().filter_map(Value::as_str) {
+            if map.get(r).is_none_or(Value::is_null) {
+                out.push(problem(
+                    path,
+                    format!("missing field {}", join(path, r)),
+                    format!("add `{r}:` under {}", shown(path)),
+                ));
+            }
+        }
+    }
+    let props = schema["properties"].as_object();
+    let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
+    let additional = &schema["additionalProperties"];
+    for (k, v) in map {
+        if path.is_empty() && k == "metadata" {
+            // ObjectMeta: validated by the API server itself, not by
+            // the CRD's schema (which says only `type: object`).
+            continue;
+        }
+        let p = join(path, k);
+        if let Some(sub) = props.and_then(|ps| ps.get(k)) {
+            walk(sub, v, &p, out);
+        } else if additional.is_object() {
+            walk(additional, v, &p, out);
+        } else if additional == &Value::Bool(true) || preserve {
+            // Anything goes.
+        } else if props.is_some() || schema["type"] == "object" {
+            let known: Vec<&str> = props
+                .map(|ps| ps.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            let hint = match suggest::closest(k, known.iter().copied()) {
+                Some(c) => format!("did you mean {c}? allowed here: {}", known.join(", ")),
+                None if known.is_empty() => "remove it".to_string(),
+                None => format!("remove it; allowed here: {}", known.join(", ")),
+            };
+            out.push(problem(
+                &p,
+                format!("unknown field {k} in {}", shown(path)),
+                hint,
+            ));
+        }
     }
 }
 

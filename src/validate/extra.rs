@@ -12,10 +12,8 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, suggest};
 use crate::model::{CaSpec, IntermediateCa, Origin, PkiRoleSpec, Repository, RootCa};
-
-use super::suggest;
 
 /// Parameters of `<mount>/roles/<name>` (`PkiWriteRoleRequest`).
 pub const ROLE_PARAMS: &[&str] = &[

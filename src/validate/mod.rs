@@ -1,39 +1,42 @@
-//! Offline cross-checks of a loaded repository (FORMAT.md section 3, Vault
-//! side): references between objects, TTL ordering, CA path lengths, key
-//! types and sizes, policy shape and names. No network; the only files read
-//! are the certificates and bundles the repository names (never printed).
+//! Offline cross-checks of a loaded repository (FORMAT.md section 3): no
+//! network; the only files read are the certificates and bundles the
+//! repository names (never printed). Every finding is a [`Diagnostic`]
+//! pointing at the offending field.
 //!
-//! What Vault itself would refuse only half-way through an apply is checked
-//! here too, each rule pinned against a real OpenBao: names ([`names`]),
-//! policy text ([`policy`]), `extra` parameters ([`extra`]), file sources
-//! read only when sent (`sources`), Kubernetes auth CAs (`kube_auth`) and
-//! CA lifetimes Vault would cap (`lifetimes`).
+//! The Vault side, one file per kind of object: `mounts` (PkiMounts, their
+//! CAs and who signs each intermediate), `roles` (PkiRoles), `auth`
+//! (AuthMounts, KubernetesAuthRoles, AppRoles); this file holds the entry
+//! point, the Config and name checks, and Policy objects' shape (their text:
+//! [`acl`]; privileged rules: [`privilege`]). What Vault itself would refuse
+//! only half-way through an apply is checked too, each rule pinned against
+//! a real OpenBao: names ([`names`]), policy text ([`acl`]), `extra`
+//! parameters ([`extra`]), file sources read only when sent (`sources`),
+//! Kubernetes auth CAs (`kube_auth`) and CA lifetimes Vault would cap
+//! (`lifetimes`); `ca` reads what is known of a CA.
 //!
-//! Every finding is a [`Diagnostic`] pointing at the offending field.
+//! The cluster side, cert-manager objects against the Vault declarations,
+//! is [`cluster`]; their structure is checked against CRD schemas by
+//! [`crd`] (with [`pattern`] for Go regular expressions).
 
+pub mod acl;
+mod auth;
 mod ca;
 pub mod cluster;
 pub mod crd;
-mod crd_builtin;
 pub mod extra;
 mod kube_auth;
 mod lifetimes;
+mod mounts;
 pub mod names;
 pub mod pattern;
-pub mod policy;
 pub mod privilege;
+mod roles;
 mod sources;
-pub mod suggest;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{
-    AuthType, CaSpec, Duration, KeyType, KubernetesAuthConfig, Origin, PkiRoleSpec, Repository,
-    RoleKeyType, SignedBy, TokenReviewer,
-};
-
-use ca::CaFacts;
+use crate::model::{KeyType, Origin, Repository};
 
 pub use cluster::Live;
 
@@ -61,25 +64,13 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     let mut out = v.out;
     // Checks that catch what Vault would refuse only after earlier writes.
     names::check(repo, &mut out);
-    policy::check(repo, &mut out);
+    acl::check(repo, &mut out);
     extra::check(repo, &mut out);
     sources::check(repo, &mut out);
     kube_auth::check(repo, &mut out);
     lifetimes::check(repo, &mut out);
     cluster::Checker::new(repo, &facts, live, &mut out).run();
     out
-}
-
-/// What the checks of every auth role share (see [`crate::model::VaultSpec::auth_role`]).
-struct AuthRole<'a> {
-    kind: &'static str,
-    meta: &'a crate::model::Meta,
-    origin: &'a Origin,
-    mount: &'a str,
-    token_policies: &'a [String],
-    ttl: Option<Duration>,
-    max: Option<Duration>,
-    want: AuthType,
 }
 
 struct Validator<'a> {
@@ -173,7 +164,7 @@ fn list(bits: &[u32]) -> String {
         .join(", ")
 }
 
-impl<'a> Validator<'a> {
+impl Validator<'_> {
     fn push(&mut self, origin: &Origin, path: &str, message: String, hint: impl Into<String>) {
         self.out
             .push(Diagnostic::new(origin.at(path), message).hint(hint));
@@ -279,355 +270,6 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Checks every PkiMount and returns what is known of each mount's CA.
-    fn mounts(&mut self) -> BTreeMap<String, CaFacts> {
-        let mut facts = BTreeMap::new();
-        for (meta, origin, spec) in self.repo.pki_mounts() {
-            if let (Some(d), Some(m)) = (spec.default_lease_ttl, spec.max_lease_ttl)
-                && d > m
-            {
-                self.push(
-                    origin,
-                    "spec.defaultLeaseTTL",
-                    format!(
-                        "mount {} defaultLeaseTTL {d} exceeds its maxLeaseTTL {m}",
-                        meta.name
-                    ),
-                    "lower defaultLeaseTTL or raise maxLeaseTTL",
-                );
-            }
-            if let Some(urls) = &spec.urls {
-                for (field, list) in [
-                    ("issuingCertificates", &urls.issuing_certificates),
-                    ("crlDistributionPoints", &urls.crl_distribution_points),
-                    ("ocspServers", &urls.ocsp_servers),
-                ] {
-                    for (i, u) in list.iter().enumerate() {
-                        if !is_http_url(u) {
-                            self.push(
-                                origin,
-                                &format!("spec.urls.{field}[{i}]"),
-                                format!("{u:?} is not an http(s) URL"),
-                                format!(
-                                    "write it as http://vault.example.com:8200/v1/{}/ca",
-                                    meta.name
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            let f = match &spec.ca {
-                None => CaFacts::none(),
-                Some(CaSpec::Root(r)) => {
-                    self.key_size(origin, "spec.ca.root", r.key_type, r.key_bits);
-                    self.path_length(origin, "spec.ca.root", r.max_path_length);
-                    CaFacts::generated(r.ttl, r.max_path_length)
-                }
-                Some(CaSpec::Intermediate(i)) => {
-                    self.key_size(origin, "spec.ca.intermediate", i.key_type, i.key_bits);
-                    self.path_length(origin, "spec.ca.intermediate", i.max_path_length);
-                    CaFacts::generated(i.ttl, i.max_path_length)
-                }
-                Some(CaSpec::Import(imp)) => match ca::read_import(&imp.pem_bundle_from) {
-                    Ok(f) => f,
-                    Err((message, hint)) => {
-                        let at = match &imp.pem_bundle_from {
-                            crate::model::Source::Env(_) => "spec.ca.import.pemBundleFrom.env",
-                            crate::model::Source::File(_) => "spec.ca.import.pemBundleFrom.file",
-                            crate::model::Source::Value(_) => "spec.ca.import.pemBundleFrom",
-                        };
-                        self.push(origin, at, format!("mount {}: {message}", meta.name), hint);
-                        CaFacts::none()
-                    }
-                },
-            };
-            // The mount's ceiling must fit in the CA's lifetime.
-            if let (Some(max), Some((life, what))) = (spec.max_lease_ttl, f.lifetime_desc())
-                && max.as_secs() > life
-            {
-                self.push(
-                    origin,
-                    "spec.maxLeaseTTL",
-                    format!(
-                        "mount {} maxLeaseTTL {max} exceeds {what} {}",
-                        meta.name,
-                        Duration::from_secs(life)
-                    ),
-                    "lower maxLeaseTTL to at most the CA's lifetime, or give the CA a longer ttl",
-                );
-            }
-            facts.insert(meta.name.clone(), f);
-        }
-        self.chains(&facts);
-        facts
-    }
-
-    fn path_length(&mut self, origin: &Origin, base: &str, n: Option<i32>) {
-        if let Some(n) = n
-            && n < -1
-        {
-            self.push(
-                origin,
-                &format!("{base}.maxPathLength"),
-                format!("maxPathLength {n} is not valid"),
-                "use -1 (unlimited), 0 (may sign only leaves) or a positive number",
-            );
-        }
-    }
-
-    /// Intermediates: who signs them, and whether that signer may.
-    fn chains(&mut self, facts: &BTreeMap<String, CaFacts>) {
-        let mounts: Vec<&str> = self
-            .repo
-            .pki_mounts()
-            .map(|(m, _, _)| m.name.as_str())
-            .collect();
-        for (meta, origin, spec) in self.repo.pki_mounts() {
-            let Some(CaSpec::Intermediate(int)) = &spec.ca else {
-                continue;
-            };
-            let name = meta.name.as_str();
-            let (parent, parent_name, at) = match &int.signed_by {
-                SignedBy::Mount(p) => {
-                    let at = "spec.ca.intermediate.signedBy.mount";
-                    if p == name {
-                        self.push(
-                            origin,
-                            at,
-                            format!("mount {name} cannot sign its own intermediate"),
-                            "sign it with another PkiMount that has a CA (a root), or make this CA a root",
-                        );
-                        continue;
-                    }
-                    let Some((_, _, pspec)) = self.repo.pki_mount(p) else {
-                        self.push(
-                            origin,
-                            at,
-                            format!("signedBy mount {p} is not a declared PkiMount"),
-                            suggest::did_you_mean(p, mounts.iter().copied()),
-                        );
-                        continue;
-                    };
-                    if pspec.ca.is_none() {
-                        self.push(
-                            origin,
-                            at,
-                            format!("signedBy mount {p} has no CA"),
-                            format!("give PkiMount {p} a ca (root, import or intermediate)"),
-                        );
-                        continue;
-                    }
-                    if let Some(cycle) = self.cycle_from(name) {
-                        self.push(
-                            origin,
-                            at,
-                            format!("intermediates sign each other in a cycle: {cycle}"),
-                            "one CA of the chain must be a root or imported",
-                        );
-                        continue;
-                    }
-                    let Some(f) = facts.get(p.as_str()) else {
-                        continue;
-                    };
-                    (f.clone(), format!("mount {p}"), at)
-                }
-                SignedBy::External(e) => {
-                    let at = "spec.ca.intermediate.signedBy.external.caCertFile";
-                    match ca::read_cert_file(&e.ca_cert_file) {
-                        Ok(f) => (f, format!("external CA {}", e.ca_cert_file.display()), at),
-                        Err((message, hint)) => {
-                            self.push(origin, at, message, hint);
-                            continue;
-                        }
-                    }
-                }
-                SignedBy::Manual(m) => {
-                    let at = "spec.ca.intermediate.signedBy.manual.certificateFile";
-                    if m.certificate_file.exists()
-                        && let Err((message, hint)) = ca::read_cert_file(&m.certificate_file)
-                    {
-                        self.push(origin, at, message, hint);
-                    }
-                    continue;
-                }
-            };
-            if !parent.is_ca {
-                self.push(
-                    origin,
-                    at,
-                    format!("{parent_name} is not a CA certificate (basicConstraints CA:FALSE)"),
-                    "sign the intermediate with a CA certificate",
-                );
-                continue;
-            }
-            if parent.path_len == Some(0) {
-                self.push(
-                    origin,
-                    at,
-                    format!("{parent_name} has path length 0 and cannot sign the intermediate {name}"),
-                    "raise the parent's maxPathLength (e.g. 1), or sign with a CA that allows sub-CAs",
-                );
-            }
-            if let (Some(ttl), Some((life, what))) = (int.ttl, parent.lifetime_desc())
-                && ttl.as_secs() > life
-            {
-                self.push(
-                    origin,
-                    "spec.ca.intermediate.ttl",
-                    format!(
-                        "intermediate {name} ttl {ttl} exceeds {parent_name} {what} {}",
-                        Duration::from_secs(life)
-                    ),
-                    "an intermediate cannot outlive its parent: lower its ttl",
-                );
-            }
-        }
-    }
-
-    /// The cycle of `signedBy.mount` links starting at `start`, if any.
-    fn cycle_from(&self, start: &str) -> Option<String> {
-        let mut seen = vec![start.to_string()];
-        let mut cur = start.to_string();
-        loop {
-            let (_, _, spec) = self.repo.pki_mount(&cur)?;
-            let Some(CaSpec::Intermediate(i)) = &spec.ca else {
-                return None;
-            };
-            let SignedBy::Mount(next) = &i.signed_by else {
-                return None;
-            };
-            if next == start {
-                seen.push(next.clone());
-                return Some(seen.join(" <- "));
-            }
-            if seen.contains(next) {
-                // A cycle further up: reported at its own members.
-                return None;
-            }
-            seen.push(next.clone());
-            cur = next.clone();
-        }
-    }
-
-    fn roles(&mut self, facts: &BTreeMap<String, CaFacts>) {
-        let mounts: Vec<&str> = self
-            .repo
-            .pki_mounts()
-            .map(|(m, _, _)| m.name.as_str())
-            .collect();
-        for (meta, origin, role) in self.repo.pki_roles() {
-            let name = &meta.name;
-            self.role_keys(origin, role);
-            if let (Some(ttl), Some(max)) = (role.ttl, role.max_ttl)
-                && ttl > max
-            {
-                self.push(
-                    origin,
-                    "spec.ttl",
-                    format!("role {name} ttl {ttl} exceeds its maxTTL {max}"),
-                    "lower ttl or raise maxTTL",
-                );
-            }
-            let Some((_, _, mount)) = self.repo.pki_mount(&role.mount) else {
-                self.push(
-                    origin,
-                    "spec.mount",
-                    format!(
-                        "role {name}: mount {} is not a declared PkiMount",
-                        role.mount
-                    ),
-                    suggest::did_you_mean(&role.mount, mounts.iter().copied()),
-                );
-                continue;
-            };
-            if let Some(r) = &role.issuer_ref {
-                let declared: Vec<&str> = match &mount.ca {
-                    Some(CaSpec::Root(c)) => c.issuer_name.as_deref().into_iter().collect(),
-                    Some(CaSpec::Intermediate(c)) => c.issuer_name.as_deref().into_iter().collect(),
-                    Some(CaSpec::Import(c)) => c.issuer_name.as_deref().into_iter().collect(),
-                    None => Vec::new(),
-                };
-                let is_id = r.len() == 36 && r.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-                if r != "default" && !is_id && !declared.contains(&r.as_str()) {
-                    let hint = match suggest::closest(r, declared.iter().copied()) {
-                        Some(c) => format!("did you mean {c}? or use default"),
-                        None => format!(
-                            "use default, or an issuerName declared in PkiMount {} ({})",
-                            role.mount,
-                            if declared.is_empty() {
-                                "none is".to_string()
-                            } else {
-                                declared.join(", ")
-                            }
-                        ),
-                    };
-                    self.push(
-                        origin,
-                        "spec.issuerRef",
-                        format!(
-                            "role {name}: issuerRef {r} is not an issuer of mount {}",
-                            role.mount
-                        ),
-                        hint,
-                    );
-                }
-            }
-            // role maxTTL (or ttl) <= mount maxLeaseTTL <= CA lifetime.
-            let (field, longest) = match (role.max_ttl, role.ttl) {
-                (Some(m), _) => ("maxTTL", m),
-                (None, Some(t)) => ("ttl", t),
-                (None, None) => continue,
-            };
-            let path = if field == "maxTTL" {
-                "spec.maxTTL"
-            } else {
-                "spec.ttl"
-            };
-            if let Some(mlt) = mount.max_lease_ttl
-                && longest > mlt
-            {
-                self.push(
-                    origin,
-                    path,
-                    format!(
-                        "role {field} {longest} exceeds mount {} maxLeaseTTL {mlt}",
-                        role.mount
-                    ),
-                    format!(
-                        "lower the role's {field}, or raise maxLeaseTTL of PkiMount {}",
-                        role.mount
-                    ),
-                );
-                continue;
-            }
-            if let Some((life, what)) = facts.get(&role.mount).and_then(CaFacts::lifetime_desc)
-                && longest.as_secs() > life
-            {
-                self.push(
-                    origin,
-                    path,
-                    format!(
-                        "role {field} {longest} exceeds mount {} {what} {}",
-                        role.mount,
-                        Duration::from_secs(life)
-                    ),
-                    "a certificate cannot outlive its CA: lower the role's TTL",
-                );
-            }
-        }
-    }
-
-    fn role_keys(&mut self, origin: &Origin, role: &PkiRoleSpec) {
-        let t = match role.key_type {
-            Some(RoleKeyType::Rsa) | None => KeyType::Rsa,
-            Some(RoleKeyType::Ec) => KeyType::Ec,
-            Some(RoleKeyType::Ed25519) => KeyType::Ed25519,
-            Some(RoleKeyType::Any) => return,
-        };
-        self.key_size(origin, "spec", t, role.key_bits);
-    }
-
     fn policies(&mut self) {
         for (meta, origin, p) in self.repo.policies() {
             let name = &meta.name;
@@ -709,309 +351,6 @@ impl<'a> Validator<'a> {
                         "deny overrides everything: use [deny] alone, or remove it",
                     );
                 }
-            }
-        }
-    }
-
-    /// A kubernetes auth config names exactly one token reviewer, and a
-    /// usable one.
-    fn token_reviewer(&mut self, mount: &str, origin: &Origin, k: &KubernetesAuthConfig) {
-        match (&k.token_reviewer, &k.token_reviewer_jwt_from) {
-            (None, None) => self.push(
-                origin,
-                "spec.kubernetes",
-                format!(
-                    "auth mount {mount} has no token reviewer: Vault would review each login's \
-                     token with that same token, and the API server refuses the audience-bound \
-                     tokens cert-manager requests (401), so every login fails"
-                ),
-                "add to spec.kubernetes `tokenReviewer: {serviceAccount: {namespace: vault-auth, \
-                 name: vault-token-reviewer}}` (certplane creates the ServiceAccount, its token \
-                 Secret and a ClusterRoleBinding to system:auth-delegator, and writes the token to \
-                 Vault); or `tokenReviewer: {vaultPodIdentity: true}` when Vault runs in the \
-                 cluster with an account bound to system:auth-delegator; or \
-                 `tokenReviewerJwtFrom: {env: K8S_TOKEN_REVIEWER_JWT}`",
-            ),
-            (Some(_), Some(_)) => self.push(
-                origin,
-                "spec.kubernetes.tokenReviewerJwtFrom",
-                format!("auth mount {mount} names two token reviewers"),
-                "keep either tokenReviewer or tokenReviewerJwtFrom",
-            ),
-            (Some(TokenReviewer::VaultPodIdentity(false)), None) => self.push(
-                origin,
-                "spec.kubernetes.tokenReviewer.vaultPodIdentity",
-                format!("auth mount {mount}: vaultPodIdentity: false names no token reviewer"),
-                "set vaultPodIdentity: true (Vault runs in the cluster), or declare \
-                 tokenReviewer: {serviceAccount: {namespace: ..., name: ...}}",
-            ),
-            (Some(TokenReviewer::VaultPodIdentity(true)), None)
-                if k.disable_local_ca_jwt == Some(true) =>
-            {
-                self.push(
-                    origin,
-                    "spec.kubernetes.disableLocalCaJwt",
-                    format!(
-                        "auth mount {mount}: vaultPodIdentity reviews with Vault's own pod \
-                         token, which disableLocalCaJwt: true turns off"
-                    ),
-                    "remove disableLocalCaJwt (Vault in the cluster), or use tokenReviewer: \
-                     {serviceAccount: ...} when Vault runs outside the cluster",
-                )
-            }
-            (Some(TokenReviewer::ServiceAccount(sa)), None) => {
-                for (field, value) in [("namespace", &sa.namespace), ("name", &sa.name)] {
-                    if let Some(why) = dns_label_problem(value) {
-                        self.push(
-                            origin,
-                            &format!("spec.kubernetes.tokenReviewer.serviceAccount.{field}"),
-                            format!("auth mount {mount}: token reviewer {field} {value:?} {why}"),
-                            "use lowercase letters, digits and '-' (a DNS label)",
-                        );
-                    }
-                }
-            }
-            (Some(TokenReviewer::VaultPodIdentity(true)), None) | (None, Some(_)) => {}
-        }
-    }
-
-    /// An exported intermediate key goes somewhere: `exportKey: true` and
-    /// `deliverKeyTo` come together, and the key is made when the
-    /// certificate is (not with a manual signature, which comes later).
-    fn exported_keys(&mut self) {
-        for (meta, origin, m) in self.repo.pki_mounts() {
-            let Some(CaSpec::Intermediate(i)) = &m.ca else {
-                continue;
-            };
-            let base = "spec.ca.intermediate";
-            match (i.export_key, &i.deliver_key_to) {
-                (true, None) => self.push(
-                    origin,
-                    &format!("{base}.exportKey"),
-                    format!(
-                        "intermediate {}: exportKey: true without deliverKeyTo: Vault returns the key \
-                         once and it would be discarded",
-                        meta.name
-                    ),
-                    "add `deliverKeyTo: {secret: {namespace: ..., name: ...}, format: tls}` (format \
-                     istio for Istio's cacerts), or remove exportKey to keep the key in Vault",
-                ),
-                (false, Some(_)) => self.push(
-                    origin,
-                    &format!("{base}.deliverKeyTo"),
-                    format!(
-                        "intermediate {}: deliverKeyTo without exportKey: true: the key stays in Vault",
-                        meta.name
-                    ),
-                    "set exportKey: true to export and deliver the key, or remove deliverKeyTo",
-                ),
-                (true, Some(to)) => {
-                    if matches!(i.signed_by, SignedBy::Manual(_)) {
-                        self.push(
-                            origin,
-                            &format!("{base}.deliverKeyTo"),
-                            format!(
-                                "intermediate {}: deliverKeyTo with signedBy.manual: the key is made \
-                                 with the CSR, before the signed certificate exists",
-                                meta.name
-                            ),
-                            "sign with signedBy.mount or signedBy.external to deliver the key",
-                        );
-                    }
-                    let names = [
-                        (
-                            "namespace",
-                            &to.secret.namespace,
-                            dns_label_problem(&to.secret.namespace),
-                        ),
-                        ("name", &to.secret.name, dns_subdomain_problem(&to.secret.name)),
-                    ];
-                    for (field, value, problem) in names {
-                        if let Some(why) = problem {
-                            self.push(
-                                origin,
-                                &format!("{base}.deliverKeyTo.secret.{field}"),
-                                format!(
-                                    "intermediate {}: deliverKeyTo {field} {value:?} {why}",
-                                    meta.name
-                                ),
-                                "use lowercase letters, digits, '-' (and '.' in a name)",
-                            );
-                        }
-                    }
-                }
-                (false, None) => {}
-            }
-        }
-    }
-
-    fn auth(&mut self) {
-        for (meta, origin, m) in self.repo.auth_mounts() {
-            if m.kubernetes.is_some() && m.auth_type != AuthType::Kubernetes {
-                self.push(
-                    origin,
-                    "spec.kubernetes",
-                    format!(
-                        "auth mount {} of type {} has a kubernetes config",
-                        meta.name,
-                        m.auth_type.as_str()
-                    ),
-                    "remove spec.kubernetes, or set type: kubernetes",
-                );
-            }
-            if m.jwt.is_some() && m.auth_type != AuthType::Jwt {
-                self.push(
-                    origin,
-                    "spec.jwt",
-                    format!(
-                        "auth mount {} of type {} has a jwt config",
-                        meta.name,
-                        m.auth_type.as_str()
-                    ),
-                    "remove spec.jwt, or set type: jwt",
-                );
-            }
-            if let Some(k) = &m.kubernetes {
-                if !is_http_url(&k.host) {
-                    self.push(
-                        origin,
-                        "spec.kubernetes.host",
-                        format!("kubernetes host {:?} is not an http(s) URL", k.host),
-                        "write the API server URL, e.g. https://kubernetes.default.svc",
-                    );
-                }
-                if let Some(f) = &k.ca_cert_file
-                    && let Err((message, hint)) = ca::read_any_cert(f)
-                {
-                    self.push(origin, "spec.kubernetes.caCertFile", message, hint);
-                }
-                self.token_reviewer(&meta.name, origin, k);
-            }
-        }
-        for (meta, origin, r) in self.repo.kubernetes_auth_roles() {
-            for (field, list) in [
-                ("boundServiceAccountNames", &r.bound_service_account_names),
-                (
-                    "boundServiceAccountNamespaces",
-                    &r.bound_service_account_namespaces,
-                ),
-            ] {
-                if list.is_empty() {
-                    self.push(
-                        origin,
-                        &format!("spec.{field}"),
-                        format!("KubernetesAuthRole {}: {field} is empty", meta.name),
-                        "list the service accounts (or namespaces) that may log in; * admits any",
-                    );
-                }
-            }
-        }
-        for (meta, origin, r) in self.repo.cert_auth_roles() {
-            if let Err((message, hint)) = ca::read_any_cert(&r.certificate_file) {
-                self.push(
-                    origin,
-                    "spec.certificateFile",
-                    format!("CertAuthRole {}: {message}", meta.name),
-                    hint,
-                );
-            }
-        }
-        let policies: Vec<&str> = self
-            .repo
-            .policies()
-            .map(|(m, _, _)| m.name.as_str())
-            .collect();
-        // Every auth role, whatever its kind: by kind, then in declaration
-        // order.
-        let mut roles: Vec<AuthRole<'_>> = self
-            .repo
-            .vault
-            .iter()
-            .filter_map(|o| {
-                let r = o.spec.auth_role()?;
-                Some(AuthRole {
-                    kind: o.spec.kind(),
-                    meta: &o.meta,
-                    origin: &o.origin,
-                    mount: r.mount,
-                    token_policies: r.token_policies,
-                    ttl: r.token_ttl,
-                    max: r.token_max_ttl,
-                    want: r.mount_type,
-                })
-            })
-            .collect();
-        roles.sort_by_key(|r| crate::model::VAULT_KINDS.iter().position(|k| *k == r.kind));
-        for AuthRole {
-            kind,
-            meta,
-            origin,
-            mount,
-            token_policies,
-            ttl,
-            max,
-            want,
-        } in roles
-        {
-            let of_type: Vec<&str> = self
-                .repo
-                .auth_mounts()
-                .filter(|(_, _, s)| s.auth_type == want)
-                .map(|(m, _, _)| m.name.as_str())
-                .collect();
-            match self.repo.auth_mount(mount) {
-                None => self.push(
-                    origin,
-                    "spec.mount",
-                    format!(
-                        "{kind} {}: auth mount {mount} is not a declared AuthMount",
-                        meta.name
-                    ),
-                    suggest::did_you_mean(mount, of_type.iter().copied()),
-                ),
-                Some((_, _, m)) if m.auth_type != want => self.push(
-                    origin,
-                    "spec.mount",
-                    format!(
-                        "{kind} {} needs an auth mount of type {}, but {mount} is of type {}",
-                        meta.name,
-                        want.as_str(),
-                        m.auth_type.as_str()
-                    ),
-                    if of_type.is_empty() {
-                        format!("declare an AuthMount with type: {}", want.as_str())
-                    } else {
-                        format!(
-                            "auth mounts of type {}: {}",
-                            want.as_str(),
-                            of_type.join(", ")
-                        )
-                    },
-                ),
-                Some(_) => {}
-            }
-            for (i, p) in token_policies.iter().enumerate() {
-                if p != "default" && !policies.contains(&p.as_str()) {
-                    self.push(
-                        origin,
-                        &format!("spec.tokenPolicies[{i}]"),
-                        format!("{kind} {}: policy {p} is not a declared Policy", meta.name),
-                        suggest::did_you_mean(p, policies.iter().copied()),
-                    );
-                }
-            }
-            if let (Some(t), Some(m)) = (ttl, max)
-                && t > m
-            {
-                self.push(
-                    origin,
-                    "spec.tokenTTL",
-                    format!(
-                        "{kind} {} tokenTTL {t} exceeds its tokenMaxTTL {m}",
-                        meta.name
-                    ),
-                    "lower tokenTTL or raise tokenMaxTTL",
-                );
             }
         }
     }

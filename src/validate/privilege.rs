@@ -92,7 +92,7 @@ pub fn hcl_reasons(name: &str, hcl: &str) -> Vec<String> {
 /// The (path, capabilities) rules of a policy text; a text that does not
 /// parse has none here (the policy check reports it).
 fn hcl_rules(hcl: &str) -> Vec<(String, Vec<String>)> {
-    super::policy::parse_policy(hcl)
+    super::acl::parse_policy(hcl)
         .unwrap_or_default()
         .into_iter()
         .map(|r| (r.path, r.capabilities))

@@ -8,9 +8,9 @@ use crate::common;
 use certplane::desired::render_hcl;
 use certplane::diagnostic::Diagnostic;
 use certplane::model::{Duration, PolicySpec};
+use certplane::validate::acl::rules_of;
 use certplane::validate::extra::{INTERMEDIATE_PARAMS, ROLE_PARAMS, ROOT_PARAMS};
 use certplane::validate::names::{generic_name_problem, reserved_mount};
-use certplane::validate::policy::rules_of;
 use common::OpenBao;
 use serde_json::{Value, json};
 

@@ -395,3 +395,73 @@ fn built_in_fields_exist_in_the_real_crds() {
     }
     assert!(out.is_empty(), "{}", out.join("\n"));
 }
+
+/// Every `pattern` of the cert-manager CRDs is one certplane checks (Go's
+/// RE2 syntax read by `regex`, see `validate::pattern`), none is skipped as
+/// unsupported; and each decides a sample value the way the API server does.
+#[test]
+#[cfg_attr(
+    crds_missing,
+    ignore = "needs the cert-manager CRD fixtures: set CERTPLANE_CRDS_DIR (see README, Development)"
+)]
+fn every_crd_pattern_is_checked() {
+    use certplane::validate::pattern::Pattern;
+    fn patterns<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(p)) = m.get("pattern") {
+                    out.push(p);
+                }
+                m.values().for_each(|v| patterns(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| patterns(v, out)),
+            _ => {}
+        }
+    }
+    let files = [
+        "cert-manager.io_issuers.yaml",
+        "cert-manager.io_clusterissuers.yaml",
+        "cert-manager.io_certificates.yaml",
+        "cert-manager.io_certificaterequests.yaml",
+        "acme.cert-manager.io_challenges.yaml",
+        "acme.cert-manager.io_orders.yaml",
+    ];
+    let crds: Vec<Value> = files.iter().map(|f| load_crd(f)).collect();
+    let mut all = Vec::new();
+    for crd in &crds {
+        patterns(crd, &mut all);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert!(all.len() >= 5, "only {} distinct patterns found", all.len());
+    let failures: Vec<String> = all
+        .iter()
+        .filter_map(|p| Pattern::parse(p).err().map(|e| format!("{p}: {e}")))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // A value the API server refuses, and one it accepts.
+    let issuers = crd::crd_schema(&crds[0], Some("v1")).unwrap();
+    let group = "spec.acme.solvers[0].http01.gatewayHTTPRoute.parentRefs[0].group";
+    let errors = crd::check(
+        issuers,
+        &issuer_with_parent_group("Gateway.Networking.K8s.io"),
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == group && e.message.contains("does not match the pattern")),
+        "{errors:?}"
+    );
+    let errors = crd::check(
+        issuers,
+        &issuer_with_parent_group("gateway.networking.k8s.io"),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+fn issuer_with_parent_group(group: &str) -> Value {
+    issuer(
+        json!({"acme": {"server": "https://acme", "privateKeySecretRef": {"name": "k"},
+        "solvers": [{"http01": {"gatewayHTTPRoute": {"parentRefs": [{"name": "gw", "group": group}]}}}]}}),
+    )
+}

@@ -12,14 +12,14 @@ fn dir() -> PathBuf {
 #[test]
 fn committed_schemas_are_up_to_date() {
     let update = std::env::var_os("CERTPLANE_UPDATE_SCHEMAS").is_some();
-    let generated = certplane::schema::all();
+    let generated = certplane::model::schema::all();
     let mut stale = Vec::new();
     if update {
         std::fs::create_dir_all(dir()).unwrap();
     }
     for (name, schema) in &generated {
         let path = dir().join(name);
-        let text = certplane::schema::render(schema);
+        let text = certplane::model::schema::render(schema);
         if update {
             std::fs::write(&path, &text).unwrap();
         } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
@@ -47,7 +47,7 @@ fn committed_schemas_are_up_to_date() {
 
 #[test]
 fn every_schema_is_an_object_schema_with_a_title() {
-    for (name, schema) in certplane::schema::all() {
+    for (name, schema) in certplane::model::schema::all() {
         assert!(schema.get("title").is_some(), "{name}");
         assert!(
             schema.get("properties").is_some() || schema.get("oneOf").is_some(),

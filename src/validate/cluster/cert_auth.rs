@@ -7,10 +7,12 @@
 
 use base64::Engine as _;
 
-use super::{Checker, policy, suggest};
+use super::{Checker, IssuerCtx};
+use crate::diagnostic::suggest;
 use crate::model::certmanager::{VaultClientCertificate, VaultIssuer};
 use crate::model::{AuthType, CertAuthRoleSpec, Meta, Origin};
 use crate::pki::x509;
+use crate::validate::acl;
 
 /// Where the login's client certificate is: a Secret, its key, and the
 /// field that names it.
@@ -21,17 +23,19 @@ struct ClientCert {
 }
 
 impl<'a> Checker<'a> {
-    /// Checks an Issuer's certificate auth; `res_ns` is where its Secrets
-    /// are, `sign_path` its sign path.
+    /// Checks an Issuer's certificate auth.
     pub(super) fn cert_auth(
         &mut self,
-        origin: &Origin,
-        what: &str,
-        res_ns: &str,
-        sign_path: &str,
+        i: &IssuerCtx<'_>,
         v: &VaultIssuer,
         c: &VaultClientCertificate,
     ) {
+        let (origin, what, res_ns, sign_path) = (
+            i.origin,
+            i.what.as_str(),
+            i.res_ns.as_str(),
+            i.sign_path.as_str(),
+        );
         let base = "spec.vault.auth.clientCertificate";
         let Some(mount) = self.cert_mount(origin, what, base, c) else {
             return;
@@ -100,13 +104,13 @@ impl<'a> Checker<'a> {
                 .filter_map(|p| repo.policies().find(|(m, _, _)| m.name == *p))
                 .map(|(_, _, spec)| spec)
                 .collect();
-            policy::grants_update(&declared, sign_path)
+            acl::grants_update(&declared, sign_path)
         };
         if !candidates.iter().any(|(_, s)| grants(s)) {
             let (meta, spec) = candidates[0];
             let role = format!("CertAuthRole {}", meta.name);
             let policies = spec.token_policies.clone();
-            self.grants(origin, what, sign_path, &role, &policies);
+            self.grants(i, &role, &policies);
         }
     }
 

@@ -507,10 +507,13 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
 
     #[test]
     fn every_kind_has_a_schema() {
-        let files: Vec<String> = crate::schema::all().into_iter().map(|(f, _)| f).collect();
+        let files: Vec<String> = crate::model::schema::all()
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
         for kind in VAULT_KINDS {
             assert!(
-                files.contains(&crate::schema::file_name(kind)),
+                files.contains(&crate::model::schema::file_name(kind)),
                 "{kind} has no schema"
             );
         }

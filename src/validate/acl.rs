@@ -32,7 +32,7 @@ use hcl::edit::structure::{Attribute, Block, Body};
 use hcl::edit::{Span, parser};
 
 use crate::desired::render_hcl;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, suggest};
 use crate::model::{Capability, Origin, PolicySpec, Repository};
 
 /// The capabilities OpenBao accepts (`cap2Int` in `vault/policy.go`).
@@ -124,14 +124,23 @@ struct Stanza {
     expiration: Option<Spanned>,
 }
 
-/// A failure before it is placed.
-type Fail = (String, String, Option<Range<usize>>);
+/// A [`PolicyError`] before it is placed: the byte span instead of the
+/// line and column.
+struct Fail {
+    message: String,
+    hint: String,
+    span: Option<Range<usize>>,
+}
 
 /// A value with where it was written.
 type Spanned = (String, Option<Range<usize>>);
 
 fn fail(message: impl Into<String>, hint: impl Into<String>, span: Option<Range<usize>>) -> Fail {
-    (message.into(), hint.into(), span)
+    Fail {
+        message: message.into(),
+        hint: hint.into(),
+        span,
+    }
 }
 
 impl Reader<'_> {
@@ -143,7 +152,14 @@ impl Reader<'_> {
         (line, column)
     }
 
-    fn place(&self, (message, hint, span): Fail) -> PolicyError {
+    fn place(
+        &self,
+        Fail {
+            message,
+            hint,
+            span,
+        }: Fail,
+    ) -> PolicyError {
         PolicyError {
             message,
             hint,
@@ -464,7 +480,7 @@ impl Reader<'_> {
 }
 
 fn unknown_top(key: &str, span: Option<Range<usize>>) -> Fail {
-    let hint = match super::suggest::closest(key, ["path", "name"]) {
+    let hint = match suggest::closest(key, ["path", "name"]) {
         Some(c) => format!("did you mean {c}? a policy holds `path \"...\" {{ ... }}` blocks"),
         None => "a policy holds `path \"...\" { ... }` blocks (and an optional name)".to_string(),
     };
@@ -472,7 +488,7 @@ fn unknown_top(key: &str, span: Option<Range<usize>>) -> Fail {
 }
 
 fn unknown_path_key(path: &str, key: &str, span: Option<Range<usize>>) -> Fail {
-    let hint = match super::suggest::closest(key, PATH_KEYS.iter().copied()) {
+    let hint = match suggest::closest(key, PATH_KEYS.iter().copied()) {
         Some(c) => format!("did you mean {c}?"),
         None => format!("a path block accepts: {}", PATH_KEYS.join(", ")),
     };
@@ -502,7 +518,7 @@ fn capability_hint(c: &str) -> String {
         "subscribe" | "recover" => {
             format!("{c} is a HashiCorp Vault capability that OpenBao refuses; known: {known}")
         }
-        _ => match super::suggest::closest(&c.to_lowercase(), CAPABILITIES.iter().copied()) {
+        _ => match suggest::closest(&c.to_lowercase(), CAPABILITIES.iter().copied()) {
             Some(s) => format!("did you mean {s}? known: {known}"),
             None => format!("known capabilities: {known}"),
         },

@@ -1,9 +1,13 @@
-//! JSON Schemas of every certplane kind, generated from the Rust types.
+//! JSON Schemas of every certplane kind, generated from the Rust types, and
+//! the built-in schemas of the cert-manager kinds certplane reads
+//! ([`cert_manager`]).
 //!
 //! The files under `schemas/` are these, checked in; `tests/schemas.rs`
 //! fails when they are stale (`CERTPLANE_UPDATE_SCHEMAS=1 cargo test --test
 //! schemas` rewrites them). Editors use them through a
 //! `# yaml-language-server: $schema=...` line at the top of each file.
+
+pub mod cert_manager;
 
 use schemars::JsonSchema;
 use serde_json::{Map, Value, json};
@@ -76,7 +80,7 @@ pub fn all() -> Vec<(String, Value)> {
 }
 
 /// The file for cluster manifests: cert-manager's Issuer, ClusterIssuer and
-/// Certificate from the built-in schemas of `validate::crd` (their
+/// Certificate from the built-in schemas of [`cert_manager`] (their
 /// `x-kubernetes-*` keywords are ignored by editors), any other Kubernetes
 /// object loosely.
 pub const CLUSTER: &str = "cluster.json";
@@ -86,7 +90,7 @@ fn cluster() -> Value {
     let mut one_of: Vec<Value> = kinds
         .iter()
         .filter_map(|k| {
-            let mut s = crate::validate::crd::builtin(k)?.clone();
+            let mut s = cert_manager::builtin(k)?.clone();
             s["properties"]["apiVersion"] = json!({"const": "cert-manager.io/v1"});
             s["properties"]["kind"] = json!({"const": k});
             Some(s)

@@ -8,9 +8,24 @@
 //! providers, HTTP-01 details, solver pod templates): the API server checks
 //! those. `tests/crd_agreement.rs` compares these schemas with the real CRDs
 //! on a table of objects. The extra keyword `x-certplane-exactly-one-of`
-//! states the validating webhook's "exactly one" rules (see `crd.rs`).
+//! states the validating webhook's "exactly one" rules (see
+//! [`crate::validate::crd`], which checks objects against them).
+
+use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+
+/// The built-in schema of a cert-manager kind (`Issuer`, `ClusterIssuer`,
+/// `Certificate`), when certplane knows it.
+pub fn builtin(kind: &str) -> Option<&'static Value> {
+    static ISSUER: OnceLock<Value> = OnceLock::new();
+    static CERTIFICATE: OnceLock<Value> = OnceLock::new();
+    match kind {
+        "Issuer" | "ClusterIssuer" => Some(ISSUER.get_or_init(issuer)),
+        "Certificate" => Some(CERTIFICATE.get_or_init(certificate)),
+        _ => None,
+    }
+}
 
 fn string() -> Value {
     json!({"type": "string"})

@@ -2,6 +2,10 @@
 //!
 //! Loading and validation collect every [`Diagnostic`] they find rather than
 //! stopping at the first, so one run shows the user everything to fix.
+//! [`suggest`] finds the "did you mean" for a misspelt name; loading and
+//! validation both use it, so it lives here rather than in either.
+
+pub mod suggest;
 
 use std::fmt;
 
