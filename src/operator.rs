@@ -70,6 +70,17 @@ pub enum EnvRefusal {
     NotAllowed,
 }
 
+/// An `--allow-env` pattern that is neither a variable name nor a prefix
+/// ending in `*`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--allow-env {pattern:?}: write a variable name (CERTPLANE_ROOT_KEY) or a prefix ending in * (TEAM_PKI_*)"
+)]
+pub struct BadPattern {
+    /// The pattern as given.
+    pub pattern: String,
+}
+
 /// Which variables `{env: NAME}` sources may read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvRules {
@@ -92,7 +103,7 @@ impl Default for EnvRules {
 impl EnvRules {
     /// The default rule plus `allow` (names, or prefixes ending in `*`), never
     /// `operator_secret`. A malformed pattern is an error naming it.
-    pub fn new(allow: &[String], operator_secret: Option<String>) -> Result<EnvRules, String> {
+    pub fn new(allow: &[String], operator_secret: Option<String>) -> Result<EnvRules, BadPattern> {
         let mut rules = EnvRules {
             operator_secret,
             ..EnvRules::default()
@@ -103,9 +114,9 @@ impl EnvRules {
             let valid = body.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !body.starts_with(|c: char| c.is_ascii_digit());
             if !valid || p.is_empty() {
-                return Err(format!(
-                    "--allow-env {p:?}: write a variable name (CERTPLANE_ROOT_KEY) or a prefix ending in * (TEAM_PKI_*)"
-                ));
+                return Err(BadPattern {
+                    pattern: p.to_string(),
+                });
             }
             rules.allow.push(p.to_string());
         }
@@ -174,8 +185,11 @@ impl Operator {
         } else {
             allow_env
         };
-        let rules = EnvRules::new(allow, vault.secret_env().map(str::to_string))
-            .map_err(|message| VaultError::OperatorSetting { message })?;
+        let rules = EnvRules::new(allow, vault.secret_env().map(str::to_string)).map_err(|e| {
+            VaultError::OperatorSetting {
+                message: e.to_string(),
+            }
+        })?;
         Ok(Operator {
             vault,
             env: rules,
@@ -279,7 +293,8 @@ mod tests {
     fn bad_patterns_are_refused() {
         for p in ["", "A B", "*X", "1ABC", "A-B"] {
             let e = EnvRules::new(&[p.to_string()], None).unwrap_err();
-            assert!(e.contains("--allow-env"), "{p}: {e}");
+            assert!(e.to_string().contains("--allow-env"), "{p}: {e}");
+            assert_eq!(e.pattern, p.trim());
         }
     }
 

@@ -15,6 +15,119 @@ use crate::model::{Repository, RoleKeyType, Sensitive, Source};
 use crate::pki::x509;
 use crate::vault::{AuthSettings, Vault, VaultSettings};
 
+/// Why a check of an Issuer failed: its credentials could not be read from
+/// the cluster, or the throwaway signature or its chain did not pass. One
+/// line, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// A Secret the Issuer names could not be read in time.
+    #[error("reading Secret {secret} timed out")]
+    SecretTimeout {
+        /// `namespace/name`.
+        secret: String,
+    },
+    /// The API server refused to give a Secret the Issuer names.
+    #[error("cannot read Secret {secret}: {why}")]
+    SecretUnreadable {
+        /// `namespace/name`.
+        secret: String,
+        /// The API server's answer, on one line.
+        why: String,
+    },
+    /// A Secret the Issuer names does not exist.
+    #[error("Secret {secret} does not exist")]
+    NoSecret {
+        /// `namespace/name`.
+        secret: String,
+    },
+    /// A Secret lacks the key the Issuer names.
+    #[error("Secret {secret} has no key {key}")]
+    NoKey {
+        /// `namespace/name`.
+        secret: String,
+        /// The key.
+        key: String,
+    },
+    /// A Secret's value is not text.
+    #[error("Secret {secret} key {key} is not text")]
+    NotText {
+        /// `namespace/name`.
+        secret: String,
+        /// The key.
+        key: String,
+    },
+    /// A Secret's value is not the PEM it should be.
+    #[error("Secret {secret} key {key} holds no PEM {what}")]
+    NotPem {
+        /// `namespace/name`.
+        secret: String,
+        /// The key.
+        key: String,
+        /// "certificate" or "private key".
+        what: &'static str,
+    },
+    /// A TokenRequest for the Issuer's ServiceAccount did not come back in
+    /// time.
+    #[error("TokenRequest for {service_account} timed out")]
+    TokenRequestTimeout {
+        /// `namespace/name`.
+        service_account: String,
+    },
+    /// The API server refused the TokenRequest.
+    #[error(
+        "TokenRequest for ServiceAccount {service_account} (audiences {audiences:?}) failed: {why}"
+    )]
+    TokenRequestRefused {
+        /// `namespace/name`.
+        service_account: String,
+        /// The audiences asked for.
+        audiences: Vec<String>,
+        /// The API server's answer, on one line.
+        why: String,
+    },
+    /// The TokenRequest's answer had no token.
+    #[error("TokenRequest for {service_account} returned no token")]
+    NoToken {
+        /// `namespace/name`.
+        service_account: String,
+    },
+    /// The Issuer's `spec.vault` does not say how to log in, or says it by
+    /// halves.
+    #[error("{0}")]
+    Issuer(&'static str),
+    /// No throwaway key could be made.
+    #[error("cannot make a throwaway key: {0}")]
+    Key(String),
+    /// No throwaway CSR could be made.
+    #[error("cannot build a CSR: {0}")]
+    Csr(String),
+    /// The sign path answered without a certificate.
+    #[error("{path} answered without a certificate")]
+    NoCertificate {
+        /// The sign path.
+        path: String,
+    },
+    /// Vault refused to sign.
+    #[error("{cause}; check the role allows this name and the policy grants update on {path}")]
+    Sign {
+        /// The sign path.
+        path: String,
+        /// Vault's error, on one line.
+        cause: String,
+    },
+    /// A certificate of the answer cannot be read.
+    #[error("{what}: {why}")]
+    Certificate {
+        /// `leaf` or `issuing_ca`.
+        what: &'static str,
+        /// Why.
+        why: String,
+    },
+    /// The chain Vault returned does not hold.
+    #[error("{0}")]
+    Chain(String),
+}
+
 /// How the Issuer logs in, with the secret already read.
 #[derive(Debug, Clone)]
 pub enum Credentials {
@@ -237,8 +350,8 @@ impl Probe {
     }
 
     /// A throwaway key of the type and size the role asks for.
-    fn key(&self) -> Result<rcgen::KeyPair, String> {
-        let fail = |e: &dyn std::fmt::Display| format!("cannot make a throwaway key: {e}");
+    fn key(&self) -> Result<rcgen::KeyPair, VerifyError> {
+        let fail = |e: &dyn std::fmt::Display| VerifyError::Key(e.to_string());
         match (self.key_type, self.key_bits) {
             (Some(RoleKeyType::Ed25519), _) => {
                 rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| fail(&e))
@@ -304,6 +417,18 @@ pub fn probe_for(repo: &Repository, path: &str) -> Probe {
     }
 }
 
+impl IssuerReport {
+    /// Records a step; whether it passed.
+    fn push(&mut self, what: &str, result: Result<String, String>) -> bool {
+        let ok = result.is_ok();
+        self.steps.push(Step {
+            what: what.to_string(),
+            result,
+        });
+        ok
+    }
+}
+
 /// Checks one Issuer against Vault with the given credentials: health,
 /// login, a throwaway signature through `path`, the returned chain.
 pub async fn check_issuer(
@@ -313,22 +438,44 @@ pub async fn check_issuer(
     credentials: &Credentials,
     probe: Probe,
 ) -> IssuerReport {
-    let server = connection.server.as_str();
     let mut report = IssuerReport {
         addr,
         steps: Vec::new(),
     };
-    let mut step = |what: &str, result: Result<String, String>| {
-        let ok = result.is_ok();
-        report.steps.push(Step {
-            what: what.to_string(),
-            result,
-        });
-        ok
+    let Some((vault, _bundle)) = log_in(&mut report, connection, credentials).await else {
+        return report;
     };
+    let signed = sign(&vault, path, probe).await;
+    let Some((signed, key)) = (match signed {
+        Ok((signed, key, name)) => {
+            let done = format!("signed a throwaway CSR for {name} through {path}");
+            report.push("sign", Ok(done)).then_some((signed, key))
+        }
+        Err(e) => {
+            report.push("sign", Err(e.to_string()));
+            None
+        }
+    }) else {
+        return report;
+    };
+    report.push(
+        "chain",
+        check_chain(&signed, &key).map_err(|e| e.to_string()),
+    );
+    report
+}
 
+/// The steps `vault` and `login`: reach the Issuer's Vault the way it does
+/// (its caBundle, namespace and client certificate) and log in with its
+/// credentials. The CA bundle file lives as long as the Vault it is for.
+async fn log_in(
+    report: &mut IssuerReport,
+    connection: &Connection,
+    credentials: &Credentials,
+) -> Option<(Vault, Option<TempPem>)> {
+    let server = connection.server.as_str();
     // The Issuer's CA bundle, as a file for the TLS client (public data).
-    let bundle_file = match connection
+    let bundle = match connection
         .ca_bundle_pem
         .as_deref()
         .map(write_temp_pem)
@@ -336,76 +483,70 @@ pub async fn check_issuer(
     {
         Ok(f) => f,
         Err(e) => {
-            step(
-                "vault",
-                Err(format!("cannot use the Issuer's caBundle: {e}")),
-            );
-            return report;
+            let why = format!("cannot use the Issuer's caBundle: {e}");
+            report.push("vault", Err(why));
+            return None;
         }
     };
     let settings = match VaultSettings::with_token(server, Source::Value(String::new())) {
         Ok(mut s) => {
             s.auth = credentials.auth_settings();
-            s.ca_bundle = bundle_file.as_ref().map(|f| f.0.clone());
+            s.ca_bundle = bundle.as_ref().map(|f| f.0.clone());
             s.namespace = connection.namespace.clone();
             s.client_identity = connection.client_identity.clone();
             s
         }
         Err(e) => {
-            step("vault", Err(format!("{e}")));
-            return report;
+            report.push("vault", Err(format!("{e}")));
+            return None;
         }
     };
-    let vault = match Vault::connect(&settings).await {
+    match Vault::connect(&settings).await {
         Ok(v) => {
-            step("vault", Ok(format!("{server} is initialized and unsealed")));
-            step("login", Ok(credentials.describe()));
-            v
+            report.push("vault", Ok(format!("{server} is initialized and unsealed")));
+            report.push("login", Ok(credentials.describe()));
+            Some((v, bundle))
         }
         Err(e) => {
-            let text = crate::vault::error_chain(&e);
-            let what = if text.contains("sealed")
-                || text.contains("cannot reach")
-                || text.contains("initialized")
-            {
-                "vault"
-            } else {
-                step("vault", Ok(format!("{server} answered")));
-                "login"
-            };
-            let why = if what == "login" {
-                format!(
-                    "{text} (logging in with {}); {}",
-                    credentials.describe(),
-                    credentials.login_hint(&text)
-                )
-            } else {
-                format!("{text} (logging in with {})", credentials.describe())
-            };
-            step(what, Err(why));
-            return report;
+            refused(report, server, credentials, &crate::vault::error_chain(&e));
+            None
         }
-    };
+    }
+}
 
-    let key = match probe.key() {
-        Ok(k) => k,
-        Err(e) => {
-            step("sign", Err(e));
-            return report;
-        }
-    };
+/// Records why Vault could not be reached (`vault`) or refused the login
+/// (`login`), with the usual causes of the latter.
+fn refused(report: &mut IssuerReport, server: &str, credentials: &Credentials, text: &str) {
+    let unreachable =
+        text.contains("sealed") || text.contains("cannot reach") || text.contains("initialized");
+    if unreachable {
+        let why = format!("{text} (logging in with {})", credentials.describe());
+        report.push("vault", Err(why));
+        return;
+    }
+    report.push("vault", Ok(format!("{server} answered")));
+    let why = format!(
+        "{text} (logging in with {}); {}",
+        credentials.describe(),
+        credentials.login_hint(text)
+    );
+    report.push("login", Err(why));
+}
+
+/// The step `sign`: a throwaway key and CSR the role should accept, signed
+/// through `path`. Returns Vault's answer, the key and the name signed.
+async fn sign(
+    vault: &Vault,
+    path: &str,
+    probe: Probe,
+) -> Result<(Value, rcgen::KeyPair, String), VerifyError> {
+    let key = probe.key()?;
     let Probe {
         common_name: cn,
         uris,
         ..
     } = probe;
-    let csr = match throwaway_csr(&key, cn.as_deref(), &uris) {
-        Ok(c) => c,
-        Err(e) => {
-            step("sign", Err(e));
-            return report;
-        }
-    };
+    let csr = throwaway_csr(&key, cn.as_deref(), &uris)?;
     let mut body = json!({"csr": csr, "ttl": "5m"});
     if let Some(cn) = &cn {
         body["common_name"] = json!(cn);
@@ -416,44 +557,28 @@ pub async fn check_issuer(
     let signed = match vault.write(path.trim_matches('/'), &body).await {
         Ok(Some(v)) => v,
         Ok(None) => {
-            step(
-                "sign",
-                Err(format!("{path} answered without a certificate")),
-            );
-            return report;
+            return Err(VerifyError::NoCertificate {
+                path: path.to_string(),
+            });
         }
         Err(e) => {
-            step(
-                "sign",
-                Err(format!(
-                    "{}; check the role allows this name and the policy grants update on {path}",
-                    crate::vault::error_chain(&e)
-                )),
-            );
-            return report;
+            return Err(VerifyError::Sign {
+                path: path.to_string(),
+                cause: crate::vault::error_chain(&e),
+            });
         }
     };
-    let name = cn
-        .clone()
-        .or_else(|| uris.first().cloned())
-        .unwrap_or_default();
-    if !step(
-        "sign",
-        Ok(format!("signed a throwaway CSR for {name} through {path}")),
-    ) {
-        return report;
-    }
-    step("chain", check_chain(&signed, &key));
-    report
+    let name = cn.or_else(|| uris.first().cloned()).unwrap_or_default();
+    Ok((signed, key, name))
 }
 
 fn throwaway_csr(
     key: &rcgen::KeyPair,
     cn: Option<&str>,
     uris: &[String],
-) -> Result<String, String> {
+) -> Result<String, VerifyError> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| format!("cannot build a CSR: {e}"))?;
+        .map_err(|e| VerifyError::Csr(e.to_string()))?;
     if let Some(cn) = cn {
         params
             .distinguished_name
@@ -470,26 +595,34 @@ fn throwaway_csr(
     params
         .serialize_request(key)
         .and_then(|c| c.pem())
-        .map_err(|e| format!("cannot build a CSR: {e}"))
+        .map_err(|e| VerifyError::Csr(e.to_string()))
 }
 
 /// The leaf is for our key, is signed by `issuing_ca`, and each certificate
 /// of `ca_chain` is signed by the next.
-fn check_chain(signed: &Value, key: &rcgen::KeyPair) -> Result<String, String> {
+fn check_chain(signed: &Value, key: &rcgen::KeyPair) -> Result<String, VerifyError> {
     let pem = |k: &str| signed.get(k).and_then(Value::as_str).unwrap_or_default();
-    let leaf = x509::parse_pem(pem("certificate")).map_err(|e| format!("leaf: {e}"))?;
-    let issuing = x509::parse_pem(pem("issuing_ca")).map_err(|e| format!("issuing_ca: {e}"))?;
+    let cert = |key: &str, what: &'static str| {
+        x509::parse_pem(pem(key)).map_err(|e| VerifyError::Certificate {
+            what,
+            why: e.to_string(),
+        })
+    };
+    let leaf = cert("certificate", "leaf")?;
+    let issuing = cert("issuing_ca", "issuing_ca")?;
     if !x509::is_signed_by(&leaf.der, &issuing.der) {
-        return Err(format!(
+        return Err(VerifyError::Chain(format!(
             "the leaf is not signed by the issuing CA {:?}",
             issuing.common_name
-        ));
+        )));
     }
     let spki = x509_parser::parse_x509_certificate(&leaf.der)
         .map(|(_, c)| c.public_key().raw.to_vec())
         .unwrap_or_default();
     if spki != key.subject_public_key_info() {
-        return Err("the leaf does not carry the CSR's public key".into());
+        return Err(VerifyError::Chain(
+            "the leaf does not carry the CSR's public key".into(),
+        ));
     }
     let mut names = vec![leaf.common_name.clone(), issuing.common_name.clone()];
     let chain: Vec<x509::CertInfo> = signed
@@ -502,19 +635,19 @@ fn check_chain(signed: &Value, key: &rcgen::KeyPair) -> Result<String, String> {
         .collect();
     for pair in chain.windows(2) {
         if !x509::is_signed_by(&pair[0].der, &pair[1].der) {
-            return Err(format!(
+            return Err(VerifyError::Chain(format!(
                 "ca_chain is broken: {:?} is not signed by {:?}",
                 pair[0].common_name, pair[1].common_name
-            ));
+            )));
         }
         names.push(pair[1].common_name.clone());
     }
     names.dedup();
     if issuing.not_after < leaf.not_after {
-        return Err(format!(
+        return Err(VerifyError::Chain(format!(
             "the issuing CA {:?} expires before the certificate it signed",
             issuing.common_name
-        ));
+        )));
     }
     Ok(names.join(" <- "))
 }
@@ -538,6 +671,23 @@ fn write_temp_pem(pem: &str) -> std::io::Result<TempPem> {
     Ok(TempPem(path))
 }
 
+/// The cluster objects an Issuer reads its credentials from, in its
+/// namespace (a ClusterIssuer's: cert-manager's cluster resource
+/// namespace).
+struct IssuerSecrets<'a> {
+    cluster: &'a crate::cluster::Cluster,
+    namespace: &'a str,
+}
+
+impl IssuerSecrets<'_> {
+    /// The value under `r.key` (default `default_key`) of the Secret `r.name`.
+    async fn key(&self, r: &Value, default_key: &str) -> Result<Sensitive, VerifyError> {
+        let name = r["name"].as_str().unwrap_or_default();
+        let key = r["key"].as_str().unwrap_or(default_key);
+        read_secret_key(self.cluster, self.namespace, name, key).await
+    }
+}
+
 /// Reads the credentials an Issuer names, as cert-manager would: from its
 /// Secrets, or a TokenRequest for its ServiceAccount with the audience
 /// cert-manager asks for (`vault://<namespace>/<issuer>`, `vault://<issuer>`
@@ -546,18 +696,17 @@ pub async fn credentials(
     cluster: &crate::cluster::Cluster,
     issuer: &Value,
     cluster_resource_namespace: &str,
-) -> Result<Credentials, String> {
-    let name = issuer["metadata"]["name"].as_str().unwrap_or_default();
-    let namespaced = issuer["metadata"]["namespace"].as_str();
-    let ns = namespaced.unwrap_or(cluster_resource_namespace);
-    let auth = &issuer["spec"]["vault"]["auth"];
-    let secret = |r: &Value, default_key: &str| {
-        let secret_name = r["name"].as_str().unwrap_or_default().to_string();
-        let key = r["key"].as_str().unwrap_or(default_key).to_string();
-        read_secret_key(cluster, ns.to_string(), secret_name, key)
+) -> Result<Credentials, VerifyError> {
+    let ns = issuer["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(cluster_resource_namespace);
+    let secrets = IssuerSecrets {
+        cluster,
+        namespace: ns,
     };
+    let auth = &issuer["spec"]["vault"]["auth"];
     if let Some(r) = auth.get("tokenSecretRef") {
-        return Ok(Credentials::Token(secret(r, "token").await?));
+        return Ok(Credentials::Token(secrets.key(r, "token").await?));
     }
     if let Some(a) = auth.get("appRole") {
         return Ok(Credentials::AppRole {
@@ -567,81 +716,105 @@ pub async fn credentials(
                 .trim_matches('/')
                 .to_string(),
             role_id: a["roleId"].as_str().unwrap_or_default().to_string(),
-            secret_id: secret(&a["secretRef"], "secretId").await?,
+            secret_id: secrets.key(&a["secretRef"], "secretId").await?,
         });
     }
     if let Some(k) = auth.get("kubernetes") {
-        let mount = k["mountPath"]
-            .as_str()
-            .unwrap_or("/v1/auth/kubernetes")
-            .trim_start_matches("/v1/auth/")
-            .trim_matches('/')
-            .to_string();
-        let role = k["role"].as_str().unwrap_or_default().to_string();
-        let jwt = if let Some(r) = k.get("secretRef") {
-            secret(r, "token").await?
-        } else if let Some(sa) = k.get("serviceAccountRef") {
-            let sa_name = sa["name"].as_str().unwrap_or_default();
-            let mut audiences = vec![match namespaced {
-                Some(n) => format!("vault://{n}/{name}"),
-                None => format!("vault://{name}"),
-            }];
-            audiences.extend(
-                sa["audiences"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string),
-            );
-            token_request(cluster, ns, sa_name, audiences).await?
-        } else {
-            return Err("auth.kubernetes names neither secretRef nor serviceAccountRef".into());
-        };
-        return Ok(Credentials::Kubernetes { mount, role, jwt });
+        return kubernetes_credentials(&secrets, issuer, k).await;
     }
     if let Some(c) = auth.get("clientCertificate") {
-        let mount = c["mountPath"]
-            .as_str()
-            .unwrap_or("/v1/auth/cert")
-            .trim_start_matches("/v1/auth/")
-            .trim_matches('/')
-            .to_string();
-        let name = c["name"]
-            .as_str()
-            .filter(|n| !n.is_empty())
-            .map(str::to_string);
-        let (identity, from) = match c["secretName"].as_str().filter(|n| !n.is_empty()) {
-            Some(secret) => (
-                Some(tls_pair(cluster, ns, (secret, "tls.crt"), (secret, "tls.key")).await?),
-                format!("certificate from Secret {ns}/{secret}"),
-            ),
-            None => {
-                let vault = &issuer["spec"]["vault"];
-                if vault.get("clientCertSecretRef").is_none() {
-                    return Err(
-                        "auth.clientCertificate names no certificate: set auth.clientCertificate.secretName \
-                         (a kubernetes.io/tls Secret) or spec.vault.clientCertSecretRef and clientKeySecretRef"
-                            .into(),
-                    );
-                }
-                let secret = vault["clientCertSecretRef"]["name"]
-                    .as_str()
-                    .unwrap_or_default();
-                (
-                    None,
-                    format!("the mTLS certificate from Secret {ns}/{secret}"),
-                )
-            }
-        };
-        return Ok(Credentials::Cert {
-            mount,
-            name,
-            identity,
-            from,
-        });
+        return certificate_credentials(&secrets, issuer, c).await;
     }
-    Err("spec.vault.auth names no auth method certplane knows".into())
+    Err(VerifyError::Issuer(
+        "spec.vault.auth names no auth method certplane knows",
+    ))
+}
+
+/// The mount path of an auth method as cert-manager writes it
+/// (`/v1/auth/<mount>`), as a mount.
+fn auth_mount(path: Option<&str>, default: &str) -> String {
+    path.unwrap_or(default)
+        .trim_start_matches("/v1/auth/")
+        .trim_matches('/')
+        .to_string()
+}
+
+/// `auth.kubernetes`: a token from a Secret, or a TokenRequest for the
+/// ServiceAccount with the audiences cert-manager asks for.
+async fn kubernetes_credentials(
+    secrets: &IssuerSecrets<'_>,
+    issuer: &Value,
+    k: &Value,
+) -> Result<Credentials, VerifyError> {
+    let mount = auth_mount(k["mountPath"].as_str(), "/v1/auth/kubernetes");
+    let role = k["role"].as_str().unwrap_or_default().to_string();
+    let jwt = if let Some(r) = k.get("secretRef") {
+        secrets.key(r, "token").await?
+    } else if let Some(sa) = k.get("serviceAccountRef") {
+        let name = issuer["metadata"]["name"].as_str().unwrap_or_default();
+        let sa_name = sa["name"].as_str().unwrap_or_default();
+        let mut audiences = vec![match issuer["metadata"]["namespace"].as_str() {
+            Some(n) => format!("vault://{n}/{name}"),
+            None => format!("vault://{name}"),
+        }];
+        audiences.extend(
+            sa["audiences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string),
+        );
+        token_request(secrets.cluster, secrets.namespace, sa_name, audiences).await?
+    } else {
+        return Err(VerifyError::Issuer(
+            "auth.kubernetes names neither secretRef nor serviceAccountRef",
+        ));
+    };
+    Ok(Credentials::Kubernetes { mount, role, jwt })
+}
+
+/// `auth.clientCertificate`: the certificate of `secretName`, else the
+/// connection's own (`clientCertSecretRef`).
+async fn certificate_credentials(
+    secrets: &IssuerSecrets<'_>,
+    issuer: &Value,
+    c: &Value,
+) -> Result<Credentials, VerifyError> {
+    let ns = secrets.namespace;
+    let mount = auth_mount(c["mountPath"].as_str(), "/v1/auth/cert");
+    let name = c["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let (identity, from) = match c["secretName"].as_str().filter(|n| !n.is_empty()) {
+        Some(secret) => (
+            Some(tls_pair(secrets, (secret, "tls.crt"), (secret, "tls.key")).await?),
+            format!("certificate from Secret {ns}/{secret}"),
+        ),
+        None => {
+            let vault = &issuer["spec"]["vault"];
+            if vault.get("clientCertSecretRef").is_none() {
+                return Err(VerifyError::Issuer(
+                    "auth.clientCertificate names no certificate: set auth.clientCertificate.secretName \
+                     (a kubernetes.io/tls Secret) or spec.vault.clientCertSecretRef and clientKeySecretRef",
+                ));
+            }
+            let secret = vault["clientCertSecretRef"]["name"]
+                .as_str()
+                .unwrap_or_default();
+            (
+                None,
+                format!("the mTLS certificate from Secret {ns}/{secret}"),
+            )
+        }
+    };
+    Ok(Credentials::Cert {
+        mount,
+        name,
+        identity,
+        from,
+    })
 }
 
 /// The client certificate and key an Issuer presents on every connection to
@@ -651,11 +824,14 @@ pub async fn client_identity(
     cluster: &crate::cluster::Cluster,
     issuer: &Value,
     cluster_resource_namespace: &str,
-) -> Result<Option<Sensitive>, String> {
+) -> Result<Option<Sensitive>, VerifyError> {
     let vault = &issuer["spec"]["vault"];
-    let ns = issuer["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or(cluster_resource_namespace);
+    let secrets = IssuerSecrets {
+        cluster,
+        namespace: issuer["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(cluster_resource_namespace),
+    };
     let (cert, key) = (
         vault.get("clientCertSecretRef"),
         vault.get("clientKeySecretRef"),
@@ -671,44 +847,33 @@ pub async fn client_identity(
             };
             let (cn, ck) = part(c, "tls.crt");
             let (kn, kk) = part(k, "tls.key");
-            tls_pair(cluster, ns, (&cn, &ck), (&kn, &kk)).await.map(Some)
+            tls_pair(&secrets, (&cn, &ck), (&kn, &kk)).await.map(Some)
         }
-        _ => Err(
-            "spec.vault names only one of clientCertSecretRef and clientKeySecretRef; mutual TLS needs both".into(),
-        ),
+        _ => Err(VerifyError::Issuer(
+            "spec.vault names only one of clientCertSecretRef and clientKeySecretRef; mutual TLS needs both",
+        )),
     }
 }
 
 /// A PEM certificate and key read from the cluster, as one identity.
 async fn tls_pair(
-    cluster: &crate::cluster::Cluster,
-    ns: &str,
+    secrets: &IssuerSecrets<'_>,
     (cert_secret, cert_key): (&str, &str),
     (key_secret, key_key): (&str, &str),
-) -> Result<Sensitive, String> {
-    let cert = read_secret_key(
-        cluster,
-        ns.to_string(),
-        cert_secret.to_string(),
-        cert_key.to_string(),
-    )
-    .await?;
-    let key = read_secret_key(
-        cluster,
-        ns.to_string(),
-        key_secret.to_string(),
-        key_key.to_string(),
-    )
-    .await?;
+) -> Result<Sensitive, VerifyError> {
+    let (cluster, ns) = (secrets.cluster, secrets.namespace);
+    let cert = read_secret_key(cluster, ns, cert_secret, cert_key).await?;
+    let key = read_secret_key(cluster, ns, key_secret, key_key).await?;
+    let not_pem = |secret: &str, key: &str, what| VerifyError::NotPem {
+        secret: format!("{ns}/{secret}"),
+        key: key.to_string(),
+        what,
+    };
     if !cert.expose().contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!(
-            "Secret {ns}/{cert_secret} key {cert_key} holds no PEM certificate"
-        ));
+        return Err(not_pem(cert_secret, cert_key, "certificate"));
     }
     if !key.expose().contains("PRIVATE KEY-----") {
-        return Err(format!(
-            "Secret {ns}/{key_secret} key {key_key} holds no PEM private key"
-        ));
+        return Err(not_pem(key_secret, key_key, "private key"));
     }
     Ok(Sensitive::new(format!(
         "{}\n{}\n",
@@ -719,30 +884,39 @@ async fn tls_pair(
 
 async fn read_secret_key(
     cluster: &crate::cluster::Cluster,
-    ns: String,
-    name: String,
-    key: String,
-) -> Result<Sensitive, String> {
+    ns: &str,
+    name: &str,
+    key: &str,
+) -> Result<Sensitive, VerifyError> {
     use k8s_openapi::api::core::v1::Secret;
-    let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client().clone(), &ns);
-    let got = tokio::time::timeout(cluster.timeout(), api.get_opt(&name))
+    let secret = format!("{ns}/{name}");
+    let api: kube::Api<Secret> = kube::Api::namespaced(cluster.client().clone(), ns);
+    let got = tokio::time::timeout(cluster.timeout(), api.get_opt(name))
         .await
-        .map_err(|_| format!("reading Secret {ns}/{name} timed out"))?
-        .map_err(|e| {
-            format!(
-                "cannot read Secret {ns}/{name}: {}",
-                crate::cluster::client::describe(&e)
-            )
+        .map_err(|_| VerifyError::SecretTimeout {
+            secret: secret.clone(),
         })?
-        .ok_or_else(|| format!("Secret {ns}/{name} does not exist"))?;
+        .map_err(|e| VerifyError::SecretUnreadable {
+            secret: secret.clone(),
+            why: crate::cluster::client::describe(&e),
+        })?
+        .ok_or_else(|| VerifyError::NoSecret {
+            secret: secret.clone(),
+        })?;
     let bytes = got
         .data
         .as_ref()
-        .and_then(|d| d.get(&key))
-        .ok_or_else(|| format!("Secret {ns}/{name} has no key {key}"))?;
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| VerifyError::NoKey {
+            secret: secret.clone(),
+            key: key.to_string(),
+        })?;
     String::from_utf8(bytes.0.clone())
         .map(|s| Sensitive::new(s.trim().to_string()))
-        .map_err(|_| format!("Secret {ns}/{name} key {key} is not text"))
+        .map_err(|_| VerifyError::NotText {
+            secret,
+            key: key.to_string(),
+        })
 }
 
 async fn token_request(
@@ -750,9 +924,10 @@ async fn token_request(
     ns: &str,
     sa: &str,
     audiences: Vec<String>,
-) -> Result<Sensitive, String> {
+) -> Result<Sensitive, VerifyError> {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     use k8s_openapi::api::core::v1::ServiceAccount;
+    let service_account = format!("{ns}/{sa}");
     let api: kube::Api<ServiceAccount> = kube::Api::namespaced(cluster.client().clone(), ns);
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
@@ -767,16 +942,17 @@ async fn token_request(
         api.create_token_request(sa, &kube::api::PostParams::default(), &request),
     )
     .await
-    .map_err(|_| format!("TokenRequest for {ns}/{sa} timed out"))?
-    .map_err(|e| {
-        format!(
-            "TokenRequest for ServiceAccount {ns}/{sa} (audiences {audiences:?}) failed: {}",
-            crate::cluster::client::describe(&e)
-        )
+    .map_err(|_| VerifyError::TokenRequestTimeout {
+        service_account: service_account.clone(),
+    })?
+    .map_err(|e| VerifyError::TokenRequestRefused {
+        service_account: service_account.clone(),
+        audiences,
+        why: crate::cluster::client::describe(&e),
     })?;
     reply
         .status
         .and_then(|s| s.token)
         .map(Sensitive::new)
-        .ok_or_else(|| format!("TokenRequest for {ns}/{sa} returned no token"))
+        .ok_or(VerifyError::NoToken { service_account })
 }

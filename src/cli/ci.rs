@@ -26,9 +26,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ExitStatus;
-use super::commands::{fail, prepare_rendering};
-use crate::model::{Repository, Source};
-use crate::pipeline::{self, ClusterSide, PlanOptions, Prepared};
+use super::commands::{fail, locked_driver, report};
+use crate::model::Source;
+use crate::pipeline::hash::repository_hash;
+use crate::pipeline::{Driver, PlanOptions, Prepared};
 use crate::plan::{Action, Change, Plan};
 use crate::state::{CaMethod, Signer};
 use crate::vault::Vault;
@@ -59,92 +60,6 @@ pub struct PlanFile {
     pub allow_destroy_ca: bool,
     /// The plan.
     pub plan: Plan,
-}
-
-/// Collects the paths a spec names: `{file: …}` sources and `…File` keys
-/// (a manual intermediate's `certificateFile` also reads `<file>.csr`).
-fn collect_paths(v: &Value, out: &mut BTreeSet<PathBuf>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                match x {
-                    Value::String(s) if k == "file" || k.ends_with("File") => {
-                        out.insert(PathBuf::from(s));
-                        if k == "certificateFile" {
-                            out.insert(PathBuf::from(format!("{s}.csr")));
-                        }
-                    }
-                    _ => collect_paths(x, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect_paths(x, out)),
-        _ => {}
-    }
-}
-
-/// The files the repository's objects name (sources, certificate and CA
-/// files), resolved as the loader resolved them. The Vault connection of
-/// `certplane.yaml` (token file, TLS files) is not repository input.
-pub fn referenced_files(repo: &Repository) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    for o in &repo.vault {
-        collect_paths(&o.spec.spec_json(), &mut out);
-    }
-    for i in &repo.vault_issuers {
-        collect_paths(
-            &serde_json::to_value(&i.spec).unwrap_or(Value::Null),
-            &mut out,
-        );
-    }
-    if let Some(c) = &repo.config {
-        let mut v = serde_json::to_value(&c.spec).unwrap_or(Value::Null);
-        if let Some(m) = v.as_object_mut() {
-            m.remove("vault");
-        }
-        collect_paths(&v, &mut out);
-    }
-    out
-}
-
-/// SHA-256 over the repository's input, in path order: every YAML file the
-/// loader read (its relative path and the digest of the bytes it read),
-/// then every file the objects name (path relative to the root when inside
-/// it, and its contents, or a marker when it does not exist). Nothing else:
-/// a plan file, render output or notes next to the YAML do not change it.
-pub fn repository_hash(repo: &Repository) -> Result<String, std::io::Error> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut put = |tag: &str, name: &str, bytes: &[u8]| {
-        for part in [tag.as_bytes(), name.as_bytes(), bytes] {
-            ctx.update(&(part.len() as u64).to_le_bytes());
-            ctx.update(part);
-        }
-    };
-    let mut yaml: Vec<_> = repo.files.iter().collect();
-    yaml.sort_by(|a, b| a.path.cmp(&b.path));
-    for f in yaml {
-        let name = f.path.to_string_lossy().replace('\\', "/");
-        put("yaml", &name, f.sha256.as_bytes());
-    }
-    for path in referenced_files(repo) {
-        let name = path
-            .strip_prefix(&repo.root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .replace('\\', "/");
-        match std::fs::read(&path) {
-            Ok(bytes) => put("file", &name, &bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => put("missing", &name, b""),
-            Err(e) => {
-                return Err(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot read {}: {e}", path.display()),
-                ));
-            }
-        }
-    }
-    let digest = ctx.finish();
-    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The inline sources (secret values) of a plan's CA changes.
@@ -522,15 +437,13 @@ fn refuse(file: &Path, findings: &[Finding]) -> ExitStatus {
     ExitStatus::Error
 }
 
-/// Reads a saved plan, checks it against the repository, connects, plans
-/// again and compares: what `apply` needs, the plan made now, which equals
-/// the file. `allow_destroy_ca` is the flag given to `apply`.
-pub async fn planned_from_file(
+/// Reads and checks a saved plan: its format version, and the flags it was
+/// made with against those given to `apply`.
+fn read_plan_file(
     file: &Path,
-    dir: Option<&Path>,
     render: Option<&Path>,
     allow_destroy_ca: bool,
-) -> Result<(Prepared, Option<Vault>, ClusterSide, Plan), ExitStatus> {
+) -> Result<PlanFile, ExitStatus> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         eprintln!("error: cannot read the plan {}: {e}", file.display());
         ExitStatus::Error
@@ -561,7 +474,6 @@ pub async fn planned_from_file(
         );
         return Err(ExitStatus::Error);
     }
-    let dir = dir.unwrap_or(&saved.repository);
     if let (Some(given), Some(planned)) = (render, saved.render.as_deref())
         && given != planned
     {
@@ -573,8 +485,28 @@ pub async fn planned_from_file(
         );
         return Err(ExitStatus::Error);
     }
+    Ok(saved)
+}
+
+/// Reads a saved plan, checks it against the repository, connects, plans
+/// again and compares: what `apply` needs, the plan made now, which equals
+/// the file (and the driver that made it). `allow_destroy_ca` is the flag
+/// given to `apply`.
+pub async fn planned_from_file(
+    file: &Path,
+    dir: Option<&Path>,
+    render: Option<&Path>,
+    allow_destroy_ca: bool,
+    lock: &super::lock::LockArgs,
+) -> Result<(Driver, Prepared, Plan), ExitStatus> {
+    let saved = read_plan_file(file, render, allow_destroy_ca)?;
+    let dir = dir.unwrap_or(&saved.repository);
     let render = render.or(saved.render.as_deref());
-    let prepared = prepare_rendering(dir, render)?;
+    let options = PlanOptions {
+        allow_destroy_ca: saved.allow_destroy_ca,
+    };
+    let mut driver = locked_driver(render, options, lock, dir)?;
+    let prepared = driver.prepare(dir).map_err(|e| report(&e))?;
     let hash = repository_hash(&prepared.repo).map_err(|e| fail(&e))?;
     if hash != saved.repository_hash {
         eprintln!(
@@ -584,30 +516,24 @@ pub async fn planned_from_file(
         );
         return Err(ExitStatus::Error);
     }
-    let vault = pipeline::connect_if_needed(&prepared)
-        .await
-        .map_err(|e| fail(&e))?;
-    let side = pipeline::cluster_side(&prepared.repo, render)
-        .await
-        .map_err(|e| fail(&e))?;
-    let options = PlanOptions {
-        allow_destroy_ca: saved.allow_destroy_ca,
-    };
-    let fresh = pipeline::plan_with(vault.as_ref(), &side, &prepared, options)
-        .await
-        .map_err(|e| fail(&e))?;
+    let fresh = driver.plan(&prepared).await.map_err(|e| report(&e))?;
     let findings = compare(&saved.plan, &for_file(&fresh));
     if !findings.is_empty() {
         // Without Vault (no Vault objects) there is no delete to settle.
-        let findings = match &vault {
-            Some(vault) => settle(&saved.plan, findings, vault).await?,
-            None => findings,
+        let findings = if crate::pipeline::needs_vault(&prepared) {
+            let vault = driver
+                .vault_for(&prepared.repo)
+                .await
+                .map_err(|e| report(&e))?;
+            settle(&saved.plan, findings, &vault).await?
+        } else {
+            findings
         };
         if !findings.is_empty() {
             return Err(refuse(file, &findings));
         }
     }
-    Ok((prepared, vault, side, fresh))
+    Ok((driver, prepared, fresh))
 }
 
 #[cfg(test)]
@@ -642,8 +568,7 @@ mod tests {
     fn plan(changes: Vec<Change>) -> Plan {
         Plan {
             changes,
-            errored: vec![],
-            notes: vec![],
+            ..Plan::default()
         }
     }
 
@@ -707,15 +632,5 @@ mod tests {
         let fresh = plan(vec![]);
         let saved = plan(vec![role(Action::Delete, &[], &["a"])]);
         assert_eq!(compare(&saved, &fresh), vec![Finding::UnmatchedDelete(0)]);
-    }
-
-    #[test]
-    fn paths_named_by_specs_are_collected() {
-        let v = json!({"ca": {"import": {"pemBundleFrom": {"file": "/r/ca.pem"}}},
-            "x": [{"certificateFile": "/r/int.pem"}], "y": {"env": "NOT_A_FILE"}});
-        let mut out = BTreeSet::new();
-        collect_paths(&v, &mut out);
-        let got: Vec<_> = out.iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(got, vec!["/r/ca.pem", "/r/int.pem", "/r/int.pem.csr"]);
     }
 }

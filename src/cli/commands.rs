@@ -7,11 +7,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::{Command, ExitStatus, Output};
-use crate::diagnostic::Diagnostics;
-use crate::pipeline::{self, Applied, Approval, ClusterSide, LockedApply, PlanOptions, Prepared};
+use crate::pipeline::{
+    Applied, Approval, Driver, DriverSettings, LockedApply, PlanOptions, Prepared, StepError,
+};
 use crate::plan::render::{self, Style};
 use crate::plan::{Action, Plan};
-use crate::vault::Vault;
 use crate::vault::apply::ApplyEvent;
 
 /// Runs one command; `vault_addr` is the `--vault-addr` flag (verify
@@ -59,19 +59,32 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
                 auto_approve,
                 output,
                 style,
-                lock,
             };
             match plan {
                 Some(f) => {
-                    let got =
-                        super::ci::planned_from_file(&f, dir.as_deref(), render, allow_destroy_ca)
-                            .await;
-                    apply(got, options, how).await
+                    let got = super::ci::planned_from_file(
+                        &f,
+                        dir.as_deref(),
+                        render,
+                        allow_destroy_ca,
+                        &lock,
+                    )
+                    .await;
+                    match got {
+                        Ok((driver, prepared, plan)) => {
+                            apply(driver, Ok((prepared, plan)), how).await
+                        }
+                        Err(s) => s,
+                    }
                 }
                 None => {
                     let dir = dir.unwrap_or_default();
-                    let got = planned(&dir, render, options).await.map_err(|s| s.print());
-                    apply(got, options, how).await
+                    let mut driver = match locked_driver(render, options, &lock, &dir) {
+                        Ok(d) => d,
+                        Err(s) => return s,
+                    };
+                    let got = driver.planned(&dir).await.map_err(|e| report(&e));
+                    apply(driver, got, how).await
                 }
             }
         }
@@ -82,11 +95,12 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
             render,
             lock,
         } => {
-            let locking = match lock.locking(&super::lock::repository_name(&dir)) {
-                Ok(l) => l,
+            let driver = match locked_driver(render.as_deref(), PlanOptions::default(), &lock, &dir)
+            {
+                Ok(d) => d,
                 Err(s) => return s,
             };
-            super::watch::run(&dir, render.as_deref(), apply, debounce, style, locking).await
+            super::watch::run(&dir, render.as_deref(), apply, debounce, style, driver).await
         }
         Command::ForceUnlock { dir, lock_mount } => {
             super::lock::force_unlock(&dir, lock_mount.as_deref()).await
@@ -105,60 +119,39 @@ pub(super) fn fail(err: &(dyn StdError + 'static)) -> ExitStatus {
     ExitStatus::Error
 }
 
-/// Why a command stopped before it had a plan, not printed yet.
-enum Stop {
-    /// The repository failed its offline checks.
-    Invalid(Diagnostics),
-    /// Anything else (Vault, the cluster): one line and maybe a hint.
-    Failed {
-        /// The error with its causes.
-        line: String,
-        /// What to do.
-        hint: Option<String>,
-    },
+/// Prints why a step failed on stderr: the diagnostics of an invalid
+/// repository, else one line and maybe a hint.
+pub(super) fn report(e: &StepError) -> ExitStatus {
+    match e.diagnostics() {
+        Some(d) => eprintln!("{d}"),
+        None => {
+            eprintln!("error: {}", crate::vault::error_chain(e));
+            if let Some(h) = e.hint() {
+                eprintln!("hint: {h}");
+            }
+        }
+    }
+    ExitStatus::Error
 }
 
-impl Stop {
-    fn failed(err: &(dyn StdError + 'static)) -> Stop {
-        Stop::Failed {
-            line: crate::vault::error_chain(err),
-            hint: None,
+/// The problems of a failed step, for the machine-readable renderings.
+fn problems(e: &StepError) -> Vec<super::report::Problem> {
+    use super::report::Problem;
+    match e.diagnostics() {
+        Some(d) => {
+            d.0.iter()
+                .map(|d| Problem {
+                    location: Some(d.location.clone()),
+                    message: d.message.clone(),
+                    hint: d.hint.clone(),
+                })
+                .collect()
         }
-    }
-
-    /// Prints it on stderr.
-    fn print(&self) -> ExitStatus {
-        match self {
-            Stop::Invalid(d) => eprintln!("{d}"),
-            Stop::Failed { line, hint } => {
-                eprintln!("error: {line}");
-                if let Some(h) = hint {
-                    eprintln!("hint: {h}");
-                }
-            }
-        }
-        ExitStatus::Error
-    }
-
-    /// The problems, for the machine-readable renderings.
-    fn problems(&self) -> Vec<super::report::Problem> {
-        use super::report::Problem;
-        match self {
-            Stop::Invalid(d) => {
-                d.0.iter()
-                    .map(|d| Problem {
-                        location: Some(d.location.clone()),
-                        message: d.message.clone(),
-                        hint: d.hint.clone(),
-                    })
-                    .collect()
-            }
-            Stop::Failed { line, hint } => vec![Problem {
-                location: None,
-                message: line.clone(),
-                hint: hint.clone(),
-            }],
-        }
+        None => vec![Problem {
+            location: None,
+            message: crate::vault::error_chain(e),
+            hint: e.hint().map(str::to_string),
+        }],
     }
 }
 
@@ -167,45 +160,40 @@ fn fail_msg(msg: impl Display) -> ExitStatus {
     ExitStatus::Error
 }
 
-pub(super) fn prepare(dir: &Path) -> Result<Prepared, ExitStatus> {
-    prepare_rendering(dir, None)
-}
-
-/// [`prepare`], leaving the render directory of `--render` out of the input.
-pub(super) fn prepare_rendering(dir: &Path, render: Option<&Path>) -> Result<Prepared, ExitStatus> {
-    let options = pipeline::PrepareOptions {
-        render,
-        ..pipeline::PrepareOptions::default()
-    };
-    pipeline::prepare_with(dir, options).map_err(|d| {
-        eprintln!("{d}");
-        ExitStatus::Error
+/// A driver for one command.
+pub(super) fn driver(render: Option<&Path>, options: PlanOptions) -> Driver {
+    Driver::new(DriverSettings {
+        render: render.map(Path::to_path_buf),
+        plan: options,
+        ..DriverSettings::default()
     })
 }
 
+/// A driver for a command that applies the repository in `dir` under the
+/// apply lock of `lock`; a bad lock mount is printed and refused.
+pub(super) fn locked_driver(
+    render: Option<&Path>,
+    options: PlanOptions,
+    lock: &super::lock::LockArgs,
+    dir: &Path,
+) -> Result<Driver, ExitStatus> {
+    let locking = lock.locking(&super::lock::repository_name(dir))?;
+    Ok(Driver::new(DriverSettings {
+        render: render.map(Path::to_path_buf),
+        plan: options,
+        locking: Some(locking),
+        ..DriverSettings::default()
+    }))
+}
+
 async fn validate(dir: &Path, live: bool) -> ExitStatus {
-    let live_refs = if live {
-        // Load first: an unreadable repository, or one naming another Vault
-        // than the operator's, never reaches the network.
-        let repo = match pipeline::load_checked(dir, &crate::operator::current()) {
-            Ok(r) => r,
-            Err(d) => {
-                eprintln!("{d}");
-                return ExitStatus::Error;
-            }
-        };
-        let vault = match pipeline::connect(&repo).await {
-            Ok(v) => v,
-            Err(e) => return fail(&e),
-        };
-        match crate::vault::observe::live_references(&vault).await {
-            Ok(l) => Some(l),
-            Err(e) => return fail(&e),
-        }
+    let mut driver = driver(None, PlanOptions::default());
+    let prepared = if live {
+        driver.prepare_live(dir).await
     } else {
-        None
+        driver.prepare(dir)
     };
-    match pipeline::prepare_with_live(dir, live_refs.as_ref()) {
+    match prepared {
         Ok(p) => {
             println!(
                 "{}: valid ({} Vault resources, {} cluster objects)",
@@ -215,10 +203,7 @@ async fn validate(dir: &Path, live: bool) -> ExitStatus {
             );
             ExitStatus::Clean
         }
-        Err(d) => {
-            eprintln!("{d}");
-            ExitStatus::Error
-        }
+        Err(e) => report(&e),
     }
 }
 
@@ -233,35 +218,6 @@ fn print_plan(plan: &Plan, output: Output, style: Style) {
     }
 }
 
-/// Everything up to a plan: prepare, connect to both targets, plan.
-async fn planned(
-    dir: &Path,
-    render: Option<&Path>,
-    options: PlanOptions,
-) -> Result<(Prepared, Option<Vault>, ClusterSide, Plan), Stop> {
-    let prepare = pipeline::PrepareOptions {
-        render,
-        ..pipeline::PrepareOptions::default()
-    };
-    let prepared = pipeline::prepare_with(dir, prepare).map_err(Stop::Invalid)?;
-    let vault = pipeline::connect_if_needed(&prepared)
-        .await
-        .map_err(|e| Stop::failed(&e))?;
-    let side = pipeline::cluster_side(&prepared.repo, render)
-        .await
-        .map_err(|e| Stop::Failed {
-            line: crate::vault::error_chain(&e),
-            hint: Some(
-                "to write the cluster manifests for Flux/Argo instead, run with --render DIR"
-                    .into(),
-            ),
-        })?;
-    let plan = pipeline::plan_with(vault.as_ref(), &side, &prepared, options)
-        .await
-        .map_err(|e| Stop::failed(&e))?;
-    Ok((prepared, vault, side, plan))
-}
-
 async fn plan(
     dir: &Path,
     render: Option<&Path>,
@@ -270,20 +226,21 @@ async fn plan(
     style: Style,
     out: Option<&Path>,
 ) -> ExitStatus {
-    let (prepared, _, _, plan) = match planned(dir, render, options).await {
+    let mut driver = driver(render, options);
+    let (prepared, plan) = match driver.planned(dir).await {
         Ok(p) => p,
-        Err(stop) => {
+        Err(e) => {
             // A PR job reads stdout: it gets the errors in the format it asked for.
             match output {
                 Output::Human => {}
                 Output::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(&super::report::json(&stop.problems()))
+                    serde_json::to_string_pretty(&super::report::json(&problems(&e)))
                         .unwrap_or_default()
                 ),
-                Output::Markdown => print!("{}", super::report::markdown(&stop.problems())),
+                Output::Markdown => print!("{}", super::report::markdown(&problems(&e))),
             }
-            return stop.print();
+            return report(&e);
         }
     };
     print_plan(&plan, output, style);
@@ -319,23 +276,21 @@ struct ApplyHow {
     auto_approve: bool,
     output: Output,
     style: Style,
-    lock: super::lock::LockArgs,
 }
 
 /// Shows the plan, asks, then applies it under the apply lock: the plan is
 /// made again under the lock and applied only if it is the one shown.
 async fn apply(
-    planned: Result<(Prepared, Option<Vault>, ClusterSide, Plan), ExitStatus>,
-    options: PlanOptions,
+    mut driver: Driver,
+    planned: Result<(Prepared, Plan), ExitStatus>,
     how: ApplyHow,
 ) -> ExitStatus {
     let ApplyHow {
         auto_approve,
         output,
         style,
-        lock,
     } = how;
-    let (prepared, vault, side, plan) = match planned {
+    let (prepared, plan) = match planned {
         Ok(p) => p,
         Err(s) => return s,
     };
@@ -358,10 +313,6 @@ async fn apply(
             return ExitStatus::Error;
         }
     }
-    let locking = match lock.locking(&super::lock::repository_name(&prepared.repo.root)) {
-        Ok(l) => l,
-        Err(s) => return s,
-    };
     // From here on SIGTERM/SIGINT stop the apply between two changes, and
     // the lock is released instead of being left to expire.
     let signals = match super::lock::StopOnSignal::install() {
@@ -375,39 +326,9 @@ async fn apply(
             print_event(&event, style);
         }
     };
-    let Some(vault) = vault else {
-        // No Vault objects: no CA to guard, no lock to take; the cluster half
-        // is server-side applied (idempotent).
-        let none = pipeline::apply_with(
-            None,
-            &side,
-            &prepared,
-            &plan,
-            crate::vault::ApplyOptions::default(),
-            &mut on_event,
-        )
+    let got = driver
+        .apply(&prepared, Approval::Exactly(&plan), &stop, &mut on_event)
         .await;
-        return match none {
-            Ok(done) => {
-                if human {
-                    println!("\n{}", report_line(&done));
-                }
-                ExitStatus::Clean
-            }
-            Err(e) => fail(&e),
-        };
-    };
-    let got = pipeline::apply_locked(
-        &vault,
-        &side,
-        &prepared,
-        options,
-        Approval::Exactly(&plan),
-        &locking,
-        &stop,
-        &mut on_event,
-    )
-    .await;
     match got {
         Ok(LockedApply::Applied { done, .. }) => {
             if human {
@@ -423,7 +344,7 @@ async fn apply(
             }
             ExitStatus::Clean
         }
-        Err(e) => fail(&e),
+        Err(e) => report(&e),
     }
 }
 
@@ -448,19 +369,14 @@ pub(super) fn print_event(event: &ApplyEvent, style: Style) {
 }
 
 pub(super) fn report_line(done: &Applied) -> String {
-    let report = &done.vault;
-    let count = |a: Action| {
-        report.applied.iter().filter(|x| x.action == a).count()
-            + done.cluster.iter().filter(|x| x.1 == a).count()
-    };
     let mut line = format!(
         "Apply complete! {} created, {} updated, {} replaced, {} deleted.",
-        count(Action::Create),
-        count(Action::Update),
-        count(Action::Replace),
-        count(Action::Delete)
+        done.count(Action::Create),
+        done.count(Action::Update),
+        done.count(Action::Replace),
+        done.count(Action::Delete)
     );
-    for w in &report.waiting {
+    for w in &done.waiting {
         line.push_str(&format!(
             "\n{} waits for a manual signature: sign {} and commit the certificate to {}, then apply again.",
             w.addr,

@@ -95,19 +95,9 @@ pub async fn force_unlock(dir: &Path, lock_mount: Option<&str>) -> ExitStatus {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let repo = match crate::load::load(dir) {
-        Ok(r) => r,
-        Err(d) => {
-            eprintln!("{d}");
-            return ExitStatus::Error;
-        }
-    };
-    let vault = match crate::pipeline::connect(&repo).await {
-        Ok(v) => v,
-        Err(e) => return fail(&e),
-    };
+    let mut driver = super::commands::driver(None, Default::default());
     let me = Holder::current(repository_name(dir));
-    match crate::vault::lock::force_unlock(&vault, &settings, &me).await {
+    match driver.force_unlock(dir, &settings, &me).await {
         Ok(Some(r)) => {
             let state = if r.expires <= crate::vault::observe::unix_now() {
                 format!("lease expired at {}", rfc3339(r.expires))
@@ -126,6 +116,6 @@ pub async fn force_unlock(dir: &Path, lock_mount: Option<&str>) -> ExitStatus {
             println!("No certplane holds the apply lock on {}.", settings.mount);
             ExitStatus::Clean
         }
-        Err(e) => fail(&e),
+        Err(e) => super::commands::report(&e),
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::ExitStatus;
-use super::commands::prepare;
+use super::commands::{driver, report};
 
 /// Prints the policy (with the paths of the apply lock in `lock_mount`); 0,
 /// or 1 when the repository is invalid.
@@ -13,9 +13,9 @@ pub fn run(dir: &Path, lock_mount: Option<&str>) -> ExitStatus {
         Ok(l) => l,
         Err(e) => return super::commands::fail(&e),
     };
-    let prepared = match prepare(dir) {
+    let prepared = match driver(None, Default::default()).prepare(dir) {
         Ok(p) => p,
-        Err(s) => return s,
+        Err(e) => return report(&e),
     };
     let mut policy = crate::vault::needs::needs(&prepared.desired);
     crate::vault::needs::add_lock(&mut policy, &prepared.desired, &lock.mount);

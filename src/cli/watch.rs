@@ -1,8 +1,11 @@
 //! `certplane watch [DIR]`: runs the one pipeline at start and again after
 //! every change of the repository's files (debounced), applying with
-//! `--apply` (under the apply lock). An invalid edit prints its diagnostics and the loop goes on;
-//! what was last applied stays in force. One Vault connection for the whole
-//! session. Ctrl-C or SIGTERM ends it with 0.
+//! `--apply` (under the apply lock). An invalid edit prints its diagnostics
+//! and the loop goes on; what was last applied stays in force. One
+//! [`Driver`] for the whole session: its Vault session renews the token
+//! between changes and logs in again when it expired or was revoked. The
+//! plan and what was applied go to stdout; errors, and why nothing was
+//! applied, to stderr. Ctrl-C or SIGTERM ends it with 0.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -11,11 +14,10 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use super::ExitStatus;
-use super::commands::{fail, print_event, report_line};
+use super::commands::{fail, print_event, report, report_line};
 use crate::model::duration::DurationError;
-use crate::pipeline::{self, Approval, ClusterSide, LockedApply, Locking, PlanOptions};
+use crate::pipeline::{Approval, Driver, LockedApply};
 use crate::plan::render::{self, Style};
-use crate::vault::Vault;
 
 /// Parses `500ms`, `2s`, `1m` (a bare number is milliseconds): any Go
 /// duration, read by the model's one duration parser.
@@ -56,22 +58,15 @@ pub fn relevant(dir: &Path, render: Option<&Path>, path: &Path) -> bool {
     !temp && !name.is_empty()
 }
 
-/// What the session keeps between runs.
-struct Session {
-    vault: Option<Vault>,
-    side: Option<ClusterSide>,
-    locking: Locking,
-}
-
 /// Runs until Ctrl-C or SIGTERM. With `apply`, each plan with changes is
-/// applied under the apply lock (`locking`).
+/// applied under the apply lock (as `driver` takes it).
 pub async fn run(
     dir: &Path,
     render: Option<&Path>,
     apply: bool,
     debounce: Duration,
     style: Style,
-    locking: Locking,
+    mut driver: Driver,
 ) -> ExitStatus {
     let dir = match dir.canonicalize() {
         Ok(d) => d,
@@ -111,25 +106,36 @@ pub async fn run(
         dir.display(),
         if apply { "plan and apply" } else { "plan only" }
     );
-    let mut session = Session {
-        vault: None,
-        side: None,
-        locking,
-    };
     // Events also come from reads (the loader opening files): only a change
     // of the repository's input (the YAML and the files it names) starts a
     // run. An invalid repository has no fingerprint: every change re-runs.
     let hash = || {
         crate::load::load(&dir)
             .ok()
-            .and_then(|r| super::ci::repository_hash(&r).ok())
+            .and_then(|r| crate::pipeline::hash::repository_hash(&r).ok())
     };
     let mut last = hash();
-    cycle(&dir, render, apply, style, &mut session).await;
+    cycle(&dir, apply, style, &mut driver).await;
     loop {
+        // The token is renewed while nothing changes, so that it is alive
+        // (or replaced by a new login) when the next change comes.
+        let renew = driver.renew_at();
+        let renew_due = async {
+            match renew {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            () = renew_due => {
+                // Vault away while nothing changes: the next change says
+                // so; until then, a log line, not an error every retry.
+                if let Err(e) = driver.keep_alive().await {
+                    tracing::warn!(error = %crate::vault::error_chain(&e), "cannot renew the vault token; retrying");
+                }
+            }
             got = rx.recv() => {
                 let Some(mut paths) = got else { break };
                 // Debounce: wait until no event came for `debounce`.
@@ -153,7 +159,7 @@ pub async fn run(
                     "\n--- changed: {}",
                     changed.into_iter().collect::<Vec<_>>().join(", ")
                 );
-                cycle(&dir, render, apply, style, &mut session).await;
+                cycle(&dir, apply, style, &mut driver).await;
             }
         }
     }
@@ -161,53 +167,25 @@ pub async fn run(
     ExitStatus::Clean
 }
 
-/// One pass of the pipeline: prepare, (connect once), plan, maybe apply.
-async fn cycle(dir: &Path, render: Option<&Path>, apply: bool, style: Style, s: &mut Session) {
-    let options = pipeline::PrepareOptions {
-        render,
-        ..pipeline::PrepareOptions::default()
-    };
-    let prepared = match pipeline::prepare_with(dir, options) {
+/// One pass of the pipeline: prepare, plan, maybe apply. Failures go to
+/// stderr and the loop waits for the next change.
+async fn cycle(dir: &Path, apply: bool, style: Style, driver: &mut Driver) {
+    let prepared = match driver.prepare(dir) {
         Ok(p) => p,
-        Err(d) => {
-            eprintln!("{d}");
-            println!(
-                "invalid: {} problem(s); nothing applied, the last good state stays. Waiting for the next change.",
-                d.0.len()
+        Err(e) => {
+            report(&e);
+            let problems = e.diagnostics().map_or(1, |d| d.0.len());
+            eprintln!(
+                "invalid: {problems} problem(s); nothing applied, the last good state stays. Waiting for the next change."
             );
             return;
         }
     };
-    if s.vault.is_none() {
-        match pipeline::connect(&prepared.repo).await {
-            Ok(v) => s.vault = Some(v),
-            Err(e) => {
-                fail(&e);
-                println!("error: cannot reach Vault; will try again on the next change.");
-                return;
-            }
-        }
-    }
-    // A live cluster connection is kept; rendering or no cluster half is
-    // decided again each time (the repository may have changed).
-    if !matches!(s.side, Some(ClusterSide::Live(_))) {
-        match pipeline::cluster_side(&prepared.repo, render).await {
-            Ok(side) => s.side = Some(side),
-            Err(e) => {
-                fail(&e);
-                println!("error: cannot reach the cluster; will try again on the next change.");
-                return;
-            }
-        }
-    }
-    let (Some(vault), Some(side)) = (&s.vault, &s.side) else {
-        return;
-    };
-    let plan = match pipeline::plan(vault, side, &prepared).await {
+    let plan = match driver.plan(&prepared).await {
         Ok(p) => p,
         Err(e) => {
-            fail(&e);
-            println!("error: planning failed; will try again on the next change.");
+            report(&e);
+            eprintln!("{} failed; will try again on the next change.", e.step());
             return;
         }
     };
@@ -216,29 +194,21 @@ async fn cycle(dir: &Path, render: Option<&Path>, apply: bool, style: Style, s: 
         return;
     }
     if !plan.errored.is_empty() {
-        println!("error: the plan has errors; nothing was applied.");
+        eprintln!("error: the plan has errors; nothing was applied.");
         return;
     }
     let mut on_event = |e: crate::vault::apply::ApplyEvent| print_event(&e, style);
-    let got = pipeline::apply_locked(
-        vault,
-        side,
-        &prepared,
-        PlanOptions::default(),
-        Approval::Replan,
-        &s.locking,
-        &|| None,
-        &mut on_event,
-    )
-    .await;
+    let got = driver
+        .apply(&prepared, Approval::Replan, &|| None, &mut on_event)
+        .await;
     match got {
         Ok(LockedApply::Applied { done, .. }) => println!("{}", report_line(&done)),
         Ok(LockedApply::NothingToDo) => {
             println!("Nothing to apply: another certplane applied these changes first.")
         }
         Err(e) => {
-            fail(&e);
-            println!("error: apply failed; will try again on the next change.");
+            report(&e);
+            eprintln!("{} failed; will try again on the next change.", e.step());
         }
     }
 }

@@ -95,6 +95,29 @@ impl ResolvedObject {
     }
 }
 
+/// One object as the API server sees it: what it holds now, and what a
+/// server-side apply of the manifest would make of it. `Debug` masks a
+/// Secret's values.
+#[derive(Clone)]
+pub struct ObservedObject {
+    /// The object (namespace resolved).
+    pub addr: Addr,
+    /// The live object (`None`: it does not exist).
+    pub live: Option<Value>,
+    /// The result of the dry run.
+    pub dry_run: Value,
+}
+
+impl fmt::Debug for ObservedObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObservedObject")
+            .field("addr", &self.addr)
+            .field("live", &self.live.as_ref().map(super::diff::mask_secret))
+            .field("dry_run", &super::diff::mask_secret(&self.dry_run))
+            .finish()
+    }
+}
+
 /// What a delete found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deleted {
@@ -326,9 +349,10 @@ impl Cluster {
         })
     }
 
-    /// Plan one object: GET it (404: create), server-side apply it as a dry
-    /// run, and compare the two after stripping server-set fields.
-    pub async fn plan_object(&self, manifest: &Value) -> Result<ObjectPlan, ClusterError> {
+    /// Observe one object: GET it (404: absent) and server-side apply it as
+    /// a dry run. Both replies are kept as the server sent them (in memory
+    /// only: a Secret's values are in them).
+    pub async fn observe_object(&self, manifest: &Value) -> Result<ObservedObject, ClusterError> {
         let obj = self.resolve(manifest).await?;
         let api = obj.api(self.client.clone());
         let object = obj.kube_ref.to_string();
@@ -355,9 +379,20 @@ impl Cluster {
                 api.patch(name, &pp, &Patch::Apply(&obj.body)),
             )
             .await?;
-        let dry = to_value("dry-run apply", &object, &dry, name)?;
-        tracing::debug!(object = %object, exists = live.is_some(), "planned cluster object");
-        Ok(plan_from(obj.addr(), live.as_ref(), &dry))
+        let dry_run = to_value("dry-run apply", &object, &dry, name)?;
+        tracing::debug!(object = %object, exists = live.is_some(), "observed cluster object");
+        Ok(ObservedObject {
+            addr: obj.addr(),
+            live,
+            dry_run,
+        })
+    }
+
+    /// Plan one object: [`Cluster::observe_object`], then compare the live
+    /// object with the dry run after stripping server-set fields.
+    pub async fn plan_object(&self, manifest: &Value) -> Result<ObjectPlan, ClusterError> {
+        let o = self.observe_object(manifest).await?;
+        Ok(plan_from(o.addr, o.live.as_ref(), &o.dry_run))
     }
 
     /// Server-side apply `manifest` with certplane's field manager, taking

@@ -153,6 +153,68 @@ pub fn plan_from(addr: Addr, live: Option<&Value>, dry_run: &Value) -> ObjectPla
     }
 }
 
+/// The fields of a planned update that another field manager changed after
+/// certplane's applied them: each changed field (dotted path) that the live
+/// object's `managedFields` give to a manager other than `field_manager`,
+/// on an object `field_manager` has applied before, with those managers.
+/// Empty when certplane never applied the object (a first apply or a
+/// takeover is no drift). A field another manager removed is owned by no
+/// one and is not found here. Pure.
+pub fn changed_outside(
+    live: &Value,
+    dry_run: &Value,
+    field_manager: &str,
+) -> Vec<(String, Vec<String>)> {
+    let managed: Vec<&Value> = live
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    let manager = |m: &Value| m["manager"].as_str().unwrap_or_default().to_string();
+    let applied = managed
+        .iter()
+        .any(|m| manager(m) == field_manager && m["operation"] == "Apply");
+    if !applied {
+        return Vec::new();
+    }
+    let mut d = Diff::default();
+    walk(
+        &mut Vec::new(),
+        Some(&comparable(live)),
+        Some(&comparable(dry_run)),
+        &mut d,
+    );
+    let mut out = Vec::new();
+    for Segments(path) in &d.paths {
+        let holders = |ours: bool| -> Vec<String> {
+            managed
+                .iter()
+                .filter(|m| (manager(m) == field_manager) == ours)
+                .filter(|m| holds(&m["fieldsV1"], path))
+                .map(|m| manager(m))
+                .collect()
+        };
+        let others = holders(false);
+        if !others.is_empty() && holders(true).is_empty() {
+            out.push((render_path(path), others));
+        }
+    }
+    out
+}
+
+/// Whether a `fieldsV1` set holds the field at `segments` (or the whole of
+/// it: a list is one field here).
+fn holds(fields: &Value, segments: &[String]) -> bool {
+    let mut node = fields;
+    for seg in segments {
+        match node.get(format!("f:{seg}")) {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// The part of an object a change is about: no server-set fields, and no
 /// `apiVersion` / `kind` (they are the address).
 fn comparable(obj: &Value) -> Value {
@@ -340,6 +402,39 @@ mod tests {
         let path = format!("metadata.annotations[{:?}]", LAST_APPLIED);
         assert_eq!(p.before.get(&path), Some(&json!(SENSITIVE)), "{p:?}");
         assert!(!format!("{p:?}").contains("b2xk"));
+    }
+
+    fn managed(entries: Value) -> Value {
+        json!({"kind":"X","metadata":{"name":"a","managedFields": entries},
+            "spec":{"vault":{"path":"pki/sign/edited","server":"https://v"}}})
+    }
+
+    #[test]
+    fn a_field_certplane_applied_that_another_manager_holds_is_drift() {
+        let dry = json!({"kind":"X","metadata":{"name":"a"},
+            "spec":{"vault":{"path":"pki/sign/web","server":"https://v"}}});
+        let live = managed(json!([
+            {"manager":"certplane","operation":"Apply","fieldsV1":{"f:spec":{"f:vault":{"f:server":{}}}}},
+            {"manager":"kubectl-edit","operation":"Update","fieldsV1":{"f:spec":{"f:vault":{"f:path":{}}}}}
+        ]));
+        assert_eq!(
+            changed_outside(&live, &dry, "certplane"),
+            vec![(
+                "spec.vault.path".to_string(),
+                vec!["kubectl-edit".to_string()]
+            )]
+        );
+        // Never applied by certplane: a first apply, no drift.
+        let theirs = managed(json!([
+            {"manager":"kubectl-edit","operation":"Update","fieldsV1":{"f:spec":{"f:vault":{"f:path":{}}}}}
+        ]));
+        assert!(changed_outside(&theirs, &dry, "certplane").is_empty());
+        // Still held by certplane (shared with another): not drift.
+        let shared = managed(json!([
+            {"manager":"certplane","operation":"Apply","fieldsV1":{"f:spec":{"f:vault":{"f:path":{}}}}},
+            {"manager":"other","operation":"Apply","fieldsV1":{"f:spec":{"f:vault":{"f:path":{}}}}}
+        ]));
+        assert!(changed_outside(&shared, &dry, "certplane").is_empty());
     }
 
     #[test]

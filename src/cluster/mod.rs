@@ -1,5 +1,7 @@
-//! The Kubernetes provider: observe, dry-run and apply cluster objects with
-//! server-side apply, and keep the inventory certplane prunes from.
+//! The cluster providers: a live cluster ([`live::LiveCluster`]: observe,
+//! dry-run and apply cluster objects with server-side apply, and keep the
+//! inventory certplane prunes from) and a directory of rendered manifests
+//! ([`render::RenderDir`]), both behind [`crate::pipeline::Provider`].
 //!
 //! * [`client`]: [`Cluster`], the connection, discovery (namespaced or
 //!   cluster-scoped, per group/version, cached) and the calls:
@@ -12,25 +14,36 @@
 //!   labelled ConfigMap per repository identity in the cluster.
 //! * [`prune`]: pure set arithmetic, delete order and ownership (never
 //!   another repository's objects), and the deletes.
-//! * [`reconcile`]: the cluster half of a plan (live or rendered) and its
-//!   apply.
+//! * [`manifest`]: a manifest as certplane applies it (address, repository
+//!   label, why the plan shows it, kind order).
+//! * [`live`], [`render`]: the two providers.
+//! * [`deliver`], [`deliver_key`], [`reviewer`]: the secrets that cross
+//!   between Vault and the cluster: AppRole secret IDs delivered into
+//!   Secrets, exported intermediate keys delivered into Secrets, and a token
+//!   reviewer's token read from a Secret into Vault.
 //!
 //! Secret values (`data`, `stringData`) never leave this module unmasked: not
 //! in an [`ObjectPlan`], not in a log line, not in a [`ClusterError`].
 
 pub mod client;
+pub mod deliver;
+pub mod deliver_key;
 pub mod diff;
 pub mod inventory;
+pub mod live;
+pub mod manifest;
 pub mod prune;
-pub mod reconcile;
 mod redact;
+pub mod render;
+pub mod reviewer;
 
 use std::time::Duration;
 
 use thiserror::Error;
 
 pub use client::{
-    Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, Deleted, ResolvedObject, string_data_to_data,
+    Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, Deleted, ObservedObject, ResolvedObject,
+    string_data_to_data,
 };
 pub use diff::{ObjectPlan, SENSITIVE, mask_secret};
 pub use inventory::{ForeignInventory, Inventory, InventoryLocation, REPOSITORY_LABEL};

@@ -109,7 +109,7 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Repository, Diagno
                 continue;
             }
         };
-        if text.starts_with(crate::cluster::reconcile::RENDERED_MARK) {
+        if text.starts_with(crate::cluster::render::RENDERED_MARK) {
             tracing::warn!(
                 file = %file.display(),
                 "skipping a manifest rendered by certplane: rendered output is not repository input"

@@ -93,8 +93,7 @@ mod tests {
     fn plan(changes: Vec<Change>) -> Plan {
         Plan {
             changes,
-            errored: vec![],
-            notes: vec![],
+            ..Plan::default()
         }
     }
 

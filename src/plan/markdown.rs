@@ -33,6 +33,16 @@ pub fn markdown(plan: &Plan) -> String {
     if !plan.notes.is_empty() {
         out.push('\n');
     }
+    for d in &plan.drift {
+        let _ = writeln!(
+            out,
+            "> **changed outside certplane** {}",
+            cell(&super::render::drift_line(d))
+        );
+    }
+    if !plan.drift.is_empty() {
+        out.push('\n');
+    }
     let pending: Vec<_> = plan.pending().collect();
     if pending.is_empty() {
         return out;
@@ -114,7 +124,7 @@ mod tests {
                 secret,
                 change("pki/roles/b", Action::NoOp, json!({"ttl": 60})),
             ],
-            errored: vec![],
+            ..Plan::default()
         };
         let md = markdown(&plan);
         assert!(
@@ -135,6 +145,7 @@ mod tests {
         let plan = Plan {
             changes: vec![change("pki/roles/b", Action::NoOp, json!({"ttl": 60}))],
             errored: vec![],
+            drift: vec![],
             notes: vec![crate::plan::PlanNote {
                 addr: Addr::parse_vault("pki/roles/old").unwrap(),
                 message: crate::plan::KEPT_PRUNE_OFF.into(),

@@ -154,11 +154,35 @@ pub struct PlanNote {
     pub owned: bool,
 }
 
+/// An object changed outside certplane since certplane applied it
+/// (Terraform's "objects changed outside"): its change in the plan repairs
+/// it. certplane says so only where it knows what it applied (see the
+/// README, "Drift"): a cluster field its field manager applied that another
+/// field manager holds now, and, in `run` and `watch`, any change found for
+/// the very input certplane already applied in full.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The object.
+    pub addr: Addr,
+    /// The fields that moved, when known (dotted paths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Who moved them (field managers), when known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_by: Vec<String>,
+    /// How certplane knows, for people.
+    pub reason: String,
+}
+
 /// The whole plan, in apply order (dependencies first).
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Plan {
     /// Every declared resource, including no-ops.
     pub changes: Vec<Change>,
+    /// Objects changed outside certplane since it applied them (their
+    /// changes are in `changes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
     /// Problems that make the plan unappliable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errored: Vec<PlanError>,

@@ -149,9 +149,37 @@ fn field_lines(out: &mut String, c: &Change, style: Style) {
     }
 }
 
-/// The plan for people: each change with its changed fields, then a summary.
+/// One drifted object, on one line.
+pub fn drift_line(d: &super::Drift) -> String {
+    let mut line = d.addr.to_string();
+    if !d.fields.is_empty() {
+        let _ = write!(line, ": {}", d.fields.join(", "));
+    }
+    if !d.changed_by.is_empty() {
+        let _ = write!(line, " (changed by {})", d.changed_by.join(", "));
+    }
+    let _ = write!(line, "; {}", d.reason);
+    line
+}
+
+/// The plan for people: what changed outside certplane, each change with
+/// its changed fields, then a summary.
 pub fn human(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
+    if !plan.drift.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.paint(
+                "33",
+                "Objects changed outside certplane since it applied them (the plan repairs them):"
+            )
+        );
+        for d in &plan.drift {
+            let _ = writeln!(out, "  ~ {}", drift_line(d));
+        }
+        out.push('\n');
+    }
     for e in &plan.errored {
         let _ = writeln!(
             out,
@@ -240,6 +268,13 @@ pub fn summary_line(plan: &Plan) -> String {
             " {kept} no longer in the repository and kept (see the notes)."
         );
     }
+    if !plan.drift.is_empty() {
+        let _ = write!(
+            line,
+            " {} changed outside certplane (drift).",
+            plan.drift.len()
+        );
+    }
     line
 }
 
@@ -295,6 +330,12 @@ pub fn json(plan: &Plan) -> Value {
             "message": n.message,
             "owned": n.owned,
         })).collect::<Vec<_>>(),
+        "drift": plan.drift.iter().map(|d| json!({
+            "address": d.addr.to_string(),
+            "fields": d.fields,
+            "changed_by": d.changed_by,
+            "reason": d.reason,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -347,6 +388,7 @@ mod tests {
                 message: "n".into(),
                 owned: true,
             }],
+            drift: vec![],
         };
         let v = json(&plan);
         assert_eq!(v["changes"][0]["address"], "vault:sys/policies/acl/web");
@@ -372,8 +414,7 @@ mod tests {
                 policy("web", Action::Create, plain),
                 policy("old-admin", Action::NoOp, sudo),
             ],
-            errored: vec![],
-            notes: vec![],
+            ..Plan::default()
         };
         let human = human(&plan, Style { color: false });
         let marked: Vec<&str> = human

@@ -1,11 +1,12 @@
 //! `certplane run`: the pull loop. It only decides *when* the one
-//! [`pipeline`] runs: on every interval it fetches the
+//! [`crate::pipeline`] runs: on every interval it fetches the
 //! branch ([`git`]), prepares a new commit once (a commit that fails
 //! validation or signature verification is refused and the last good one
 //! stays in force), then plans and applies the commit in force, so drift made
-//! out of band is repaired without a commit. One Vault login for the life of
-//! the loop ([`session`]); its state is served on `/healthz`, `/readyz` and
-//! `/metrics` ([`http`], [`metrics`]). With leader election
+//! out of band is repaired without a commit. One [`Driver`] for the life of
+//! the loop: one Vault login, renewed, replaced when it expires or is
+//! revoked ([`crate::pipeline::session`]); its state is served on
+//! `/healthz`, `/readyz` and `/metrics` ([`http`], [`metrics`]). With leader election
 //! ([`lease`]) only the leader plans and applies; a follower still
 //! fetches and validates, so it is ready to take over.
 
@@ -13,7 +14,6 @@ pub mod git;
 pub mod http;
 pub mod lease;
 pub mod metrics;
-pub mod session;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,15 +21,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::pipeline::{self, ClusterSide, Locking, PipelineError, Prepared};
-use crate::plan::Action;
+use crate::pipeline::{
+    Approval, Driver, DriverSettings, LockedApply, Locking, Prepared, SessionStats, StepError,
+};
+use crate::plan::{Action, Plan};
 use crate::run::lease::{LeaderElector, Leadership, LeaseConfig};
 use crate::state::ResourceKind;
-use crate::vault::{ApplyEvent, VaultError};
+use crate::vault::ApplyEvent;
 
 use git::{GitSettings, GitSource};
 use metrics::Shared;
-use session::Session;
 
 /// How the loop runs.
 #[derive(Clone, Debug)]
@@ -83,16 +84,39 @@ pub enum RunError {
 struct Good {
     commit: String,
     prepared: Prepared,
-    side: Option<ClusterSide>,
-    /// Whether it has been applied in full once (later changes are drift).
-    applied: bool,
+}
+
+/// Why a new head commit is not taken (one line, for `/readyz`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+/// Why a reconcile failed (one line, for `/readyz`: what failed, then why).
+#[derive(Debug, thiserror::Error)]
+enum ReconcileError {
+    /// A step of the pipeline failed.
+    #[error("{}: {}", .0.target(), crate::vault::error_chain(.0))]
+    Step(StepError),
+    /// The plan is errored: nothing was applied.
+    #[error("commit {commit}: the plan has {count} error(s); first: {first}")]
+    Errored {
+        /// The commit (short).
+        commit: String,
+        /// How many errors.
+        count: usize,
+        /// The first, with its address.
+        first: String,
+    },
 }
 
 struct Loop {
     settings: RunSettings,
     source: GitSource,
     status: Shared,
-    session: Option<Session>,
+    /// The pipeline, with the Vault session and cluster connection.
+    driver: Driver,
+    /// The session's logins and renewals already counted in the metrics.
+    counted: SessionStats,
     good: Option<Good>,
     /// The last commit fetched (prepared or refused).
     seen: Option<String>,
@@ -147,11 +171,19 @@ pub async fn run(
         s.leader = Some(leader.is_none());
         s.reconcile_deadline = settings.reconcile_timeout;
     }
+    let identity = crate::model::identity::from_git(&settings.git.url, settings.path.as_deref());
+    let driver = Driver::new(DriverSettings {
+        render: settings.render.clone(),
+        identity: Some(identity),
+        locking: Some(settings.locking.clone()),
+        ..DriverSettings::default()
+    });
     let mut lp = Loop {
         settings,
         source,
         status,
-        session: None,
+        driver,
+        counted: SessionStats::default(),
         good: None,
         seen: None,
         refused: None,
@@ -165,9 +197,8 @@ pub async fn run(
         let next = Instant::now() + lp.settings.interval;
         loop {
             let wake = lp
-                .session
-                .as_ref()
-                .and_then(Session::renew_at)
+                .driver
+                .renew_at()
                 .map_or(next, |r| r.min(next))
                 .max(Instant::now() + Duration::from_millis(50));
             tokio::select! {
@@ -218,19 +249,26 @@ impl Loop {
         leading
     }
 
+    /// Counts the session's new logins and renewals in the metrics.
+    fn count_session(&mut self) {
+        let now = self.driver.session_stats();
+        let (logins, renewals) = (
+            now.logins - self.counted.logins,
+            now.renewals - self.counted.renewals,
+        );
+        self.counted = now;
+        self.set_status(|s| {
+            s.vault_logins_total += logins;
+            s.vault_token_renewals_total += renewals;
+        });
+    }
+
     /// Renews the token between reconciles when it is due.
     async fn keep_token(&mut self) {
-        let Some(session) = self.session.as_mut() else {
-            return;
-        };
-        match session.maintain(&self.status).await {
-            Ok(true) => {}
-            Ok(false) => {
-                // Replaced at the next reconcile (which needs the repository).
-                self.session = None;
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot renew the vault token; retrying"),
+        if let Err(e) = self.driver.keep_alive().await {
+            tracing::warn!(error = %crate::vault::error_chain(&e), "cannot renew the vault token; retrying");
         }
+        self.count_session();
     }
 
     /// One interval: fetch, consider a new commit, reconcile the commit in
@@ -259,7 +297,7 @@ impl Loop {
                     Ok(()) => self.refused = None,
                     Err(why) => {
                         new_refusal = true;
-                        self.refused = Some(why);
+                        self.refused = Some(why.to_string());
                         self.set_status(|s| s.rejected_total += 1);
                     }
                 }
@@ -273,8 +311,12 @@ impl Loop {
             if problem.is_none() && self.refused.is_none() {
                 problem = Some("no commit applied yet".into());
             }
-        } else if leading && let Err(why) = self.reconcile().await {
-            problem.get_or_insert(why);
+        } else if leading {
+            let done = self.reconcile().await;
+            self.count_session();
+            if let Err(why) = done {
+                problem.get_or_insert(why.to_string());
+            }
         }
         let failed = problem.is_some() || new_refusal;
         let reason = problem.or_else(|| self.refused.clone());
@@ -293,41 +335,37 @@ impl Loop {
 
     /// Checks out, verifies and prepares a new head commit; it becomes the
     /// commit in force only if all of that passes.
-    async fn consider(&mut self, head: &str) -> Result<(), String> {
+    async fn consider(&mut self, head: &str) -> Result<(), Refused> {
         let c = short(head);
         tracing::info!(commit = %head, branch = self.source.branch(), "new commit");
         if let Some(signers) = &self.settings.allowed_signers
             && let Err(e) = self.source.verify(head, signers).await
         {
-            let why = format!("commit {c} refused: no good signature by a trusted key ({e})");
             tracing::error!(commit = %head, error = %e, "commit refused: signature not trusted");
-            return Err(why);
+            return Err(Refused(format!(
+                "commit {c} refused: no good signature by a trusted key ({e})"
+            )));
         }
         let tree = self.source.checkout(head).await.map_err(|e| {
             tracing::error!(commit = %head, error = %crate::vault::error_chain(&e), "checkout failed");
-            format!("commit {c}: checkout failed: {e}")
+            Refused(format!("commit {c}: checkout failed: {e}"))
         })?;
         let dir = match &self.settings.path {
             Some(p) => tree.join(p),
             None => tree,
         };
-        // The identity of a repository followed from Git: the URL's last
-        // segment and the path in it, unless certplane.yaml names one.
-        let identity =
-            crate::model::identity::from_git(&self.settings.git.url, self.settings.path.as_deref());
-        let options = crate::pipeline::PrepareOptions {
-            render: self.settings.render.as_deref(),
-            identity: Some(&identity),
-            ..crate::pipeline::PrepareOptions::default()
-        };
-        let prepared = crate::pipeline::prepare_with(&dir, options).map_err(|d| {
-            tracing::error!(commit = %head, problems = d.0.len(), diagnostics = %d, "commit refused: invalid");
-            let first = d.0.first().map(|x| x.to_string()).unwrap_or_default();
+        // The identity of a repository followed from Git (the URL's last
+        // segment and the path in it, unless certplane.yaml names one) is
+        // the driver's.
+        let prepared = self.driver.prepare(&dir).map_err(|e| {
+            let problems = e.diagnostics().map_or(&[][..], |d| d.0.as_slice());
+            tracing::error!(commit = %head, problems = problems.len(), diagnostics = %e, "commit refused: invalid");
+            let first = problems.first().map(|x| x.to_string()).unwrap_or_default();
             let first = first.lines().next().unwrap_or_default().to_string();
-            format!(
+            Refused(format!(
                 "commit {c} refused: {} validation error(s); first: {first}",
-                d.0.len()
-            )
+                problems.len()
+            ))
         })?;
         let keep: Vec<&str> = [Some(head), self.good.as_ref().map(|g| g.commit.as_str())]
             .into_iter()
@@ -337,133 +375,49 @@ impl Loop {
         self.good = Some(Good {
             commit: head.to_string(),
             prepared,
-            side: None,
-            applied: false,
         });
         Ok(())
     }
 
-    /// Makes sure a working session exists for the commit in force.
-    async fn ensure_session(&mut self) -> Result<(), String> {
-        let Some(good) = &self.good else {
+    /// Plans the commit in force against the live state and applies it.
+    async fn reconcile(&mut self) -> Result<(), ReconcileError> {
+        let status = self.status.clone();
+        let Some(good) = self.good.as_ref() else {
             return Ok(());
         };
-        let repo = &good.prepared.repo;
-        if let Some(s) = self.session.as_mut() {
-            if s.serves(repo) {
-                match s.maintain(&self.status).await {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => {}
-                    Err(e) => return Err(format!("vault: {e}")),
-                }
-            } else {
-                tracing::info!("the vault settings changed: logging in again");
-            }
-        }
-        match Session::open(repo, &self.status).await {
-            Ok(s) => {
-                self.session = Some(s);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %crate::vault::error_chain(&e), "cannot connect to vault");
-                Err(format!("vault: {e}"))
-            }
-        }
-    }
-
-    /// Plans the commit in force against the live state and applies it.
-    async fn reconcile(&mut self) -> Result<(), String> {
-        self.ensure_session().await?;
-        let status = self.status.clone();
-        let (Some(good), Some(session)) = (self.good.as_mut(), self.session.as_ref()) else {
-            return Err("no vault session".into());
-        };
-        let vault = session.vault();
         let c = good.commit.clone();
-        if good.side.is_none() {
-            match pipeline::cluster_side(&good.prepared.repo, self.settings.render.as_deref()).await
-            {
-                Ok(side) => good.side = Some(side),
-                Err(e) => {
-                    tracing::error!(error = %crate::vault::error_chain(&e), "cannot connect to the cluster");
-                    return Err(format!("cluster: {e}"));
-                }
-            }
-        }
-        let Some(side) = good.side.as_ref() else {
-            return Err("no cluster side".into());
-        };
-        let plan = match pipeline::plan(vault, side, &good.prepared).await {
-            Ok(p) => p,
-            Err(e) => {
-                let (why, dead) = failure(session, e).await;
-                if dead {
-                    self.session = None;
-                }
-                return Err(why);
-            }
-        };
+        let plan = self.driver.plan(&good.prepared).await.map_err(failed)?;
         update(&status, |s| s.set_plan(&plan));
         for n in &plan.notes {
             tracing::info!(addr = %n.addr, note = %n.message, "kept although no longer in the repository");
         }
-        if !plan.errored.is_empty() {
+        if let Some(first) = plan.errored.first() {
             for e in &plan.errored {
                 tracing::error!(addr = %e.addr, error = %e.message, "plan error");
             }
-            return Err(format!(
-                "commit {}: the plan has {} error(s); first: {}: {}",
-                short(&c),
-                plan.errored.len(),
-                plan.errored[0].addr,
-                plan.errored[0].message
-            ));
+            return Err(ReconcileError::Errored {
+                commit: short(&c).to_string(),
+                count: plan.errored.len(),
+                first: format!("{}: {}", first.addr, first.message),
+            });
         }
         let mut changes = plan.pending().count() as u64;
         if changes > 0 && !self.settings.apply {
             tracing::warn!(commit = %c, changes, "changes pending (plan only: nothing applied)");
         } else if changes > 0 {
-            let drift = good.applied;
-            let mut on_event = |ev: ApplyEvent| match ev {
-                ApplyEvent::Done { addr, action } if action != Action::NoOp => {
-                    tracing::info!(%addr, action = action.label(), "applied");
-                }
-                ApplyEvent::Note { addr, text } => tracing::warn!(%addr, note = %text, "note"),
-                _ => {}
-            };
-            // Under the apply lock, the plan is made again and that is
-            // what is applied (SIGTERM lets it finish).
-            let got = pipeline::apply_locked(
-                vault,
-                side,
-                &good.prepared,
-                pipeline::PlanOptions::default(),
-                pipeline::Approval::Replan,
-                &self.settings.locking,
-                &|| None,
-                &mut on_event,
-            )
-            .await;
-            match got {
-                Ok(pipeline::LockedApply::Applied { plan, .. }) => {
-                    changes = plan.pending().count() as u64;
-                    update(&status, |s| s.set_plan(&plan));
-                }
-                Ok(pipeline::LockedApply::NothingToDo) => changes = 0,
-                Err(e) => {
-                    let (why, dead) = failure(session, e).await;
-                    if dead {
-                        self.session = None;
-                    }
-                    return Err(why);
-                }
+            // Changes found for the commit already applied, or fields
+            // another field manager took, are drift (see pipeline::drift).
+            let applied = apply_in_force(&mut self.driver, &good.prepared).await?;
+            changes = applied.as_ref().map_or(0, |p| p.pending().count() as u64);
+            let drift = applied.as_ref().map_or(0, |p| p.drift.len() as u64);
+            if let Some(p) = &applied {
+                update(&status, |s| s.set_plan(p));
             }
             if changes == 0 {
                 tracing::info!(commit = %c, "in sync (another certplane applied the changes first)");
-            } else if drift {
-                tracing::info!(commit = %c, changes, "drift repaired");
-                update(&status, |s| s.drift_repairs_total += changes);
+            } else if drift > 0 {
+                tracing::info!(commit = %c, changes, drift, "drift repaired");
+                update(&status, |s| s.drift_repairs_total += drift);
             } else {
                 tracing::info!(commit = %c, changes, "commit applied");
             }
@@ -471,67 +425,84 @@ impl Loop {
             tracing::info!(commit = %c, "in sync");
         }
         if self.settings.apply || changes == 0 {
-            good.applied = true;
             update(&status, |s| s.last_applied_commit = Some(c.clone()));
         }
-        // notAfter of every managed CA issuer, read after the apply.
-        let mut cas = Vec::new();
-        for r in &good.prepared.desired.resources {
-            if let (ResourceKind::Issuer, Some(ca)) = (r.kind, &r.ca) {
-                cas.push((ca.mount.clone(), ca.issuer_name.clone()));
-            }
-        }
-        let mut not_after = std::collections::BTreeMap::new();
-        for (mount, name) in cas {
-            match crate::vault::observe::observe_issuers(vault, &mount).await {
-                Ok(issuers) => {
-                    let found = match &name {
-                        Some(n) => issuers.iter().find(|i| &i.name == n),
-                        None => issuers.iter().find(|i| i.is_default),
-                    };
-                    if let Some(i) = found {
-                        let label = name.clone().unwrap_or_else(|| "default".into());
-                        not_after.insert((mount, label), i.not_after);
-                    }
-                }
-                Err(e) => tracing::warn!(%mount, error = %e, "cannot read the issuers"),
-            }
-        }
+        let not_after = ca_not_after(&mut self.driver, &good.prepared).await;
         update(&status, |s| s.ca_not_after = not_after);
         Ok(())
     }
 }
 
-/// A failed plan or apply, as a readiness reason, and whether the token is
-/// dead (a permission error with a token that no longer works: the next
-/// reconcile logs in again; a policy problem keeps the token).
-async fn failure(session: &Session, e: PipelineError) -> (String, bool) {
-    tracing::error!(error = %crate::vault::error_chain(&e), "reconcile failed");
-    let mut dead = false;
-    let vault_error = match &e {
-        PipelineError::Vault(v) => Some(v),
-        PipelineError::Apply(crate::vault::ApplyError::Vault { source, .. }) => Some(&**source),
-        _ => None,
-    };
-    let what = match vault_error {
-        Some(v) => {
-            if matches!(
-                v,
-                VaultError::PermissionDenied { .. }
-                    | VaultError::TokenInvalid { .. }
-                    | VaultError::TokenRejected { .. }
-            ) && !session.alive().await
-            {
-                tracing::warn!("the vault token no longer works: logging in again");
-                dead = true;
-            }
-            "vault"
+/// A failed step, logged.
+fn failed(e: StepError) -> ReconcileError {
+    tracing::error!(step = %e.step(), error = %crate::vault::error_chain(&e), "reconcile failed");
+    ReconcileError::Step(e)
+}
+
+/// Applies the commit in force under the apply lock (the plan is made
+/// again under it and that is what is applied; SIGTERM lets it finish):
+/// the plan applied, or `None` when another certplane applied it first.
+async fn apply_in_force(
+    driver: &mut Driver,
+    prepared: &Prepared,
+) -> Result<Option<Plan>, ReconcileError> {
+    let mut on_event = |ev: ApplyEvent| match ev {
+        ApplyEvent::Done { addr, action } if action != Action::NoOp => {
+            tracing::info!(%addr, action = action.label(), "applied");
         }
-        None if matches!(e, PipelineError::Cluster(_)) => "cluster",
-        None if matches!(e, PipelineError::Lock(_)) => "lock",
-        None => "apply",
+        ApplyEvent::Note { addr, text } => tracing::warn!(%addr, note = %text, "note"),
+        _ => {}
     };
-    (format!("{what}: {}", crate::vault::error_chain(&e)), dead)
+    let got = driver
+        .apply(prepared, Approval::Replan, &|| None, &mut on_event)
+        .await
+        .map_err(failed)?;
+    Ok(match got {
+        LockedApply::Applied { plan, .. } => Some(plan),
+        LockedApply::NothingToDo => None,
+    })
+}
+
+/// notAfter of every managed CA issuer, read after the apply.
+async fn ca_not_after(
+    driver: &mut Driver,
+    prepared: &Prepared,
+) -> std::collections::BTreeMap<(String, String), i64> {
+    let mut not_after = std::collections::BTreeMap::new();
+    let cas: Vec<(String, Option<String>)> = prepared
+        .desired
+        .resources
+        .iter()
+        .filter(|r| r.kind == ResourceKind::Issuer)
+        .filter_map(|r| r.ca.as_ref())
+        .map(|ca| (ca.mount.clone(), ca.issuer_name.clone()))
+        .collect();
+    if cas.is_empty() {
+        return not_after;
+    }
+    let vault = match driver.vault_for(&prepared.repo).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the issuers");
+            return not_after;
+        }
+    };
+    for (mount, name) in cas {
+        match crate::vault::observe::observe_issuers(&vault, &mount).await {
+            Ok(issuers) => {
+                let found = match &name {
+                    Some(n) => issuers.iter().find(|i| &i.name == n),
+                    None => issuers.iter().find(|i| i.is_default),
+                };
+                if let Some(i) = found {
+                    let label = name.clone().unwrap_or_else(|| "default".into());
+                    not_after.insert((mount, label), i.not_after);
+                }
+            }
+            Err(e) => tracing::warn!(%mount, error = %e, "cannot read the issuers"),
+        }
+    }
+    not_after
 }
 
 fn update(status: &Shared, f: impl FnOnce(&mut metrics::Status)) {

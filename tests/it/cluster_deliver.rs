@@ -10,6 +10,8 @@ use crate::common::fake;
 
 use std::sync::{Arc, Mutex};
 
+use certplane::cluster::live::LiveCluster;
+use certplane::pipeline::{PlanOptions, Targets};
 use certplane::plan::Action;
 use certplane::verify::{Credentials, credentials};
 use common::{OpenBao, b64, unb64};
@@ -68,6 +70,8 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
     let seen = delivered.clone();
     let (c, task) = cluster(vec![
         Step::get(SECRET_PATH).not_found("secrets", "cm-approle"),
+        // apply: the Secret is read again first (still absent, as planned).
+        Step::get(SECRET_PATH).not_found("secrets", "cm-approle"),
         Step::get("/api/v1").reply(200, core_v1()),
         Step::apply(SECRET_PATH, false)
             .body(move |b| {
@@ -81,7 +85,7 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
             // The server answers with the stored object (values not read back).
             .reply(200, stored_secret("certplane-cm", "stored")),
     ]);
-    let changes = certplane::deliver::plan(&vault, &c, &prepared.repo)
+    let changes = certplane::cluster::deliver::plan(&vault, &c, &prepared.repo)
         .await
         .unwrap();
     assert_eq!(changes.len(), 1);
@@ -91,7 +95,7 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
         json!("certplane-cm")
     );
     let mut applied = Vec::new();
-    let n = certplane::deliver::apply(&vault, &c, &changes, &mut |a, act| {
+    let n = certplane::cluster::deliver::apply(&vault, &c, &changes, &mut |a, act| {
         applied.push((a.to_string(), act))
     })
     .await
@@ -111,8 +115,7 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
     // Nothing of it in the plan, its Debug or its JSON.
     let plan = certplane::plan::Plan {
         changes: changes.clone(),
-        errored: vec![],
-        notes: vec![],
+        ..Default::default()
     };
     let shown = format!(
         "{changes:?}{}{}",
@@ -126,7 +129,7 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
     let (c, task) = cluster(vec![
         Step::get(SECRET_PATH).reply(200, stored_secret("certplane-cm", &secret_id)),
     ]);
-    let changes = certplane::deliver::plan(&vault, &c, &prepared.repo)
+    let changes = certplane::cluster::deliver::plan(&vault, &c, &prepared.repo)
         .await
         .unwrap();
     assert_eq!(changes[0].action, Action::NoOp, "{:?}", changes[0].reason);
@@ -138,7 +141,7 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
         200,
         stored_secret("certplane-cm", "00000000-0000-4000-8000-000000000000"),
     )]);
-    let changes = certplane::deliver::plan(&vault, &c, &prepared.repo)
+    let changes = certplane::cluster::deliver::plan(&vault, &c, &prepared.repo)
         .await
         .unwrap();
     assert_eq!(changes[0].action, Action::Update);
@@ -157,8 +160,7 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
     // ...` and no secretId line).
     let plan = certplane::plan::Plan {
         changes: changes.clone(),
-        errored: vec![],
-        notes: vec![],
+        ..Default::default()
     };
     let human = certplane::plan::render::human(&plan, Default::default());
     assert!(
@@ -173,15 +175,14 @@ async fn a_secret_id_is_delivered_once_and_replaced_only_when_invalid() {
         200,
         stored_secret("old-role-id", "00000000-0000-4000-8000-000000000000"),
     )]);
-    let changes = certplane::deliver::plan(&vault, &c, &prepared.repo)
+    let changes = certplane::cluster::deliver::plan(&vault, &c, &prepared.repo)
         .await
         .unwrap();
     finish(task).await;
     let human = certplane::plan::render::human(
         &certplane::plan::Plan {
             changes,
-            errored: vec![],
-            notes: vec![],
+            ..Default::default()
         },
         Default::default(),
     );
@@ -266,7 +267,8 @@ async fn verify_reads_approle_secrets_and_requests_tokens_with_the_issuer_audien
     )]);
     let err = credentials(&c, &approle_issuer, "cert-manager")
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "Secret sandbox/cm-approle has no key secretId");
     finish(task).await;
 }
@@ -353,7 +355,10 @@ async fn verify_reads_the_client_certificate_of_mtls_and_cert_auth() {
     let v = neither["spec"]["vault"].as_object_mut().unwrap();
     v.remove("clientCertSecretRef");
     v.remove("clientKeySecretRef");
-    let err = credentials(&c, &neither, "cert-manager").await.unwrap_err();
+    let err = credentials(&c, &neither, "cert-manager")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("auth.clientCertificate names no certificate"),
         "{err}"
@@ -370,7 +375,8 @@ async fn verify_reads_the_client_certificate_of_mtls_and_cert_auth() {
         .remove("clientKeySecretRef");
     let err = client_identity(&c, &half, "cert-manager")
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("mutual TLS needs both"), "{err}");
     finish(task).await;
 
@@ -383,10 +389,132 @@ async fn verify_reads_the_client_certificate_of_mtls_and_cert_auth() {
     ]);
     let err = client_identity(&c, &issuer, "cert-manager")
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "Secret sandbox/vault-client-tls key tls.key holds no PEM private key"
     );
     finish(task).await;
+}
+
+/// Regression (issue 8): the first apply of examples/vault-approle wrote
+/// the delivered AppRole Secret before its namespace existed (a real API
+/// server refuses it: namespace not found). The namespace is applied first,
+/// then the Vault half, then the Secret (with a secret ID Vault knows), then
+/// the Issuer and the Certificate, then the inventory.
+#[tokio::test]
+async fn regression_the_first_apply_of_vault_approle_creates_the_namespace_before_the_secret() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bao = OpenBao::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault-approle");
+    std::fs::create_dir(&dir).unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vault-approle");
+    for entry in std::fs::read_dir(example).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let prepared = certplane::pipeline::prepare(&dir).unwrap_or_else(|d| panic!("{d}"));
+    let vault = certplane::vault::Vault::connect(
+        &certplane::vault::VaultSettings::with_token(
+            &bao.addr(),
+            certplane::model::Source::Value(bao.token().into()),
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    const NS: &str = "/api/v1/namespaces/sandbox";
+    const SECRET: &str = "/api/v1/namespaces/sandbox/secrets/cert-manager-vault-approle";
+    const ISSUER: &str = "/apis/cert-manager.io/v1/namespaces/sandbox/issuers/vault-issuer";
+    const CERT: &str = "/apis/cert-manager.io/v1/namespaces/sandbox/certificates/web";
+    const INVENTORY: &str =
+        "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory-vault-approle";
+    const LEGACY: &str = "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory";
+    let object = |api: &str, kind: &str, ns: Option<&str>, name: &str| {
+        let mut v = json!({"apiVersion": api, "kind": kind, "metadata": {"name": name}});
+        if let Some(ns) = ns {
+            v["metadata"]["namespace"] = json!(ns);
+        }
+        v
+    };
+    let delivered = Arc::new(Mutex::new(String::new()));
+    let seen = delivered.clone();
+    let (c, task) = cluster(vec![
+        // plan: the Secret, the namespace (absent: its Issuer and
+        // Certificate are planned as creates without a dry run), the
+        // inventory.
+        Step::get(SECRET).not_found("secrets", "cert-manager-vault-approle"),
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get(NS).not_found("namespaces", "sandbox"),
+        Step::apply(NS, true).reply(200, object("v1", "Namespace", None, "sandbox")),
+        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-vault-approle"),
+        // apply: the namespace first...
+        Step::get(NS).not_found("namespaces", "sandbox"),
+        Step::apply(NS, false).reply(200, object("v1", "Namespace", None, "sandbox")),
+        // ...then (after the Vault half) the Secret...
+        Step::get(SECRET).not_found("secrets", "cert-manager-vault-approle"),
+        Step::apply(SECRET, false)
+            .body(move |b| {
+                assert_eq!(unb64(&b["data"]["roleId"]), "cert-manager-sandbox");
+                *seen.lock().unwrap() = unb64(&b["data"]["secretId"]);
+            })
+            .reply(
+                200,
+                object(
+                    "v1",
+                    "Secret",
+                    Some("sandbox"),
+                    "cert-manager-vault-approle",
+                ),
+            ),
+        // ...then the cert-manager objects, and the inventory.
+        Step::get("/apis/cert-manager.io/v1").reply(200, fake::cert_manager_v1()),
+        Step::get(ISSUER).not_found("issuers.cert-manager.io", "vault-issuer"),
+        Step::apply(ISSUER, false).reply(
+            200,
+            object(
+                "cert-manager.io/v1",
+                "Issuer",
+                Some("sandbox"),
+                "vault-issuer",
+            ),
+        ),
+        Step::get(CERT).not_found("certificates.cert-manager.io", "web"),
+        Step::apply(CERT, false).reply(
+            200,
+            object("cert-manager.io/v1", "Certificate", Some("sandbox"), "web"),
+        ),
+        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-vault-approle"),
+        Step::apply(INVENTORY, false).reply(
+            200,
+            object(
+                "v1",
+                "ConfigMap",
+                Some("certplane-system"),
+                "certplane-inventory-vault-approle",
+            ),
+        ),
+        Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
+    ]);
+    let side = LiveCluster::new(c);
+    let targets = Targets::new(Some(&vault), Some(&side));
+    let plan = certplane::pipeline::plan(targets, &prepared, PlanOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.errored.is_empty(), "{:?}", plan.errored);
+    certplane::pipeline::apply(targets, &prepared, &plan, Default::default(), &mut |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{}", certplane::vault::error_chain(&e)));
+    finish(task).await;
+    // The secret ID in the Secret is one Vault made for the role.
+    let secret_id = delivered.lock().unwrap().clone();
+    let lookup = bao.bao_json(&[
+        "write",
+        "-format=json",
+        "auth/approle/role/cert-manager/secret-id/lookup",
+        &format!("secret_id={secret_id}"),
+    ]);
+    assert!(lookup["data"].is_object(), "{lookup}");
 }

@@ -11,8 +11,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use certplane::addr::KubeRef;
+use certplane::cluster::live::LiveCluster;
 use certplane::cluster::{Inventory, InventoryLocation, REPOSITORY_LABEL};
-use certplane::pipeline::{self, ClusterSide, PlanOptions};
+use certplane::pipeline::{self, PlanOptions, Targets};
 use certplane::plan::Action;
 use common::{OpenBao, b64, unb64};
 use fake::{Step, cert_manager_v1, cluster, core_v1, finish, list_inventories, live};
@@ -99,7 +100,9 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
         // plan: the delivery, then the (empty) inventory
         Step::get(SECRET_PATH).not_found("secrets", "cm-approle"),
         Step::get(&inventory).not_found("configmaps", "certplane-inventory-approle-repo"),
-        // apply: the Secret, then the inventory that now lists it
+        // apply: the Secret (read again first: still absent), then the
+        // inventory that now lists it
+        Step::get(SECRET_PATH).not_found("secrets", "cm-approle"),
         Step::get("/api/v1").reply(200, core_v1()),
         Step::apply(SECRET_PATH, false)
             .body(move |b| {
@@ -121,18 +124,28 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
             ),
         Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
-    let side = ClusterSide::Live(c);
-    let plan = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-        .await
-        .unwrap();
+    let side = LiveCluster::new(c);
+    let plan = pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(
         plan.changes.iter().all(|ch| ch.action != Action::Delete),
         "{:?}",
         plan.changes
     );
-    pipeline::apply(&vault, &side, &prepared, &plan, &mut |_| {})
-        .await
-        .unwrap();
+    pipeline::apply(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        &plan,
+        Default::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
     finish(task).await;
     let secret_id = delivered.lock().unwrap().clone();
     assert!(!secret_id.is_empty());
@@ -151,10 +164,14 @@ async fn regression_a_delivered_secret_belongs_to_the_inventory() {
             inventory_cm("approle-repo", &Inventory::new([secret_ref()])),
         ),
     ]);
-    let side = ClusterSide::Live(c);
-    let again = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-        .await
-        .unwrap();
+    let side = LiveCluster::new(c);
+    let again = pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     finish(task).await;
     let pending: Vec<String> = again
         .pending()
@@ -240,10 +257,14 @@ async fn regression_removing_the_last_cluster_object_prunes_it() {
             .reply(200, inventory_cm("last", &Inventory::default())),
         Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
     ]);
-    let side = ClusterSide::Live(c);
-    let plan = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-        .await
-        .unwrap();
+    let side = LiveCluster::new(c);
+    let plan = pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     let deletes: Vec<String> = plan
         .pending()
         .filter(|ch| ch.action == Action::Delete)
@@ -259,11 +280,17 @@ async fn regression_removing_the_last_cluster_object_prunes_it() {
     let shown = certplane::plan::render::human(&plan, Default::default());
     assert!(shown.contains("2 to delete"), "{shown}");
     let mut done = Vec::new();
-    pipeline::apply(&vault, &side, &prepared, &plan, &mut |e| {
-        if let certplane::vault::ApplyEvent::Done { addr, action } = e {
-            done.push((addr.to_string(), action));
-        }
-    })
+    pipeline::apply(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        &plan,
+        Default::default(),
+        &mut |e| {
+            if let certplane::vault::ApplyEvent::Done { addr, action } = e {
+                done.push((addr.to_string(), action));
+            }
+        },
+    )
     .await
     .unwrap();
     finish(task).await;
@@ -276,10 +303,14 @@ async fn regression_removing_the_last_cluster_object_prunes_it() {
     let (c, task) = cluster(vec![
         Step::get(&inventory).reply(200, inventory_cm("last", &Inventory::default())),
     ]);
-    let side = ClusterSide::Live(c);
-    let after = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-        .await
-        .unwrap();
+    let side = LiveCluster::new(c);
+    let after = pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     finish(task).await;
     assert!(!after.has_changes(), "{:?}", after.changes);
 }
@@ -313,10 +344,14 @@ async fn with_prune_off_a_removed_object_is_kept_and_noted() {
         Step::get("/api/v1/namespaces/sandbox/serviceaccounts/vi")
             .not_found("serviceaccounts", "vi"),
     ]);
-    let side = ClusterSide::Live(c);
-    let plan = pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-        .await
-        .unwrap();
+    let side = LiveCluster::new(c);
+    let plan = pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     finish(task).await;
     assert!(plan.changes.iter().all(|ch| ch.action != Action::Delete));
     assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);

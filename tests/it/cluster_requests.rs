@@ -837,7 +837,7 @@ async fn prune_follows_a_removed_version_and_skips_a_removed_kind() {
 /// inventory.
 #[tokio::test]
 async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
-    use certplane::cluster::reconcile::{LiveOptions, plan_live};
+    use certplane::cluster::live::{LiveOptions, plan_live};
     use certplane::model::{Loaded, Meta, Origin};
     let m = issuer("pki_int/sign/web");
     let mut labelled = m.clone();
@@ -944,4 +944,206 @@ async fn api_errors_are_one_line_with_status_reason_object_and_hint() {
     }
     // Nothing more is appended by a cause chain (the CLI prints the chain).
     assert!(std::error::Error::source(&missing).is_none());
+}
+
+/// A cluster-only repository named `homelab`: the namespace `sandbox` and
+/// the ServiceAccount `app` in it, annotated `team: b`.
+fn sandbox_repo() -> (tempfile::TempDir, certplane::pipeline::Prepared) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(REPO);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("cluster.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: sandbox}\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\n\
+         metadata: {name: app, namespace: sandbox, annotations: {team: b}}\n",
+    )
+    .unwrap();
+    let op = certplane::operator::Operator::default();
+    let prepared = certplane::pipeline::prepare_for(&dir, &op).unwrap_or_else(|d| panic!("{d}"));
+    (tmp, prepared)
+}
+
+const NAMESPACE: &str = "/api/v1/namespaces/sandbox";
+const ACCOUNT: &str = "/api/v1/namespaces/sandbox/serviceaccounts/app";
+
+/// The ServiceAccount as stored, annotated `team`, at `version`, with a
+/// `status`-like server field that is no part of a comparison.
+fn account(team: &str, version: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "app", "namespace": "sandbox", "uid": "u", "resourceVersion": version,
+                     "labels": {REPOSITORY_LABEL: REPO}, "annotations": {"team": team}}})
+}
+
+fn namespace() -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "sandbox", "uid": "n", "resourceVersion": "1"}})
+}
+
+/// Plan of the sandbox repository: the namespace unchanged, the account as
+/// `live` (None: absent), both in the inventory.
+fn plan_steps(live: Option<Value>) -> Vec<Step> {
+    let inv = Inventory::new([
+        KubeRef {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: "sandbox".into(),
+        },
+        KubeRef {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ServiceAccount".into(),
+            namespace: Some("sandbox".into()),
+            name: "app".into(),
+        },
+    ]);
+    vec![
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get(NAMESPACE).reply(200, namespace()),
+        Step::apply(NAMESPACE, true).reply(200, namespace()),
+        match live {
+            Some(v) => Step::get(ACCOUNT).reply(200, v),
+            None => Step::get(ACCOUNT).not_found("serviceaccounts", "app"),
+        },
+        Step::apply(ACCOUNT, true).reply(200, account("b", "11")),
+        Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
+    ]
+}
+
+/// Plans the sandbox repository, then applies it; the script covers both.
+async fn plan_then_apply(
+    script: Vec<Step>,
+) -> (
+    certplane::plan::Plan,
+    Result<(), certplane::pipeline::StepError>,
+) {
+    use certplane::cluster::live::LiveCluster;
+    use certplane::pipeline::{PlanOptions, Targets};
+    let (_tmp, prepared) = sandbox_repo();
+    let (c, task) = cluster(script);
+    let side = LiveCluster::new(c);
+    let targets = Targets::new(None, Some(&side));
+    let plan = certplane::pipeline::plan(targets, &prepared, PlanOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let applied =
+        certplane::pipeline::apply(targets, &prepared, &plan, Default::default(), &mut |_| {})
+            .await
+            .map(|_| ());
+    finish(task).await;
+    (plan, applied)
+}
+
+/// An object that moved between the plan and the apply (another field
+/// manager changed a field the plan changes) stops the apply with "plan is
+/// stale" before anything is written to it.
+#[tokio::test]
+async fn an_object_that_moved_since_the_plan_is_stale() {
+    let mut script = plan_steps(Some(account("a", "10")));
+    script.extend([
+        // apply: re-read (now annotated c), and nothing written.
+        Step::get(ACCOUNT).reply(200, account("c", "12")),
+        Step::apply(ACCOUNT, true).reply(200, account("b", "13")),
+    ]);
+    let (plan, applied) = plan_then_apply(script).await;
+    let planned = plan
+        .changes
+        .iter()
+        .find(|c| c.addr.to_string() == "core/ServiceAccount/sandbox/app")
+        .unwrap();
+    assert_eq!(planned.action, Action::Update);
+    let e = applied.unwrap_err();
+    assert_eq!(e.step(), certplane::pipeline::Step::Apply);
+    assert_eq!(
+        e.to_string(),
+        "plan is stale: core/ServiceAccount/sandbox/app changed since the plan was made \
+         (metadata.annotations.team: was \"a\", is now \"c\"); it and the changes after it were \
+         not applied; run plan again"
+    );
+}
+
+/// An object the plan creates that appeared meanwhile is stale too.
+#[tokio::test]
+async fn an_object_created_since_the_plan_is_stale() {
+    let mut script = plan_steps(None);
+    script.push(Step::get(ACCOUNT).reply(200, account("b", "12")));
+    let (_, applied) = plan_then_apply(script).await;
+    let e = applied.unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("plan is stale: core/ServiceAccount/sandbox/app changed since the plan was made (it was created since)"),
+        "{e}"
+    );
+}
+
+/// Server-set fields (a new resourceVersion, status) moving between the
+/// plan and the apply do not make it stale: the object is applied.
+#[tokio::test]
+async fn a_new_resource_version_alone_is_not_stale() {
+    let mut script = plan_steps(Some(account("a", "10")));
+    let mut moved = account("a", "99");
+    moved["status"] = json!({"seen": true});
+    script.extend([
+        Step::get(ACCOUNT).reply(200, moved),
+        Step::apply(ACCOUNT, true).reply(200, account("b", "100")),
+        Step::apply(ACCOUNT, false).reply(200, account("b", "100")),
+        // prune: nothing to delete, the inventory already lists both.
+        Step::get(INVENTORY).reply(
+            200,
+            inventory_cm(&Inventory::new([
+                KubeRef {
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: "Namespace".into(),
+                    namespace: None,
+                    name: "sandbox".into(),
+                },
+                kref("", "ServiceAccount", "app"),
+            ])),
+        ),
+    ]);
+    let (_, applied) = plan_then_apply(script).await;
+    applied.unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A field certplane applied that another field manager changed since is
+/// drift: the plan names the object, the field and who changed it.
+#[tokio::test]
+async fn a_field_another_manager_changed_is_drift() {
+    use certplane::cluster::live::LiveCluster;
+    use certplane::pipeline::{PlanOptions, Targets};
+    let (_tmp, prepared) = sandbox_repo();
+    let mut edited = account("a", "10");
+    edited["metadata"]["managedFields"] = json!([
+        {"manager": "certplane", "operation": "Apply", "apiVersion": "v1",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {"f:certplane.dev/repository": {}}}}},
+        {"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1",
+         "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:annotations": {"f:team": {}}}}}
+    ]);
+    let script = plan_steps(Some(edited));
+    let (c, task) = cluster(script);
+    let side = LiveCluster::new(c);
+    let plan = certplane::pipeline::plan(
+        Targets::new(None, Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    finish(task).await;
+    let [drift] = plan.drift.as_slice() else {
+        panic!("{:?}", plan.drift);
+    };
+    assert_eq!(drift.addr.to_string(), "core/ServiceAccount/sandbox/app");
+    assert_eq!(drift.fields, ["metadata.annotations.team"]);
+    assert_eq!(drift.changed_by, ["kubectl-edit"]);
+    let human = certplane::plan::render::human(&plan, Default::default());
+    assert!(
+        human.contains(
+            "~ core/ServiceAccount/sandbox/app: metadata.annotations.team (changed by kubectl-edit)"
+        ),
+        "{human}"
+    );
 }

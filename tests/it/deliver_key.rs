@@ -10,7 +10,9 @@ use crate::common::fake;
 
 use std::sync::{Arc, Mutex};
 
-use certplane::pipeline::{ClusterSide, PlanOptions};
+use certplane::cluster::live::LiveCluster;
+use certplane::cluster::render::RenderDir;
+use certplane::pipeline::{PlanOptions, Targets};
 use certplane::plan::Action;
 use common::{OpenBao, unb64};
 use fake::{Step, cluster, core_v1, finish};
@@ -93,11 +95,14 @@ async fn the_exported_key_goes_into_the_secret_once_and_nowhere_else() {
             ),
         Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-lab"),
     ]);
-    let side = ClusterSide::Live(c);
-    let plan =
-        certplane::pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-            .await
-            .unwrap();
+    let side = LiveCluster::new(c);
+    let plan = certplane::pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(plan.errored.is_empty(), "{:?}", plan.errored);
     let issuer = plan
         .changes
@@ -114,9 +119,13 @@ async fn the_exported_key_goes_into_the_secret_once_and_nowhere_else() {
     );
 
     let mut events = Vec::new();
-    let done = certplane::pipeline::apply(&vault, &side, &prepared, &plan, &mut |e| {
-        events.push(format!("{e:?}"))
-    })
+    let done = certplane::pipeline::apply(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        &plan,
+        Default::default(),
+        &mut |e| events.push(format!("{e:?}")),
+    )
     .await
     .unwrap_or_else(|e| panic!("{}", certplane::vault::error_chain(&e)));
     finish(task).await;
@@ -182,9 +191,8 @@ async fn the_exported_key_goes_into_the_secret_once_and_nowhere_else() {
     let (c, task) = cluster(vec![
         Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-lab"),
     ]);
-    let again = certplane::pipeline::plan_with(
-        Some(&vault),
-        &ClusterSide::Live(c),
+    let again = certplane::pipeline::plan(
+        Targets::new(Some(&vault), Some(&LiveCluster::new(c))),
         &prepared,
         PlanOptions::default(),
     )
@@ -216,11 +224,14 @@ async fn a_secret_that_cannot_be_written_stops_the_plan_before_a_key_is_made() {
                 "details": {"name": "istio-system", "kind": "namespaces"}, "code": 404}),
         ),
     ]);
-    let side = ClusterSide::Live(c);
-    let plan =
-        certplane::pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-            .await
-            .unwrap();
+    let side = LiveCluster::new(c);
+    let plan = certplane::pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     finish(task).await;
     assert_eq!(plan.errored.len(), 1, "{:?}", plan.errored);
     let message = &plan.errored[0].message;
@@ -229,20 +240,29 @@ async fn a_secret_that_cannot_be_written_stops_the_plan_before_a_key_is_made() {
             && message.contains("nothing is generated until it can"),
         "{message}"
     );
-    let err = certplane::pipeline::apply(&vault, &side, &prepared, &plan, &mut |_| {})
-        .await
-        .unwrap_err();
+    let err = certplane::pipeline::apply(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        &plan,
+        Default::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("plan has"), "{err}");
     assert!(
         bao.bao(&["read", "istioca/issuer/istioca"]).status.code() != Some(0),
         "no intermediate was made"
     );
 
-    let render = ClusterSide::Render(dir.path().join("rendered"));
-    let plan =
-        certplane::pipeline::plan_with(Some(&vault), &render, &prepared, PlanOptions::default())
-            .await
-            .unwrap();
+    let render = RenderDir::new(dir.path().join("rendered"));
+    let plan = certplane::pipeline::plan(
+        Targets::new(Some(&vault), Some(&render)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(plan.errored.len(), 1, "{:?}", plan.errored);
     assert!(
         plan.errored[0]
@@ -300,14 +320,23 @@ async fn a_later_failure_does_not_lose_the_key() {
             })
             .reply(200, stored),
     ]);
-    let side = ClusterSide::Live(c);
-    let plan =
-        certplane::pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-            .await
-            .unwrap();
-    let err = certplane::pipeline::apply(&vault, &side, &prepared, &plan, &mut |_| {})
-        .await
-        .unwrap_err();
+    let side = LiveCluster::new(c);
+    let plan = certplane::pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
+    let err = certplane::pipeline::apply(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        &plan,
+        Default::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
     finish(task).await;
     assert!(
         certplane::vault::error_chain(&err).contains("istioca/roles/broken"),
@@ -317,5 +346,142 @@ async fn a_later_failure_does_not_lose_the_key() {
     assert!(
         *delivered.lock().unwrap(),
         "the key was delivered before the failure"
+    );
+}
+
+/// A copy of `examples/<name>` in a temporary directory of that name (the
+/// repository identity).
+fn example(name: &str) -> (tempfile::TempDir, certplane::pipeline::Prepared) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    std::fs::create_dir(&dir).unwrap();
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name);
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let prepared = certplane::pipeline::prepare(&dir).unwrap_or_else(|d| panic!("{d}"));
+    (tmp, prepared)
+}
+
+/// What the API server answers to an apply of `kind` `name` in `namespace`.
+fn stored(kind: &str, namespace: Option<&str>, name: &str) -> Value {
+    let api = if kind.ends_with("Issuer") || kind == "Certificate" {
+        "cert-manager.io/v1"
+    } else {
+        "v1"
+    };
+    let mut meta = json!({"name": name});
+    if let Some(ns) = namespace {
+        meta["namespace"] = json!(ns);
+    }
+    json!({"apiVersion": api, "kind": kind, "metadata": meta})
+}
+
+/// Regression (issue 8): the first apply of examples/istio-tsb into a
+/// cluster without the istio-system namespace failed: the plan's dry run of
+/// the exported key's Secret was refused (the namespace does not exist
+/// yet), and the AppRole Secret was written before the namespace. The plan
+/// accepts a namespace it creates, and the apply makes the namespace first,
+/// then the Vault half with the key delivered right after the intermediate,
+/// then the AppRole Secret, then the Issuer and the Certificate.
+#[tokio::test]
+async fn regression_the_first_apply_of_istio_tsb_creates_istio_system_first() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bao = OpenBao::start();
+    let (_tmp, prepared) = example("istio-tsb");
+    let vault = common::root_vault(&bao.addr()).await;
+    const NS: &str = "/api/v1/namespaces/istio-system";
+    const APPROLE: &str = "/api/v1/namespaces/istio-system/secrets/cert-manager-vault-approle";
+    const ISSUER: &str = "/apis/cert-manager.io/v1/namespaces/istio-system/issuers/vault-istio";
+    const CERT: &str = "/apis/cert-manager.io/v1/namespaces/istio-system/certificates/istiod";
+    const INVENTORY: &str =
+        "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory-istio-tsb";
+    const LEGACY: &str = "/api/v1/namespaces/certplane-system/configmaps/certplane-inventory";
+    let key_secret = Arc::new(Mutex::new(Value::Null));
+    let seen = key_secret.clone();
+    let (c, task) = cluster(vec![
+        // plan: the AppRole Secret, the namespace (absent: created by this
+        // plan, so the Issuer, the Certificate and the key's Secret in it
+        // are not dry-run), the inventory.
+        Step::get(APPROLE).not_found("secrets", "cert-manager-vault-approle"),
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get(NS).not_found("namespaces", "istio-system"),
+        Step::apply(NS, true).reply(200, stored("Namespace", None, "istio-system")),
+        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-istio-tsb"),
+        // apply: the namespace first...
+        Step::get(NS).not_found("namespaces", "istio-system"),
+        Step::apply(NS, false).reply(200, stored("Namespace", None, "istio-system")),
+        // ...the key, right after its intermediate is made...
+        Step::apply(CACERTS, false)
+            .body(move |b| *seen.lock().unwrap() = b.clone())
+            .reply(200, stored("Secret", Some("istio-system"), "cacerts")),
+        // ...the AppRole's secret ID...
+        Step::get(APPROLE).not_found("secrets", "cert-manager-vault-approle"),
+        Step::apply(APPROLE, false)
+            .body(|b| assert_eq!(unb64(&b["data"]["roleId"]), "istio-cert-manager"))
+            .reply(
+                200,
+                stored("Secret", Some("istio-system"), "cert-manager-vault-approle"),
+            ),
+        // ...then the cert-manager objects, and the inventory.
+        Step::get("/apis/cert-manager.io/v1").reply(200, fake::cert_manager_v1()),
+        Step::get(ISSUER).not_found("issuers.cert-manager.io", "vault-istio"),
+        Step::apply(ISSUER, false)
+            .reply(200, stored("Issuer", Some("istio-system"), "vault-istio")),
+        Step::get(CERT).not_found("certificates.cert-manager.io", "istiod"),
+        Step::apply(CERT, false).reply(200, stored("Certificate", Some("istio-system"), "istiod")),
+        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-istio-tsb"),
+        Step::apply(INVENTORY, false).reply(
+            200,
+            stored(
+                "ConfigMap",
+                Some("certplane-system"),
+                "certplane-inventory-istio-tsb",
+            ),
+        ),
+        Step::get(LEGACY).not_found("configmaps", "certplane-inventory"),
+    ]);
+    let side = LiveCluster::new(c);
+    let targets = Targets::new(Some(&vault), Some(&side));
+    let plan = certplane::pipeline::plan(targets, &prepared, PlanOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(plan.errored.is_empty(), "{:?}", plan.errored);
+    let issuer = plan
+        .changes
+        .iter()
+        .find(|c| c.addr.to_string() == "vault:istioca/issuer/istioca")
+        .unwrap();
+    assert!(
+        issuer
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("(into namespace istio-system, which this plan creates first)"),
+        "{:?}",
+        issuer.reason
+    );
+    let done =
+        certplane::pipeline::apply(targets, &prepared, &plan, Default::default(), &mut |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("{}", certplane::vault::error_chain(&e)));
+    finish(task).await;
+    let secret = key_secret.lock().unwrap().clone();
+    let live = bao.bao_json(&["read", "istioca/issuer/istioca"]);
+    assert_eq!(
+        unb64(&secret["data"]["ca-cert.pem"]).trim(),
+        live["data"]["certificate"].as_str().unwrap().trim()
+    );
+    let first = |addr: &str| done.changes.iter().position(|c| c.addr.to_string() == addr);
+    let ns = first("core/Namespace/istio-system").expect("the namespace is applied");
+    let intermediate = first("vault:istioca/issuer/istioca").expect("the intermediate is made");
+    let approle = first("core/Secret/istio-system/cert-manager-vault-approle").unwrap();
+    assert!(
+        ns < intermediate && intermediate < approle,
+        "{:?}",
+        done.changes
     );
 }

@@ -2,7 +2,7 @@
 //! the directory or the Git URL) and the render directory, which is never
 //! loaded back as repository input.
 
-use certplane::cluster::reconcile;
+use certplane::cluster::render;
 use certplane::load::{LoadOptions, load, load_with};
 use certplane::pipeline::{self, PrepareOptions};
 use certplane::plan::Action;
@@ -98,9 +98,9 @@ fn regression_rendered_output_inside_the_repository_is_not_input() {
     let prepared = pipeline::prepare(&dir).unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(prepared.repo.manifests.len(), 1);
     let out = dir.join("rendered");
-    let plan = reconcile::plan_render(&out, &prepared.repo.manifests, &prepared.repo.identity);
+    let plan = render::plan_render(&out, &prepared.repo.manifests, &prepared.repo.identity);
     assert_eq!(plan.changes[0].action, Action::Create);
-    reconcile::apply_render(&out, &plan.changes, &prepared.repo.identity, &mut |_, _| {}).unwrap();
+    render::apply_render(&out, &plan.changes, &prepared.repo.identity, &mut |_, _| {}).unwrap();
     assert!(
         out.join("sandbox/issuer.cert-manager.io-selfsigned.yaml")
             .is_file()
@@ -123,8 +123,8 @@ fn regression_rendered_output_inside_the_repository_is_not_input() {
         },
     )
     .unwrap();
-    let plan = reconcile::plan_render(&flagged, &p.repo.manifests, &p.repo.identity);
-    reconcile::apply_render(&flagged, &plan.changes, &p.repo.identity, &mut |_, _| {}).unwrap();
+    let plan = render::plan_render(&flagged, &p.repo.manifests, &p.repo.identity);
+    render::apply_render(&flagged, &plan.changes, &p.repo.identity, &mut |_, _| {}).unwrap();
     write(
         &flagged,
         "notes.yaml",

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use certplane::addr::{Addr, KubeRef};
+use certplane::cluster::live::LiveCluster;
 use certplane::model::Sensitive;
-use certplane::pipeline::{ClusterSide, PlanOptions};
+use certplane::pipeline::{PlanOptions, Targets};
 use certplane::plan::{Action, Change, Plan};
 use certplane::state::{ClusterSecretKey, ResourceKind};
 use certplane::verify::{Connection, Credentials, IssuerReport, Probe, check_issuer};
@@ -158,19 +159,23 @@ async fn the_reviewer_token_goes_from_its_secret_to_vault_and_nowhere_else() {
 
     let vault = common::root_vault(&bao.addr()).await;
     // Planning reads only the inventory (nothing recorded); applying reads
-    // it again (no cluster object: nothing to record), then the token
-    // Secret: first before the API server filled it in, then with the token.
+    // the token Secret (first before the API server filled it in, then with
+    // the token), then prune reads the inventory again (no cluster object:
+    // nothing to record).
     let (c, task) = cluster(vec![
-        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-lab"),
         Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-lab"),
         Step::get(TOKEN_SECRET).reply(200, token_secret(None)),
         Step::get(TOKEN_SECRET).reply(200, token_secret(Some(&reviewer))),
+        Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-lab"),
     ]);
-    let side = ClusterSide::Live(c);
-    let plan =
-        certplane::pipeline::plan_with(Some(&vault), &side, &prepared, PlanOptions::default())
-            .await
-            .unwrap();
+    let side = LiveCluster::new(c);
+    let plan = certplane::pipeline::plan(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        PlanOptions::default(),
+    )
+    .await
+    .unwrap();
     let config = plan
         .changes
         .iter()
@@ -186,14 +191,18 @@ async fn the_reviewer_token_goes_from_its_secret_to_vault_and_nowhere_else() {
     );
 
     let mut events = Vec::new();
-    let done = certplane::pipeline::apply(&vault, &side, &prepared, &plan, &mut |e| {
-        events.push(format!("{e:?}"))
-    })
+    let done = certplane::pipeline::apply(
+        Targets::new(Some(&vault), Some(&side)),
+        &prepared,
+        &plan,
+        Default::default(),
+        &mut |e| events.push(format!("{e:?}")),
+    )
     .await
     .unwrap_or_else(|e| panic!("{}", certplane::vault::error_chain(&e)));
     finish(task).await;
     // The config was written last, after the cluster half.
-    let last = done.vault.applied.last().unwrap();
+    let last = done.changes.last().unwrap();
     assert_eq!(last.addr.to_string(), "vault:auth/kubernetes/config");
     let cfg = bao.bao_json(&["read", "auth/kubernetes/config"]);
     assert_eq!(cfg["data"]["token_reviewer_jwt_set"], json!(true), "{cfg}");
@@ -216,9 +225,8 @@ async fn the_reviewer_token_goes_from_its_secret_to_vault_and_nowhere_else() {
     let (c, task) = cluster(vec![
         Step::get(INVENTORY).not_found("configmaps", "certplane-inventory-lab"),
     ]);
-    let again = certplane::pipeline::plan_with(
-        Some(&vault),
-        &ClusterSide::Live(c),
+    let again = certplane::pipeline::plan(
+        Targets::new(Some(&vault), Some(&LiveCluster::new(c))),
         &prepared,
         PlanOptions::default(),
     )
@@ -276,7 +284,7 @@ async fn a_new_token_secret_makes_the_config_be_written_again() {
     };
     assert_eq!(config(&plan).action, Action::NoOp);
     let mut same = plan.clone();
-    certplane::reviewer::plan_live(&mut same, &prepared.desired);
+    certplane::cluster::reviewer::plan_live(&mut same, &prepared.desired);
     assert_eq!(config(&same).action, Action::NoOp);
 
     plan.changes.push(Change {
@@ -297,7 +305,7 @@ async fn a_new_token_secret_makes_the_config_be_written_again() {
         depends_on: vec![],
         manifest: None,
     });
-    certplane::reviewer::plan_live(&mut plan, &prepared.desired);
+    certplane::cluster::reviewer::plan_live(&mut plan, &prepared.desired);
     let c = config(&plan);
     assert_eq!(c.action, Action::Update);
     assert!(
@@ -308,7 +316,7 @@ async fn a_new_token_secret_makes_the_config_be_written_again() {
         "{:?}",
         c.reason
     );
-    let (first, later) = certplane::reviewer::split(&plan, &prepared.desired);
+    let (first, later) = certplane::cluster::reviewer::split(&plan, &prepared.desired);
     assert!(
         first
             .changes
@@ -414,7 +422,7 @@ async fn the_token_is_awaited_and_a_missing_secret_is_a_clear_error() {
         Step::get(TOKEN_SECRET).reply(200, token_secret(None)),
         Step::get(TOKEN_SECRET).reply(200, token_secret(Some("eyJ.reviewer.token"))),
     ]);
-    let token = certplane::reviewer::read_token(&c, &key, Duration::from_secs(10))
+    let token = certplane::cluster::reviewer::read_token(&c, &key, Duration::from_secs(10))
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(token.expose(), "eyJ.reviewer.token");
@@ -425,7 +433,7 @@ async fn the_token_is_awaited_and_a_missing_secret_is_a_clear_error() {
         Step::get(TOKEN_SECRET).not_found("secrets", "vault-token-reviewer-token"),
         Step::get(TOKEN_SECRET).not_found("secrets", "vault-token-reviewer-token"),
     ]);
-    let err = certplane::reviewer::read_token(&c, &key, Duration::from_millis(1000))
+    let err = certplane::cluster::reviewer::read_token(&c, &key, Duration::from_millis(1000))
         .await
         .unwrap_err();
     finish(task).await;

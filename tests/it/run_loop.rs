@@ -125,6 +125,19 @@ fn applies_commits_refuses_bad_ones_repairs_drift_and_reports() {
     lp.wait(5, "the repair counted", |l| {
         l.metrics().value("certplane_drift_repairs_total", "") > before
     });
+    // The log says what drifted: the role, its fields, and how certplane
+    // knows (the commit in force was applied in full before).
+    let logs = lp.logs();
+    let drift = logs
+        .lines()
+        .find(|l| l.contains("drift: changed since certplane applied this same input"))
+        .unwrap_or_else(|| panic!("no drift line:\n{logs}"));
+    assert!(
+        drift.contains("vault:pki_int/roles/homelab-dot-local")
+            && drift.contains("allowed_domains")
+            && drift.contains("ttl"),
+        "{drift}"
+    );
 
     // A fixed commit makes it ready again; every metric is there.
     repo.edit("roles.yaml", "mount: pki_nowhere", "mount: pki_int");

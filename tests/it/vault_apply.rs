@@ -35,8 +35,7 @@ async fn run_with(
 fn plan(changes: Vec<certplane::plan::Change>) -> Plan {
     Plan {
         changes,
-        errored: vec![],
-        notes: vec![],
+        ..Default::default()
     }
 }
 

@@ -357,3 +357,66 @@ async fn jwt_login_with_a_ci_token() {
     assert!(matches!(err, VaultError::LoginFailed { .. }), "{msg}");
     assert!(!msg.contains(&claims), "{msg}");
 }
+
+/// The driver's session: the same settings reuse one login; other settings
+/// (a new commit's `certplane.yaml`, here another request timeout) log in
+/// again; a token revoked under it is found dead and replaced.
+#[tokio::test]
+async fn the_session_logs_in_once_per_settings_and_again_when_the_token_dies() {
+    use certplane::pipeline::Session;
+    let bao = OpenBao::start_with_audit();
+    bao.bao_ok(&["auth", "enable", "approle"]);
+    bao.bao_ok(&[
+        "write",
+        "auth/approle/role/certplane",
+        "token_policies=default",
+        "token_ttl=10m",
+    ]);
+    let role_id = bao.bao_json(&["read", "auth/approle/role/certplane/role-id"])["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret_id = bao.bao_json(&["write", "-f", "auth/approle/role/certplane/secret-id"])["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut settings = token_settings(&bao.addr(), "unused");
+    settings.auth = AuthSettings::AppRole {
+        mount: "approle".into(),
+        role_id,
+        secret_id: Source::Value(secret_id),
+    };
+    let mut session = Session::new();
+    let first = session.vault(&settings).await.unwrap();
+    let again = session.vault(&settings).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "one login reused");
+    assert_eq!(session.stats().logins, 1);
+    assert_eq!(logins_since(&bao, 0).len(), 1);
+
+    let mut other = settings.clone();
+    other.request_timeout = Duration::from_secs(7);
+    let moved = session.vault(&other).await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &moved));
+    assert_eq!(session.stats().logins, 2);
+
+    // Revoked under the session: a refused call finds it dead, the next
+    // use logs in again and works.
+    bao.bao_ok(&["token", "revoke", "-mode=path", "auth/approle/login"]);
+    let err = moved.read("sys/policies/acl/default").await.unwrap_err();
+    assert!(session.token_died(&err).await, "{err}");
+    let fresh = session.vault(&other).await.unwrap();
+    assert!(
+        fresh
+            .read("auth/token/lookup-self")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(session.stats().logins, 3);
+    let approle_logins = logins_since(&bao, 0)
+        .iter()
+        .filter(|p| *p == "auth/approle/login")
+        .count();
+    assert_eq!(approle_logins, 3);
+}

@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::Value;
 
+use super::{Cluster, ClusterError};
 use crate::addr::{Addr, KubeRef};
-use crate::cluster::{Cluster, ClusterError};
 use crate::model::{Sensitive, Source};
 use crate::plan::{Action, Change, Plan, PlanError, same_value};
 use crate::state::{ClusterSecretKey, Desired, ResourceKind, SecretFrom};

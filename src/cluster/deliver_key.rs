@@ -5,19 +5,22 @@
 //! Vault returns an exported key once, when the intermediate is generated,
 //! so the delivery happens right then: `plan` checks first that the Secret
 //! can be written (a server-side apply dry run, so that a missing namespace
-//! or a missing permission stops the run before a key is made), and `apply`
-//! writes it right after the Vault half, trying a few times. The Secret is
+//! or a missing permission stops the run before a key is made; a namespace
+//! the same plan creates is accepted: it is applied before the Vault half),
+//! and `apply` writes it right after the intermediate is made, trying a few
+//! times. The Secret is
 //! not in certplane's inventory: it is never updated, pruned or read back
 //! afterwards; a rotation (a new issuer) delivers the new key. The key never
 //! reaches a plan, a plan file, a log line, an error or a rendered file.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::{Cluster, ClusterError};
 use crate::addr::Addr;
-use crate::cluster::{Cluster, ClusterError};
 use crate::model::{CaSpec, KeyDeliverTo, KeySecretFormat, Repository};
 use crate::pki::sign::certificate_blocks;
 use crate::plan::{Action, Plan, PlanError};
@@ -129,11 +132,64 @@ pub fn manifest(to: &KeyDeliverTo, issuer: &str, key: Option<&str>, chain_pem: &
     })
 }
 
+/// Whether an exported key's Secret can be written, as the cluster said
+/// before any key is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A server-side apply dry run of the Secret passed.
+    Writable,
+    /// The Secret goes into a namespace this plan creates: it cannot be
+    /// dry-run yet (the server answers 404), and the namespace is applied
+    /// before the Vault half, so the key can be written when it is made.
+    NewNamespace,
+    /// The dry run failed: why (one line, no secret).
+    Refused(String),
+}
+
+/// The changes of `plan` that make an intermediate whose key is delivered,
+/// with where it goes.
+pub fn exporting<'a>(plan: &'a Plan, repo: &Repository) -> Vec<(&'a Addr, KeyDeliverTo)> {
+    let targets = targets(repo);
+    plan.changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Create | Action::Replace))
+        .filter_map(|c| {
+            let (_, to) = mount_of(&c.addr).and_then(|m| targets.iter().find(|(t, _)| t == m))?;
+            Some((&c.addr, to.clone()))
+        })
+        .collect()
+}
+
+/// Asks the cluster whether the Secret of each key `plan` exports can be
+/// written: a server-side apply dry run of it with empty values, unless its
+/// namespace is one of `new_namespaces` (made by this plan).
+pub async fn probe(
+    cluster: &Cluster,
+    plan: &Plan,
+    repo: &Repository,
+    new_namespaces: &[String],
+) -> BTreeMap<Addr, Probe> {
+    let mut out = BTreeMap::new();
+    for (addr, to) in exporting(plan, repo) {
+        let found = if new_namespaces.contains(&to.secret.namespace) {
+            Probe::NewNamespace
+        } else {
+            let body = manifest(&to, &addr.to_string(), None, "");
+            match cluster.plan_object(&body).await {
+                Ok(_) => Probe::Writable,
+                Err(e) => Probe::Refused(e.to_string()),
+            }
+        };
+        out.insert(addr.clone(), found);
+    }
+    out
+}
+
 /// Checks, before any key is made, that each key this plan exports can be
-/// delivered: a server-side apply dry run of its Secret on a live cluster;
-/// an error without one (a key is never written to files). Each problem is
-/// a plan error, so nothing is applied.
-pub async fn preflight(plan: &mut Plan, repo: &Repository, cluster: Option<&Cluster>) {
+/// delivered (`probes`, from [`probe`]; none without a live cluster: a key
+/// is never written to files). Each problem is a plan error, so nothing is
+/// applied; each exporting change says where its key goes. Pure.
+pub fn preflight(plan: &mut Plan, repo: &Repository, probes: &BTreeMap<Addr, Probe>) {
     let targets = targets(repo);
     let mut errors = Vec::new();
     for c in &mut plan.changes {
@@ -145,35 +201,39 @@ pub async fn preflight(plan: &mut Plan, repo: &Repository, cluster: Option<&Clus
             continue;
         };
         let secret = format!("{}/{}", to.secret.namespace, to.secret.name);
-        let note = format!(
+        let mut note = format!(
             "its exported key is delivered to Secret {secret} ({} format) right after it is made",
             match to.format {
                 KeySecretFormat::Tls => "tls",
                 KeySecretFormat::Istio => "istio",
             }
         );
+        let message = match probes.get(&c.addr) {
+            None => Some(format!(
+                "its exported key goes to Secret {secret}, and there is no cluster to write it \
+                 to (a key is never written to files, so not with --render): run with cluster \
+                 access"
+            )),
+            Some(Probe::Refused(e)) => Some(format!(
+                "its exported key cannot be delivered: {e}; nothing is generated until it can"
+            )),
+            Some(Probe::NewNamespace) => {
+                note.push_str(&format!(
+                    " (into namespace {}, which this plan creates first)",
+                    to.secret.namespace
+                ));
+                None
+            }
+            Some(Probe::Writable) => None,
+        };
         c.reason = Some(match c.reason.take() {
             Some(r) => format!("{r}; {note}"),
             None => note,
         });
-        let Some(cluster) = cluster else {
+        if let Some(message) = message {
             errors.push(PlanError {
                 addr: c.addr.clone(),
-                message: format!(
-                    "its exported key goes to Secret {secret}, and there is no cluster to write it \
-                     to (a key is never written to files, so not with --render): run with cluster \
-                     access"
-                ),
-            });
-            continue;
-        };
-        let probe = manifest(to, &c.addr.to_string(), None, "");
-        if let Err(e) = cluster.plan_object(&probe).await {
-            errors.push(PlanError {
-                addr: c.addr.clone(),
-                message: format!(
-                    "its exported key cannot be delivered: {e}; nothing is generated until it can"
-                ),
+                message,
             });
         }
     }

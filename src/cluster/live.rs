@@ -1,0 +1,613 @@
+//! A live cluster as a provider ([`LiveCluster`]): server-side apply with
+//! one field manager, the repository's inventory, the secrets that cross
+//! between Vault and the cluster.
+//!
+//! * **Observe** reads the AppRole deliveries' Secrets (and asks Vault
+//!   about the secret IDs they hold), each manifest (GET and a server-side
+//!   apply dry run, Namespaces first: an object in a namespace this plan
+//!   creates cannot be dry-run yet and is planned as a create), the
+//!   inventory and the owners of what left it, and whether each exported
+//!   key's Secret can be written.
+//! * **Plan** ([`LiveObserved`]) is pure: the comparison of each live
+//!   object with its dry run, deletes or notes for what left the
+//!   repository, the token reviewer's config written again when this plan
+//!   creates its token Secret, the exported keys checked.
+//! * **Apply** re-reads each object before writing it: a create whose
+//!   object appeared, or an update whose object no longer compares as
+//!   planned (its dry run differs on the planned fields, or it was
+//!   deleted), stops with "plan is stale". Status and other server-set
+//!   fields do not count.
+//! * **Prune** deletes this repository's stale objects in reverse kind
+//!   order and records the inventory (a failed delete stays in it).
+
+use std::collections::BTreeMap;
+
+use futures::future::LocalBoxFuture;
+use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
+use serde_json::Value;
+
+use super::ClusterError;
+use super::client::{Cluster, ObservedObject};
+use super::deliver::DeliveryObserved;
+use super::deliver_key::Probe;
+use super::diff::{ObjectPlan, plan_from};
+use super::inventory::{Inventory, REPOSITORY_LABEL};
+use super::manifest::{ClusterPlan, change, generated_from, kube_ref, owned_manifest, rank};
+use super::prune::{StaleOwner, prune_order, stale};
+use crate::addr::{Addr, KubeRef};
+use crate::model::{Loaded, Repository};
+use crate::pipeline::provider::{
+    ApplyInput, Observation, OnEvent, PlanInput, Provider, ProviderError, SecretStore,
+};
+use crate::plan::{Action, Change, Drift, Plan, PlanNote};
+use crate::state::{Desired, ResourceKind};
+use crate::vault::SecretSources;
+use crate::vault::apply::{ApplyEvent, ApplyReport, ExportedKey};
+
+/// How many dry runs are in flight at once.
+const CONCURRENCY: usize = 8;
+
+/// A live cluster.
+#[derive(Clone, Debug)]
+pub struct LiveCluster {
+    cluster: Cluster,
+}
+
+/// One manifest as observed.
+#[derive(Clone, Debug)]
+struct Object {
+    /// The manifest as certplane applies it (labelled with the repository).
+    manifest: Value,
+    /// What the server said.
+    seen: ObservedObject,
+}
+
+/// What observing the cluster found: the input of the pure plan.
+#[derive(Debug, Default)]
+pub struct LiveObserved {
+    /// certplane's field manager on this cluster.
+    field_manager: String,
+    deliveries: Vec<DeliveryObserved>,
+    objects: Vec<Object>,
+    owners: Vec<(KubeRef, StaleOwner)>,
+    probes: BTreeMap<Addr, Probe>,
+}
+
+/// Whether `m` is a Namespace.
+fn is_namespace(m: &Value) -> bool {
+    m["kind"] == "Namespace" && m["apiVersion"] == "v1"
+}
+
+impl LiveCluster {
+    /// The provider for a connected cluster.
+    pub fn new(cluster: Cluster) -> LiveCluster {
+        LiveCluster { cluster }
+    }
+
+    /// The connection.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Observes every manifest: Namespaces first (one at a time), then the
+    /// rest (dry runs in parallel, bounded); an object in a namespace this
+    /// plan creates is taken as it is written. Returns the objects and the
+    /// namespaces this plan creates.
+    async fn observe_objects(
+        &self,
+        manifests: &[Loaded<Value>],
+        identity: &str,
+    ) -> Result<(Vec<Object>, Vec<String>), ClusterError> {
+        let owned: Vec<Value> = manifests
+            .iter()
+            .map(|m| owned_manifest(&m.spec, identity))
+            .collect();
+        let mut objects = Vec::new();
+        let mut new_namespaces = Vec::new();
+        for m in owned.iter().filter(|m| is_namespace(m)) {
+            let seen = self.cluster.observe_object(m).await?;
+            if seen.live.is_none() {
+                let name = m["metadata"]["name"].as_str().unwrap_or_default();
+                new_namespaces.push(name.to_string());
+            }
+            objects.push(Object {
+                manifest: m.clone(),
+                seen,
+            });
+        }
+        let in_new_namespace = |m: &Value| {
+            m["metadata"]["namespace"]
+                .as_str()
+                .is_some_and(|ns| new_namespaces.iter().any(|n| n == ns))
+        };
+        let rest: Vec<Object> = futures::stream::iter(owned.iter().filter(|m| !is_namespace(m)))
+            .map(|m| async move {
+                let seen = if in_new_namespace(m) {
+                    ObservedObject {
+                        addr: Addr::Kube(kube_ref(m)),
+                        live: None,
+                        dry_run: m.clone(),
+                    }
+                } else {
+                    self.cluster.observe_object(m).await?
+                };
+                Ok::<_, ClusterError>(Object {
+                    manifest: m.clone(),
+                    seen,
+                })
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        objects.extend(rest);
+        Ok((objects, new_namespaces))
+    }
+
+    /// Reads the inventory of `identity` and decides whose each object that
+    /// left it is. `current`: what the repository applies now.
+    async fn observe_owners(
+        &self,
+        identity: &str,
+        current: &Inventory,
+    ) -> Result<Vec<(KubeRef, StaleOwner)>, ClusterError> {
+        let previous = self.cluster.read_inventory(identity).await?;
+        self.cluster
+            .stale_owners(identity, prune_order(stale(&previous, current)))
+            .await
+    }
+
+    /// Everything observe reads but the deliveries and the key probes:
+    /// the manifests, and the owners of what left the inventory. Returns
+    /// them as an observation, and the namespaces this plan creates.
+    async fn observe_manifests(
+        &self,
+        manifests: &[Loaded<Value>],
+        identity: &str,
+        delivered: &[KubeRef],
+    ) -> Result<(LiveObserved, Vec<String>), ClusterError> {
+        let (objects, new_namespaces) = self.observe_objects(manifests, identity).await?;
+        let mut current = Inventory::new(objects.iter().filter_map(|o| match &o.seen.addr {
+            Addr::Kube(k) => Some(k.clone()),
+            Addr::Vault(_) => None,
+        }));
+        current.entries.extend(delivered.iter().cloned());
+        let owners = self.observe_owners(identity, &current).await?;
+        let seen = LiveObserved {
+            field_manager: self.cluster.field_manager().to_string(),
+            objects,
+            owners,
+            ..LiveObserved::default()
+        };
+        Ok((seen, new_namespaces))
+    }
+
+    /// Re-reads the object of a planned create or update: how it moved
+    /// since the plan, if it did.
+    async fn recheck(&self, c: &Change, manifest: &Value) -> Result<Option<String>, ClusterError> {
+        let Addr::Kube(r) = &c.addr else {
+            return Ok(None);
+        };
+        if c.action == Action::Create {
+            let now = self.cluster.get_object(r).await?;
+            return Ok(now.map(|_| "it was created since".to_string()));
+        }
+        let now = self.cluster.plan_object(manifest).await?;
+        Ok(moved(c, &now))
+    }
+
+    /// Applies the creates and updates of cluster objects in `plan`, each
+    /// re-checked first.
+    async fn apply_objects(
+        &self,
+        plan: &Plan,
+        report: &mut ApplyReport,
+        on_event: OnEvent<'_>,
+    ) -> Result<(), ProviderError> {
+        let writes = plan.changes.iter().filter(|c| {
+            c.kind == ResourceKind::ClusterObject
+                && matches!(c.action, Action::Create | Action::Update)
+        });
+        for c in writes {
+            let Some(m) = &c.manifest else { continue };
+            if let Some(why) = self.recheck(c, m).await? {
+                return Err(ProviderError::Stale {
+                    addr: Box::new(c.addr.clone()),
+                    why,
+                });
+            }
+            self.cluster.apply_object(m).await?;
+            done(report, on_event, &c.addr, c.action);
+        }
+        Ok(())
+    }
+}
+
+/// How an object moved since its planned update (`None`: it did not).
+fn moved(planned: &Change, now: &ObjectPlan) -> Option<String> {
+    if now.action != planned.action {
+        return Some(match now.action {
+            Action::Create => "it was deleted since".to_string(),
+            Action::NoOp => "it already is as planned: someone else changed it".to_string(),
+            a => format!("planned: {:?}; now: {a:?}", planned.action),
+        });
+    }
+    let then = planned.before.clone().unwrap_or_default();
+    let keys: std::collections::BTreeSet<&String> = then.keys().chain(now.before.keys()).collect();
+    for k in keys {
+        let (was, is) = (then.get(k), now.before.get(k));
+        if was != is {
+            let show = |v: Option<&Value>| v.map_or("(none)".to_string(), Value::to_string);
+            return Some(format!("{k}: was {}, is now {}", show(was), show(is)));
+        }
+    }
+    None
+}
+
+/// Records one change made.
+fn done(report: &mut ApplyReport, on_event: OnEvent<'_>, addr: &Addr, action: Action) {
+    report.applied.push(crate::vault::apply::Applied {
+        addr: addr.clone(),
+        action,
+        issuer_id: None,
+    });
+    on_event(ApplyEvent::Done {
+        addr: addr.clone(),
+        action,
+    });
+}
+
+/// A cluster change from a compared object: what it was generated from
+/// and a takeover from another repository said in its reason.
+fn object_change(p: ObjectPlan, manifest: &Value, identity: &str) -> Change {
+    let label = format!("metadata.labels[\"{REPOSITORY_LABEL}\"]");
+    let taken_from = p
+        .before
+        .get(&label)
+        .and_then(Value::as_str)
+        .filter(|owner| *owner != identity)
+        .map(|owner| {
+            format!(
+                "takes the object over from the repository {owner:?}: an object declared in two \
+                 repositories changes hands on every apply; declare it in one"
+            )
+        });
+    let mut c = change(p.addr, p.action, Some(manifest.clone()));
+    c.before = (p.action != Action::Create).then_some(p.before);
+    c.after = Some(p.after);
+    c.sensitive = p.sensitive;
+    c.reason = match (generated_from(manifest), taken_from) {
+        (Some(g), Some(t)) => Some(format!("{g}; {t}")),
+        (g, t) => g.or(t),
+    };
+    c
+}
+
+impl LiveObserved {
+    /// The objects certplane applied that another field manager changed
+    /// since ([`super::diff::changed_outside`]).
+    fn drift(&self) -> Vec<Drift> {
+        let mut out = Vec::new();
+        for o in &self.objects {
+            let Some(live) = &o.seen.live else { continue };
+            let moved = super::diff::changed_outside(live, &o.seen.dry_run, &self.field_manager);
+            if moved.is_empty() {
+                continue;
+            }
+            let mut by: Vec<String> = moved.iter().flat_map(|(_, m)| m.clone()).collect();
+            by.sort();
+            by.dedup();
+            out.push(Drift {
+                addr: o.seen.addr.clone(),
+                fields: moved.into_iter().map(|(f, _)| f).collect(),
+                changed_by: by,
+                reason: format!(
+                    "certplane's field manager ({}) applied these fields; another field manager \
+                     holds them now",
+                    self.field_manager
+                ),
+            });
+        }
+        out
+    }
+
+    /// The changes and notes of the manifests and of what left the
+    /// repository (with `prune`: deletes, in reverse order).
+    fn plan_objects(&self, identity: &str, prune: bool) -> (Vec<Change>, Vec<PlanNote>) {
+        let mut changes: Vec<Change> = self
+            .objects
+            .iter()
+            .map(|o| {
+                let p = plan_from(o.seen.addr.clone(), o.seen.live.as_ref(), &o.seen.dry_run);
+                object_change(p, &o.manifest, identity)
+            })
+            .collect();
+        changes.sort_by_key(rank);
+        let mut notes = Vec::new();
+        for (r, owner) in &self.owners {
+            match owner {
+                StaleOwner::Gone => {}
+                StaleOwner::Other(why) => notes.push(PlanNote {
+                    addr: Addr::Kube(r.clone()),
+                    message: format!(
+                        "no longer in the repository, and not deleted: {why}; it leaves this \
+                         repository's inventory"
+                    ),
+                    owned: false,
+                }),
+                StaleOwner::Ours if prune => {
+                    let mut c = change(Addr::Kube(r.clone()), Action::Delete, None);
+                    c.reason = Some("no longer in the repository (prune)".into());
+                    changes.push(c);
+                }
+                StaleOwner::Ours => notes.push(PlanNote {
+                    addr: Addr::Kube(r.clone()),
+                    message: crate::plan::KEPT_PRUNE_OFF.into(),
+                    owned: true,
+                }),
+            }
+        }
+        (changes, notes)
+    }
+}
+
+impl Observation for LiveObserved {
+    fn plan(&self, input: &PlanInput<'_>, plan: &mut Plan) {
+        let repo = &input.prepared.repo;
+        let identity = repo.identity.as_str();
+        plan.changes
+            .extend(self.deliveries.iter().map(|d| d.plan(identity)));
+        let (changes, notes) = self.plan_objects(identity, crate::pipeline::targets::prunes(repo));
+        plan.changes.extend(changes);
+        plan.notes.extend(notes);
+        plan.drift.extend(self.drift());
+        super::reviewer::plan_live(plan, &input.prepared.desired);
+        super::deliver_key::preflight(plan, repo, &self.probes);
+    }
+}
+
+/// What [`plan_live`] needs besides the manifests.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveOptions<'a> {
+    /// The repository identity (its inventory, its label).
+    pub identity: &'a str,
+    /// `prune: true`: delete what left the repository.
+    pub prune: bool,
+    /// Objects this repository owns besides its manifests (the Secrets that
+    /// `AppRole.deliverTo` writes).
+    pub also_owned: &'a [KubeRef],
+}
+
+/// Plans `manifests` against the live cluster, in apply order: observes
+/// them and the inventory, then plans purely. Objects of the repository's
+/// inventory that left it are planned as deletes with `prune` (in reverse
+/// order), or noted as kept without it; never one that is gone already or
+/// that another repository owns.
+pub async fn plan_live(
+    cluster: &Cluster,
+    manifests: &[Loaded<Value>],
+    options: LiveOptions<'_>,
+) -> Result<ClusterPlan, ClusterError> {
+    let live = LiveCluster::new(cluster.clone());
+    let (seen, _) = live
+        .observe_manifests(manifests, options.identity, options.also_owned)
+        .await?;
+    let (changes, notes) = seen.plan_objects(options.identity, options.prune);
+    Ok(ClusterPlan { changes, notes })
+}
+
+/// The inventory a plan leaves: every cluster object it keeps.
+pub fn current_inventory(changes: &[Change]) -> Inventory {
+    Inventory::new(changes.iter().filter_map(|c| match (&c.addr, c.action) {
+        (Addr::Kube(k), a) if a != Action::Delete => Some(k.clone()),
+        _ => None,
+    }))
+}
+
+impl Provider for LiveCluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn observe<'a>(
+        &'a self,
+        input: &'a PlanInput<'a>,
+        planned: &'a Plan,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, ProviderError>> {
+        async move {
+            let repo = &input.prepared.repo;
+            let deliveries = match input.vault {
+                Some(vault) => super::deliver::observe(vault, &self.cluster, repo).await?,
+                None => Vec::new(),
+            };
+            let delivered: Vec<KubeRef> = deliveries.iter().map(|d| d.secret().clone()).collect();
+            let observed = self
+                .observe_manifests(&repo.manifests, &repo.identity, &delivered)
+                .await;
+            let (mut seen, new_namespaces) = match observed {
+                Ok(found) => found,
+                Err(e) if crate::pipeline::targets::inventory_only(repo) => {
+                    tracing::warn!(
+                        error = %crate::vault::error_chain(&e),
+                        "cannot read the inventory of this repository in the cluster the \
+                         environment names: objects an earlier run applied there are not pruned \
+                         this time (set spec.cluster in certplane.yaml to make this an error)"
+                    );
+                    (LiveObserved::default(), Vec::new())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            seen.deliveries = deliveries;
+            seen.probes =
+                super::deliver_key::probe(&self.cluster, planned, repo, &new_namespaces).await;
+            Ok(Box::new(seen) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        input: &'a ApplyInput<'a>,
+        plan: &'a Plan,
+        on_event: OnEvent<'a>,
+    ) -> LocalBoxFuture<'a, Result<ApplyReport, ProviderError>> {
+        async move {
+            let mut report = ApplyReport::default();
+            if let Some(vault) = input.vault {
+                let mut delivered = Vec::new();
+                super::deliver::apply(vault, &self.cluster, &plan.changes, &mut |a, act| {
+                    delivered.push((a.clone(), act));
+                })
+                .await?;
+                for (addr, action) in delivered {
+                    done(&mut report, on_event, &addr, action);
+                }
+            }
+            self.apply_objects(plan, &mut report, on_event).await?;
+            Ok(report)
+        }
+        .boxed_local()
+    }
+
+    fn prune<'a>(
+        &'a self,
+        input: &'a ApplyInput<'a>,
+        plan: &'a Plan,
+        on_event: OnEvent<'a>,
+    ) -> LocalBoxFuture<'a, Result<ApplyReport, ProviderError>> {
+        async move {
+            let identity = input.prepared.repo.identity.as_str();
+            let mut report = ApplyReport::default();
+            let deletes: Vec<KubeRef> = plan
+                .changes
+                .iter()
+                .filter(|c| c.kind == ResourceKind::ClusterObject && c.action == Action::Delete)
+                .filter_map(|c| match &c.addr {
+                    Addr::Kube(k) => Some(k.clone()),
+                    Addr::Vault(_) => None,
+                })
+                .collect();
+            let pruned = self.cluster.prune(&deletes).await;
+            for r in &pruned.deleted {
+                done(
+                    &mut report,
+                    on_event,
+                    &Addr::Kube(r.clone()),
+                    Action::Delete,
+                );
+            }
+            for (obj, why) in &pruned.failed {
+                tracing::warn!(object = %obj, error = %why, "prune failed; kept in the inventory");
+            }
+            let mut next = current_inventory(&plan.changes);
+            next.entries
+                .extend(pruned.failed.iter().map(|(r, _)| r.clone()));
+            next.entries
+                .extend(
+                    plan.notes
+                        .iter()
+                        .filter(|n| n.owned)
+                        .filter_map(|n| match &n.addr {
+                            Addr::Kube(k) => Some(k.clone()),
+                            Addr::Vault(_) => None,
+                        }),
+                );
+            let previous = self.cluster.read_inventory(identity).await?;
+            if previous.entries != next.entries {
+                self.cluster.write_inventory(identity, &next).await?;
+            }
+            Ok(report)
+        }
+        .boxed_local()
+    }
+
+    fn secrets(&self) -> Option<&dyn SecretStore> {
+        Some(self)
+    }
+}
+
+impl SecretStore for LiveCluster {
+    fn deliver_keys<'a>(
+        &'a self,
+        repo: &'a Repository,
+        keys: &'a [ExportedKey],
+    ) -> LocalBoxFuture<'a, Result<Vec<Addr>, ProviderError>> {
+        async move { Ok(super::deliver_key::deliver(&self.cluster, repo, keys).await?) }
+            .boxed_local()
+    }
+
+    fn read_secrets<'a>(
+        &'a self,
+        later: &'a [Change],
+        desired: &'a Desired,
+    ) -> LocalBoxFuture<'a, Result<SecretSources, ProviderError>> {
+        async move {
+            let wait = super::reviewer::TOKEN_WAIT;
+            Ok(super::reviewer::resolve(&self.cluster, later, desired, wait).await?)
+        }
+        .boxed_local()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn update(before: Value) -> Change {
+        let mut c = change(
+            Addr::Kube(KubeRef {
+                group: "cert-manager.io".into(),
+                version: "v1".into(),
+                kind: "Issuer".into(),
+                namespace: Some("sandbox".into()),
+                name: "vi".into(),
+            }),
+            Action::Update,
+            None,
+        );
+        c.before = Some(before.as_object().unwrap().clone().into_iter().collect());
+        c
+    }
+
+    fn now(action: Action, before: Value) -> ObjectPlan {
+        ObjectPlan {
+            addr: update(json!({})).addr,
+            action,
+            before: before.as_object().unwrap().clone().into_iter().collect(),
+            after: Default::default(),
+            sensitive: vec![],
+        }
+    }
+
+    #[test]
+    fn an_update_moved_when_its_planned_fields_did() {
+        let c = update(json!({"spec.vault.path": "pki/sign/a"}));
+        assert_eq!(
+            moved(
+                &c,
+                &now(Action::Update, json!({"spec.vault.path": "pki/sign/a"}))
+            ),
+            None
+        );
+        assert_eq!(
+            moved(
+                &c,
+                &now(Action::Update, json!({"spec.vault.path": "pki/sign/b"}))
+            ),
+            Some("spec.vault.path: was \"pki/sign/a\", is now \"pki/sign/b\"".into())
+        );
+        let other = now(
+            Action::Update,
+            json!({"spec.vault.path": "pki/sign/a", "spec.vault.server": "https://x"}),
+        );
+        assert_eq!(
+            moved(&c, &other),
+            Some("spec.vault.server: was (none), is now \"https://x\"".into())
+        );
+        assert_eq!(
+            moved(&c, &now(Action::Create, json!({}))),
+            Some("it was deleted since".into())
+        );
+        assert!(moved(&c, &now(Action::NoOp, json!({}))).is_some());
+    }
+}

@@ -1,0 +1,156 @@
+//! Vault behind the [`Provider`] trait: the seams of [`crate::vault`] and
+//! [`crate::plan`] (observe, the ownership survey, the pure plan, apply),
+//! wrapped, not re-implemented.
+
+use futures::FutureExt as _;
+use futures::future::LocalBoxFuture;
+
+use super::provider::{ApplyInput, Observation, OnEvent, PlanInput, Provider, ProviderError};
+use crate::plan::{Action, Plan};
+use crate::state::{Desired, Observed, Ownership};
+use crate::vault::apply::ApplyReport;
+use crate::vault::{SecretSources, Vault, VaultError};
+
+/// The Vault of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct VaultProvider<'v> {
+    vault: &'v Vault,
+}
+
+impl<'v> VaultProvider<'v> {
+    /// The provider for a logged-in Vault.
+    pub fn new(vault: &'v Vault) -> VaultProvider<'v> {
+        VaultProvider { vault }
+    }
+
+    /// Applies the Vault changes of `plan` with `secrets` (the
+    /// repository's sources plus what was read from the cluster).
+    pub async fn apply_with_secrets(
+        &self,
+        input: &ApplyInput<'_>,
+        plan: &Plan,
+        secrets: &SecretSources,
+        on_event: OnEvent<'_>,
+    ) -> Result<ApplyReport, ProviderError> {
+        Ok(crate::vault::apply_with(self.vault, plan, secrets, input.options, on_event).await?)
+    }
+}
+
+/// What Vault holds of the desired state, and which of its objects are
+/// whose.
+struct VaultObserved {
+    observed: Observed,
+    owned: Ownership,
+}
+
+impl Observation for VaultObserved {
+    fn plan(&self, input: &PlanInput<'_>, plan: &mut Plan) {
+        let prepared = input.prepared;
+        let identity = prepared.repo.identity.as_str();
+        let mut own = crate::plan::plan(&prepared.desired, &self.observed);
+        crate::plan::ownership(
+            &mut own,
+            &self.owned,
+            crate::plan::OwnershipOptions {
+                identity,
+                prune: prepared.repo.config.as_ref().is_some_and(|c| c.spec.prune),
+                allow_destroy_ca: input.options.allow_destroy_ca,
+            },
+        );
+        for c in &own.changes {
+            tracing::debug!(
+                addr = %c.addr,
+                action = ?c.action,
+                reason = c.reason.as_deref().unwrap_or(""),
+                "planned"
+            );
+        }
+        plan.changes.extend(own.changes);
+        plan.errored.extend(own.errored);
+        plan.notes.extend(own.notes);
+    }
+}
+
+/// Reads the live Vault state of `desired` (Vault half only): what `plan`
+/// compares against.
+pub async fn observe_vault(vault: &Vault, desired: &Desired) -> Result<Observed, VaultError> {
+    let started = std::time::Instant::now();
+    let observed = crate::vault::observe(vault, desired).await?;
+    let counts = vault.requests_made();
+    tracing::info!(
+        existing = observed.resources.len(),
+        reads = counts.reads,
+        ms = started.elapsed().as_millis() as u64,
+        "observed vault"
+    );
+    Ok(observed)
+}
+
+impl Provider for VaultProvider<'_> {
+    fn name(&self) -> &'static str {
+        "vault"
+    }
+
+    fn observe<'a>(
+        &'a self,
+        input: &'a PlanInput<'a>,
+        _planned: &'a Plan,
+    ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, ProviderError>> {
+        async move {
+            let desired = &input.prepared.desired;
+            let identity = input.prepared.repo.identity.as_str();
+            let observed = observe_vault(self.vault, desired).await?;
+            let owned = crate::vault::prune::survey(self.vault, desired, identity).await?;
+            Ok(Box::new(VaultObserved { observed, owned }) as Box<dyn Observation>)
+        }
+        .boxed_local()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        input: &'a ApplyInput<'a>,
+        plan: &'a Plan,
+        on_event: OnEvent<'a>,
+    ) -> LocalBoxFuture<'a, Result<ApplyReport, ProviderError>> {
+        async move {
+            let writes = only(plan, |a| a != Action::Delete);
+            let secrets = crate::vault::apply::secret_sources(&input.prepared.desired);
+            self.apply_with_secrets(input, &writes, &secrets, on_event)
+                .await
+        }
+        .boxed_local()
+    }
+
+    fn prune<'a>(
+        &'a self,
+        input: &'a ApplyInput<'a>,
+        plan: &'a Plan,
+        on_event: OnEvent<'a>,
+    ) -> LocalBoxFuture<'a, Result<ApplyReport, ProviderError>> {
+        async move {
+            let deletes = only(plan, |a| a == Action::Delete);
+            if !deletes.has_changes() {
+                return Ok(ApplyReport::default());
+            }
+            let secrets = SecretSources::new();
+            self.apply_with_secrets(input, &deletes, &secrets, on_event)
+                .await
+        }
+        .boxed_local()
+    }
+}
+
+/// The Vault changes of `plan` whose action passes `keep` (errors kept, so
+/// an errored plan is still refused).
+fn only(plan: &Plan, keep: impl Fn(Action) -> bool) -> Plan {
+    Plan {
+        changes: plan
+            .changes
+            .iter()
+            .filter(|c| c.addr.vault_path().is_some() && keep(c.action))
+            .cloned()
+            .collect(),
+        errored: plan.errored.clone(),
+        ..Plan::default()
+    }
+}
