@@ -12,10 +12,6 @@ path "auth/kubernetes/role/homelab" {
   capabilities = ["create", "read", "update"]
 }
 
-path "auth/kubernetes/role/issuer" {
-  capabilities = ["create", "read", "update"]
-}
-
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
@@ -157,9 +153,5 @@ path "sys/policies/acl/*" {
 }
 
 path "sys/policies/acl/homelab" {
-  capabilities = ["create", "read", "update"]
-}
-
-path "sys/policies/acl/pki-int-issuer" {
   capabilities = ["create", "read", "update"]
 }

@@ -321,14 +321,21 @@ async fn apply(
     };
     let stop = || signals.reason();
     let human = output == Output::Human;
+    // `[n/m]` on stderr while it applies, on a terminal only.
+    let mut progress = super::progress::Progress::stderr(plan.pending().count(), human);
     let mut on_event = |event: ApplyEvent| {
         if human {
+            progress.clear();
             print_event(&event, style);
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            progress.after(&event);
         }
     };
     let got = driver
         .apply(&prepared, Approval::Exactly(&plan), &stop, &mut on_event)
         .await;
+    drop(on_event);
+    progress.clear();
     match got {
         Ok(LockedApply::Applied { done, .. }) => {
             if human {

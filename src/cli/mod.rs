@@ -8,6 +8,7 @@ mod exit;
 mod lock;
 pub mod operator;
 mod policy;
+mod progress;
 mod report;
 mod run;
 mod verify;
@@ -178,7 +179,9 @@ pub enum Command {
     Generate(completions::Generate),
 }
 
-/// Filter for the log subscriber. Third-party crates are capped at `info`
+/// Filter for the log subscriber: certplane's own events from `-v`, but the
+/// report of `run` (one line per reconcile, every refused commit) always.
+/// Third-party crates are capped at `info`
 /// whatever the user asks: their debug and trace output can carry request
 /// bodies and headers, and those carry tokens.
 fn log_filter(verbose: u8) -> EnvFilter {
@@ -188,7 +191,10 @@ fn log_filter(verbose: u8) -> EnvFilter {
         2 => "debug",
         _ => "trace",
     };
-    let user = std::env::var("CERTPLANE_LOG").unwrap_or_else(|_| format!("certplane={level}"));
+    // `run`'s one line per reconcile and its refusals are shown at every
+    // verbosity (CERTPLANE_LOG, when set, decides alone).
+    let user = std::env::var("CERTPLANE_LOG")
+        .unwrap_or_else(|_| format!("certplane={level},{}=info", crate::run::REPORT_TARGET));
     let caps = [
         "hyper",
         "hyper_util",
@@ -203,8 +209,12 @@ fn log_filter(verbose: u8) -> EnvFilter {
     ]
     .map(|t| format!("{t}=info"))
     .join(",");
-    EnvFilter::try_new(format!("warn,{user},{caps}"))
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,certplane={level},{caps}")))
+    EnvFilter::try_new(format!("warn,{user},{caps}")).unwrap_or_else(|_| {
+        EnvFilter::new(format!(
+            "warn,certplane={level},{}=info,{caps}",
+            crate::run::REPORT_TARGET
+        ))
+    })
 }
 
 fn init_logging(cli: &Cli) {

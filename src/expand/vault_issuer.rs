@@ -127,7 +127,7 @@ impl Expansion<'_> {
             bound_service_account_names: vec![sa.clone()],
             bound_service_account_namespaces: vec![ns.to_string()],
             audience: Some(names.audience.clone()),
-            token_policies: vec![names.vault_name.clone()],
+            token_policies: Some(vec![names.vault_name.clone()]),
             token_ttl: Some(crate::model::Duration::from_secs(60)),
             token_max_ttl: None,
         }));
@@ -179,7 +179,7 @@ impl Expansion<'_> {
         let role_id = format!("certplane-{}", names.vault_name);
         let role = AppRoleSpec {
             mount: auth.mount.clone(),
-            token_policies: vec![names.vault_name.clone()],
+            token_policies: Some(vec![names.vault_name.clone()]),
             token_ttl: Some(crate::model::Duration::from_secs(600)),
             role_id: Some(role_id.clone()),
             deliver_to: Some(DeliverTo {

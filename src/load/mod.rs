@@ -208,7 +208,8 @@ struct DocCx<'a> {
     text: &'a str,
     doc: &'a RawDoc,
     refs: &'a Refs<'a>,
-    /// Sources and paths refused while loading this document.
+    /// Problems of this document besides the one its load returns: every
+    /// further YAML error, and sources and paths refused.
     refused: RefCell<Vec<Diagnostic>>,
 }
 
@@ -341,8 +342,7 @@ impl DocCx<'_> {
 
     /// Keeps a cluster object as written (a JSON value), with its metadata.
     fn load_manifest(&self, repo: &mut Repository) -> DocResult<()> {
-        let value: serde_json::Value = yaml::deserialize(self.text, self.doc)
-            .map_err(|e| Box::new(self.explain("this manifest", &e)))?;
+        let value: serde_json::Value = self.typed("this manifest")?;
         let meta = self.manifest_meta(&value)?;
         repo.manifests.push(Loaded {
             meta,
@@ -472,8 +472,23 @@ impl DocCx<'_> {
         Ok((d.metadata, d.spec))
     }
 
+    /// Deserializes the document; on errors, the first is returned and the
+    /// others (every one [`yaml::deserialize_all`] finds) are added to
+    /// this document's diagnostics.
     fn typed<T: DeserializeOwned>(&self, kind: &str) -> DocResult<T> {
-        yaml::deserialize::<T>(self.text, self.doc).map_err(|e| Box::new(self.explain(kind, &e)))
+        yaml::deserialize_all::<T>(self.text, self.doc).map_err(|errors| {
+            let mut explained = errors.iter().map(|e| self.explain(kind, e));
+            let first = explained.next();
+            self.refused.borrow_mut().extend(explained);
+            match first {
+                Some(d) => Box::new(d),
+                None => self.err(
+                    self.doc.root_pos,
+                    "invalid document",
+                    "check it against schemas/",
+                ),
+            }
+        })
     }
 
     fn load_config(&self, repo: &mut Repository, rel: &Path, kind_pos: Pos) -> DocResult<()> {

@@ -124,9 +124,17 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
     let mut current: Option<RawDoc> = None;
     let mut stack: Vec<Frame> = Vec::new();
     for ev in Parser::new_from_str(text) {
-        let (event, span) = ev.map_err(|e| YamlError {
-            message: e.info(),
-            pos: pos(e.marker()),
+        let (event, span) = ev.map_err(|e| {
+            let message = e.info();
+            let at = pos(e.marker());
+            YamlError {
+                pos: if message.contains("tab") {
+                    tab_at(text, at).unwrap_or(at)
+                } else {
+                    at
+                },
+                message,
+            }
         })?;
         let at = pos(&span.start);
         match event {
@@ -253,6 +261,24 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
     Ok(docs)
 }
 
+/// Where the tab a tab error is about is: the first tab in the indentation
+/// of a line, from the line the parser names on. The parser names the
+/// column after the tab ("tabs disallowed within this context"), or the
+/// start of the plain scalar whose next line is indented with a tab ("while
+/// scanning a plain scalar, found a tab"): a line or more before it.
+fn tab_at(text: &str, (line, _): Pos) -> Option<Pos> {
+    text.split('\n')
+        .enumerate()
+        .skip(line.saturating_sub(1))
+        .find_map(|(i, l)| {
+            let indent = &l[..l.len() - l.trim_start_matches([' ', '\t']).len()];
+            indent
+                .chars()
+                .position(|c| c == '\t')
+                .map(|col| (i + 1, col + 1))
+        })
+}
+
 /// Deserializes one document of `text` (as split by [`split`]) into `T`.
 /// This is certplane's only call into serde-saphyr: `strict_booleans` is
 /// always on, duplicate keys are errors, and positions are in the file.
@@ -281,6 +307,151 @@ pub fn deserialize<T: DeserializeOwned>(text: &str, doc: &RawDoc) -> Result<T, Y
             pos,
         }
     })
+}
+
+/// The most errors reported for one document.
+const MAX_ERRORS: usize = 50;
+
+/// [`deserialize`], with every error of the document rather than the
+/// first: after each error, the key it is at (or the key of the value it is
+/// at), with everything under it, is blanked out of a copy of the text and
+/// the document read again, so that one mistake does not hide the next.
+/// Blanking keeps every byte offset, so positions stay those of the file.
+/// It stops at an error nothing can be blanked for (a missing field, a
+/// value inside a flow collection), at one caused by the blanking (a
+/// required key blanked is then missing), and after [`MAX_ERRORS`].
+pub fn deserialize_all<T: DeserializeOwned>(text: &str, doc: &RawDoc) -> Result<T, Vec<YamlError>> {
+    let first = match deserialize::<T>(text, doc) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let mut errors = vec![first];
+    let mut masked = text.to_string();
+    let mut blanked: Vec<String> = Vec::new();
+    while errors.len() < MAX_ERRORS {
+        let Some(last) = errors.last() else { break };
+        if last.message.starts_with("missing field") {
+            break;
+        }
+        let Some((range, key)) = extent(&masked, doc, last.pos) else {
+            break;
+        };
+        blank(&mut masked, range);
+        blanked.push(key);
+        if split(&masked).is_err() {
+            break;
+        }
+        match deserialize::<T>(&masked, doc) {
+            Ok(_) => break,
+            Err(e) => {
+                let caused = e
+                    .message
+                    .strip_prefix("missing field ")
+                    .is_some_and(|f| blanked.iter().any(|k| k == f.trim_matches('`')));
+                if caused || errors.iter().any(|x| x.pos == e.pos) {
+                    break;
+                }
+                errors.push(e);
+            }
+        }
+    }
+    Err(errors)
+}
+
+/// The byte offset of a 1-based (line, column) in `text`, if it is there.
+fn offset_of(text: &str, (line, column): Pos) -> Option<usize> {
+    let start = if line == 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)?
+    };
+    let line_text = text[start..].split('\n').next().unwrap_or_default();
+    let within = line_text
+        .char_indices()
+        .nth(column - 1)
+        .map_or(line_text.len(), |(b, _)| b);
+    Some(start + within)
+}
+
+/// What to blank for an error at `at`: the byte range of the block key
+/// (or block sequence item) written there, or of the key of the value
+/// written there, with everything indented under it; and the key's name.
+/// `None` inside a flow collection (`{...}`, `[...]`), where blanking would
+/// break the syntax.
+fn extent(text: &str, doc: &RawDoc, at: Pos) -> Option<(std::ops::Range<usize>, String)> {
+    // The key or item written at `at`, else the key before it on its line.
+    let path = doc
+        .fields
+        .iter()
+        .filter(|(_, p)| **p == at)
+        .map(|(k, _)| k)
+        .max_by_key(|k| k.len())
+        .or_else(|| {
+            doc.fields
+                .iter()
+                .filter(|(_, p)| p.0 == at.0 && p.1 < at.1)
+                .max_by_key(|(k, p)| (p.1, k.len()))
+                .map(|(k, _)| k)
+        })?;
+    let pos = doc.fields[path];
+    let mut start = offset_of(text, pos)?;
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..start];
+    let (open, close) = before.chars().fold((0, 0), |(o, c), ch| match ch {
+        '{' | '[' => (o + 1, c),
+        '}' | ']' => (o, c + 1),
+        _ => (o, c),
+    });
+    if open > close {
+        return None;
+    }
+    let indent = start - line_start;
+    let item = path.ends_with(']');
+    if item {
+        // A block sequence item: from its dash.
+        let dash = before.trim_end();
+        if !dash.ends_with('-') {
+            return None;
+        }
+        start = line_start + dash.len() - 1;
+    }
+    let name = match path.rfind(['.', '[']) {
+        Some(i) if !item => path[i + 1..].to_string(),
+        None if !item => path.clone(),
+        _ => String::new(),
+    };
+    // Its first line, then every line indented deeper (or a `- ` item at
+    // the key's own indentation: `key:` then `- a`), up to the document's end.
+    let mut end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let limit = doc.end.min(text.len());
+    while end < limit {
+        let next = end + 1;
+        let line = text[next..].split('\n').next().unwrap_or_default();
+        let spaces = line.len() - line.trim_start_matches(' ').len();
+        let rest = line.trim_start_matches(' ');
+        let deeper = spaces > indent
+            || (!item && spaces == indent && (rest == "-" || rest.starts_with("- ")));
+        if !(rest.is_empty() || deeper) || next + line.len() > limit {
+            break;
+        }
+        end = next + line.len();
+    }
+    Some((start..end, name))
+}
+
+/// Replaces the text in `range` with spaces, byte for byte (newlines kept).
+fn blank(text: &mut String, range: std::ops::Range<usize>) {
+    let blanked: String = text[range.clone()]
+        .chars()
+        .map(|c| {
+            if c == '\n' {
+                "\n".to_string()
+            } else {
+                " ".repeat(c.len_utf8())
+            }
+        })
+        .collect();
+    text.replace_range(range, &blanked);
 }
 
 /// serde-saphyr appends " at line L, column C" to its messages; certplane
@@ -366,5 +537,80 @@ mod tests {
         let docs = split("hello\n").unwrap();
         assert_eq!(docs.len(), 1);
         assert!(!docs[0].root_is_mapping);
+    }
+
+    #[test]
+    fn every_error_of_a_document_with_its_line() {
+        let text =
+            "kind: A\n---\nkind: B\nflg: true\nlist:\n  - x\nother:\n  nested: 1\nflag: NO\n";
+        let docs = split(text).unwrap();
+        assert!(deserialize_all::<Doc>(text, &docs[0]).is_ok());
+        let errs = deserialize_all::<Doc>(text, &docs[1]).unwrap_err();
+        let got: Vec<usize> = errs.iter().map(|e| e.pos.0).collect();
+        assert_eq!(got, vec![4, 7, 9], "{errs:?}");
+        assert!(
+            errs[0].message.starts_with("unknown field `flg`"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].message.starts_with("unknown field `other`"),
+            "{errs:?}"
+        );
+        assert!(errs[2].message.contains("boolean"), "{errs:?}");
+        assert_eq!(errs[2].pos, (9, 7));
+        // A required field blanked is not reported as missing; a syntax
+        // error is one error.
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Strict {
+            kind: String,
+            flag: bool,
+        }
+        let text = "kind: A\nflag: maybe\nextra: 1\n";
+        let docs = split(text).unwrap();
+        let errs = deserialize_all::<Strict>(text, &docs[0]).unwrap_err();
+        let got: Vec<Pos> = errs.iter().map(|e| e.pos).collect();
+        assert_eq!(got, vec![(2, 7), (3, 1)], "{errs:?}");
+        // Inside a flow collection nothing is blanked: the first error only.
+        let text = "kind: A\nlist: [x, {y: 1}, z]\nbad: 1\n";
+        let docs = split(text).unwrap();
+        let errs = deserialize_all::<Doc>(text, &docs[0]).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].pos.0, 2, "{errs:?}");
+    }
+
+    #[test]
+    fn a_sequence_item_and_a_nested_key_are_blanked_whole() {
+        let text =
+            "kind: A\nlist:\n  - x\n  - {y: 1}\n  - z\nbad:\n  deep:\n    deeper: 1\nworse: 2\n";
+        let docs = split(text).unwrap();
+        let errs = deserialize_all::<Doc>(text, &docs[0]).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|e| e.pos.0).collect();
+        assert_eq!(lines, vec![4, 6, 9], "{errs:?}");
+    }
+
+    #[test]
+    fn tab_errors_point_at_the_tab() {
+        // A tab indenting the line after a plain scalar: the parser names
+        // the scalar, a line (or, past a blank line, two) before.
+        let head = "kind: A\nspec:\n  ttl: 1h\n";
+        for (text, want) in [
+            (format!("{head}\tmore: 1\n"), (4, 1)),
+            (format!("{head}\n\tmore: 1\n"), (5, 1)),
+            // A tab in block indentation: the parser names the column after it.
+            ("kind: A\nmeta:\n\tname: p\n".to_string(), (3, 1)),
+            (
+                "kind: A\nspec:\n  ca:\n    root:\n  \t  cn: x\n".to_string(),
+                (5, 3),
+            ),
+        ] {
+            let err = split(&text).unwrap_err();
+            assert!(err.message.contains("tab"), "{err:?}");
+            assert_eq!(err.pos, want, "{text:?}: {err:?}");
+        }
+        // Other syntax errors keep the parser's position.
+        let err = split("kind: A\nspec:\n  a: 1\n b: 2\n").unwrap_err();
+        assert_eq!(err.pos.0, 4, "{err:?}");
     }
 }

@@ -254,15 +254,15 @@ fn default_key_type() -> KeyType {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UrlsSpec {
-    /// Authority Information Access URLs.
-    #[serde(default)]
-    pub issuing_certificates: Vec<String>,
-    /// CRL distribution points.
-    #[serde(default)]
-    pub crl_distribution_points: Vec<String>,
-    /// OCSP responders.
-    #[serde(default)]
-    pub ocsp_servers: Vec<String>,
+    /// Authority Information Access URLs (not written: not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuing_certificates: Option<Vec<String>>,
+    /// CRL distribution points (not written: not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_distribution_points: Option<Vec<String>>,
+    /// OCSP responders (not written: not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_servers: Option<Vec<String>>,
 }
 
 /// `crl`: `config/crl` of the mount.
@@ -597,9 +597,9 @@ pub struct KubernetesAuthRoleSpec {
     /// Required token audience, e.g. `vault://sandbox/vault-issuer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
-    /// Policies of the tokens issued.
-    #[serde(default)]
-    pub token_policies: Vec<String>,
+    /// Policies of the tokens issued (not written: not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_policies: Option<Vec<String>>,
     /// Lifetime of the tokens issued.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
     pub token_ttl: Option<Duration>,
@@ -618,9 +618,9 @@ pub struct KubernetesAuthRoleSpec {
 pub struct AppRoleSpec {
     /// The `AuthMount` (type approle).
     pub mount: String,
-    /// Policies of the tokens issued.
-    #[serde(default)]
-    pub token_policies: Vec<String>,
+    /// Policies of the tokens issued (not written: not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_policies: Option<Vec<String>>,
     /// Lifetime of the tokens issued.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
     pub token_ttl: Option<Duration>,
@@ -695,9 +695,9 @@ pub struct CertAuthRoleSpec {
     /// The display name of the tokens issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
-    /// Policies of the tokens issued.
-    #[serde(default)]
-    pub token_policies: Vec<String>,
+    /// Policies of the tokens issued (not written: not managed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_policies: Option<Vec<String>>,
     /// Lifetime of the tokens issued.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
     pub token_ttl: Option<Duration>,
@@ -891,7 +891,7 @@ impl VaultSpec for KubernetesAuthRoleSpec {
         Some(AuthRoleRef {
             mount: &self.mount,
             mount_type: AuthType::Kubernetes,
-            token_policies: &self.token_policies,
+            token_policies: self.token_policies.as_deref().unwrap_or_default(),
             token_ttl: self.token_ttl,
             token_max_ttl: self.token_max_ttl,
         })
@@ -909,7 +909,7 @@ impl VaultSpec for AppRoleSpec {
         Some(AuthRoleRef {
             mount: &self.mount,
             mount_type: AuthType::Approle,
-            token_policies: &self.token_policies,
+            token_policies: self.token_policies.as_deref().unwrap_or_default(),
             token_ttl: self.token_ttl,
             token_max_ttl: self.token_max_ttl,
         })
@@ -934,7 +934,7 @@ impl VaultSpec for CertAuthRoleSpec {
         Some(AuthRoleRef {
             mount: &self.mount,
             mount_type: AuthType::Cert,
-            token_policies: &self.token_policies,
+            token_policies: self.token_policies.as_deref().unwrap_or_default(),
             token_ttl: self.token_ttl,
             token_max_ttl: self.token_max_ttl,
         })

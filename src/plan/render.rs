@@ -116,7 +116,11 @@ fn field_lines(out: &mut String, c: &Change, style: Style) {
         if let (Some(o), Some(n)) = (multiline(old).or(Some("")), multiline(new))
             && c.action != Action::Create
         {
-            let _ = writeln!(out, "      {key}:");
+            let _ = writeln!(
+                out,
+                "      {}",
+                style.paint(symbol(c.action).1, &format!("{key}:"))
+            );
             for d in TextDiff::from_lines(o, n).iter_all_changes() {
                 let (sign, code) = match d.tag() {
                     ChangeTag::Delete => ("-", "31"),
@@ -128,21 +132,24 @@ fn field_lines(out: &mut String, c: &Change, style: Style) {
             }
             continue;
         }
+        // Field lines take their change's colour; an update's old value is
+        // red and its new value green.
+        let (_, code) = symbol(c.action);
         if let Some(text) = multiline(new) {
-            let _ = writeln!(out, "      {key}:");
+            let _ = writeln!(out, "      {}", style.paint(code, &format!("{key}:")));
             for l in text.lines() {
-                let _ = writeln!(out, "        {l}");
+                let _ = writeln!(out, "{}", style.paint(code, &format!("        {l}")));
             }
             continue;
         }
         let line = match (c.action, old, new) {
             (Action::Update | Action::Replace, o, Some(n)) => format!(
                 "{key:width$} = {} -> {}",
-                show(key, o.unwrap_or(&Value::Null)),
-                show(key, n)
+                style.paint("31", &show(key, o.unwrap_or(&Value::Null))),
+                style.paint("32", &show(key, n))
             ),
-            (_, _, Some(n)) => format!("{key:width$} = {}", show(key, n)),
-            (_, Some(o), None) => format!("{key:width$} = {}", show(key, o)),
+            (_, _, Some(n)) => style.paint(code, &format!("{key:width$} = {}", show(key, n))),
+            (_, Some(o), None) => style.paint(code, &format!("{key:width$} = {}", show(key, o))),
             (_, None, None) => continue,
         };
         let _ = writeln!(out, "      {line}");
@@ -455,5 +462,53 @@ mod tests {
             md.contains("| create | `vault:sys/policies/acl/web` |  |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn field_lines_are_coloured_only_when_asked() {
+        let role = |action: Action, before: Option<Value>, after: Value| Change {
+            addr: Addr::parse_vault("pki/roles/web").unwrap(),
+            kind: ResourceKind::Role,
+            action,
+            before: before.map(|b| b.as_object().unwrap().clone().into_iter().collect()),
+            after: Some(after.as_object().unwrap().clone().into_iter().collect()),
+            sensitive: vec![],
+            reason: None,
+            ca: None,
+            depends_on: vec![],
+            manifest: None,
+        };
+        let mut created = role(Action::Create, None, json!({"max_ttl": 3600}));
+        created.addr = Addr::parse_vault("pki/roles/api").unwrap();
+        let plan = Plan {
+            changes: vec![
+                role(
+                    Action::Update,
+                    Some(json!({"ttl": 3600, "key_type": "ec"})),
+                    json!({"ttl": 7200, "key_type": "ec"}),
+                ),
+                created,
+            ],
+            ..Plan::default()
+        };
+        let colour = human(&plan, Style { color: true });
+        // The update's field line: old value red, new value green.
+        assert!(
+            colour.contains("      ttl = \x1b[31m1h\x1b[0m -> \x1b[32m2h\x1b[0m\n"),
+            "{colour}"
+        );
+        // The create's field line: green, as its header.
+        assert!(
+            colour.contains("      \x1b[32mmax_ttl = 1h\x1b[0m\n"),
+            "{colour}"
+        );
+        assert!(
+            colour.contains("\x1b[33m~ vault:pki/roles/web (update)\x1b[0m"),
+            "{colour}"
+        );
+        let plain = human(&plan, Style { color: false });
+        assert!(!plain.contains('\x1b'), "{plain}");
+        assert!(plain.contains("      ttl = 1h -> 2h\n"), "{plain}");
+        assert!(plain.contains("      max_ttl = 1h\n"), "{plain}");
     }
 }

@@ -109,6 +109,78 @@ enum ReconcileError {
     },
 }
 
+/// The log target of the one line per reconcile and of every refused
+/// commit: shown at the default verbosity (see `cli::log_filter`), one
+/// record each with `--log-format json`.
+pub const REPORT_TARGET: &str = "certplane::reconcile";
+
+/// What one reconcile of the commit in force did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Outcome {
+    /// Changes applied (or pending, when plan only).
+    changes: u64,
+    /// Of those, drift repaired (changed out of band).
+    drift: u64,
+    /// In one word.
+    result: Verdict,
+}
+
+/// The result of a reconcile, as the report line names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Verdict {
+    /// Nothing to do.
+    #[default]
+    InSync,
+    /// Changes of a commit applied.
+    Applied,
+    /// Drift repaired (changes found for a commit already applied).
+    DriftRepaired,
+    /// Plan only: changes found, nothing applied.
+    Pending,
+    /// The plan or a step failed: nothing (more) applied.
+    Failed,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::InSync => "in-sync",
+            Verdict::Applied => "applied",
+            Verdict::DriftRepaired => "drift-repaired",
+            Verdict::Pending => "pending",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+/// Logs the one line of a reconcile (target [`REPORT_TARGET`]).
+fn report(commit: &str, outcome: Outcome, took: Duration, error: Option<&str>) {
+    let duration = format!("{:.1}s", took.as_secs_f64());
+    let result = outcome.result.as_str();
+    let (changes, drift) = (outcome.changes, outcome.drift);
+    match error {
+        None => tracing::info!(
+            target: REPORT_TARGET,
+            commit = %short(commit),
+            changes,
+            drift,
+            duration = %duration,
+            result = %result,
+            "reconcile"
+        ),
+        Some(error) => tracing::error!(
+            target: REPORT_TARGET,
+            commit = %short(commit),
+            changes,
+            drift,
+            duration = %duration,
+            result = %result,
+            error = %error,
+            "reconcile"
+        ),
+    }
+}
+
 struct Loop {
     settings: RunSettings,
     source: GitSource,
@@ -312,10 +384,21 @@ impl Loop {
                 problem = Some("no commit applied yet".into());
             }
         } else if leading {
-            let done = self.reconcile().await;
+            let commit = self
+                .good
+                .as_ref()
+                .map(|g| g.commit.clone())
+                .unwrap_or_default();
+            let mut outcome = Outcome::default();
+            let done = self.reconcile(&mut outcome).await;
             self.count_session();
-            if let Err(why) = done {
-                problem.get_or_insert(why.to_string());
+            let why = done.err().map(|why| why.to_string());
+            if why.is_some() {
+                outcome.result = Verdict::Failed;
+            }
+            report(&commit, outcome, started.elapsed(), why.as_deref());
+            if let Some(why) = why {
+                problem.get_or_insert(why);
             }
         }
         let failed = problem.is_some() || new_refusal;
@@ -341,14 +424,14 @@ impl Loop {
         if let Some(signers) = &self.settings.allowed_signers
             && let Err(e) = self.source.verify(head, signers).await
         {
-            tracing::error!(commit = %head, error = %e, "commit refused: signature not trusted");
-            return Err(Refused(format!(
-                "commit {c} refused: no good signature by a trusted key ({e})"
-            )));
+            let why = format!("commit {c} refused: no good signature by a trusted key ({e})");
+            tracing::error!(target: REPORT_TARGET, commit = %c, result = %"refused", reason = %why, "commit refused: signature not trusted");
+            return Err(Refused(why));
         }
         let tree = self.source.checkout(head).await.map_err(|e| {
-            tracing::error!(commit = %head, error = %crate::vault::error_chain(&e), "checkout failed");
-            Refused(format!("commit {c}: checkout failed: {e}"))
+            let why = format!("commit {c}: checkout failed: {}", crate::vault::error_chain(&e));
+            tracing::error!(target: REPORT_TARGET, commit = %c, result = %"refused", reason = %why, "commit refused: checkout failed");
+            Refused(why)
         })?;
         let dir = match &self.settings.path {
             Some(p) => tree.join(p),
@@ -359,13 +442,15 @@ impl Loop {
         // the driver's.
         let prepared = self.driver.prepare(&dir).map_err(|e| {
             let problems = e.diagnostics().map_or(&[][..], |d| d.0.as_slice());
-            tracing::error!(commit = %head, problems = problems.len(), diagnostics = %e, "commit refused: invalid");
             let first = problems.first().map(|x| x.to_string()).unwrap_or_default();
             let first = first.lines().next().unwrap_or_default().to_string();
-            Refused(format!(
+            let why = format!(
                 "commit {c} refused: {} validation error(s); first: {first}",
                 problems.len()
-            ))
+            );
+            // One record: the reason on one line, then every problem.
+            tracing::error!(target: REPORT_TARGET, commit = %c, result = %"refused", reason = %why, diagnostics = %e, "commit refused: invalid");
+            Refused(why)
         })?;
         let keep: Vec<&str> = [Some(head), self.good.as_ref().map(|g| g.commit.as_str())]
             .into_iter()
@@ -380,7 +465,7 @@ impl Loop {
     }
 
     /// Plans the commit in force against the live state and applies it.
-    async fn reconcile(&mut self) -> Result<(), ReconcileError> {
+    async fn reconcile(&mut self, outcome: &mut Outcome) -> Result<(), ReconcileError> {
         let status = self.status.clone();
         let Some(good) = self.good.as_ref() else {
             return Ok(());
@@ -404,6 +489,11 @@ impl Loop {
         let mut changes = plan.pending().count() as u64;
         if changes > 0 && !self.settings.apply {
             tracing::warn!(commit = %c, changes, "changes pending (plan only: nothing applied)");
+            *outcome = Outcome {
+                changes,
+                drift: plan.drift.len() as u64,
+                result: Verdict::Pending,
+            };
         } else if changes > 0 {
             // Changes found for the commit already applied, or fields
             // another field manager took, are drift (see pipeline::drift).
@@ -421,6 +511,15 @@ impl Loop {
             } else {
                 tracing::info!(commit = %c, changes, "commit applied");
             }
+            *outcome = Outcome {
+                changes,
+                drift,
+                result: match (changes, drift) {
+                    (0, _) => Verdict::InSync,
+                    (_, 0) => Verdict::Applied,
+                    _ => Verdict::DriftRepaired,
+                },
+            };
         } else {
             tracing::info!(commit = %c, "in sync");
         }

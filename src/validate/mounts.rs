@@ -34,7 +34,7 @@ impl Validator<'_> {
                     ("crlDistributionPoints", &urls.crl_distribution_points),
                     ("ocspServers", &urls.ocsp_servers),
                 ] {
-                    for (i, u) in list.iter().enumerate() {
+                    for (i, u) in list.iter().flatten().enumerate() {
                         if !is_http_url(u) {
                             self.push(
                                 origin,

@@ -246,21 +246,21 @@ fn a_tampered_plan_file_is_refused_naming_the_change_and_writes_nothing() {
         (
             "an auth role bound to *",
             |v| {
-                let r = change_at(v, "auth/kubernetes/role/issuer");
+                let r = change_at(v, "auth/kubernetes/role/homelab");
                 r["action"] = json!("update");
                 r["after"]["bound_service_account_names"] = json!(["*"]);
                 r["after"]["bound_service_account_namespaces"] = json!(["*"]);
             },
             &[
-                "vault:auth/kubernetes/role/issuer: action: the file says \"update\"",
+                "vault:auth/kubernetes/role/homelab: action: the file says \"update\"",
                 "after.bound_service_account_names: the file says [\"*\"]",
             ],
         ),
         (
             "an action changed to delete",
-            |v| change_at(v, "sys/policies/acl/pki-int-issuer")["action"] = json!("delete"),
+            |v| change_at(v, "sys/policies/acl/homelab")["action"] = json!("delete"),
             &[
-                "vault:sys/policies/acl/pki-int-issuer: action: the file says \"delete\", the repository produces \"no_op\"",
+                "vault:sys/policies/acl/homelab: action: the file says \"delete\", the repository produces \"no_op\"",
             ],
         ),
         (

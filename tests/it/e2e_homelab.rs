@@ -86,30 +86,33 @@ fn homelab_applies_then_converges() {
     assert_eq!(role["allow_subdomains"], json!(true), "{role}");
     assert_eq!(role["max_ttl"], json!(86400), "{role}");
 
-    // The policy allows update on the sign path.
-    let policy = read(&bao, "sys/policies/acl/pki-int-issuer").expect("policy exists");
+    // The VaultIssuer's policy allows update on the sign path, and nothing
+    // else of the example's (one design: no hand-written policy or role).
+    let policy = read(&bao, "sys/policies/acl/homelab").expect("policy exists");
     let text = policy["policy"].as_str().unwrap_or_default();
     assert!(
         text.contains("pki_int/sign/homelab-dot-local") && text.contains("update"),
         "{text}"
     );
+    assert!(read(&bao, "sys/policies/acl/pki-int-issuer").is_none());
 
-    // Kubernetes auth: the mount and the role bound to cert-manager/issuer.
+    // Kubernetes auth: the mount and the VaultIssuer's role, bound to the
+    // ClusterIssuer's service account cert-manager/homelab, audience
+    // vault://homelab, with its policy.
     let auths = read(&bao, "sys/auth").unwrap();
     assert_eq!(auths["kubernetes/"]["type"], "kubernetes", "{auths}");
-    let k8s = read(&bao, "auth/kubernetes/role/issuer").expect("kubernetes role exists");
+    let k8s = read(&bao, "auth/kubernetes/role/homelab").expect("kubernetes role exists");
     assert_eq!(
         str_list(&k8s["bound_service_account_names"]),
-        vec!["issuer"]
+        vec!["homelab"]
     );
     assert_eq!(
         str_list(&k8s["bound_service_account_namespaces"]),
         vec!["cert-manager"]
     );
-    assert!(
-        str_list(&k8s["token_policies"]).contains(&"pki-int-issuer".to_string()),
-        "{k8s}"
-    );
+    assert_eq!(k8s["audience"], "vault://homelab", "{k8s}");
+    assert_eq!(str_list(&k8s["token_policies"]), vec!["homelab"], "{k8s}");
+    assert!(read(&bao, "auth/kubernetes/role/issuer").is_none());
 
     // A leaf for a subdomain is issued by the intermediate; another name is refused.
     let (status, reply) = post(

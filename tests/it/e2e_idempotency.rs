@@ -116,3 +116,63 @@ fn second_apply_writes_nothing_and_drift_is_repaired() {
         )
     );
 }
+
+#[test]
+fn url_lists_that_are_not_written_are_neither_planned_nor_written() {
+    let bao = OpenBao::start_with_raw_audit();
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().to_str().unwrap();
+    let run = |args: &[&str]| certplane_root(&bao, args);
+    // A mount made by hand, with OCSP servers set by hand.
+    bao.bao_ok(&["secrets", "enable", "-path=pki", "pki"]);
+    bao.bao_ok(&[
+        "write",
+        "pki/config/urls",
+        "ocsp_servers=http://ocsp.example/",
+        "crl_distribution_points=http://crl.example/pki.crl",
+    ]);
+    // The repository writes only the issuing certificate URL.
+    write(
+        repo.path(),
+        "pki.yaml",
+        "apiVersion: certplane.dev/v1alpha1\nkind: PkiMount\nmetadata: {name: pki}\nspec:\n  urls: {issuingCertificates: [http://vault.example/v1/pki/ca]}\n",
+    );
+    let planned = run(&["plan", dir]);
+    planned.expect(2);
+    assert!(
+        planned.stdout.contains("issuing_certificates = "),
+        "{}",
+        planned.both()
+    );
+    for unmanaged in ["ocsp_servers", "crl_distribution_points"] {
+        assert!(!planned.stdout.contains(unmanaged), "{}", planned.both());
+    }
+    let bodies = bao.audit_request_bodies().len();
+    run(&["apply", "--auto-approve", dir]).expect(0);
+    let written: Vec<serde_json::Value> = bao.audit_request_bodies()[bodies..]
+        .iter()
+        .filter(|b| b.get("issuing_certificates").is_some())
+        .cloned()
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let keys: Vec<&String> = written[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["issuing_certificates"], "{written:?}");
+    // What was set by hand is still there.
+    let urls = read(&bao, "pki/config/urls").unwrap();
+    assert_eq!(
+        urls["ocsp_servers"],
+        json!(["http://ocsp.example/"]),
+        "{urls}"
+    );
+    assert_eq!(
+        urls["crl_distribution_points"],
+        json!(["http://crl.example/pki.crl"]),
+        "{urls}"
+    );
+    assert_eq!(
+        urls["issuing_certificates"],
+        json!(["http://vault.example/v1/pki/ca"]),
+        "{urls}"
+    );
+    run(&["plan", dir]).expect(0);
+}

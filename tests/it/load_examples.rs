@@ -58,12 +58,32 @@ fn homelab_declares_the_whole_flow() {
         ("PkiMount", "pki"),
         ("PkiMount", "pki_int"),
         ("PkiRole", "homelab-dot-local"),
-        ("Policy", "pki-int-issuer"),
         ("AuthMount", "kubernetes"),
-        ("KubernetesAuthRole", "issuer"),
     ] {
         assert!(kinds.contains(&want), "{want:?} missing from {kinds:?}");
     }
+    // One design: the Vault role and policy cert-manager uses are the
+    // VaultIssuer's, not written by hand beside it.
+    for kind in ["Policy", "KubernetesAuthRole", "AppRole"] {
+        assert!(
+            !kinds.iter().any(|(k, _)| *k == kind),
+            "a hand-written {kind} in {kinds:?}"
+        );
+    }
+    assert_eq!(repo.vault_issuers.len(), 1);
+    let mut expanded = repo.clone();
+    certplane::expand::expand(&mut expanded).unwrap();
+    let mut made: Vec<(&str, &str)> = expanded
+        .vault
+        .iter()
+        .map(|o| (o.spec.kind(), o.meta.name.as_str()))
+        .filter(|(k, _)| ["Policy", "KubernetesAuthRole"].contains(k))
+        .collect();
+    made.sort();
+    assert_eq!(
+        made,
+        vec![("KubernetesAuthRole", "homelab"), ("Policy", "homelab")]
+    );
     let (_, _, role) = repo.pki_roles().next().unwrap();
     assert_eq!(role.mount, "pki_int");
     assert_eq!(role.max_ttl.unwrap().as_secs(), 24 * 3600);

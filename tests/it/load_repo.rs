@@ -187,6 +187,57 @@ fn collects_every_error_of_every_file() {
 }
 
 #[test]
+fn reports_every_error_of_a_document_at_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        "r.yaml",
+        &format!(
+            "{H}kind: PkiRole\nmetadata: {{name: r}}\nspec:\n  mount: pki\n  allowAnyNames: true\n  ttl: 3x\n  allowSubdomain: true\n  maxTTL: 24h\n  allowedDomains: [example.com]\n  serverFlag: yes\n  keyType: rsaa\n---\n{H}kind: Policy\nmetadata: {{name: p}}\nspec:\n  rules:\n    - path: a/b\n      capabilities: [read]\n      extra: 1\n  bogus: true\n"
+        ),
+    );
+    let err = certplane::load::load(d.path()).unwrap_err();
+    let shown: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+    let at: Vec<&str> = shown
+        .iter()
+        .map(|s| s.split(": ").next().unwrap())
+        .collect();
+    let file = |pos: &str| format!("{}:{pos}", d.path().join("r.yaml").display());
+    assert_eq!(
+        at,
+        [
+            file("6:3"),
+            file("7:8"),
+            file("8:3"),
+            file("11:15"),
+            file("12:12"),
+            file("21:7"),
+            file("22:3"),
+        ],
+        "{shown:#?}"
+    );
+    assert!(
+        shown[0].contains("did you mean allowAnyName?"),
+        "{}",
+        shown[0]
+    );
+    assert!(
+        shown[1].contains("spec.ttl: invalid duration"),
+        "{}",
+        shown[1]
+    );
+    assert!(
+        shown[2].contains("did you mean allowSubdomains?"),
+        "{}",
+        shown[2]
+    );
+    assert!(shown[3].contains("not a boolean"), "{}", shown[3]);
+    assert!(shown[4].contains("unknown value rsaa"), "{}", shown[4]);
+    assert!(shown[5].contains("unknown field extra"), "{}", shown[5]);
+    assert!(shown[6].contains("unknown field bogus"), "{}", shown[6]);
+}
+
+#[test]
 fn missing_fields_are_named_by_their_full_path() {
     let d = tempfile::tempdir().unwrap();
     write(

@@ -17,6 +17,7 @@ mod cluster_real_pipeline;
 mod cluster_requests;
 mod crd_agreement;
 mod deliver_key;
+mod demo;
 mod e2e_examples;
 mod e2e_flows;
 mod e2e_homelab;

@@ -199,6 +199,40 @@ fn applies_commits_refuses_bad_ones_repairs_drift_and_reports() {
         logs.lines().all(|l| l.starts_with('{')),
         "not JSON lines:\n{logs}"
     );
+    // One JSON record per reconcile: commit, changes, drift, duration,
+    // result; and one per refused commit.
+    let records: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["target"] == "certplane::reconcile")
+        .collect();
+    let first_applied = records
+        .iter()
+        .find(|r| r["fields"]["result"] == "applied")
+        .unwrap_or_else(|| panic!("no reconcile record:\n{logs}"));
+    assert_eq!(first_applied["fields"]["commit"], first[..12]);
+    assert!(first_applied["fields"]["changes"].as_u64() > Some(0));
+    assert_eq!(first_applied["fields"]["drift"], 0);
+    assert!(
+        first_applied["fields"]["duration"]
+            .as_str()
+            .is_some_and(|d| d.ends_with('s')),
+        "{first_applied}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["fields"]["result"] == "drift-repaired"
+                && r["fields"]["commit"] == second[..12]
+                && r["fields"]["drift"].as_u64() > Some(0)),
+        "{logs}"
+    );
+    let refused: Vec<_> = records
+        .iter()
+        .filter(|r| r["fields"]["result"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 1, "{logs}");
+    assert_eq!(refused[0]["fields"]["commit"], bad[..12]);
 
     // OpenBao stops: /readyz flips to 503 and says vault.
     drop(bao);
@@ -207,6 +241,85 @@ fn applies_commits_refuses_bad_ones_repairs_drift_and_reports() {
         code == 503 && body.contains("vault")
     });
     assert_eq!(lp.get("/healthz").map(|x| x.0), Some(200));
+}
+
+/// The lines `certplane run` printed for the target `certplane::reconcile`.
+fn report_lines(logs: &str) -> Vec<&str> {
+    logs.lines()
+        .filter(|l| l.contains("certplane::reconcile"))
+        .collect()
+}
+
+#[test]
+fn default_verbosity_prints_one_line_per_reconcile_and_every_refusal() {
+    let bao = OpenBao::start();
+    let repo = GitRepo::homelab();
+    let first = repo.commit("homelab", None);
+    let addr = bao.addr();
+    // No -v, text logs.
+    let mut lp = Daemon::run_verbose(
+        tempfile::tempdir().unwrap(),
+        &repo.url(),
+        &[],
+        &[],
+        &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
+    );
+    let applied = format!("commit={} ", &first[..12]);
+    lp.wait(30, "a line for the first reconcile", |l| {
+        report_lines(&l.logs())
+            .iter()
+            .any(|x| x.contains(&applied) && x.contains("result=applied"))
+    });
+    let logs = lp.logs();
+    let line = report_lines(&logs)
+        .into_iter()
+        .find(|x| x.contains("result=applied"))
+        .unwrap();
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("drift=0"), "{line}");
+    let changes: u64 = line
+        .split("changes=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no changes=N: {line}"));
+    assert!(changes > 5, "{line}");
+    assert!(
+        line.split("duration=")
+            .nth(1)
+            .is_some_and(|r| r.split(' ').next().unwrap().ends_with('s')),
+        "{line}"
+    );
+    // The next intervals: one line each, in sync.
+    lp.wait(10, "an in-sync line", |l| {
+        report_lines(&l.logs())
+            .iter()
+            .any(|x| x.contains("result=in-sync") && x.contains("changes=0"))
+    });
+    // Nothing else of certplane's info output at this verbosity.
+    let logs = lp.logs();
+    assert!(!logs.contains("new commit"), "{logs}");
+
+    // A refused commit: one error line naming it and why.
+    repo.edit("roles.yaml", "mount: pki_int", "mount: pki_nowhere");
+    let bad = repo.commit("role on an undeclared mount", None);
+    lp.wait(10, "the refusal", |l| {
+        report_lines(&l.logs()).iter().any(|x| {
+            x.contains(" ERROR ")
+                && x.contains("commit refused")
+                && x.contains(&format!("commit={} ", &bad[..12]))
+                && x.contains("pki_nowhere")
+        })
+    });
+
+    // Drift repaired: the line says so, with the commit in force.
+    bao.bao_ok(&["write", ROLE, "ttl=1h", "max_ttl=2h"]);
+    lp.wait(10, "the repair line", |l| {
+        report_lines(&l.logs()).iter().any(|x| {
+            x.contains(&applied) && x.contains("result=drift-repaired") && x.contains("drift=1")
+        })
+    });
+    assert_eq!(role_ttl(&bao), Some(86400));
 }
 
 #[test]

@@ -101,6 +101,7 @@ impl<'a> Checker<'a> {
             let declared: Vec<&crate::model::PolicySpec> = s
                 .token_policies
                 .iter()
+                .flatten()
                 .filter_map(|p| repo.policies().find(|(m, _, _)| m.name == *p))
                 .map(|(_, _, spec)| spec)
                 .collect();
@@ -109,7 +110,7 @@ impl<'a> Checker<'a> {
         if !candidates.iter().any(|(_, s)| grants(s)) {
             let (meta, spec) = candidates[0];
             let role = format!("CertAuthRole {}", meta.name);
-            let policies = spec.token_policies.clone();
+            let policies = spec.token_policies.clone().unwrap_or_default();
             self.grants(i, &role, &policies);
         }
     }

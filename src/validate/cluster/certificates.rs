@@ -46,9 +46,12 @@ pub(super) fn items(list: &[String], base: &str) -> Vec<(String, String)> {
 /// Why a cert-manager duration does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 enum GoDurationError {
-    /// A `d` unit: certplane's durations have it, Go's (cert-manager's) not.
-    #[error("{0:?} is not a Go duration: cert-manager has no d unit")]
-    DayUnit(String),
+    /// A `d` unit: certplane's durations have it, Go's (cert-manager's)
+    /// not. With the same length in Go syntax, when it has one.
+    #[error(
+        "{0:?} is not a Go duration: cert-manager reads Go durations, whose units stop at h (h, m, s; no d)"
+    )]
+    DayUnit(String, Option<Duration>),
     /// Not a duration at all.
     #[error(transparent)]
     Syntax(#[from] DurationError),
@@ -57,9 +60,21 @@ enum GoDurationError {
 /// Parses a cert-manager (Go) duration.
 fn go_duration(s: &str) -> Result<Duration, GoDurationError> {
     if s.contains('d') {
-        return Err(GoDurationError::DayUnit(s.to_string()));
+        // certplane's own parser reads `d`: the same length in hours.
+        return Err(GoDurationError::DayUnit(s.to_string(), s.parse().ok()));
     }
     Ok(s.parse()?)
+}
+
+/// The hint for a duration cert-manager cannot read: the equivalent in
+/// hours for a `d` duration, else an example.
+fn go_hint(e: &GoDurationError, example: &str) -> String {
+    match e {
+        GoDurationError::DayUnit(written, Some(d)) => {
+            format!("write {d}: certplane's own files accept {written}, cert-manager's do not")
+        }
+        _ => format!("write a Go duration (units h, m, s) such as {example}"),
+    }
 }
 
 impl<'a> Checker<'a> {
@@ -210,12 +225,8 @@ impl<'a> Checker<'a> {
                     duration_at = Some(at.clone());
                 }
                 Err(e) => {
-                    self.push(
-                        r.origin,
-                        at,
-                        format!("{what}: duration {e}"),
-                        "write a Go duration such as 2160h or 720h30m",
-                    );
+                    let hint = go_hint(&e, "2160h or 720h30m");
+                    self.push(r.origin, at, format!("{what}: duration {e}"), hint);
                     return;
                 }
             }
@@ -229,12 +240,10 @@ impl<'a> Checker<'a> {
                     "renewBefore must be shorter than duration: lower it (e.g. a third of the duration)",
                 ),
                 Ok(_) => {}
-                Err(e) => self.push(
-                    r.origin,
-                    at,
-                    format!("{what}: renewBefore {e}"),
-                    "write a Go duration such as 720h",
-                ),
+                Err(e) => {
+                    let hint = go_hint(&e, "720h");
+                    self.push(r.origin, at, format!("{what}: renewBefore {e}"), hint);
+                }
             }
         }
         match facts {
@@ -450,9 +459,22 @@ mod tests {
     #[test]
     fn go_durations_have_no_days() {
         assert_eq!(go_duration("2160h").unwrap().as_secs(), 2160 * 3600);
+        let e = go_duration("3d").unwrap_err();
         assert_eq!(
-            go_duration("90d").unwrap_err().to_string(),
-            r#""90d" is not a Go duration: cert-manager has no d unit"#
+            e.to_string(),
+            r#""3d" is not a Go duration: cert-manager reads Go durations, whose units stop at h (h, m, s; no d)"#
+        );
+        assert_eq!(
+            go_hint(&e, "720h"),
+            "write 72h: certplane's own files accept 3d, cert-manager's do not"
+        );
+        let e = go_duration("1d12h").unwrap_err();
+        assert!(go_hint(&e, "720h").starts_with("write 36h:"), "{e}");
+        // No equivalent for what is not a duration at all.
+        let e = go_duration("dd").unwrap_err();
+        assert_eq!(
+            go_hint(&e, "720h"),
+            "write a Go duration (units h, m, s) such as 720h"
         );
         assert!(matches!(
             go_duration("2160"),

@@ -140,7 +140,7 @@ impl<'a> Checker<'a> {
         self.grants(
             i,
             &format!("KubernetesAuthRole {role_name}"),
-            &role.token_policies,
+            role.token_policies.as_deref().unwrap_or_default(),
         );
         if let Some(r) = &k.service_account_ref
             && self.has_service_account(&i.res_ns, &r.name)
@@ -469,7 +469,11 @@ impl<'a> Checker<'a> {
             .app_roles()
             .find(|(_, _, s)| s.mount == mount && s.role_id.as_deref() == Some(a.role_id.as_str()));
         if let Some((m, _, s)) = found {
-            self.grants(i, &format!("AppRole {}", m.name), &s.token_policies);
+            self.grants(
+                i,
+                &format!("AppRole {}", m.name),
+                s.token_policies.as_deref().unwrap_or_default(),
+            );
         }
     }
 

@@ -28,7 +28,7 @@ impl ObjectKind for AppRole {
         s: &AppRoleSpec,
     ) -> Result<Vec<DesiredResource>, Diagnostic> {
         let mut f = Fields::new();
-        f.insert("token_policies".into(), json!(s.token_policies));
+        put(&mut f, "token_policies", s.token_policies.clone());
         put_secs(&mut f, "token_ttl", s.token_ttl);
         put_secs(&mut f, "token_max_ttl", s.token_max_ttl);
         put_secs(&mut f, "secret_id_ttl", s.secret_id_ttl);
@@ -43,7 +43,7 @@ impl ObjectKind for AppRole {
             role_addr.clone(),
             ResourceKind::AppRole,
             f,
-            auth_role_deps(&s.mount, &s.token_policies),
+            auth_role_deps(&s.mount, s.token_policies.as_deref().unwrap_or_default()),
             origin,
             "metadata.name",
         );

@@ -54,14 +54,14 @@ impl ObjectKind for CertAuthRole {
             s.allowed_organizational_units.clone(),
         );
         put(&mut f, "display_name", s.display_name.clone());
-        f.insert("token_policies".into(), json!(s.token_policies));
+        put(&mut f, "token_policies", s.token_policies.clone());
         put_secs(&mut f, "token_ttl", s.token_ttl);
         put_secs(&mut f, "token_max_ttl", s.token_max_ttl);
         Ok(vec![resource(
             s.address(&meta.name).into(),
             ResourceKind::CertAuthRole,
             f,
-            auth_role_deps(&s.mount, &s.token_policies),
+            auth_role_deps(&s.mount, s.token_policies.as_deref().unwrap_or_default()),
             origin,
             "metadata.name",
         )])

@@ -35,14 +35,14 @@ impl ObjectKind for KubernetesAuthRole {
             json!(s.bound_service_account_namespaces),
         );
         put(&mut f, "audience", s.audience.clone());
-        f.insert("token_policies".into(), json!(s.token_policies));
+        put(&mut f, "token_policies", s.token_policies.clone());
         put_secs(&mut f, "token_ttl", s.token_ttl);
         put_secs(&mut f, "token_max_ttl", s.token_max_ttl);
         Ok(vec![resource(
             s.address(&meta.name).into(),
             ResourceKind::KubernetesAuthRole,
             f,
-            auth_role_deps(&s.mount, &s.token_policies),
+            auth_role_deps(&s.mount, s.token_policies.as_deref().unwrap_or_default()),
             origin,
             "metadata.name",
         )])

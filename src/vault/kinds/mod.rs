@@ -591,4 +591,77 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
             }
         }
     }
+
+    #[test]
+    fn a_field_that_is_not_written_is_neither_shown_nor_written() {
+        // The fixture's pki_int writes only `urls.issuingCertificates`.
+        let (dir, _, desired) = every_kind();
+        let urls_addr = Addr::parse_vault("pki_int/config/urls").unwrap();
+        let urls = desired
+            .resources
+            .iter()
+            .find(|r| r.addr == urls_addr)
+            .expect("pki_int/config/urls");
+        let keys: Vec<&str> = urls.fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["issuing_certificates"]);
+        // Created: the plan shows (and the write sends: a change's `after`
+        // is its body) the written list only.
+        let plan = crate::plan::plan(&desired, &crate::state::Observed::default());
+        let change = plan.changes.iter().find(|c| c.addr == urls_addr).unwrap();
+        let after: Vec<&str> = change
+            .after
+            .iter()
+            .flat_map(|a| a.keys().map(String::as_str))
+            .collect();
+        assert_eq!(after, ["issuing_certificates"]);
+        let shown = crate::plan::render::human(&plan, crate::plan::render::Style::default());
+        assert!(shown.contains("issuing_certificates = "), "{shown}");
+        for unmanaged in ["ocsp_servers", "crl_distribution_points"] {
+            assert!(!shown.contains(unmanaged), "{unmanaged} shown:\n{shown}");
+        }
+        // Live OCSP servers set by hand are left alone: no change.
+        let mut observed = crate::state::Observed::default();
+        let live: crate::state::Fields = serde_json::json!({
+            "issuing_certificates": ["http://v/v1/pki_int/ca"],
+            "crl_distribution_points": [],
+            "ocsp_servers": ["http://ocsp.example"],
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+        .into_iter()
+        .collect();
+        observed.resources.insert(urls_addr.clone(), live);
+        let plan = crate::plan::plan(&desired, &observed);
+        let change = plan.changes.iter().find(|c| c.addr == urls_addr).unwrap();
+        assert_eq!(change.action, crate::plan::Action::NoOp, "{change:?}");
+        // An auth role without tokenPolicies does not manage them.
+        let mut repo = crate::load::load(dir.path()).unwrap();
+        for o in &mut repo.vault {
+            if let VaultObject::AppRole(s) = &mut o.spec {
+                s.token_policies = None;
+            }
+        }
+        let approle = repo
+            .vault
+            .iter()
+            .find(|o| o.spec.kind() == "AppRole")
+            .unwrap();
+        let made = lower(&repo, approle).unwrap();
+        assert!(
+            !made[0].fields.contains_key("token_policies"),
+            "{:?}",
+            made[0].fields
+        );
+        let kube = repo
+            .vault
+            .iter()
+            .find(|o| o.spec.kind() == "KubernetesAuthRole")
+            .unwrap();
+        let made = lower(&repo, kube).unwrap();
+        assert_eq!(
+            made[0].fields["token_policies"],
+            serde_json::json!(["sign"])
+        );
+    }
 }

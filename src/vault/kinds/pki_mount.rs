@@ -62,44 +62,52 @@ impl ObjectKind for PkiMount {
         if let Some(ca) = &spec.ca {
             out.push(issuer(repo, path, origin, ca)?);
         }
+        // `config/urls` keeps what a write leaves out: only the lists
+        // written are managed, and nothing at all when none is.
         if let Some(urls) = &spec.urls {
             let mut f = Fields::new();
-            f.insert(
-                "issuing_certificates".into(),
-                json!(urls.issuing_certificates),
+            put(
+                &mut f,
+                "issuing_certificates",
+                urls.issuing_certificates.clone(),
             );
-            f.insert(
-                "crl_distribution_points".into(),
-                json!(urls.crl_distribution_points),
+            put(
+                &mut f,
+                "crl_distribution_points",
+                urls.crl_distribution_points.clone(),
             );
-            f.insert("ocsp_servers".into(), json!(urls.ocsp_servers));
-            let addr = VaultAddr::Urls {
-                mount: path.to_string(),
-            };
-            out.push(resource(
-                addr.into(),
-                ResourceKind::MountUrls,
-                f,
-                vec![maddr.clone()],
-                origin,
-                "spec.urls",
-            ));
+            put(&mut f, "ocsp_servers", urls.ocsp_servers.clone());
+            if !f.is_empty() {
+                let addr = VaultAddr::Urls {
+                    mount: path.to_string(),
+                };
+                out.push(resource(
+                    addr.into(),
+                    ResourceKind::MountUrls,
+                    f,
+                    vec![maddr.clone()],
+                    origin,
+                    "spec.urls",
+                ));
+            }
         }
         if let Some(crl) = &spec.crl {
             let mut f = Fields::new();
             put_secs(&mut f, "expiry", crl.expiry);
             put(&mut f, "disable", crl.disable);
-            let addr = VaultAddr::Crl {
-                mount: path.to_string(),
-            };
-            out.push(resource(
-                addr.into(),
-                ResourceKind::MountCrl,
-                f,
-                vec![maddr],
-                origin,
-                "spec.crl",
-            ));
+            if !f.is_empty() {
+                let addr = VaultAddr::Crl {
+                    mount: path.to_string(),
+                };
+                out.push(resource(
+                    addr.into(),
+                    ResourceKind::MountCrl,
+                    f,
+                    vec![maddr],
+                    origin,
+                    "spec.crl",
+                ));
+            }
         }
         Ok(out)
     }

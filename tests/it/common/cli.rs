@@ -182,28 +182,32 @@ impl Daemon {
     /// <extra>` ([`command`] with `HOME` at `dir`, its scratch directory),
     /// then `env`.
     pub fn run(dir: tempfile::TempDir, url: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::run_verbose(dir, url, &["-vv"], extra, env)
+    }
+
+    /// [`Daemon::run`] with these global flags (`-vv` there; `&[]` for the
+    /// default verbosity) instead.
+    pub fn run_verbose(
+        dir: tempfile::TempDir,
+        url: &str,
+        global: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let port = super::free_port();
         let log = dir.path().join("certplane.log");
         let mut cmd = command(dir.path());
-        cmd.args([
-            "-vv",
-            "run",
-            "--repo",
-            url,
-            "--ref",
-            "main",
-            "--interval",
-            "1s",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--cache")
-        .arg(dir.path().join("cache"))
-        .arg("--render")
-        .arg(dir.path().join("rendered"))
-        .args(extra)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("the log file"));
+        cmd.args(global)
+            .args(["run", "--repo", url, "--ref", "main", "--interval", "1s"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--cache")
+            .arg(dir.path().join("cache"))
+            .arg("--render")
+            .arg(dir.path().join("rendered"))
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("the log file"));
         let child = cmd.spawn().expect("spawn certplane run");
         Daemon {
             child,
