@@ -1,22 +1,37 @@
 #!/usr/bin/env python3
 """certplane benchmark (make bench). Not part of `make test`.
 
-Generates a repository of N PkiRoles over M PkiMounts (each mount a generated
-root CA), starts a throwaway OpenBao on loopback with a file audit device, and
-measures, in one run:
+For each size (default: 1,000 PkiRoles over 20 PkiMounts, then 10,000 over
+200; each mount a generated EC root CA) it generates a repository, starts a
+throwaway OpenBao on loopback with a file audit device, and measures:
 
   (a) certplane apply --auto-approve   from an empty OpenBao
   (b) certplane plan                   no-op, right after (a)
   (c) certplane apply --auto-approve   no-op, right after (b)
+  (r) raw reads: the very reads of (b) (taken from the audit log), sent by
+      a small native client (benches/scale, `vault-reads`) over one pool of
+      keep-alive connections, as many in flight as certplane allows
+
+and, at the smallest size only,
+
   (d) a shell script with one `bao secrets enable/tune/write` per object,
-      against a fresh OpenBao: the way users do it today
+      against a fresh OpenBao: the way users do it today.
 
 Each with wall time, the Vault requests it made (counted from the audit log:
 reads / writes / logins) and peak RSS. certplane logs in with AppRole (from
 certplane.yaml) so that its one login is visible in the audit log.
 
-Targets (issue 2): no-op plan of 1,000 roles under 1 s with 0 writes and
-1 login; apply from empty at least 20x faster than the script.
+Then the cluster half: a no-op plan of 1,000 Certificates plus their Issuers
+against a scripted loopback API server (benches/scale, `kube-server`), next
+to the same requests replayed raw in parallel (`kube-raw`); the server
+counts discovery requests, connections and the most requests in flight.
+
+Then `certplane run` on the largest size from a local Git repository, for
+BENCH_RUN_INTERVALS intervals (default 100): RSS after each interval and
+the Vault requests per interval.
+
+Targets (issues 2 and 12) are printed met/MISS; --strict (BENCH_STRICT=1)
+exits 3 when one is missed.
 """
 
 import argparse
@@ -169,21 +184,28 @@ def mount_name(m):
     return "bench%02d" % m
 
 
-def write_repo(repo, roles, mounts, addr, role_id):
-    os.makedirs(os.path.join(repo, "mounts"))
-    os.makedirs(os.path.join(repo, "roles"))
+def write_config(repo, vault_block):
     with open(os.path.join(repo, "certplane.yaml"), "w") as f:
         f.write(
             "apiVersion: certplane.dev/v1alpha1\n"
             "kind: Config\n"
-            "spec:\n"
-            "  vault:\n"
-            "    address: %s\n"
-            "    auth:\n"
-            "      appRole:\n"
-            "        mountPath: approle\n"
-            "        roleId: \"%s\"\n"
-            "        secretIdFrom: {env: CERTPLANE_SECRET_ID}\n" % (addr, role_id))
+            "metadata: {name: bench}\n"
+            + ("spec:\n" + vault_block if vault_block else "spec: {}\n"))
+
+
+def write_repo(repo, roles, mounts, addr=None, role_id=None):
+    """The Vault repository; without addr, certplane.yaml names no Vault
+    settings (`run` takes them from the process)."""
+    os.makedirs(os.path.join(repo, "mounts"))
+    os.makedirs(os.path.join(repo, "roles"))
+    write_config(repo, (
+        "  vault:\n"
+        "    address: %s\n"
+        "    auth:\n"
+        "      appRole:\n"
+        "        mountPath: approle\n"
+        "        roleId: \"%s\"\n"
+        "        secretIdFrom: {env: CERTPLANE_VAR_SECRET_ID}\n" % (addr, role_id)) if addr else None)
     for m in range(mounts):
         name = mount_name(m)
         with open(os.path.join(repo, "mounts", name + ".yaml"), "w") as f:
@@ -279,61 +301,394 @@ def fmt_rss(kib):
     return "%.0f MiB" % (kib / 1024.0) if kib else "n/a"
 
 
+def mib(kib):
+    return kib / 1024.0
+
+
+def scale_binary():
+    """Builds benches/scale (release) once; its path."""
+    given = os.environ.get("BENCH_SCALE_BIN")
+    if given:
+        return given
+    cargo = os.environ.get("CARGO", "cargo")
+    out = subprocess.run(
+        [cargo, "build", "--release", "--locked", "--bench", "scale", "--message-format=json"],
+        cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr[-4000:])
+        raise SystemExit("cannot build benches/scale")
+    path = None
+    for line in out.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "scale" \
+                and msg.get("executable"):
+            path = msg["executable"]
+    if not path:
+        raise SystemExit("cargo built no benches/scale executable")
+    return path
+
+
+def audit_reads(bao, offset):
+    """The reads and lists in the audit log after `offset`, as `read PATH` /
+    `list PATH` lines (what a no-op plan asked)."""
+    lines = []
+    with open(bao.audit, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            entry = json.loads(line)
+            if entry.get("type") != "request":
+                continue
+            req = entry.get("request", {})
+            op, path = req.get("operation", ""), req.get("path", "")
+            if op in READ_OPS and not path.endswith("/login"):
+                lines.append("%s %s" % (op, path))
+    return lines
+
+
+def vault_size(roles, mounts, bao_bin, binary, scale_bin, work, with_script):
+    """(a), (b), (c), (r) [and (d)] at one size; the rows, and the OpenBao
+    (still running, applied) with the environment of the run."""
+    tag = "%dx%d" % (roles, mounts)
+    print("\n== Vault: %d roles over %d mounts (each a generated EC root CA)" % (roles, mounts))
+    bao = OpenBao(bao_bin, work, "openbao-" + tag)
+    role_id, secret_id = setup_approle(bao)
+    repo = os.path.join(work, "repo-" + tag)
+    write_repo(repo, roles, mounts, bao.addr, role_id)
+    env = clean_env()
+    env["CERTPLANE_VAR_SECRET_ID"] = secret_id
+    rows = {}
+    runs = [
+        ("apply", "certplane apply, from empty", ["apply", "--auto-approve", "--no-color", repo]),
+        ("plan", "certplane plan, no-op", ["plan", "--no-color", repo]),
+        ("noop", "certplane apply, no-op", ["apply", "--auto-approve", "--no-color", repo]),
+    ]
+    plan_offset = None
+    for key, label, cmd in runs:
+        before = bao.audit_offset()
+        if key == "plan":
+            plan_offset = before
+        wall, peak, _, stdout, _ = measure([binary, *cmd], env, (0,))
+        rows[key] = (label, wall, bao.requests_since(before), peak)
+        print("  %-34s %6.2f s  %s" % (label, wall, fmt_rss(peak)))
+        if key == "plan" and "No changes" not in stdout:
+            sys.stderr.write(stdout[-2000:])
+            raise SystemExit("the plan after apply is not empty")
+
+    reads = audit_reads(bao, plan_offset)
+    reads_file = os.path.join(work, "reads-%s.txt" % tag)
+    with open(reads_file, "w") as f:
+        f.write("\n".join(reads) + "\n")
+    before = bao.audit_offset()
+    wall, peak, _, stdout, _ = measure(
+        [scale_bin, "vault-reads", "--addr", bao.addr, "--reads", reads_file], bao.env(), (0,))
+    done = json.loads(stdout.strip().splitlines()[-1])
+    if done.get("by_status", {}).get("error"):
+        raise SystemExit("the raw client had transport errors: %s" % done)
+    rows["raw"] = ("raw reads (native, 16 in flight)", wall, bao.requests_since(before), peak)
+    print("  %-34s %6.2f s  %s" % (rows["raw"][0], wall, fmt_rss(peak)))
+
+    if with_script:
+        script_bao = OpenBao(bao_bin, work, "openbao-script-" + tag)
+        try:
+            script = os.path.join(work, "bao-script-%s.sh" % tag)
+            write_script(script, roles, mounts, bao_bin)
+            before = script_bao.audit_offset()
+            wall, peak, _, _, _ = measure(["bash", script], script_bao.env())
+            rows["script"] = ("shell script, one bao per object", wall,
+                              script_bao.requests_since(before), peak)
+            print("  %-34s %6.2f s  %s" % (rows["script"][0], wall, fmt_rss(peak)))
+        finally:
+            script_bao.stop()
+    return rows, bao
+
+
+class KubeServer:
+    """benches/scale `kube-server` on a free loopback port."""
+
+    def __init__(self, scale_bin, workdir):
+        self.log = open(os.path.join(workdir, "kube-server.log"), "w")
+        self.proc = subprocess.Popen([scale_bin, "kube-server"], stdout=subprocess.PIPE,
+                                     stderr=self.log, stdin=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline().strip()
+        if not line.startswith("listening "):
+            self.stop()
+            raise SystemExit("the scripted API server did not start: %r" % line)
+        self.addr = "http://" + line.split(" ", 1)[1]
+
+    def call(self, method, what):
+        req = urllib.request.Request(self.addr + "/__bench/" + what, method=method)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+
+    def stats(self):
+        return json.loads(self.call("GET", "stats"))
+
+    def reset(self):
+        self.call("POST", "reset")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def write_cluster_repo(repo, certs, issuers):
+    os.makedirs(repo)
+    with open(os.path.join(repo, "certplane.yaml"), "w") as f:
+        f.write("apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: bench-cluster}\n"
+                "spec:\n  cluster:\n    context: bench\n")
+    docs = ["apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n"]
+    for i in range(issuers):
+        docs.append(
+            "apiVersion: cert-manager.io/v1\nkind: Issuer\n"
+            "metadata: {name: issuer-%02d, namespace: bench}\nspec:\n  selfSigned: {}\n" % i)
+    with open(os.path.join(repo, "issuers.yaml"), "w") as f:
+        f.write("---\n".join(docs))
+    docs = []
+    for c in range(certs):
+        docs.append(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\n"
+            "metadata: {name: svc-%04d, namespace: bench}\nspec:\n"
+            "  secretName: svc-%04d-tls\n  commonName: svc-%04d.bench.local\n"
+            "  dnsNames: [svc-%04d.bench.local]\n  duration: 2160h\n  renewBefore: 720h\n"
+            "  privateKey: {algorithm: ECDSA, size: 256}\n"
+            "  issuerRef: {name: issuer-%02d, kind: Issuer, group: cert-manager.io}\n"
+            % (c, c, c, c, c % issuers))
+    with open(os.path.join(repo, "certificates.yaml"), "w") as f:
+        f.write("---\n".join(docs))
+
+
+def cluster_bench(binary, scale_bin, work, certs, issuers):
+    print("\n== Cluster: %d Certificates and %d Issuers against a scripted loopback API server"
+          % (certs, issuers))
+    server = KubeServer(scale_bin, work)
+    rows = {}
+    try:
+        kubeconfig = os.path.join(work, "kubeconfig")
+        with open(kubeconfig, "w") as f:
+            f.write("apiVersion: v1\nkind: Config\ncurrent-context: bench\n"
+                    "clusters:\n- name: bench\n  cluster:\n    server: %s\n"
+                    "contexts:\n- name: bench\n  context:\n    cluster: bench\n    user: bench\n"
+                    "    namespace: bench\nusers:\n- name: bench\n  user:\n    token: not-a-real-token\n"
+                    % server.addr)
+        repo = os.path.join(work, "cluster-repo")
+        write_cluster_repo(repo, certs, issuers)
+        env = clean_env()
+        env["KUBECONFIG"] = kubeconfig
+        runs = [
+            ("apply", "certplane apply, from empty", ["apply", "--auto-approve", "--no-color", repo]),
+            ("plan", "certplane plan, no-op", ["plan", "--no-color", repo]),
+        ]
+        log_file = os.path.join(work, "kube-requests.jsonl")
+        for key, label, cmd in runs:
+            server.reset()
+            wall, peak, _, stdout, _ = measure([binary, *cmd], env, (0,))
+            rows[key] = (label, wall, server.stats(), peak)
+            print("  %-34s %6.2f s  %s" % (label, wall, fmt_rss(peak)))
+            if key == "plan":
+                if "No changes" not in stdout:
+                    sys.stderr.write(stdout[-2000:])
+                    raise SystemExit("the cluster plan after apply is not empty")
+                with open(log_file, "w") as f:
+                    f.write(server.call("GET", "log"))
+        server.reset()
+        wall, peak, _, stdout, _ = measure(
+            [scale_bin, "kube-raw", "--addr", server.addr, "--log", log_file], clean_env(), (0,))
+        done = json.loads(stdout.strip().splitlines()[-1])
+        if done.get("by_status", {}).get("error"):
+            raise SystemExit("the raw client had transport errors: %s" % done)
+        rows["raw"] = ("raw requests (native, 8 in flight)", wall, server.stats(), peak)
+        print("  %-34s %6.2f s  %s" % (rows["raw"][0], wall, fmt_rss(peak)))
+    finally:
+        server.stop()
+    return rows
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-C", repo, *args], check=True, capture_output=True,
+                   env=dict(clean_env(), GIT_AUTHOR_NAME="bench", GIT_AUTHOR_EMAIL="bench@localhost",
+                            GIT_COMMITTER_NAME="bench", GIT_COMMITTER_EMAIL="bench@localhost"))
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def metric(addr, name, labels):
+    try:
+        with urllib.request.urlopen(addr + "/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + "{") and labels in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def run_bench(binary, bao, roles, mounts, intervals, work):
+    """`certplane run` from a local Git repository, `intervals` reconciles."""
+    print("\n== run: %d roles over %d mounts, %d intervals (--interval 1s), from a local Git repo"
+          % (roles, mounts, intervals))
+    src = os.path.join(work, "git-src")
+    write_repo(src, roles, mounts)
+    git(src, "init", "-q", "-b", "main")
+    git(src, "add", "-A")
+    git(src, "commit", "-q", "-m", "bench")
+    port = free_port()
+    listen = "http://127.0.0.1:%d" % port
+    env = bao.env()
+    log = open(os.path.join(work, "run.log"), "w")
+    before = bao.audit_offset()
+    proc = subprocess.Popen(
+        [binary, "run", "--repo", src, "--ref", "main", "--interval", "1s",
+         "--cache", os.path.join(work, "run-cache"), "--listen", "127.0.0.1:%d" % port],
+        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    samples = []  # (reconciles done, RSS KiB, audit offset)
+    started = time.monotonic()
+    try:
+        seen = 0
+        deadline = time.monotonic() + max(600, intervals * 30)
+        while seen < intervals:
+            if proc.poll() is not None:
+                raise SystemExit("certplane run exited %d; see %s" % (proc.returncode, log.name))
+            if time.monotonic() > deadline:
+                raise SystemExit("certplane run did not finish %d intervals in time" % intervals)
+            ok = metric(listen, "certplane_reconcile_total", 'result="success"') or 0
+            bad = metric(listen, "certplane_reconcile_total", 'result="failure"') or 0
+            if bad:
+                raise SystemExit("a reconcile failed; see %s" % log.name)
+            if int(ok) > seen:
+                seen = int(ok)
+                samples.append((seen, rss_kib(proc.pid), bao.audit_offset()))
+            time.sleep(0.05)
+    finally:
+        elapsed = time.monotonic() - started
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+    total = bao.requests_since(before)
+    # Requests per interval in steady state: between the first and the last
+    # sample (the first reconcile also logs in and looks the token up).
+    first, last = samples[0], samples[-1]
+    steady = requests_between(bao, first[2], last[2])
+    n = max(1, last[0] - first[0])
+    return {
+        "intervals": last[0], "elapsed": elapsed, "samples": samples, "total": total,
+        "per_interval": {k: v / n for k, v in steady.items()},
+    }
+
+
+def requests_between(bao, start, end):
+    counts = {"requests": 0, "reads": 0, "writes": 0, "logins": 0, "other": 0}
+    with open(bao.audit, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    for line in data.splitlines():
+        entry = json.loads(line)
+        if entry.get("type") != "request":
+            continue
+        req = entry.get("request", {})
+        op, path = req.get("operation", ""), req.get("path", "")
+        counts["requests"] += 1
+        if path.startswith("auth/") and path.endswith("/login"):
+            counts["logins"] += 1
+        elif op in WRITE_OPS:
+            counts["writes"] += 1
+        elif op in READ_OPS:
+            counts["reads"] += 1
+        else:
+            counts["other"] += 1
+    return counts
+
+
+def print_table(head, rows):
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    for i, r in enumerate([head] + rows):
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        print("  ".join(cells))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def parse_sizes(text):
+    out = []
+    for part in text.split(","):
+        roles, _, mounts = part.strip().partition("x")
+        out.append((int(roles), int(mounts)))
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("roles", nargs="?", type=int, default=int(os.environ.get("BENCH_ROLES", 1000)))
-    p.add_argument("mounts", nargs="?", type=int, default=int(os.environ.get("BENCH_MOUNTS", 20)))
+    p.add_argument("roles", nargs="?", type=int, help="one size only: ROLES (with MOUNTS)")
+    p.add_argument("mounts", nargs="?", type=int)
+    p.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "1000x20,10000x200"),
+                   help="ROLESxMOUNTS,... (default 1000x20,10000x200; env BENCH_SIZES)")
+    p.add_argument("--certs", type=int, default=int(os.environ.get("BENCH_CERTS", 1000)),
+                   help="Certificates of the cluster half (0: skip it)")
+    p.add_argument("--run-intervals", type=int,
+                   default=int(os.environ.get("BENCH_RUN_INTERVALS", 100)),
+                   help="intervals of `certplane run` on the largest size (0: skip it)")
+    p.add_argument("--no-script", action="store_true", default=os.environ.get("BENCH_NO_SCRIPT") == "1",
+                   help="skip the shell-script comparison (it takes minutes)")
     p.add_argument("--strict", action="store_true", default=os.environ.get("BENCH_STRICT") == "1",
                    help="exit 3 when a target is missed")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
-    if args.roles < 0 or args.mounts < 1:
+    sizes = [(args.roles, args.mounts if args.mounts else 20)] if args.roles is not None \
+        else parse_sizes(args.sizes)
+    if any(r < 0 or m < 1 for r, m in sizes):
         raise SystemExit("need ROLES >= 0 and MOUNTS >= 1")
 
     binary = os.environ.get("CERTPLANE_BIN", os.path.join(ROOT, "target", "release", "certplane"))
     if not os.access(binary, os.X_OK):
         raise SystemExit("no certplane binary at %s; run `make build` (or `make bench`)" % binary)
     bao_bin = resolve_bao()
+    scale_bin = scale_binary()
 
     work = tempfile.mkdtemp(prefix="certplane-bench-")
     servers = []
-    rows = []
+    results = []
+    cluster = None
+    run = None
     try:
-        print("certplane bench: %d roles over %d mounts (each a generated EC root CA)"
-              % (args.roles, args.mounts))
-        print("bao: %s" % bao_bin)
+        print("certplane bench; bao: %s" % bao_bin)
         print("work dir: %s; peak RSS via %s" % (
             work, "/usr/bin/time -f %M" if HAVE_GNU_TIME else "getrusage(RUSAGE_CHILDREN)"))
-
-        bao = OpenBao(bao_bin, work, "openbao-certplane")
-        servers.append(bao)
-        role_id, secret_id = setup_approle(bao)
-        repo = os.path.join(work, "repo")
-        write_repo(repo, args.roles, args.mounts, bao.addr, role_id)
-        env = clean_env()
-        env["CERTPLANE_SECRET_ID"] = secret_id
-
-        runs = [
-            ("(a) certplane apply, from empty", ["apply", "--auto-approve", "--no-color", repo], (0,)),
-            ("(b) certplane plan, no-op", ["plan", "--no-color", repo], (0,)),
-            ("(c) certplane apply, no-op", ["apply", "--auto-approve", "--no-color", repo], (0,)),
-        ]
-        for label, cmd, expect in runs:
-            before = bao.audit_offset()
-            wall, peak, _, stdout, _ = measure([binary, *cmd], env, expect)
-            counts = bao.requests_since(before)
-            rows.append((label, wall, counts, peak))
-            if label.startswith("(b)") and "No changes" not in stdout:
-                sys.stderr.write(stdout[-2000:])
-                raise SystemExit("the plan after apply is not empty")
-
-        script_bao = OpenBao(bao_bin, work, "openbao-script")
-        servers.append(script_bao)
-        script = os.path.join(work, "bao-script.sh")
-        write_script(script, args.roles, args.mounts, bao_bin)
-        before = script_bao.audit_offset()
-        wall, peak, _, _, _ = measure(["bash", script], script_bao.env())
-        rows.append(("(d) shell script, one bao per object", wall, script_bao.requests_since(before), peak))
+        for i, (roles, mounts) in enumerate(sizes):
+            rows, bao = vault_size(roles, mounts, bao_bin, binary, scale_bin, work,
+                                   with_script=(i == 0 and not args.no_script))
+            servers.append(bao)
+            results.append(((roles, mounts), rows))
+            if i < len(sizes) - 1:
+                bao.stop()
+                servers.remove(bao)
+        if args.certs > 0:
+            cluster = cluster_bench(binary, scale_bin, work, args.certs, max(1, args.certs // 50))
+        if args.run_intervals > 0 and servers:
+            roles, mounts = sizes[-1]
+            run = run_bench(binary, servers[-1], roles, mounts, args.run_intervals, work)
     finally:
         for s in servers:
             s.stop()
@@ -343,37 +698,115 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
     head = ("phase", "wall", "requests", "reads", "writes", "logins", "peak RSS")
-    table = [head] + [
-        (label, "%.2f s" % wall, str(c["requests"]), str(c["reads"]), str(c["writes"]),
-         str(c["logins"]), fmt_rss(peak))
-        for label, wall, c, peak in rows
-    ]
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
     print()
-    for i, r in enumerate(table):
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
-        print("  ".join(cells))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    print("Vault, side by side:")
+    table = []
+    for (roles, mounts), rows in results:
+        for key in ("apply", "plan", "noop", "raw", "script"):
+            if key not in rows:
+                continue
+            label, wall, c, peak = rows[key]
+            table.append(("%d roles: %s" % (roles, label), "%.2f s" % wall, str(c["requests"]),
+                          str(c["reads"]), str(c["writes"]), str(c["logins"]), fmt_rss(peak)))
+    print_table(head, table)
 
-    a, b, c, d = rows
-    speedup = d[1] / a[1] if a[1] > 0 else float("inf")
+    checks = []
+    small = results[0][1]
+    if "script" in small:
+        speedup = small["script"][1] / small["apply"][1] if small["apply"][1] > 0 else float("inf")
+        print("\nspeed-up of apply from empty over the shell script: %.1fx" % speedup)
+        checks.append(("apply from empty >= 20x faster than the script (%d roles)" % results[0][0][0],
+                       speedup >= 20, "%.1fx" % speedup))
+    for (roles, mounts), rows in results:
+        plan, noop, raw = rows["plan"], rows["noop"], rows["raw"]
+        ratio = plan[1] / raw[1] if raw[1] > 0 else float("inf")
+        print("%d roles: no-op plan / raw reads = %.2fx (%.2f s / %.2f s)" % (roles, ratio, plan[1], raw[1]))
+        checks += [
+            ("%d roles: no-op plan within 1.2x of the raw reads" % roles, ratio <= 1.2, "%.2fx" % ratio),
+            ("%d roles: no-op plan makes 0 writes" % roles, plan[2]["writes"] == 0,
+             "%d writes" % plan[2]["writes"]),
+            ("%d roles: no-op plan makes 1 login" % roles, plan[2]["logins"] == 1,
+             "%d logins" % plan[2]["logins"]),
+            ("%d roles: no-op apply makes 0 writes" % roles, noop[2]["writes"] == 0,
+             "%d writes" % noop[2]["writes"]),
+        ]
+        if roles == 1000 and mounts == 20:
+            checks.append(("1000 roles: no-op plan under 1 s", plan[1] < 1.0, "%.2f s" % plan[1]))
+    if len(results) >= 2:
+        (r1, _), small = results[0]
+        (r2, _), big = results[-1]
+        scale = r2 / r1 if r1 else float("inf")
+        for key, what in (("apply", "apply from empty"), ("plan", "no-op plan"), ("noop", "no-op apply")):
+            t = big[key][1] / small[key][1] if small[key][1] > 0 else float("inf")
+            checks.append(("%s: time %d/%d roles <= %.1f" % (what, r2, r1, 1.1 * scale),
+                           t <= 1.1 * scale, "%.1fx" % t))
+        for key, what in (("plan", "no-op plan"), ("apply", "apply from empty"), ("noop", "no-op apply")):
+            a, b = mib(small[key][3]), mib(big[key][3])
+            checks.append(("%s: peak RSS at %d roles <= 64 MiB" % (what, r2), 0 < b <= 64,
+                           "%.0f MiB" % b))
+            checks.append(("%s: peak RSS %d roles <= 2x %d roles" % (what, r2, r1), 0 < b <= 2 * a,
+                           "%.0f MiB vs %.0f MiB (%.2fx)" % (b, a, b / a if a else float("inf"))))
+
+    if cluster:
+        print()
+        print("Cluster (%d Certificates, %d Issuers, 1 Namespace; scripted loopback API server):"
+              % (args.certs, max(1, args.certs // 50)))
+        head = ("phase", "wall", "requests", "discovery", "GET", "dry runs", "writes",
+                "connections", "max in flight", "peak RSS")
+        table = []
+        for key in ("apply", "plan", "raw"):
+            label, wall, st, peak = cluster[key]
+            table.append((label, "%.2f s" % wall, str(st["requests"]), str(st["discovery"]),
+                          str(st["gets"] + st["lists"]), str(st["dry_runs"]), str(st["writes"]),
+                          str(st["connections"]), str(st["max_in_flight"]), fmt_rss(peak)))
+        print_table(head, table)
+        plan, raw = cluster["plan"], cluster["raw"]
+        ratio = plan[1] / raw[1] if raw[1] > 0 else float("inf")
+        print("cluster no-op plan / raw requests = %.2fx (%.2f s / %.2f s)" % (ratio, plan[1], raw[1]))
+        st = plan[2]
+        checks += [
+            ("cluster plan: discovery once per group/version (<= 3 requests)", st["discovery"] <= 3,
+             "%d discovery requests" % st["discovery"]),
+            ("cluster plan: bounded concurrency (<= 8 in flight)", st["max_in_flight"] <= 8,
+             "%d in flight at most" % st["max_in_flight"]),
+            ("cluster plan: one connection pool (<= 8 connections)", st["connections"] <= 8,
+             "%d connections" % st["connections"]),
+            ("cluster plan: 0 writes", st["writes"] == 0, "%d writes" % st["writes"]),
+        ]
+
+    if run:
+        samples = run["samples"]
+        print()
+        print("certplane run: %d intervals in %.0f s; RSS after interval:" % (run["intervals"], run["elapsed"]))
+        marks = sorted({1, 2, 10, 25, 50, 75, run["intervals"]})
+        print("  " + "  ".join("#%d %.1f MiB" % (n, mib(k)) for n, k, _ in samples if n in marks))
+        per = run["per_interval"]
+        print("  Vault requests per interval (steady state): %.1f (reads %.1f, writes %.1f, logins %.2f);"
+              " over the whole run: %d requests, %d logins"
+              % (per["requests"], per["reads"], per["writes"], per["logins"],
+                 run["total"]["requests"], run["total"]["logins"]))
+        settled = [k for n, k, _ in samples if n >= min(10, run["intervals"])]
+        growth = mib(settled[-1] - settled[0]) if settled else 0.0
+        peak = mib(max(k for _, k, _ in samples))
+        checks += [
+            ("run: RSS flat from interval 10 to %d (growth <= 4 MiB)" % run["intervals"],
+             growth <= 4, "%+.1f MiB" % growth),
+            ("run: peak RSS <= 64 MiB", peak <= 64, "%.0f MiB" % peak),
+            ("run: %d intervals completed" % args.run_intervals, run["intervals"] >= args.run_intervals,
+             "%d" % run["intervals"]),
+            ("run: 0 writes in steady state", per["writes"] == 0, "%.1f writes/interval" % per["writes"]),
+            ("run: one login for the whole run", run["total"]["logins"] <= 1,
+             "%d logins" % run["total"]["logins"]),
+        ]
+
     print()
-    print("speed-up of (a) over (d): %.1fx" % speedup)
-    checks = [
-        ("no-op plan under 1 s", b[1] < 1.0, "%.2f s" % b[1]),
-        ("no-op plan makes 0 writes", b[2]["writes"] == 0, "%d writes" % b[2]["writes"]),
-        ("no-op plan makes 1 login", b[2]["logins"] == 1, "%d logins" % b[2]["logins"]),
-        ("no-op apply makes 0 writes", c[2]["writes"] == 0, "%d writes" % c[2]["writes"]),
-        ("apply from empty >= 20x faster than the script", speedup >= 20, "%.1fx" % speedup),
-    ]
-    if args.roles != 1000 or args.mounts != 20:
-        print("(targets are stated for 1,000 roles over 20 mounts; this run used %d over %d)"
-              % (args.roles, args.mounts))
+    print("targets:")
     missed = 0
     for name, ok, value in checks:
         print("  [%s] %s: %s" % ("met " if ok else "MISS", name, value))
         missed += not ok
+    if missed:
+        print("%d target(s) missed" % missed)
     if missed and args.strict:
         sys.exit(3)
 

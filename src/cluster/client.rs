@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -49,8 +49,11 @@ pub struct Cluster {
     client: Client,
     field_manager: String,
     timeout: Duration,
-    /// `apiVersion` -> what it serves.
-    discovery: Arc<Mutex<HashMap<String, Resources>>>,
+    /// `apiVersion` -> what it serves. An async lock held across the
+    /// discovery request: the dry runs of a plan start in parallel, and
+    /// each group/version must still be asked for once, not once per
+    /// object in flight.
+    discovery: Arc<tokio::sync::Mutex<HashMap<String, Resources>>>,
     /// Where inventories are kept.
     pub(crate) inventory_namespace: String,
 }
@@ -261,8 +264,9 @@ impl Cluster {
         api_version: &str,
         kind: &str,
     ) -> Result<Resources, ClusterError> {
-        if let Some(r) = self.cached(api_version) {
-            return Ok(r);
+        let mut cache = self.discovery.lock().await;
+        if let Some(r) = cache.get(api_version) {
+            return Ok(r.clone());
         }
         let gv: GroupVersion = api_version
             .parse()
@@ -294,14 +298,8 @@ impl Cluster {
             Ok(Ok(g)) => g,
         };
         let resources: Resources = Arc::new(group.versioned_resources(&gv.version));
-        if let Ok(mut cache) = self.discovery.lock() {
-            cache.insert(api_version.to_string(), resources.clone());
-        }
+        cache.insert(api_version.to_string(), resources.clone());
         Ok(resources)
-    }
-
-    fn cached(&self, api_version: &str) -> Option<Resources> {
-        self.discovery.lock().ok()?.get(api_version).cloned()
     }
 
     /// Find where `manifest` lives: its kind through discovery, its namespace

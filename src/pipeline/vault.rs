@@ -6,7 +6,7 @@ use futures::FutureExt as _;
 use futures::future::LocalBoxFuture;
 
 use super::provider::{ApplyInput, Observation, OnEvent, PlanInput, Provider, ProviderError};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, Planned};
 use crate::state::{Desired, Observed, Ownership};
 use crate::vault::apply::ApplyReport;
 use crate::vault::{SecretSources, Vault, VaultError};
@@ -37,9 +37,13 @@ impl<'v> VaultProvider<'v> {
 }
 
 /// What Vault holds of the desired state, and which of its objects are
-/// whose.
+/// whose. The resources compared field by field were planned while they
+/// were read (their replies are not kept); the CAs are planned here.
 struct VaultObserved {
     observed: Observed,
+    /// `planned[i]`: the change of `desired.resources[i]`, taken by the
+    /// one [`Observation::plan`] call.
+    planned: std::sync::Mutex<Vec<Option<Planned>>>,
     owned: Ownership,
 }
 
@@ -47,7 +51,12 @@ impl Observation for VaultObserved {
     fn plan(&self, input: &PlanInput<'_>, plan: &mut Plan) {
         let prepared = input.prepared;
         let identity = prepared.repo.identity.as_str();
-        let mut own = crate::plan::plan(&prepared.desired, &self.observed);
+        let planned = self
+            .planned
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p))
+            .unwrap_or_default();
+        let mut own = crate::plan::plan_streamed(&prepared.desired, &self.observed, planned);
         crate::plan::ownership(
             &mut own,
             &self.owned,
@@ -76,14 +85,37 @@ impl Observation for VaultObserved {
 pub async fn observe_vault(vault: &Vault, desired: &Desired) -> Result<Observed, VaultError> {
     let started = std::time::Instant::now();
     let observed = crate::vault::observe(vault, desired).await?;
+    log_observed(vault, observed.resources.len(), started);
+    Ok(observed)
+}
+
+fn log_observed(vault: &Vault, existing: usize, started: std::time::Instant) {
     let counts = vault.requests_made();
     tracing::info!(
-        existing = observed.resources.len(),
+        existing,
         reads = counts.reads,
         ms = started.elapsed().as_millis() as u64,
         "observed vault"
     );
-    Ok(observed)
+}
+
+/// Reads the live Vault state of `desired` and plans each resource
+/// compared field by field as its reply arrives (the reply is then
+/// dropped): the CA state, and those changes by index of `desired`.
+async fn observe_and_plan_streamed(
+    vault: &Vault,
+    desired: &Desired,
+) -> Result<(Observed, Vec<Option<Planned>>), VaultError> {
+    let started = std::time::Instant::now();
+    let mut planned: Vec<Option<Planned>> = vec![None; desired.resources.len()];
+    let mut existing = 0;
+    let observed = crate::vault::observe::observe_streamed(vault, desired, |i, r, live, mounts| {
+        existing += usize::from(live.is_some());
+        planned[i] = Some(crate::plan::plan_resource(r, live.as_ref(), mounts));
+    })
+    .await?;
+    log_observed(vault, existing, started);
+    Ok((observed, planned))
 }
 
 impl Provider for VaultProvider<'_> {
@@ -99,9 +131,13 @@ impl Provider for VaultProvider<'_> {
         async move {
             let desired = &input.prepared.desired;
             let identity = input.prepared.repo.identity.as_str();
-            let observed = observe_vault(self.vault, desired).await?;
+            let (observed, planned) = observe_and_plan_streamed(self.vault, desired).await?;
             let owned = crate::vault::prune::survey(self.vault, desired, identity).await?;
-            Ok(Box::new(VaultObserved { observed, owned }) as Box<dyn Observation>)
+            Ok(Box::new(VaultObserved {
+                observed,
+                planned: std::sync::Mutex::new(planned),
+                owned,
+            }) as Box<dyn Observation>)
         }
         .boxed_local()
     }

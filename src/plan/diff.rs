@@ -9,24 +9,72 @@ use super::{Action, CaChange, Change, Plan, PlanError, PlanNote};
 use crate::addr::{Addr, VaultAddr};
 use crate::model::Duration;
 use crate::state::{
-    CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, Observed, ObservedIssuer,
-    ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind, SecretFrom, Signer,
+    CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, LiveMounts, Observed,
+    ObservedIssuer, ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind,
+    SecretFrom, Signer,
 };
 use crate::vault::kinds::{Belongs, Read, Write};
 
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
 /// [`Observed::now`]).
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    plan_streamed(desired, observed, Vec::new())
+}
+
+/// The change of one resource compared field by field (every kind but a
+/// CA), with the errors it raises: what [`plan_resource`] returns as each
+/// observation arrives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planned {
+    /// The change.
+    pub change: Change,
+    /// Why the plan cannot be applied, if it cannot.
+    pub errored: Vec<PlanError>,
+}
+
+/// Plans one resource compared field by field from its live fields
+/// (`None`: it does not exist), as soon as they are read: the live reply
+/// need not be kept once this returns. Pure.
+pub fn plan_resource(
+    r: &DesiredResource,
+    live: Option<&Fields>,
+    live_mounts: &LiveMounts,
+) -> Planned {
+    let mut errored = Vec::new();
+    let change = plan_fields(r, live, live_mounts, &mut errored);
+    Planned { change, errored }
+}
+
+/// [`plan`], where the resources compared field by field were already
+/// planned while they were observed ([`plan_resource`]; `planned[i]` is the
+/// one of `desired.resources[i]`). A resource without one there is planned
+/// from [`Observed::resources`]. Pure.
+pub fn plan_streamed(
+    desired: &Desired,
+    observed: &Observed,
+    mut planned: Vec<Option<Planned>>,
+) -> Plan {
     let mut plan = Plan::default();
     let mut changes = Vec::with_capacity(desired.resources.len());
-    for r in &desired.resources {
+    for (i, r) in desired.resources.iter().enumerate() {
         let change = match (r.kind.descriptor().write, &r.ca) {
             (Write::Issuer, Some(ca)) => {
                 let mut change = plan_issuer(r, ca, observed);
                 changes.extend(pending_keys(&mut change, ca, observed));
                 change
             }
-            _ => plan_fields(r, observed, &mut plan.errored),
+            _ => match planned.get_mut(i).and_then(Option::take) {
+                Some(p) => {
+                    plan.errored.extend(p.errored);
+                    p.change
+                }
+                None => plan_fields(
+                    r,
+                    observed.resources.get(&r.addr),
+                    &observed.live_mounts,
+                    &mut plan.errored,
+                ),
+            },
         };
         changes.push(change);
     }
@@ -238,7 +286,12 @@ fn canonical(v: &Value) -> String {
     }
 }
 
-fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanError>) -> Change {
+fn plan_fields(
+    r: &DesiredResource,
+    live: Option<&Fields>,
+    live_mounts: &LiveMounts,
+    errored: &mut Vec<PlanError>,
+) -> Change {
     let mut change = Change {
         addr: r.addr.clone(),
         kind: r.kind,
@@ -266,9 +319,9 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
             .get_or_insert_default()
             .insert(key.clone(), shown);
     }
-    let Some(live) = observed.resources.get(&r.addr) else {
+    let Some(live) = live else {
         change.action = Action::Create;
-        if let Some(e) = nested_in_live_mount(r, observed) {
+        if let Some(e) = nested_in_live_mount(r, live_mounts) {
             errored.push(e);
         }
         return change;
@@ -323,10 +376,10 @@ fn plan_fields(r: &DesiredResource, observed: &Observed, errored: &mut Vec<PlanE
 /// A mount to create inside (or around) a live mount of the same table:
 /// Vault would refuse it ("path is already in use"), after the writes
 /// planned before it.
-fn nested_in_live_mount(r: &DesiredResource, observed: &Observed) -> Option<PlanError> {
+fn nested_in_live_mount(r: &DesiredResource, live_mounts: &LiveMounts) -> Option<PlanError> {
     let (path, live, table) = match r.addr.as_vault()? {
-        VaultAddr::Mount { path } => (path, &observed.live_mounts.secrets, "sys/mounts"),
-        VaultAddr::AuthMount { path } => (path, &observed.live_mounts.auth, "sys/auth"),
+        VaultAddr::Mount { path } => (path, &live_mounts.secrets, "sys/mounts"),
+        VaultAddr::AuthMount { path } => (path, &live_mounts.auth, "sys/auth"),
         _ => return None,
     };
     let path = path.trim_matches('/');
@@ -447,12 +500,12 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
         after: Some(r.fields.clone()),
         sensitive: vec![],
         reason: None,
-        ca: Some(CaChange {
+        ca: Some(Box::new(CaChange {
             desired: ca.clone(),
             existing_id: None,
             note: None,
             pending_key: None,
-        }),
+        })),
         depends_on: r.depends_on.clone(),
         manifest: None,
     };
@@ -751,11 +804,28 @@ fn order(changes: Vec<Change>) -> Vec<Change> {
         }
     }
     // A cycle (validation rejects them) keeps the rest in declaration order.
-    let placed: BTreeSet<usize> = out_idx.iter().copied().collect();
-    out_idx.extend((0..changes.len()).filter(|i| !placed.contains(i)));
-    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
-    out_idx
-        .into_iter()
-        .filter_map(|i| slots[i].take())
-        .collect()
+    let mut placed = vec![false; changes.len()];
+    for &i in &out_idx {
+        placed[i] = true;
+    }
+    out_idx.extend((0..changes.len()).filter(|&i| !placed[i]));
+    permute(changes, &out_idx)
+}
+
+/// `items` reordered so that `items[order[k]]` comes k-th, in place: a
+/// plan of 10,000 changes is not copied into a second vector.
+fn permute<T>(mut items: Vec<T>, order: &[usize]) -> Vec<T> {
+    // dest[i]: where the item now at i goes.
+    let mut dest = vec![0usize; order.len()];
+    for (k, &i) in order.iter().enumerate() {
+        dest[i] = k;
+    }
+    for i in 0..items.len() {
+        while dest[i] != i {
+            let j = dest[i];
+            items.swap(i, j);
+            dest.swap(i, j);
+        }
+    }
+    items
 }

@@ -16,7 +16,10 @@ use crate::addr::Addr;
 use crate::state::{DesiredCa, Fields, ResourceKind};
 
 pub use compare::first_difference;
-pub use diff::{KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, ownership, plan, same_value};
+pub use diff::{
+    KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, Planned, ownership, plan, plan_resource,
+    plan_streamed, same_value,
+};
 
 /// What a change does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -96,9 +99,10 @@ pub struct Change {
     /// Why, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// For an issuer: how to make the CA and what it replaces.
+    /// For an issuer: how to make the CA and what it replaces (boxed: a
+    /// CA is rare, and a plan holds one change per object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca: Option<CaChange>,
+    pub ca: Option<Box<CaChange>>,
     /// Addresses that must be applied first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Addr>,

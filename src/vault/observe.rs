@@ -17,7 +17,8 @@ use super::{Vault, VaultError};
 use crate::addr::{Addr, VaultAddr};
 use crate::pki::x509;
 use crate::state::{
-    CaMethod, Desired, Fields, Observed, ObservedIssuer, ObservedKey, ResourceKind, Signer,
+    CaMethod, Desired, DesiredResource, Fields, Observed, ObservedIssuer, ObservedKey,
+    ResourceKind, Signer,
 };
 
 /// Most requests in flight at once.
@@ -418,19 +419,45 @@ fn issuer_mounts(desired: &Desired) -> BTreeSet<String> {
 }
 
 enum Task<'a> {
-    Resource(&'a Addr, ResourceKind),
+    Resource(usize, &'a DesiredResource),
     Issuers(String),
     Keys(String),
 }
 
-enum Found {
-    Resource(Addr, Option<Fields>),
+enum Found<'a> {
+    Resource(usize, &'a DesiredResource, Option<Fields>),
     Issuers(String, Vec<ObservedIssuer>),
     Keys(String, Vec<ObservedKey>),
 }
 
 /// Reads the live state of every desired resource.
 pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, VaultError> {
+    let mut resources = BTreeMap::new();
+    let mut observed = observe_streamed(vault, desired, |_, r, live, _| {
+        if let Some(fields) = live {
+            resources.insert(r.addr.clone(), fields);
+        }
+    })
+    .await?;
+    observed.resources = resources;
+    Ok(observed)
+}
+
+/// Reads the live state of every desired resource, handing each
+/// resource's live fields to `seen` (with its index in `desired`, and the
+/// live mount paths) as they arrive instead of keeping them:
+/// [`Observed::resources`] comes back empty. At most [`CONCURRENCY`]
+/// replies are held at a time; the planner compares each as it comes
+/// ([`crate::plan::plan_resource`]), so that a plan of 10,000 roles never
+/// holds 10,000 replies of some sixty parameters each.
+pub async fn observe_streamed<F>(
+    vault: &Vault,
+    desired: &Desired,
+    mut seen: F,
+) -> Result<Observed, VaultError>
+where
+    F: FnMut(usize, &DesiredResource, Option<Fields>, &crate::state::LiveMounts),
+{
     let mounts = issuer_mounts(desired);
     let kinds: Vec<ResourceKind> = desired.resources.iter().map(|r| r.kind).collect();
     let tables = MountTables::load(
@@ -443,8 +470,9 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
     let mut tasks: Vec<Task<'_>> = desired
         .resources
         .iter()
-        .filter(|r| r.kind.descriptor().read != Read::Issuers)
-        .map(|r| Task::Resource(&r.addr, r.kind))
+        .enumerate()
+        .filter(|(_, r)| r.kind.descriptor().read != Read::Issuers)
+        .map(|(i, r)| Task::Resource(i, r))
         .collect();
     tasks.extend(
         mounts
@@ -459,12 +487,17 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
             .map(Task::Keys),
     );
 
+    let mut observed = Observed {
+        now: unix_now(),
+        live_mounts: tables.paths(),
+        ..Observed::default()
+    };
     let tables = &tables;
-    let results = stream::iter(tasks.into_iter().map(|task| async move {
+    let mut results = stream::iter(tasks.into_iter().map(|task| async move {
         match task {
-            Task::Resource(addr, kind) => read_resource(vault, tables, addr, kind)
+            Task::Resource(i, r) => read_resource(vault, tables, &r.addr, r.kind)
                 .await
-                .map(|f| Found::Resource(addr.clone(), f)),
+                .map(|f| Found::Resource(i, r, f)),
             Task::Issuers(mount) => observe_issuers(vault, &mount)
                 .await
                 .map(|i| Found::Issuers(mount, i)),
@@ -473,21 +506,10 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
                 .map(|k| Found::Keys(mount, k)),
         }
     }))
-    .buffer_unordered(CONCURRENCY)
-    .collect::<Vec<_>>()
-    .await;
-
-    let mut observed = Observed {
-        now: unix_now(),
-        live_mounts: tables.paths(),
-        ..Observed::default()
-    };
-    for r in results {
-        match r? {
-            Found::Resource(addr, Some(fields)) => {
-                observed.resources.insert(addr, fields);
-            }
-            Found::Resource(_, None) => {}
+    .buffer_unordered(CONCURRENCY);
+    while let Some(found) = results.next().await {
+        match found? {
+            Found::Resource(i, r, live) => seen(i, r, live, &observed.live_mounts),
             Found::Issuers(mount, issuers) => {
                 observed.issuers.insert(mount, issuers);
             }

@@ -87,12 +87,12 @@ pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -
         after: Some(Fields::new()),
         sensitive: vec![],
         reason: None,
-        ca: Some(CaChange {
+        ca: Some(Box::new(CaChange {
             desired: ca,
             existing_id: existing_id.map(str::to_string),
             note: None,
             pending_key: None,
-        }),
+        })),
         depends_on: vec![],
         manifest: None,
     }
