@@ -187,7 +187,13 @@ fn cluster_and_acme(name: &str, origin: &Origin, spec: &PkiMountSpec, push: &mut
             }
         }
     }
-    if acme_enabled(spec) && spec.cluster.as_ref().and_then(|c| c.path.as_ref()).is_none() {
+    if acme_enabled(spec)
+        && spec
+            .cluster
+            .as_ref()
+            .and_then(|c| c.path.as_ref())
+            .is_none()
+    {
         push(
             origin,
             "spec.acme.enabled",
@@ -205,7 +211,11 @@ fn cluster_and_acme(name: &str, origin: &Origin, spec: &PkiMountSpec, push: &mut
                 &a.eab_policy,
                 &["not-required", "new-account-required", "always-required"][..],
             ),
-            ("defaultDirectoryPolicy", &a.default_directory_policy, &[][..]),
+            (
+                "defaultDirectoryPolicy",
+                &a.default_directory_policy,
+                &[][..],
+            ),
         ] {
             let Some(v) = v else { continue };
             let ok = if allowed.is_empty() {
@@ -247,7 +257,9 @@ struct Directory {
 /// Splits an ACME server URL that ends in `/acme/directory`, for each
 /// mount path it could name: the candidates whose mount `is_mount` accepts.
 fn directory(server: &str, is_mount: impl Fn(&str) -> bool) -> Option<Directory> {
-    let rest = server.trim_end_matches('/').strip_suffix("/acme/directory")?;
+    let rest = server
+        .trim_end_matches('/')
+        .strip_suffix("/acme/directory")?;
     let (scheme, after) = rest.split_once("://")?;
     let (host, path) = after.split_once('/')?;
     let segs: Vec<&str> = path.split('/').collect();
@@ -286,8 +298,7 @@ fn acme_issuers(repo: &Repository, push: &mut Push<'_>) {
         let v = &m.spec;
         let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
-        if group_of(api) != "cert-manager.io" || !matches!(kind, "Issuer" | "ClusterIssuer")
-        {
+        if group_of(api) != "cert-manager.io" || !matches!(kind, "Issuer" | "ClusterIssuer") {
             continue;
         }
         let Some(acme) = v.pointer("/spec/acme") else {
@@ -313,7 +324,9 @@ fn acme_issuers(repo: &Repository, push: &mut Push<'_>) {
             push(
                 origin,
                 at,
-                format!("{what}: ACME server {server} is PkiMount {mount}, which does not serve ACME"),
+                format!(
+                    "{what}: ACME server {server} is PkiMount {mount}, which does not serve ACME"
+                ),
                 format!("set acme: {{enabled: true}} (and cluster.path) on PkiMount {mount}"),
             );
             continue;
@@ -347,7 +360,9 @@ fn acme_issuers(repo: &Repository, push: &mut Push<'_>) {
                 push(
                     origin,
                     at,
-                    format!("{what}: ACME directory names role {role}, not a PkiRole of mount {mount}"),
+                    format!(
+                        "{what}: ACME directory names role {role}, not a PkiRole of mount {mount}"
+                    ),
                     suggest::did_you_mean(role, declared.iter().copied()),
                 );
             } else if let Some(allowed) = &a.allowed_roles
@@ -378,7 +393,9 @@ fn acme_issuers(repo: &Repository, push: &mut Push<'_>) {
             push(
                 origin,
                 at,
-                format!("{what}: issuer {issuer} is not in acme.allowedIssuers of PkiMount {mount}"),
+                format!(
+                    "{what}: issuer {issuer} is not in acme.allowedIssuers of PkiMount {mount}"
+                ),
                 format!("add {issuer} to allowedIssuers of PkiMount {mount}"),
             );
         }
@@ -435,7 +452,10 @@ mod tests {
             }
         );
         let d = directory("https://v/v1/pki/int/roles/web/acme/directory", is).unwrap();
-        assert_eq!((d.mount.as_str(), d.role.as_deref()), ("pki/int", Some("web")));
+        assert_eq!(
+            (d.mount.as_str(), d.role.as_deref()),
+            ("pki/int", Some("web"))
+        );
         assert_eq!(d.base, "https://v/v1/pki/int");
         let d = directory("https://v/v1/pki/issuer/r1/acme/directory", is).unwrap();
         assert_eq!((d.mount.as_str(), d.issuer.as_deref()), ("pki", Some("r1")));
@@ -452,8 +472,14 @@ mod tests {
 
     #[test]
     fn templates_are_urls_only_with_templating() {
-        assert!(url_ok("{{cluster_aia_path}}/issuer/{{issuer_id}}/der", true));
-        assert!(!url_ok("{{cluster_aia_path}}/issuer/{{issuer_id}}/der", false));
+        assert!(url_ok(
+            "{{cluster_aia_path}}/issuer/{{issuer_id}}/der",
+            true
+        ));
+        assert!(!url_ok(
+            "{{cluster_aia_path}}/issuer/{{issuer_id}}/der",
+            false
+        ));
         assert!(url_ok("http://v/v1/pki/ca", false));
         assert!(!url_ok("v/v1/pki/ca", true));
     }

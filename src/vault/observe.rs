@@ -269,7 +269,11 @@ async fn read_issuer_settings(
     f.remove("certificate");
     f.remove("ca_chain");
     if let Some(Value::String(u)) = f.get("usage") {
-        let mut list: Vec<&str> = u.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+        let mut list: Vec<&str> = u
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .collect();
         list.sort_unstable();
         let list = json!(list);
         f.insert("usage".into(), list);

@@ -85,6 +85,17 @@ spec:
   allowedDomains: [example.com]
   allowSubdomains: true
   maxTTL: 72h
+---
+# cert-manager's ACME client, at the role's directory under the cluster
+# path: checked with the mount as one unit (validate passes).
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {{name: vault-acme}}
+spec:
+  acme:
+    server: {addr}/v1/pki_int/roles/web/acme/directory
+    privateKeySecretRef: {{name: vault-acme-account}}
+    solvers: [{{http01: {{ingress: {{ingressClassName: nginx}}}}}}]
 "#
     )
 }
@@ -117,7 +128,10 @@ fn every_setting_is_applied_read_back_and_planned_clean() {
 
     // What Vault holds is what was declared.
     let root = data(&bao, "pki/issuer/root-1");
-    assert_eq!(root["usage"], json!("crl-signing,issuing-certificates,read-only"));
+    assert_eq!(
+        root["usage"],
+        json!("crl-signing,issuing-certificates,read-only")
+    );
     assert_eq!(root["leaf_not_after_behavior"], json!("err"));
     assert_eq!(root["manual_chain"], json!([root["issuer_id"]]));
     assert_eq!(
@@ -141,8 +155,8 @@ fn every_setting_is_applied_read_back_and_planned_clean() {
     let crl = data(&bao, "pki/config/crl");
     assert_eq!(crl["auto_rebuild"], json!(true));
     assert_eq!(crl["enable_delta"], json!(true));
-    assert_eq!(crl["ocsp_expiry"], json!("1h"));
-    assert_eq!(crl["delta_rebuild_interval"], json!("30m"));
+    assert_eq!(crl["ocsp_expiry"], json!("3600"), "sent in seconds");
+    assert_eq!(crl["delta_rebuild_interval"], json!("1800"));
     let tidy = data(&bao, "pki/config/auto-tidy");
     assert_eq!(tidy["enabled"], json!(true));
     assert_eq!(tidy["interval_duration"], json!(3600));
@@ -186,7 +200,9 @@ fn every_setting_is_applied_read_back_and_planned_clean() {
     let drift = certplane_root(&bao, &["plan", dir]);
     drift.expect(2);
     assert!(
-        drift.stdout.contains("vault:pki/issuer/root-1/settings (update)"),
+        drift
+            .stdout
+            .contains("vault:pki/issuer/root-1/settings (update)"),
         "{}",
         drift.both()
     );
@@ -199,21 +215,28 @@ fn every_setting_is_applied_read_back_and_planned_clean() {
     certplane_root(&bao, &["apply", "--auto-approve", dir]).expect(0);
     certplane_root(&bao, &["plan", dir]).expect(0);
     let root = data(&bao, "pki/issuer/root-1");
-    assert_eq!(root["usage"], json!("crl-signing,issuing-certificates,read-only"));
-    assert_eq!(root["issuer_name"], json!("root-1"), "a patch keeps the name");
+    assert_eq!(
+        root["usage"],
+        json!("crl-signing,issuing-certificates,read-only")
+    );
+    assert_eq!(
+        root["issuer_name"],
+        json!("root-1"),
+        "a patch keeps the name"
+    );
     assert_eq!(root["ocsp_servers"], json!(["http://elsewhere/ocsp"]));
 }
 
 #[test]
 fn the_policy_grants_what_the_settings_are_read_and_written_with() {
     let repo = tempfile::tempdir().unwrap();
-    write(repo.path(), "repo.yaml", &repo_yaml("http://127.0.0.1:8200"));
-    let home = tempfile::tempdir().unwrap();
-    let run = certplane(
-        &["policy", repo.path().to_str().unwrap()],
-        &[],
-        home.path(),
+    write(
+        repo.path(),
+        "repo.yaml",
+        &repo_yaml("http://127.0.0.1:8200"),
     );
+    let home = tempfile::tempdir().unwrap();
+    let run = certplane(&["policy", repo.path().to_str().unwrap()], &[], home.path());
     run.expect(0);
     let hcl = &run.stdout;
     for (path, cap) in [
@@ -308,7 +331,10 @@ spec:
         out.contains("! cert-manager.io/Certificate/apps/site (warning)"),
         "{out}"
     );
-    assert!(out.contains("lower spec.duration of Certificate apps/site"), "{out}");
+    assert!(
+        out.contains("lower spec.duration of Certificate apps/site"),
+        "{out}"
+    );
     assert!(
         out.contains("! vault:pki/issuer/short (warning)")
             && out.contains("leafNotAfterBehavior truncate"),

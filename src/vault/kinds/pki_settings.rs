@@ -92,7 +92,11 @@ pub fn lower(
             s.leaf_not_after_behavior.map(|b| b.as_str()),
         );
         put(&mut f, "manual_chain", s.manual_chain.clone());
-        put(&mut f, "issuing_certificates", s.issuing_certificates.clone());
+        put(
+            &mut f,
+            "issuing_certificates",
+            s.issuing_certificates.clone(),
+        );
         put(
             &mut f,
             "crl_distribution_points",
@@ -130,11 +134,7 @@ pub fn lower(
             crl.auto_rebuild_grace_period,
         );
         put(&mut f, "enable_delta", crl.enable_delta);
-        put_secs(
-            &mut f,
-            "delta_rebuild_interval",
-            crl.delta_rebuild_interval,
-        );
+        put_secs(&mut f, "delta_rebuild_interval", crl.delta_rebuild_interval);
         let addr = VaultAddr::Crl {
             mount: mount.to_string(),
         };
