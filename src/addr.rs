@@ -68,6 +68,23 @@ pub enum VaultAddr {
         /// The PKI mount.
         mount: String,
     },
+    /// `<mount>/config/<name>` for `cluster`, `auto-tidy` and `acme`: a
+    /// setting of a PKI mount.
+    PkiConfig {
+        /// The PKI mount.
+        mount: String,
+        /// The config's name (one of [`PKI_CONFIGS`]).
+        name: String,
+    },
+    /// The settings of a CA (`usage`, AIA URLs...), read from and patched
+    /// at `<mount>/issuer/<name>`; shown as `<mount>/issuer/<name>/settings`
+    /// to tell them from the CA itself.
+    IssuerSettings {
+        /// The PKI mount.
+        mount: String,
+        /// The issuer name (`default`: the mount's default issuer).
+        name: String,
+    },
     /// `<mount>/roles/<name>`: a PKI role.
     Role {
         /// The PKI mount.
@@ -103,6 +120,10 @@ pub enum VaultAddr {
         name: String,
     },
 }
+
+/// The `config/<name>` of a PKI mount that [`VaultAddr::PkiConfig`] stands
+/// for.
+pub const PKI_CONFIGS: &[&str] = &["cluster", "auto-tidy", "acme"];
 
 /// A string that is not a certplane address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,6 +173,32 @@ impl VaultAddr {
         }
     }
 
+    /// `<mount>/config/<name>` (`cluster`, `auto-tidy`, `acme`).
+    pub fn pki_config(mount: &str, name: &str) -> VaultAddr {
+        VaultAddr::PkiConfig {
+            mount: mount.trim_matches('/').to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// The settings of a CA: `<mount>/issuer/<name>` (`default` without a
+    /// name).
+    pub fn issuer_settings(mount: &str, name: Option<&str>) -> VaultAddr {
+        VaultAddr::IssuerSettings {
+            mount: mount.trim_matches('/').to_string(),
+            name: name.unwrap_or("default").to_string(),
+        }
+    }
+
+    /// The path Vault's API answers at: [`VaultAddr::path`], but for a CA's
+    /// settings, its issuer's path.
+    pub fn api_path(&self) -> String {
+        match self {
+            VaultAddr::IssuerSettings { mount, name } => format!("{mount}/issuer/{name}"),
+            other => other.path(),
+        }
+    }
+
     /// `<mount>/roles/<name>`.
     pub fn role(mount: &str, name: &str) -> VaultAddr {
         VaultAddr::Role {
@@ -191,6 +238,8 @@ impl VaultAddr {
             | VaultAddr::Key { mount, .. }
             | VaultAddr::Urls { mount }
             | VaultAddr::Crl { mount }
+            | VaultAddr::PkiConfig { mount, .. }
+            | VaultAddr::IssuerSettings { mount, .. }
             | VaultAddr::Role { mount, .. }
             | VaultAddr::AuthConfig { mount }
             | VaultAddr::AuthRole { mount, .. }
@@ -204,6 +253,7 @@ impl VaultAddr {
         match self {
             VaultAddr::Policy { name }
             | VaultAddr::Issuer { name, .. }
+            | VaultAddr::IssuerSettings { name, .. }
             | VaultAddr::Key { name, .. }
             | VaultAddr::Role { name, .. }
             | VaultAddr::AuthRole { name, .. }
@@ -213,6 +263,7 @@ impl VaultAddr {
             | VaultAddr::AuthMount { .. }
             | VaultAddr::Urls { .. }
             | VaultAddr::Crl { .. }
+            | VaultAddr::PkiConfig { .. }
             | VaultAddr::AuthConfig { .. } => None,
         }
     }
@@ -229,6 +280,8 @@ impl VaultAddr {
             | VaultAddr::Key { mount, .. }
             | VaultAddr::Urls { mount }
             | VaultAddr::Crl { mount }
+            | VaultAddr::PkiConfig { mount, .. }
+            | VaultAddr::IssuerSettings { mount, .. }
             | VaultAddr::Role { mount, .. } => Some(VaultAddr::Mount {
                 path: mount.clone(),
             }),
@@ -252,6 +305,10 @@ impl fmt::Display for VaultAddr {
             VaultAddr::Key { mount, name } => write!(f, "{mount}/key/{name}"),
             VaultAddr::Urls { mount } => write!(f, "{mount}/config/urls"),
             VaultAddr::Crl { mount } => write!(f, "{mount}/config/crl"),
+            VaultAddr::PkiConfig { mount, name } => write!(f, "{mount}/config/{name}"),
+            VaultAddr::IssuerSettings { mount, name } => {
+                write!(f, "{mount}/issuer/{name}/settings")
+            }
             VaultAddr::Role { mount, name } => write!(f, "{mount}/roles/{name}"),
             VaultAddr::AuthConfig { mount } => write!(f, "auth/{mount}/config"),
             VaultAddr::AuthRole { mount, name } => write!(f, "auth/{mount}/role/{name}"),
@@ -326,6 +383,23 @@ impl FromStr for VaultAddr {
         }
         if let Some(m) = s.strip_suffix("/config/crl").filter(|m| !m.is_empty()) {
             return Ok(VaultAddr::Crl { mount: own(m) });
+        }
+        for name in PKI_CONFIGS {
+            if let Some(m) = s
+                .strip_suffix(&format!("/config/{name}"))
+                .filter(|m| !m.is_empty())
+            {
+                return Ok(VaultAddr::pki_config(m, name));
+            }
+        }
+        if let Some((mount, name)) = s
+            .strip_suffix("/settings")
+            .and_then(|r| split_named(r, "/issuer/"))
+        {
+            return Ok(VaultAddr::IssuerSettings {
+                mount: own(mount),
+                name: own(name),
+            });
         }
         type Make = fn(String, String) -> VaultAddr;
         let named: [(&str, Make); 3] = [
@@ -487,6 +561,9 @@ mod tests {
             VaultAddr::Crl {
                 mount: "pki/int".into(),
             },
+            VaultAddr::pki_config("pki_int", "auto-tidy"),
+            VaultAddr::pki_config("pki", "acme"),
+            VaultAddr::issuer_settings("pki_int", Some("int-2026")),
             VaultAddr::role("pki_int", "web"),
             VaultAddr::AuthConfig {
                 mount: "k8s/prod".into(),
@@ -524,6 +601,9 @@ mod tests {
                 "pki/int/key/certplane-pending-int-ec256",
                 "pki/config/urls",
                 "pki/int/config/crl",
+                "pki_int/config/auto-tidy",
+                "pki/config/acme",
+                "pki_int/issuer/int-2026/settings",
                 "pki_int/roles/web",
                 "auth/k8s/prod/config",
                 "auth/approle/role/cert-manager",
@@ -569,6 +649,17 @@ mod tests {
         // A mount whose path has a segment that looks like a collection.
         let odd: VaultAddr = "pki/roles/x/roles/web".parse().unwrap();
         assert_eq!(odd, VaultAddr::role("pki/roles/x", "web"));
+        // A role named `settings` is a role, not an issuer's settings.
+        let role: VaultAddr = "pki/roles/settings".parse().unwrap();
+        assert_eq!(role, VaultAddr::role("pki", "settings"));
+        // A CA's settings are read and written at its issuer's path.
+        let s = VaultAddr::issuer_settings("pki", Some("root-1"));
+        assert_eq!(s.api_path(), "pki/issuer/root-1");
+        assert_eq!(s.parent(), Some(VaultAddr::mount("pki")));
+        assert_eq!(
+            VaultAddr::pki_config("pki", "acme").api_path(),
+            "pki/config/acme"
+        );
     }
 
     #[test]

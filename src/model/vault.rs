@@ -45,6 +45,16 @@ pub struct PkiMountSpec {
     /// `config/crl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl: Option<CrlSpec>,
+    /// `config/cluster`: the mount's own URL (ACME, AIA templating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSpec>,
+    /// `config/auto-tidy`: periodic tidy of the mount's storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_tidy: Option<AutoTidySpec>,
+    /// `config/acme`: the mount as an ACME server (with the mount tuning
+    /// ACME needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeSpec>,
 }
 
 /// How a mount gets its CA. Exactly one of the three.
@@ -116,6 +126,11 @@ pub struct RootCa {
     /// Start a new issuer when less than this lifetime remains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate_before: Option<Duration>,
+    /// Settings of the issuer itself (`<mount>/issuer/<ref>`): usage,
+    /// leaf lifetime behaviour, manual chain, per-issuer AIA URLs. Only the
+    /// fields written are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<IssuerSettings>,
     /// Any other parameter of `root/generate` (organization, ou, altNames...),
     /// passed through with its Vault (snake_case) name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -131,6 +146,11 @@ pub struct ImportCa {
     /// Name given to the imported issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_name: Option<String>,
+    /// Settings of the issuer itself (`<mount>/issuer/<ref>`): usage,
+    /// leaf lifetime behaviour, manual chain, per-issuer AIA URLs. Only the
+    /// fields written are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<IssuerSettings>,
 }
 
 /// `intermediate`: key generated in Vault, CSR signed by `signedBy`.
@@ -171,6 +191,11 @@ pub struct IntermediateCa {
     /// Start a new issuer when less than this lifetime remains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotate_before: Option<Duration>,
+    /// Settings of the issuer itself (`<mount>/issuer/<ref>`): usage,
+    /// leaf lifetime behaviour, manual chain, per-issuer AIA URLs. Only the
+    /// fields written are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<IssuerSettings>,
     /// Any other parameter of `intermediate/generate`, passed through.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -275,6 +300,198 @@ pub struct CrlSpec {
     /// Disable CRL building.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<bool>,
+    /// Disable the OCSP responder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_disable: Option<bool>,
+    /// How long an OCSP response is valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_expiry: Option<Duration>,
+    /// Rebuild the CRL before it expires (instead of on each revocation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rebuild: Option<bool>,
+    /// How long before expiry an auto-rebuild happens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rebuild_grace_period: Option<Duration>,
+    /// Build delta CRLs between full rebuilds (needs `autoRebuild`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_delta: Option<bool>,
+    /// How often a delta CRL is rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_rebuild_interval: Option<Duration>,
+}
+
+/// `settings` of a CA: the issuer's own parameters (`PATCH
+/// <mount>/issuer/<ref>`). `None` (not written) is not managed.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssuerSettings {
+    /// What the issuer may do (`usage`): any of `read-only`,
+    /// `issuing-certificates`, `crl-signing`, `ocsp-signing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Vec<IssuerUsage>>,
+    /// A leaf asked to outlive the issuer: `err` (refused, Vault's default)
+    /// or `truncate` (cut to the issuer's notAfter). `permit` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_not_after_behavior: Option<LeafNotAfterBehavior>,
+    /// The chain Vault serves for this issuer, as issuer names (or IDs of
+    /// unnamed issuers) of the same mount, this issuer first; empty: Vault
+    /// builds the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_chain: Option<Vec<String>>,
+    /// AIA: where this issuer's certificate is published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuing_certificates: Option<Vec<String>>,
+    /// CRL distribution points written into leaves of this issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_distribution_points: Option<Vec<String>>,
+    /// OCSP responders written into leaves of this issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp_servers: Option<Vec<String>>,
+    /// Expand `{{cluster_path}}`, `{{cluster_aia_path}}` and `{{issuer_id}}`
+    /// in the URLs above (needs `cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_aia_url_templating: Option<bool>,
+}
+
+/// One `usage` of an issuer.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssuerUsage {
+    /// Readable (always granted by Vault).
+    ReadOnly,
+    /// Signs leaves and intermediates.
+    IssuingCertificates,
+    /// Signs CRLs.
+    CrlSigning,
+    /// Signs OCSP responses.
+    OcspSigning,
+}
+
+impl IssuerUsage {
+    /// The Vault spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerUsage::ReadOnly => "read-only",
+            IssuerUsage::IssuingCertificates => "issuing-certificates",
+            IssuerUsage::CrlSigning => "crl-signing",
+            IssuerUsage::OcspSigning => "ocsp-signing",
+        }
+    }
+}
+
+/// `leafNotAfterBehavior`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LeafNotAfterBehavior {
+    /// Refuse a leaf that would outlive the issuer (Vault's default).
+    Err,
+    /// Cut the leaf's notAfter to the issuer's.
+    Truncate,
+    /// Issue leaves that outlive their issuer: refused by validation (such
+    /// leaves fail verification once the issuer expires).
+    Permit,
+}
+
+impl LeafNotAfterBehavior {
+    /// The Vault spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeafNotAfterBehavior::Err => "err",
+            LeafNotAfterBehavior::Truncate => "truncate",
+            LeafNotAfterBehavior::Permit => "permit",
+        }
+    }
+}
+
+/// `cluster`: `config/cluster` of the mount.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// The mount's URL as clients reach it
+    /// (`https://vault.example.com:8200/v1/pki_int`): ACME directories are
+    /// under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The URL AIA templating uses (`{{cluster_aia_path}}`), often plain
+    /// http.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aia_path: Option<String>,
+}
+
+/// `autoTidy`: `config/auto-tidy` of the mount.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoTidySpec {
+    /// Run tidy periodically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Time between two runs (`interval_duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_duration: Option<Duration>,
+    /// Remove expired certificates from storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_cert_store: Option<bool>,
+    /// Remove expired revoked certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_revoked_certs: Option<bool>,
+    /// Fix the issuer of revoked certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_revoked_cert_issuer_associations: Option<bool>,
+    /// Remove expired issuers (after `issuerSafetyBuffer`; keys stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_expired_issuers: Option<bool>,
+    /// Move the legacy CA bundle out of the way (after
+    /// `issuerSafetyBuffer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_move_legacy_ca_bundle: Option<bool>,
+    /// Remove expired ACME accounts and orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tidy_acme: Option<bool>,
+    /// How long past its notAfter a certificate is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_buffer: Option<Duration>,
+    /// How long past its notAfter an issuer is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_safety_buffer: Option<Duration>,
+    /// How long an ACME account without orders is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_account_safety_buffer: Option<Duration>,
+    /// Pause between two certificates tidied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_duration: Option<Duration>,
+}
+
+/// `acme`: `config/acme` of the mount.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AcmeSpec {
+    /// Serve ACME (needs `cluster.path`); certplane also tunes the mount
+    /// for the headers ACME uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Issuers ACME may use (`*`: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_issuers: Option<Vec<String>>,
+    /// Roles ACME may use (`*`: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_roles: Option<Vec<String>>,
+    /// The policy of the directories without a role:
+    /// `sign-verbatim`, `role:<name>` or `forbid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_directory_policy: Option<String>,
+    /// External account binding: `not-required`, `new-account-required`
+    /// or `always-required`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab_policy: Option<String>,
+    /// The DNS resolver used for challenges (`host:port`); empty: the
+    /// server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_resolver: Option<String>,
+    /// Use the role's extended key usages (default: ServerAuth only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_role_ext_key_usage: Option<bool>,
 }
 
 /// Key type a role accepts.

@@ -74,9 +74,16 @@ impl Observation for VaultObserved {
                 "planned"
             );
         }
+        own.warnings.extend(crate::plan::findings::live(
+            &prepared.repo,
+            &prepared.desired,
+            &self.observed,
+            &own.changes,
+        ));
         plan.changes.extend(own.changes);
         plan.errored.extend(own.errored);
         plan.notes.extend(own.notes);
+        plan.warnings.extend(own.warnings);
     }
 }
 

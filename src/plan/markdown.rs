@@ -33,6 +33,17 @@ pub fn markdown(plan: &Plan) -> String {
     if !plan.notes.is_empty() {
         out.push('\n');
     }
+    for w in &plan.warnings {
+        let _ = writeln!(
+            out,
+            "> **warning** `{}`: {}",
+            cell(&w.addr.to_string()),
+            cell(&w.message)
+        );
+    }
+    if !plan.warnings.is_empty() {
+        out.push('\n');
+    }
     for d in &plan.drift {
         let _ = writeln!(
             out,
@@ -151,8 +162,17 @@ mod tests {
                 message: crate::plan::KEPT_PRUNE_OFF.into(),
                 owned: true,
             }],
+            warnings: vec![crate::plan::PlanWarning {
+                addr: Addr::parse_vault("pki/issuer/root").unwrap(),
+                message: "CA root of mount pki expired".into(),
+            }],
         };
         let md = markdown(&plan);
+        assert!(
+            md.contains("> **warning** `vault:pki/issuer/root`: CA root of mount pki expired"),
+            "{md}"
+        );
+        assert!(md.contains("1 warning (see above)."), "{md}");
         assert!(
             md.contains("> **kept** `vault:pki/roles/old`: no longer in the repository; kept because prune is off"),
             "{md}"

@@ -5,6 +5,7 @@
 
 mod compare;
 mod diff;
+pub mod findings;
 pub mod markdown;
 pub mod render;
 
@@ -158,6 +159,19 @@ pub struct PlanNote {
     pub owned: bool,
 }
 
+/// Something in the live state that will cause an outage unless fixed,
+/// found at plan time (a CA with less life left than the leaves asked of
+/// it, an expiring CA that cuts leaves short). Names the object and the
+/// fix. Not a change and not an error: the plan (which may hold the fix)
+/// can still be applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanWarning {
+    /// About what.
+    pub addr: Addr,
+    /// What will go wrong, and the fix.
+    pub message: String,
+}
+
 /// An object changed outside certplane since certplane applied it
 /// (Terraform's "objects changed outside"): its change in the plan repairs
 /// it. certplane says so only where it knows what it applied (see the
@@ -193,6 +207,9 @@ pub struct Plan {
     /// Objects that left the repository and stay, with why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<PlanNote>,
+    /// Live findings that foretell an outage ([`findings`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<PlanWarning>,
 }
 
 impl Plan {

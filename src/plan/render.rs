@@ -226,6 +226,11 @@ pub fn human(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "  {}", style.paint("33", &head));
         let _ = writeln!(out, "      # {}\n", n.message);
     }
+    for w in &plan.warnings {
+        let head = format!("! {} (warning)", w.addr);
+        let _ = writeln!(out, "  {}", style.paint("1;33", &head));
+        let _ = writeln!(out, "      # {}\n", w.message);
+    }
     out.push_str(&summary_line(plan));
     out.push('\n');
     out
@@ -233,7 +238,21 @@ pub fn human(plan: &Plan, style: Style) -> String {
 
 /// `Plan: 2 to create, 1 to update, 0 to replace. 5 unchanged.` or
 /// `No changes. ...`.
+/// With ` N warning(s) (see above).` when the plan has live warnings.
 pub fn summary_line(plan: &Plan) -> String {
+    let mut line = summary_base(plan);
+    if !plan.warnings.is_empty() {
+        let n = plan.warnings.len();
+        let _ = write!(
+            line,
+            " {n} warning{} (see above).",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    line
+}
+
+fn summary_base(plan: &Plan) -> String {
     let s = plan.summary();
     let n = |k: &str| s.get(k).copied().unwrap_or(0);
     let kept = plan.notes.len();
@@ -337,6 +356,10 @@ pub fn json(plan: &Plan) -> Value {
             "message": n.message,
             "owned": n.owned,
         })).collect::<Vec<_>>(),
+        "warnings": plan.warnings.iter().map(|w| json!({
+            "address": w.addr.to_string(),
+            "message": w.message,
+        })).collect::<Vec<_>>(),
         "drift": plan.drift.iter().map(|d| json!({
             "address": d.addr.to_string(),
             "fields": d.fields,
@@ -396,8 +419,14 @@ mod tests {
                 owned: true,
             }],
             drift: vec![],
+            warnings: vec![crate::plan::PlanWarning {
+                addr: crate::addr::VaultAddr::issuer("pki", None).into(),
+                message: "w".into(),
+            }],
         };
         let v = json(&plan);
+        assert_eq!(v["warnings"][0]["address"], "vault:pki/issuer/default");
+        assert_eq!(v["warnings"][0]["message"], "w");
         assert_eq!(v["changes"][0]["address"], "vault:sys/policies/acl/web");
         assert_eq!(v["errors"][0]["address"], "vault:sys/mounts/pki");
         assert_eq!(

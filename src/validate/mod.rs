@@ -31,6 +31,7 @@ pub mod names;
 pub mod pattern;
 pub mod privilege;
 mod roles;
+mod settings;
 mod sources;
 
 use std::collections::BTreeSet;
@@ -69,6 +70,7 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     sources::check(repo, &mut out);
     kube_auth::check(repo, &mut out);
     lifetimes::check(repo, &mut out);
+    settings::check(repo, &mut out);
     cluster::Checker::new(repo, &facts, live, &mut out).run();
     out
 }

@@ -523,7 +523,10 @@ async fn apply_fields(
     secrets: &SecretSources,
 ) -> Result<(), ApplyError> {
     let addr = &change.addr;
-    let path = addr.vault_path().unwrap_or_default();
+    let path = addr
+        .as_vault()
+        .map(crate::addr::VaultAddr::api_path)
+        .unwrap_or_default();
     let path = path.as_str();
     let err = ApplyError::vault(addr);
     let d = change.kind.descriptor();
@@ -584,6 +587,16 @@ async fn apply_fields(
             let body = body_with_secrets(change, secrets)?;
             vault
                 .write_idempotent(path, &Value::Object(body))
+                .await
+                .map(|_| ())
+                .map_err(err)
+        }
+        (Write::Patch, _, Action::Create | Action::Update) => {
+            // A CA's settings: only the managed fields, merged into what
+            // the issuer has (a merge patch is safe to repeat).
+            let body = body_with_secrets(change, secrets)?;
+            vault
+                .patch(path, &Value::Object(body))
                 .await
                 .map(|_| ())
                 .map_err(err)

@@ -191,6 +191,10 @@ pub(crate) async fn read_resource(
                 f
             }))
         }
+        Read::IssuerSettings => {
+            let (mount, name) = (v.mount_path(), v.name().unwrap_or("default"));
+            read_issuer_settings(vault, mount, name).await
+        }
         Read::Issuers => {
             let (mount, name) = (v.mount_path(), v.name().unwrap_or("default"));
             let issuers = observe_issuers(vault, mount).await?;
@@ -202,6 +206,90 @@ pub(crate) async fn read_resource(
         }
         Read::Nothing => Ok(None),
     }
+}
+
+/// The issuers of a mount by ID with their names (`""` when unnamed), and
+/// the default issuer's ID.
+async fn issuer_names(
+    vault: &Vault,
+    mount: &str,
+) -> Result<(BTreeMap<String, String>, Option<String>), VaultError> {
+    let mut names = BTreeMap::new();
+    if let Some(list) = vault.list(&format!("{mount}/issuers")).await? {
+        let info = list.get("key_info").and_then(Value::as_object);
+        for id in list
+            .get("keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let name = info
+                .and_then(|i| i.get(id))
+                .and_then(|e| e.get("issuer_name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            names.insert(id.to_string(), name.to_string());
+        }
+    }
+    if names.is_empty() {
+        return Ok((names, None));
+    }
+    let default = vault
+        .read(&format!("{mount}/config/issuers"))
+        .await?
+        .and_then(|d| d.get("default").and_then(Value::as_str).map(str::to_string))
+        .filter(|s| !s.is_empty());
+    Ok((names, default))
+}
+
+/// The settings of a CA: its issuer found by name (`default`: the mount's
+/// default issuer) and read by ID, with `usage` as a sorted list and the
+/// `manual_chain` IDs as issuer names (IDs of unnamed issuers stay). An
+/// issuer that does not exist has none.
+async fn read_issuer_settings(
+    vault: &Vault,
+    mount: &str,
+    name: &str,
+) -> Result<Option<Fields>, VaultError> {
+    let (names, default) = issuer_names(vault, mount).await?;
+    let id = if name == "default" {
+        default
+    } else {
+        names
+            .iter()
+            .find(|(_, n)| n.as_str() == name)
+            .map(|(id, _)| id.clone())
+    };
+    let Some(id) = id else { return Ok(None) };
+    let path = format!("{mount}/issuer/{id}");
+    let Some(data) = vault.read(&path).await? else {
+        return Ok(None);
+    };
+    let mut f = data_fields(&path, data)?;
+    f.remove("certificate");
+    f.remove("ca_chain");
+    if let Some(Value::String(u)) = f.get("usage") {
+        let mut list: Vec<&str> = u
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .collect();
+        list.sort_unstable();
+        let list = json!(list);
+        f.insert("usage".into(), list);
+    }
+    if let Some(Value::Array(chain)) = f.get("manual_chain") {
+        let named: Vec<Value> = chain
+            .iter()
+            .map(|c| match c.as_str().and_then(|id| names.get(id)) {
+                Some(n) if !n.is_empty() => json!(n),
+                _ => c.clone(),
+            })
+            .collect();
+        f.insert("manual_chain".into(), Value::Array(named));
+    }
+    Ok(Some(f))
 }
 
 /// The facts of a live issuer as fields (for re-checks and display).

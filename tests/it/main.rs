@@ -36,6 +36,7 @@ mod load_repo;
 mod load_validate;
 mod make_test_summary;
 mod no_vault;
+mod pki_settings;
 mod plan;
 mod policy_deploy;
 mod policy_homelab;

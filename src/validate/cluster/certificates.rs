@@ -183,6 +183,21 @@ impl<'a> Checker<'a> {
             ) else {
                 continue;
             };
+            if c.is_ca == Some(true)
+                && let IssuerFacts::Vault { mount, .. } = &facts
+            {
+                self.push(
+                    &origin,
+                    "spec.isCA",
+                    format!(
+                        "{what}: isCA is set, but its issuer signs with Vault mount {mount}, whose \
+                         sign endpoint does not issue CA certificates"
+                    ),
+                    "declare the CA as a PkiMount (ca.intermediate signed by this mount), or \
+                     issue it with a cert-manager CA or selfSigned issuer",
+                );
+                continue;
+            }
             let pk = c.private_key.clone().unwrap_or_default();
             let req = Request {
                 what,

@@ -28,6 +28,7 @@ mod cert_auth_role;
 mod kubernetes_auth_role;
 mod pki_mount;
 mod pki_role;
+pub mod pki_settings;
 pub mod policy;
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,10 @@ pub enum Read {
     /// The keys of its PKI mount (a key has no plain read: Vault answers
     /// 500 to one that does not exist).
     Keys,
+    /// A CA's settings: its issuer, found by name (or as the mount's
+    /// default) in the mount's issuer list, then `GET <mount>/issuer/<id>`
+    /// (Vault answers 500 for an issuer that does not exist).
+    IssuerSettings,
     /// Not read from Vault (a cluster object).
     Nothing,
 }
@@ -99,6 +104,9 @@ pub enum Write {
     Data,
     /// Making, adopting or rotating a CA (`vault/issuer.rs`).
     Issuer,
+    /// `PATCH <path>` with the managed fields only (a CA's settings: a
+    /// `POST` would reset what it does not name).
+    Patch,
     /// Not written to Vault (a cluster object).
     Nothing,
 }
@@ -280,7 +288,15 @@ registry! {
         /// `<mount>/config/urls`.
         MountUrls => pki_mount::URLS,
         /// `<mount>/config/crl`.
-        MountCrl => pki_mount::CRL,
+        MountCrl => pki_settings::CRL,
+        /// `<mount>/config/cluster`.
+        MountCluster => pki_settings::CLUSTER,
+        /// `<mount>/config/auto-tidy`.
+        MountAutoTidy => pki_settings::AUTO_TIDY,
+        /// `<mount>/config/acme`.
+        MountAcme => pki_settings::ACME,
+        /// The settings of a CA, patched at `<mount>/issuer/<name>`.
+        IssuerSettings => pki_settings::ISSUER_SETTINGS,
         /// `<mount>/roles/<name>`.
         Role => pki_role::ROLE,
         /// `auth/<mount>/role/<name>` of a kubernetes mount.
@@ -337,9 +353,18 @@ kind: PkiMount
 metadata: {name: pki_int}
 spec:
   maxLeaseTTL: 43800h
-  ca: {intermediate: {commonName: Int, keyType: ec, ttl: 43800h, signedBy: {mount: pki}}}
+  ca:
+    intermediate:
+      commonName: Int
+      keyType: ec
+      ttl: 43800h
+      signedBy: {mount: pki}
+      settings: {usage: [read-only, issuing-certificates], leafNotAfterBehavior: err}
   urls: {issuingCertificates: [http://v/v1/pki_int/ca]}
   crl: {expiry: 72h}
+  cluster: {path: http://v/v1/pki_int}
+  autoTidy: {enabled: true, tidyCertStore: true}
+  acme: {enabled: true}
 ---
 apiVersion: certplane.dev/v1alpha1
 kind: PkiRole
@@ -551,6 +576,13 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
                     assert!(granted(table, "read"), "{path}");
                 }
                 Read::Data => assert!(granted(&path, "read"), "{path}: read"),
+                Read::IssuerSettings => {
+                    assert!(granted(&v.api_path(), "read"), "{path}: read");
+                    assert!(
+                        granted(&format!("{}/issuers", v.mount_path()), "list"),
+                        "{path}"
+                    )
+                }
                 Read::Issuers | Read::Keys => {
                     assert!(
                         granted(&format!("{}/issuers", v.mount_path()), "list"),
@@ -564,6 +596,7 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
                     assert!(granted(&path, "update"), "{path}: update");
                     assert!(granted(&path, "create"), "{path}: create");
                 }
+                Write::Patch => assert!(granted(&v.api_path(), "patch"), "{path}: patch"),
                 Write::Issuer => assert!(
                     granted(&format!("{}/config/issuers", v.mount_path()), "update"),
                     "{path}"

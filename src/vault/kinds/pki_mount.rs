@@ -1,7 +1,9 @@
 //! `PkiMount`: a PKI secrets engine (`sys/mounts/<path>` and its tune), its
 //! CA (`<mount>/issuer/<name>`: root, import or intermediate), its
-//! `config/urls` and `config/crl`, and the keys an interrupted
-//! intermediate left (`<mount>/key/<name>`, found, never declared).
+//! `config/urls`, and the keys an interrupted intermediate left
+//! (`<mount>/key/<name>`, found, never declared). The CA's settings and the
+//! mount's other configs (CRL, cluster, auto-tidy, ACME) are
+//! [`super::pki_settings`]'.
 //!
 //! A CA is never an in-place edit: its identity (common name, key, signer)
 //! is compared with the live issuer, and a change is a new issuer beside
@@ -36,6 +38,10 @@ impl ObjectKind for PkiMount {
         ResourceKind::PkiKey,
         ResourceKind::MountUrls,
         ResourceKind::MountCrl,
+        ResourceKind::IssuerSettings,
+        ResourceKind::MountCluster,
+        ResourceKind::MountAutoTidy,
+        ResourceKind::MountAcme,
     ];
 
     fn lower(
@@ -50,6 +56,7 @@ impl ObjectKind for PkiMount {
         put(&mut f, "description", spec.description.clone());
         put_secs(&mut f, "default_lease_ttl", spec.default_lease_ttl);
         put_secs(&mut f, "max_lease_ttl", spec.max_lease_ttl);
+        super::pki_settings::acme_tuning(spec, &mut f);
         let maddr: Addr = VaultAddr::mount(path).into();
         let mut out = vec![resource(
             maddr.clone(),
@@ -91,24 +98,7 @@ impl ObjectKind for PkiMount {
                 ));
             }
         }
-        if let Some(crl) = &spec.crl {
-            let mut f = Fields::new();
-            put_secs(&mut f, "expiry", crl.expiry);
-            put(&mut f, "disable", crl.disable);
-            if !f.is_empty() {
-                let addr = VaultAddr::Crl {
-                    mount: path.to_string(),
-                };
-                out.push(resource(
-                    addr.into(),
-                    ResourceKind::MountCrl,
-                    f,
-                    vec![maddr],
-                    origin,
-                    "spec.crl",
-                ));
-            }
-        }
+        out.extend(super::pki_settings::lower(repo, path, origin, spec));
         Ok(out)
     }
 }
@@ -170,12 +160,6 @@ pub const URLS: Resource = Resource {
     listed: None,
     prune_order: 2,
     needs: super::needs_write,
-};
-
-/// `<mount>/config/crl`: as [`URLS`].
-pub const CRL: Resource = Resource {
-    apply_order: 80,
-    ..URLS
 };
 
 /// Enabling and tuning the mount, and listing what prune looks for in it.
