@@ -5,11 +5,13 @@
 
 mod compare;
 mod diff;
+pub mod json;
 pub mod markdown;
 pub mod render;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::Addr;
@@ -19,7 +21,7 @@ pub use compare::first_difference;
 pub use diff::{KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, ownership, plan, same_value};
 
 /// What a change does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Already as declared.
@@ -78,7 +80,7 @@ impl Action {
 }
 
 /// One planned change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     /// What it is about.
     pub addr: Addr,
@@ -86,9 +88,9 @@ pub struct Change {
     pub kind: ResourceKind,
     /// What happens.
     pub action: Action,
-    /// The managed fields as they are (None: does not exist).
+    /// The managed fields as they are (`null`: does not exist).
     pub before: Option<Fields>,
-    /// The managed fields as they will be (None: deleted).
+    /// The managed fields as they will be (`null`: deleted).
     pub after: Option<Fields>,
     /// Keys of `after` whose values are secret: shown as `(sensitive)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -109,7 +111,7 @@ pub struct Change {
 }
 
 /// The CA part of an issuer change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CaChange {
     /// The CA to make (Create / Replace) or to adopt (Update).
     pub desired: DesiredCa,
@@ -121,7 +123,7 @@ pub struct CaChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// The key an interrupted apply generated for this CA (its name,
-    /// [`crate::state::PENDING_KEY_PREFIX`]...): a Create or Replace resumes
+    /// `certplane-pending-...`): a Create or Replace resumes
     /// with it instead of generating another; an Update finishes the issuer
     /// already imported with it (names it, makes it the default, clears the
     /// key's name).
@@ -130,7 +132,7 @@ pub struct CaChange {
 }
 
 /// Something the planner could not decide.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanError {
     /// About what.
     pub addr: Addr,
@@ -142,7 +144,7 @@ pub struct PlanError {
 /// made that is no longer in the repository and stays (prune is off, or it
 /// cannot be told to be this repository's). Never counts as a change for
 /// the exit code, but keeps "the live state matches" from being claimed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanNote {
     /// About what.
     pub addr: Addr,
@@ -160,7 +162,7 @@ pub struct PlanNote {
 /// README, "Drift"): a cluster field its field manager applied that another
 /// field manager holds now, and, in `run` and `watch`, any change found for
 /// the very input certplane already applied in full.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Drift {
     /// The object.
     pub addr: Addr,
@@ -175,7 +177,7 @@ pub struct Drift {
 }
 
 /// The whole plan, in apply order (dependencies first).
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
     /// Every declared resource, including no-ops.
     pub changes: Vec<Change>,
