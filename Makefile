@@ -7,7 +7,7 @@ PYTHON  ?= python3
 SCRIPTS := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)
 export PATH := $(SCRIPTS):$(HOME)/.local/bin:$(PATH)
 
-.PHONY: all build deps test test-cluster test-nix lint demo bench schemas man image image-push image-nix clean
+.PHONY: all build deps test test-cluster test-nix lint demo bench schemas docs man image image-push image-nix clean
 
 # The container image: Cargo.toml's [package.metadata.image] name, tagged
 # with the package version (deploy/deployment.yaml runs exactly this).
@@ -84,9 +84,15 @@ image-nix:
 man:
 	$(CARGO) run --quiet --locked -- man $(MANDIR)
 
-## schemas: regenerate schemas/ from the Rust types.
+## schemas: regenerate schemas/ from the Rust types (every kind, the plan
+## report of `plan -o json`, the plan file of `plan --out`).
 schemas:
 	$(CARGO) run --quiet -- schemas schemas
+
+## docs: regenerate schemas/ and docs/reference.md (generated from them); a
+## test fails when either is stale.
+docs: schemas
+	CERTPLANE_UPDATE_DOCS=1 $(CARGO) test --quiet --test it -- docs::the_reference_is_generated_from_the_schemas
 
 clean:
 	$(CARGO) clean

@@ -536,6 +536,26 @@ impl Serialize for Addr {
     }
 }
 
+/// In a JSON Schema (the plan file's, the plan report's) an address is its
+/// one string form.
+impl schemars::JsonSchema for Addr {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Addr".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An object's address: `vault:<API path>` for a Vault object (`vault:pki_int/roles/web`), `<group>/<Kind>/<namespace>/<name>` for a cluster object (`cert-manager.io/Issuer/sandbox/vault-issuer`; core group `core`, no namespace part when cluster-scoped).",
+            "type": "string",
+            "minLength": 1,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Addr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Addr, D::Error> {
         let text = String::deserialize(d)?;

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::Addr;
@@ -89,11 +90,11 @@ pub struct Desired {
 }
 
 /// A CA as certplane wants it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct DesiredCa {
     /// The PKI mount holding the issuer.
     pub mount: String,
-    /// `issuer_name` inside the mount; `None`: the mount's default issuer.
+    /// `issuer_name` inside the mount; absent: the mount's default issuer.
     pub issuer_name: Option<String>,
     /// What identifies the CA: a change here is a rotation, never an edit.
     pub identity: CaIdentity,
@@ -106,15 +107,15 @@ pub struct DesiredCa {
 }
 
 /// The fields that identify a CA. Compared with the live issuer's certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CaIdentity {
     /// Subject CN.
     pub common_name: String,
-    /// Key algorithm; `None` for an import (taken from the bundle).
+    /// Key algorithm; absent for an import (taken from the bundle).
     pub key_type: Option<KeyType>,
-    /// Key size (0 for ed25519); `None` for an import.
+    /// Key size (0 for ed25519); absent for an import.
     pub key_bits: Option<u32>,
-    /// CN of the signer (the root's own CN for a root); `None`: not known
+    /// CN of the signer (the root's own CN for a root); absent: not known
     /// before signing (manual).
     pub issued_by: Option<String>,
     /// SHA-256 of the certificate DER, for an import: the certificate itself
@@ -123,7 +124,7 @@ pub struct CaIdentity {
 }
 
 /// How a CA is made.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaMethod {
     /// `<mount>/root/generate/internal` (or `issuers/generate/root/internal`).
@@ -179,7 +180,7 @@ impl DesiredCa {
 }
 
 /// Who signs an intermediate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Signer {
     /// `<mount>/root/sign-intermediate` of another mount (its default issuer).

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -38,19 +39,37 @@ use crate::vault::Vault;
 /// every address is its one string form, `vault:pki/roles/web`).
 pub const FORMAT_VERSION: u32 = 3;
 
+/// The JSON Schema of the plan file.
+pub fn schema() -> Value {
+    schemars::schema_for!(PlanFile).to_value()
+}
+
 /// What stands in for an inline secret value in a saved plan.
 const REDACTED: &str = "(redacted: read from the repository at apply time)";
 
-/// A saved plan.
-#[derive(Debug, Serialize, Deserialize)]
+/// The file name of the plan file's JSON Schema under `schemas/`.
+pub const SCHEMA_FILE: &str = "plan-file.json";
+
+/// A saved plan: what `plan --out FILE` writes and `apply FILE` reads
+/// (schema `schemas/plan-file.json`).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "certplane plan file",
+    description = "What `certplane plan --out FILE` writes and `certplane apply FILE` reads: the whole plan with the hash of the repository it was made from. Not the plan report of `plan -o json` (schemas/plan-output.json)."
+)]
 pub struct PlanFile {
-    /// [`FORMAT_VERSION`].
+    /// The plan file format's version (an integer); `apply` refuses a file
+    /// of another version.
+    #[schemars(extend("const" = FORMAT_VERSION))]
     pub format_version: u32,
     /// The certplane version that made it.
     pub certplane_version: String,
-    /// The repository, as given to `plan`.
+    /// The repository directory, as given to `plan`.
     pub repository: PathBuf,
-    /// SHA-256 of the repository's input (see [`repository_hash`]).
+    /// SHA-256 (hex) of the repository's input: every YAML file certplane
+    /// read and every file they name. `apply` refuses the file when the
+    /// repository hashes otherwise.
+    #[schemars(extend("pattern" = "^[0-9a-f]{64}$"))]
     pub repository_hash: String,
     /// `--render DIR` of the plan, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -448,9 +467,27 @@ fn read_plan_file(
         eprintln!("error: cannot read the plan {}: {e}", file.display());
         ExitStatus::Error
     })?;
-    let version = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.get("format_version").and_then(Value::as_u64));
+    let doc = match serde_json::from_str::<Value>(&text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            eprintln!(
+                "error: {} is not a certplane plan file: it is not JSON ({e}); make one with `certplane plan --out {}`",
+                file.display(),
+                file.display()
+            );
+            return Err(ExitStatus::Error);
+        }
+    };
+    if crate::plan::json::is_report(&doc) {
+        eprintln!(
+            "error: {} is a `plan -o json` report, not a plan file: apply reads only the plan file that `plan --out FILE` writes; \
+             make one with `certplane plan --out {} [DIR]` (`-o json` may be given too: the report goes to stdout, the plan file to FILE)",
+            file.display(),
+            file.display()
+        );
+        return Err(ExitStatus::Error);
+    }
+    let version = doc.get("format_version").and_then(Value::as_u64);
     if let Some(v) = version
         && v != u64::from(FORMAT_VERSION)
     {
@@ -460,9 +497,9 @@ fn read_plan_file(
         );
         return Err(ExitStatus::Error);
     }
-    let saved: PlanFile = serde_json::from_str(&text).map_err(|e| {
+    let saved: PlanFile = serde_json::from_value(doc).map_err(|e| {
         eprintln!(
-            "error: {} is not a certplane plan file: {e}",
+            "error: {} is not a certplane plan file (format version {FORMAT_VERSION}, schemas/plan-file.json): {e}; make one with `certplane plan --out FILE`",
             file.display()
         );
         ExitStatus::Error

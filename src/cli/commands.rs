@@ -398,7 +398,7 @@ fn schemas(out: &Path) -> ExitStatus {
     if let Err(e) = std::fs::create_dir_all(out) {
         return fail(&e);
     }
-    for (name, schema) in crate::model::schema::all() {
+    for (name, schema) in super::schema_files() {
         let path = out.join(&name);
         if let Err(e) = std::fs::write(&path, crate::model::schema::render(&schema)) {
             return fail(&e);

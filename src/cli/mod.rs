@@ -168,7 +168,8 @@ pub enum Command {
     /// Follow a Git branch: fetch on an interval, apply new commits, repair
     /// drift; serves /healthz, /readyz and /metrics. Stops on SIGTERM/SIGINT.
     Run(Box<run::RunArgs>),
-    /// Write the JSON Schemas of every certplane kind to a directory.
+    /// Write the JSON Schemas of every certplane kind, the plan report (`-o
+    /// json`) and the plan file (`--out`) to a directory.
     Schemas {
         /// Where to write them.
         #[arg(default_value = "schemas")]
@@ -177,6 +178,20 @@ pub enum Command {
     /// `completions SHELL` and `man [DIR]`, generated from these definitions.
     #[command(flatten)]
     Generate(completions::Generate),
+}
+
+/// Every file of `schemas/` by name: the kinds' schemas
+/// ([`crate::model::schema::all`]), then the two machine formats: the plan
+/// report of `plan -o json` (`plan-output.json`) and the plan file of `plan
+/// --out` (`plan-file.json`). `certplane schemas DIR` writes them.
+pub fn schema_files() -> Vec<(String, serde_json::Value)> {
+    let mut files = crate::model::schema::all();
+    files.push((
+        crate::plan::json::SCHEMA_FILE.to_string(),
+        crate::plan::json::schema(),
+    ));
+    files.push((ci::SCHEMA_FILE.to_string(), ci::schema()));
+    files
 }
 
 /// Filter for the log subscriber: certplane's own events from `-v`, but the

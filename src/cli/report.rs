@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::plan::json::{ErrorEntry, ErrorReport};
 
 use crate::model::Location;
 
@@ -20,33 +22,22 @@ pub struct Problem {
     pub hint: Option<String>,
 }
 
-/// The error document: the plan document's envelope (`format_version`,
+/// The error document: the plan report's envelope (`format_version`,
 /// `has_changes`, `changes`, `errors`) with `valid: false` and one entry per
 /// problem (`file`, `line`, `column` when it is about a file; `message`;
-/// `hint`).
+/// `hint`): [`ErrorReport`], in `schemas/plan-output.json`.
 pub fn json(problems: &[Problem]) -> Value {
-    let errors: Vec<Value> = problems
+    let errors = problems
         .iter()
-        .map(|p| {
-            let mut v = json!({ "message": p.message });
-            if let Some(l) = &p.location {
-                v["file"] = json!(l.file.display().to_string());
-                v["line"] = json!(l.line);
-                v["column"] = json!(l.column);
-            }
-            if let Some(h) = &p.hint {
-                v["hint"] = json!(h);
-            }
-            v
+        .map(|p| ErrorEntry {
+            file: p.location.as_ref().map(|l| l.file.display().to_string()),
+            line: p.location.as_ref().map(|l| l.line),
+            column: p.location.as_ref().map(|l| l.column),
+            message: p.message.clone(),
+            hint: p.hint.clone(),
         })
         .collect();
-    json!({
-        "format_version": "1",
-        "valid": false,
-        "has_changes": false,
-        "changes": [],
-        "errors": errors,
-    })
+    crate::plan::json::to_value(&ErrorReport::new(errors))
 }
 
 /// Escapes what would break a table cell.

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::source::Source;
 
-/// `Config.spec`.
+/// `Config` (`certplane.yaml` at the root of the repository): its
+/// settings. The repository identity is its `metadata.name`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ConfigSpec {

@@ -6,11 +6,13 @@
 mod compare;
 mod diff;
 pub mod findings;
+pub mod json;
 pub mod markdown;
 pub mod render;
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::Addr;
@@ -23,7 +25,7 @@ pub use diff::{
 };
 
 /// What a change does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Already as declared.
@@ -82,7 +84,7 @@ impl Action {
 }
 
 /// One planned change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     /// What it is about.
     pub addr: Addr,
@@ -90,9 +92,9 @@ pub struct Change {
     pub kind: ResourceKind,
     /// What happens.
     pub action: Action,
-    /// The managed fields as they are (None: does not exist).
+    /// The managed fields as they are (`null`: does not exist).
     pub before: Option<Fields>,
-    /// The managed fields as they will be (None: deleted).
+    /// The managed fields as they will be (`null`: deleted).
     pub after: Option<Fields>,
     /// Keys of `after` whose values are secret: shown as `(sensitive)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -114,7 +116,7 @@ pub struct Change {
 }
 
 /// The CA part of an issuer change.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CaChange {
     /// The CA to make (Create / Replace) or to adopt (Update).
     pub desired: DesiredCa,
@@ -126,7 +128,7 @@ pub struct CaChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// The key an interrupted apply generated for this CA (its name,
-    /// [`crate::state::PENDING_KEY_PREFIX`]...): a Create or Replace resumes
+    /// `certplane-pending-...`): a Create or Replace resumes
     /// with it instead of generating another; an Update finishes the issuer
     /// already imported with it (names it, makes it the default, clears the
     /// key's name).
@@ -135,7 +137,7 @@ pub struct CaChange {
 }
 
 /// Something the planner could not decide.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanError {
     /// About what.
     pub addr: Addr,
@@ -147,7 +149,7 @@ pub struct PlanError {
 /// made that is no longer in the repository and stays (prune is off, or it
 /// cannot be told to be this repository's). Never counts as a change for
 /// the exit code, but keeps "the live state matches" from being claimed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanNote {
     /// About what.
     pub addr: Addr,
@@ -164,7 +166,7 @@ pub struct PlanNote {
 /// it, an expiring CA that cuts leaves short). Names the object and the
 /// fix. Not a change and not an error: the plan (which may hold the fix)
 /// can still be applied.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanWarning {
     /// About what.
     pub addr: Addr,
@@ -178,7 +180,7 @@ pub struct PlanWarning {
 /// README, "Drift"): a cluster field its field manager applied that another
 /// field manager holds now, and, in `run` and `watch`, any change found for
 /// the very input certplane already applied in full.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Drift {
     /// The object.
     pub addr: Addr,
@@ -193,7 +195,7 @@ pub struct Drift {
 }
 
 /// The whole plan, in apply order (dependencies first).
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Plan {
     /// Every declared resource, including no-ops.
     pub changes: Vec<Change>,

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use super::diff::same_value;
@@ -304,69 +304,10 @@ fn summary_base(plan: &Plan) -> String {
     line
 }
 
-/// The plan for machines. Secrets are already `(sensitive)` in the plan; CA
-/// sources (key files, bundles) are not part of this view at all.
+/// The plan for machines: the plan report of `plan -o json`
+/// ([`super::json::PlanReport`], schema `schemas/plan-output.json`).
 pub fn json(plan: &Plan) -> Value {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .map(|c| {
-            let mut v = json!({
-                "address": c.addr.to_string(),
-                "kind": c.kind,
-                "action": c.action,
-                "before": c.before,
-                "after": c.after,
-            });
-            if let Some(r) = &c.reason {
-                v["reason"] = json!(r);
-            }
-            if let Some(why) = privileged(c) {
-                v["privileged"] = json!(true);
-                v["privileged_reason"] = json!(why);
-            }
-            if !c.sensitive.is_empty() {
-                v["sensitive"] = json!(c.sensitive);
-            }
-            if let Some(ca) = &c.ca {
-                if let Some(id) = &ca.existing_id {
-                    v["existing_issuer_id"] = json!(id);
-                }
-                if let Some(note) = &ca.note {
-                    v["note"] = json!(note);
-                }
-                if let Some(key) = &ca.pending_key {
-                    v["pending_key"] = json!(key);
-                }
-            }
-            v
-        })
-        .collect();
-    json!({
-        "format_version": "1",
-        "has_changes": plan.has_changes(),
-        "summary": plan.summary(),
-        "changes": changes,
-        "errors": plan.errored.iter().map(|e| json!({
-            "address": e.addr.to_string(),
-            "message": e.message,
-        })).collect::<Vec<_>>(),
-        "notes": plan.notes.iter().map(|n| json!({
-            "address": n.addr.to_string(),
-            "message": n.message,
-            "owned": n.owned,
-        })).collect::<Vec<_>>(),
-        "warnings": plan.warnings.iter().map(|w| json!({
-            "address": w.addr.to_string(),
-            "message": w.message,
-        })).collect::<Vec<_>>(),
-        "drift": plan.drift.iter().map(|d| json!({
-            "address": d.addr.to_string(),
-            "fields": d.fields,
-            "changed_by": d.changed_by,
-            "reason": d.reason,
-        })).collect::<Vec<_>>(),
-    })
+    super::json::to_value(&super::json::PlanReport::new(plan))
 }
 
 #[cfg(test)]

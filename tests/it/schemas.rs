@@ -1,7 +1,11 @@
-//! The JSON Schemas under `schemas/` are generated from the Rust types and
-//! checked in; this test fails when they are stale.
+//! The JSON Schemas under `schemas/` (every kind, the plan report of `plan
+//! -o json`, the plan file of `plan --out`) are generated from the Rust
+//! types and checked in, where editors and users' repositories point at
+//! them; this test fails when they differ from what `certplane schemas`
+//! writes.
 //!
-//! Regenerate with: `CERTPLANE_UPDATE_SCHEMAS=1 cargo test --test schemas`
+//! Regenerate with `make schemas` (or `CERTPLANE_UPDATE_SCHEMAS=1 cargo test
+//! --test it schemas::`).
 
 use std::path::PathBuf;
 
@@ -12,7 +16,7 @@ fn dir() -> PathBuf {
 #[test]
 fn committed_schemas_are_up_to_date() {
     let update = std::env::var_os("CERTPLANE_UPDATE_SCHEMAS").is_some();
-    let generated = certplane::model::schema::all();
+    let generated = certplane::cli::schema_files();
     let mut stale = Vec::new();
     if update {
         std::fs::create_dir_all(dir()).unwrap();
@@ -40,7 +44,7 @@ fn committed_schemas_are_up_to_date() {
     }
     assert!(
         stale.is_empty(),
-        "stale JSON schemas in schemas/: {}\nregenerate them with: CERTPLANE_UPDATE_SCHEMAS=1 cargo test --test schemas",
+        "stale JSON schemas in schemas/: {}\nregenerate them with `make schemas` (then `make docs`)",
         stale.join(", ")
     );
 }

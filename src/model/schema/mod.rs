@@ -8,6 +8,7 @@
 //! `# yaml-language-server: $schema=...` line at the top of each file.
 
 pub mod cert_manager;
+pub mod reference;
 
 use schemars::JsonSchema;
 use serde_json::{Map, Value, json};

@@ -219,6 +219,7 @@ macro_rules! registry {
         /// [`Resource`] descriptor ([`ResourceKind::descriptor`]).
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            schemars::JsonSchema,
         )]
         #[serde(rename_all = "snake_case")]
         pub enum ResourceKind {
@@ -281,7 +282,7 @@ registry! {
         /// `<mount>/issuer/<name>`: a CA inside a PKI mount.
         Issuer => pki_mount::ISSUER,
         /// `<mount>/key/<name>`: a key certplane generated for an
-        /// intermediate (named [`crate::state::PENDING_KEY_PREFIX`]...) that
+        /// intermediate (named `certplane-pending-...`) that
         /// an interrupted apply left behind: released (renamed) or deleted,
         /// never created.
         PkiKey => pki_mount::PKI_KEY,

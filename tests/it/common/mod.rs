@@ -19,6 +19,7 @@ pub mod cli;
 pub mod decoy;
 pub mod fake;
 pub mod git;
+pub mod jsonschema;
 pub mod jwt;
 pub mod kube;
 pub mod openbao;
