@@ -40,6 +40,7 @@ pub mod pki;
 pub mod plan;
 pub mod run;
 pub mod state;
+pub mod status;
 pub mod validate;
 pub mod vault;
 pub mod verify;

@@ -106,6 +106,7 @@ pub async fn run(command: Command, color: bool, vault_addr: Option<String>) -> E
             super::lock::force_unlock(&dir, lock_mount.as_deref()).await
         }
         Command::Policy { dir, lock_mount } => super::policy::run(&dir, lock_mount.as_deref()),
+        Command::Status { dir, output } => super::status::run(&dir, output, style).await,
         Command::Verify { dir } => super::verify::run(&dir, vault_addr.as_deref()).await,
         Command::Run(args) => super::run::run(*args).await,
         Command::Schemas { out } => schemas(&out),

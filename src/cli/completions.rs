@@ -190,7 +190,15 @@ mod tests {
     #[test]
     fn the_tree_has_the_commands_a_user_types() {
         let names: Vec<String> = commands().into_iter().map(|c| c.join(" ")).collect();
-        for must in ["validate", "plan", "apply", "run", "completions", "man"] {
+        for must in [
+            "validate",
+            "plan",
+            "apply",
+            "run",
+            "status",
+            "completions",
+            "man",
+        ] {
             assert!(names.iter().any(|n| n == must), "{must} in {names:?}");
         }
         // The generated `help` command is not one to document.

@@ -11,6 +11,7 @@ mod policy;
 mod progress;
 mod report;
 mod run;
+mod status;
 mod verify;
 mod watch;
 
@@ -155,6 +156,26 @@ pub enum Command {
         /// The apply lock.
         #[command(flatten)]
         lock: lock::LockArgs,
+    },
+    /// Show the live PKI tree, read-only: 0 fine, 1 a CA inside its
+    /// rotateBefore window or expired.
+    ///
+    /// For each PkiMount of the repository: its issuers in Vault (default,
+    /// retired, cross-signed twins, pending keys), who signed each, notAfter
+    /// and time left, down to the cert-manager Issuers and Certificates of
+    /// the repository that sign through them. Connects to Vault like plan
+    /// (one login) and only reads: no write, no lock, no cluster needed.
+    /// Exits 1 when a CA in use (a mount's default issuer, or one a role or
+    /// Issuer pins) is inside its rotateBefore window or expired, naming
+    /// each on stderr, or on an error.
+    Status {
+        /// The repository (default: current directory).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Output format: a tree for people, JSON, or a picture (Mermaid,
+        /// Graphviz dot) for a pull request or a wiki.
+        #[arg(short, long, visible_alias = "format", value_enum, default_value_t = status::StatusFormat::Human)]
+        output: status::StatusFormat,
     },
     /// Print the minimal Vault policy (HCL) that applying the repository needs.
     Policy {

@@ -47,6 +47,7 @@ mod prune_cluster_side;
 mod reviewer;
 mod run_loop;
 mod schemas;
+mod status;
 mod vault_apply;
 mod vault_connect;
 mod vault_lock;
