@@ -5,6 +5,7 @@
 mod common;
 
 mod bad_input;
+mod ca_rotation;
 mod checks_openbao;
 mod ci_examples;
 mod ci_plan_file;

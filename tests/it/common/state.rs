@@ -69,6 +69,7 @@ pub fn desired_ca(mount: &str, name: Option<&str>, cn: &str, method: CaMethod) -
         method,
         ttl: None,
         rotate_before: None,
+        rotation: Default::default(),
     }
 }
 
