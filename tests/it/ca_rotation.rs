@@ -24,7 +24,7 @@ const REPO: &str = r#"apiVersion: certplane.dev/v1alpha1
 kind: PkiMount
 metadata: {name: pki}
 spec:
-  maxLeaseTTL: 8760h
+  maxLeaseTTL: 60s
   ca:
     root:
       commonName: Rotation Root
@@ -38,7 +38,7 @@ apiVersion: certplane.dev/v1alpha1
 kind: PkiMount
 metadata: {name: pki_int}
 spec:
-  maxLeaseTTL: 8760h
+  maxLeaseTTL: 20s
   ca:
     intermediate:
       commonName: Rotation Intermediate
@@ -131,7 +131,21 @@ async fn client(
             .await;
         let p = published.lock().unwrap().clone();
         let t = now();
-        let mut s = seen.lock().unwrap();
+        check(reply, &p, t, n, &mut live, &mut seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks one issuance and every earlier leaf still valid at `t`.
+fn check(
+    reply: Result<Option<Value>, certplane::vault::VaultError>,
+    p: &Published,
+    t: i64,
+    n: u64,
+    live: &mut Vec<(Vec<u8>, i64)>,
+    s: &mut Seen,
+) {
+    {
         match reply {
             Ok(Some(data)) => {
                 s.issued += 1;
@@ -149,14 +163,12 @@ async fn client(
         // Earlier leaves verify until they expire (a margin for the
         // second the clock may turn between the two reads).
         live.retain(|(_, not_after)| *not_after > t + 1);
-        for (leaf, _) in &live {
+        for (leaf, _) in live.iter() {
             match verify_leaf(leaf, &p.intermediates, &p.roots, t) {
                 Ok(()) => s.verified_later += 1,
                 Err(e) => s.failures.push(format!("earlier leaf at #{n}: {e}")),
             }
         }
-        drop(s);
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -273,6 +285,7 @@ fn the_intermediate_then_the_root_rotate_in_stages_while_a_client_issues() {
         "commonName: Rotation Intermediate G2\n",
     );
     edit(repo.path(), "pki.yaml", "ttl: 20s", "ttl: 40s");
+    edit(repo.path(), "pki.yaml", "TTL: 20s", "TTL: 40s");
     let (code, changes) = plan(dir);
     assert_eq!(code, 2);
     let (action, reason) = find(&changes, "vault:pki_int/issuer/int");
@@ -346,7 +359,9 @@ fn the_intermediate_then_the_root_rotate_in_stages_while_a_client_issues() {
         "commonName: Rotation Root G2\n",
     );
     edit(repo.path(), "pki.yaml", "ttl: 60s", "ttl: 600s");
+    edit(repo.path(), "pki.yaml", "TTL: 60s", "TTL: 600s");
     edit(repo.path(), "pki.yaml", "ttl: 40s", "ttl: 300s");
+    edit(repo.path(), "pki.yaml", "TTL: 40s", "TTL: 300s");
     let (code, changes) = plan(dir);
     assert_eq!(code, 2);
     let (action, reason) = find(&changes, "vault:pki/issuer/root");
@@ -454,8 +469,8 @@ fn the_intermediate_then_the_root_rotate_in_stages_while_a_client_issues() {
 /// The repository of the crash test: an intermediate with a long life, so
 /// that only the stages under test happen.
 fn crash_repo(int_cn: &str) -> String {
-    REPO.replace("ttl: 60s", "ttl: 8760h")
-        .replace("ttl: 20s", "ttl: 720h")
+    REPO.replace("60s", "8760h")
+        .replace("20s", "720h")
         .replace("Rotation Intermediate", int_cn)
 }
 

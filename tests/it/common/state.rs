@@ -93,6 +93,7 @@ pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -
             existing_id: existing_id.map(str::to_string),
             note: None,
             pending_key: None,
+            rotation: None,
         }),
         depends_on: vec![],
         manifest: None,
