@@ -104,6 +104,39 @@ pub struct DesiredCa {
     pub ttl: Option<u64>,
     /// Rotate when less than this (seconds) remains.
     pub rotate_before: Option<u64>,
+    /// How a rotation is staged (`rotation:` of the CA).
+    #[serde(default)]
+    pub rotation: RotationSettings,
+}
+
+/// How a rotation of a CA is staged (see [`crate::plan`], "rotation").
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RotationSettings {
+    /// Seconds the new issuer waits, published beside the old one, before it
+    /// becomes the default (stage 2): the time the trust bundle needs to
+    /// reach every client. `None`: the next apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<u64>,
+    /// Seconds a retired issuer is kept after its notAfter before it is
+    /// deleted (stage 3); [`DEFAULT_SAFETY_BUFFER`] when not declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_buffer: Option<u64>,
+}
+
+/// How long a retired issuer is kept after its notAfter by default: one
+/// day. No leaf outlives its issuer (Vault's `leaf_not_after_behavior`
+/// `err` or `truncate`), so the buffer only covers clocks that disagree.
+pub const DEFAULT_SAFETY_BUFFER: u64 = 86_400;
+
+/// The `usage` of an issuer certplane retired: it keeps signing CRLs for
+/// the leaves it issued, and issues nothing new.
+pub const RETIRED_USAGE: &str = "read-only,crl-signing";
+
+impl RotationSettings {
+    /// The safety buffer in seconds.
+    pub fn safety_buffer(&self) -> u64 {
+        self.safety_buffer.unwrap_or(DEFAULT_SAFETY_BUFFER)
+    }
 }
 
 /// The fields that identify a CA. Compared with the live issuer's certificate.
@@ -162,11 +195,11 @@ pub const PENDING_KEY_PREFIX: &str = "certplane-pending-";
 
 impl DesiredCa {
     /// The name of the key generated for this CA while it is pending
-    /// (intermediates only): derived from the issuer name and the key's type
+    /// (intermediates, and roots made by a rotation): derived from the issuer name and the key's type
     /// and size, so that a key of another type is never resumed, e.g.
     /// `certplane-pending-int-2026-ec256`.
     pub fn pending_key_name(&self) -> Option<String> {
-        if !matches!(self.method, CaMethod::Intermediate { .. }) {
+        if matches!(self.method, CaMethod::Import { .. }) {
             return None;
         }
         let key = match (self.identity.key_type, self.identity.key_bits) {
@@ -236,6 +269,35 @@ pub struct ObservedIssuer {
     /// The id of its key.
     #[serde(default)]
     pub key_id: String,
+    /// notBefore, Unix seconds.
+    #[serde(default)]
+    pub not_before: i64,
+    /// Its `usage` as Vault lists it (`read-only,issuing-certificates,...`);
+    /// empty when not read.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub usage: String,
+    /// Its certificate (PEM; public).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub certificate: String,
+}
+
+impl ObservedIssuer {
+    /// Whether it may no longer issue (its `usage` lacks
+    /// `issuing-certificates`): retired by a rotation, or by hand.
+    pub fn is_retired(&self) -> bool {
+        !self.usage.is_empty()
+            && !self
+                .usage
+                .split(',')
+                .any(|u| u.trim() == "issuing-certificates")
+    }
+
+    /// The name a rotation gives the issuer it supersedes (the declared
+    /// name, then the start of its id): how the next plans find it again.
+    pub fn superseded_name(&self, declared: &str) -> String {
+        let short: String = self.id.chars().take(8).collect();
+        format!("{declared}-{short}")
+    }
 }
 
 /// One key of a PKI mount (`<mount>/keys`).

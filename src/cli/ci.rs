@@ -233,10 +233,11 @@ fn json<T: Serialize>(v: &T) -> Value {
 }
 
 /// Whether a change's live side may move with the clock alone: a CA with
-/// `rotateBefore` comes closer to its rotation every day.
+/// `rotateBefore` comes closer to its rotation every day, and a rotation in
+/// progress to its next stage (an overlap, a retired issuer's expiry).
 fn time_dependent(c: &Change) -> bool {
     c.ca.as_ref()
-        .is_some_and(|ca| ca.desired.rotate_before.is_some())
+        .is_some_and(|ca| ca.desired.rotate_before.is_some() || ca.rotation.is_some())
 }
 
 /// Compares one change of the file (`s`) with the same change made now
@@ -297,7 +298,7 @@ fn compare_change(s: &Change, f: &Change, out: &mut Vec<Finding>) {
     // rotation may have come due.
     if time_dependent(f) && differing.iter().all(|n| matches!(*n, "action" | "reason")) {
         out.push(Finding::Stale(format!(
-            "{addr}: its CA came closer to rotateBefore since the plan was made"
+            "{addr}: its CA came closer to rotateBefore or to its next rotation stage since the plan was made"
         )));
     } else {
         out.extend(edited.into_iter().map(Finding::Edited));

@@ -131,10 +131,34 @@ pub struct RootCa {
     /// fields written are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<IssuerSettings>,
+    /// How a rotation is staged: how long the new issuer is published
+    /// before it becomes the default, how long a retired issuer is kept
+    /// after it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationSpec>,
     /// Any other parameter of `root/generate` (organization, ou, altNames...),
     /// passed through with its Vault (snake_case) name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// `rotation`: how a rotation of the CA is staged (README, "Rotating a
+/// CA"). Stage 1 makes the new issuer beside the old one and publishes
+/// both; stage 2 (an apply at least `overlap` later) makes it the default
+/// and retires the old one (`usage: read-only,crl-signing`); stage 3 (an
+/// apply after the old one's notAfter plus `safetyBuffer`) deletes it.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotationSpec {
+    /// How long the new issuer is published beside the old one before it
+    /// becomes the default (the time the trust bundle needs to reach every
+    /// client). Default: none, the next apply switches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Duration>,
+    /// How long a retired issuer is kept after its notAfter before it is
+    /// deleted. Default 24h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_buffer: Option<Duration>,
 }
 
 /// `import`: a CA certificate and key from a PEM bundle (`config/ca`).
@@ -196,6 +220,11 @@ pub struct IntermediateCa {
     /// fields written are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<IssuerSettings>,
+    /// How a rotation is staged: how long the new issuer is published
+    /// before it becomes the default, how long a retired issuer is kept
+    /// after it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationSpec>,
     /// Any other parameter of `intermediate/generate`, passed through.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,

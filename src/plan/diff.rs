@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
 
-use super::{Action, CaChange, Change, Plan, PlanError, PlanNote};
+use super::{Action, CaChange, Change, Plan, PlanError, PlanNote, Rotation};
 use crate::addr::{Addr, VaultAddr};
 use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, LiveMounts, Observed,
-    ObservedIssuer, ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, ResourceKind,
+    ObservedIssuer, ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, RETIRED_USAGE,
+    ResourceKind,
     SecretFrom, Signer,
 };
 use crate::vault::kinds::{Belongs, Read, Write};
@@ -61,6 +62,7 @@ pub fn plan_streamed(
             (Write::Issuer, Some(ca)) => {
                 let mut change = plan_issuer(r, ca, observed);
                 changes.extend(pending_keys(&mut change, ca, observed));
+                changes.extend(superseded(&change, ca, observed));
                 change
             }
             _ => match planned.get_mut(i).and_then(Option::take) {
@@ -78,8 +80,55 @@ pub fn plan_streamed(
         };
         changes.push(change);
     }
+    children_wait(&mut changes);
     plan.changes = order(changes);
     plan
+}
+
+/// Children follow parents: a child CA whose rotation would start while
+/// its parent mount is between stage 1 and stage 2 of its own (the new
+/// parent issuer made, not yet the default) waits, so that it is signed
+/// once, by the new parent; with the parent's switch in the same plan it
+/// proceeds (it is applied after it, and signed by the new issuer).
+fn children_wait(changes: &mut [Change]) {
+    let rotating: BTreeSet<String> = changes
+        .iter()
+        .filter_map(|c| {
+            let ca = c.ca.as_ref()?;
+            let pending = matches!(
+                ca.rotation,
+                Some(Rotation::Make { .. } | Rotation::Overlap { .. })
+            );
+            pending.then(|| ca.desired.mount.trim_matches('/').to_string())
+        })
+        .collect();
+    for c in changes.iter_mut() {
+        let Some(ca) = c.ca.as_mut() else { continue };
+        if !matches!(ca.rotation, Some(Rotation::Make { .. })) {
+            continue;
+        }
+        let Some(parent) = signer_mount(&ca.desired).map(str::to_string) else {
+            continue;
+        };
+        if !rotating.contains(&parent) {
+            continue;
+        }
+        ca.rotation = Some(Rotation::Parent {
+            mount: parent.clone(),
+        });
+        c.action = Action::NoOp;
+        let why = c.reason.take().unwrap_or_default();
+        let why = why.strip_prefix("rotation 1/3: ").unwrap_or(&why);
+        let why = why
+            .split(": a new issuer")
+            .next()
+            .unwrap_or(why)
+            .to_string();
+        c.reason = Some(format!(
+            "rotation 1/3 waits for its parent {parent}, which is rotating: this CA ({why}) is \
+             signed by the parent's new issuer once that is the default"
+        ));
+    }
 }
 
 /// What [`ownership`] decides with.
@@ -505,6 +554,7 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
             existing_id: None,
             note: None,
             pending_key: None,
+            rotation: None,
         })),
         depends_on: r.depends_on.clone(),
         manifest: None,
@@ -520,19 +570,25 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
         .and_then(|n| issuers.iter().find(|i| i.name == n));
     let default = issuers.iter().find(|i| i.is_default);
     if let Some((issuer, key)) = interrupted_import(ca, issuers, observed) {
+        change.before = Some(issuer_fields(issuer));
+        if let Some(c) = change.ca.as_mut() {
+            c.existing_id = Some(issuer.id.clone());
+            c.pending_key = Some(key.name.clone());
+        }
+        let other = |i: &&ObservedIssuer| i.id != issuer.id;
+        if let Some(old) = by_name.filter(other).or(default.filter(other)) {
+            // Stage 1 of a rotation made it beside the old one.
+            switch_stage(&mut change, ca, issuer, old, observed);
+            return change;
+        }
         // set-signed made the new issuer, then the apply stopped before it
         // was named and made the default: finish it, never make another.
         change.action = Action::Update;
-        change.before = Some(issuer_fields(issuer));
         change.reason = Some(format!(
             "finish an interrupted apply: issuer {} was imported with key {} but not yet named and \
              made the default; apply does that and clears the key's pending name",
             issuer.id, key.name
         ));
-        if let Some(c) = change.ca.as_mut() {
-            c.existing_id = Some(issuer.id.clone());
-            c.pending_key = Some(key.name.clone());
-        }
         return change;
     }
     let manual = match &ca.method {
@@ -574,24 +630,28 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
             ));
             return change;
         }
-        change.action = Action::Replace;
-        change.reason = Some(format!(
-            "{}: a new issuer is made; the old one ({}) stays",
-            diff.join(", "),
-            current.id
-        ));
+        make_stage(&mut change, ca, current, &diff.join(", "));
         return change;
     }
     if let Some(before) = ca.rotate_before
         && current.not_after - observed.now < before as i64
     {
-        change.action = Action::Replace;
         let left = (current.not_after - observed.now).max(0) as u64;
-        change.reason = Some(format!(
-            "expires in {}, less than rotateBefore {}: a new issuer is made; the old one stays",
+        let why = format!(
+            "expires in {}, less than rotateBefore {}",
             Duration::from_secs(left),
             Duration::from_secs(before)
-        ));
+        );
+        make_stage(&mut change, ca, current, &why);
+        return change;
+    }
+    if let Some(parent) = parent_moved(ca, current, observed) {
+        let why = format!(
+            "its parent {} rotated: issuer {} signs now, and this CA still chains to the old one",
+            signer_mount(ca).unwrap_or_default(),
+            parent.id
+        );
+        make_stage(&mut change, ca, current, &why);
         return change;
     }
     let mut adopt = Vec::new();
@@ -610,6 +670,309 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
         change.reason = Some(adopt.join(" and "));
     }
     change
+}
+
+/// When a Unix time is, for people (UTC, RFC 3339).
+fn when(unix: i64) -> String {
+    crate::vault::lock::rfc3339(unix)
+}
+
+/// The base of the name a rotation gives the issuer it supersedes.
+fn superseded_base(ca: &DesiredCa) -> &str {
+    ca.issuer_name.as_deref().unwrap_or("certplane-superseded")
+}
+
+/// Stage 1 of a rotation: a new issuer beside `old`, which stays the
+/// default until stage 2.
+fn make_stage(change: &mut Change, ca: &DesiredCa, old: &ObservedIssuer, why: &str) {
+    change.action = Action::Replace;
+    let signer = match signer_mount(ca) {
+        Some(m) => format!(", signed by {m}"),
+        None => String::new(),
+    };
+    let wait = match ca.rotation.overlap {
+        Some(o) if o > 0 => format!(
+            "the apply after the overlap {} makes it the default",
+            Duration::from_secs(o)
+        ),
+        _ => "the next apply makes it the default".to_string(),
+    };
+    change.reason = Some(if matches!(ca.method, CaMethod::Import { .. }) {
+        // An import has no key of its own making to mark it between
+        // stages: it is imported and made the default at once, and the
+        // old issuer is retired by the next apply.
+        format!(
+            "rotation 1/3: {why}: the new certificate is imported beside {} and made the \
+             default at once (an import cannot wait between stages); {} is retired by the next \
+             apply",
+            old.id, old.id
+        )
+    } else {
+        format!(
+            "rotation 1/3: {why}: a new issuer is made beside {} (default, expires {}){signer} \
+             and published with it; {} stays the default, {wait}",
+            old.id,
+            when(old.not_after),
+            old.id
+        )
+    });
+    if let Some(c) = change.ca.as_mut() {
+        c.rotation = Some(Rotation::Make {
+            old: old.id.clone(),
+        });
+    }
+}
+
+/// Stage 2 of a rotation: the new issuer (made by stage 1, its key still
+/// pending-named) becomes the default after the declared overlap; the old
+/// one is retired unless a child mount still chains to it.
+fn switch_stage(
+    change: &mut Change,
+    ca: &DesiredCa,
+    new: &ObservedIssuer,
+    old: &ObservedIssuer,
+    observed: &Observed,
+) {
+    let overlap = ca.rotation.overlap.unwrap_or(0);
+    let ready = new.not_before + overlap as i64;
+    if observed.now < ready {
+        change.action = Action::NoOp;
+        change.reason = Some(format!(
+            "rotation 1/3 done: the new issuer {} is published beside {}; rotation 2/3 (make it \
+             the default) waits for the overlap {}: apply again after {} (in {})",
+            new.id,
+            old.id,
+            Duration::from_secs(overlap),
+            when(ready),
+            Duration::from_secs((ready - observed.now).max(0) as u64)
+        ));
+        if let Some(c) = change.ca.as_mut() {
+            c.rotation = Some(Rotation::Overlap {
+                old: old.id.clone(),
+                until: ready,
+            });
+        }
+        return;
+    }
+    let children = children_of(old, observed);
+    let retire = children.is_empty();
+    let named = match &ca.issuer_name {
+        Some(n) => format!(" and name it {n:?}"),
+        None => String::new(),
+    };
+    let then = if retire {
+        format!(
+            "retire {} (usage {RETIRED_USAGE}: it issues nothing more, keeps signing its CRL, and \
+             is deleted after its notAfter {} plus the safety buffer {})",
+            old.id,
+            when(old.not_after),
+            Duration::from_secs(ca.rotation.safety_buffer())
+        )
+    } else {
+        format!(
+            "{} is retired once {} no longer chain to it",
+            old.id,
+            children.join(", ")
+        )
+    };
+    change.action = Action::Update;
+    change.reason = Some(format!(
+        "rotation 2/3: make the new issuer {} (expires {}) the default{named}; {then}",
+        new.id,
+        when(new.not_after)
+    ));
+    if let Some(c) = change.ca.as_mut() {
+        c.rotation = Some(Rotation::Switch {
+            old: old.id.clone(),
+            retire,
+        });
+    }
+}
+
+/// The parent mount of an intermediate signed by a mount.
+fn signer_mount(ca: &DesiredCa) -> Option<&str> {
+    match &ca.method {
+        CaMethod::Intermediate {
+            signer: Signer::Mount { mount, .. },
+            ..
+        } => Some(mount.trim_matches('/')),
+        _ => None,
+    }
+}
+
+/// DER of an issuer's certificate, when it was read.
+fn issuer_der(i: &ObservedIssuer) -> Option<Vec<u8>> {
+    if i.certificate.is_empty() {
+        return None;
+    }
+    crate::pki::x509::pem_certificates(&i.certificate)
+        .ok()?
+        .into_iter()
+        .next()
+}
+
+/// The parent's issuer that signs now, when `current` (an intermediate
+/// signed by a parent mount) is not signed by it: the parent rotated, and
+/// this CA must be signed again. `None` when the parent's certificates were
+/// not read, or the parent is itself between stage 1 and 2.
+fn parent_moved<'a>(
+    ca: &DesiredCa,
+    current: &ObservedIssuer,
+    observed: &'a Observed,
+) -> Option<&'a ObservedIssuer> {
+    let parent = signer_mount(ca)?;
+    let parents = observed.issuers.get(parent)?;
+    let signing = parents.iter().find(|i| i.is_default)?;
+    let child = issuer_der(current)?;
+    let signer = issuer_der(signing)?;
+    if crate::pki::x509::is_signed_by(&child, &signer) {
+        return None;
+    }
+    // Signed by none of the parent's issuers (another signer, made by
+    // hand): not a rotation of the parent's.
+    let by_parent = parents
+        .iter()
+        .any(|p| issuer_der(p).is_some_and(|der| crate::pki::x509::is_signed_by(&child, &der)));
+    by_parent.then_some(signing)
+}
+
+/// The mounts with an issuer that is not retired and is signed by
+/// `issuer` (the children that still chain to it), as `mount (issuer id)`.
+fn children_of(issuer: &ObservedIssuer, observed: &Observed) -> Vec<String> {
+    let Some(parent) = issuer_der(issuer) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (mount, issuers) in &observed.issuers {
+        for i in issuers {
+            if i.id == issuer.id || i.is_retired() || i.cert_sha256 == issuer.cert_sha256 {
+                continue;
+            }
+            if issuer_der(i).is_some_and(|der| crate::pki::x509::is_signed_by(&der, &parent)) {
+                out.push(format!("{mount} ({})", i.id));
+            }
+        }
+    }
+    out
+}
+
+/// The issuers a rotation superseded in `ca`'s mount (their superseded
+/// name, not the default, not a pending rotation's): each retired once no
+/// child chains to it (stage 2, when the switch could not), and deleted
+/// once its notAfter plus the safety buffer passed (stage 3). Waiting ones
+/// are unchanged, with their reason.
+fn superseded(change: &Change, ca: &DesiredCa, observed: &Observed) -> Vec<Change> {
+    let Some(issuers) = observed.issuers.get(&ca.mount) else {
+        return Vec::new();
+    };
+    let base = superseded_base(ca);
+    let pending: BTreeSet<&str> = pending_named(ca, observed)
+        .into_iter()
+        .map(|k| k.id.as_str())
+        .collect();
+    let now_switching = match change.ca.as_ref().and_then(|c| c.rotation.as_ref()) {
+        Some(Rotation::Switch { old, .. }) => Some(old.as_str()),
+        _ => None,
+    };
+    let buffer = ca.rotation.safety_buffer();
+    let mut out = Vec::new();
+    for i in issuers {
+        if i.is_default
+            || pending.contains(i.key_id.as_str())
+            || i.name != i.superseded_name(base)
+            || now_switching == Some(i.id.as_str())
+        {
+            continue;
+        }
+        let mut c = Change {
+            addr: crate::addr::VaultAddr::issuer(&ca.mount, Some(&i.name)).into(),
+            kind: ResourceKind::Issuer,
+            action: Action::NoOp,
+            before: Some(issuer_fields(i)),
+            after: None,
+            sensitive: vec![],
+            reason: None,
+            ca: Some(Box::new(CaChange {
+                desired: ca.clone(),
+                existing_id: Some(i.id.clone()),
+                note: None,
+                pending_key: None,
+                rotation: None,
+            })),
+            depends_on: vec![change.addr.clone()],
+            manifest: None,
+        };
+        c.before
+            .get_or_insert_default()
+            .insert("usage".into(), json!(i.usage));
+        if !i.is_retired() {
+            let children = children_of(i, observed);
+            if children.is_empty() {
+                c.action = Action::Update;
+                let mut after = c.before.clone().unwrap_or_default();
+                after.insert("usage".into(), json!(RETIRED_USAGE));
+                c.after = Some(after);
+                c.reason = Some(format!(
+                    "rotation 2/3: retire the superseded issuer {} (usage {RETIRED_USAGE}); it is \
+                     deleted after its notAfter {} plus the safety buffer {}",
+                    i.id,
+                    when(i.not_after),
+                    Duration::from_secs(buffer)
+                ));
+                if let Some(ca) = c.ca.as_mut() {
+                    ca.rotation = Some(Rotation::Retire { id: i.id.clone() });
+                }
+            } else {
+                c.after = c.before.clone();
+                if let Some(ca) = c.ca.as_mut() {
+                    ca.rotation = Some(Rotation::Children { id: i.id.clone() });
+                }
+                c.reason = Some(format!(
+                    "rotation 2/3 waits: the superseded issuer {} is retired once {} no longer \
+                     chain to it (they are signed again by the new issuer)",
+                    i.id,
+                    children.join(", ")
+                ));
+            }
+            out.push(c);
+            continue;
+        }
+        let after = i.not_after.saturating_add(buffer as i64);
+        if observed.now >= after {
+            c.action = Action::Delete;
+            c.reason = Some(format!(
+                "rotation 3/3: the retired issuer {} expired at {} and the safety buffer {} has \
+                 passed: no leaf it issued is valid any more; delete it",
+                i.id,
+                when(i.not_after),
+                Duration::from_secs(buffer)
+            ));
+            if let Some(ca) = c.ca.as_mut() {
+                ca.rotation = Some(Rotation::Delete {
+                    id: i.id.clone(),
+                    after,
+                });
+            }
+        } else {
+            c.after = c.before.clone();
+            if let Some(ca) = c.ca.as_mut() {
+                ca.rotation = Some(Rotation::Expiring {
+                    id: i.id.clone(),
+                    after,
+                });
+            }
+            c.reason = Some(format!(
+                "rotation 3/3 waits: the retired issuer {} is deleted after {} (its notAfter plus \
+                 the safety buffer {}; in {})",
+                i.id,
+                when(after),
+                Duration::from_secs(buffer),
+                Duration::from_secs((after - observed.now).max(0) as u64)
+            ));
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The keys of `ca`'s mount that carry certplane's pending name.

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::render::privileged;
-use super::{Action, Plan};
+use super::{Action, Plan, Rotation};
 use crate::addr::Addr;
 use crate::state::{Fields, ResourceKind};
 
@@ -94,6 +94,22 @@ pub struct ReportChange {
     /// this apply resumes with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pending_key: Option<String>,
+    /// For a CA rotation: the stage this change is (README, "Rotating a
+    /// CA").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<ReportRotation>,
+}
+
+/// A stage of a CA rotation: its kind and details, and its number.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReportRotation {
+    /// The stage number of the three: 1 make, 2 switch and retire, 3
+    /// delete.
+    pub number: u8,
+    /// The stage (`stage`: `make`, `overlap`, `switch`, ...) and its
+    /// details.
+    #[serde(flatten)]
+    pub stage: Rotation,
 }
 
 /// A problem that makes the plan unappliable.
@@ -219,6 +235,10 @@ impl PlanReport {
                     existing_issuer_id: ca.and_then(|ca| ca.existing_id.clone()),
                     note: ca.and_then(|ca| ca.note.clone()),
                     pending_key: ca.and_then(|ca| ca.pending_key.clone()),
+                    rotation: ca.and_then(|ca| ca.rotation.clone()).map(|r| ReportRotation {
+                        number: r.stage(),
+                        stage: r,
+                    }),
                 }
             })
             .collect();

@@ -134,6 +134,98 @@ pub struct CaChange {
     /// key's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_key: Option<String>,
+    /// The stage of a rotation this change is (README, "Rotating a CA").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+}
+
+/// A stage of a CA rotation, as the plan decided it from the live issuers
+/// (nothing else records where a rotation is: each plan finds it again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "stage")]
+pub enum Rotation {
+    /// Stage 1: a new issuer is made beside `old` (its key keeps certplane's
+    /// pending name, which marks it as the rotation's); `old` stays the
+    /// default.
+    Make {
+        /// The issuer being superseded.
+        old: String,
+    },
+    /// Between stage 1 and 2 (the change is unchanged): the new issuer is
+    /// published beside `old` until `until` (its notBefore plus the
+    /// declared overlap, Unix seconds).
+    Overlap {
+        /// The issuer being superseded.
+        old: String,
+        /// When stage 2 may run.
+        until: i64,
+    },
+    /// Stage 2: the new issuer (the change's `existing_id`) becomes the
+    /// default and takes the declared name; `old` gets its superseded name
+    /// and, with `retire`, `usage: read-only,crl-signing`.
+    Switch {
+        /// The superseded issuer.
+        old: String,
+        /// Retire it now (no issuer of a child mount still chains to it).
+        retire: bool,
+    },
+    /// Stage 2, later: a superseded issuer is retired once no child chains
+    /// to it any more.
+    Retire {
+        /// The issuer.
+        id: String,
+    },
+    /// Stage 1 waits: a child CA whose rotation waits for its parent mount
+    /// to make its new issuer the default.
+    Parent {
+        /// The parent mount.
+        mount: String,
+    },
+    /// Stage 2 waits: a superseded issuer is retired once no child chains
+    /// to it.
+    Children {
+        /// The issuer.
+        id: String,
+    },
+    /// Stage 3 waits: a retired issuer is deleted at `after`.
+    Expiring {
+        /// The issuer.
+        id: String,
+        /// When it may be deleted (Unix seconds).
+        after: i64,
+    },
+    /// Stage 3: a retired issuer is deleted after its notAfter plus the
+    /// safety buffer (`not_after + buffer`, Unix seconds: re-checked at
+    /// apply).
+    Delete {
+        /// The issuer.
+        id: String,
+        /// When it may be deleted.
+        after: i64,
+    },
+}
+
+impl Rotation {
+    /// The stage number (1 make, 2 switch and retire, 3 delete) of the three.
+    pub fn stage(&self) -> u8 {
+        match self {
+            Rotation::Make { .. } | Rotation::Overlap { .. } | Rotation::Parent { .. } => 1,
+            Rotation::Switch { .. } | Rotation::Retire { .. } | Rotation::Children { .. } => 2,
+            Rotation::Delete { .. } | Rotation::Expiring { .. } => 3,
+        }
+    }
+
+    /// Whether this stage waits (its change is unchanged until a time or
+    /// another CA allows it).
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            Rotation::Overlap { .. }
+                | Rotation::Parent { .. }
+                | Rotation::Children { .. }
+                | Rotation::Expiring { .. }
+        )
+    }
 }
 
 /// Something the planner could not decide.

@@ -199,7 +199,11 @@ pub fn human(plan: &Plan, style: Style) -> String {
     for c in &plan.changes {
         let (sym, code) = symbol(c.action);
         let note = c.ca.as_ref().and_then(|ca| ca.note.as_deref());
-        if !c.action.is_change() && note.is_none() {
+        let waiting =
+            c.ca.as_ref()
+                .and_then(|ca| ca.rotation.as_ref())
+                .is_some_and(|r| r.waits());
+        if !c.action.is_change() && note.is_none() && !waiting {
             continue;
         }
         let head = format!("{sym} {} ({})", c.addr, c.action.label());

@@ -55,6 +55,11 @@ pub struct Status {
     pub vault_token_renewals_total: u64,
     /// notAfter (Unix seconds) of each managed CA issuer, by (mount, issuer).
     pub ca_not_after: BTreeMap<(String, String), i64>,
+    /// The rotation stage of each managed CA issuer at the last plan, by
+    /// (mount, issuer name in the plan): 0 none, 1 the new issuer is made
+    /// or published beside the old one, 2 the switch and retirement, 3 a
+    /// retired issuer waits for deletion.
+    pub ca_rotation_stage: BTreeMap<(String, String), i64>,
     /// Whether this replica acted as the leader at the last reconcile
     /// (`Some(true)` without leader election; `None`: not started).
     pub leader: Option<bool>,
@@ -79,6 +84,7 @@ impl Default for Status {
             vault_logins_total: 0,
             vault_token_renewals_total: 0,
             ca_not_after: BTreeMap::new(),
+            ca_rotation_stage: BTreeMap::new(),
             leader: None,
             reconcile_started: None,
             reconcile_deadline: Duration::ZERO,
@@ -136,6 +142,16 @@ impl Status {
         for c in &plan.changes {
             *self.objects.entry(c.action.label()).or_default() += 1;
         }
+        self.ca_rotation_stage = plan
+            .changes
+            .iter()
+            .filter_map(|c| {
+                let ca = c.ca.as_ref()?;
+                let issuer = c.addr.as_vault()?.name().unwrap_or("default").to_string();
+                let stage = ca.rotation.as_ref().map_or(0, |r| i64::from(r.stage()));
+                Some(((ca.desired.mount.clone(), issuer), stage))
+            })
+            .collect();
     }
 
     /// Writes every metric family, as of `now` (for `certplane_ready`).
@@ -197,6 +213,19 @@ impl Status {
             "certplane_ca_not_after_seconds",
             "notAfter (Unix seconds) of each managed CA issuer.",
             self.ca_not_after.iter().map(|((mount, issuer), t)| {
+                (
+                    vec![("mount", mount.as_str()), ("issuer", issuer.as_str())],
+                    *t,
+                )
+            }),
+        )?;
+        gauge(
+            e,
+            "certplane_ca_rotation_stage",
+            "Rotation stage of each managed CA issuer at the last plan: 0 none, 1 new issuer \
+             published beside the old, 2 default switched and old retired, 3 retired issuer \
+             waiting for deletion.",
+            self.ca_rotation_stage.iter().map(|((mount, issuer), t)| {
                 (
                     vec![("mount", mount.as_str()), ("issuer", issuer.as_str())],
                     *t,
@@ -369,6 +398,10 @@ mod tests {
             .insert(("pki".into(), "homelab-root".into()), 2_000_000_000);
         s.ca_not_after
             .insert(("pki_int".into(), "a\"b\\c\nd".into()), 1_900_000_000);
+        s.ca_rotation_stage
+            .insert(("pki".into(), "homelab-root".into()), 0);
+        s.ca_rotation_stage
+            .insert(("pki_int".into(), "homelab-int".into()), 2);
         s.leader = Some(true);
         s
     }
@@ -420,6 +453,10 @@ certplane_vault_token_renewals_total 4
 # TYPE certplane_ca_not_after_seconds gauge
 certplane_ca_not_after_seconds{mount="pki",issuer="homelab-root"} 2000000000
 certplane_ca_not_after_seconds{mount="pki_int",issuer="a\"b\\c\nd"} 1900000000
+# HELP certplane_ca_rotation_stage Rotation stage of each managed CA issuer at the last plan: 0 none, 1 new issuer published beside the old, 2 default switched and old retired, 3 retired issuer waiting for deletion.
+# TYPE certplane_ca_rotation_stage gauge
+certplane_ca_rotation_stage{mount="pki",issuer="homelab-root"} 0
+certplane_ca_rotation_stage{mount="pki_int",issuer="homelab-int"} 2
 # HELP certplane_leader 1 when this replica is the leader (it plans and applies), 0 when it follows.
 # TYPE certplane_leader gauge
 certplane_leader 1
@@ -429,13 +466,85 @@ certplane_ready 1
 "#;
 
     #[test]
+    fn the_plan_sets_the_rotation_stage_of_each_issuer() {
+        use crate::addr::VaultAddr;
+        use crate::plan::{Action, CaChange, Change, Rotation};
+        let ca = |mount: &str, name: &str, rotation: Option<Rotation>| Change {
+            addr: VaultAddr::issuer(mount, Some(name)).into(),
+            kind: crate::state::ResourceKind::Issuer,
+            action: Action::NoOp,
+            before: None,
+            after: None,
+            sensitive: vec![],
+            reason: None,
+            ca: Some(Box::new(CaChange {
+                desired: crate::state::DesiredCa {
+                    mount: mount.into(),
+                    issuer_name: Some(name.into()),
+                    identity: crate::state::CaIdentity {
+                        common_name: "CA".into(),
+                        key_type: None,
+                        key_bits: None,
+                        issued_by: None,
+                        cert_sha256: None,
+                    },
+                    method: crate::state::CaMethod::Root {
+                        params: Default::default(),
+                    },
+                    ttl: None,
+                    rotate_before: None,
+                    rotation: Default::default(),
+                },
+                existing_id: None,
+                note: None,
+                pending_key: None,
+                rotation,
+            })),
+            depends_on: vec![],
+            manifest: None,
+        };
+        let plan = Plan {
+            changes: vec![
+                ca("pki", "root", None),
+                ca(
+                    "pki_int",
+                    "int",
+                    Some(Rotation::Overlap {
+                        old: "a".into(),
+                        until: 1,
+                    }),
+                ),
+                ca(
+                    "pki_int",
+                    "int-0123abcd",
+                    Some(Rotation::Expiring {
+                        id: "0123abcd".into(),
+                        after: 2,
+                    }),
+                ),
+            ],
+            ..Plan::default()
+        };
+        let mut s = Status::default();
+        s.set_plan(&plan);
+        let text = render(s);
+        for line in [
+            "certplane_ca_rotation_stage{mount=\"pki\",issuer=\"root\"} 0\n",
+            "certplane_ca_rotation_stage{mount=\"pki_int\",issuer=\"int\"} 1\n",
+            "certplane_ca_rotation_stage{mount=\"pki_int\",issuer=\"int-0123abcd\"} 3\n",
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
+
+    #[test]
     fn the_exposition_is_the_one_served_before_prometheus_client() {
         assert_eq!(render(busy()), BEFORE);
     }
 
     /// Every family certplane serves: name, type, help, label names (the
     /// README's list).
-    const FAMILIES: [(&str, &str, &str, &[&str]); 11] = [
+    const FAMILIES: [(&str, &str, &str, &[&str]); 12] = [
         (
             "certplane_reconcile_duration_seconds",
             "histogram",
@@ -488,6 +597,14 @@ certplane_ready 1
             "certplane_ca_not_after_seconds",
             "gauge",
             "notAfter (Unix seconds) of each managed CA issuer.",
+            &["mount", "issuer"],
+        ),
+        (
+            "certplane_ca_rotation_stage",
+            "gauge",
+            "Rotation stage of each managed CA issuer at the last plan: 0 none, 1 new issuer \
+             published beside the old, 2 default switched and old retired, 3 retired issuer \
+             waiting for deletion.",
             &["mount", "issuer"],
         ),
         (

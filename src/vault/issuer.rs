@@ -4,8 +4,16 @@
 //! (`issuers/generate/intermediate/*`, signed by a parent mount, in-process,
 //! or by hand, then `intermediate/set-signed`) or import
 //! (`issuers/import/bundle`). A new issuer is then named and made the mount's
-//! default. A rotation renames the superseded issuer if it holds the name and
-//! leaves it in place.
+//! default.
+//!
+//! A rotation is staged (README, "Rotating a CA"; the planner decides each
+//! stage from the live issuers, [`crate::plan::Rotation`]): stage 1 makes the
+//! new issuer beside the old one, unnamed, not the default, its key keeping
+//! the pending name; stage 2 renames the old issuer `<name>-<id start>`,
+//! names the new one, makes it the default, retires the old one
+//! (`usage: read-only,crl-signing`) and clears the key's name; stage 3
+//! deletes the retired issuer once its notAfter plus the safety buffer
+//! passed (re-checked here with this machine's clock).
 //!
 //! An intermediate takes several calls, and an apply can stop between any
 //! two (crash, timeout, a token without `set-signed`). So its key is
@@ -30,8 +38,9 @@ use crate::addr::Addr;
 use crate::model::Sensitive;
 use crate::pki::sign::{certificate_blocks, sign_intermediate_csr};
 use crate::pki::x509;
+use crate::plan::Rotation;
 use crate::plan::{Action, CaChange, Change};
-use crate::state::{CaMethod, DesiredCa, ObservedIssuer, Signer};
+use crate::state::{CaMethod, DesiredCa, ObservedIssuer, RETIRED_USAGE, Signer};
 
 /// Applies an issuer change. `state_mount`: where a signed intermediate is
 /// recorded until imported (the lock's KV mount).
@@ -52,6 +61,15 @@ pub(crate) async fn apply_issuer(
     let issuers = observe_issuers(vault, mount)
         .await
         .map_err(ApplyError::vault(addr))?;
+    match &ca.rotation {
+        Some(Rotation::Retire { id }) => {
+            return retire_superseded(vault, addr, mount, &issuers, id).await;
+        }
+        Some(Rotation::Delete { id, after }) => {
+            return delete_retired(vault, addr, mount, &issuers, id, *after).await;
+        }
+        _ => {}
+    }
     recheck(change, ca, &issuers, created)?;
     let existing = ca
         .existing_id
@@ -72,6 +90,15 @@ pub(crate) async fn apply_issuer(
             let Some(current) = existing else {
                 return Err(ApplyError::Stale { addr: addr.clone() });
             };
+            let switch = match &ca.rotation {
+                Some(Rotation::Switch { old, retire }) => {
+                    let Some(old) = issuers.iter().find(|i| &i.id == old) else {
+                        return Err(ApplyError::Stale { addr: addr.clone() });
+                    };
+                    Some((old, *retire))
+                }
+                _ => None,
+            };
             if let Some(name) = &ca.desired.issuer_name
                 && current.name != *name
             {
@@ -82,8 +109,23 @@ pub(crate) async fn apply_issuer(
                 }
                 set_name(vault, addr, mount, &current.id, name).await?;
             }
+            if let Some((old, _)) = switch {
+                // The superseded issuer keeps a name the next plans find it
+                // by (it had the declared name, renamed above, or none).
+                let base = ca
+                    .desired
+                    .issuer_name
+                    .as_deref()
+                    .unwrap_or("certplane-superseded");
+                if ca.desired.issuer_name.is_none() || old.name.is_empty() {
+                    set_name(vault, addr, mount, &old.id, &old.superseded_name(base)).await?;
+                }
+            }
             if !current.is_default {
                 set_default(vault, addr, mount, &current.id).await?;
+            }
+            if let Some((old, true)) = switch {
+                set_usage(vault, addr, mount, &old.id, RETIRED_USAGE).await?;
             }
             if let Some(key) = &ca.pending_key {
                 clear_key_name(vault, addr, mount, key).await?;
@@ -94,20 +136,18 @@ pub(crate) async fn apply_issuer(
             Ok(Outcome::Done(Some(current.id.clone()), None))
         }
         Action::Replace => {
-            let Some(old) = existing else {
+            if existing.is_none() {
                 return Err(ApplyError::Stale { addr: addr.clone() });
-            };
-            if let Some(name) = &ca.desired.issuer_name
-                && old.name == *name
-            {
-                let short: String = old.id.chars().take(8).collect();
-                set_name(vault, addr, mount, &old.id, &format!("{name}-{short}")).await?;
             }
-            create(vault, addr, ca, pending.as_deref(), state.as_ref()).await
+            // Stage 1 of a rotation: the new issuer is made beside the old
+            // one, which stays named and the default until stage 2.
+            make_beside(vault, addr, ca, pending.as_deref(), state.as_ref()).await
         }
         Action::Delete | Action::NoOp => Err(ApplyError::Unsupported {
             addr: addr.clone(),
-            why: "certplane never deletes a CA; revoke or delete the issuer by hand (bao delete <mount>/issuer/<id>)"
+            why: "certplane deletes an issuer only at the end of a rotation (retired, and expired \
+                  for longer than the safety buffer); delete it by hand (bao delete \
+                  <mount>/issuer/<id>)"
                 .into(),
         }),
     }
@@ -296,6 +336,134 @@ async fn create(
         CaMethod::Import { bundle } => (import_bundle(vault, addr, mount, bundle).await?, None),
     };
     finish(vault, addr, desired, id, record, exported).await
+}
+
+/// Stage 1 of a rotation: makes the new CA beside the current one, unnamed
+/// and not the default; its key keeps certplane's pending name, which is
+/// how the next plan finds it (stage 2 names it, makes it the default and
+/// clears the key's name).
+async fn make_beside(
+    vault: &Vault,
+    addr: &Addr,
+    ca: &CaChange,
+    pending: Option<&str>,
+    record: Option<&Record<'_>>,
+) -> Result<Outcome, ApplyError> {
+    let desired = &ca.desired;
+    let mount = desired.mount.trim_matches('/');
+    let (id, exported) = match &desired.method {
+        CaMethod::Root { params } => {
+            let mut body: Map<String, Value> = params.clone().into_iter().collect();
+            if let Some(key) = desired.pending_key_name() {
+                body.insert("key_name".into(), json!(key));
+            }
+            let path = format!("{mount}/issuers/generate/root/internal");
+            (
+                write_for(vault, addr, &path, body, "issuer_id").await?,
+                None,
+            )
+        }
+        CaMethod::Intermediate {
+            params,
+            sign_params,
+            export_key,
+            signer,
+        } => {
+            let how = Intermediate {
+                params,
+                sign_params,
+                export_key: *export_key,
+                signer,
+            };
+            match make_intermediate(vault, addr, ca, &how, pending, record).await? {
+                Made::Issuer(id, exported) => (id, exported),
+                Made::Waiting(w) => return Ok(Outcome::Waiting(w)),
+            }
+        }
+        CaMethod::Import { bundle } => {
+            // An import has no pending key to mark it: it is finished at
+            // once, as before rotations were staged.
+            let id = import_bundle(vault, addr, mount, bundle).await?;
+            if let Some(name) = &desired.issuer_name {
+                let issuers = observe_issuers(vault, mount)
+                    .await
+                    .map_err(ApplyError::vault(addr))?;
+                if let Some(holder) = issuers.iter().find(|i| &i.name == name && i.id != id) {
+                    set_name(
+                        vault,
+                        addr,
+                        mount,
+                        &holder.id,
+                        &holder.superseded_name(name),
+                    )
+                    .await?;
+                }
+            }
+            return finish(vault, addr, desired, id, record, None).await;
+        }
+    };
+    if let Some(r) = record {
+        r.forget(vault).await;
+    }
+    Ok(Outcome::Done(Some(id), exported))
+}
+
+/// Retires a superseded issuer (stage 2, once no child chains to it):
+/// re-checked first (still there, not the default).
+async fn retire_superseded(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    issuers: &[ObservedIssuer],
+    id: &str,
+) -> Result<Outcome, ApplyError> {
+    let Some(i) = issuers.iter().find(|i| i.id == id) else {
+        return Err(ApplyError::Stale { addr: addr.clone() });
+    };
+    if i.is_default {
+        return Err(ApplyError::Stale { addr: addr.clone() });
+    }
+    set_usage(vault, addr, mount, id, RETIRED_USAGE).await?;
+    Ok(Outcome::Done(Some(id.to_string()), None))
+}
+
+/// Deletes a retired issuer (stage 3), re-checked first: still retired,
+/// not the default, and its notAfter plus the safety buffer passed by this
+/// machine's clock too. An issuer that is gone already is done.
+async fn delete_retired(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    issuers: &[ObservedIssuer],
+    id: &str,
+    after: i64,
+) -> Result<Outcome, ApplyError> {
+    let Some(i) = issuers.iter().find(|i| i.id == id) else {
+        return Ok(Outcome::Done(None, None));
+    };
+    if i.is_default || !i.is_retired() || super::observe::unix_now() < after {
+        return Err(ApplyError::Stale { addr: addr.clone() });
+    }
+    vault
+        .delete(&format!("{mount}/issuer/{id}"))
+        .await
+        .map_err(ApplyError::vault(addr))?;
+    Ok(Outcome::Done(Some(id.to_string()), None))
+}
+
+/// `PATCH <mount>/issuer/<id>` `usage`.
+async fn set_usage(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    id: &str,
+    usage: &str,
+) -> Result<(), ApplyError> {
+    vault
+        .patch(&format!("{mount}/issuer/{id}"), &json!({"usage": usage}))
+        .await
+        .map(|_| ())
+        .map_err(ApplyError::vault(addr))
 }
 
 /// `issuers/generate/root/internal` (named by the call): the new issuer's

@@ -11,6 +11,7 @@
 //! [`crate::model::Sensitive`] and never reaches a log line or an error.
 
 pub mod apply;
+pub mod bundle;
 pub mod client;
 pub mod connect;
 mod issuer;

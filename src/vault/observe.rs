@@ -443,6 +443,16 @@ async fn read_issuer(
         max_path_length: info.path_len,
         cert_sha256: info.sha256,
         key_id: text("key_id"),
+        not_before: info.not_before,
+        usage: match data.get("usage") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => text("usage"),
+        },
+        certificate: pem,
     }))
 }
 
@@ -476,14 +486,15 @@ pub async fn observe_keys(vault: &Vault, mount: &str) -> Result<Vec<ObservedKey>
     Ok(out)
 }
 
-/// The mounts of the declared intermediates: where an interrupted apply may
-/// have left a key.
+/// The mounts of the declared intermediates and roots: where an
+/// interrupted apply may have left a key, and where a rotation's new issuer
+/// is marked by its key's pending name.
 fn intermediate_mounts(desired: &Desired) -> BTreeSet<String> {
     desired
         .resources
         .iter()
         .filter_map(|r| r.ca.as_ref())
-        .filter(|ca| matches!(ca.method, CaMethod::Intermediate { .. }))
+        .filter(|ca| ca.pending_key_name().is_some())
         .map(|ca| ca.mount.trim_matches('/').to_string())
         .collect()
 }

@@ -106,6 +106,9 @@ fn issuer(id: &str, name: &str, cn: &str, by: &str, kt: KeyType, bits: u32) -> O
         cert_sha256: format!("{id}-sha"),
         is_default: true,
         key_id: format!("{id}-key"),
+        not_before: NOW - YEAR,
+        usage: String::new(),
+        certificate: String::new(),
     }
 }
 
@@ -277,12 +280,24 @@ fn changed_common_name_is_a_rotation_and_cascades_to_the_child() {
         root.reason
             .as_deref()
             .unwrap()
-            .contains("the old one (pki-id) stays")
+            .starts_with("rotation 1/3: commonName"),
+        "{root:?}"
     );
-    // The intermediate was signed by the old root's name: it is re-signed.
+    assert!(
+        root.reason
+            .as_deref()
+            .unwrap()
+            .contains("a new issuer is made beside pki-id")
+    );
+    // The intermediate was signed by the old root: it is signed again, by
+    // the new root, once that is the default (stage 2 of the root).
     let int = change(&p, "vault:pki_int/issuer/int-2026");
-    assert_eq!(int.action, Action::Replace);
-    assert!(int.reason.as_deref().unwrap().contains("signedBy"));
+    assert_eq!(int.action, Action::NoOp);
+    let why = int.reason.as_deref().unwrap();
+    assert!(
+        why.starts_with("rotation 1/3 waits for its parent pki") && why.contains("signedBy"),
+        "{why}"
+    );
     assert!(
         position(&p, "vault:pki/issuer/root-2026") < position(&p, "vault:pki_int/issuer/int-2026")
     );
@@ -796,5 +811,149 @@ fn a_pending_exported_key_is_deleted_first_not_resumed() {
     assert!(
         position(&p, &addr) < position(&p, "vault:pki_int/issuer/int-2026"),
         "the old key goes first, so the new one can take its name"
+    );
+}
+
+/// The intermediate mount of `REPO` in the middle of a rotation: the old
+/// issuer (default, named int-2026) and the new one stage 1 made, whose key
+/// keeps certplane's pending name.
+fn mid_rotation(d: &Desired) -> Observed {
+    let mut o = converged(d);
+    let ints = o.issuers.get_mut("pki_int").unwrap();
+    let mut new = ints[0].clone();
+    new.id = "new-int".into();
+    new.name = String::new();
+    new.is_default = false;
+    new.key_id = "new-key".into();
+    new.cert_sha256 = "new-sha".into();
+    new.not_before = NOW - 60;
+    ints.push(new);
+    o.keys.insert(
+        "pki_int".into(),
+        vec![
+            key("pki_int-id-key", ""),
+            key("new-key", "certplane-pending-int-2026-ec256"),
+        ],
+    );
+    o
+}
+
+#[test]
+fn stage_two_switches_the_default_and_retires_the_old_issuer() {
+    let d = desired_from(REPO);
+    let p = plan(&d, &mid_rotation(&d));
+    let c = change(&p, "vault:pki_int/issuer/int-2026");
+    assert_eq!(c.action, Action::Update);
+    let ca = c.ca.as_ref().unwrap();
+    assert_eq!(ca.existing_id.as_deref(), Some("new-int"));
+    assert_eq!(
+        ca.rotation,
+        Some(certplane::plan::Rotation::Switch {
+            old: "pki_int-id".into(),
+            retire: true
+        })
+    );
+    let why = c.reason.as_deref().unwrap();
+    assert!(
+        why.starts_with("rotation 2/3: make the new issuer new-int")
+            && why.contains("retire pki_int-id (usage read-only,crl-signing")
+            && why.contains("safety buffer 24h"),
+        "{why}"
+    );
+    // The pending key is the rotation's: not cleared by a change of its own.
+    assert!(
+        p.changes
+            .iter()
+            .all(|c| c.kind != ResourceKind::PkiKey || !c.action.is_change()),
+        "{:?}",
+        p.changes
+    );
+}
+
+#[test]
+fn stage_two_waits_for_the_declared_overlap_and_the_plan_says_until_when() {
+    let d = desired_from(&REPO.replace(
+        "      rotateBefore: 720h\n",
+        "      rotateBefore: 720h\n      rotation: {overlap: 1h, safetyBuffer: 2h}\n",
+    ));
+    let p = plan(&d, &mid_rotation(&d));
+    let c = change(&p, "vault:pki_int/issuer/int-2026");
+    assert_eq!(c.action, Action::NoOp);
+    assert!(
+        matches!(
+            c.ca.as_ref().unwrap().rotation,
+            Some(certplane::plan::Rotation::Overlap { until, .. }) if until == NOW - 60 + 3600
+        ),
+        "{c:?}"
+    );
+    assert!(!p.has_changes());
+    let text = render::human(&p, render::Style { color: false });
+    assert!(
+        text.contains("rotation 2/3 (make it the default) waits for the overlap 1h")
+            && text.contains("(in 59m)"),
+        "{text}"
+    );
+    // Once the overlap passed, it switches.
+    let mut o = mid_rotation(&d);
+    o.now = NOW + 3600;
+    assert_eq!(
+        change(&plan(&d, &o), "vault:pki_int/issuer/int-2026").action,
+        Action::Update
+    );
+}
+
+#[test]
+fn a_retired_issuer_is_deleted_only_after_its_not_after_and_the_buffer() {
+    let d = desired_from(REPO);
+    let mut o = converged(&d);
+    let ints = o.issuers.get_mut("pki_int").unwrap();
+    let mut old = ints[0].clone();
+    old.id = "0123456789ab".into();
+    old.name = "int-2026-01234567".into();
+    old.is_default = false;
+    old.key_id = "old-key".into();
+    old.cert_sha256 = "old-sha".into();
+    old.usage = "crl-signing,read-only".into();
+    old.not_after = NOW - 3600;
+    ints.push(old);
+    let addr = "vault:pki_int/issuer/int-2026-01234567";
+    // Expired an hour ago, buffer a day: it waits.
+    let p = plan(&d, &o);
+    let c = change(&p, addr);
+    assert_eq!(c.action, Action::NoOp);
+    assert!(
+        c.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("rotation 3/3 waits: the retired issuer 0123456789ab is deleted after"),
+        "{c:?}"
+    );
+    assert!(!p.has_changes());
+    // A day and an hour after: deleted.
+    o.now = NOW + 86_400;
+    let p = plan(&d, &o);
+    let c = change(&p, addr);
+    assert_eq!(c.action, Action::Delete);
+    assert!(c.reason.as_deref().unwrap().starts_with("rotation 3/3:"));
+    assert!(position(&p, "vault:pki_int/issuer/int-2026") < position(&p, addr));
+    // Not retired (stage 2 stopped before it): retired first, never deleted.
+    o.issuers.get_mut("pki_int").unwrap()[1].usage =
+        "crl-signing,issuing-certificates,ocsp-signing,read-only".into();
+    let c = change(&plan(&d, &o), addr).clone();
+    assert_eq!(c.action, Action::Update);
+    assert!(
+        c.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("rotation 2/3: retire the superseded issuer 0123456789ab"),
+        "{c:?}"
+    );
+    // An issuer named by hand is never touched.
+    o.issuers.get_mut("pki_int").unwrap()[1].name = "kept-by-hand".into();
+    assert!(
+        plan(&d, &o)
+            .changes
+            .iter()
+            .all(|c| !c.addr.to_string().contains("kept-by-hand"))
     );
 }

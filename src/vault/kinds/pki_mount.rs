@@ -179,13 +179,21 @@ fn issuer_needs(r: &DesiredResource, _: &VaultAddr, n: &mut Needs) {
     let Some(ca) = &r.ca else { return };
     let mount = ca.mount.trim_matches('/');
     n.add(format!("{mount}/issuers"), &["list"]);
-    n.add(format!("{mount}/issuer/*"), &["read", "patch"]);
+    // Naming, retiring (`usage`) and, at the end of a rotation, deleting
+    // a superseded issuer.
+    n.add(format!("{mount}/issuer/*"), &["read", "patch", "delete"]);
     n.add(format!("{mount}/config/issuers"), &["read", "update"]);
     match &ca.method {
         CaMethod::Root { .. } => {
             n.add(
                 format!("{mount}/issuers/generate/root/internal"),
                 &["update"],
+            );
+            // A rotation's new root is marked by its key's pending name.
+            n.add(format!("{mount}/keys"), &["list"]);
+            n.add(
+                format!("{mount}/key/{PENDING_KEY_PREFIX}*"),
+                &["update", "delete"],
             );
         }
         CaMethod::Import { .. } => {
@@ -255,6 +263,7 @@ struct Lowered {
     method: CaMethod,
     ttl: Option<Duration>,
     rotate_before: Option<Duration>,
+    rotation: Option<crate::model::RotationSpec>,
     /// Where it is written (for positions).
     at: &'static str,
 }
@@ -279,6 +288,7 @@ fn issuer(
         method,
         ttl,
         rotate_before,
+        rotation,
         at,
     } = lowered;
     let mut shown = Fields::new();
@@ -312,6 +322,16 @@ fn issuer(
         method,
         ttl: ttl.map(Duration::as_secs),
         rotate_before: rotate_before.map(Duration::as_secs),
+        rotation: crate::state::RotationSettings {
+            overlap: rotation
+                .as_ref()
+                .and_then(|r| r.overlap)
+                .map(Duration::as_secs),
+            safety_buffer: rotation
+                .as_ref()
+                .and_then(|r| r.safety_buffer)
+                .map(Duration::as_secs),
+        },
     });
     Ok(r)
 }
@@ -344,6 +364,7 @@ fn root(r: &RootCa) -> Lowered {
         method: CaMethod::Root { params },
         ttl: r.ttl,
         rotate_before: r.rotate_before,
+        rotation: r.rotation.clone(),
         at: "spec.ca.root",
     }
 }
@@ -397,6 +418,7 @@ fn intermediate(
         },
         ttl: i.ttl,
         rotate_before: i.rotate_before,
+        rotation: i.rotation.clone(),
         at: "spec.ca.intermediate",
     })
 }
@@ -478,6 +500,7 @@ fn import(origin: &Origin, imp: &ImportCa) -> Result<Lowered, Diagnostic> {
         },
         ttl: None,
         rotate_before: None,
+        rotation: None,
         at: "spec.ca.import",
     })
 }

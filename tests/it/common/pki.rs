@@ -39,3 +39,42 @@ pub fn der(pem: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("not a certificate ({e}): {pem}"))
         .der
 }
+
+/// Verifies a leaf (DER) the way a client that trusts `anchors` (PEM
+/// bundle) does: a path of valid signatures from the leaf through
+/// `chain` (PEM, the CA certificates the server presents) to a
+/// certificate of `anchors`, every certificate on it valid at `now` (Unix
+/// seconds). `Err` says why not.
+pub fn verify_leaf(leaf: &[u8], chain: &str, anchors: &str, now: i64) -> Result<(), String> {
+    use certplane::pki::x509::{is_signed_by, parse_der, pem_certificates};
+    let anchors = pem_certificates(anchors).map_err(|e| format!("anchors: {e}"))?;
+    let chain = pem_certificates(chain).unwrap_or_default();
+    let valid = |der: &[u8]| {
+        parse_der(der)
+            .map(|i| i.not_before <= now && now < i.not_after)
+            .unwrap_or(false)
+    };
+    if !valid(leaf) {
+        return Err("the leaf is not valid now".into());
+    }
+    let mut at = leaf.to_vec();
+    for _ in 0..4 {
+        if let Some(_a) = anchors.iter().find(|a| valid(a) && is_signed_by(&at, a)) {
+            return Ok(());
+        }
+        match chain
+            .iter()
+            .find(|c| c.as_slice() != at.as_slice() && valid(c) && is_signed_by(&at, c))
+        {
+            Some(next) => at = next.clone(),
+            None => {
+                let info = parse_der(&at).map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "no valid trusted or presented certificate signed {:?} (issued by {:?})",
+                    info.common_name, info.issued_by
+                ));
+            }
+        }
+    }
+    Err("chain too long".into())
+}

@@ -69,6 +69,7 @@ pub fn desired_ca(mount: &str, name: Option<&str>, cn: &str, method: CaMethod) -
         method,
         ttl: None,
         rotate_before: None,
+        rotation: Default::default(),
     }
 }
 
@@ -92,6 +93,7 @@ pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -
             existing_id: existing_id.map(str::to_string),
             note: None,
             pending_key: None,
+            rotation: None,
         })),
         depends_on: vec![],
         manifest: None,
