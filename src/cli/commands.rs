@@ -335,7 +335,6 @@ async fn apply(
     let got = driver
         .apply(&prepared, Approval::Exactly(&plan), &stop, &mut on_event)
         .await;
-    drop(on_event);
     progress.clear();
     match got {
         Ok(LockedApply::Applied { done, .. }) => {
