@@ -50,11 +50,11 @@ pub struct PkiMountSpec {
     pub cluster: Option<ClusterSpec>,
     /// `config/auto-tidy`: periodic tidy of the mount's storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_tidy: Option<AutoTidySpec>,
+    pub auto_tidy: Option<Box<AutoTidySpec>>,
     /// `config/acme`: the mount as an ACME server (with the mount tuning
     /// ACME needs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acme: Option<AcmeSpec>,
+    pub acme: Option<Box<AcmeSpec>>,
 }
 
 /// How a mount gets its CA. Exactly one of the three.
@@ -130,7 +130,7 @@ pub struct RootCa {
     /// leaf lifetime behaviour, manual chain, per-issuer AIA URLs. Only the
     /// fields written are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<IssuerSettings>,
+    pub settings: Option<Box<IssuerSettings>>,
     /// How a rotation is staged: how long the new issuer is published
     /// before it becomes the default, how long a retired issuer is kept
     /// after it expires.
@@ -174,7 +174,7 @@ pub struct ImportCa {
     /// leaf lifetime behaviour, manual chain, per-issuer AIA URLs. Only the
     /// fields written are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<IssuerSettings>,
+    pub settings: Option<Box<IssuerSettings>>,
 }
 
 /// `intermediate`: key generated in Vault, CSR signed by `signedBy`.
@@ -219,7 +219,7 @@ pub struct IntermediateCa {
     /// leaf lifetime behaviour, manual chain, per-issuer AIA URLs. Only the
     /// fields written are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<IssuerSettings>,
+    pub settings: Option<Box<IssuerSettings>>,
     /// How a rotation is staged: how long the new issuer is published
     /// before it becomes the default, how long a retired issuer is kept
     /// after it expires.

@@ -197,6 +197,11 @@ fn every_setting_is_applied_read_back_and_planned_clean() {
         "ocsp_servers=http://elsewhere/ocsp",
     ]);
     bao.bao_ok(&["write", "pki/config/auto-tidy", "tidy_cert_store=false"]);
+    bao.bao_ok(&[
+        "write",
+        "sys/mounts/pki_int/tune",
+        "allowed_response_headers=Link",
+    ]);
     let drift = certplane_root(&bao, &["plan", dir]);
     drift.expect(2);
     assert!(
@@ -212,8 +217,19 @@ fn every_setting_is_applied_read_back_and_planned_clean() {
         "{}",
         drift.both()
     );
+    assert!(
+        drift.stdout.contains("vault:sys/mounts/pki_int (update)")
+            && drift.stdout.contains("changed: allowed_response_headers"),
+        "{}",
+        drift.both()
+    );
     certplane_root(&bao, &["apply", "--auto-approve", dir]).expect(0);
     certplane_root(&bao, &["plan", dir]).expect(0);
+    assert_eq!(
+        data(&bao, "sys/mounts")["pki_int/"]["config"]["allowed_response_headers"],
+        json!(["Last-Modified", "Location", "Replay-Nonce", "Link"]),
+        "the tune restores what ACME needs"
+    );
     let root = data(&bao, "pki/issuer/root-1");
     assert_eq!(
         root["usage"],

@@ -50,11 +50,14 @@ pub fn acme_tuning(spec: &PkiMountSpec, mount_fields: &mut Fields) {
 /// The settings declared on a mount's CA.
 pub fn ca_settings(ca: &CaSpec) -> Option<(&IssuerSettings, &'static str)> {
     match ca {
-        CaSpec::Root(r) => r.settings.as_ref().map(|s| (s, "spec.ca.root.settings")),
-        CaSpec::Import(i) => i.settings.as_ref().map(|s| (s, "spec.ca.import.settings")),
+        CaSpec::Root(r) => r.settings.as_deref().map(|s| (s, "spec.ca.root.settings")),
+        CaSpec::Import(i) => i
+            .settings
+            .as_deref()
+            .map(|s| (s, "spec.ca.import.settings")),
         CaSpec::Intermediate(i) => i
             .settings
-            .as_ref()
+            .as_deref()
             .map(|s| (s, "spec.ca.intermediate.settings")),
     }
 }
