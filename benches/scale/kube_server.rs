@@ -420,13 +420,15 @@ fn target(path: &str) -> Option<Target> {
     };
     let collection = |c: &[&str]| format!("{group_version}/{}", c.join("/"));
     match rest {
-        ["namespaces", ns, plural] => {
-            Some(Target::Collection(collection(&["namespaces", ns, plural])))
-        }
+        ["namespaces", ns, plural] => Some(Target::Collection(collection(&[
+            "namespaces",
+            *ns,
+            *plural,
+        ]))),
         ["namespaces", _, _, _] | [_, _] => Some(Target::Object {
             path: path.trim_end_matches('/').to_string(),
         }),
-        [plural] => Some(Target::Collection(collection(&[plural]))),
+        [plural] => Some(Target::Collection(collection(&[*plural]))),
         _ => None,
     }
 }

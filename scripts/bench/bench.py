@@ -556,7 +556,7 @@ def run_bench(binary, bao, roles, mounts, intervals, work):
     log = open(os.path.join(work, "run.log"), "w")
     before = bao.audit_offset()
     proc = subprocess.Popen(
-        [binary, "run", "--repo", src, "--ref", "main", "--interval", "1s",
+        [binary, "run", "--repo", src, "--ref", "main", "--interval", "1s", "--reconcile-timeout", "10m",
          "--cache", os.path.join(work, "run-cache"), "--listen", "127.0.0.1:%d" % port],
         env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     samples = []  # (reconciles done, RSS KiB, audit offset)

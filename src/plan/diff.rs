@@ -1192,3 +1192,103 @@ fn permute<T>(mut items: Vec<T>, order: &[usize]) -> Vec<T> {
     }
     items
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Location;
+
+    fn role(name: &str, ttl: u64, depends_on: Vec<Addr>) -> DesiredResource {
+        DesiredResource {
+            addr: Addr::parse_vault(&format!("pki/roles/{name}")).unwrap(),
+            kind: ResourceKind::Role,
+            fields: [("ttl".to_string(), json!(ttl))].into_iter().collect(),
+            secrets: Default::default(),
+            depends_on,
+            origin: Location {
+                file: "t.yaml".into(),
+                line: 1,
+                column: 1,
+            },
+            ca: None,
+        }
+    }
+
+    #[test]
+    fn permute_puts_each_item_where_the_order_says() {
+        assert_eq!(
+            permute(vec!['a', 'b', 'c', 'd', 'e'], &[3, 0, 4, 1, 2]),
+            vec!['d', 'a', 'e', 'b', 'c']
+        );
+        assert_eq!(permute(vec![1, 2, 3], &[0, 1, 2]), vec![1, 2, 3]);
+        assert_eq!(permute(Vec::<u8>::new(), &[]), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn planning_each_reply_as_it_arrives_gives_the_same_plan() {
+        let a = role("a", 60, vec![]);
+        let b = role("b", 60, vec![Addr::parse_vault("pki/roles/c").unwrap()]);
+        let c = role("c", 60, vec![]);
+        let desired = Desired {
+            resources: vec![a, b, c],
+        };
+        let mut observed = Observed::default();
+        // a is as declared, b differs (its extra live field is not
+        // compared), c is absent.
+        let live = |ttl: u64| -> Fields {
+            [
+                ("ttl".to_string(), json!(ttl)),
+                ("key_type".to_string(), json!("rsa")),
+            ]
+            .into_iter()
+            .collect()
+        };
+        observed
+            .resources
+            .insert(desired.resources[0].addr.clone(), live(60));
+        observed
+            .resources
+            .insert(desired.resources[1].addr.clone(), live(30));
+        let whole = plan(&desired, &observed);
+
+        // Replies arriving out of order, each planned and then dropped.
+        let mut planned: Vec<Option<Planned>> = vec![None; 3];
+        for i in [2, 0, 1] {
+            let r = &desired.resources[i];
+            let reply = observed.resources.get(&r.addr).cloned();
+            planned[i] = Some(plan_resource(r, reply.as_ref(), &observed.live_mounts));
+        }
+        let streamed = plan_streamed(
+            &desired,
+            &Observed {
+                resources: Default::default(),
+                ..observed.clone()
+            },
+            planned,
+        );
+        assert_eq!(streamed, whole);
+        let actions: Vec<(String, Action)> = whole
+            .changes
+            .iter()
+            .map(|c| (c.addr.to_string(), c.action))
+            .collect();
+        // c before b (b depends on it); a as declared.
+        assert_eq!(
+            actions,
+            vec![
+                ("vault:pki/roles/a".to_string(), Action::NoOp),
+                ("vault:pki/roles/c".to_string(), Action::Create),
+                ("vault:pki/roles/b".to_string(), Action::Update),
+            ]
+        );
+        assert_eq!(
+            whole.changes[2]
+                .before
+                .as_ref()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["ttl"]
+        );
+    }
+}
