@@ -45,7 +45,7 @@ path "pki/config/urls" {
 }
 
 path "pki/issuer/*" {
-  capabilities = ["patch", "read"]
+  capabilities = ["delete", "patch", "read"]
 }
 
 path "pki/issuer/homelab-root/sign-intermediate" {
@@ -58,6 +58,14 @@ path "pki/issuers" {
 
 path "pki/issuers/generate/root/internal" {
   capabilities = ["update"]
+}
+
+path "pki/key/certplane-pending-*" {
+  capabilities = ["delete", "update"]
+}
+
+path "pki/keys" {
+  capabilities = ["list"]
 }
 
 path "pki/roles" {
@@ -77,7 +85,7 @@ path "pki_int/intermediate/set-signed" {
 }
 
 path "pki_int/issuer/*" {
-  capabilities = ["patch", "read"]
+  capabilities = ["delete", "patch", "read"]
 }
 
 path "pki_int/issuers" {

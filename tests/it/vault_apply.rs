@@ -536,7 +536,8 @@ async fn adopt_then_rotate_keeps_the_old_issuer() {
     .unwrap();
     assert_eq!(issuer_certs(&bao, "pki").await[&old_id].0, "root");
 
-    // Replace: a new root under the name; the old one renamed and kept.
+    // Replace (rotation stage 1): a new root beside the old one, which
+    // keeps its name and stays the default.
     let (report, _) = run(
         &vault,
         &plan(vec![issuer_change(
@@ -549,6 +550,22 @@ async fn adopt_then_rotate_keeps_the_old_issuer() {
     .unwrap();
     let new_id = report.applied[0].issuer_id.clone().unwrap();
     assert_ne!(new_id, old_id);
+    let certs = issuer_certs(&bao, "pki").await;
+    assert_eq!(certs.len(), 2);
+    assert_eq!(certs[&old_id].0, "root");
+    assert_eq!(certs[&new_id].0, "");
+    assert_eq!(default_issuer(&bao, "pki").await, old_id);
+    // Stage 2: the new root takes the name and the default; the old one is
+    // renamed and retired, and kept.
+    let mut switch = issuer_change(root("New Root"), Action::Update, Some(&new_id));
+    if let Some(ca) = switch.ca.as_mut() {
+        ca.pending_key = ca.desired.pending_key_name();
+        ca.rotation = Some(certplane::plan::Rotation::Switch {
+            old: old_id.clone(),
+            retire: true,
+        });
+    }
+    run(&vault, &plan(vec![switch])).await.unwrap();
     let certs = issuer_certs(&bao, "pki").await;
     assert_eq!(certs.len(), 2);
     assert_eq!(certs[&new_id].0, "root");
