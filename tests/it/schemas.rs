@@ -102,3 +102,47 @@ fn example_schema_lines_point_at_committed_files() {
     }
     assert!(seen > 0, "no example YAML found");
 }
+
+/// Every document of every example matches the schema its `$schema` line
+/// names: the schemas an editor is pointed at accept what certplane reads.
+#[test]
+fn example_documents_match_the_schema_their_line_names() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut stack = vec![root];
+    let mut checked = 0;
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let Some(target) = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# yaml-language-server: $schema="))
+            else {
+                continue;
+            };
+            let schema: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(path.parent().unwrap().join(target)).unwrap(),
+            )
+            .unwrap();
+            for doc in certplane::load::yaml::split(&text).unwrap() {
+                let value: serde_json::Value =
+                    certplane::load::yaml::deserialize(&text, &doc).unwrap();
+                if value.is_null() {
+                    continue;
+                }
+                crate::common::jsonschema::assert_valid(
+                    &schema,
+                    &value,
+                    &format!("{} (line {})", path.display(), doc.start_pos.0),
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "no example document checked");
+}
