@@ -259,3 +259,58 @@ fn the_readme_hard_codes_no_count_of_test_cases() {
     let found: Vec<&str> = re.find_iter(&readme).map(|m| m.as_str()).collect();
     assert!(found.is_empty(), "counts in the README: {found:?}");
 }
+
+/// Every certplane document in a `yaml` code block of `docs/` matches the
+/// schema of all kinds: the examples a reader copies are accepted.
+#[test]
+fn the_yaml_examples_in_the_docs_match_the_schemas() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/certplane.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for page in pages()
+        .into_iter()
+        .filter(|p| p.starts_with(root().join("docs")))
+    {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let mut block: Option<String> = None;
+        for line in text.lines() {
+            match (&mut block, line.trim_start()) {
+                (None, "```yaml") => block = Some(String::new()),
+                (Some(b), "```") => {
+                    let yaml = std::mem::take(b);
+                    block = None;
+                    for doc in certplane::load::yaml::split(&yaml).unwrap() {
+                        let value: serde_json::Value =
+                            certplane::load::yaml::deserialize(&yaml, &doc).unwrap_or_else(|e| {
+                                panic!(
+                                    "{}: a yaml block does not parse: {}",
+                                    page.display(),
+                                    e.message
+                                )
+                            });
+                        if value["apiVersion"] != "certplane.dev/v1alpha1" {
+                            continue;
+                        }
+                        crate::common::jsonschema::assert_valid(
+                            &schema,
+                            &value,
+                            &format!("{}: {}", page.display(), value["kind"]),
+                        );
+                        checked += 1;
+                    }
+                }
+                (Some(b), _) => {
+                    b.push_str(line);
+                    b.push('\n');
+                }
+                (None, _) => {}
+            }
+        }
+    }
+    assert!(
+        checked >= 5,
+        "only {checked} certplane documents in the docs' yaml blocks"
+    );
+}

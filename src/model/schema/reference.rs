@@ -411,10 +411,12 @@ fn field(
     let (core, _) = strip_null(root, p);
     let (def, def_name) = resolve(root, core);
     let mut description = description(root, p).or(fallback).unwrap_or_default();
-    if let Some(d) = p.get("default").or_else(|| def.get("default")) {
-        if !d.is_null() && !d.is_object() && d != &Value::Array(vec![]) {
-            let _ = write!(description, " Default: `{d}`.");
-        }
+    if let Some(d) = p.get("default").or_else(|| def.get("default"))
+        && !d.is_null()
+        && !d.is_object()
+        && d != &Value::Array(vec![])
+    {
+        let _ = write!(description, " Default: `{d}`.");
     }
     if let Some(name) = def_name.filter(|n| common.contains_key(*n)) {
         rows.push(Row {
