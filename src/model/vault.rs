@@ -44,7 +44,7 @@ pub struct PkiMountSpec {
     pub urls: Option<UrlsSpec>,
     /// `config/crl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub crl: Option<CrlSpec>,
+    pub crl: Option<Box<CrlSpec>>,
     /// `config/cluster`: the mount's own URL (ACME, AIA templating).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSpec>,

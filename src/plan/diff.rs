@@ -11,8 +11,7 @@ use crate::model::Duration;
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, LiveMounts, Observed,
     ObservedIssuer, ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, RETIRED_USAGE,
-    ResourceKind,
-    SecretFrom, Signer,
+    ResourceKind, SecretFrom, Signer,
 };
 use crate::vault::kinds::{Belongs, Read, Write};
 

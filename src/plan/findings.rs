@@ -98,9 +98,13 @@ pub fn live(
             }
         }
         let settings = VaultAddr::issuer_settings(mount, ca.issuer_name.as_deref());
-        let truncate = observed
-            .resources
-            .get(&Addr::Vault(settings))
+        // The live settings are the `before` of their change: the plan
+        // streams Vault's replies into changes and keeps no other copy.
+        let settings = Addr::Vault(settings);
+        let truncate = changes
+            .iter()
+            .find(|c| c.addr == settings)
+            .and_then(|c| c.before.as_ref())
             .and_then(|f| f.get("leaf_not_after_behavior"))
             .and_then(Value::as_str)
             == Some("truncate");

@@ -235,10 +235,12 @@ impl PlanReport {
                     existing_issuer_id: ca.and_then(|ca| ca.existing_id.clone()),
                     note: ca.and_then(|ca| ca.note.clone()),
                     pending_key: ca.and_then(|ca| ca.pending_key.clone()),
-                    rotation: ca.and_then(|ca| ca.rotation.clone()).map(|r| ReportRotation {
-                        number: r.stage(),
-                        stage: r,
-                    }),
+                    rotation: ca
+                        .and_then(|ca| ca.rotation.clone())
+                        .map(|r| ReportRotation {
+                            number: r.stage(),
+                            stage: r,
+                        }),
                 }
             })
             .collect();
