@@ -468,7 +468,10 @@ fn api_groups() -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [cert_manager_group()]})
 }
 
+// Run by the `it` test binary (tests/it/bench_harness.rs includes this
+// file); the bench binary itself has no test harness.
 #[cfg(test)]
+#[allow(unused_imports)]
 mod tests {
     use super::*;
 
