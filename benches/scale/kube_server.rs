@@ -468,12 +468,11 @@ fn api_groups() -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [cert_manager_group()]})
 }
 
-// Run by the test binary `it` (tests/it/bench_harness.rs includes this
-// file). The bench target is built without a test harness, which drops the
-// `#[test]` functions and leaves the import unused there.
+// Run by the `it` test binary (tests/it/bench_harness.rs includes this
+// file); the bench binary itself has no test harness.
 #[cfg(test)]
+#[allow(unused_imports)]
 mod tests {
-    #[allow(unused_imports)]
     use super::*;
 
     #[test]
