@@ -113,25 +113,7 @@ class OpenBao:
 
     def requests_since(self, offset):
         """Counts the request entries appended to the audit log after `offset`."""
-        counts = {"requests": 0, "reads": 0, "writes": 0, "logins": 0, "other": 0}
-        with open(self.audit, "rb") as f:
-            f.seek(offset)
-            for line in f:
-                entry = json.loads(line)
-                if entry.get("type") != "request":
-                    continue
-                req = entry.get("request", {})
-                op, path = req.get("operation", ""), req.get("path", "")
-                counts["requests"] += 1
-                if path.startswith("auth/") and path.endswith("/login"):
-                    counts["logins"] += 1
-                elif op in WRITE_OPS:
-                    counts["writes"] += 1
-                elif op in READ_OPS:
-                    counts["reads"] += 1
-                else:
-                    counts["other"] += 1
-        return counts
+        return requests_between(self, offset, None)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -600,10 +582,12 @@ def run_bench(binary, bao, roles, mounts, intervals, work):
 
 
 def requests_between(bao, start, end):
+    """Counts the request entries of the audit log between byte offsets
+    `start` and `end` (None: to its end)."""
     counts = {"requests": 0, "reads": 0, "writes": 0, "logins": 0, "other": 0}
     with open(bao.audit, "rb") as f:
         f.seek(start)
-        data = f.read(end - start)
+        data = f.read() if end is None else f.read(end - start)
     for line in data.splitlines():
         entry = json.loads(line)
         if entry.get("type") != "request":
