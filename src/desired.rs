@@ -31,6 +31,8 @@ pub fn build(repo: &Repository) -> Result<Desired, Diagnostics> {
         }
     }
     if errors.is_empty() {
+        // Held for the whole run: no room to grow into.
+        out.resources.shrink_to_fit();
         Ok(out)
     } else {
         Err(Diagnostics(errors))
@@ -58,6 +60,8 @@ pub(crate) fn resource(
     origin: &Origin,
     at: &str,
 ) -> DesiredResource {
+    let mut depends_on = depends_on;
+    depends_on.shrink_to_fit();
     DesiredResource {
         addr,
         kind,

@@ -40,8 +40,9 @@ pub struct DesiredResource {
     pub depends_on: Vec<Addr>,
     /// Where the user declared it.
     pub origin: Location,
-    /// For [`ResourceKind::Issuer`]: how the CA is made.
-    pub ca: Option<DesiredCa>,
+    /// For [`ResourceKind::Issuer`]: how the CA is made (boxed: a CA is
+    /// rare, and a repository holds one resource per object).
+    pub ca: Option<Box<DesiredCa>>,
 }
 
 /// Where the value of a secret parameter comes from.

@@ -244,8 +244,16 @@ fn time_dependent(c: &Change) -> bool {
 /// (`f`, redacted as the file is).
 fn compare_change(s: &Change, f: &Change, out: &mut Vec<Finding>) {
     let addr = &s.addr;
-    let live_then = (json(&s.before), s.ca.as_ref().map(|c| &c.existing_id));
-    let live_now = (json(&f.before), f.ca.as_ref().map(|c| &c.existing_id));
+    let now = f.live();
+    // An unchanged object keeps no `before` (its live side is its `after`);
+    // an update without one was never written by certplane: the file was
+    // edited, which the comparison below names, not a moved object.
+    let then = match (&s.before, s.action) {
+        (None, Action::Update | Action::Replace | Action::Delete) => now,
+        _ => s.live(),
+    };
+    let live_then = (json(&then), s.ca.as_ref().map(|c| &c.existing_id));
+    let live_now = (json(&now), f.ca.as_ref().map(|c| &c.existing_id));
     if live_then != live_now {
         let mut d = Vec::new();
         diff_paths("before", &live_then.0, &live_now.0, &mut d);

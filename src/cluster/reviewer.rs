@@ -18,6 +18,7 @@
 //! reviewer is left as it is ([`plan_render`]). The token is never printed,
 //! logged or written to a plan file.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -131,7 +132,7 @@ pub fn plan_live(plan: &mut Plan, desired: &Desired) {
         };
         for (key, s) in keys {
             if c.action == Action::NoOp && new_secrets.contains(&secret_addr(s)) {
-                c.action = Action::Update;
+                c.become_change(Action::Update);
                 add_reason(
                     c,
                     format!(
@@ -228,7 +229,7 @@ pub fn plan_render(plan: &mut Plan, desired: &Desired) {
 
 /// Splits the Vault changes that read a secret from the cluster off a plan:
 /// they are applied after the cluster half.
-pub fn split(plan: &Plan, desired: &Desired) -> (Plan, Vec<Change>) {
+pub fn split<'p>(plan: &'p Plan, desired: &Desired) -> (Cow<'p, Plan>, Vec<Change>) {
     let refs = cluster_secrets(desired);
     let deferred = |c: &Change| {
         c.action.is_change()
@@ -236,6 +237,9 @@ pub fn split(plan: &Plan, desired: &Desired) -> (Plan, Vec<Change>) {
                 .get(&c.addr)
                 .is_some_and(|keys| keys.keys().any(|k| c.sensitive.contains(k)))
     };
+    if !plan.changes.iter().any(deferred) {
+        return (Cow::Borrowed(plan), Vec::new());
+    }
     let mut first = plan.clone();
     first.changes.retain(|c| !deferred(c));
     let later = plan
@@ -244,7 +248,7 @@ pub fn split(plan: &Plan, desired: &Desired) -> (Plan, Vec<Change>) {
         .filter(|c| deferred(c))
         .cloned()
         .collect();
-    (first, later)
+    (Cow::Owned(first), later)
 }
 
 /// Reads the cluster secrets of the deferred changes: the secret sources to

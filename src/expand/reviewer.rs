@@ -92,7 +92,7 @@ mod tests {
                 ..Meta::default()
             },
             origin: Origin::default(),
-            spec: VaultObject::AuthMount(AuthMountSpec {
+            spec: VaultObject::AuthMount(Box::new(AuthMountSpec {
                 auth_type: AuthType::Kubernetes,
                 description: None,
                 kubernetes: Some(KubernetesAuthConfig {
@@ -104,7 +104,7 @@ mod tests {
                     disable_local_ca_jwt: None,
                 }),
                 jwt: None,
-            }),
+            })),
         };
         let sa = ReviewerServiceAccount {
             namespace: "vault-auth".into(),

@@ -83,13 +83,13 @@ impl Expansion<'_> {
 
     /// The Policy granting `update` on the sign path.
     fn policy(&mut self, sign_path: &str) {
-        self.push_vault(VaultObject::Policy(PolicySpec {
+        self.push_vault(VaultObject::Policy(Box::new(PolicySpec {
             rules: Some(vec![PolicyRule {
                 path: sign_path.to_string(),
                 capabilities: vec![Capability::Update],
             }]),
             hcl: None,
-        }));
+        })));
     }
 
     /// The Issuer's `spec.vault` without its auth: server, path, Vault
@@ -122,15 +122,17 @@ impl Expansion<'_> {
         let cert_manager = self.vi.spec.cert_manager.clone();
         let sa = &names.issuer;
         let ns = names.object_namespace.as_str();
-        self.push_vault(VaultObject::KubernetesAuthRole(KubernetesAuthRoleSpec {
-            mount: auth.mount.clone(),
-            bound_service_account_names: vec![sa.clone()],
-            bound_service_account_namespaces: vec![ns.to_string()],
-            audience: Some(names.audience.clone()),
-            token_policies: Some(vec![names.vault_name.clone()]),
-            token_ttl: Some(crate::model::Duration::from_secs(60)),
-            token_max_ttl: None,
-        }));
+        self.push_vault(VaultObject::KubernetesAuthRole(Box::new(
+            KubernetesAuthRoleSpec {
+                mount: auth.mount.clone(),
+                bound_service_account_names: vec![sa.clone()],
+                bound_service_account_namespaces: vec![ns.to_string()],
+                audience: Some(names.audience.clone()),
+                token_policies: Some(vec![names.vault_name.clone()]),
+                token_ttl: Some(crate::model::Duration::from_secs(60)),
+                token_max_ttl: None,
+            },
+        )));
         let meta = generated_meta(sa, Some(ns), &self.from);
         self.push_manifest(manifest(&meta, "v1", "ServiceAccount", json!({})));
         let rbac_name = format!("{sa}-tokenrequest");
@@ -191,7 +193,7 @@ impl Expansion<'_> {
             }),
             ..AppRoleSpec::default()
         };
-        self.push_vault(VaultObject::AppRole(role));
+        self.push_vault(VaultObject::AppRole(Box::new(role)));
         json!({"appRole": {
             "path": auth.mount,
             "roleId": role_id,

@@ -245,8 +245,8 @@ impl DocCx<'_> {
             file: self.file.to_path_buf(),
             line: self.doc.root_pos.0,
             column: self.doc.root_pos.1,
-            fields: self.doc.fields.clone(),
-            blocks: self.doc.blocks.clone(),
+            fields: self.doc.fields.iter().collect(),
+            blocks: self.doc.blocks.iter().collect(),
         }
     }
 

@@ -56,11 +56,62 @@ pub struct Origin {
     /// Column of the first key.
     pub column: usize,
     /// Position of every key (and sequence item) in the document.
-    pub fields: BTreeMap<String, (usize, usize)>,
+    pub fields: Positions,
     /// For values written as a literal block (`key: |`), the position of
     /// the first character of their text, by dotted path: line `n` of the
     /// value is then line `n - 1` below it, at the same indentation.
-    pub blocks: BTreeMap<String, (usize, usize)>,
+    pub blocks: Positions,
+}
+
+/// Positions (line, column) by dotted path, held compactly: a repository
+/// of 10,000 documents keeps one per document for its whole run. The paths
+/// are one string; the index is sorted by path.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Positions {
+    paths: Box<str>,
+    /// (start, end) of a path in `paths`, and its (line, column).
+    index: Box<[(u32, u32, u32, u32)]>,
+}
+
+impl Positions {
+    /// The position of `path`.
+    pub fn get(&self, path: &str) -> Option<(usize, usize)> {
+        let key =
+            |&(start, end, _, _): &(u32, u32, u32, u32)| &self.paths[start as usize..end as usize];
+        self.index
+            .binary_search_by(|e| key(e).cmp(path))
+            .ok()
+            .map(|i| (self.index[i].2 as usize, self.index[i].3 as usize))
+    }
+
+    /// How many paths it holds.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+}
+
+impl<'a> FromIterator<(&'a String, &'a (usize, usize))> for Positions {
+    fn from_iter<I: IntoIterator<Item = (&'a String, &'a (usize, usize))>>(iter: I) -> Positions {
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut paths = String::new();
+        let mut index = Vec::new();
+        for (path, &(line, column)) in iter {
+            let start = narrow(paths.len());
+            paths.push_str(path);
+            index.push((start, narrow(paths.len()), narrow(line), narrow(column)));
+        }
+        let key = |&(start, end, _, _): &(u32, u32, u32, u32)| &paths[start as usize..end as usize];
+        index.sort_by(|a, b| key(a).cmp(key(b)));
+        Positions {
+            paths: paths.into_boxed_str(),
+            index: index.into_boxed_slice(),
+        }
+    }
 }
 
 impl Origin {
@@ -78,7 +129,7 @@ impl Origin {
     pub fn at(&self, path: &str) -> Location {
         let mut key = path;
         loop {
-            if let Some(&(line, column)) = self.fields.get(key) {
+            if let Some((line, column)) = self.fields.get(key) {
                 return Location {
                     file: self.file.clone(),
                     line,
@@ -96,7 +147,7 @@ impl Origin {
     /// `path`: exact for a literal block (`|`), otherwise the field itself.
     pub fn at_text(&self, path: &str, line: usize, column: usize) -> Location {
         match self.blocks.get(path) {
-            Some(&(l, c)) => Location {
+            Some((l, c)) => Location {
                 file: self.file.clone(),
                 line: l + line.saturating_sub(1),
                 column: c + column.saturating_sub(1),
@@ -206,12 +257,14 @@ pub trait SpecReader {
 /// observed, applied and pruned) is in [`crate::vault::kinds`].
 macro_rules! vault_kinds {
     ($($variant:ident($spec:ty) => $accessor:ident;)*) => {
-        /// A certplane object of any Vault kind.
+        /// A certplane object of any Vault kind (each spec boxed: a
+        /// repository holds thousands of objects, mostly small roles, and
+        /// the largest spec would otherwise set the size of every one).
         #[derive(Clone, Debug, PartialEq)]
         pub enum VaultObject {
             $(
                 #[doc = concat!("`", stringify!($variant), "`.")]
-                $variant($spec),
+                $variant(Box<$spec>),
             )*
         }
 
@@ -265,7 +318,7 @@ macro_rules! vault_kinds {
                 $(
                     if kind == <$spec as VaultSpec>::KIND {
                         return Some(
-                            reader.read::<$spec>().map(|(m, s)| (m, VaultObject::$variant(s))),
+                            reader.read::<$spec>().map(|(m, s)| (m, VaultObject::$variant(Box::new(s)))),
                         );
                     }
                 )*
@@ -334,7 +387,7 @@ macro_rules! kind_accessor {
         /// Every object of this kind, with its metadata and origin.
         pub fn $fn(&self) -> impl Iterator<Item = (&Meta, &Origin, &$spec)> {
             self.vault.iter().filter_map(|o| match &o.spec {
-                VaultObject::$variant(s) => Some((&o.meta, &o.origin, s)),
+                VaultObject::$variant(s) => Some((&o.meta, &o.origin, &**s)),
                 _ => None,
             })
         }
@@ -360,5 +413,52 @@ impl Repository {
     /// The `AuthMount` at `path`.
     pub fn auth_mount(&self, path: &str) -> Option<(&Meta, &Origin, &AuthMountSpec)> {
         self.auth_mounts().find(|(m, _, _)| m.name == path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_find_every_path_they_were_given_and_nothing_else() {
+        let given: Vec<(String, (usize, usize))> = vec![
+            ("spec.ttl".into(), (7, 3)),
+            ("metadata".into(), (3, 1)),
+            ("spec".into(), (5, 1)),
+            ("spec.allowedDomains[0]".into(), (9, 7)),
+            ("metadata.name".into(), (4, 3)),
+        ];
+        // In any order: the index sorts itself.
+        let p: Positions = given.iter().map(|(k, v)| (k, v)).collect();
+        assert_eq!(p.len(), 5);
+        for (k, v) in &given {
+            assert_eq!(p.get(k), Some(*v), "{k}");
+        }
+        for missing in ["", "spec.tt", "spec.ttlx", "spec.allowedDomains", "zzz"] {
+            assert_eq!(p.get(missing), None, "{missing}");
+        }
+        assert!(Positions::default().is_empty());
+        assert_eq!(Positions::default().get("spec"), None);
+    }
+
+    #[test]
+    fn origin_falls_back_to_the_nearest_written_parent() {
+        let fields: BTreeMap<String, (usize, usize)> = [
+            ("spec".to_string(), (5, 1)),
+            ("spec.rules[0]".to_string(), (6, 5)),
+        ]
+        .into_iter()
+        .collect();
+        let origin = Origin {
+            file: "a.yaml".into(),
+            line: 1,
+            column: 1,
+            fields: fields.iter().collect(),
+            blocks: Positions::default(),
+        };
+        assert_eq!(origin.at("spec.rules[0].path").line, 6);
+        assert_eq!(origin.at("spec.ttl").line, 5);
+        assert_eq!(origin.at("metadata.name").line, 1);
     }
 }

@@ -15,6 +15,7 @@
 //! Planning never locks; [`apply_locked`] takes the apply lock, plans again
 //! under it, checks that plan against what was approved, and applies it.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::error::{Failure, Step, StepError};
@@ -129,7 +130,7 @@ async fn write(
     let store = targets.cluster.and_then(|c| c.secrets());
     let (first, later) = match store {
         Some(_) => crate::cluster::reviewer::split(&rest, &input.prepared.desired),
-        None => (rest.clone(), Vec::new()),
+        None => (Cow::Borrowed(&*rest), Vec::new()),
     };
     let vault_pending = plan.pending().any(|c| c.addr.vault_path().is_some());
     match targets.vault {
@@ -181,10 +182,10 @@ async fn write_vault(
     let cut = crate::cluster::deliver_key::last_exporting(plan, repo);
     let (head, tail) = match cut {
         Some(i) => (
-            part(plan, &plan.changes[..=i]),
+            Cow::Owned(part(plan, &plan.changes[..=i])),
             Some(part(plan, &plan.changes[i + 1..])),
         ),
-        None => (part(plan, &plan.changes), None),
+        None => (Cow::Borrowed(plan), None),
     };
     let report = provider.apply(input, &head, on_event).await?;
     let exported = report.exported.clone();
@@ -245,16 +246,23 @@ fn part(plan: &Plan, changes: &[Change]) -> Plan {
     }
 }
 
-/// The plan's Namespace changes, and the rest.
-fn split_off_namespaces(plan: &Plan) -> (Plan, Plan) {
+/// The plan's Namespace changes, and the rest (the plan itself when it
+/// has no Namespace: a plan of 10,000 Vault changes is not copied).
+fn split_off_namespaces(plan: &Plan) -> (Plan, Cow<'_, Plan>) {
     let is_namespace = |c: &Change| matches!(&c.addr, Addr::Kube(k) if k.group.is_empty() && k.kind == "Namespace");
-    let (ns, rest): (Vec<Change>, Vec<Change>) =
-        plan.changes.iter().cloned().partition(is_namespace);
     let with = |changes| Plan {
         changes,
-        ..plan.clone()
+        errored: plan.errored.clone(),
+        notes: plan.notes.clone(),
+        warnings: plan.warnings.clone(),
+        drift: plan.drift.clone(),
     };
-    (with(ns), with(rest))
+    if !plan.changes.iter().any(is_namespace) {
+        return (with(Vec::new()), Cow::Borrowed(plan));
+    }
+    let (ns, rest): (Vec<Change>, Vec<Change>) =
+        plan.changes.iter().cloned().partition(is_namespace);
+    (with(ns), Cow::Owned(with(rest)))
 }
 
 /// What an apply created (so that a later part of the same apply does not
@@ -314,6 +322,7 @@ pub async fn apply_locked(
             stop: Some(&guard),
             state_mount: Some(lock.mount()),
             created: None,
+            part: Default::default(),
         };
         let done = apply(targets, prepared, &plan, apply_options, on_event).await?;
         Ok(LockedApply::Applied { plan, done })

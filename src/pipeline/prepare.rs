@@ -134,6 +134,9 @@ pub(crate) fn prepare_steps(
     if let Some(step) = step {
         return Err((step, Diagnostics(problems)));
     }
+    // Held for the whole run: no room to grow into.
+    repo.vault.shrink_to_fit();
+    repo.manifests.shrink_to_fit();
     let desired = crate::desired::build(&repo).map_err(invalid(Step::Lower))?;
     tracing::info!(
         dir = %dir.display(),

@@ -6,9 +6,9 @@ use futures::FutureExt as _;
 use futures::future::LocalBoxFuture;
 
 use super::provider::{ApplyInput, Observation, OnEvent, PlanInput, Provider, ProviderError};
-use crate::plan::{Action, Plan, Planned};
+use crate::plan::{Action, Change, Plan, Planned};
 use crate::state::{Desired, Observed, Ownership};
-use crate::vault::apply::ApplyReport;
+use crate::vault::apply::{ApplyOptions, ApplyReport, Part};
 use crate::vault::{SecretSources, Vault, VaultError};
 
 /// The Vault of a run.
@@ -43,7 +43,7 @@ struct VaultObserved {
     observed: Observed,
     /// `planned[i]`: the change of `desired.resources[i]`, taken by the
     /// one [`Observation::plan`] call.
-    planned: std::sync::Mutex<Vec<Option<Planned>>>,
+    planned: std::sync::Mutex<Vec<Option<Box<Planned>>>>,
     owned: Ownership,
 }
 
@@ -112,13 +112,17 @@ fn log_observed(vault: &Vault, existing: usize, started: std::time::Instant) {
 async fn observe_and_plan_streamed(
     vault: &Vault,
     desired: &Desired,
-) -> Result<(Observed, Vec<Option<Planned>>), VaultError> {
+) -> Result<(Observed, Vec<Option<Box<Planned>>>), VaultError> {
     let started = std::time::Instant::now();
-    let mut planned: Vec<Option<Planned>> = vec![None; desired.resources.len()];
+    let mut planned: Vec<Option<Box<Planned>>> = vec![None; desired.resources.len()];
     let mut existing = 0;
     let observed = crate::vault::observe::observe_streamed(vault, desired, |i, r, live, mounts| {
         existing += usize::from(live.is_some());
-        planned[i] = Some(crate::plan::plan_resource(r, live.as_ref(), mounts));
+        planned[i] = Some(Box::new(crate::plan::plan_resource(
+            r,
+            live.as_ref(),
+            mounts,
+        )));
     })
     .await?;
     log_observed(vault, existing, started);
@@ -156,9 +160,9 @@ impl Provider for VaultProvider<'_> {
         on_event: OnEvent<'a>,
     ) -> LocalBoxFuture<'a, Result<ApplyReport, ProviderError>> {
         async move {
-            let writes = only(plan, |a| a != Action::Delete);
             let secrets = crate::vault::apply::secret_sources(&input.prepared.desired);
-            self.apply_with_secrets(input, &writes, &secrets, on_event)
+            let input = part(input, Part::Writes);
+            self.apply_with_secrets(&input, plan, &secrets, on_event)
                 .await
         }
         .boxed_local()
@@ -171,29 +175,26 @@ impl Provider for VaultProvider<'_> {
         on_event: OnEvent<'a>,
     ) -> LocalBoxFuture<'a, Result<ApplyReport, ProviderError>> {
         async move {
-            let deletes = only(plan, |a| a == Action::Delete);
-            if !deletes.has_changes() {
+            let deletes = |c: &Change| c.addr.vault_path().is_some() && c.action == Action::Delete;
+            if !plan.pending().any(deletes) {
                 return Ok(ApplyReport::default());
             }
             let secrets = SecretSources::new();
-            self.apply_with_secrets(input, &deletes, &secrets, on_event)
+            let input = part(input, Part::Deletes);
+            self.apply_with_secrets(&input, plan, &secrets, on_event)
                 .await
         }
         .boxed_local()
     }
 }
 
-/// The Vault changes of `plan` whose action passes `keep` (errors kept, so
-/// an errored plan is still refused).
-fn only(plan: &Plan, keep: impl Fn(Action) -> bool) -> Plan {
-    Plan {
-        changes: plan
-            .changes
-            .iter()
-            .filter(|c| c.addr.vault_path().is_some() && keep(c.action))
-            .cloned()
-            .collect(),
-        errored: plan.errored.clone(),
-        ..Plan::default()
+/// `input`, applying only `part` of the plan.
+fn part<'a>(input: &ApplyInput<'a>, part: Part) -> ApplyInput<'a> {
+    ApplyInput {
+        options: ApplyOptions {
+            part,
+            ..input.options
+        },
+        ..*input
     }
 }

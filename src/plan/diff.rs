@@ -52,7 +52,7 @@ pub fn plan_resource(
 pub fn plan_streamed(
     desired: &Desired,
     observed: &Observed,
-    mut planned: Vec<Option<Planned>>,
+    mut planned: Vec<Option<Box<Planned>>>,
 ) -> Plan {
     let mut plan = Plan::default();
     let mut changes = Vec::with_capacity(desired.resources.len());
@@ -66,8 +66,11 @@ pub fn plan_streamed(
             }
             _ => match planned.get_mut(i).and_then(Option::take) {
                 Some(p) => {
-                    plan.errored.extend(p.errored);
-                    p.change
+                    // Unboxed here: each reply's change is held once, its box
+                    // freed as the plan's own list grows.
+                    let Planned { change, errored } = *p;
+                    plan.errored.extend(errored);
+                    change
                 }
                 None => plan_fields(
                     r,
@@ -191,6 +194,8 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
                 }
                 Some(Owner::Repository(_)) => {}
                 Some(Owner::Unrecorded) => {
+                    let was_update = c.action == Action::Update;
+                    c.become_change(Action::Update);
                     let (k, v) = crate::vault::prune::MANAGED_OPTION;
                     c.before
                         .get_or_insert_default()
@@ -199,11 +204,10 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
                         .get_or_insert_default()
                         .insert("options".into(), tags.clone());
                     let why = format!("adopt: record the repository {identity} as its owner");
-                    c.reason = Some(match (c.action, c.reason.take()) {
-                        (Action::Update, Some(r)) => format!("{r}; {why}"),
+                    c.reason = Some(match (was_update, c.reason.take()) {
+                        (true, Some(r)) => format!("{r}; {why}"),
                         _ => why,
                     });
-                    c.action = Action::Update;
                 }
                 None if c.action == Action::Create => {
                     c.after
@@ -413,11 +417,14 @@ fn plan_fields(
             changed.push(key.clone());
         }
     }
-    change.before = Some(before);
-    if !changed.is_empty() {
-        change.action = Action::Update;
-        change.reason = Some(format!("changed: {}", changed.join(", ")));
+    if changed.is_empty() {
+        // Unchanged: the live fields are `after` (`Change::live`); a plan of
+        // 10,000 objects does not hold them twice.
+        return change;
     }
+    change.before = Some(before);
+    change.action = Action::Update;
+    change.reason = Some(format!("changed: {}", changed.join(", ")));
     change
 }
 
@@ -1251,11 +1258,15 @@ mod tests {
         let whole = plan(&desired, &observed);
 
         // Replies arriving out of order, each planned and then dropped.
-        let mut planned: Vec<Option<Planned>> = vec![None; 3];
+        let mut planned: Vec<Option<Box<Planned>>> = vec![None; 3];
         for i in [2, 0, 1] {
             let r = &desired.resources[i];
             let reply = observed.resources.get(&r.addr).cloned();
-            planned[i] = Some(plan_resource(r, reply.as_ref(), &observed.live_mounts));
+            planned[i] = Some(Box::new(plan_resource(
+                r,
+                reply.as_ref(),
+                &observed.live_mounts,
+            )));
         }
         let streamed = plan_streamed(
             &desired,
@@ -1289,5 +1300,28 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["ttl"]
         );
+    }
+
+    #[test]
+    fn an_unchanged_object_keeps_its_fields_once_and_still_reports_its_live_side() {
+        let r = role("a", 60, vec![]);
+        let live: Fields = [("ttl".to_string(), json!(60))].into_iter().collect();
+        let mut c = plan_resource(&r, Some(&live), &LiveMounts::default()).change;
+        assert_eq!(c.action, Action::NoOp);
+        assert_eq!(c.before, None, "not kept twice");
+        assert_eq!(c.live(), Some(&live));
+        let report = crate::plan::json::PlanReport::new(&Plan {
+            changes: vec![c.clone()],
+            ..Plan::default()
+        });
+        assert_eq!(report.changes[0].before.as_ref(), Some(&live));
+        assert_eq!(report.changes[0].after.as_ref(), Some(&live));
+        // Made a change later (adopted, a reviewer token rewritten), it
+        // shows its live side as `before`, not as a create.
+        c.become_change(Action::Update);
+        assert_eq!(c.before.as_ref(), Some(&live));
+        // A create has no live side.
+        let created = plan_resource(&r, None, &LiveMounts::default()).change;
+        assert_eq!((created.action, created.live()), (Action::Create, None));
     }
 }

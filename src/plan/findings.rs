@@ -104,7 +104,7 @@ pub fn live(
         let truncate = changes
             .iter()
             .find(|c| c.addr == settings)
-            .and_then(|c| c.before.as_ref())
+            .and_then(|c| c.live())
             .and_then(|f| f.get("leaf_not_after_behavior"))
             .and_then(Value::as_str)
             == Some("truncate");

@@ -226,7 +226,7 @@ impl PlanReport {
                     address: c.addr.clone(),
                     kind: c.kind,
                     action: c.action,
-                    before: c.before.clone(),
+                    before: c.live().cloned(),
                     after: c.after.clone(),
                     reason: c.reason.clone(),
                     privileged: why.is_some().then_some(true),

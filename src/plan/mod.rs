@@ -92,7 +92,9 @@ pub struct Change {
     pub kind: ResourceKind,
     /// What happens.
     pub action: Action,
-    /// The managed fields as they are (`null`: does not exist).
+    /// The managed fields as they are (`null`: does not exist, or an
+    /// unchanged object compared field by field, whose live fields are its
+    /// `after` and are not kept twice: read them with [`Change::live`]).
     pub before: Option<Fields>,
     /// The managed fields as they will be (`null`: deleted).
     pub after: Option<Fields>,
@@ -113,6 +115,29 @@ pub struct Change {
     /// rendered: a Secret's values live here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<serde_json::Value>,
+}
+
+impl Change {
+    /// The managed fields as they are: `before`, or for an unchanged object
+    /// that does not keep them, `after` (the same values). Only a create has
+    /// no live side (a plan file edited to make an unchanged object an
+    /// update still reads as the same live state: the edit is what differs).
+    pub fn live(&self) -> Option<&Fields> {
+        match (&self.before, self.action) {
+            (None, Action::Create) => None,
+            (None, _) => self.after.as_ref(),
+            (before, _) => before.as_ref(),
+        }
+    }
+
+    /// Makes an unchanged object a change of `action` (`why` added to its
+    /// reason), keeping its live fields as `before`.
+    pub fn become_change(&mut self, action: Action) {
+        if self.action == Action::NoOp && self.before.is_none() {
+            self.before = self.after.clone();
+        }
+        self.action = action;
+    }
 }
 
 /// The CA part of an issuer change.

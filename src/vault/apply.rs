@@ -241,6 +241,33 @@ pub struct ApplyOptions<'a> {
     /// a plan applied after an exported key was delivered), so that a
     /// resource under a mount made moments ago is not taken for a stale plan.
     pub created: Option<&'a BTreeSet<Addr>>,
+    /// Which of the plan's changes this call applies (the writes and the
+    /// deletes of a plan are applied at different steps; a filter, so that
+    /// a plan of 10,000 changes is never copied to apply a part of it).
+    pub part: Part,
+}
+
+/// Which changes of a plan an apply call takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Part {
+    /// Every pending change.
+    #[default]
+    All,
+    /// Every pending change but the deletes.
+    Writes,
+    /// Only the deletes.
+    Deletes,
+}
+
+impl Part {
+    /// Whether a change of `action` is in this part.
+    pub fn has(self, action: Action) -> bool {
+        match self {
+            Part::All => true,
+            Part::Writes => action != Action::Delete,
+            Part::Deletes => action == Action::Delete,
+        }
+    }
 }
 
 impl std::fmt::Debug for ApplyOptions<'_> {
@@ -249,6 +276,7 @@ impl std::fmt::Debug for ApplyOptions<'_> {
             .field("stop", &self.stop.is_some())
             .field("state_mount", &self.state_mount)
             .field("created", &self.created)
+            .field("part", &self.part)
             .finish()
     }
 }
@@ -297,7 +325,10 @@ pub async fn apply_with(
     let mut report = ApplyReport::default();
     let mut created: BTreeSet<Addr> = options.created.cloned().unwrap_or_default();
     // Cluster objects are the cluster provider's.
-    let pending: Vec<&Change> = plan.pending().filter(|c| c.addr.is_vault()).collect();
+    let pending: Vec<&Change> = plan
+        .pending()
+        .filter(|c| c.addr.is_vault() && options.part.has(c.action))
+        .collect();
     let mut i = 0;
     while i < pending.len() {
         // A run of plain parameter writes that do not depend on each other

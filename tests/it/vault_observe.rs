@@ -66,9 +66,9 @@ async fn observe_reads_every_kind_normalised() {
         },
     );
     let mut issuer = resource("pki/issuer/root-2026", ResourceKind::Issuer, json!({}));
-    issuer.ca = Some(ca);
+    issuer.ca = Some(Box::new(ca));
     let mut int_issuer = resource("pki_int/issuer/default", ResourceKind::Issuer, json!({}));
-    int_issuer.ca = Some(desired_ca(
+    int_issuer.ca = Some(Box::new(desired_ca(
         "pki_int",
         None,
         "Int",
@@ -81,16 +81,16 @@ async fn observe_reads_every_kind_normalised() {
                 issuer_ref: None,
             },
         },
-    ));
+    )));
     let mut absent_issuer = resource("nomount/issuer/default", ResourceKind::Issuer, json!({}));
-    absent_issuer.ca = Some(desired_ca(
+    absent_issuer.ca = Some(Box::new(desired_ca(
         "nomount",
         None,
         "X",
         CaMethod::Import {
             bundle: Source::Value(String::new()),
         },
-    ));
+    )));
     let desired = Desired {
         resources: vec![
             resource(

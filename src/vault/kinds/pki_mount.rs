@@ -315,7 +315,7 @@ fn issuer(
         origin,
         at,
     );
-    r.ca = Some(DesiredCa {
+    r.ca = Some(Box::new(DesiredCa {
         mount: mount.to_string(),
         issuer_name,
         identity,
@@ -332,7 +332,7 @@ fn issuer(
                 .and_then(|r| r.safety_buffer)
                 .map(Duration::as_secs),
         },
-    });
+    }));
     Ok(r)
 }
 
