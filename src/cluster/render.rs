@@ -270,7 +270,9 @@ impl Observation for RenderObserved {
             .map(|t| {
                 let mut c = super::trust::plan(t, plan, &self.identity);
                 let file = render_path(&self.dir, &t.target.object);
-                c.reason = c.reason.map(|r| format!("rendered to {}; {r}", file.display()));
+                c.reason = c
+                    .reason
+                    .map(|r| format!("rendered to {}; {r}", file.display()));
                 c
             })
             .collect();

@@ -107,7 +107,10 @@ pub fn targets(repo: &Repository) -> Vec<Target> {
                 },
                 form: Form::Bundle {
                     key: b.key.clone(),
-                    selector: b.namespace_selector.as_ref().map(|s| s.match_labels.clone()),
+                    selector: b
+                        .namespace_selector
+                        .as_ref()
+                        .map(|s| s.match_labels.clone()),
                 },
             });
         }
@@ -316,7 +319,10 @@ pub fn plan(seen: &TrustObserved, planned: &Plan, identity: &str) -> Change {
         let why = format!("publish the trust bundle of {}", t.mount);
         (Action::Create, Some(why))
     } else if !in_sync {
-        (Action::Update, Some(update_reason(seen, held.as_deref(), &want)))
+        (
+            Action::Update,
+            Some(update_reason(seen, held.as_deref(), &want)),
+        )
     } else if !made.is_empty() {
         (Action::Update, None)
     } else {
@@ -462,7 +468,9 @@ pub fn pending<'a>(repo: &Repository, changes: &'a [Change]) -> Vec<(&'a Change,
         .iter()
         .filter(|c| c.kind == ResourceKind::TrustBundle && c.action.is_change())
         .filter_map(|c| {
-            let t = all.iter().find(|t| Addr::Kube(t.object.clone()) == c.addr)?;
+            let t = all
+                .iter()
+                .find(|t| Addr::Kube(t.object.clone()) == c.addr)?;
             Some((c, t.clone()))
         })
         .collect()
@@ -558,24 +566,42 @@ mod tests {
         assert_eq!(first.action, Action::Create);
         let written = first.manifest.clone().unwrap();
         assert_eq!(written["metadata"]["labels"][REPOSITORY_LABEL], "lab");
-        assert_eq!(written["metadata"]["annotations"][TRUST_BUNDLE_OF], "pki_int");
+        assert_eq!(
+            written["metadata"]["annotations"][TRUST_BUNDLE_OF],
+            "pki_int"
+        );
         let text = first.after.as_ref().unwrap()["data[\"ca.crt\"]"]
             .as_str()
             .unwrap()
             .to_string();
-        assert!(text.starts_with("issuer id-int-a (int-a) \"int-a\" notAfter 2026-01-31T00:00:00Z sha256:"), "{text}");
+        assert!(
+            text.starts_with(
+                "issuer id-int-a (int-a) \"int-a\" notAfter 2026-01-31T00:00:00Z sha256:"
+            ),
+            "{text}"
+        );
         assert!(!text.contains("BEGIN"), "{text}");
 
-        let again = plan(&seen(vec![old.clone()], Some(written.clone())), &Plan::default(), "lab");
+        let again = plan(
+            &seen(vec![old.clone()], Some(written.clone())),
+            &Plan::default(),
+            "lab",
+        );
         assert_eq!(again.action, Action::NoOp, "{:?}", again.reason);
 
-        let both = plan(&seen(vec![old.clone(), new.clone()], Some(written.clone())), &Plan::default(), "lab");
+        let both = plan(
+            &seen(vec![old.clone(), new.clone()], Some(written.clone())),
+            &Plan::default(),
+            "lab",
+        );
         assert_eq!(both.action, Action::Update);
         assert_eq!(
             both.reason.as_deref(),
             Some("the trust bundle of pki_int gains issuer id-int-b")
         );
-        let after = both.after.as_ref().unwrap()["data[\"ca.crt\"]"].as_str().unwrap();
+        let after = both.after.as_ref().unwrap()["data[\"ca.crt\"]"]
+            .as_str()
+            .unwrap();
         assert_eq!(after.lines().count(), 2, "{after}");
 
         // Another repository's object is taken over (written again).
@@ -593,7 +619,11 @@ mod tests {
         let (_, new) = cert("int-b", 60);
         let t = config_map();
         let written = t.manifest(&old.certificate, "lab");
-        let planned = plan(&seen(vec![old.clone(), new.clone()], Some(written.clone())), &Plan::default(), "lab");
+        let planned = plan(
+            &seen(vec![old.clone(), new.clone()], Some(written.clone())),
+            &Plan::default(),
+            "lab",
+        );
         assert_eq!(moved(&planned, &t, Some(&written)), None);
         let other = t.manifest(&new.certificate, "lab");
         assert!(moved(&planned, &t, Some(&other)).is_some());

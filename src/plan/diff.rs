@@ -96,11 +96,7 @@ pub(crate) fn children_wait(changes: &mut [Change]) {
             let ca = c.ca.as_ref()?;
             let pending = matches!(
                 ca.rotation,
-                Some(
-                    Rotation::Make { .. }
-                        | Rotation::Overlap { .. }
-                        | Rotation::Published { .. }
-                )
+                Some(Rotation::Make { .. } | Rotation::Overlap { .. } | Rotation::Published { .. })
             );
             pending.then(|| ca.desired.mount.trim_matches('/').to_string())
         })

@@ -19,11 +19,11 @@ use crate::addr::Addr;
 use crate::state::{DesiredCa, Fields, ResourceKind};
 
 pub use compare::first_difference;
+pub(crate) use diff::children_wait;
 pub use diff::{
     KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, Planned, ownership, plan, plan_resource,
     plan_streamed, same_value,
 };
-pub(crate) use diff::children_wait;
 
 /// What a change does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]

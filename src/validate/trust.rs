@@ -44,14 +44,20 @@ pub(super) fn check(repo: &Repository, out: &mut Vec<Diagnostic>) {
         if tb.config_map.is_none() && tb.bundle.is_none() {
             push(
                 base,
-                format!("mount {}: trustBundle names no object to publish to", meta.name),
+                format!(
+                    "mount {}: trustBundle names no object to publish to",
+                    meta.name
+                ),
                 "add `configMap: {namespace: ..., name: ...}`, a trust-manager `bundle: {name: ...}`, or both",
             );
         }
         if spec.ca.is_none() && (tb.config_map.is_some() || tb.bundle.is_some()) {
             push(
                 base,
-                format!("mount {}: trustBundle without a CA (spec.ca) to publish", meta.name),
+                format!(
+                    "mount {}: trustBundle without a CA (spec.ca) to publish",
+                    meta.name
+                ),
                 "declare the mount's CA (spec.ca), or remove trustBundle",
             );
         }
@@ -108,13 +114,23 @@ pub(super) fn check(repo: &Repository, out: &mut Vec<Diagnostic>) {
             tb.config_map.as_ref().map(|cm| {
                 (
                     format!("{base}.configMap.name"),
-                    ("v1", "ConfigMap", Some(cm.namespace.as_str()), cm.name.as_str()),
+                    (
+                        "v1",
+                        "ConfigMap",
+                        Some(cm.namespace.as_str()),
+                        cm.name.as_str(),
+                    ),
                 )
             }),
             tb.bundle.as_ref().map(|b| {
                 (
                     format!("{base}.bundle.name"),
-                    (crate::cluster::trust::BUNDLE_API_VERSION, "Bundle", None, b.name.as_str()),
+                    (
+                        crate::cluster::trust::BUNDLE_API_VERSION,
+                        "Bundle",
+                        None,
+                        b.name.as_str(),
+                    ),
                 )
             }),
         ];

@@ -80,7 +80,10 @@ fn http_send(port: u16, method: &str, path: &str, body: &Value) -> u16 {
     .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).unwrap();
-    buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    buf.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The stored object at `path`, if any.
@@ -159,7 +162,10 @@ fn a_config_map_bundle_follows_the_live_issuers_and_gates_stage_2() {
     let first = sha_of(&bao, "pki", &root);
     assert_eq!(published(port), BTreeSet::from([first.clone()]));
     let cm = stored(port, CONFIG_MAP).unwrap();
-    assert_eq!(cm["metadata"]["annotations"]["certplane.dev/trust-bundle-of"], "pki");
+    assert_eq!(
+        cm["metadata"]["annotations"]["certplane.dev/trust-bundle-of"],
+        "pki"
+    );
     assert!(!cm.to_string().contains("PRIVATE KEY"));
 
     // Converged: no change, and an apply writes nothing.
@@ -182,7 +188,8 @@ fn a_config_map_bundle_follows_the_live_issuers_and_gates_stage_2() {
         p.both()
     );
     assert!(
-        p.stdout.contains("~ core/ConfigMap/sandbox/pki-ca (update)"),
+        p.stdout
+            .contains("~ core/ConfigMap/sandbox/pki-ca (update)"),
         "{}",
         p.both()
     );
@@ -199,10 +206,11 @@ fn a_config_map_bundle_follows_the_live_issuers_and_gates_stage_2() {
     // The published bundle loses the new issuer (restored from a backup,
     // edited by hand): stage 2 waits for it, and the apply writes it back.
     let mut cm = stored(port, CONFIG_MAP).unwrap();
-    cm["data"]["ca.crt"] = json!(common::read(&bao, &format!("pki/issuer/{root}")).unwrap()
-        ["certificate"]
-        .as_str()
-        .unwrap());
+    cm["data"]["ca.crt"] = json!(
+        common::read(&bao, &format!("pki/issuer/{root}")).unwrap()["certificate"]
+            .as_str()
+            .unwrap()
+    );
     assert_eq!(http_send(port, "PUT", CONFIG_MAP, &cm), 200);
     let p = run(&bao, &home, &kubeconfig, &["plan", dir]);
     p.expect(2);
@@ -221,18 +229,30 @@ fn a_config_map_bundle_follows_the_live_issuers_and_gates_stage_2() {
     );
     let j = run(&bao, &home, &kubeconfig, &["plan", "-o", "json", dir]);
     assert!(
-        j.stdout.contains("\"stage\":\"published\"") || j.stdout.contains("\"stage\": \"published\""),
+        j.stdout.contains("\"stage\":\"published\"")
+            || j.stdout.contains("\"stage\": \"published\""),
         "{}",
         j.both()
     );
     run(&bao, &home, &kubeconfig, &["apply", "--auto-approve", dir]).expect(0);
-    assert_eq!(common::default_issuer_id(&bao, "pki"), root, "stage 2 did not wait");
-    assert_eq!(published(port), BTreeSet::from([first.clone(), new.1.clone()]));
+    assert_eq!(
+        common::default_issuer_id(&bao, "pki"),
+        root,
+        "stage 2 did not wait"
+    );
+    assert_eq!(
+        published(port),
+        BTreeSet::from([first.clone(), new.1.clone()])
+    );
 
     // Now it holds the new issuer: stage 2 makes it the default; the old
     // one stays in the bundle (retired, its leaves valid until it expires).
     let p = run(&bao, &home, &kubeconfig, &["plan", dir]);
-    assert!(p.stdout.contains("rotation 2/3: make the new issuer"), "{}", p.both());
+    assert!(
+        p.stdout.contains("rotation 2/3: make the new issuer"),
+        "{}",
+        p.both()
+    );
     run(&bao, &home, &kubeconfig, &["apply", "--auto-approve", dir]).expect(0);
     assert_eq!(common::default_issuer_id(&bao, "pki"), new.0);
     assert_eq!(published(port), BTreeSet::from([first, new.1]));
@@ -292,7 +312,10 @@ fn a_trust_manager_bundle_is_rendered_with_the_live_issuers() {
     // Rotation 1/3: the rendered Bundle holds old and new.
     common::edit(&repo, "pki.yaml", "Trust Root", "Trust Root 2");
     certplane(&["apply", "--auto-approve", dir]).expect(0);
-    let all: BTreeSet<String> = issuer_shas(&bao, "pki").into_iter().map(|(_, s)| s).collect();
+    let all: BTreeSet<String> = issuer_shas(&bao, "pki")
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
     assert_eq!(all.len(), 2);
     assert_eq!(inline(&read()), all);
     // The mount no longer publishes it: its rendered file goes.
@@ -315,24 +338,27 @@ fn a_bad_trust_bundle_is_refused_offline_with_where_and_how() {
         (
             ROOT.replace("name: pki-ca}", "name: Pki_CA}"),
             "trustBundle name \"Pki_CA\" is not a DNS subdomain",
-            "pki.yaml:15",
+            "pki.yaml:14",
         ),
         (
             ROOT.replace("name: pki-ca}", "name: pki-ca, key: \"ca/crt\"}"),
             "trustBundle key \"ca/crt\" is not a ConfigMap key",
-            "pki.yaml:15",
+            "pki.yaml:14",
         ),
         (
-            ROOT.replace("    configMap: {namespace: sandbox, name: pki-ca}\n", "    {}\n"),
+            ROOT.replace(
+                "    configMap: {namespace: sandbox, name: pki-ca}\n",
+                "    {}\n",
+            ),
             "trustBundle names no object to publish to",
-            "pki.yaml:14",
+            "pki.yaml:13",
         ),
         (
             format!(
                 "{ROOT}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: pki-ca, namespace: sandbox}}\ndata: {{a: b}}\n"
             ),
             "trustBundle ConfigMap sandbox/pki-ca is also declared at",
-            "pki.yaml:15",
+            "pki.yaml:14",
         ),
     ];
     for (i, (text, want, at)) in cases.iter().enumerate() {
@@ -351,7 +377,8 @@ fn a_bad_trust_bundle_is_refused_offline_with_where_and_how() {
     let r = common::certplane(&["validate", repo.to_str().unwrap()], &[], &home);
     r.expect(1);
     assert!(
-        r.both().contains("trustBundle without a CA (spec.ca) to publish"),
+        r.both()
+            .contains("trustBundle without a CA (spec.ca) to publish"),
         "{}",
         r.both()
     );
