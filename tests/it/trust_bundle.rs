@@ -7,15 +7,12 @@
 //! writes nothing; stage 2 waits while the published bundle lacks the new
 //! issuer; bad declarations are refused offline with file:line and a hint.
 
-#[path = "../../benches/scale/kube_server.rs"]
-#[allow(dead_code)]
-mod kube_server;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::bench_harness::kube_server;
 use crate::common::{self, OpenBao, Run};
 use certplane::cluster::trust::fingerprints;
 
@@ -215,10 +212,10 @@ fn a_config_map_bundle_follows_the_live_issuers_and_gates_stage_2() {
     let p = run(&bao, &home, &kubeconfig, &["plan", dir]);
     p.expect(2);
     assert!(
-        p.stdout.contains(&format!(
+        p.stdout.contains(
             "rotation 2/3 (make it the default) waits until the trust bundle \
              core/ConfigMap/sandbox/pki-ca holds it"
-        )),
+        ),
         "{}",
         p.both()
     );
@@ -398,4 +395,36 @@ fn a_bad_trust_bundle_is_refused_offline_with_where_and_how() {
         "{}",
         r.both()
     );
+}
+
+#[test]
+fn a_bundle_on_a_cluster_without_trust_manager_is_an_error_at_plan_time() {
+    let bao = OpenBao::start();
+    let port = start_kube();
+    let tmp = tempfile::tempdir().unwrap();
+    let kubeconfig = common::kube::loopback_kubeconfig(tmp.path(), "loop", port);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let repo = tmp.path().join("repo");
+    common::write(
+        &repo,
+        "pki.yaml",
+        &ROOT.replace(
+            "    configMap: {namespace: sandbox, name: pki-ca}\n",
+            "    bundle: {name: homelab-ca}\n",
+        ),
+    );
+    let dir = repo.to_str().unwrap();
+    let p = run(&bao, &home, &kubeconfig, &["plan", dir]);
+    p.expect(1);
+    assert!(
+        p.stderr
+            .contains("the cluster does not serve trust.cert-manager.io/v1alpha1 Bundle")
+            && p.stderr.contains("install trust-manager"),
+        "{}",
+        p.both()
+    );
+    let a = run(&bao, &home, &kubeconfig, &["apply", "--auto-approve", dir]);
+    a.expect(1);
+    assert!(common::list(&bao, "pki/issuers").is_empty(), "{}", a.both());
 }
