@@ -551,7 +551,10 @@ pub(crate) fn is_404(status: &kube::core::Status) -> bool {
 /// The "kind not served" error, with a hint.
 fn not_served(api_version: &str, kind: &str) -> ClusterError {
     let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-    let hint = if group == "cert-manager.io" || group.ends_with(".cert-manager.io") {
+    let hint = if group == "trust.cert-manager.io" {
+        "install trust-manager (its Bundle CRD) first, or publish the trust bundle to a configMap"
+            .to_string()
+    } else if group == "cert-manager.io" || group.ends_with(".cert-manager.io") {
         "install cert-manager (its CRDs) first".to_string()
     } else if group.is_empty() || group.ends_with(".k8s.io") || !group.contains('.') {
         "check the apiVersion and kind (`kubectl api-resources` lists what the cluster serves)"

@@ -71,6 +71,7 @@ pub struct LiveObserved {
     objects: Vec<Object>,
     owners: Vec<(KubeRef, StaleOwner)>,
     probes: BTreeMap<Addr, Probe>,
+    trust: Vec<super::trust::TrustObserved>,
 }
 
 /// Whether `m` is a Namespace.
@@ -222,6 +223,75 @@ impl LiveCluster {
     }
 }
 
+impl LiveCluster {
+    /// Reads the issuers of each mount that publishes a trust bundle, and
+    /// each object it publishes into (a Bundle whose kind the cluster does
+    /// not serve is an error: trust-manager is not installed).
+    async fn observe_trust(
+        &self,
+        vault: &crate::vault::Vault,
+        targets: &[super::trust::Target],
+    ) -> Result<Vec<super::trust::TrustObserved>, ProviderError> {
+        let issuers = super::trust::read_issuers(vault, targets).await?;
+        let now = crate::vault::observe::unix_now();
+        let mut out = Vec::with_capacity(targets.len());
+        for t in targets {
+            if t.object.namespace.is_none() {
+                // Discovery: a kind the cluster does not serve fails here,
+                // with a hint, rather than at apply.
+                self.cluster.resolve(&t.manifest("", "")).await?;
+            }
+            let live = self.cluster.get_object(&t.object).await?;
+            out.push(super::trust::TrustObserved {
+                target: t.clone(),
+                issuers: issuers.get(&t.mount).cloned().unwrap_or_default(),
+                now,
+                live,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes each pending trust bundle after the Vault half: the object is
+    /// re-read first (a stale plan stops here), then the mount's issuers
+    /// are read again and their bundle is applied.
+    async fn apply_trust(
+        &self,
+        vault: &crate::vault::Vault,
+        input: &ApplyInput<'_>,
+        plan: &Plan,
+        report: &mut crate::vault::apply::ApplyReport,
+        on_event: OnEvent<'_>,
+    ) -> Result<(), ProviderError> {
+        let repo = &input.prepared.repo;
+        for (c, t) in super::trust::pending(repo, &plan.changes) {
+            let now = self.cluster.get_object(&t.object).await?;
+            if let Some(why) = super::trust::moved(c, &t, now.as_ref()) {
+                return Err(ProviderError::Stale {
+                    addr: Box::new(c.addr.clone()),
+                    why,
+                });
+            }
+            let pem = super::trust::bundle_now(vault, &t.mount).await?;
+            if pem.is_empty() {
+                tracing::warn!(object = %t.object, mount = %t.mount, "the mount has no issuer: its trust bundle is not written");
+                continue;
+            }
+            let held = now.as_ref().and_then(|o| t.held(o));
+            let manifest = t.manifest(&pem, &repo.identity);
+            if held.as_deref() == Some(pem.as_str())
+                && now.as_ref().is_some_and(|o| t.shaped(o, &repo.identity))
+            {
+                // Already what Vault makes now: nothing to write.
+                continue;
+            }
+            self.cluster.apply_object(&manifest).await?;
+            done(report, on_event, &c.addr, c.action);
+        }
+        Ok(())
+    }
+}
+
 /// How an object moved since its planned update (`None`: it did not).
 fn moved(planned: &Change, now: &ObjectPlan) -> Option<String> {
     if now.action != planned.action {
@@ -359,6 +429,13 @@ impl Observation for LiveObserved {
         let (changes, notes) = self.plan_objects(identity, crate::pipeline::targets::prunes(repo));
         plan.changes.extend(changes);
         plan.notes.extend(notes);
+        let published: Vec<Change> = self
+            .trust
+            .iter()
+            .map(|t| super::trust::plan(t, plan, identity))
+            .collect();
+        plan.changes.extend(published);
+        super::trust::gate(plan, &self.trust);
         plan.drift.extend(self.drift());
         super::reviewer::plan_live(plan, &input.prepared.desired);
         super::deliver_key::preflight(plan, repo, &self.probes);
@@ -419,7 +496,10 @@ impl Provider for LiveCluster {
                 Some(vault) => super::deliver::observe(vault, &self.cluster, repo).await?,
                 None => Vec::new(),
             };
-            let delivered: Vec<KubeRef> = deliveries.iter().map(|d| d.secret().clone()).collect();
+            let published = super::trust::targets(repo);
+            let mut delivered: Vec<KubeRef> =
+                deliveries.iter().map(|d| d.secret().clone()).collect();
+            delivered.extend(published.iter().map(|t| t.object.clone()));
             let observed = self
                 .observe_manifests(&repo.manifests, &repo.identity, &delivered)
                 .await;
@@ -437,6 +517,9 @@ impl Provider for LiveCluster {
                 Err(e) => return Err(e.into()),
             };
             seen.deliveries = deliveries;
+            if let Some(vault) = input.vault {
+                seen.trust = self.observe_trust(vault, &published).await?;
+            }
             seen.probes =
                 super::deliver_key::probe(&self.cluster, planned, repo, &new_namespaces).await;
             Ok(Box::new(seen) as Box<dyn Observation>)
@@ -463,6 +546,10 @@ impl Provider for LiveCluster {
                 }
             }
             self.apply_objects(plan, &mut report, on_event).await?;
+            if let Some(vault) = input.vault {
+                self.apply_trust(vault, input, plan, &mut report, on_event)
+                    .await?;
+            }
             Ok(report)
         }
         .boxed_local()

@@ -21,6 +21,8 @@
 //!   between Vault and the cluster: AppRole secret IDs delivered into
 //!   Secrets, exported intermediate keys delivered into Secrets, and a token
 //!   reviewer's token read from a Secret into Vault.
+//! * [`trust`]: a PKI mount's CA trust bundle published into a ConfigMap
+//!   or a trust-manager `Bundle`, written after the Vault half.
 //!
 //! Secret values (`data`, `stringData`) never leave this module unmasked: not
 //! in an [`ObjectPlan`], not in a log line, not in a [`ClusterError`].
@@ -36,6 +38,7 @@ pub mod prune;
 mod redact;
 pub mod render;
 pub mod reviewer;
+pub mod trust;
 
 use std::time::Duration;
 

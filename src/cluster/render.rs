@@ -109,12 +109,25 @@ pub struct RenderObserved {
     existing: BTreeMap<PathBuf, String>,
     /// The other rendered files.
     leftovers: Vec<Leftover>,
+    /// The trust bundles the repository publishes, with their files.
+    trust: Vec<super::trust::TrustObserved>,
 }
 
 /// Reads the files of `dir` that planning `manifests` for `identity`
 /// compares with.
 pub fn observe_render(dir: &Path, manifests: &[Loaded<Value>], identity: &str) -> RenderObserved {
-    let mut produced = BTreeSet::new();
+    observe_render_with(dir, manifests, identity, &[])
+}
+
+/// [`observe_render`], where the repository also renders `also` (its
+/// trust bundles): their files are not leftovers.
+fn observe_render_with(
+    dir: &Path,
+    manifests: &[Loaded<Value>],
+    identity: &str,
+    also: &[KubeRef],
+) -> RenderObserved {
+    let mut produced: BTreeSet<PathBuf> = also.iter().map(|r| render_path(dir, r)).collect();
     let mut existing = BTreeMap::new();
     for m in manifests {
         let path = render_path(dir, &kube_ref(&owned_manifest(&m.spec, identity)));
@@ -145,7 +158,14 @@ pub fn observe_render(dir: &Path, manifests: &[Loaded<Value>], identity: &str) -
         identity: identity.to_string(),
         existing,
         leftovers,
+        trust: Vec::new(),
     }
+}
+
+/// The object a rendered file holds (`None`: no such file, or not YAML).
+fn read_rendered(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_saphyr::from_str::<Value>(&text).ok()
 }
 
 impl RenderObserved {
@@ -244,6 +264,20 @@ impl Observation for RenderObserved {
         let rendered = self.plan_of(&prepared.repo.manifests);
         plan.changes.extend(rendered.changes);
         plan.notes.extend(rendered.notes);
+        let published: Vec<Change> = self
+            .trust
+            .iter()
+            .map(|t| {
+                let mut c = super::trust::plan(t, plan, &self.identity);
+                let file = render_path(&self.dir, &t.target.object);
+                c.reason = c
+                    .reason
+                    .map(|r| format!("rendered to {}; {r}", file.display()));
+                c
+            })
+            .collect();
+        plan.changes.extend(published);
+        super::trust::gate(plan, &self.trust);
         super::reviewer::plan_render(plan, &prepared.desired);
         super::deliver_key::preflight(plan, &prepared.repo, &BTreeMap::new());
     }
@@ -296,6 +330,59 @@ impl RenderDir {
     }
 }
 
+impl RenderDir {
+    /// Renders each pending trust bundle after the Vault half: the file is
+    /// re-read first (a stale plan stops here), then the mount's issuers
+    /// are read again and their bundle is written.
+    async fn write_trust(
+        &self,
+        vault: &crate::vault::Vault,
+        input: &ApplyInput<'_>,
+        plan: &Plan,
+        report: &mut ApplyReport,
+        on_event: OnEvent<'_>,
+    ) -> Result<(), ProviderError> {
+        let identity = input.prepared.repo.identity.as_str();
+        for (c, t) in super::trust::pending(&input.prepared.repo, &plan.changes) {
+            let path = render_path(&self.dir, &t.object);
+            let now = read_rendered(&path);
+            if let Some(why) = super::trust::moved(c, &t, now.as_ref()) {
+                return Err(ProviderError::Stale {
+                    addr: Box::new(c.addr.clone()),
+                    why,
+                });
+            }
+            let pem = super::trust::bundle_now(vault, &t.mount).await?;
+            if pem.is_empty() {
+                tracing::warn!(object = %t.object, mount = %t.mount, "the mount has no issuer: its trust bundle is not rendered");
+                continue;
+            }
+            let text = render_text(&t.manifest(&pem, identity), identity);
+            if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+                continue;
+            }
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, text));
+            written.map_err(|source| ProviderError::Render {
+                dir: self.dir.clone(),
+                source,
+            })?;
+            report.applied.push(crate::vault::apply::Applied {
+                addr: c.addr.clone(),
+                action: c.action,
+                issuer_id: None,
+            });
+            on_event(ApplyEvent::Done {
+                addr: c.addr.clone(),
+                action: c.action,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Provider for RenderDir {
     fn name(&self) -> &'static str {
         "render"
@@ -306,9 +393,27 @@ impl Provider for RenderDir {
         input: &'a PlanInput<'a>,
         _planned: &'a Plan,
     ) -> LocalBoxFuture<'a, Result<Box<dyn Observation>, ProviderError>> {
-        let repo = &input.prepared.repo;
-        let seen = observe_render(&self.dir, &repo.manifests, &repo.identity);
-        futures::future::ready(Ok(Box::new(seen) as Box<dyn Observation>)).boxed_local()
+        async move {
+            let repo = &input.prepared.repo;
+            let targets = super::trust::targets(repo);
+            let also: Vec<KubeRef> = targets.iter().map(|t| t.object.clone()).collect();
+            let mut seen = observe_render_with(&self.dir, &repo.manifests, &repo.identity, &also);
+            if let Some(vault) = input.vault {
+                let issuers = super::trust::read_issuers(vault, &targets).await?;
+                let now = crate::vault::observe::unix_now();
+                seen.trust = targets
+                    .into_iter()
+                    .map(|t| super::trust::TrustObserved {
+                        issuers: issuers.get(&t.mount).cloned().unwrap_or_default(),
+                        now,
+                        live: read_rendered(&render_path(&self.dir, &t.object)),
+                        target: t,
+                    })
+                    .collect();
+            }
+            Ok(Box::new(seen) as Box<dyn Observation>)
+        }
+        .boxed_local()
     }
 
     fn apply<'a>(
@@ -317,9 +422,16 @@ impl Provider for RenderDir {
         plan: &'a Plan,
         on_event: OnEvent<'a>,
     ) -> LocalBoxFuture<'a, Result<ApplyReport, ProviderError>> {
-        let identity = input.prepared.repo.identity.as_str();
-        let done = self.write(plan, identity, |a| a != Action::Delete, on_event);
-        futures::future::ready(done).boxed_local()
+        async move {
+            let identity = input.prepared.repo.identity.as_str();
+            let mut report = self.write(plan, identity, |a| a != Action::Delete, on_event)?;
+            if let Some(vault) = input.vault {
+                self.write_trust(vault, input, plan, &mut report, on_event)
+                    .await?;
+            }
+            Ok(report)
+        }
+        .boxed_local()
     }
 
     fn prune<'a>(

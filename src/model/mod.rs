@@ -8,6 +8,7 @@ pub mod duration;
 pub mod identity;
 pub mod schema;
 pub mod source;
+pub mod trust;
 pub mod vault;
 
 use std::collections::BTreeMap;

@@ -55,6 +55,12 @@ pub struct PkiMountSpec {
     /// ACME needs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme: Option<Box<AcmeSpec>>,
+    /// Where the mount's CA trust bundle (the certificate of every issuer
+    /// that has not expired: during a rotation old and new) is published in
+    /// the cluster: a ConfigMap and/or a trust-manager `Bundle`, written by
+    /// certplane after the Vault half of each apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_bundle: Option<Box<super::trust::TrustBundleSpec>>,
 }
 
 /// How a mount gets its CA. Exactly one of the three.

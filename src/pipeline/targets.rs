@@ -79,9 +79,12 @@ pub(crate) fn inventory_only(repo: &Repository) -> bool {
 }
 
 /// Whether the repository writes anything to the cluster besides its
-/// manifests: AppRole secret IDs, exported intermediate keys.
+/// manifests: AppRole secret IDs, exported intermediate keys, trust
+/// bundles.
 fn writes_secrets(repo: &Repository) -> bool {
-    has_deliveries(repo) || !crate::cluster::deliver_key::targets(repo).is_empty()
+    has_deliveries(repo)
+        || !crate::cluster::deliver_key::targets(repo).is_empty()
+        || !crate::cluster::trust::targets(repo).is_empty()
 }
 
 /// Where a repository's cluster half goes, before connecting.

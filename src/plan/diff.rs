@@ -92,14 +92,14 @@ pub fn plan_streamed(
 /// parent issuer made, not yet the default) waits, so that it is signed
 /// once, by the new parent; with the parent's switch in the same plan it
 /// proceeds (it is applied after it, and signed by the new issuer).
-fn children_wait(changes: &mut [Change]) {
+pub(crate) fn children_wait(changes: &mut [Change]) {
     let rotating: BTreeSet<String> = changes
         .iter()
         .filter_map(|c| {
             let ca = c.ca.as_ref()?;
             let pending = matches!(
                 ca.rotation,
-                Some(Rotation::Make { .. } | Rotation::Overlap { .. })
+                Some(Rotation::Make { .. } | Rotation::Overlap { .. } | Rotation::Published { .. })
             );
             pending.then(|| ca.desired.mount.trim_matches('/').to_string())
         })

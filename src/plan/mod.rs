@@ -19,6 +19,7 @@ use crate::addr::Addr;
 use crate::state::{DesiredCa, Fields, ResourceKind};
 
 pub use compare::first_difference;
+pub(crate) use diff::children_wait;
 pub use diff::{
     KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, Planned, ownership, plan, plan_resource,
     plan_streamed, same_value,
@@ -185,6 +186,16 @@ pub enum Rotation {
         /// When stage 2 may run.
         until: i64,
     },
+    /// Between stage 1 and 2 (the change is unchanged): the overlap is over,
+    /// but a trust bundle the mount publishes (`trustBundle`) does not hold
+    /// the new issuer yet; stage 2 waits until it does (the apply that
+    /// shows this writes it).
+    Published {
+        /// The issuer being superseded.
+        old: String,
+        /// The bundle objects that do not hold the new issuer yet.
+        waiting: Vec<String>,
+    },
     /// Stage 2: the new issuer (the change's `existing_id`) becomes the
     /// default and takes the declared name; `old` gets its superseded name
     /// and, with `retire`, `usage: read-only,crl-signing`.
@@ -234,7 +245,10 @@ impl Rotation {
     /// The stage number (1 make, 2 switch and retire, 3 delete) of the three.
     pub fn stage(&self) -> u8 {
         match self {
-            Rotation::Make { .. } | Rotation::Overlap { .. } | Rotation::Parent { .. } => 1,
+            Rotation::Make { .. }
+            | Rotation::Overlap { .. }
+            | Rotation::Published { .. }
+            | Rotation::Parent { .. } => 1,
             Rotation::Switch { .. } | Rotation::Retire { .. } | Rotation::Children { .. } => 2,
             Rotation::Delete { .. } | Rotation::Expiring { .. } => 3,
         }
@@ -246,6 +260,7 @@ impl Rotation {
         matches!(
             self,
             Rotation::Overlap { .. }
+                | Rotation::Published { .. }
                 | Rotation::Parent { .. }
                 | Rotation::Children { .. }
                 | Rotation::Expiring { .. }

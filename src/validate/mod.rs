@@ -33,6 +33,7 @@ pub mod privilege;
 mod roles;
 mod settings;
 mod sources;
+mod trust;
 
 use std::collections::BTreeSet;
 
@@ -71,6 +72,7 @@ pub fn validate_with_live(repo: &Repository, live: Option<&Live>) -> Vec<Diagnos
     kube_auth::check(repo, &mut out);
     lifetimes::check(repo, &mut out);
     settings::check(repo, &mut out);
+    trust::check(repo, &mut out);
     cluster::Checker::new(repo, &facts, live, &mut out).run();
     out
 }

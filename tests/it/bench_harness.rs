@@ -8,7 +8,7 @@
 
 #[path = "../../benches/scale/kube_server.rs"]
 #[allow(dead_code)]
-mod kube_server;
+pub(crate) mod kube_server;
 #[path = "../../benches/scale/raw.rs"]
 #[allow(dead_code)]
 mod raw;

@@ -49,6 +49,7 @@ mod reviewer;
 mod run_loop;
 mod schemas;
 mod status;
+mod trust_bundle;
 mod vault_apply;
 mod vault_connect;
 mod vault_lock;

@@ -206,6 +206,13 @@ const SECRET_DELIVERY: Resource = Resource {
     ..CLUSTER_OBJECT
 };
 
+/// A mount's CA trust bundle published into a cluster object (a
+/// ConfigMap or a trust-manager Bundle), after the Vault half.
+const TRUST_BUNDLE: Resource = Resource {
+    apply_order: 220,
+    ..CLUSTER_OBJECT
+};
+
 /// Lists every Vault kind once: the object kinds with their descriptors,
 /// and every kind of resource with its descriptor. Makes [`ResourceKind`],
 /// [`lower`] and [`resources_of`]; a match that misses a kind does not
@@ -312,6 +319,8 @@ registry! {
         ClusterObject => CLUSTER_OBJECT,
         /// An AppRole secret ID delivered into a cluster Secret.
         SecretDelivery => SECRET_DELIVERY,
+        /// A mount's CA trust bundle published into a cluster object.
+        TrustBundle => TRUST_BUNDLE,
     }
 }
 
