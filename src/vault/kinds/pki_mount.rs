@@ -331,6 +331,12 @@ fn issuer(
                 .as_ref()
                 .and_then(|r| r.safety_buffer)
                 .map(Duration::as_secs),
+            follow_parent: rotation
+                .as_ref()
+                .and_then(|r| r.follow_parent)
+                .unwrap_or_default(),
+            manual_chain_declared: super::pki_settings::ca_settings(ca)
+                .is_some_and(|(s, _)| s.manual_chain.is_some()),
         },
     });
     Ok(r)
