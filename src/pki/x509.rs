@@ -136,15 +136,17 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub fn subject_key_id(pem: &str) -> Option<String> {
     let der = pem_certificates(pem).ok()?.into_iter().next()?;
     let (_, cert) = X509Certificate::from_der(&der).ok()?;
-    cert.extensions().iter().find_map(|e| match e.parsed_extension() {
-        ParsedExtension::SubjectKeyIdentifier(id) => Some(
-            id.0.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":"),
-        ),
-        _ => None,
-    })
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(
+                id.0.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
+            _ => None,
+        })
 }
 
 /// Whether `child` (DER) carries a valid signature by `issuer` (DER)'s key.

@@ -116,7 +116,7 @@ fn children_wait(changes: &mut [Change]) {
     for c in changes.iter_mut() {
         let Some(ca) = c.ca.as_mut() else { continue };
         if c.action == Action::NoOp
-            && ca.rotation.is_none()
+            && matches!(ca.rotation, None | Some(Rotation::Parent { .. }))
             && ca.desired.rotation.follow_parent == FollowParent::CrossSign
             && let Some(old) = ca.existing_id.clone()
             && let Some(parent) = signer_mount(&ca.desired).map(str::to_string)
@@ -896,6 +896,11 @@ fn cross_sign_follow(
              of its parent {parent} once {parent} makes it",
             current.issued_by
         ));
+        if let Some(c) = change.ca.as_mut() {
+            c.rotation = Some(Rotation::Parent {
+                mount: parent.to_string(),
+            });
+        }
         return true;
     };
     let Some(target_der) = issuer_der(target) else {
@@ -983,6 +988,12 @@ fn cross_sign_follow(
             },
             target.id
         ));
+        set_rotation(
+            change,
+            Rotation::Parent {
+                mount: parent.to_string(),
+            },
+        );
         return true;
     }
     change.action = Action::Update;

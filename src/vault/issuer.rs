@@ -489,10 +489,11 @@ async fn cross_sign(
         CaMethod::Intermediate {
             params,
             sign_params,
-            signer: Signer::Mount {
-                mount: parent_mount,
-                ..
-            },
+            signer:
+                Signer::Mount {
+                    mount: parent_mount,
+                    ..
+                },
             ..
         },
         Some(current),
@@ -564,13 +565,14 @@ async fn cross_sign(
         };
         let old_parent = parent_of(&current.certificate);
         let twin_parent = parent_of(&twin_pem);
-        let chain = |own: &str, own_parent: &Option<String>, other: &str, other_parent: &Option<String>| {
-            let mut c = vec![own.to_string()];
-            c.extend(own_parent.clone());
-            c.push(other.to_string());
-            c.extend(other_parent.clone());
-            c
-        };
+        let chain =
+            |own: &str, own_parent: &Option<String>, other: &str, other_parent: &Option<String>| {
+                let mut c = vec![own.to_string()];
+                c.extend(own_parent.clone());
+                c.push(other.to_string());
+                c.extend(other_parent.clone());
+                c
+            };
         let old_chain = chain(&current.id, &old_parent, &twin, &twin_parent);
         let twin_chain = chain(&twin, &twin_parent, &current.id, &old_parent);
         if current.manual_chain != old_chain {
@@ -603,7 +605,12 @@ async fn keyless_issuers(
     let ids: Vec<String> = list
         .get("keys")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = Vec::new();
     for id in ids {

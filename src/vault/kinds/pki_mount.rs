@@ -233,6 +233,12 @@ fn issuer_needs(r: &DesiredResource, _: &VaultAddr, n: &mut Needs) {
                     ),
                     None => n.add(format!("{parent}/root/sign-intermediate"), &["update"]),
                 }
+                if ca.rotation.follow_parent == crate::model::FollowParent::CrossSign {
+                    // The cross-sign of a parent's rotation: signed by the
+                    // parent's new issuer, named by its id.
+                    n.add(format!("{parent}/issuer/+/sign-intermediate"), &["update"]);
+                    n.add(format!("{parent}/keys"), &["list"]);
+                }
             }
         }
     }
