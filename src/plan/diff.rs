@@ -79,7 +79,7 @@ pub fn plan_streamed(
         };
         changes.push(change);
     }
-    children_wait(&mut changes);
+    children_wait(&mut changes, observed);
     plan.changes = order(changes);
     plan
 }
@@ -89,7 +89,7 @@ pub fn plan_streamed(
 /// parent issuer made, not yet the default) waits, so that it is signed
 /// once, by the new parent; with the parent's switch in the same plan it
 /// proceeds (it is applied after it, and signed by the new issuer).
-fn children_wait(changes: &mut [Change]) {
+fn children_wait(changes: &mut [Change], observed: &Observed) {
     let rotating: BTreeSet<String> = changes
         .iter()
         .filter_map(|c| {
@@ -121,6 +121,7 @@ fn children_wait(changes: &mut [Change]) {
             && let Some(old) = ca.existing_id.clone()
             && let Some(parent) = signer_mount(&ca.desired).map(str::to_string)
             && making.contains(&parent)
+            && signed_by_mount(&ca.desired.mount, &old, &parent, observed)
         {
             c.action = Action::Update;
             c.reason = Some(format!(
@@ -158,6 +159,25 @@ fn children_wait(changes: &mut [Change]) {
              signed by the parent's new issuer once that is the default"
         ));
     }
+}
+
+/// Whether the live issuer `id` of `mount` is signed by an issuer of
+/// `parent` (both certificates read).
+fn signed_by_mount(mount: &str, id: &str, parent: &str, observed: &Observed) -> bool {
+    let Some(child) = observed
+        .issuers
+        .get(mount)
+        .and_then(|l| l.iter().find(|i| i.id == id))
+        .and_then(issuer_der)
+    else {
+        return false;
+    };
+    observed.issuers.get(parent).is_some_and(|parents| {
+        parents
+            .iter()
+            .filter_map(issuer_der)
+            .any(|der| crate::pki::x509::is_signed_by(&child, &der))
+    })
 }
 
 /// What [`ownership`] decides with.

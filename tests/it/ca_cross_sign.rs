@@ -126,7 +126,7 @@ fn issue(bao: &OpenBao, role: &str) -> Result<(Vec<u8>, String, Vec<Vec<u8>>), S
     let (status, body) = post(
         bao,
         &format!("pki_int/issue/{role}"),
-        &json!({"common_name": "svc.example.com", "ttl": "10m"}),
+        &json!({"common_name": "svc.example.com", "ttl": "5s"}),
     );
     if status != 200 {
         return Err(format!("{status}: {body}"));
@@ -490,4 +490,109 @@ fn a_cross_sign_cut_at_every_request_resumes_and_converges() {
     assert!(chain_of(&bao, "pki_int", &i1).contains(&i2));
     assert_eq!(chain_of(&bao, "pki_int", &i2)[..1], [i2.clone()]);
     assert!(chain_of(&bao, "pki_int", &i2).contains(&i1));
+}
+
+/// Lives of seconds: the first twin expires within the test.
+const SHORT: &str = r#"apiVersion: certplane.dev/v1alpha1
+kind: PkiMount
+metadata: {name: pki}
+spec:
+  maxLeaseTTL: 120s
+  ca:
+    root:
+      commonName: Short Root
+      issuerName: root
+      keyType: ec
+      keyBits: 256
+      ttl: 120s
+      rotation: {safetyBuffer: 1s}
+---
+apiVersion: certplane.dev/v1alpha1
+kind: PkiMount
+metadata: {name: pki_int}
+spec:
+  maxLeaseTTL: 15s
+  ca:
+    intermediate:
+      commonName: Short Intermediate
+      issuerName: int
+      keyType: ec
+      keyBits: 256
+      ttl: 15s
+      signedBy: {mount: pki}
+      rotation: {safetyBuffer: 1s}
+"#;
+
+#[test]
+fn the_first_twin_is_deleted_once_expired_and_the_chain_of_the_other_cleared() {
+    let bao = OpenBao::start();
+    let repo = tempfile::tempdir().unwrap();
+    let dir = repo.path().to_str().unwrap();
+    write(repo.path(), "pki.yaml", SHORT);
+    let addr = bao.addr();
+    let apply = |what: &str| {
+        let run = certplane_as(
+            &addr,
+            bao.token(),
+            bao.dir(),
+            &["apply", "--auto-approve", dir],
+        );
+        assert_eq!(run.code, 0, "{what}: {}", run.both());
+    };
+    apply("the first apply");
+    let i1 = default_issuer_id(&bao, "pki_int");
+    // The root rotates (no overlap: stage 2 at the next apply); the twin
+    // is asked a longer life than the first one has.
+    edit(
+        repo.path(),
+        "pki.yaml",
+        "commonName: Short Root\n",
+        "commonName: Short Root G2\n",
+    );
+    edit(repo.path(), "pki.yaml", "ttl: 15s", "ttl: 50s");
+    edit(repo.path(), "pki.yaml", "TTL: 15s", "TTL: 50s");
+    apply("rotation 1/3 of the root, the cross-sign");
+    apply("rotation 2/3 of the root");
+    apply("rotation 2/3 of the intermediate");
+    let i2 = default_issuer_id(&bao, "pki_int");
+    assert_ne!(i2, i1);
+    assert!(chain_of(&bao, "pki_int", &i2).contains(&i1));
+    let first = read(&bao, &format!("pki_int/issuer/{i1}")).unwrap();
+    let not_after = certplane::pki::x509::parse_pem(first["certificate"].as_str().unwrap())
+        .unwrap()
+        .not_after;
+    while certplane::vault::observe::unix_now() < not_after + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, plan) = plan_json(&bao, &addr, dir);
+    assert_eq!(code, 2, "{plan:#}");
+    let (action, reason) = change(&plan, &format!("vault:pki_int/issuer/int-{}", &i1[..8]));
+    assert_eq!(action, "delete");
+    assert!(reason.starts_with("rotation 3/3"), "{reason}");
+    apply("rotation 3/3 of the first twin");
+    assert!(read(&bao, &format!("pki_int/issuer/{i1}")).is_none());
+    assert_eq!(chain_of(&bao, "pki_int", &i2), Vec::<String>::new());
+    assert_eq!(keyed_issuers(&bao, "pki_int").len(), 1);
+    let (leaf, _, chain) = issue_short(&bao);
+    let r2 = default_issuer_id(&bao, "pki");
+    assert!(verifies_through(
+        &leaf,
+        &chain,
+        &der(&pem_of(&bao, "pki", &r2)),
+        4
+    ));
+    let (code, plan) = plan_json(&bao, &addr, dir);
+    assert_eq!(code, 0, "{plan:#}");
+}
+
+/// A leaf signed through a role written here (the short repository has
+/// none).
+fn issue_short(bao: &OpenBao) -> (Vec<u8>, String, Vec<Vec<u8>>) {
+    let (status, body) = post(
+        bao,
+        "pki_int/roles/t",
+        &json!({"allow_any_name": true, "key_type": "ec", "ttl": "5s"}),
+    );
+    assert!(status < 300, "{status}: {body}");
+    issue(bao, "t").unwrap()
 }
