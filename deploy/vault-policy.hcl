@@ -48,6 +48,10 @@ path "pki/issuer/*" {
   capabilities = ["delete", "patch", "read"]
 }
 
+path "pki/issuer/+/sign-intermediate" {
+  capabilities = ["update"]
+}
+
 path "pki/issuer/homelab-root/sign-intermediate" {
   capabilities = ["update"]
 }

@@ -122,6 +122,14 @@ pub struct RotationSettings {
     /// deleted (stage 3); [`DEFAULT_SAFETY_BUFFER`] when not declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_buffer: Option<u64>,
+    /// How an intermediate signed by a mount follows a rotation of that
+    /// mount (`rotation.followParent`; cross-signed by default).
+    #[serde(default)]
+    pub follow_parent: crate::model::FollowParent,
+    /// The CA's `settings.manualChain` is declared: a cross-sign leaves the
+    /// chains of the twins to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual_chain_declared: bool,
 }
 
 /// How long a retired issuer is kept after its notAfter by default: one
@@ -280,6 +288,9 @@ pub struct ObservedIssuer {
     /// Its certificate (PEM; public).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub certificate: String,
+    /// Its `manual_chain` (issuer ids; empty: Vault builds the chain).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manual_chain: Vec<String>,
 }
 
 impl ObservedIssuer {

@@ -417,7 +417,9 @@ pub fn gate(plan: &mut Plan, seen: &[TrustObserved]) {
         gated = true;
     }
     if gated {
-        crate::plan::children_wait(&mut plan.changes);
+        // A gate makes no parent's stage 1 (only stage 2 waits): nothing new
+        // to cross-sign, only children to hold back.
+        crate::plan::children_wait(&mut plan.changes, None);
     }
 }
 
@@ -529,6 +531,7 @@ mod tests {
             not_before: info.not_before,
             usage: String::new(),
             certificate: pem.clone(),
+            manual_chain: Vec::new(),
         };
         (pem, issuer)
     }

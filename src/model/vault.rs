@@ -165,6 +165,39 @@ pub struct RotationSpec {
     /// deleted. Default 24h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub safety_buffer: Option<Duration>,
+    /// How this intermediate follows a rotation of the mount that signs it
+    /// (`signedBy: {mount: ...}` only): `crossSign` (default) has its
+    /// existing key signed by the parent's new issuer too (a twin issuer
+    /// with the same subject and key, `manual_chain` on both), so leaves
+    /// verify under the old and the new parent; `reissue` makes a new key
+    /// signed by the new parent (a rotation of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_parent: Option<FollowParent>,
+}
+
+/// `rotation.followParent`: what an intermediate does when the mount that
+/// signs it rotates (README, "Rotating a CA").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum FollowParent {
+    /// Its existing key is signed by the parent's new issuer as well: a
+    /// cross-signed twin beside the current issuer, which becomes the
+    /// default once the parent switched.
+    #[default]
+    CrossSign,
+    /// A new key, signed by the parent's new issuer once that is the
+    /// default (a rotation of its own).
+    Reissue,
+}
+
+impl FollowParent {
+    /// Its spelling in the repository.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowParent::CrossSign => "crossSign",
+            FollowParent::Reissue => "reissue",
+        }
+    }
 }
 
 /// `import`: a CA certificate and key from a PEM bundle (`config/ca`).

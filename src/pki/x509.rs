@@ -131,6 +131,24 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// The subjectKeyIdentifier of a PEM certificate, as Vault's `skid`
+/// parameter spells it (`aa:bb:...`, lowercase hex); `None` without one.
+pub fn subject_key_id(pem: &str) -> Option<String> {
+    let der = pem_certificates(pem).ok()?.into_iter().next()?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(
+                id.0.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
+            _ => None,
+        })
+}
+
 /// Whether `child` (DER) carries a valid signature by `issuer` (DER)'s key.
 pub fn is_signed_by(child: &[u8], issuer: &[u8]) -> bool {
     let (Ok((_, c)), Ok((_, i))) = (
@@ -168,6 +186,17 @@ mod tests {
         assert_eq!(info.key_type, Some(KeyType::Ec));
         assert_eq!(info.key_bits, 384);
         assert!(is_signed_by(&info.der, &info.der));
+    }
+
+    #[test]
+    fn reads_the_subject_key_identifier_as_vault_spells_it() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![0x0a, 0xff, 0x10]);
+        let cert = p.self_signed(&key).unwrap();
+        assert_eq!(subject_key_id(&cert.pem()).as_deref(), Some("0a:ff:10"));
+        assert_eq!(subject_key_id("not a certificate"), None);
     }
 
     #[test]

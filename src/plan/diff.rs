@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Action, CaChange, Change, Plan, PlanError, PlanNote, Rotation};
 use crate::addr::{Addr, VaultAddr};
-use crate::model::Duration;
+use crate::model::{Duration, FollowParent};
 use crate::state::{
     CaIdentity, CaMethod, Desired, DesiredCa, DesiredResource, Fields, LiveMounts, Observed,
     ObservedIssuer, ObservedKey, Orphan, Owner, Ownership, PENDING_KEY_PREFIX, RETIRED_USAGE,
@@ -82,7 +82,7 @@ pub fn plan_streamed(
         };
         changes.push(change);
     }
-    children_wait(&mut changes);
+    children_wait(&mut changes, Some(observed));
     plan.changes = order(changes);
     plan
 }
@@ -91,8 +91,10 @@ pub fn plan_streamed(
 /// its parent mount is between stage 1 and stage 2 of its own (the new
 /// parent issuer made, not yet the default) waits, so that it is signed
 /// once, by the new parent; with the parent's switch in the same plan it
-/// proceeds (it is applied after it, and signed by the new issuer).
-pub(crate) fn children_wait(changes: &mut [Change]) {
+/// proceeds (it is applied after it, and signed by the new issuer). With
+/// the live Vault (`observed`), a cross-signing child of a parent whose
+/// stage 1 is in the plan is cross-signed by it in the same apply.
+pub(crate) fn children_wait(changes: &mut [Change], observed: Option<&Observed>) {
     let rotating: BTreeSet<String> = changes
         .iter()
         .filter_map(|c| {
@@ -104,8 +106,40 @@ pub(crate) fn children_wait(changes: &mut [Change]) {
             pending.then(|| ca.desired.mount.trim_matches('/').to_string())
         })
         .collect();
+    // A parent whose stage 1 is in this plan: its cross-signing children
+    // are cross-signed by its new issuer right after it, in the same apply.
+    let making: BTreeSet<String> = changes
+        .iter()
+        .filter_map(|c| {
+            let ca = c.ca.as_ref()?;
+            let makes = c.action == Action::Replace
+                && matches!(ca.rotation, Some(Rotation::Make { .. }))
+                && !matches!(ca.desired.method, CaMethod::Import { .. });
+            makes.then(|| ca.desired.mount.trim_matches('/').to_string())
+        })
+        .collect();
     for c in changes.iter_mut() {
         let Some(ca) = c.ca.as_mut() else { continue };
+        if c.action == Action::NoOp
+            && matches!(ca.rotation, None | Some(Rotation::Parent { .. }))
+            && ca.desired.rotation.follow_parent == FollowParent::CrossSign
+            && let Some(old) = ca.existing_id.clone()
+            && let Some(parent) = signer_mount(&ca.desired).map(str::to_string)
+            && making.contains(&parent)
+            && let Some(observed) = observed
+            && signed_by_mount(&ca.desired.mount, &old, &parent, observed)
+        {
+            c.action = Action::Update;
+            c.reason = Some(format!(
+                "rotation 1/3 (cross-sign): its parent {parent} makes a new issuer in this apply: \
+                 the existing key of {old} is signed by it too, as a twin issuer beside it (same \
+                 subject and key){}; leaves verify under the old and the new issuer of {parent}, \
+                 and {old} stays the default",
+                chains_note(&ca.desired)
+            ));
+            ca.rotation = Some(Rotation::CrossSign { old, parent: None });
+            continue;
+        }
         if !matches!(ca.rotation, Some(Rotation::Make { .. })) {
             continue;
         }
@@ -131,6 +165,25 @@ pub(crate) fn children_wait(changes: &mut [Change]) {
              signed by the parent's new issuer once that is the default"
         ));
     }
+}
+
+/// Whether the live issuer `id` of `mount` is signed by an issuer of
+/// `parent` (both certificates read).
+fn signed_by_mount(mount: &str, id: &str, parent: &str, observed: &Observed) -> bool {
+    let Some(child) = observed
+        .issuers
+        .get(mount)
+        .and_then(|l| l.iter().find(|i| i.id == id))
+        .and_then(issuer_der)
+    else {
+        return false;
+    };
+    observed.issuers.get(parent).is_some_and(|parents| {
+        parents
+            .iter()
+            .filter_map(issuer_der)
+            .any(|der| crate::pki::x509::is_signed_by(&child, &der))
+    })
 }
 
 /// What [`ownership`] decides with.
@@ -624,6 +677,9 @@ fn plan_issuer(r: &DesiredResource, ca: &DesiredCa, observed: &Observed) -> Chan
     if let Some(c) = change.ca.as_mut() {
         c.existing_id = Some(current.id.clone());
     }
+    if cross_sign_follow(&mut change, ca, current, observed) {
+        return change;
+    }
     let diff = identity_diff(&ca.identity, current);
     if !diff.is_empty() {
         if manual.is_some_and(|m| m.certificate_pem.is_none()) {
@@ -795,6 +851,206 @@ fn switch_stage(
     }
 }
 
+/// `followParent: crossSign`: an intermediate signed by a parent mount
+/// keeps its key when the parent rotates. While the parent has a new issuer
+/// that is not the default yet (its key still has the pending name), or
+/// once the parent's default no longer signs this CA, the current issuer
+/// gets a twin: the same key signed by the parent's new issuer, imported
+/// beside it, with `manual_chain` on both (rotation 1/3, cross-sign). Once
+/// the parent made its new issuer the default, the twin becomes this
+/// mount's default and takes the declared name, and the current issuer is
+/// retired (rotation 2/3); stage 3 is the usual one. A parent whose new
+/// issuer is made in this very plan is handled by [`children_wait`].
+/// Returns whether it decided the change (a change of the CA's own
+/// identity, or a CA signed by none of the parent's issuers, is not its).
+fn cross_sign_follow(
+    change: &mut Change,
+    ca: &DesiredCa,
+    current: &ObservedIssuer,
+    observed: &Observed,
+) -> bool {
+    if ca.rotation.follow_parent != FollowParent::CrossSign {
+        return false;
+    }
+    let Some(parent) = signer_mount(ca) else {
+        return false;
+    };
+    let Some(parents) = observed.issuers.get(parent) else {
+        return false;
+    };
+    let own = CaIdentity {
+        issued_by: None,
+        ..ca.identity.clone()
+    };
+    if !identity_diff(&own, current).is_empty() {
+        return false;
+    }
+    let Some(cur) = issuer_der(current) else {
+        return false;
+    };
+    let signs = |p: &ObservedIssuer| {
+        issuer_der(p).is_some_and(|der| crate::pki::x509::is_signed_by(&cur, &der))
+    };
+    let Some(old_parent) = parents.iter().find(|p| signs(p)) else {
+        return false;
+    };
+    let pending: BTreeSet<&str> = observed
+        .keys
+        .get(parent)
+        .map(|keys| {
+            keys.iter()
+                .filter(|k| k.name.starts_with(PENDING_KEY_PREFIX))
+                .map(|k| k.id.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let new_parent = parents.iter().find(|p| {
+        !p.is_default && !p.is_retired() && pending.contains(p.key_id.as_str()) && !signs(p)
+    });
+    let switched = parents.iter().find(|p| p.is_default && !signs(p));
+    let Some(target) = new_parent.or(switched) else {
+        let Some(by) = ca
+            .identity
+            .issued_by
+            .as_ref()
+            .filter(|by| **by != current.issued_by)
+        else {
+            return false;
+        };
+        // The parent's new identity is declared, its new issuer not made
+        // yet: cross-signed once it is (in this apply when the parent's
+        // stage 1 is in this plan, see `children_wait`).
+        change.action = Action::NoOp;
+        change.reason = Some(format!(
+            "signedBy {:?} -> {by:?}: this CA keeps its key; it is cross-signed by the new issuer \
+             of its parent {parent} once {parent} makes it",
+            current.issued_by
+        ));
+        if let Some(c) = change.ca.as_mut() {
+            c.rotation = Some(Rotation::Parent {
+                mount: parent.to_string(),
+            });
+        }
+        return true;
+    };
+    let Some(target_der) = issuer_der(target) else {
+        return false;
+    };
+    let twin = observed.issuers.get(&ca.mount).and_then(|issuers| {
+        issuers.iter().find(|i| {
+            i.id != current.id
+                && i.key_id == current.key_id
+                && issuer_der(i)
+                    .is_some_and(|der| crate::pki::x509::is_signed_by(&der, &target_der))
+        })
+    });
+    let set_rotation = |change: &mut Change, r: Rotation| {
+        if let Some(c) = change.ca.as_mut() {
+            c.rotation = Some(r);
+        }
+    };
+    let Some(twin) = twin else {
+        change.action = Action::Update;
+        change.reason = Some(format!(
+            "rotation 1/3 (cross-sign): its parent {parent} rotates to {}: the existing key of {} \
+             is signed by {} too, as a twin issuer beside it (same subject and key){}; leaves \
+             verify under the old and the new issuer of {parent}, and {} stays the default",
+            target.id,
+            current.id,
+            target.id,
+            chains_note(ca),
+            current.id
+        ));
+        set_rotation(
+            change,
+            Rotation::CrossSign {
+                old: current.id.clone(),
+                parent: Some(target.id.clone()),
+            },
+        );
+        return true;
+    };
+    if target.is_default {
+        let named = match &ca.issuer_name {
+            Some(n) => format!(" and name it {n:?}"),
+            None => String::new(),
+        };
+        change.action = Action::Update;
+        change.reason = Some(format!(
+            "rotation 2/3 (cross-signed): its parent {parent} made {} the default: make the twin \
+             {} (signed by it, same key) the default{named}; retire {} (signed by {}; usage \
+             {RETIRED_USAGE}: it issues nothing more, keeps signing its CRL, and is deleted after \
+             its notAfter {} plus the safety buffer {})",
+            target.id,
+            twin.id,
+            current.id,
+            old_parent.id,
+            when(current.not_after),
+            Duration::from_secs(ca.rotation.safety_buffer())
+        ));
+        if let Some(c) = change.ca.as_mut() {
+            c.existing_id = Some(twin.id.clone());
+        }
+        set_rotation(
+            change,
+            Rotation::Switch {
+                old: current.id.clone(),
+                retire: true,
+            },
+        );
+        return true;
+    }
+    let chained = |a: &ObservedIssuer, b: &ObservedIssuer| {
+        a.manual_chain.first() == Some(&a.id) && a.manual_chain.contains(&b.id)
+    };
+    if ca.rotation.manual_chain_declared || (chained(current, twin) && chained(twin, current)) {
+        change.action = Action::NoOp;
+        change.reason = Some(format!(
+            "rotation 1/3 done (cross-signed): {} has a twin {} signed by {parent}'s new issuer {} \
+             (same key){}; the twin becomes the default once {parent} makes {} its default",
+            current.id,
+            twin.id,
+            target.id,
+            if ca.rotation.manual_chain_declared {
+                ""
+            } else {
+                ", each listing the other in its manual_chain"
+            },
+            target.id
+        ));
+        set_rotation(
+            change,
+            Rotation::Parent {
+                mount: parent.to_string(),
+            },
+        );
+        return true;
+    }
+    change.action = Action::Update;
+    change.reason = Some(format!(
+        "rotation 1/3 (cross-sign): {} and its twin {} (signed by {parent}'s new issuer {}) do not \
+         list each other in their manual_chain yet: set it on both",
+        current.id, twin.id, target.id
+    ));
+    set_rotation(
+        change,
+        Rotation::CrossSign {
+            old: current.id.clone(),
+            parent: Some(target.id.clone()),
+        },
+    );
+    true
+}
+
+/// How a cross-sign sets the chains of the twins, for its reason.
+fn chains_note(ca: &DesiredCa) -> &'static str {
+    if ca.rotation.manual_chain_declared {
+        ", its chain left to the declared manualChain"
+    } else {
+        ", and manual_chain on both (each: itself, its parent, its twin, the twin's parent)"
+    }
+}
+
 /// The parent mount of an intermediate signed by a mount.
 fn signer_mount(ca: &DesiredCa) -> Option<&str> {
     match &ca.method {
@@ -854,7 +1110,21 @@ fn children_of(issuer: &ObservedIssuer, observed: &Observed) -> Vec<String> {
             if i.id == issuer.id || i.is_retired() || i.cert_sha256 == issuer.cert_sha256 {
                 continue;
             }
-            if issuer_der(i).is_some_and(|der| crate::pki::x509::is_signed_by(&der, &parent)) {
+            if !issuer_der(i).is_some_and(|der| crate::pki::x509::is_signed_by(&der, &parent)) {
+                continue;
+            }
+            // A cross-signed twin (the same key, signed by another issuer,
+            // not retired) chains the child elsewhere too: it does not
+            // chain only to `issuer`.
+            let twinned = !i.key_id.is_empty()
+                && issuers.iter().any(|t| {
+                    t.id != i.id
+                        && t.key_id == i.key_id
+                        && !t.is_retired()
+                        && issuer_der(t)
+                            .is_some_and(|der| !crate::pki::x509::is_signed_by(&der, &parent))
+                });
+            if !twinned {
                 out.push(format!("{mount} ({})", i.id));
             }
         }

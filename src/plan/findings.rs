@@ -10,11 +10,15 @@
 //!   `leafNotAfterBehavior: truncate` (leaves silently cut to its
 //!   notAfter, renewed again and again as it nears).
 //!
+//! And for each role pinned to an issuer by id: that issuer is not
+//! retired, gone, or superseded by a rotation (a name follows a rotation,
+//! an id does not).
+//!
 //! Each finding is a [`PlanWarning`] naming the object and the fix.
 
 use serde_json::Value;
 
-use super::{Action, Change, PlanWarning};
+use super::{Action, Change, PlanWarning, Rotation};
 use crate::addr::{Addr, KubeRef, VaultAddr};
 use crate::model::certmanager::group_of;
 use crate::model::{Duration, Repository};
@@ -43,7 +47,7 @@ pub fn live(
     observed: &Observed,
     changes: &[Change],
 ) -> Vec<PlanWarning> {
-    let mut out = Vec::new();
+    let mut out = pinned_roles(desired, observed, changes);
     for r in &desired.resources {
         let Some(ca) = &r.ca else { continue };
         let remade = changes
@@ -121,6 +125,87 @@ pub fn live(
                 ),
             });
         }
+    }
+    out
+}
+
+/// Roles pinned to an issuer by id (`issuerRef: <issuer id>`), which does
+/// not follow a rotation the way the declared name or `default` do: a
+/// warning when that issuer is retired, gone, or superseded by a rotation
+/// (in this plan or an earlier one), naming the fix.
+fn pinned_roles(desired: &Desired, observed: &Observed, changes: &[Change]) -> Vec<PlanWarning> {
+    let mut superseded: std::collections::BTreeMap<&str, (&str, u8)> = Default::default();
+    for c in changes {
+        let Some(ca) = &c.ca else { continue };
+        let Some(r) = &ca.rotation else { continue };
+        let id = match r {
+            Rotation::Make { old }
+            | Rotation::Overlap { old, .. }
+            | Rotation::Published { old, .. }
+            | Rotation::Switch { old, .. }
+            | Rotation::CrossSign { old, .. } => old.as_str(),
+            Rotation::Retire { id }
+            | Rotation::Children { id }
+            | Rotation::Expiring { id, .. }
+            | Rotation::Delete { id, .. } => id.as_str(),
+            Rotation::Parent { .. } => continue,
+        };
+        let name = ca.desired.issuer_name.as_deref().unwrap_or("default");
+        superseded.insert(id, (name, r.stage()));
+    }
+    let mut out = Vec::new();
+    for r in &desired.resources {
+        if r.kind != ResourceKind::Role {
+            continue;
+        }
+        let Some(VaultAddr::Role { mount, name }) = r.addr.as_vault() else {
+            continue;
+        };
+        let Some(id) = r.fields.get("issuer_ref").and_then(Value::as_str) else {
+            continue;
+        };
+        let is_id = id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        if !is_id {
+            continue;
+        }
+        let Some(issuers) = observed.issuers.get(mount.trim_matches('/')) else {
+            continue;
+        };
+        let live = issuers.iter().find(|i| i.id == id);
+        let fix = |declared: &str| {
+            format!(
+                "set issuerRef of PkiRole {name} to {declared} (a name follows rotations: it moves \
+                 to the new issuer when it becomes the default)"
+            )
+        };
+        let message = match (live, superseded.get(id)) {
+            (None, _) => format!(
+                "role {name} is pinned by id to issuer {id}, which mount {mount} does not have (a \
+                 rotation deleted it, or it never existed): Vault refuses every leaf through this \
+                 role; {}",
+                fix("the CA's issuerName, or default")
+            ),
+            (Some(i), _) if i.is_retired() => format!(
+                "role {name} is pinned by id to issuer {id}, which is retired (usage {}): Vault \
+                 refuses every leaf through this role; {}",
+                i.usage,
+                fix(if i.name.is_empty() {
+                    "default"
+                } else {
+                    "the CA's issuerName, or default"
+                })
+            ),
+            (Some(_), Some((declared, stage))) => format!(
+                "role {name} is pinned by id to issuer {id}, which a rotation supersedes (stage \
+                 {stage}/3): once it is retired, Vault refuses every leaf through this role; {}",
+                fix(declared)
+            ),
+            (Some(_), None) => continue,
+        };
+        out.push(PlanWarning {
+            addr: r.addr.clone(),
+            message,
+        });
     }
     out
 }

@@ -196,6 +196,20 @@ pub enum Rotation {
         /// The bundle objects that do not hold the new issuer yet.
         waiting: Vec<String>,
     },
+    /// Stage 1 of a child whose parent mount rotates (`followParent:
+    /// crossSign`): the existing key of `old` is signed by the parent's new
+    /// issuer too (`parent`; `None`: the one the parent's rotation makes
+    /// earlier in the same apply, found by its key's pending name) and
+    /// imported as a twin issuer beside `old`; then `manual_chain` on both
+    /// twins. A twin already there (an interrupted apply) only gets its
+    /// chains.
+    CrossSign {
+        /// The child's current issuer.
+        old: String,
+        /// The parent's new issuer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
+    },
     /// Stage 2: the new issuer (the change's `existing_id`) becomes the
     /// default and takes the declared name; `old` gets its superseded name
     /// and, with `retire`, `usage: read-only,crl-signing`.
@@ -248,7 +262,8 @@ impl Rotation {
             Rotation::Make { .. }
             | Rotation::Overlap { .. }
             | Rotation::Published { .. }
-            | Rotation::Parent { .. } => 1,
+            | Rotation::Parent { .. }
+            | Rotation::CrossSign { .. } => 1,
             Rotation::Switch { .. } | Rotation::Retire { .. } | Rotation::Children { .. } => 2,
             Rotation::Delete { .. } | Rotation::Expiring { .. } => 3,
         }

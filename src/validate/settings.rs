@@ -38,8 +38,39 @@ pub(super) fn check(repo: &Repository, out: &mut Vec<Diagnostic>) {
 
 type Push<'a> = dyn FnMut(&Origin, &str, String, String) + 'a;
 
-/// `rotateBefore` against the CA's lifetime.
+/// `rotateBefore` against the CA's lifetime; `rotation.followParent` only
+/// where a parent mount signs the CA.
 fn rotation_window(name: &str, origin: &Origin, spec: &PkiMountSpec, push: &mut Push<'_>) {
+    let (follow, at, signed_by_mount) = match &spec.ca {
+        Some(CaSpec::Root(r)) => (
+            r.rotation.as_ref().and_then(|r| r.follow_parent),
+            "spec.ca.root.rotation.followParent",
+            false,
+        ),
+        Some(CaSpec::Intermediate(i)) => (
+            i.rotation.as_ref().and_then(|r| r.follow_parent),
+            "spec.ca.intermediate.rotation.followParent",
+            matches!(i.signed_by, crate::model::SignedBy::Mount(_)),
+        ),
+        _ => (None, "", true),
+    };
+    if let Some(f) = follow
+        && !signed_by_mount
+    {
+        push(
+            origin,
+            at,
+            format!(
+                "mount {name}: rotation.followParent {} is set, but no PkiMount signs this CA: \
+                 it only says how an intermediate follows a rotation of the mount in its \
+                 signedBy",
+                f.as_str()
+            ),
+            "remove followParent, or sign the intermediate by another PkiMount \
+             (signedBy: {mount: ...})"
+                .into(),
+        );
+    }
     let (ttl, rotate, at) = match &spec.ca {
         Some(CaSpec::Root(r)) => (r.ttl, r.rotate_before, "spec.ca.root.rotateBefore"),
         Some(CaSpec::Intermediate(i)) => {

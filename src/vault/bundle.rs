@@ -57,6 +57,7 @@ mod tests {
             not_before: nb,
             usage: usage.into(),
             certificate: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
+            manual_chain: vec![],
         }
     }
 

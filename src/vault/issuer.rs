@@ -40,7 +40,9 @@ use crate::pki::sign::{certificate_blocks, sign_intermediate_csr};
 use crate::pki::x509;
 use crate::plan::Rotation;
 use crate::plan::{Action, CaChange, Change};
-use crate::state::{CaMethod, DesiredCa, ObservedIssuer, RETIRED_USAGE, Signer};
+use crate::state::{
+    CaMethod, DesiredCa, ObservedIssuer, PENDING_KEY_PREFIX, RETIRED_USAGE, Signer,
+};
 
 /// Applies an issuer change. `state_mount`: where a signed intermediate is
 /// recorded until imported (the lock's KV mount).
@@ -67,6 +69,9 @@ pub(crate) async fn apply_issuer(
         }
         Some(Rotation::Delete { id, after }) => {
             return delete_retired(vault, addr, mount, &issuers, id, *after).await;
+        }
+        Some(Rotation::CrossSign { old, parent }) => {
+            return cross_sign(vault, addr, ca, &issuers, old, parent.as_deref()).await;
         }
         _ => {}
     }
@@ -448,7 +453,218 @@ async fn delete_retired(
         .delete(&format!("{mount}/issuer/{id}"))
         .await
         .map_err(ApplyError::vault(addr))?;
+    // A cross-signed twin lists it in its manual_chain: Vault builds the
+    // chain again without it.
+    for twin in issuers
+        .iter()
+        .filter(|t| t.id != id && t.manual_chain.iter().any(|c| c == id))
+    {
+        set_chain(vault, addr, mount, &twin.id, &[]).await?;
+    }
     Ok(Outcome::Done(Some(id.to_string()), None))
+}
+
+/// Cross-signs the current issuer `old` of an intermediate by its parent's
+/// new issuer (`parent`, or, when the parent's rotation made it earlier in
+/// this apply, the parent's issuer whose key has the pending name): a CSR
+/// for the existing key (`issuers/generate/intermediate/existing`), signed
+/// by that issuer with the CSR's subject and the same subject key id,
+/// imported beside `old` (`intermediate/set-signed`); then `manual_chain`
+/// on both twins (each: itself, its parent, the other, the other's parent,
+/// the parents being the issuers without a key that `set-signed` imported
+/// with the chains). Re-entrant: a twin already imported is not signed
+/// again; an interruption of the sign call itself costs one more
+/// signature.
+async fn cross_sign(
+    vault: &Vault,
+    addr: &Addr,
+    ca: &CaChange,
+    issuers: &[ObservedIssuer],
+    old: &str,
+    parent: Option<&str>,
+) -> Result<Outcome, ApplyError> {
+    let stale = || ApplyError::Stale { addr: addr.clone() };
+    let mount = ca.desired.mount.trim_matches('/');
+    let (
+        CaMethod::Intermediate {
+            params,
+            sign_params,
+            signer:
+                Signer::Mount {
+                    mount: parent_mount,
+                    ..
+                },
+            ..
+        },
+        Some(current),
+    ) = (&ca.desired.method, issuers.iter().find(|i| i.id == old))
+    else {
+        return Err(stale());
+    };
+    let parent_mount = parent_mount.trim_matches('/');
+    let parents = observe_issuers(vault, parent_mount)
+        .await
+        .map_err(ApplyError::vault(addr))?;
+    let target = match parent {
+        Some(id) => parents.iter().find(|p| p.id == id),
+        None => {
+            let keys = observe_keys(vault, parent_mount)
+                .await
+                .map_err(ApplyError::vault(addr))?;
+            let pending: BTreeSet<&str> = keys
+                .iter()
+                .filter(|k| k.name.starts_with(PENDING_KEY_PREFIX))
+                .map(|k| k.id.as_str())
+                .collect();
+            parents
+                .iter()
+                .find(|p| !p.is_default && !p.is_retired() && pending.contains(p.key_id.as_str()))
+        }
+    }
+    .ok_or_else(stale)?;
+    let target_der = first_der(&target.certificate).ok_or_else(stale)?;
+    let signed_by_target = |i: &ObservedIssuer| {
+        first_der(&i.certificate).is_some_and(|der| x509::is_signed_by(&der, &target_der))
+    };
+    let twin = match issuers
+        .iter()
+        .find(|i| i.id != current.id && i.key_id == current.key_id && signed_by_target(i))
+    {
+        Some(t) => t.id.clone(),
+        None => {
+            let csr = generate_existing(vault, addr, mount, params, &current.key_id).await?;
+            let mut body = sign_params.clone();
+            body.insert("use_csr_values".into(), json!(true));
+            if let Some(skid) = x509::subject_key_id(&current.certificate) {
+                body.insert("skid".into(), json!(skid));
+            }
+            let pem =
+                sign_by_mount(vault, addr, parent_mount, Some(&target.id), &csr, &body).await?;
+            let twin = set_signed(vault, addr, mount, &pem, None).await?;
+            tracing::info!(%addr, old = %current.id, %twin, parent = %target.id, "cross-signed");
+            twin
+        }
+    };
+    if !ca.desired.rotation.manual_chain_declared {
+        let parents_here = keyless_issuers(vault, addr, mount).await?;
+        let parent_of = |pem: &str| -> Option<String> {
+            let der = first_der(pem)?;
+            parents_here
+                .iter()
+                .find(|(_, p)| x509::is_signed_by(&der, p))
+                .map(|(id, _)| id.clone())
+        };
+        let twin_pem = match issuers.iter().find(|i| i.id == twin) {
+            Some(t) => t.certificate.clone(),
+            None => vault
+                .read(&format!("{mount}/issuer/{twin}"))
+                .await
+                .map_err(ApplyError::vault(addr))?
+                .and_then(|d| d.get("certificate")?.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        };
+        let old_parent = parent_of(&current.certificate);
+        let twin_parent = parent_of(&twin_pem);
+        let chain =
+            |own: &str, own_parent: &Option<String>, other: &str, other_parent: &Option<String>| {
+                let mut c = vec![own.to_string()];
+                c.extend(own_parent.clone());
+                c.push(other.to_string());
+                c.extend(other_parent.clone());
+                c
+            };
+        let old_chain = chain(&current.id, &old_parent, &twin, &twin_parent);
+        let twin_chain = chain(&twin, &twin_parent, &current.id, &old_parent);
+        if current.manual_chain != old_chain {
+            set_chain(vault, addr, mount, &current.id, &old_chain).await?;
+        }
+        set_chain(vault, addr, mount, &twin, &twin_chain).await?;
+    }
+    Ok(Outcome::Done(Some(twin), None))
+}
+
+/// The DER of the first certificate of a PEM text.
+fn first_der(pem: &str) -> Option<Vec<u8>> {
+    x509::pem_certificates(pem).ok()?.into_iter().next()
+}
+
+/// The issuers of a mount without a key (certificates `set-signed`
+/// imported with a chain: the parents of its intermediates), as `(id,
+/// DER)`.
+async fn keyless_issuers(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+) -> Result<Vec<(String, Vec<u8>)>, ApplyError> {
+    let list = vault
+        .list(&format!("{mount}/issuers"))
+        .await
+        .map_err(ApplyError::vault(addr))?
+        .unwrap_or(Value::Null);
+    let info = list.get("key_info").and_then(Value::as_object);
+    let ids: Vec<String> = list
+        .get("keys")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for id in ids {
+        let keyed = info
+            .and_then(|i| i.get(&id))
+            .and_then(|e| e.get("key_id"))
+            .and_then(Value::as_str)
+            .is_some_and(|k| !k.is_empty());
+        if keyed {
+            continue;
+        }
+        let data = vault
+            .read(&format!("{mount}/issuer/{id}"))
+            .await
+            .map_err(ApplyError::vault(addr))?;
+        let keyless = data
+            .as_ref()
+            .and_then(|d| d.get("key_id"))
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        let der = data
+            .as_ref()
+            .and_then(|d| d.get("certificate"))
+            .and_then(Value::as_str)
+            .and_then(first_der);
+        if let (true, Some(der)) = (keyless, der) {
+            out.push((id, der));
+        }
+    }
+    Ok(out)
+}
+
+/// `PATCH <mount>/issuer/<id>` `manual_chain` (empty: Vault builds the
+/// chain).
+async fn set_chain(
+    vault: &Vault,
+    addr: &Addr,
+    mount: &str,
+    id: &str,
+    chain: &[String],
+) -> Result<(), ApplyError> {
+    let value = if chain.is_empty() {
+        json!("")
+    } else {
+        json!(chain)
+    };
+    vault
+        .patch(
+            &format!("{mount}/issuer/{id}"),
+            &json!({"manual_chain": value}),
+        )
+        .await
+        .map(|_| ())
+        .map_err(ApplyError::vault(addr))
 }
 
 /// `PATCH <mount>/issuer/<id>` `usage`.

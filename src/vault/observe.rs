@@ -453,6 +453,14 @@ async fn read_issuer(
             _ => text("usage"),
         },
         certificate: pem,
+        manual_chain: match data.get("manual_chain") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+            _ => Vec::new(),
+        },
     }))
 }
 

@@ -7,7 +7,9 @@
 //! [`certplane::vault::bundle`]), and keeps verifying every earlier leaf
 //! until it expires. Zero failed issuances, zero failed verifications; the
 //! old issuers end retired, then deleted once expired. CAs live seconds
-//! here so that the last stage is reached in the test.
+//! here so that the last stage is reached in the test. The intermediate
+//! follows the root with a new key (`followParent: reissue`); the default,
+//! cross-signing, is `ca_cross_sign`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +49,7 @@ spec:
       keyBits: 256
       ttl: 20s
       signedBy: {mount: pki}
-      rotation: {safetyBuffer: 1s}
+      rotation: {safetyBuffer: 1s, followParent: reissue}
 ---
 apiVersion: certplane.dev/v1alpha1
 kind: PkiRole

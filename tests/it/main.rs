@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod bench_harness;
+mod ca_cross_sign;
 mod ca_rotation;
 mod checks_openbao;
 mod ci_examples;

@@ -109,6 +109,7 @@ fn issuer(id: &str, name: &str, cn: &str, by: &str, kt: KeyType, bits: u32) -> O
         not_before: NOW - YEAR,
         usage: String::new(),
         certificate: String::new(),
+        manual_chain: vec![],
     }
 }
 

@@ -233,6 +233,12 @@ fn issuer_needs(r: &DesiredResource, _: &VaultAddr, n: &mut Needs) {
                     ),
                     None => n.add(format!("{parent}/root/sign-intermediate"), &["update"]),
                 }
+                if ca.rotation.follow_parent == crate::model::FollowParent::CrossSign {
+                    // The cross-sign of a parent's rotation: signed by the
+                    // parent's new issuer, named by its id.
+                    n.add(format!("{parent}/issuer/+/sign-intermediate"), &["update"]);
+                    n.add(format!("{parent}/keys"), &["list"]);
+                }
             }
         }
     }
@@ -331,6 +337,12 @@ fn issuer(
                 .as_ref()
                 .and_then(|r| r.safety_buffer)
                 .map(Duration::as_secs),
+            follow_parent: rotation
+                .as_ref()
+                .and_then(|r| r.follow_parent)
+                .unwrap_or_default(),
+            manual_chain_declared: super::pki_settings::ca_settings(ca)
+                .is_some_and(|(s, _)| s.manual_chain.is_some()),
         },
     }));
     Ok(r)
