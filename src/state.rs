@@ -291,6 +291,10 @@ pub struct ObservedIssuer {
     /// Its `manual_chain` (issuer ids; empty: Vault builds the chain).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub manual_chain: Vec<String>,
+    /// Its `leaf_not_after_behavior` (`err`, `truncate`, `permit`; empty
+    /// when not read), whether the repository declares it or not.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub leaf_not_after_behavior: String,
 }
 
 impl ObservedIssuer {

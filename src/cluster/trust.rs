@@ -532,6 +532,7 @@ mod tests {
             usage: String::new(),
             certificate: pem.clone(),
             manual_chain: Vec::new(),
+            leaf_not_after_behavior: String::new(),
         };
         (pem, issuer)
     }

@@ -101,17 +101,8 @@ pub fn live(
                 });
             }
         }
-        let settings = VaultAddr::issuer_settings(mount, ca.issuer_name.as_deref());
-        // The live settings are the `before` of their change: the plan
-        // streams Vault's replies into changes and keeps no other copy.
-        let settings = Addr::Vault(settings);
-        let truncate = changes
-            .iter()
-            .find(|c| c.addr == settings)
-            .and_then(|c| c.live())
-            .and_then(|f| f.get("leaf_not_after_behavior"))
-            .and_then(Value::as_str)
-            == Some("truncate");
+        // The live issuer's own setting, declared (`settings:`) or not.
+        let truncate = issuer.leaf_not_after_behavior == "truncate";
         let window = ca.rotate_before.unwrap_or(NEARLY_EXPIRED);
         if truncate && left < window {
             out.push(PlanWarning {

@@ -58,6 +58,7 @@ mod tests {
             usage: usage.into(),
             certificate: format!("-----BEGIN CERTIFICATE-----\n{id}\n-----END CERTIFICATE-----\n"),
             manual_chain: vec![],
+            leaf_not_after_behavior: String::new(),
         }
     }
 

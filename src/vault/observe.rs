@@ -453,6 +453,7 @@ async fn read_issuer(
             _ => text("usage"),
         },
         certificate: pem,
+        leaf_not_after_behavior: text("leaf_not_after_behavior"),
         manual_chain: match data.get("manual_chain") {
             Some(Value::Array(a)) => a
                 .iter()

@@ -372,4 +372,19 @@ spec:
             "vault:pki/issuer/short"
         ]
     );
+
+    // The setting left to Vault (no longer declared, still truncate live):
+    // the issuer is still flagged, from its own live setting.
+    let text = std::fs::read_to_string(repo.path().join("repo.yaml")).unwrap();
+    let undeclared = text.replace("      settings: {leafNotAfterBehavior: truncate}\n", "");
+    assert_ne!(undeclared, text);
+    write(repo.path(), "repo.yaml", &undeclared);
+    let plan = certplane_root(&bao, &["plan", dir]);
+    plan.expect(0);
+    assert!(
+        plan.stdout.contains("! vault:pki/issuer/short (warning)")
+            && plan.stdout.contains("leafNotAfterBehavior truncate"),
+        "{}",
+        plan.both()
+    );
 }

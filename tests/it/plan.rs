@@ -110,6 +110,7 @@ fn issuer(id: &str, name: &str, cn: &str, by: &str, kt: KeyType, bits: u32) -> O
         usage: String::new(),
         certificate: String::new(),
         manual_chain: vec![],
+        leaf_not_after_behavior: String::new(),
     }
 }
 
