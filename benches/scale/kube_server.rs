@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
@@ -66,11 +67,23 @@ struct State {
     log: Mutex<Vec<Recorded>>,
     in_flight: AtomicU64,
     resource_version: AtomicU64,
+    /// How long each API request takes.
+    delay: Duration,
 }
 
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: TcpListener) {
-    let state = Arc::new(State::default());
+    serve_with(listener, Duration::ZERO).await
+}
+
+/// Serves the API on `listener` until the process ends, answering each API
+/// request `delay` after it arrived (tests: a server that takes its time,
+/// so that the requests a client keeps in flight show in `max_in_flight`).
+pub async fn serve_with(listener: TcpListener, delay: Duration) {
+    let state = Arc::new(State {
+        delay,
+        ..State::default()
+    });
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -110,7 +123,22 @@ fn status(code: u16, reason: &str, message: String) -> Response<Full<Bytes>> {
     )
 }
 
+/// Serves one request. An API request counts as in flight from its
+/// arrival until its reply is ready.
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path().starts_with("/__bench/") {
+        return bench_endpoint(state, req.method(), &req.uri().path()["/__bench/".len()..]);
+    }
+    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Ok(mut s) = state.stats.lock() {
+        s.max_in_flight = s.max_in_flight.max(now);
+    }
+    let response = api_request(state, req).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
+}
+
+async fn api_request(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
@@ -123,10 +151,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         Ok(b) => b.to_bytes(),
         Err(e) => return status(400, "BadRequest", format!("cannot read the body: {e}")),
     };
-    if let Some(own) = path.strip_prefix("/__bench/") {
-        return bench_endpoint(state, &method, own);
+    if !state.delay.is_zero() {
+        tokio::time::sleep(state.delay).await;
     }
-    let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     if let Ok(mut log) = state.log.lock() {
         log.push(Recorded {
             method: method.to_string(),
@@ -139,12 +166,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
             body: String::from_utf8_lossy(&body).into_owned(),
         });
     }
-    let response = api(state, &method, &path, &query, &body);
-    state.in_flight.fetch_sub(1, Ordering::SeqCst);
-    if let Ok(mut s) = state.stats.lock() {
-        s.max_in_flight = s.max_in_flight.max(now);
-    }
-    response
+    api(state, &method, &path, &query, &body)
 }
 
 fn bench_endpoint(state: &State, method: &Method, what: &str) -> Response<Full<Bytes>> {

@@ -6,7 +6,9 @@
 //! is served at all and whether it is namespaced. Writes are server-side
 //! apply with one field manager and `force`; plans are the same request with
 //! `dryRun=All`, compared with the live object by [`super::diff`]. Every call
-//! has a time limit.
+//! has a time limit, and waits for one of the [`super::pool::CONCURRENCY`]
+//! request slots of the connection (over at most
+//! [`super::pool::MAX_CONNECTIONS`] connections).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,7 +19,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::Resource as _;
+use kube::api::{Api, DeleteParams, DynamicObject, GetParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersion;
 use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
@@ -56,6 +59,9 @@ pub struct Cluster {
     discovery: Arc<tokio::sync::Mutex<HashMap<String, Resources>>>,
     /// Where inventories are kept.
     pub(crate) inventory_namespace: String,
+    /// At most [`super::pool::CONCURRENCY`] requests in flight, over every
+    /// clone of this connection.
+    limit: super::pool::Limit,
 }
 
 impl fmt::Debug for Cluster {
@@ -88,6 +94,16 @@ impl ResolvedObject {
     /// `Addr::Kube` of the object.
     pub fn addr(&self) -> Addr {
         Addr::Kube(self.kube_ref.clone())
+    }
+
+    /// Requests about the object's collection (namespace as resolved).
+    fn request(&self) -> kube::core::Request {
+        let namespace = self
+            .kube_ref
+            .namespace
+            .as_deref()
+            .filter(|_| self.namespaced);
+        kube::core::Request::new(DynamicObject::url_path(&self.resource, namespace))
     }
 
     fn api(&self, client: Client) -> Api<DynamicObject> {
@@ -187,7 +203,7 @@ impl Cluster {
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(DEFAULT_TIMEOUT);
         config.write_timeout = Some(DEFAULT_TIMEOUT);
-        let client = Client::try_from(config).map_err(ClusterError::Client)?;
+        let client = super::pool::client(config, CONNECT_TIMEOUT).map_err(ClusterError::Client)?;
         let field_manager = target
             .and_then(|t| t.field_manager.clone())
             .filter(|f| !f.is_empty())
@@ -203,6 +219,7 @@ impl Cluster {
             timeout: DEFAULT_TIMEOUT,
             discovery: Arc::default(),
             inventory_namespace: super::inventory::DEFAULT_NAMESPACE.to_string(),
+            limit: super::pool::Limit::default(),
         }
     }
 
@@ -275,7 +292,7 @@ impl Cluster {
                 reason: format!("apiVersion {api_version:?} is not group/version or version"),
             })?;
         let op = "discovery of";
-        let fut = discovery::pinned_group(&self.client, &gv);
+        let fut = self.limit.run(discovery::pinned_group(&self.client, &gv));
         let group = match tokio::time::timeout(self.timeout, fut).await {
             Err(_) => {
                 return Err(ClusterError::Timeout {
@@ -349,35 +366,39 @@ impl Cluster {
 
     /// Observe one object: GET it (404: absent) and server-side apply it as
     /// a dry run. Both replies are kept as the server sent them (in memory
-    /// only: a Secret's values are in them).
+    /// only: a Secret's values are in them), read straight into JSON.
     pub async fn observe_object(&self, manifest: &Value) -> Result<ObservedObject, ClusterError> {
         let obj = self.resolve(manifest).await?;
-        let api = obj.api(self.client.clone());
+        let request = obj.request();
         let object = obj.kube_ref.to_string();
         let name = obj.kube_ref.name.as_str();
         let mut redactor = Redactor::for_object(&obj.body);
 
-        let live = self
-            .call("get", &object, &redactor, api.get_opt(name))
-            .await?;
-        let live = match live {
-            Some(l) => Some(to_value("get", &object, &l, name)?),
-            None => None,
+        let get = async {
+            let req = request
+                .get(name, &GetParams::default())
+                .map_err(kube::Error::BuildRequest)?;
+            match self.client.request::<Value>(req).await {
+                Ok(v) => Ok(Some(v)),
+                Err(kube::Error::Api(status)) if is_404(&status) => Ok(None),
+                Err(e) => Err(e),
+            }
         };
+        let live = self.call("get", &object, &redactor, get).await?;
         if let Some(l) = &live {
+            about("get", &object, l, name)?;
             redactor.add_object(l);
         }
 
         let pp = PatchParams::apply(&self.field_manager).force().dry_run();
-        let dry = self
-            .call(
-                "dry-run apply",
-                &object,
-                &redactor,
-                api.patch(name, &pp, &Patch::Apply(&obj.body)),
-            )
-            .await?;
-        let dry_run = to_value("dry-run apply", &object, &dry, name)?;
+        let dry = async {
+            let req = request
+                .patch(name, &pp, &Patch::Apply(&obj.body))
+                .map_err(kube::Error::BuildRequest)?;
+            self.client.request::<Value>(req).await
+        };
+        let dry_run = self.call("dry-run apply", &object, &redactor, dry).await?;
+        about("dry-run apply", &object, &dry_run, name)?;
         tracing::debug!(object = %object, exists = live.is_some(), "observed cluster object");
         Ok(ObservedObject {
             addr: obj.addr(),
@@ -513,14 +534,16 @@ impl Cluster {
         }
     }
 
-    /// Run `fut` within the time limit.
+    /// Run `fut` (one API request) within the time limit, once fewer than
+    /// [`super::pool::CONCURRENCY`] requests are in flight (the wait counts
+    /// against the time limit).
     pub(crate) async fn timed<T>(
         &self,
         op: &'static str,
         object: &str,
         fut: impl Future<Output = kube::Result<T>>,
     ) -> Result<kube::Result<T>, ClusterError> {
-        tokio::time::timeout(self.timeout, fut)
+        tokio::time::timeout(self.timeout, self.limit.run(fut))
             .await
             .map_err(|_| ClusterError::Timeout {
                 op,
@@ -673,6 +696,23 @@ fn is_path_segment(s: &str) -> bool {
         && s != ".."
         && !s.contains(['/', '%', '?', '#', ' '])
         && !s.chars().any(char::is_control)
+}
+
+/// Checks that a reply read as JSON is an object about `name`.
+fn about(op: &'static str, object: &str, reply: &Value, name: &str) -> Result<(), ClusterError> {
+    let got = reply.pointer("/metadata/name").and_then(Value::as_str);
+    if got == Some(name) {
+        return Ok(());
+    }
+    Err(ClusterError::BadReply {
+        op,
+        object: object.to_string(),
+        reason: match got {
+            Some(other) => format!("the reply is about {other:?}, not {name:?}"),
+            None if reply.is_object() => format!("the reply is about \"\", not {name:?}"),
+            None => "the reply is not an object".to_string(),
+        },
+    })
 }
 
 /// The reply as JSON, checked to be about the object asked for.

@@ -135,13 +135,9 @@ fn held_fields(secret: &Secret, key: &str) -> Fields {
 async fn read_secret(cluster: &Cluster, r: &KubeRef) -> Result<Option<Secret>, ClusterError> {
     let namespace = r.namespace.as_deref().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(cluster.client().clone(), namespace);
-    tokio::time::timeout(cluster.timeout(), api.get_opt(&r.name))
-        .await
-        .map_err(|_| ClusterError::Timeout {
-            op: "get",
-            object: r.to_string(),
-            after: cluster.timeout(),
-        })?
+    cluster
+        .timed("get", &r.to_string(), api.get_opt(&r.name))
+        .await?
         .map_err(|source| ClusterError::Request {
             op: "get",
             object: r.name.clone(),

@@ -5,11 +5,13 @@
 //! * **Observe** reads the AppRole deliveries' Secrets (and asks Vault
 //!   about the secret IDs they hold), each manifest (GET and a server-side
 //!   apply dry run, Namespaces first: an object in a namespace this plan
-//!   creates cannot be dry-run yet and is planned as a create), the
-//!   inventory and the owners of what left it, and whether each exported
-//!   key's Secret can be written.
-//! * **Plan** ([`LiveObserved`]) is pure: the comparison of each live
-//!   object with its dry run, deletes or notes for what left the
+//!   creates cannot be dry-run yet and is planned as a create; 16 objects
+//!   at a time, at most 8 requests in flight, each object compared with
+//!   its dry run as soon as both replies are in and the replies dropped),
+//!   the inventory and the owners of what left it, and whether each
+//!   exported key's Secret can be written.
+//! * **Plan** ([`LiveObserved`]) is pure: the compared objects in the
+//!   order of the manifests, deletes or notes for what left the
 //!   repository, the token reviewer's config written again when this plan
 //!   creates its token Secret, the exported keys checked.
 //! * **Apply** re-reads each object before writing it: a create whose
@@ -44,8 +46,11 @@ use crate::state::{Desired, ResourceKind};
 use crate::vault::SecretSources;
 use crate::vault::apply::{ApplyEvent, ApplyReport, ExportedKey};
 
-/// How many dry runs are in flight at once.
-const CONCURRENCY: usize = 8;
+/// How many objects are observed at once: twice the requests the
+/// connection lets in flight ([`super::pool::CONCURRENCY`]), so that an
+/// object's GET and dry run, one after the other, and the comparison in
+/// between never leave a request slot idle.
+const OBJECTS_IN_FLIGHT: usize = 2 * super::pool::CONCURRENCY;
 
 /// A live cluster.
 #[derive(Clone, Debug)]
@@ -53,20 +58,38 @@ pub struct LiveCluster {
     cluster: Cluster,
 }
 
-/// One manifest as observed.
+/// One manifest as observed, compared as soon as the server answered: the
+/// server's replies (the live object and the dry run, which hold a
+/// Secret's values and the managed fields) are not kept.
 #[derive(Clone, Debug)]
 struct Object {
     /// The manifest as certplane applies it (labelled with the repository).
     manifest: Value,
-    /// What the server said.
-    seen: ObservedObject,
+    /// The comparison of the live object with the dry run.
+    plan: ObjectPlan,
+    /// The fields another field manager took over, if any.
+    drift: Option<Drift>,
+}
+
+impl Object {
+    /// Compares what the server said about `manifest` at once.
+    fn compared(manifest: Value, seen: ObservedObject, field_manager: &str) -> Object {
+        let drift = seen
+            .live
+            .as_ref()
+            .and_then(|live| drift(&seen.addr, live, &seen.dry_run, field_manager));
+        let plan = plan_from(seen.addr, seen.live.as_ref(), &seen.dry_run);
+        Object {
+            manifest,
+            plan,
+            drift,
+        }
+    }
 }
 
 /// What observing the cluster found: the input of the pure plan.
 #[derive(Debug, Default)]
 pub struct LiveObserved {
-    /// certplane's field manager on this cluster.
-    field_manager: String,
     deliveries: Vec<DeliveryObserved>,
     objects: Vec<Object>,
     owners: Vec<(KubeRef, StaleOwner)>,
@@ -90,54 +113,55 @@ impl LiveCluster {
         &self.cluster
     }
 
-    /// Observes every manifest: Namespaces first (one at a time), then the
-    /// rest (dry runs in parallel, bounded); an object in a namespace this
-    /// plan creates is taken as it is written. Returns the objects and the
-    /// namespaces this plan creates.
+    /// Observes every manifest: Namespaces first, then the rest, each
+    /// group [`OBJECTS_IN_FLIGHT`] objects at a time (the connection keeps
+    /// at most [`super::pool::CONCURRENCY`] requests in flight), in the
+    /// order of the manifests; an object in a namespace this plan creates
+    /// is taken as it is written. Each object is compared as soon as its
+    /// replies are in. Returns the objects and the namespaces this plan
+    /// creates.
     async fn observe_objects(
         &self,
         manifests: &[Loaded<Value>],
         identity: &str,
     ) -> Result<(Vec<Object>, Vec<String>), ClusterError> {
-        let owned: Vec<Value> = manifests
-            .iter()
-            .map(|m| owned_manifest(&m.spec, identity))
-            .collect();
-        let mut objects = Vec::new();
-        let mut new_namespaces = Vec::new();
-        for m in owned.iter().filter(|m| is_namespace(m)) {
-            let seen = self.cluster.observe_object(m).await?;
-            if seen.live.is_none() {
-                let name = m["metadata"]["name"].as_str().unwrap_or_default();
-                new_namespaces.push(name.to_string());
-            }
-            objects.push(Object {
-                manifest: m.clone(),
-                seen,
-            });
-        }
-        let in_new_namespace = |m: &Value| {
-            m["metadata"]["namespace"]
+        let field_manager = self.cluster.field_manager();
+        let owned = || manifests.iter().map(|m| owned_manifest(&m.spec, identity));
+        let observe = |m: Value, new_namespaces: &[String]| {
+            let in_new_namespace = m["metadata"]["namespace"]
                 .as_str()
-                .is_some_and(|ns| new_namespaces.iter().any(|n| n == ns))
-        };
-        let rest: Vec<Object> = futures::stream::iter(owned.iter().filter(|m| !is_namespace(m)))
-            .map(|m| async move {
-                let seen = if in_new_namespace(m) {
+                .is_some_and(|ns| new_namespaces.iter().any(|n| n == ns));
+            async move {
+                let seen = if in_new_namespace {
                     ObservedObject {
-                        addr: Addr::Kube(kube_ref(m)),
+                        addr: Addr::Kube(kube_ref(&m)),
                         live: None,
                         dry_run: m.clone(),
                     }
                 } else {
-                    self.cluster.observe_object(m).await?
+                    self.cluster.observe_object(&m).await?
                 };
-                Ok::<_, ClusterError>(Object {
-                    manifest: m.clone(),
-                    seen,
-                })
+                Ok::<_, ClusterError>(Object::compared(m, seen, field_manager))
+            }
+        };
+        let mut objects: Vec<Object> = futures::stream::iter(owned().filter(is_namespace))
+            .map(|m| observe(m, &[]))
+            .buffered(OBJECTS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let new_namespaces: Vec<String> = objects
+            .iter()
+            .filter(|o| o.plan.action == Action::Create)
+            .map(|o| {
+                o.manifest["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
             })
-            .buffered(CONCURRENCY)
+            .collect();
+        let rest: Vec<Object> = futures::stream::iter(owned().filter(|m| !is_namespace(m)))
+            .map(|m| observe(m, &new_namespaces))
+            .buffered(OBJECTS_IN_FLIGHT)
             .try_collect()
             .await?;
         objects.extend(rest);
@@ -167,14 +191,13 @@ impl LiveCluster {
         delivered: &[KubeRef],
     ) -> Result<(LiveObserved, Vec<String>), ClusterError> {
         let (objects, new_namespaces) = self.observe_objects(manifests, identity).await?;
-        let mut current = Inventory::new(objects.iter().filter_map(|o| match &o.seen.addr {
+        let mut current = Inventory::new(objects.iter().filter_map(|o| match &o.plan.addr {
             Addr::Kube(k) => Some(k.clone()),
             Addr::Vault(_) => None,
         }));
         current.entries.extend(delivered.iter().cloned());
         let owners = self.observe_owners(identity, &current).await?;
         let seen = LiveObserved {
-            field_manager: self.cluster.field_manager().to_string(),
             objects,
             owners,
             ..LiveObserved::default()
@@ -352,44 +375,35 @@ fn object_change(p: ObjectPlan, manifest: &Value, identity: &str) -> Change {
     c
 }
 
-impl LiveObserved {
-    /// The objects certplane applied that another field manager changed
-    /// since ([`super::diff::changed_outside`]).
-    fn drift(&self) -> Vec<Drift> {
-        let mut out = Vec::new();
-        for o in &self.objects {
-            let Some(live) = &o.seen.live else { continue };
-            let moved = super::diff::changed_outside(live, &o.seen.dry_run, &self.field_manager);
-            if moved.is_empty() {
-                continue;
-            }
-            let mut by: Vec<String> = moved.iter().flat_map(|(_, m)| m.clone()).collect();
-            by.sort();
-            by.dedup();
-            out.push(Drift {
-                addr: o.seen.addr.clone(),
-                fields: moved.into_iter().map(|(f, _)| f).collect(),
-                changed_by: by,
-                reason: format!(
-                    "certplane's field manager ({}) applied these fields; another field manager \
-                     holds them now",
-                    self.field_manager
-                ),
-            });
-        }
-        out
+/// The drift of one object certplane applied that another field manager
+/// changed since ([`super::diff::changed_outside`]), if it did.
+fn drift(addr: &Addr, live: &Value, dry_run: &Value, field_manager: &str) -> Option<Drift> {
+    let moved = super::diff::changed_outside(live, dry_run, field_manager);
+    if moved.is_empty() {
+        return None;
     }
+    let mut by: Vec<String> = moved.iter().flat_map(|(_, m)| m.clone()).collect();
+    by.sort();
+    by.dedup();
+    Some(Drift {
+        addr: addr.clone(),
+        fields: moved.into_iter().map(|(f, _)| f).collect(),
+        changed_by: by,
+        reason: format!(
+            "certplane's field manager ({field_manager}) applied these fields; another field \
+             manager holds them now"
+        ),
+    })
+}
 
+impl LiveObserved {
     /// The changes and notes of the manifests and of what left the
     /// repository (with `prune`: deletes, in reverse order).
     fn plan_objects(&self, identity: &str, prune: bool) -> (Vec<Change>, Vec<PlanNote>) {
         let mut changes: Vec<Change> = self
             .objects
             .iter()
-            .map(|o| {
-                let p = plan_from(o.seen.addr.clone(), o.seen.live.as_ref(), &o.seen.dry_run);
-                object_change(p, &o.manifest, identity)
-            })
+            .map(|o| object_change(o.plan.clone(), &o.manifest, identity))
             .collect();
         changes.sort_by_key(rank);
         let mut notes = Vec::new();
@@ -436,7 +450,8 @@ impl Observation for LiveObserved {
             .collect();
         plan.changes.extend(published);
         super::trust::gate(plan, &self.trust);
-        plan.drift.extend(self.drift());
+        plan.drift
+            .extend(self.objects.iter().filter_map(|o| o.drift.clone()));
         super::reviewer::plan_live(plan, &input.prepared.desired);
         super::deliver_key::preflight(plan, repo, &self.probes);
     }

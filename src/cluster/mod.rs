@@ -8,6 +8,9 @@
 //!   [`Cluster::plan_object`] (GET + server-side apply dry run),
 //!   [`Cluster::apply_object`] (server-side apply, forced, one field manager),
 //!   [`Cluster::delete_object`].
+//! * [`pool`]: the connection's bounds: at most 8 requests in flight and
+//!   at most 8 TCP connections (one pool per [`Cluster`], shared by its
+//!   clones).
 //! * [`diff`]: pure: strip server-set fields, compare live with the dry-run
 //!   result as dotted field paths, mask Secret values ([`mask_secret`]).
 //! * [`inventory`]: the set of objects one repository applied, kept in a
@@ -34,6 +37,7 @@ pub mod diff;
 pub mod inventory;
 pub mod live;
 pub mod manifest;
+pub mod pool;
 pub mod prune;
 mod redact;
 pub mod render;

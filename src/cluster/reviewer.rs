@@ -286,13 +286,9 @@ pub async fn read_token(
     let object = format!("core/Secret/{}/{}", s.namespace, s.name);
     let started = tokio::time::Instant::now();
     loop {
-        let got = tokio::time::timeout(cluster.timeout(), api.get_opt(&s.name))
+        let got = cluster
+            .timed("get", &object, api.get_opt(&s.name))
             .await
-            .map_err(|_| ClusterError::Timeout {
-                op: "get",
-                object: object.clone(),
-                after: cluster.timeout(),
-            })
             .and_then(|r| {
                 r.map_err(|source| ClusterError::Request {
                     op: "get",

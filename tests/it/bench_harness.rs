@@ -19,11 +19,16 @@ use certplane::cluster::Cluster;
 use serde_json::{Value, json};
 
 async fn start() -> String {
+    start_with(Duration::ZERO).await
+}
+
+/// The scripted API server, answering each request `delay` after it came.
+async fn start_with(delay: Duration) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(kube_server::serve(listener));
+    tokio::spawn(kube_server::serve_with(listener, delay));
     format!("http://{addr}")
 }
 
@@ -214,4 +219,140 @@ async fn many_objects_observed_at_once_ask_discovery_once() {
     let s = stats(&client(), &addr).await;
     assert_eq!(s.discovery, 1, "{s:?}");
     assert_eq!((s.gets, s.dry_runs), (16, 16), "{s:?}");
+}
+
+/// The cluster half of a plan at scale (issue 12): the objects are observed
+/// in parallel, at most 8 requests in flight (and more than one: a server
+/// that takes 10 ms per request sees several at once) over at most 8
+/// connections of one pool, one discovery per group/version; the plan
+/// comes out in the order of the manifests (Namespace first), the same
+/// every time, with the object that differs as an update and the missing
+/// ones as creates.
+#[tokio::test]
+async fn a_cluster_plan_is_parallel_bounded_over_one_pool_and_in_order() {
+    use certplane::cluster::live::{LiveOptions, plan_live};
+    use certplane::model::{Loaded, Meta, Origin};
+    use certplane::plan::Action;
+
+    const N: usize = 60;
+    let addr = start_with(Duration::from_millis(10)).await;
+    let c = client();
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}});
+    let stored = |m: &Value| {
+        let mut m = m.clone();
+        m["metadata"]["labels"] =
+            json!({"team": "a", certplane::cluster::REPOSITORY_LABEL: "bench"});
+        m
+    };
+    // In the cluster already: the Namespace (certplane does not label
+    // namespaces) and the first half of the Certificates, as certplane
+    // applies them, one of them (c07) with another secret name.
+    let apply = |path: String, body: Value| {
+        send(
+            &c,
+            "PATCH",
+            format!("{addr}{path}?fieldManager=certplane&force=true"),
+            Some(body),
+        )
+    };
+    assert_eq!(
+        apply("/api/v1/namespaces/bench".into(), namespace.clone())
+            .await
+            .0,
+        201
+    );
+    let certs: Vec<Value> = (0..N).map(|i| certificate(&format!("c{i:02}"))).collect();
+    for (i, m) in certs.iter().enumerate().take(N / 2) {
+        let mut body = stored(m);
+        if i == 7 {
+            body["spec"]["secretName"] = json!("elsewhere-tls");
+        }
+        let name = m["metadata"]["name"].as_str().unwrap();
+        assert_eq!(apply(format!("{CERTS}/{name}"), body).await.0, 201);
+    }
+    let manifests: Vec<Loaded<Value>> = std::iter::once(namespace)
+        .chain(certs)
+        .map(|spec| Loaded {
+            meta: Meta::default(),
+            origin: Origin::default(),
+            spec,
+        })
+        .collect();
+    let options = LiveOptions {
+        identity: "bench",
+        prune: false,
+        also_owned: &[],
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let kubeconfig = crate::common::kube::loopback_kubeconfig(dir.path(), "bench", port);
+    let mut plans = Vec::new();
+    for _ in 0..2 {
+        // The same client (`c`) resets and reads the counters over its one
+        // kept-alive connection: what is counted is the cluster's.
+        assert_eq!(
+            send(&c, "POST", format!("{addr}/__bench/reset"), None)
+                .await
+                .0,
+            200
+        );
+        let cluster = Cluster::connect_kubeconfig(&kubeconfig, None)
+            .await
+            .expect("connect");
+        let planned = tokio::time::timeout(
+            Duration::from_secs(60),
+            plan_live(&cluster, &manifests, options),
+        )
+        .await
+        .expect("in time")
+        .expect("plan");
+        let s = stats(&c, &addr).await;
+        assert!(s.max_in_flight <= 8, "at most 8 requests in flight: {s:?}");
+        assert!(s.max_in_flight > 1, "requests in parallel: {s:?}");
+        assert!(s.connections <= 8, "at most 8 connections: {s:?}");
+        assert_eq!(s.discovery, 2, "once per group/version: {s:?}");
+        assert_eq!(s.writes, 0, "{s:?}");
+        // The live half gets a GET and a dry run each; the rest (absent) a
+        // GET and a dry run too: their namespace exists.
+        assert_eq!(
+            (s.gets, s.dry_runs),
+            (N as u64 + 1 + 1, N as u64 + 1),
+            "{s:?}"
+        );
+        plans.push(planned);
+    }
+    let lines = |p: &certplane::cluster::manifest::ClusterPlan| -> Vec<String> {
+        p.changes
+            .iter()
+            .map(|c| format!("{:?} {}", c.action, c.addr))
+            .collect()
+    };
+    assert_eq!(
+        lines(&plans[0]),
+        lines(&plans[1]),
+        "the same plan every time"
+    );
+    let changes = &plans[0].changes;
+    assert_eq!(changes.len(), N + 1);
+    assert_eq!(changes[0].addr.to_string(), "core/Namespace/bench");
+    assert_eq!(changes[0].action, Action::NoOp);
+    for (i, c) in changes[1..].iter().enumerate() {
+        assert_eq!(
+            c.addr.to_string(),
+            format!("cert-manager.io/Certificate/bench/c{i:02}"),
+            "in the order of the manifests"
+        );
+        let want = match i {
+            7 => Action::Update,
+            i if i < N / 2 => Action::NoOp,
+            _ => Action::Create,
+        };
+        assert_eq!(c.action, want, "{}", c.addr);
+    }
+    let c7 = &changes[8];
+    assert_eq!(
+        c7.before.as_ref().and_then(|b| b.get("spec.secretName")),
+        Some(&json!("elsewhere-tls"))
+    );
 }
