@@ -321,19 +321,8 @@ async fn create(
     let mount = desired.mount.trim_matches('/');
     let (id, exported) = match &desired.method {
         CaMethod::Root { params } => (generate_root(vault, addr, desired, params).await?, None),
-        CaMethod::Intermediate {
-            params,
-            sign_params,
-            export_key,
-            signer,
-        } => {
-            let how = Intermediate {
-                params,
-                sign_params,
-                export_key: *export_key,
-                signer,
-            };
-            match make_intermediate(vault, addr, ca, &how, pending, record).await? {
+        CaMethod::Intermediate { .. } => {
+            match make_intermediate(vault, addr, ca, pending, record).await? {
                 Made::Issuer(id, exported) => (id, exported),
                 Made::Waiting(w) => return Ok(Outcome::Waiting(w)),
             }
@@ -368,19 +357,8 @@ async fn make_beside(
                 None,
             )
         }
-        CaMethod::Intermediate {
-            params,
-            sign_params,
-            export_key,
-            signer,
-        } => {
-            let how = Intermediate {
-                params,
-                sign_params,
-                export_key: *export_key,
-                signer,
-            };
-            match make_intermediate(vault, addr, ca, &how, pending, record).await? {
+        CaMethod::Intermediate { .. } => {
+            match make_intermediate(vault, addr, ca, pending, record).await? {
                 Made::Issuer(id, exported) => (id, exported),
                 Made::Waiting(w) => return Ok(Outcome::Waiting(w)),
             }
@@ -771,11 +749,28 @@ async fn make_intermediate(
     vault: &Vault,
     addr: &Addr,
     ca: &CaChange,
-    how: &Intermediate<'_>,
     pending: Option<&str>,
     record: Option<&Record<'_>>,
 ) -> Result<Made, ApplyError> {
     let desired = &ca.desired;
+    let CaMethod::Intermediate {
+        params,
+        sign_params,
+        export_key,
+        signer,
+    } = &desired.method
+    else {
+        return Err(ApplyError::Unsupported {
+            addr: addr.clone(),
+            why: "the plan makes an intermediate of a CA that is not one; run plan again".into(),
+        });
+    };
+    let how = &Intermediate {
+        params,
+        sign_params,
+        export_key: *export_key,
+        signer,
+    };
     let mount = desired.mount.trim_matches('/');
     match how.signer {
         Signer::Manual {
