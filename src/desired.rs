@@ -23,10 +23,16 @@ pub use crate::vault::kinds::policy::render_hcl;
 /// Builds the desired state of every Vault object of the repository.
 pub fn build(repo: &Repository) -> Result<Desired, Diagnostics> {
     let mut out = Desired::default();
+    // Most objects are one resource: the room for them at once, instead of
+    // doubling (and holding the old and the new room) on the way.
+    out.resources.reserve(repo.vault.len());
     let mut errors = Vec::new();
     for obj in &repo.vault {
         match crate::vault::kinds::lower(repo, obj) {
-            Ok(resources) => out.resources.extend(resources),
+            Ok(resources) => out.resources.extend(resources.into_iter().map(|mut r| {
+                r.fields.shrink_to_fit();
+                r
+            })),
             Err(d) => errors.push(d),
         }
     }
@@ -40,14 +46,14 @@ pub fn build(repo: &Repository) -> Result<Desired, Diagnostics> {
 }
 
 /// Inserts `key: value` when the option is set.
-pub(crate) fn put<T: Into<Value>>(f: &mut Fields, key: &str, v: Option<T>) {
+pub(crate) fn put<T: Into<Value>>(f: &mut Fields, key: &'static str, v: Option<T>) {
     if let Some(v) = v {
-        f.insert(key.to_string(), v.into());
+        f.insert(key, v.into());
     }
 }
 
 /// Inserts a duration, in seconds, when it is set.
-pub(crate) fn put_secs(f: &mut Fields, key: &str, d: Option<Duration>) {
+pub(crate) fn put_secs(f: &mut Fields, key: &'static str, d: Option<Duration>) {
     put(f, key, d.map(|d| json!(d.as_secs())));
 }
 

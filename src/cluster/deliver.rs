@@ -8,8 +8,6 @@
 //! [`observe`] reads the Secret and asks Vault; [`DeliveryObserved::plan`]
 //! decides (pure); [`apply`] re-reads the Secret before making a secret ID.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde_json::json;
@@ -115,7 +113,7 @@ pub struct DeliveryObserved {
 /// whether it has a secret ID under `key` (masked).
 fn held_fields(secret: &Secret, key: &str) -> Fields {
     let data_key = format!("data.{key}");
-    BTreeMap::from([
+    Fields::from([
         (
             "data.roleId".to_string(),
             decode(secret, "roleId").map_or(serde_json::Value::Null, |v| json!(v)),
@@ -251,7 +249,7 @@ impl DeliveryObserved {
             .clone()
             .or_else(|| self.declared_role_id.clone())
             .unwrap_or_else(|| "(known after apply)".into());
-        let after = BTreeMap::from([
+        let after = Fields::from([
             ("data.roleId".to_string(), json!(shown_id)),
             (key.clone(), json!(crate::cluster::SENSITIVE)),
         ]);

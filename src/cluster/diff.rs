@@ -147,8 +147,8 @@ pub fn plan_from(addr: Addr, live: Option<&Value>, dry_run: &Value) -> ObjectPla
     ObjectPlan {
         addr,
         action,
-        before: d.before,
-        after: d.after,
+        before: d.before.into_iter().collect(),
+        after: d.after.into_iter().collect(),
         sensitive,
     }
 }
@@ -380,16 +380,13 @@ mod tests {
         let p = plan_from(addr(), Some(&live), &dry);
         assert_eq!(
             p.before,
-            BTreeMap::from([
-                ("spec.old".into(), json!("x")),
-                ("spec.list".into(), json!([1, 2]))
-            ])
+            Fields::from([("spec.old", json!("x")), ("spec.list", json!([1, 2]))])
         );
         assert_eq!(
             p.after,
-            BTreeMap::from([
-                ("spec.new.deep.v".into(), json!(true)),
-                ("spec.list".into(), json!([1, 3]))
+            Fields::from([
+                ("spec.new.deep.v", json!(true)),
+                ("spec.list", json!([1, 3]))
             ])
         );
     }

@@ -325,7 +325,7 @@ fn moved(planned: &Change, now: &ObjectPlan) -> Option<String> {
         });
     }
     let then = planned.before.clone().unwrap_or_default();
-    let keys: std::collections::BTreeSet<&String> = then.keys().chain(now.before.keys()).collect();
+    let keys: std::collections::BTreeSet<&str> = then.keys().chain(now.before.keys()).collect();
     for k in keys {
         let (was, is) = (then.get(k), now.before.get(k));
         if was != is {

@@ -198,8 +198,7 @@ impl RenderObserved {
             Some(_) => Action::Update,
         };
         let mut c = change(Addr::Kube(r), action, Some(manifest.clone()));
-        let file: Fields =
-            BTreeMap::from([("file".to_string(), json!(path.display().to_string()))]);
+        let file: Fields = Fields::from([("file", json!(path.display().to_string()))]);
         c.before = existing.map(|_| file.clone());
         c.after = Some(file);
         c.reason = Some(match generated_from(manifest) {
@@ -221,7 +220,7 @@ impl RenderObserved {
                     continue;
                 };
                 let mut c = change(Addr::Kube(r), Action::Delete, None);
-                c.before = Some(BTreeMap::from([("file".to_string(), json!(shown))]));
+                c.before = Some(Fields::from([("file", json!(shown))]));
                 c.reason = Some(
                     "no longer in the repository: its rendered file is removed (the GitOps \
                      controller's own prune decides about the object)"

@@ -199,13 +199,13 @@ pub fn plan_render(plan: &mut Plan, desired: &Desired) {
             let changed: Vec<String> = after
                 .iter()
                 .filter(|(k, v)| {
-                    if c.sensitive.contains(k) {
+                    if c.is_sensitive(k) {
                         before.get(*k).is_none_or(Value::is_null)
                     } else {
                         !same_value(v, before.get(*k))
                     }
                 })
-                .map(|(k, _)| k.clone())
+                .map(|(k, _)| k.to_string())
                 .collect();
             if changed.is_empty() {
                 c.action = Action::NoOp;

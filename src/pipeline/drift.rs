@@ -39,9 +39,9 @@ fn moved_fields(c: &Change) -> Vec<String> {
     let removed = before.keys().filter(|k| !after.contains_key(*k));
     changed
         .chain(removed)
-        .cloned()
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .map(str::to_string)
         .collect()
 }
 

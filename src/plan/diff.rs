@@ -252,10 +252,10 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
                     let (k, v) = crate::vault::prune::MANAGED_OPTION;
                     c.before
                         .get_or_insert_default()
-                        .insert("options".into(), json!({k: v}));
+                        .insert("options", json!({k: v}));
                     c.after
                         .get_or_insert_default()
-                        .insert("options".into(), tags.clone());
+                        .insert("options", tags.clone());
                     let why = format!("adopt: record the repository {identity} as its owner");
                     c.reason = Some(match (was_update, c.reason.take()) {
                         (true, Some(r)) => format!("{r}; {why}"),
@@ -265,7 +265,7 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
                 None if c.action == Action::Create => {
                     c.after
                         .get_or_insert_default()
-                        .insert("options".into(), tags.clone());
+                        .insert("options", tags.clone());
                 }
                 None => {}
             },
@@ -445,11 +445,11 @@ fn plan_fields(
     }
     let mut before = Fields::new();
     let mut changed = Vec::new();
-    for (key, want) in &r.fields {
+    for (key, want) in r.fields.entries() {
         let have = live.get(key);
         before.insert(key.clone(), have.cloned().unwrap_or(Value::Null));
         if !same_value(want, have) {
-            changed.push(key.clone());
+            changed.push(key.to_string());
         }
     }
     for (key, from) in &r.secrets {
@@ -511,16 +511,16 @@ fn nested_in_live_mount(r: &DesiredResource, live_mounts: &LiveMounts) -> Option
 fn issuer_fields(i: &ObservedIssuer) -> Fields {
     let mut f = Fields::new();
     if !i.name.is_empty() {
-        f.insert("issuer_name".into(), json!(i.name));
+        f.insert("issuer_name", json!(i.name));
     }
-    f.insert("common_name".into(), json!(i.common_name));
+    f.insert("common_name", json!(i.common_name));
     if let Some(k) = i.key_type {
-        f.insert("key_type".into(), json!(k.as_str()));
+        f.insert("key_type", json!(k.as_str()));
     }
-    f.insert("key_bits".into(), json!(i.key_bits));
-    f.insert("issued_by".into(), json!(i.issued_by));
-    f.insert("certificate_sha256".into(), json!(i.cert_sha256));
-    f.insert("issuer_id".into(), json!(i.id));
+    f.insert("key_bits", json!(i.key_bits));
+    f.insert("issued_by", json!(i.issued_by));
+    f.insert("certificate_sha256", json!(i.cert_sha256));
+    f.insert("issuer_id", json!(i.id));
     f
 }
 
@@ -1180,13 +1180,13 @@ fn superseded(change: &Change, ca: &DesiredCa, observed: &Observed) -> Vec<Chang
         };
         c.before
             .get_or_insert_default()
-            .insert("usage".into(), json!(i.usage));
+            .insert("usage", json!(i.usage));
         if !i.is_retired() {
             let children = children_of(i, observed);
             if children.is_empty() {
                 c.action = Action::Update;
                 let mut after = c.before.clone().unwrap_or_default();
-                after.insert("usage".into(), json!(RETIRED_USAGE));
+                after.insert("usage", json!(RETIRED_USAGE));
                 c.after = Some(after);
                 c.reason = Some(format!(
                     "rotation 2/3: retire the superseded issuer {} (usage {RETIRED_USAGE}); it is \

@@ -131,6 +131,11 @@ impl Change {
         }
     }
 
+    /// Whether the value of `key` is secret (shown as `(sensitive)`).
+    pub fn is_sensitive(&self, key: &str) -> bool {
+        self.sensitive.iter().any(|s| s == key)
+    }
+
     /// Makes an unchanged object a change of `action` (`why` added to its
     /// reason), keeping its live fields as `before`.
     pub fn become_change(&mut self, action: Action) {

@@ -86,14 +86,14 @@ fn multiline(v: Option<&Value>) -> Option<&str> {
 fn field_lines(out: &mut String, c: &Change, style: Style) {
     let after = c.after.as_ref();
     let before = c.before.as_ref();
-    let keys: Vec<&String> = match (c.action, after) {
+    let keys: Vec<&str> = match (c.action, after) {
         (Action::Update, Some(a)) => a
             .keys()
             .filter(|k| {
                 // A secret is written whenever its object is (Vault and the
                 // providers list it only then): shown, masked, even when
                 // both sides read `(sensitive)`.
-                c.sensitive.contains(k) || !same_value(&a[*k], before.and_then(|b| b.get(*k)))
+                c.is_sensitive(k) || !same_value(&a[*k], before.and_then(|b| b.get(*k)))
             })
             .collect(),
         // A replaced CA: only the identity fields that the live issuer has

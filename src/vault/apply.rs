@@ -484,17 +484,14 @@ async fn recheck(
             let empty = Fields::new();
             let before = change.before.as_ref().unwrap_or(&empty);
             let managed = change.after.as_ref().unwrap_or(&empty);
-            let changed = managed
-                .keys()
-                .filter(|k| !change.sensitive.contains(k))
-                .any(
-                    |k| match cur.get(&format!("{k}_set")).and_then(Value::as_bool) {
-                        // A write-only parameter (one that must be unset):
-                        // Vault only says whether it is set.
-                        Some(set) => before.get(k.as_str()).is_some_and(|b| !b.is_null()) != set,
-                        None => !same(before.get(k), cur.get(k)),
-                    },
-                );
+            let changed = managed.keys().filter(|k| !change.is_sensitive(k)).any(|k| {
+                match cur.get(&format!("{k}_set")).and_then(Value::as_bool) {
+                    // A write-only parameter (one that must be unset):
+                    // Vault only says whether it is set.
+                    Some(set) => before.get(k).is_some_and(|b| !b.is_null()) != set,
+                    None => !same(before.get(k), cur.get(k)),
+                }
+            });
             if changed { Err(stale()) } else { Ok(()) }
         }
         (Action::Delete, None) => Err(stale()),

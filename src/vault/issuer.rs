@@ -512,9 +512,9 @@ async fn cross_sign(
         None => {
             let csr = generate_existing(vault, addr, mount, params, &current.key_id).await?;
             let mut body = sign_params.clone();
-            body.insert("use_csr_values".into(), json!(true));
+            body.insert("use_csr_values", json!(true));
             if let Some(skid) = x509::subject_key_id(&current.certificate) {
-                body.insert("skid".into(), json!(skid));
+                body.insert("skid", json!(skid));
             }
             let pem =
                 sign_by_mount(vault, addr, parent_mount, Some(&target.id), &csr, &body).await?;

@@ -117,7 +117,7 @@ fn mount_fields(entry: &Value) -> Fields {
     let mut f = Fields::new();
     for key in ["type", "description"] {
         if let Some(v) = entry.get(key) {
-            f.insert(key.into(), v.clone());
+            f.insert(key, v.clone());
         }
     }
     let tags: serde_json::Map<String, Value> = [
@@ -128,7 +128,7 @@ fn mount_fields(entry: &Value) -> Fields {
     .filter_map(|k| Some((k.to_string(), entry["options"].get(k)?.clone())))
     .collect();
     if !tags.is_empty() {
-        f.insert("options".into(), Value::Object(tags));
+        f.insert("options", Value::Object(tags));
     }
     if let Some(Value::Object(config)) = entry.get("config") {
         for (k, v) in config {
@@ -186,8 +186,8 @@ pub(crate) async fn read_resource(
             let keys = observe_keys(vault, mount).await?;
             Ok(keys.into_iter().find(|k| k.name == name).map(|k| {
                 let mut f = Fields::new();
-                f.insert("key_id".into(), json!(k.id));
-                f.insert("key_name".into(), json!(k.name));
+                f.insert("key_id", json!(k.id));
+                f.insert("key_name", json!(k.name));
                 f
             }))
         }
@@ -277,7 +277,7 @@ async fn read_issuer_settings(
             .collect();
         list.sort_unstable();
         let list = json!(list);
-        f.insert("usage".into(), list);
+        f.insert("usage", list);
     }
     if let Some(Value::Array(chain)) = f.get("manual_chain") {
         let named: Vec<Value> = chain
@@ -287,7 +287,7 @@ async fn read_issuer_settings(
                 _ => c.clone(),
             })
             .collect();
-        f.insert("manual_chain".into(), Value::Array(named));
+        f.insert("manual_chain", Value::Array(named));
     }
     Ok(Some(f))
 }
@@ -295,15 +295,15 @@ async fn read_issuer_settings(
 /// The facts of a live issuer as fields (for re-checks and display).
 pub fn issuer_fields(i: &ObservedIssuer) -> Fields {
     let mut f = Fields::new();
-    f.insert("issuer_id".into(), json!(i.id));
-    f.insert("issuer_name".into(), json!(i.name));
-    f.insert("common_name".into(), json!(i.common_name));
-    f.insert("issued_by".into(), json!(i.issued_by));
-    f.insert("key_type".into(), json!(i.key_type.map(|k| k.as_str())));
-    f.insert("key_bits".into(), json!(i.key_bits));
-    f.insert("not_after".into(), json!(i.not_after));
-    f.insert("certificate_sha256".into(), json!(i.cert_sha256));
-    f.insert("is_default".into(), json!(i.is_default));
+    f.insert("issuer_id", json!(i.id));
+    f.insert("issuer_name", json!(i.name));
+    f.insert("common_name", json!(i.common_name));
+    f.insert("issued_by", json!(i.issued_by));
+    f.insert("key_type", json!(i.key_type.map(|k| k.as_str())));
+    f.insert("key_bits", json!(i.key_bits));
+    f.insert("not_after", json!(i.not_after));
+    f.insert("certificate_sha256", json!(i.cert_sha256));
+    f.insert("is_default", json!(i.is_default));
     f
 }
 

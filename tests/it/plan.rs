@@ -138,7 +138,7 @@ fn converged(desired: &Desired) -> Observed {
             fields.insert(format!("{k}_set"), json!(true));
         }
         // Vault returns more than certplane manages: never a change.
-        fields.insert("some_vault_default".into(), json!("whatever"));
+        fields.insert("some_vault_default", json!("whatever"));
         o.resources.insert(r.addr.clone(), fields);
     }
     o
@@ -207,12 +207,12 @@ fn changed_role_field_is_an_update_naming_only_that_field() {
     o.resources
         .get_mut(&role)
         .unwrap()
-        .insert("max_ttl".into(), json!(3600));
+        .insert("max_ttl", json!(3600));
     // Order of a list is not a change.
-    o.resources.get_mut(&role).unwrap().insert(
-        "allowed_domains".into(),
-        json!(["lab.internal", "lab.local"]),
-    );
+    o.resources
+        .get_mut(&role)
+        .unwrap()
+        .insert("allowed_domains", json!(["lab.internal", "lab.local"]));
     let p = plan(&d, &o);
     let c = change(&p, "vault:pki_int/roles/web");
     assert_eq!(c.action, Action::Update);
@@ -229,7 +229,7 @@ fn secret_parameter_not_set_in_vault_is_an_update_and_never_shown() {
     o.resources
         .get_mut(&Addr::parse_vault("auth/kubernetes/config").unwrap())
         .unwrap()
-        .insert("token_reviewer_jwt_set".into(), json!(false));
+        .insert("token_reviewer_jwt_set", json!(false));
     let p = plan(&d, &o);
     let c = change(&p, "vault:auth/kubernetes/config");
     assert_eq!(c.action, Action::Update);
@@ -349,7 +349,7 @@ fn a_mount_of_another_type_at_the_path_is_a_plan_error() {
     o.resources
         .get_mut(&Addr::parse_vault("sys/mounts/pki").unwrap())
         .unwrap()
-        .insert("type".into(), json!("kv"));
+        .insert("type", json!("kv"));
     let p = plan(&d, &o);
     assert_eq!(p.errored.len(), 1);
     assert!(p.errored[0].message.contains("type \"kv\" already exists"));
@@ -435,13 +435,13 @@ fn human_plan_snapshot() {
         .get_mut(&Addr::parse_vault("sys/policies/acl/web-issuer").unwrap())
         .unwrap()
         .insert(
-            "policy".into(),
+            "policy",
             json!("# Managed by certplane for repository lab: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"read\"]\n}\n"),
         );
     o.resources
         .get_mut(&Addr::parse_vault("sys/mounts/pki_int").unwrap())
         .unwrap()
-        .insert("max_lease_ttl".into(), json!(86400));
+        .insert("max_lease_ttl", json!(86400));
     o.issuers.get_mut("pki").unwrap()[0].common_name = "Old Root".into();
     let p = plan(&d, &o);
     insta::assert_snapshot!(render::human(&p, render::Style::default()));
@@ -663,7 +663,7 @@ fn ownership_adopts_refuses_prunes_and_notes_by_repository() {
         .get_mut(&Addr::parse_vault("sys/policies/acl/web-issuer").unwrap())
         .unwrap()
         .insert(
-            "policy".into(),
+            "policy",
             json!("# Managed by certplane: edits here are overwritten.\n\npath \"pki_int/sign/web\" {\n  capabilities = [\"update\"]\n}\n"),
         );
     let base = plan(&d, &o);

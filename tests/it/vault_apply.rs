@@ -278,7 +278,7 @@ async fn root_intermediate_config_roles_policy_auth_then_observe_gives_them_back
             .get(&c.addr)
             .unwrap_or_else(|| panic!("{} not observed", c.addr));
         for (k, want) in c.after.as_ref().unwrap() {
-            if c.sensitive.contains(k) {
+            if c.is_sensitive(k) {
                 assert_eq!(
                     live.get(&format!("{k}_set")),
                     Some(&json!(true)),

@@ -50,7 +50,7 @@ impl ObjectKind for AppRole {
         let mut out = vec![role];
         if let Some(id) = &s.role_id {
             let mut f = Fields::new();
-            f.insert("role_id".into(), json!(id));
+            f.insert("role_id", json!(id));
             let addr = VaultAddr::RoleId {
                 mount: s.mount.clone(),
                 name: meta.name.clone(),

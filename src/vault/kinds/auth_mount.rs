@@ -31,7 +31,7 @@ impl ObjectKind for AuthMount {
         s: &AuthMountSpec,
     ) -> Result<Vec<DesiredResource>, Diagnostic> {
         let mut f = Fields::new();
-        f.insert("type".into(), json!(s.auth_type.as_str()));
+        f.insert("type", json!(s.auth_type.as_str()));
         put(&mut f, "description", s.description.clone());
         let aaddr: Addr = s.address(&meta.name).into();
         let mut out = vec![resource(
@@ -64,10 +64,10 @@ fn kubernetes_config(
     origin: &Origin,
 ) -> Result<DesiredResource, Diagnostic> {
     let mut f = Fields::new();
-    f.insert("kubernetes_host".into(), json!(k.host));
+    f.insert("kubernetes_host", json!(k.host));
     if let Some(file) = &k.ca_cert_file {
         let pem = read_file(file, origin, "spec.kubernetes.caCertFile")?;
-        f.insert("kubernetes_ca_cert".into(), json!(pem));
+        f.insert("kubernetes_ca_cert", json!(pem));
     }
     put(&mut f, "issuer", k.issuer.clone());
     put(&mut f, "disable_local_ca_jwt", k.disable_local_ca_jwt);

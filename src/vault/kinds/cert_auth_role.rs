@@ -39,7 +39,7 @@ impl ObjectKind for CertAuthRole {
             .hint("certificateFile must hold the CA certificate (PEM) that signs the clients' certificates"));
         }
         let mut f = Fields::new();
-        f.insert("certificate".into(), json!(certificate));
+        f.insert("certificate", json!(certificate));
         put(
             &mut f,
             "allowed_common_names",

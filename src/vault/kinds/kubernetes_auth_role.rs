@@ -27,11 +27,11 @@ impl ObjectKind for KubernetesAuthRole {
     ) -> Result<Vec<DesiredResource>, Diagnostic> {
         let mut f = Fields::new();
         f.insert(
-            "bound_service_account_names".into(),
+            "bound_service_account_names",
             json!(s.bound_service_account_names),
         );
         f.insert(
-            "bound_service_account_namespaces".into(),
+            "bound_service_account_namespaces",
             json!(s.bound_service_account_namespaces),
         );
         put(&mut f, "audience", s.audience.clone());

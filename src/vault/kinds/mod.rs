@@ -645,17 +645,13 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
             .iter()
             .find(|r| r.addr == urls_addr)
             .expect("pki_int/config/urls");
-        let keys: Vec<&str> = urls.fields.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = urls.fields.keys().collect();
         assert_eq!(keys, ["issuing_certificates"]);
         // Created: the plan shows (and the write sends: a change's `after`
         // is its body) the written list only.
         let plan = crate::plan::plan(&desired, &crate::state::Observed::default());
         let change = plan.changes.iter().find(|c| c.addr == urls_addr).unwrap();
-        let after: Vec<&str> = change
-            .after
-            .iter()
-            .flat_map(|a| a.keys().map(String::as_str))
-            .collect();
+        let after: Vec<&str> = change.after.iter().flat_map(|a| a.keys()).collect();
         assert_eq!(after, ["issuing_certificates"]);
         let shown = crate::plan::render::human(&plan, crate::plan::render::Style::default());
         assert!(shown.contains("issuing_certificates = "), "{shown}");

@@ -52,7 +52,7 @@ impl ObjectKind for PkiMount {
     ) -> Result<Vec<DesiredResource>, Diagnostic> {
         let path = meta.name.as_str();
         let mut f = Fields::new();
-        f.insert("type".into(), json!("pki"));
+        f.insert("type", json!("pki"));
         put(&mut f, "description", spec.description.clone());
         put_secs(&mut f, "default_lease_ttl", spec.default_lease_ttl);
         put_secs(&mut f, "max_lease_ttl", spec.max_lease_ttl);
@@ -299,7 +299,7 @@ fn issuer(
     } = lowered;
     let mut shown = Fields::new();
     put(&mut shown, "issuer_name", issuer_name.clone());
-    shown.insert("common_name".into(), json!(identity.common_name));
+    shown.insert("common_name", json!(identity.common_name));
     put(
         &mut shown,
         "key_type",
@@ -351,10 +351,10 @@ fn issuer(
 /// The parameters of a generate call: common name, key type and size.
 fn generate_params(common_name: &str, key_type: crate::model::KeyType, bits: u32) -> Fields {
     let mut params = Fields::new();
-    params.insert("common_name".into(), json!(common_name));
-    params.insert("key_type".into(), json!(key_type.as_str()));
+    params.insert("common_name", json!(common_name));
+    params.insert("key_type", json!(key_type.as_str()));
     if bits != 0 {
-        params.insert("key_bits".into(), json!(bits));
+        params.insert("key_bits", json!(bits));
     }
     params
 }
@@ -391,7 +391,7 @@ fn intermediate(
     let mut params = generate_params(&i.common_name, i.key_type, bits);
     params.extend(i.extra.clone());
     let mut sign_params = Fields::new();
-    sign_params.insert("common_name".into(), json!(i.common_name));
+    sign_params.insert("common_name", json!(i.common_name));
     put_secs(&mut sign_params, "ttl", i.ttl);
     put(&mut sign_params, "max_path_length", i.max_path_length);
     let (signer, issued_by) = match &i.signed_by {

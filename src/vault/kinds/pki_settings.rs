@@ -36,14 +36,8 @@ pub fn acme_enabled(spec: &PkiMountSpec) -> bool {
 /// enabled.
 pub fn acme_tuning(spec: &PkiMountSpec, mount_fields: &mut Fields) {
     if acme_enabled(spec) {
-        mount_fields.insert(
-            "passthrough_request_headers".into(),
-            json!(ACME_REQUEST_HEADERS),
-        );
-        mount_fields.insert(
-            "allowed_response_headers".into(),
-            json!(ACME_RESPONSE_HEADERS),
-        );
+        mount_fields.insert("passthrough_request_headers", json!(ACME_REQUEST_HEADERS));
+        mount_fields.insert("allowed_response_headers", json!(ACME_RESPONSE_HEADERS));
     }
 }
 

@@ -26,7 +26,7 @@ impl ObjectKind for Policy {
         spec: &PolicySpec,
     ) -> Result<Vec<DesiredResource>, Diagnostic> {
         let mut f = Fields::new();
-        f.insert("policy".into(), json!(render_hcl(spec, &repo.identity)));
+        f.insert("policy", json!(render_hcl(spec, &repo.identity)));
         Ok(vec![resource(
             spec.address(&meta.name).into(),
             ResourceKind::Policy,

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::addr::Addr;
 use crate::model::{KeyType, Location, Source};
 
-/// API parameters by their Vault (snake_case) name.
-pub type Fields = BTreeMap<String, serde_json::Value>;
+mod fields;
+
+pub use fields::{Fields, Key};
 
 /// The kinds of resource, each with its descriptor: listed once, in the
 /// registry of [`crate::vault::kinds`].
