@@ -313,7 +313,7 @@ async fn recheck(cluster: &Cluster, c: &Change, key: &str) -> Result<Option<Stri
         (Some(_), None) => Some("it was deleted since".to_string()),
         (Some(then), Some(now)) => {
             then.iter()
-                .find(|(k, v)| now.get(*k) != Some(v))
+                .find(|(k, v)| now.get(k) != Some(v))
                 .map(|(k, v)| {
                     format!(
                         "{k}: was {v}, is now {}",

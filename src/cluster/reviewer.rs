@@ -200,9 +200,9 @@ pub fn plan_render(plan: &mut Plan, desired: &Desired) {
                 .iter()
                 .filter(|(k, v)| {
                     if c.is_sensitive(k) {
-                        before.get(*k).is_none_or(Value::is_null)
+                        before.get(k).is_none_or(Value::is_null)
                     } else {
-                        !same_value(v, before.get(*k))
+                        !same_value(v, before.get(k))
                     }
                 })
                 .map(|(k, _)| k.to_string())

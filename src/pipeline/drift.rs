@@ -34,9 +34,9 @@ fn moved_fields(c: &Change) -> Vec<String> {
     };
     let changed = after
         .iter()
-        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .filter(|(k, v)| before.get(k) != Some(*v))
         .map(|(k, _)| k);
-    let removed = before.keys().filter(|k| !after.contains_key(*k));
+    let removed = before.keys().filter(|k| !after.contains_key(k));
     changed
         .chain(removed)
         .collect::<BTreeSet<_>>()

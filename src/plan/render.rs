@@ -93,7 +93,7 @@ fn field_lines(out: &mut String, c: &Change, style: Style) {
                 // A secret is written whenever its object is (Vault and the
                 // providers list it only then): shown, masked, even when
                 // both sides read `(sensitive)`.
-                c.is_sensitive(k) || !same_value(&a[*k], before.and_then(|b| b.get(*k)))
+                c.is_sensitive(k) || !same_value(&a[*k], before.and_then(|b| b.get(k)))
             })
             .collect(),
         // A replaced CA: only the identity fields that the live issuer has
@@ -102,7 +102,7 @@ fn field_lines(out: &mut String, c: &Change, style: Style) {
             .keys()
             .filter(|k| {
                 before
-                    .and_then(|b| b.get(*k))
+                    .and_then(|b| b.get(k))
                     .is_some_and(|b| !same_value(&a[*k], Some(b)))
             })
             .collect(),
