@@ -66,14 +66,12 @@ pub(crate) fn resource(
     origin: &Origin,
     at: &str,
 ) -> DesiredResource {
-    let mut depends_on = depends_on;
-    depends_on.shrink_to_fit();
     DesiredResource {
         addr,
         kind,
         fields,
         secrets: BTreeMap::new(),
-        depends_on,
+        depends_on: depends_on.into(),
         origin: origin.at(at),
         ca: None,
     }

@@ -606,7 +606,7 @@ mod tests {
             sensitive: vec![],
             reason: None,
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         }
     }

@@ -104,7 +104,7 @@ pub fn change(addr: Addr, action: Action, manifest: Option<Value>) -> Change {
         sensitive: vec![],
         reason: None,
         ca: None,
-        depends_on: vec![],
+        depends_on: Default::default(),
         manifest,
     }
 }

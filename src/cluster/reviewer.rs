@@ -356,7 +356,7 @@ mod tests {
                 kind: ResourceKind::AuthConfig,
                 fields: Fields::new(),
                 secrets,
-                depends_on: vec![],
+                depends_on: Default::default(),
                 origin: Location {
                     file: "auth.yaml".into(),
                     line: 1,
@@ -395,7 +395,7 @@ mod tests {
                 sensitive: vec!["token_reviewer_jwt".into()],
                 reason: Some("changed: token_reviewer_jwt".into()),
                 ca: None,
-                depends_on: vec![],
+                depends_on: Default::default(),
                 manifest: None,
             }],
             ..Plan::default()

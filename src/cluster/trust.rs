@@ -348,7 +348,7 @@ pub fn plan(seen: &TrustObserved, planned: &Plan, identity: &str) -> Change {
         sensitive: vec![],
         reason,
         ca: None,
-        depends_on: vec![],
+        depends_on: Default::default(),
         manifest: Some(t.manifest(&want, identity)),
     }
 }

@@ -81,7 +81,7 @@ mod tests {
             sensitive: vec![],
             reason: None,
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         }
     }

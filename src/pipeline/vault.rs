@@ -6,7 +6,7 @@ use futures::FutureExt as _;
 use futures::future::LocalBoxFuture;
 
 use super::provider::{ApplyInput, Observation, OnEvent, PlanInput, Provider, ProviderError};
-use crate::plan::{Action, Change, Plan, Planned};
+use crate::plan::{Action, Change, Plan, Streamed};
 use crate::state::{Desired, Observed, Ownership};
 use crate::vault::apply::{ApplyOptions, ApplyReport, Part};
 use crate::vault::{SecretSources, Vault, VaultError};
@@ -41,9 +41,9 @@ impl<'v> VaultProvider<'v> {
 /// were read (their replies are not kept); the CAs are planned here.
 struct VaultObserved {
     observed: Observed,
-    /// `planned[i]`: the change of `desired.resources[i]`, taken by the
-    /// one [`Observation::plan`] call.
-    planned: std::sync::Mutex<Vec<Option<Box<Planned>>>>,
+    /// The changes planned as the replies arrived, taken by the one
+    /// [`Observation::plan`] call.
+    planned: std::sync::Mutex<Streamed>,
     owned: Ownership,
 }
 
@@ -80,7 +80,12 @@ impl Observation for VaultObserved {
             &self.observed,
             &own.changes,
         ));
-        plan.changes.extend(own.changes);
+        if plan.changes.is_empty() {
+            // Vault is planned first: its list becomes the plan's (not a copy).
+            plan.changes = own.changes;
+        } else {
+            plan.changes.extend(own.changes);
+        }
         plan.errored.extend(own.errored);
         plan.notes.extend(own.notes);
         plan.warnings.extend(own.warnings);
@@ -112,17 +117,13 @@ fn log_observed(vault: &Vault, existing: usize, started: std::time::Instant) {
 async fn observe_and_plan_streamed(
     vault: &Vault,
     desired: &Desired,
-) -> Result<(Observed, Vec<Option<Box<Planned>>>), VaultError> {
+) -> Result<(Observed, Streamed), VaultError> {
     let started = std::time::Instant::now();
-    let mut planned: Vec<Option<Box<Planned>>> = vec![None; desired.resources.len()];
+    let mut planned = Streamed::new(desired);
     let mut existing = 0;
     let observed = crate::vault::observe::observe_streamed(vault, desired, |i, r, live, mounts| {
         existing += usize::from(live.is_some());
-        planned[i] = Some(Box::new(crate::plan::plan_resource(
-            r,
-            live.as_ref(),
-            mounts,
-        )));
+        planned.plan(i, r, live.as_ref(), mounts);
     })
     .await?;
     log_observed(vault, existing, started);

@@ -85,7 +85,7 @@ mod tests {
             sensitive: vec![],
             reason: Some(format!("reason {after}")),
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         }
     }

@@ -18,70 +18,102 @@ use crate::vault::kinds::{Belongs, Read, Write};
 /// Compares desired with observed. Pure: no I/O, no clock (time comes from
 /// [`Observed::now`]).
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
-    plan_streamed(desired, observed, Vec::new())
+    plan_streamed(desired, observed, Streamed::default())
 }
 
-/// The change of one resource compared field by field (every kind but a
-/// CA), with the errors it raises: what [`plan_resource`] returns as each
-/// observation arrives.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Planned {
-    /// The change.
-    pub change: Change,
-    /// Why the plan cannot be applied, if it cannot.
-    pub errored: Vec<PlanError>,
+/// The changes of the resources compared field by field (every kind but a
+/// CA), planned one by one as their live fields are read, so that no reply
+/// is kept: one slot per desired resource (`changes[i]` is the change of
+/// `desired.resources[i]`), filled in place, from which [`plan_streamed`]
+/// makes the plan's list without a second one.
+#[derive(Debug, Default)]
+pub struct Streamed {
+    changes: Vec<Option<Change>>,
+    errored: Vec<PlanError>,
 }
 
-/// Plans one resource compared field by field from its live fields
-/// (`None`: it does not exist), as soon as they are read: the live reply
-/// need not be kept once this returns. Pure.
-pub fn plan_resource(
-    r: &DesiredResource,
-    live: Option<&Fields>,
-    live_mounts: &LiveMounts,
-) -> Planned {
-    let mut errored = Vec::new();
-    let change = plan_fields(r, live, live_mounts, &mut errored);
-    Planned { change, errored }
+impl Streamed {
+    /// An empty slot for each resource of `desired`.
+    pub fn new(desired: &Desired) -> Streamed {
+        Streamed {
+            changes: std::iter::repeat_with(|| None)
+                .take(desired.resources.len())
+                .collect(),
+            errored: Vec::new(),
+        }
+    }
+
+    /// Plans resource `i`, `r`, from its live fields (`None`: it does not
+    /// exist), as soon as they are read: the live reply need not be kept
+    /// once this returns. Pure.
+    pub fn plan(
+        &mut self,
+        i: usize,
+        r: &DesiredResource,
+        live: Option<&Fields>,
+        live_mounts: &LiveMounts,
+    ) {
+        let change = plan_fields(r, live, live_mounts, &mut self.errored);
+        if let Some(slot) = self.changes.get_mut(i) {
+            *slot = Some(change);
+        }
+    }
 }
 
 /// [`plan`], where the resources compared field by field were already
-/// planned while they were observed ([`plan_resource`]; `planned[i]` is the
-/// one of `desired.resources[i]`). A resource without one there is planned
-/// from [`Observed::resources`]. Pure.
-pub fn plan_streamed(
-    desired: &Desired,
-    observed: &Observed,
-    mut planned: Vec<Option<Box<Planned>>>,
-) -> Plan {
-    let mut plan = Plan::default();
-    let mut changes = Vec::with_capacity(desired.resources.len());
-    for (i, r) in desired.resources.iter().enumerate() {
-        let change = match (r.kind.descriptor().write, &r.ca) {
+/// planned while they were observed ([`Streamed::plan`]). A resource
+/// without a change there is planned from [`Observed::resources`]. Pure.
+pub fn plan_streamed(desired: &Desired, observed: &Observed, streamed: Streamed) -> Plan {
+    let Streamed {
+        changes: mut slots,
+        errored,
+    } = streamed;
+    let mut plan = Plan {
+        errored,
+        ..Plan::default()
+    };
+    slots.resize_with(desired.resources.len(), || None);
+    // The changes a CA adds before its own (keys an interrupted apply
+    // left, the issuers it supersedes), by the index of the CA.
+    let mut before_ca: Vec<(usize, Vec<Change>)> = Vec::new();
+    for (i, (r, slot)) in desired.resources.iter().zip(slots.iter_mut()).enumerate() {
+        match (r.kind.descriptor().write, &r.ca) {
             (Write::Issuer, Some(ca)) => {
                 let mut change = plan_issuer(r, ca, observed);
-                changes.extend(pending_keys(&mut change, ca, observed));
-                changes.extend(superseded(&change, ca, observed));
-                change
-            }
-            _ => match planned.get_mut(i).and_then(Option::take) {
-                Some(p) => {
-                    // Unboxed here: each reply's change is held once, its box
-                    // freed as the plan's own list grows.
-                    let Planned { change, errored } = *p;
-                    plan.errored.extend(errored);
-                    change
+                let mut added = pending_keys(&mut change, ca, observed);
+                added.extend(superseded(&change, ca, observed));
+                if !added.is_empty() {
+                    before_ca.push((i, added));
                 }
-                None => plan_fields(
+                *slot = Some(change);
+            }
+            _ if slot.is_none() => {
+                *slot = Some(plan_fields(
                     r,
                     observed.resources.get(&r.addr),
                     &observed.live_mounts,
                     &mut plan.errored,
-                ),
-            },
-        };
-        changes.push(change);
+                ));
+            }
+            _ => {}
+        }
     }
+    let mut changes: Vec<Change> = if before_ca.is_empty() {
+        // Every slot is filled: the list is made in the slots' own room.
+        #[allow(clippy::filter_map_identity)] // `flatten` would not reuse the room
+        slots.into_iter().filter_map(|c| c).collect()
+    } else {
+        let added: usize = before_ca.iter().map(|(_, a)| a.len()).sum();
+        let mut out = Vec::with_capacity(slots.len() + added);
+        let mut before_ca = before_ca.into_iter().peekable();
+        for (i, change) in slots.into_iter().enumerate() {
+            if let Some((_, added)) = before_ca.next_if(|(at, _)| *at == i) {
+                out.extend(added);
+            }
+            out.extend(change);
+        }
+        out
+    };
     children_wait(&mut changes, Some(observed));
     plan.changes = order(changes);
     plan
@@ -342,7 +374,7 @@ pub fn ownership(plan: &mut Plan, owned: &Ownership, options: OwnershipOptions<'
                 "no longer in the repository (prune)".into()
             }),
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         });
     }
@@ -1175,7 +1207,7 @@ fn superseded(change: &Change, ca: &DesiredCa, observed: &Observed) -> Vec<Chang
                 pending_key: None,
                 rotation: None,
             })),
-            depends_on: vec![change.addr.clone()],
+            depends_on: [change.addr.clone()].into(),
             manifest: None,
         };
         c.before
@@ -1341,11 +1373,11 @@ fn pending_keys(change: &mut Change, ca: &DesiredCa, observed: &Observed) -> Vec
             sensitive: vec![],
             reason: None,
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         };
         if let Some(user) = issuers.iter().find(|i| i.key_id == key.id) {
-            change.depends_on.push(addr);
+            change.depends_on = depends_also(&change.depends_on, addr);
             out.push(Change {
                 action: Action::Update,
                 after: Some([("key_name".to_string(), json!(""))].into_iter().collect()),
@@ -1362,7 +1394,7 @@ fn pending_keys(change: &mut Change, ca: &DesiredCa, observed: &Observed) -> Vec
             // Its private key left Vault once, with the apply that stopped,
             // and is gone: delete it first, so that a new key (exported and
             // delivered this time) can take the name.
-            change.depends_on.push(addr.clone());
+            change.depends_on = depends_also(&change.depends_on, addr.clone());
             out.push(Change {
                 reason: Some(
                     "an exported intermediate key an interrupted apply generated: its private \
@@ -1396,7 +1428,7 @@ fn pending_keys(change: &mut Change, ca: &DesiredCa, observed: &Observed) -> Vec
             }
         }
         out.push(Change {
-            depends_on: vec![change.addr.clone()],
+            depends_on: [change.addr.clone()].into(),
             reason: Some(
                 "a key an interrupted apply generated and no issuer uses: delete it".into(),
             ),
@@ -1409,6 +1441,11 @@ fn pending_keys(change: &mut Change, ca: &DesiredCa, observed: &Observed) -> Vec
 /// Orders changes so that each comes after what it depends on; independent
 /// changes keep kind order (auth, policies, mounts, CAs, roles) and then
 /// declaration order.
+/// `deps` and `addr`.
+fn depends_also(deps: &[Addr], addr: Addr) -> crate::state::Addrs {
+    deps.iter().cloned().chain([addr]).collect()
+}
+
 fn order(changes: Vec<Change>) -> Vec<Change> {
     let index: HashMap<&Addr, usize> = changes
         .iter()
@@ -1418,7 +1455,7 @@ fn order(changes: Vec<Change>) -> Vec<Change> {
     let mut indegree = vec![0usize; changes.len()];
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
     for (i, c) in changes.iter().enumerate() {
-        for d in &c.depends_on {
+        for d in c.depends_on.iter() {
             if let Some(&j) = index.get(d)
                 && j != i
             {
@@ -1480,7 +1517,7 @@ mod tests {
             kind: ResourceKind::Role,
             fields: [("ttl".to_string(), json!(ttl))].into_iter().collect(),
             secrets: Default::default(),
-            depends_on,
+            depends_on: depends_on.into(),
             origin: Location {
                 file: "t.yaml".into(),
                 line: 1,
@@ -1528,15 +1565,11 @@ mod tests {
         let whole = plan(&desired, &observed);
 
         // Replies arriving out of order, each planned and then dropped.
-        let mut planned: Vec<Option<Box<Planned>>> = vec![None; 3];
+        let mut planned = Streamed::new(&desired);
         for i in [2, 0, 1] {
             let r = &desired.resources[i];
             let reply = observed.resources.get(&r.addr).cloned();
-            planned[i] = Some(Box::new(plan_resource(
-                r,
-                reply.as_ref(),
-                &observed.live_mounts,
-            )));
+            planned.plan(i, r, reply.as_ref(), &observed.live_mounts);
         }
         let streamed = plan_streamed(
             &desired,
@@ -1576,9 +1609,11 @@ mod tests {
     fn an_unchanged_object_keeps_its_fields_once_and_still_reports_its_live_side() {
         let r = role("a", 60, vec![]);
         let live: Fields = [("ttl".to_string(), json!(60))].into_iter().collect();
-        let mut c = plan_resource(&r, Some(&live), &LiveMounts::default()).change;
+        let mut c = plan_fields(&r, Some(&live), &LiveMounts::default(), &mut Vec::new());
         assert_eq!(c.action, Action::NoOp);
         assert_eq!(c.before, None, "not kept twice");
+        // Its `after` is the desired resource's own map, not a copy.
+        assert!(c.after.as_ref().is_some_and(|a| a.shares(&r.fields)));
         assert_eq!(c.live(), Some(&live));
         let report = crate::plan::json::PlanReport::new(&Plan {
             changes: vec![c.clone()],
@@ -1591,7 +1626,7 @@ mod tests {
         c.become_change(Action::Update);
         assert_eq!(c.before.as_ref(), Some(&live));
         // A create has no live side.
-        let created = plan_resource(&r, None, &LiveMounts::default()).change;
+        let created = plan_fields(&r, None, &LiveMounts::default(), &mut Vec::new());
         assert_eq!((created.action, created.live()), (Action::Create, None));
     }
 }

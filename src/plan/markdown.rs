@@ -115,7 +115,7 @@ mod tests {
             sensitive: vec![],
             reason: Some("a | b".into()),
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         }
     }

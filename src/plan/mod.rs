@@ -21,8 +21,8 @@ use crate::state::{DesiredCa, Fields, ResourceKind};
 pub use compare::first_difference;
 pub(crate) use diff::children_wait;
 pub use diff::{
-    KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, Planned, ownership, plan, plan_resource,
-    plan_streamed, same_value,
+    KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, Streamed, ownership, plan, plan_streamed,
+    same_value,
 };
 
 /// What a change does.
@@ -110,8 +110,8 @@ pub struct Change {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<Box<CaChange>>,
     /// Addresses that must be applied first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub depends_on: Vec<Addr>,
+    #[serde(default, skip_serializing_if = "<[Addr]>::is_empty")]
+    pub depends_on: crate::state::Addrs,
     /// For a cluster object: the whole manifest to server-side apply (never
     /// rendered: a Secret's values live here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -420,7 +420,7 @@ mod tests {
                     sensitive: vec![],
                     reason: None,
                     ca: None,
-                    depends_on: vec![],
+                    depends_on: Default::default(),
                     manifest: None,
                 })
                 .collect(),

@@ -332,7 +332,7 @@ mod tests {
             sensitive: vec![],
             reason: None,
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         }
     }
@@ -449,7 +449,7 @@ mod tests {
             sensitive: vec![],
             reason: None,
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         };
         let mut created = role(Action::Create, None, json!({"max_ttl": 3600}));

@@ -500,7 +500,7 @@ certplane_ready 1
                 pending_key: None,
                 rotation,
             })),
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         };
         let plan = Plan {

@@ -21,6 +21,10 @@ mod fields;
 
 pub use fields::{Fields, Key};
 
+/// Addresses a resource or a change depends on: shared, since a planned
+/// change lists the very addresses of its desired resource.
+pub type Addrs = std::sync::Arc<[Addr]>;
+
 /// The kinds of resource, each with its descriptor: listed once, in the
 /// registry of [`crate::vault::kinds`].
 pub use crate::vault::kinds::ResourceKind;
@@ -38,7 +42,7 @@ pub struct DesiredResource {
     /// shown as `(sensitive)`, compared only as "set / not set".
     pub secrets: BTreeMap<String, SecretFrom>,
     /// Resources that must exist before this one.
-    pub depends_on: Vec<Addr>,
+    pub depends_on: Addrs,
     /// Where the user declared it.
     pub origin: Location,
     /// For [`ResourceKind::Issuer`]: how the CA is made (boxed: a CA is

@@ -556,7 +556,7 @@ pub async fn observe(vault: &Vault, desired: &Desired) -> Result<Observed, Vault
 /// live mount paths) as they arrive instead of keeping them:
 /// [`Observed::resources`] comes back empty. At most [`CONCURRENCY`]
 /// replies are held at a time; the planner compares each as it comes
-/// ([`crate::plan::plan_resource`]), so that a plan of 10,000 roles never
+/// ([`crate::plan::Streamed::plan`]), so that a plan of 10,000 roles never
 /// holds 10,000 replies of some sixty parameters each.
 pub async fn observe_streamed<F>(
     vault: &Vault,

@@ -302,7 +302,7 @@ async fn a_new_token_secret_makes_the_config_be_written_again() {
         sensitive: vec![],
         reason: None,
         ca: None,
-        depends_on: vec![],
+        depends_on: Default::default(),
         manifest: None,
     });
     certplane::cluster::reviewer::plan_live(&mut plan, &prepared.desired);

@@ -22,7 +22,7 @@ pub fn resource(path: &str, kind: ResourceKind, f: Value) -> DesiredResource {
         kind,
         fields: fields(f),
         secrets: Default::default(),
-        depends_on: vec![],
+        depends_on: Default::default(),
         origin: Location {
             file: "test.yaml".into(),
             line: 1,
@@ -49,7 +49,7 @@ pub fn change(
         sensitive: vec![],
         reason: None,
         ca: None,
-        depends_on: vec![],
+        depends_on: Default::default(),
         manifest: None,
     }
 }
@@ -95,7 +95,7 @@ pub fn issuer_change(ca: DesiredCa, action: Action, existing_id: Option<&str>) -
             pending_key: None,
             rotation: None,
         })),
-        depends_on: vec![],
+        depends_on: Default::default(),
         manifest: None,
     }
 }
