@@ -41,7 +41,11 @@ pub struct Applied {
 
 impl Applied {
     fn absorb(&mut self, report: ApplyReport) {
-        self.changes.extend(report.applied);
+        if self.changes.is_empty() {
+            self.changes = report.applied;
+        } else {
+            self.changes.extend(report.applied);
+        }
         self.waiting.extend(report.waiting);
     }
 

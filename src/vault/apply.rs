@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::issuer;
 use super::observe::observe_one;
 use super::{Vault, VaultError};
-use crate::addr::Addr;
+use crate::addr::{Addr, VaultAddr};
 use crate::model::source::SourceError;
 use crate::model::{Sensitive, Source};
 use crate::pki::sign::SignError;
@@ -329,6 +329,17 @@ pub async fn apply_with(
         .pending()
         .filter(|c| c.addr.is_vault() && options.part.has(c.action))
         .collect();
+    report.applied.reserve(pending.len());
+    // Only what a later change can depend on is remembered as created (its
+    // mount, what it names in `depends_on`), not each of 10,000 roles.
+    let parents: BTreeSet<&Addr> = pending.iter().flat_map(|c| c.depends_on.iter()).collect();
+    let remember = |addr: &Addr| {
+        parents.contains(addr)
+            || matches!(
+                addr.as_vault(),
+                Some(VaultAddr::Mount { .. } | VaultAddr::AuthMount { .. })
+            )
+    };
     let mut i = 0;
     while i < pending.len() {
         // A run of plain parameter writes that do not depend on each other
@@ -344,19 +355,28 @@ pub async fn apply_with(
                 });
             }
             let created_ref = &created;
-            let results: Vec<Result<&Change, ApplyError>> = futures::stream::iter(run)
+            let mut results = futures::stream::iter(run)
                 .map(|c| async move {
                     recheck(vault, c, created_ref).await?;
                     apply_fields(vault, c, secrets).await?;
-                    Ok(*c)
+                    Ok::<_, ApplyError>(*c)
                 })
-                .buffered(WRITE_CONCURRENCY)
-                .collect()
-                .await;
-            for r in results {
-                let c = r?;
-                if c.action == Action::Create {
-                    created.insert(c.addr.clone());
+                .buffered(WRITE_CONCURRENCY);
+            // Each result as it comes (not a list of the whole run); a
+            // failed write does not stop the others of the run, which are
+            // independent of it: each is reported, then the first error.
+            let mut made = Vec::new();
+            let mut failed = None;
+            while let Some(r) = results.next().await {
+                let c = match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        continue;
+                    }
+                };
+                if c.action == Action::Create && remember(&c.addr) {
+                    made.push(c.addr.clone());
                 }
                 report.applied.push(Applied {
                     addr: c.addr.clone(),
@@ -368,6 +388,11 @@ pub async fn apply_with(
                     action: c.action,
                 });
             }
+            drop(results);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            created.extend(made);
             i += batch;
             continue;
         }
@@ -387,7 +412,9 @@ pub async fn apply_with(
         match outcome {
             Outcome::Done(issuer_id, exported) => {
                 report.exported.extend(exported);
-                if matches!(change.action, Action::Create | Action::Replace) {
+                if matches!(change.action, Action::Create | Action::Replace)
+                    && remember(&change.addr)
+                {
                     created.insert(change.addr.clone());
                 }
                 report.applied.push(Applied {
@@ -690,7 +717,7 @@ mod tests {
             sensitive: vec!["token_reviewer_jwt".into()],
             reason: None,
             ca: None,
-            depends_on: vec![],
+            depends_on: Default::default(),
             manifest: None,
         };
         let mut sources = SecretSources::new();

@@ -719,3 +719,52 @@ async fn stale_and_errored_plans_stop_before_writing() {
     run(&vault, &p).await.unwrap();
     assert!(bao.get_data("pki/roles/web").await.is_none());
 }
+
+#[tokio::test]
+async fn a_failed_write_in_a_run_of_roles_does_not_stop_the_others() {
+    let bao = OpenBao::start_with_audit();
+    let vault = root_vault(&bao.addr()).await;
+    bao.bao_ok(&["secrets", "enable", "pki"]);
+    // Three independent role creates, written concurrently; `b` appeared
+    // since the plan, so its write is refused as stale.
+    let p = plan(
+        ["a", "b", "c"]
+            .into_iter()
+            .map(|name| {
+                change(
+                    &format!("pki/roles/{name}"),
+                    ResourceKind::Role,
+                    Action::Create,
+                    None,
+                    Some(json!({"ttl": 60})),
+                )
+            })
+            .collect(),
+    );
+    bao.bao_ok(&["write", "pki/roles/b", "ttl=120"]);
+    let mut events = Vec::new();
+    let err = apply(&vault, &p, &SecretSources::new(), &mut |e| events.push(e))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::Stale { addr } if addr.to_string() == "vault:pki/roles/b"),
+        "{err}"
+    );
+    // The others were written, and each is reported as done.
+    for name in ["a", "c"] {
+        let role = bao.get_data(&format!("pki/roles/{name}")).await;
+        assert_eq!(role.map(|r| r["ttl"].clone()), Some(json!(60)), "{name}");
+    }
+    let done: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            ApplyEvent::Done { addr, .. } => Some(addr.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, ["vault:pki/roles/a", "vault:pki/roles/c"]);
+    assert_eq!(
+        bao.get_data("pki/roles/b").await.unwrap()["ttl"],
+        json!(120)
+    );
+}
