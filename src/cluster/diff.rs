@@ -329,13 +329,13 @@ mod tests {
     use crate::addr::KubeRef;
 
     fn addr() -> Addr {
-        Addr::Kube(KubeRef {
+        Addr::Kube(Box::new(KubeRef {
             group: "".into(),
             version: "v1".into(),
             kind: "Secret".into(),
             namespace: Some("ns".into()),
             name: "s".into(),
-        })
+        }))
     }
 
     #[test]

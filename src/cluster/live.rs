@@ -134,7 +134,7 @@ impl LiveCluster {
             async move {
                 let seen = if in_new_namespace {
                     ObservedObject {
-                        addr: Addr::Kube(kube_ref(&m)),
+                        addr: Addr::Kube(Box::new(kube_ref(&m))),
                         live: None,
                         dry_run: m.clone(),
                     }
@@ -192,7 +192,7 @@ impl LiveCluster {
     ) -> Result<(LiveObserved, Vec<String>), ClusterError> {
         let (objects, new_namespaces) = self.observe_objects(manifests, identity).await?;
         let mut current = Inventory::new(objects.iter().filter_map(|o| match &o.plan.addr {
-            Addr::Kube(k) => Some(k.clone()),
+            Addr::Kube(k) => Some(KubeRef::clone(k)),
             Addr::Vault(_) => None,
         }));
         current.entries.extend(delivered.iter().cloned());
@@ -411,7 +411,7 @@ impl LiveObserved {
             match owner {
                 StaleOwner::Gone => {}
                 StaleOwner::Other(why) => notes.push(PlanNote {
-                    addr: Addr::Kube(r.clone()),
+                    addr: Addr::Kube(Box::new(r.clone())),
                     message: format!(
                         "no longer in the repository, and not deleted: {why}; it leaves this \
                          repository's inventory"
@@ -419,12 +419,12 @@ impl LiveObserved {
                     owned: false,
                 }),
                 StaleOwner::Ours if prune => {
-                    let mut c = change(Addr::Kube(r.clone()), Action::Delete, None);
+                    let mut c = change(Addr::Kube(Box::new(r.clone())), Action::Delete, None);
                     c.reason = Some("no longer in the repository (prune)".into());
                     changes.push(c);
                 }
                 StaleOwner::Ours => notes.push(PlanNote {
-                    addr: Addr::Kube(r.clone()),
+                    addr: Addr::Kube(Box::new(r.clone())),
                     message: crate::plan::KEPT_PRUNE_OFF.into(),
                     owned: true,
                 }),
@@ -490,7 +490,7 @@ pub async fn plan_live(
 /// The inventory a plan leaves: every cluster object it keeps.
 pub fn current_inventory(changes: &[Change]) -> Inventory {
     Inventory::new(changes.iter().filter_map(|c| match (&c.addr, c.action) {
-        (Addr::Kube(k), a) if a != Action::Delete => Some(k.clone()),
+        (Addr::Kube(k), a) if a != Action::Delete => Some(KubeRef::clone(k)),
         _ => None,
     }))
 }
@@ -584,7 +584,7 @@ impl Provider for LiveCluster {
                 .iter()
                 .filter(|c| c.kind == ResourceKind::ClusterObject && c.action == Action::Delete)
                 .filter_map(|c| match &c.addr {
-                    Addr::Kube(k) => Some(k.clone()),
+                    Addr::Kube(k) => Some(KubeRef::clone(k)),
                     Addr::Vault(_) => None,
                 })
                 .collect();
@@ -593,7 +593,7 @@ impl Provider for LiveCluster {
                 done(
                     &mut report,
                     on_event,
-                    &Addr::Kube(r.clone()),
+                    &Addr::Kube(Box::new(r.clone())),
                     Action::Delete,
                 );
             }
@@ -609,7 +609,7 @@ impl Provider for LiveCluster {
                         .iter()
                         .filter(|n| n.owned)
                         .filter_map(|n| match &n.addr {
-                            Addr::Kube(k) => Some(k.clone()),
+                            Addr::Kube(k) => Some(KubeRef::clone(k)),
                             Addr::Vault(_) => None,
                         }),
                 );
@@ -657,13 +657,13 @@ mod tests {
 
     fn update(before: Value) -> Change {
         let mut c = change(
-            Addr::Kube(KubeRef {
+            Addr::Kube(Box::new(KubeRef {
                 group: "cert-manager.io".into(),
                 version: "v1".into(),
                 kind: "Issuer".into(),
                 namespace: Some("sandbox".into()),
                 name: "vi".into(),
-            }),
+            })),
             Action::Update,
             None,
         );

@@ -339,13 +339,13 @@ mod tests {
 
     #[test]
     fn json_writes_every_address_as_its_one_string() {
-        let kube = Addr::Kube(crate::addr::KubeRef {
+        let kube = Addr::Kube(Box::new(crate::addr::KubeRef {
             group: "cert-manager.io".into(),
             version: "v1".into(),
             kind: "Issuer".into(),
             namespace: Some("sandbox".into()),
             name: "vault-issuer".into(),
-        });
+        }));
         let plan = Plan {
             changes: vec![policy("web", Action::Create, "")],
             errored: vec![
