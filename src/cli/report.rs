@@ -85,7 +85,7 @@ mod tests {
         vec![
             Problem {
                 location: Some(Location {
-                    file: "repo/roles.yaml".into(),
+                    file: std::path::Path::new("repo/roles.yaml").into(),
                     line: 5,
                     column: 3,
                 }),

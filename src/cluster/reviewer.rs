@@ -358,7 +358,7 @@ mod tests {
                 secrets,
                 depends_on: Default::default(),
                 origin: Location {
-                    file: "auth.yaml".into(),
+                    file: std::path::Path::new("auth.yaml").into(),
                     line: 1,
                     column: 1,
                 },

@@ -14,8 +14,9 @@ mod walk;
 pub mod yaml;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
@@ -23,8 +24,8 @@ use crate::addr::VaultAddr;
 use crate::diagnostic::{Diagnostic, Diagnostics, suggest};
 use crate::model::config::VaultAuth;
 use crate::model::{
-    API_VERSION, ConfigSpec, Document, FileRef, Loaded, Location, Meta, Origin, Repository, Source,
-    SpecReader, VAULT_KINDS, VaultIssuerSpec, VaultObject, VaultSpec,
+    API_VERSION, ConfigSpec, Document, FileRef, Loaded, Location, Meta, Origin, Positions,
+    Repository, Source, SpecReader, VAULT_KINDS, VaultIssuerSpec, VaultObject, VaultSpec,
 };
 use crate::operator::{EnvRefusal, EnvRules};
 
@@ -85,6 +86,7 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Repository, Diagno
     let refs = Refs {
         root: &walk.confine,
         env: &options.env,
+        shapes: RefCell::new(HashSet::new()),
     };
     for (rel, file) in walk.files {
         let text = match std::fs::read(&file) {
@@ -145,7 +147,7 @@ fn record(repo: &mut Repository, rel: &Path, bytes: Vec<u8>) -> Vec<u8> {
 
 fn loc(file: &Path, (line, column): Pos) -> Location {
     Location {
-        file: file.to_path_buf(),
+        file: file.into(),
         line,
         column,
     }
@@ -157,6 +159,9 @@ struct Refs<'a> {
     root: &'a Root,
     /// Environment variables: what these rules allow.
     env: &'a EnvRules,
+    /// The field paths of the documents loaded so far, by shape: documents
+    /// written alike share them ([`crate::model::Positions::shared`]).
+    shapes: RefCell<HashSet<Arc<str>>>,
 }
 
 /// Loads the documents of one file into `repo`.
@@ -176,9 +181,11 @@ fn load_file(
         }
     };
     let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
+    let shared: Arc<Path> = Arc::from(file);
     for doc in &docs {
         let cx = DocCx {
             file,
+            shared: &shared,
             dir: &dir,
             text,
             doc,
@@ -204,6 +211,8 @@ fn syntax_error(file: &Path, e: &YamlError) -> Diagnostic {
 /// One document being loaded.
 struct DocCx<'a> {
     file: &'a Path,
+    /// The same, shared by every origin in the file.
+    shared: &'a Arc<Path>,
     dir: &'a Path,
     text: &'a str,
     doc: &'a RawDoc,
@@ -241,12 +250,17 @@ impl DocCx<'_> {
     }
 
     fn origin(&self) -> Origin {
+        let mut shapes = self.refs.shapes.borrow_mut();
+        let mut positions = |p: &BTreeMap<String, Pos>| -> Positions {
+            let collected: Positions = p.iter().collect();
+            collected.shared(&mut shapes)
+        };
         Origin {
-            file: self.file.to_path_buf(),
+            file: Arc::clone(self.shared),
             line: self.doc.root_pos.0,
             column: self.doc.root_pos.1,
-            fields: self.doc.fields.iter().collect(),
-            blocks: self.doc.blocks.iter().collect(),
+            fields: positions(&self.doc.fields),
+            blocks: positions(&self.doc.blocks),
         }
     }
 

@@ -22,7 +22,7 @@ fn is_yaml(path: &Path) -> bool {
 
 fn at(path: &Path) -> Location {
     Location {
-        file: path.to_path_buf(),
+        file: path.into(),
         line: 1,
         column: 1,
     }

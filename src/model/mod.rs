@@ -11,9 +11,10 @@ pub mod source;
 pub mod trust;
 pub mod vault;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -32,8 +33,9 @@ pub const API_VERSION: &str = "certplane.dev/v1alpha1";
 /// A position in a file of the repository (1-based line and column).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Location {
-    /// The file, as given on the command line joined with its path in the tree.
-    pub file: PathBuf,
+    /// The file, as given on the command line joined with its path in the
+    /// tree (shared by every location in it).
+    pub file: Arc<Path>,
     /// 1-based line.
     pub line: usize,
     /// 1-based column.
@@ -48,10 +50,10 @@ impl fmt::Display for Location {
 
 /// Where a loaded document came from, with the position of each of its
 /// fields by dotted path (`spec.maxTTL`, `spec.rules[0].path`).
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Origin {
-    /// The file.
-    pub file: PathBuf,
+    /// The file (shared by its documents).
+    pub file: Arc<Path>,
     /// The position of the document's first key.
     pub line: usize,
     /// Column of the first key.
@@ -66,10 +68,11 @@ pub struct Origin {
 
 /// Positions (line, column) by dotted path, held compactly: a repository
 /// of 10,000 documents keeps one per document for its whole run. The paths
-/// are one string; the index is sorted by path.
+/// are one string, which documents of the same shape share
+/// ([`Positions::shared`]); the index is sorted by path.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Positions {
-    paths: Box<str>,
+    paths: Arc<str>,
     /// (start, end) of a path in `paths`, and its (line, column).
     index: Box<[(u32, u32, u32, u32)]>,
 }
@@ -83,6 +86,19 @@ impl Positions {
             .binary_search_by(|e| key(e).cmp(path))
             .ok()
             .map(|i| (self.index[i].2 as usize, self.index[i].3 as usize))
+    }
+
+    /// The same positions, their paths string taken from `pool` when a
+    /// document of the same shape put it there (10,000 roles written alike
+    /// hold one).
+    pub fn shared(mut self, pool: &mut HashSet<Arc<str>>) -> Positions {
+        match pool.get(&self.paths) {
+            Some(same) => self.paths = Arc::clone(same),
+            None => {
+                pool.insert(Arc::clone(&self.paths));
+            }
+        }
+        self
     }
 
     /// How many paths it holds.
@@ -109,8 +125,20 @@ impl<'a> FromIterator<(&'a String, &'a (usize, usize))> for Positions {
         let key = |&(start, end, _, _): &(u32, u32, u32, u32)| &paths[start as usize..end as usize];
         index.sort_by(|a, b| key(a).cmp(key(b)));
         Positions {
-            paths: paths.into_boxed_str(),
+            paths: paths.into(),
             index: index.into_boxed_slice(),
+        }
+    }
+}
+
+impl Default for Origin {
+    fn default() -> Origin {
+        Origin {
+            file: Arc::from(Path::new("")),
+            line: 0,
+            column: 0,
+            fields: Positions::default(),
+            blocks: Positions::default(),
         }
     }
 }
@@ -444,6 +472,25 @@ mod tests {
     }
 
     #[test]
+    fn documents_of_one_shape_share_their_paths_and_keep_their_own_positions() {
+        let doc = |line: usize| -> Vec<(String, (usize, usize))> {
+            vec![("metadata".into(), (line, 1)), ("spec".into(), (line + 1, 1))]
+        };
+        let mut pool = HashSet::new();
+        let (a, b) = (doc(1), doc(10));
+        let a: Positions = a.iter().map(|(k, v)| (k, v)).collect();
+        let b: Positions = b.iter().map(|(k, v)| (k, v)).collect();
+        let (a, b) = (a.shared(&mut pool), b.shared(&mut pool));
+        assert!(Arc::ptr_eq(&a.paths, &b.paths), "one paths string");
+        assert_eq!((a.get("spec"), b.get("spec")), (Some((2, 1)), Some((11, 1))));
+        let other = vec![("kind".to_string(), (1, 1))];
+        let c: Positions = other.iter().map(|(k, v)| (k, v)).collect();
+        let c = c.shared(&mut pool);
+        assert!(!Arc::ptr_eq(&a.paths, &c.paths));
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
     fn origin_falls_back_to_the_nearest_written_parent() {
         let fields: BTreeMap<String, (usize, usize)> = [
             ("spec".to_string(), (5, 1)),
@@ -452,7 +499,7 @@ mod tests {
         .into_iter()
         .collect();
         let origin = Origin {
-            file: "a.yaml".into(),
+            file: std::path::Path::new("a.yaml").into(),
             line: 1,
             column: 1,
             fields: fields.iter().collect(),

@@ -1519,7 +1519,7 @@ mod tests {
             secrets: Default::default(),
             depends_on: depends_on.into(),
             origin: Location {
-                file: "t.yaml".into(),
+                file: std::path::Path::new("t.yaml").into(),
                 line: 1,
                 column: 1,
             },

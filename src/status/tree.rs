@@ -740,7 +740,7 @@ pub(crate) mod tests {
         repo.identity = "lab".into();
         for m in &mut repo.manifests {
             let name = m.origin.file.file_name().unwrap().to_owned();
-            m.origin.file = name.into();
+            m.origin.file = std::path::PathBuf::from(name).into();
         }
         repo
     }

@@ -24,7 +24,7 @@ pub fn resource(path: &str, kind: ResourceKind, f: Value) -> DesiredResource {
         secrets: Default::default(),
         depends_on: Default::default(),
         origin: Location {
-            file: "test.yaml".into(),
+            file: std::path::Path::new("test.yaml").into(),
             line: 1,
             column: 1,
         },
