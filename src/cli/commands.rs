@@ -208,9 +208,23 @@ async fn validate(dir: &Path, live: bool) -> ExitStatus {
     }
 }
 
+/// Prints the plan for people as it is rendered (a plan of 10,000 creates
+/// is not first held as one string).
+pub(crate) fn print_human(plan: &Plan, style: Style) {
+    struct Stdout<W>(W);
+    impl<W: std::io::Write> std::fmt::Write for Stdout<W> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
+        }
+    }
+    let mut out = Stdout(std::io::BufWriter::new(std::io::stdout().lock()));
+    render::human_to(&mut out, plan, style);
+    let _ = std::io::Write::flush(&mut out.0);
+}
+
 fn print_plan(plan: &Plan, output: Output, style: Style) {
     match output {
-        Output::Human => print!("{}", render::human(plan, style)),
+        Output::Human => print_human(plan, style),
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&render::json(plan)).unwrap_or_default()

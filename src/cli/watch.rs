@@ -17,7 +17,7 @@ use super::ExitStatus;
 use super::commands::{fail, print_event, report, report_line};
 use crate::model::duration::DurationError;
 use crate::pipeline::{Approval, Driver, LockedApply};
-use crate::plan::render::{self, Style};
+use crate::plan::render::Style;
 
 /// Parses `500ms`, `2s`, `1m` (a bare number is milliseconds): any Go
 /// duration, read by the model's one duration parser.
@@ -189,7 +189,7 @@ async fn cycle(dir: &Path, apply: bool, style: Style, driver: &mut Driver) {
             return;
         }
     };
-    print!("{}", render::human(&plan, style));
+    super::commands::print_human(&plan, style);
     if !apply || !plan.has_changes() {
         return;
     }

@@ -474,7 +474,10 @@ mod tests {
     #[test]
     fn documents_of_one_shape_share_their_paths_and_keep_their_own_positions() {
         let doc = |line: usize| -> Vec<(String, (usize, usize))> {
-            vec![("metadata".into(), (line, 1)), ("spec".into(), (line + 1, 1))]
+            vec![
+                ("metadata".into(), (line, 1)),
+                ("spec".into(), (line + 1, 1)),
+            ]
         };
         let mut pool = HashSet::new();
         let (a, b) = (doc(1), doc(10));
@@ -482,8 +485,11 @@ mod tests {
         let b: Positions = b.iter().map(|(k, v)| (k, v)).collect();
         let (a, b) = (a.shared(&mut pool), b.shared(&mut pool));
         assert!(Arc::ptr_eq(&a.paths, &b.paths), "one paths string");
-        assert_eq!((a.get("spec"), b.get("spec")), (Some((2, 1)), Some((11, 1))));
-        let other = vec![("kind".to_string(), (1, 1))];
+        assert_eq!(
+            (a.get("spec"), b.get("spec")),
+            (Some((2, 1)), Some((11, 1)))
+        );
+        let other = [("kind".to_string(), (1, 1))];
         let c: Positions = other.iter().map(|(k, v)| (k, v)).collect();
         let c = c.shared(&mut pool);
         assert!(!Arc::ptr_eq(&a.paths, &c.paths));

@@ -1,7 +1,7 @@
 //! Rendering a plan for people (a per-object, per-field diff) and for
 //! machines (JSON). The same [`Plan`] feeds both; neither decides anything.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
@@ -83,7 +83,7 @@ fn multiline(v: Option<&Value>) -> Option<&str> {
     }
 }
 
-fn field_lines(out: &mut String, c: &Change, style: Style) {
+fn field_lines(out: &mut impl Write, c: &Change, style: Style) {
     let after = c.after.as_ref();
     let before = c.before.as_ref();
     let keys: Vec<&str> = match (c.action, after) {
@@ -173,6 +173,13 @@ pub fn drift_line(d: &super::Drift) -> String {
 /// its changed fields, then a summary.
 pub fn human(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
+    human_to(&mut out, plan, style);
+    out
+}
+
+/// [`human`], written to `out` as it is made (a plan of 10,000 creates is
+/// printed, not first held as one string).
+pub fn human_to(out: &mut impl Write, plan: &Plan, style: Style) {
     if !plan.drift.is_empty() {
         let _ = writeln!(
             out,
@@ -185,7 +192,7 @@ pub fn human(plan: &Plan, style: Style) -> String {
         for d in &plan.drift {
             let _ = writeln!(out, "  ~ {}", drift_line(d));
         }
-        out.push('\n');
+        let _ = out.write_char('\n');
     }
     for e in &plan.errored {
         let _ = writeln!(
@@ -216,14 +223,14 @@ pub fn human(plan: &Plan, style: Style) -> String {
             let _ = writeln!(out, "      # {reason}");
         }
         if c.action.is_change() {
-            field_lines(&mut out, c, style);
+            field_lines(out, c, style);
         }
         if let Some(note) = note {
             for l in note.lines() {
                 let _ = writeln!(out, "      {l}");
             }
         }
-        out.push('\n');
+        let _ = out.write_char('\n');
     }
     for n in &plan.notes {
         let head = format!("! {} (kept)", n.addr);
@@ -235,9 +242,7 @@ pub fn human(plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "  {}", style.paint("1;33", &head));
         let _ = writeln!(out, "      # {}\n", w.message);
     }
-    out.push_str(&summary_line(plan));
-    out.push('\n');
-    out
+    let _ = writeln!(out, "{}", summary_line(plan));
 }
 
 /// `Plan: 2 to create, 1 to update, 0 to replace. 5 unchanged.` or
