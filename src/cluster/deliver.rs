@@ -266,7 +266,7 @@ impl DeliveryObserved {
             ca: None,
             // The AppRole's own address (`auth/<mount>/role/<name>`).
             depends_on: Addr::parse_vault(role).into_iter().collect(),
-            manifest: Some(json!({
+            manifest: Some(Box::new(json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {
@@ -280,7 +280,7 @@ impl DeliveryObserved {
                 },
                 "type": "Opaque",
                 "stringData": {"roleId": "", (self.key.as_str()): ""},
-            })),
+            }))),
         }
     }
 }

@@ -105,7 +105,7 @@ pub fn change(addr: Addr, action: Action, manifest: Option<Value>) -> Change {
         reason: None,
         ca: None,
         depends_on: Default::default(),
-        manifest,
+        manifest: manifest.map(Box::new),
     }
 }
 

@@ -349,7 +349,7 @@ pub fn plan(seen: &TrustObserved, planned: &Plan, identity: &str) -> Change {
         reason,
         ca: None,
         depends_on: Default::default(),
-        manifest: Some(t.manifest(&want, identity)),
+        manifest: Some(Box::new(t.manifest(&want, identity))),
     }
 }
 
@@ -568,7 +568,7 @@ mod tests {
         let (_, new) = cert("int-b", 60);
         let first = plan(&seen(vec![old.clone()], None), &Plan::default(), "lab");
         assert_eq!(first.action, Action::Create);
-        let written = first.manifest.clone().unwrap();
+        let written = *first.manifest.clone().unwrap();
         assert_eq!(written["metadata"]["labels"][REPOSITORY_LABEL], "lab");
         assert_eq!(
             written["metadata"]["annotations"][TRUST_BUNDLE_OF],

@@ -161,7 +161,7 @@ struct Refs<'a> {
     env: &'a EnvRules,
     /// The field paths of the documents loaded so far, by shape: documents
     /// written alike share them ([`crate::model::Positions::shared`]).
-    shapes: RefCell<HashSet<Arc<str>>>,
+    shapes: RefCell<HashSet<Arc<crate::model::Shape>>>,
 }
 
 /// Loads the documents of one file into `repo`.

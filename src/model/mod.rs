@@ -67,35 +67,61 @@ pub struct Origin {
 }
 
 /// Positions (line, column) by dotted path, held compactly: a repository
-/// of 10,000 documents keeps one per document for its whole run. The paths
-/// are one string, which documents of the same shape share
-/// ([`Positions::shared`]); the index is sorted by path.
+/// of 10,000 documents keeps one per document for its whole run. The
+/// paths of a document are its shape ([`Shape`]), which documents written
+/// alike share ([`Positions::shared`]); each document keeps only the line
+/// and column of each.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Positions {
-    paths: Arc<str>,
-    /// (start, end) of a path in `paths`, and its (line, column).
-    index: Box<[(u32, u32, u32, u32)]>,
+    /// The paths (`None`: none).
+    shape: Option<Arc<Shape>>,
+    /// (line, column) of each path of `shape`, in its order.
+    at: Box<[(u32, u32)]>,
+}
+
+/// The dotted paths of a document, sorted: one string, and the (start, end)
+/// of each path in it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    paths: Box<str>,
+    index: Box<[(u32, u32)]>,
+}
+
+impl Shape {
+    fn path(&self, i: usize) -> &str {
+        let (start, end) = self.index[i];
+        &self.paths[start as usize..end as usize]
+    }
 }
 
 impl Positions {
     /// The position of `path`.
     pub fn get(&self, path: &str) -> Option<(usize, usize)> {
-        let key =
-            |&(start, end, _, _): &(u32, u32, u32, u32)| &self.paths[start as usize..end as usize];
-        self.index
-            .binary_search_by(|e| key(e).cmp(path))
-            .ok()
-            .map(|i| (self.index[i].2 as usize, self.index[i].3 as usize))
+        let shape = self.shape.as_deref()?;
+        let (mut lo, mut hi) = (0, shape.index.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match shape.path(mid).cmp(path) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let (line, column) = *self.at.get(mid)?;
+                    return Some((line as usize, column as usize));
+                }
+            }
+        }
+        None
     }
 
-    /// The same positions, their paths string taken from `pool` when a
-    /// document of the same shape put it there (10,000 roles written alike
-    /// hold one).
-    pub fn shared(mut self, pool: &mut HashSet<Arc<str>>) -> Positions {
-        match pool.get(&self.paths) {
-            Some(same) => self.paths = Arc::clone(same),
-            None => {
-                pool.insert(Arc::clone(&self.paths));
+    /// The same positions, their shape taken from `pool` when a document
+    /// written alike put it there (10,000 roles written alike hold one).
+    pub fn shared(mut self, pool: &mut HashSet<Arc<Shape>>) -> Positions {
+        if let Some(shape) = &self.shape {
+            match pool.get(shape) {
+                Some(same) => self.shape = Some(Arc::clone(same)),
+                None => {
+                    pool.insert(Arc::clone(shape));
+                }
             }
         }
         self
@@ -103,30 +129,39 @@ impl Positions {
 
     /// How many paths it holds.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.at.len()
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.at.is_empty()
     }
 }
 
 impl<'a> FromIterator<(&'a String, &'a (usize, usize))> for Positions {
     fn from_iter<I: IntoIterator<Item = (&'a String, &'a (usize, usize))>>(iter: I) -> Positions {
         let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut given: Vec<(&String, (u32, u32))> = iter
+            .into_iter()
+            .map(|(path, &(line, column))| (path, (narrow(line), narrow(column))))
+            .collect();
+        if given.is_empty() {
+            return Positions::default();
+        }
+        given.sort_by(|a, b| a.0.cmp(b.0));
         let mut paths = String::new();
-        let mut index = Vec::new();
-        for (path, &(line, column)) in iter {
+        let mut index = Vec::with_capacity(given.len());
+        for (path, _) in &given {
             let start = narrow(paths.len());
             paths.push_str(path);
-            index.push((start, narrow(paths.len()), narrow(line), narrow(column)));
+            index.push((start, narrow(paths.len())));
         }
-        let key = |&(start, end, _, _): &(u32, u32, u32, u32)| &paths[start as usize..end as usize];
-        index.sort_by(|a, b| key(a).cmp(key(b)));
         Positions {
-            paths: paths.into(),
-            index: index.into_boxed_slice(),
+            shape: Some(Arc::new(Shape {
+                paths: paths.into_boxed_str(),
+                index: index.into_boxed_slice(),
+            })),
+            at: given.into_iter().map(|(_, at)| at).collect(),
         }
     }
 }
@@ -484,7 +519,11 @@ mod tests {
         let a: Positions = a.iter().map(|(k, v)| (k, v)).collect();
         let b: Positions = b.iter().map(|(k, v)| (k, v)).collect();
         let (a, b) = (a.shared(&mut pool), b.shared(&mut pool));
-        assert!(Arc::ptr_eq(&a.paths, &b.paths), "one paths string");
+        let same = |x: &Positions, y: &Positions| match (&x.shape, &y.shape) {
+            (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+            _ => false,
+        };
+        assert!(same(&a, &b), "one shape");
         assert_eq!(
             (a.get("spec"), b.get("spec")),
             (Some((2, 1)), Some((11, 1)))
@@ -492,7 +531,7 @@ mod tests {
         let other = [("kind".to_string(), (1, 1))];
         let c: Positions = other.iter().map(|(k, v)| (k, v)).collect();
         let c = c.shared(&mut pool);
-        assert!(!Arc::ptr_eq(&a.paths, &c.paths));
+        assert!(!same(&a, &c));
         assert_eq!(pool.len(), 2);
     }
 

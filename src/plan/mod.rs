@@ -115,7 +115,7 @@ pub struct Change {
     /// For a cluster object: the whole manifest to server-side apply (never
     /// rendered: a Secret's values live here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest: Option<serde_json::Value>,
+    pub manifest: Option<Box<serde_json::Value>>,
 }
 
 impl Change {

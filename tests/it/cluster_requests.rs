@@ -874,7 +874,7 @@ async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
     };
     assert_eq!(change.action, Action::Update);
     assert_eq!(
-        change.manifest.as_ref(),
+        change.manifest.as_deref(),
         Some(&labelled),
         "applied as planned"
     );
