@@ -289,17 +289,10 @@ impl LiveCluster {
         let repo = &input.prepared.repo;
         for (c, t) in super::trust::pending(repo, &plan.changes) {
             let now = self.cluster.get_object(&t.object).await?;
-            if let Some(why) = super::trust::moved(c, &t, now.as_ref()) {
-                return Err(ProviderError::Stale {
-                    addr: Box::new(c.addr.clone()),
-                    why,
-                });
-            }
-            let pem = super::trust::bundle_now(vault, &t.mount).await?;
-            if pem.is_empty() {
-                tracing::warn!(object = %t.object, mount = %t.mount, "the mount has no issuer: its trust bundle is not written");
+            let Some(pem) = super::trust::bundle_to_publish(vault, c, &t, now.as_ref()).await?
+            else {
                 continue;
-            }
+            };
             let held = now.as_ref().and_then(|o| t.held(o));
             let manifest = t.manifest(&pem, &repo.identity);
             if held.as_deref() == Some(pem.as_str())

@@ -345,17 +345,10 @@ impl RenderDir {
         for (c, t) in super::trust::pending(&input.prepared.repo, &plan.changes) {
             let path = render_path(&self.dir, &t.object);
             let now = read_rendered(&path);
-            if let Some(why) = super::trust::moved(c, &t, now.as_ref()) {
-                return Err(ProviderError::Stale {
-                    addr: Box::new(c.addr.clone()),
-                    why,
-                });
-            }
-            let pem = super::trust::bundle_now(vault, &t.mount).await?;
-            if pem.is_empty() {
-                tracing::warn!(object = %t.object, mount = %t.mount, "the mount has no issuer: its trust bundle is not rendered");
+            let Some(pem) = super::trust::bundle_to_publish(vault, c, &t, now.as_ref()).await?
+            else {
                 continue;
-            }
+            };
             let text = render_text(&t.manifest(&pem, identity), identity);
             if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
                 continue;

@@ -494,13 +494,28 @@ pub async fn read_issuers(
     Ok(out)
 }
 
-/// The bundle of a mount's issuers as Vault has them now (after the Vault
-/// half), to write.
-pub async fn bundle_now(
+/// The bundle to publish for `target` (planned by `planned`): the mount's
+/// issuers as Vault has them now (after the Vault half), once the object
+/// as it is `now` is checked not to have moved since the plan. `None`: the
+/// mount has no issuer, and nothing is published (said in a warning).
+pub async fn bundle_to_publish(
     vault: &crate::vault::Vault,
-    mount: &str,
-) -> Result<String, crate::vault::VaultError> {
-    crate::vault::bundle::live_bundle(vault, mount).await
+    planned: &Change,
+    target: &Target,
+    now: Option<&Value>,
+) -> Result<Option<String>, crate::pipeline::ProviderError> {
+    if let Some(why) = moved(planned, target, now) {
+        return Err(crate::pipeline::ProviderError::Stale {
+            addr: Box::new(planned.addr.clone()),
+            why,
+        });
+    }
+    let pem = crate::vault::bundle::live_bundle(vault, &target.mount).await?;
+    if pem.is_empty() {
+        tracing::warn!(object = %target.object, mount = %target.mount, "the mount has no issuer: its trust bundle is not published");
+        return Ok(None);
+    }
+    Ok(Some(pem))
 }
 
 #[cfg(test)]

@@ -144,8 +144,12 @@ fn text(data: &Value, key: &str) -> String {
 }
 
 fn list_keys(list: Option<Value>) -> Vec<String> {
-    list.and_then(|l| l.get("keys").cloned())
-        .and_then(|k| serde_json::from_value::<Vec<String>>(k).ok())
+    list.as_ref()
+        .map(|l| {
+            crate::vault::observe::listed(l)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -580,16 +580,7 @@ async fn keyless_issuers(
         .map_err(ApplyError::vault(addr))?
         .unwrap_or(Value::Null);
     let info = list.get("key_info").and_then(Value::as_object);
-    let ids: Vec<String> = list
-        .get("keys")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let ids: Vec<String> = super::observe::listed(&list).map(str::to_string).collect();
     let mut out = Vec::new();
     for id in ids {
         let keyed = info

@@ -217,13 +217,7 @@ async fn issuer_names(
     let mut names = BTreeMap::new();
     if let Some(list) = vault.list(&format!("{mount}/issuers")).await? {
         let info = list.get("key_info").and_then(Value::as_object);
-        for id in list
-            .get("keys")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-        {
+        for id in listed(&list) {
             let name = info
                 .and_then(|i| i.get(id))
                 .and_then(|e| e.get("issuer_name"))
@@ -331,16 +325,7 @@ pub async fn observe_issuers(
     let Some(list) = vault.list(&list_path).await? else {
         return Ok(Vec::new());
     };
-    let keys: Vec<String> = list
-        .get("keys")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let keys: Vec<String> = listed(&list).map(str::to_string).collect();
     let info = list.get("key_info").and_then(Value::as_object);
     // Keyed issuers only, when the list says which have a key.
     let keyed: Vec<String> = keys
@@ -473,26 +458,28 @@ pub async fn observe_keys(vault: &Vault, mount: &str) -> Result<Vec<ObservedKey>
         return Ok(Vec::new());
     };
     let info = list.get("key_info").and_then(Value::as_object);
-    let mut out: Vec<ObservedKey> = list
-        .get("keys")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|id| ObservedKey {
-                    id: id.to_string(),
-                    name: info
-                        .and_then(|i| i.get(id))
-                        .and_then(|e| e.get("key_name"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                })
-                .collect()
+    let mut out: Vec<ObservedKey> = listed(&list)
+        .map(|id| ObservedKey {
+            id: id.to_string(),
+            name: info
+                .and_then(|i| i.get(id))
+                .and_then(|e| e.get("key_name"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
         })
-        .unwrap_or_default();
+        .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// The names a LIST reply holds (its `keys`), in its order.
+pub fn listed(list: &Value) -> impl Iterator<Item = &str> {
+    list.get("keys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 /// The mounts of the declared intermediates and roots: where an
