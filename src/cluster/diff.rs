@@ -8,6 +8,7 @@
 //! after. Every value under a Secret's `data` / `stringData` is shown as
 //! [`SENSITIVE`]: a changed key is listed, its value never is.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -89,39 +90,18 @@ pub fn mask_secret(obj: &Value) -> Value {
     out
 }
 
-/// A copy of `obj` without the fields the API server sets: `status`, and
-/// `metadata.managedFields`, `resourceVersion`, `generation`, `uid`,
-/// `creationTimestamp`, `selfLink`, `deletionTimestamp`,
-/// `deletionGracePeriodSeconds`.
-pub fn strip_server_fields(obj: &Value) -> Value {
-    let mut out = obj.clone();
-    if let Some(map) = out.as_object_mut() {
-        map.remove("status");
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for f in SERVER_SET_METADATA {
-                meta.remove(*f);
-            }
-        }
-    }
-    out
-}
-
 /// Plan one object from its live state (None: absent) and the result of a
-/// server-side apply dry run of the manifest.
+/// server-side apply dry run of the manifest. Neither is copied: the fields
+/// a change is never about are skipped as the two are walked.
 pub fn plan_from(addr: Addr, live: Option<&Value>, dry_run: &Value) -> ObjectPlan {
     let secret = is_secret(dry_run) || live.is_some_and(is_secret);
-    let after_obj = comparable(dry_run);
-    let (action, before_obj) = match live {
-        None => (Action::Create, None),
-        Some(l) => (Action::Update, Some(comparable(l))),
+    let action = if live.is_some() {
+        Action::Update
+    } else {
+        Action::Create
     };
     let mut d = Diff::default();
-    walk(
-        &mut Vec::new(),
-        before_obj.as_ref(),
-        Some(&after_obj),
-        &mut d,
-    );
+    walk(&mut Vec::new(), live, Some(dry_run), &mut d);
     let action = if action == Action::Update && d.before.is_empty() && d.after.is_empty() {
         Action::NoOp
     } else {
@@ -178,12 +158,7 @@ pub fn changed_outside(
         return Vec::new();
     }
     let mut d = Diff::default();
-    walk(
-        &mut Vec::new(),
-        Some(&comparable(live)),
-        Some(&comparable(dry_run)),
-        &mut d,
-    );
+    walk(&mut Vec::new(), Some(live), Some(dry_run), &mut d);
     let mut out = Vec::new();
     for Segments(path) in &d.paths {
         let holders = |ours: bool| -> Vec<String> {
@@ -215,15 +190,40 @@ fn holds(fields: &Value, segments: &[String]) -> bool {
     true
 }
 
-/// The part of an object a change is about: no server-set fields, and no
-/// `apiVersion` / `kind` (they are the address).
-fn comparable(obj: &Value) -> Value {
-    let mut out = strip_server_fields(obj);
-    if let Some(map) = out.as_object_mut() {
-        map.remove("apiVersion");
-        map.remove("kind");
+/// Whether the field `key` of the object at `path` is left out of a
+/// change: the fields the API server sets (`status`, and
+/// [`SERVER_SET_METADATA`] under `metadata`), and `apiVersion` / `kind`
+/// (they are the address).
+fn hidden(path: &[&str], key: &str) -> bool {
+    match path {
+        [] => matches!(key, "status" | "apiVersion" | "kind"),
+        ["metadata"] => SERVER_SET_METADATA.contains(&key),
+        _ => false,
     }
-    out
+}
+
+/// The fields of the object at `path` a change can be about.
+fn shown<'a>(
+    path: &[&str],
+    obj: &'a Map<String, Value>,
+) -> impl Iterator<Item = (&'a str, &'a Value)> {
+    let at_top = path.is_empty() || path == ["metadata"];
+    obj.iter()
+        .filter(move |(k, _)| !(at_top && hidden(path, k)))
+        .map(|(k, v)| (k.as_str(), v))
+}
+
+/// `v` as a change shows it: an object at `path` without its hidden fields
+/// (copied only then, and only to be recorded).
+fn as_shown<'a>(path: &[&str], v: &'a Value) -> Cow<'a, Value> {
+    match v {
+        Value::Object(m) if m.keys().any(|k| hidden(path, k)) => Cow::Owned(Value::Object(
+            shown(path, m)
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )),
+        _ => Cow::Borrowed(v),
+    }
 }
 
 /// A path segment list whose values are secret.
@@ -245,64 +245,90 @@ struct Diff {
 
 struct Segments(Vec<String>);
 
-/// Record the leaves that differ between `before` and `after` under `path`.
-/// Objects are descended into; arrays and scalars are leaves.
-fn walk(path: &mut Vec<String>, before: Option<&Value>, after: Option<&Value>, out: &mut Diff) {
-    match (before, after) {
-        (None, None) => {}
-        (Some(Value::Object(b)), Some(Value::Object(a))) if !(b.is_empty() && a.is_empty()) => {
-            for key in union_keys(Some(b), Some(a)) {
-                path.push(key.clone());
-                walk(path, b.get(&key), a.get(&key), out);
+/// Record the leaves that differ between `before` and `after` under `path`,
+/// leaving out the [`hidden`] fields. Objects are descended into; arrays
+/// and scalars are leaves. Nothing is copied but what is recorded.
+fn walk<'a>(
+    path: &mut Vec<&'a str>,
+    before: Option<&'a Value>,
+    after: Option<&'a Value>,
+    out: &mut Diff,
+) {
+    let fields = |v: Option<&'a Value>, path: &[&str]| match v {
+        Some(Value::Object(m)) => Some(shown(path, m).collect::<Vec<_>>()),
+        _ => None,
+    };
+    match (fields(before, path), fields(after, path)) {
+        (Some(mut b), Some(mut a)) if !(b.is_empty() && a.is_empty()) => {
+            // Merged in key order: each key once, with its value on each side.
+            b.sort_unstable_by_key(|(k, _)| *k);
+            a.sort_unstable_by_key(|(k, _)| *k);
+            let (mut b, mut a) = (b.into_iter().peekable(), a.into_iter().peekable());
+            loop {
+                let (key, bv, av) = match (b.peek(), a.peek()) {
+                    (None, None) => break,
+                    (Some(&(kb, vb)), Some(&(ka, va))) if kb == ka => {
+                        b.next();
+                        a.next();
+                        (kb, Some(vb), Some(va))
+                    }
+                    (Some(&(kb, vb)), Some(&(ka, _))) if kb < ka => {
+                        b.next();
+                        (kb, Some(vb), None)
+                    }
+                    (Some(&(kb, vb)), None) => {
+                        b.next();
+                        (kb, Some(vb), None)
+                    }
+                    (_, Some(&(ka, va))) => {
+                        a.next();
+                        (ka, None, Some(va))
+                    }
+                };
+                path.push(key);
+                walk(path, bv, av, out);
                 path.pop();
             }
         }
-        (Some(Value::Object(b)), None) if !b.is_empty() => descend_one(path, b, true, out),
-        (None, Some(Value::Object(a))) if !a.is_empty() => descend_one(path, a, false, out),
-        (b, a) => {
+        (Some(b), None) if !b.is_empty() && after.is_none() => {
+            for (key, v) in b {
+                path.push(key);
+                walk(path, Some(v), None, out);
+                path.pop();
+            }
+        }
+        (None, Some(a)) if !a.is_empty() && before.is_none() => {
+            for (key, v) in a {
+                path.push(key);
+                walk(path, None, Some(v), out);
+                path.pop();
+            }
+        }
+        _ => {
+            let b = before.map(|v| as_shown(path, v));
+            let a = after.map(|v| as_shown(path, v));
             if b == a {
                 return;
             }
             let rendered = render_path(path);
             if let Some(b) = b {
-                out.before.insert(rendered.clone(), b.clone());
+                out.before.insert(rendered.clone(), b.into_owned());
             }
             if let Some(a) = a {
-                out.after.insert(rendered, a.clone());
+                out.after.insert(rendered, a.into_owned());
             }
-            out.paths.push(Segments(path.clone()));
+            out.paths
+                .push(Segments(path.iter().map(|s| s.to_string()).collect()));
         }
     }
-}
-
-fn descend_one(path: &mut Vec<String>, obj: &Map<String, Value>, is_before: bool, out: &mut Diff) {
-    for (key, v) in obj {
-        path.push(key.clone());
-        if is_before {
-            walk(path, Some(v), None, out);
-        } else {
-            walk(path, None, Some(v), out);
-        }
-        path.pop();
-    }
-}
-
-fn union_keys(a: Option<&Map<String, Value>>, b: Option<&Map<String, Value>>) -> Vec<String> {
-    let mut keys: Vec<String> = a
-        .into_iter()
-        .chain(b)
-        .flat_map(|m| m.keys().cloned())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
 }
 
 /// `spec.vault.path`; a key that is not a plain word is quoted:
 /// `metadata.labels["app.kubernetes.io/name"]`.
-pub fn render_path(segments: &[String]) -> String {
+pub fn render_path<S: AsRef<str>>(segments: &[S]) -> String {
     let mut s = String::new();
     for seg in segments {
+        let seg = seg.as_ref();
         let plain = !seg.is_empty()
             && seg
                 .chars()
@@ -314,7 +340,7 @@ pub fn render_path(segments: &[String]) -> String {
             s.push_str(seg);
         } else {
             s.push('[');
-            s.push_str(&Value::String(seg.clone()).to_string());
+            s.push_str(&Value::String(seg.to_string()).to_string());
             s.push(']');
         }
     }
@@ -371,6 +397,28 @@ mod tests {
         let dry = json!({"kind":"X","metadata":{"name":"a","uid":"u1","resourceVersion":"6","generation":4,
             "managedFields":[{"manager":"certplane"}]},"spec":{"a":1}});
         assert_eq!(plan_from(addr(), Some(&live), &dry).action, Action::NoOp);
+    }
+
+    #[test]
+    fn fields_named_like_server_fields_below_the_top_are_compared() {
+        let live = json!({"kind":"X","metadata":{"name":"a","uid":"u1"},
+            "spec":{"status":"on","metadata":{"uid":"x"},"kind":"A"},"status":{"ready":true}});
+        let dry = json!({"apiVersion":"v2","kind":"Y","metadata":{"name":"a","uid":"u2"},
+            "spec":{"status":"off","metadata":{"uid":"y"},"kind":"B"}});
+        let p = plan_from(addr(), Some(&live), &dry);
+        assert_eq!(p.action, Action::Update);
+        let changed: Vec<&str> = p.after.keys().collect();
+        assert_eq!(changed, ["spec.kind", "spec.metadata.uid", "spec.status"]);
+        // A metadata of server-set fields only is shown without them.
+        let live = json!({"kind":"X","metadata":{"uid":"u1","resourceVersion":"1"},"spec":{"a":1}});
+        let dry = json!({"kind":"X","spec":{"a":1}});
+        let p = plan_from(addr(), Some(&live), &dry);
+        assert_eq!(p.before, Fields::from([("metadata", json!({}))]));
+        assert!(p.after.is_empty());
+        let created = plan_from(addr(), None, &live);
+        let fields: Vec<&str> = created.after.keys().collect();
+        assert_eq!(fields, ["metadata", "spec.a"]);
+        assert_eq!(created.after.get("metadata"), Some(&json!({})));
     }
 
     #[test]

@@ -74,11 +74,13 @@ struct Object {
 impl Object {
     /// Compares what the server said about `manifest` at once.
     fn compared(manifest: Value, seen: ObservedObject, field_manager: &str) -> Object {
-        let drift = seen
-            .live
-            .as_ref()
-            .and_then(|live| drift(&seen.addr, live, &seen.dry_run, field_manager));
         let plan = plan_from(seen.addr, seen.live.as_ref(), &seen.dry_run);
+        // Drift is a field of the plan's diff that another manager holds:
+        // none without an update.
+        let drift = match (&seen.live, plan.action) {
+            (Some(live), Action::Update) => drift(&plan.addr, live, &seen.dry_run, field_manager),
+            _ => None,
+        };
         Object {
             manifest,
             plan,
@@ -95,6 +97,28 @@ pub struct LiveObserved {
     owners: Vec<(KubeRef, StaleOwner)>,
     probes: BTreeMap<Addr, Probe>,
     trust: Vec<super::trust::TrustObserved>,
+}
+
+/// Runs `observe` on each manifest, [`OBJECTS_IN_FLIGHT`] at a time: a
+/// new one starts as soon as any finishes (one slow object does not hold
+/// the others back), and the results come back in the manifests' order.
+async fn in_order<M, T, F>(
+    manifests: impl Iterator<Item = M>,
+    observe: impl Fn(M) -> F,
+) -> Result<Vec<T>, ClusterError>
+where
+    F: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let mut done: Vec<(usize, T)> = futures::stream::iter(manifests.enumerate())
+        .map(|(i, m)| {
+            let seen = observe(m);
+            async move { Ok::<_, ClusterError>((i, seen.await?)) }
+        })
+        .buffer_unordered(OBJECTS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    done.sort_unstable_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, o)| o).collect())
 }
 
 /// Whether `m` is a Namespace.
@@ -144,11 +168,7 @@ impl LiveCluster {
                 Ok::<_, ClusterError>(Object::compared(m, seen, field_manager))
             }
         };
-        let mut objects: Vec<Object> = futures::stream::iter(owned().filter(is_namespace))
-            .map(|m| observe(m, &[]))
-            .buffered(OBJECTS_IN_FLIGHT)
-            .try_collect()
-            .await?;
+        let mut objects = in_order(owned().filter(is_namespace), |m| observe(m, &[])).await?;
         let new_namespaces: Vec<String> = objects
             .iter()
             .filter(|o| o.plan.action == Action::Create)
@@ -159,11 +179,10 @@ impl LiveCluster {
                     .to_string()
             })
             .collect();
-        let rest: Vec<Object> = futures::stream::iter(owned().filter(|m| !is_namespace(m)))
-            .map(|m| observe(m, &new_namespaces))
-            .buffered(OBJECTS_IN_FLIGHT)
-            .try_collect()
-            .await?;
+        let rest = in_order(owned().filter(|m| !is_namespace(m)), |m| {
+            observe(m, &new_namespaces)
+        })
+        .await?;
         objects.extend(rest);
         Ok((objects, new_namespaces))
     }
@@ -672,6 +691,42 @@ mod tests {
             after: Default::default(),
             sensitive: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn a_slow_object_does_not_hold_back_the_others_and_order_is_kept() {
+        // The first object finishes only after the last one has started: a
+        // window that waits for its head would never start the last one.
+        let n = OBJECTS_IN_FLIGHT + 4;
+        let last_started = tokio::sync::Notify::new();
+        let running = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        let observe = |i: usize| {
+            let (last_started, running, most) = (&last_started, &running, &most);
+            async move {
+                use std::sync::atomic::Ordering::SeqCst;
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                if i == n - 1 {
+                    last_started.notify_one();
+                }
+                if i == 0 {
+                    last_started.notified().await;
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis((n - i) as u64)).await;
+                }
+                running.fetch_sub(1, SeqCst);
+                Ok::<_, ClusterError>(i * 10)
+            }
+        };
+        let done =
+            tokio::time::timeout(std::time::Duration::from_secs(10), in_order(0..n, observe))
+                .await
+                .expect("the window waited for its slowest object")
+                .unwrap();
+        assert_eq!(done, (0..n).map(|i| i * 10).collect::<Vec<_>>());
+        let most = most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(most <= OBJECTS_IN_FLIGHT, "{most} objects observed at once");
     }
 
     #[test]
