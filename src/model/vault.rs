@@ -339,6 +339,20 @@ pub struct ManualSigner {
     pub certificate_file: PathBuf,
 }
 
+/// An optional list read with no room to spare: a list is pushed one item
+/// at a time as it is read (room for four from the first), and the specs
+/// are held for the whole run.
+fn compact_list<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.map(|mut v| {
+        v.shrink_to_fit();
+        v
+    }))
+}
+
 fn default_key_type() -> KeyType {
     KeyType::Rsa
 }
@@ -348,13 +362,25 @@ fn default_key_type() -> KeyType {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UrlsSpec {
     /// Authority Information Access URLs (not written: not managed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub issuing_certificates: Option<Vec<String>>,
     /// CRL distribution points (not written: not managed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub crl_distribution_points: Option<Vec<String>>,
     /// OCSP responders (not written: not managed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ocsp_servers: Option<Vec<String>>,
 }
 
@@ -404,16 +430,32 @@ pub struct IssuerSettings {
     /// The chain Vault serves for this issuer, as issuer names (or IDs of
     /// unnamed issuers) of the same mount, this issuer first; empty: Vault
     /// builds the chain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub manual_chain: Option<Vec<String>>,
     /// AIA: where this issuer's certificate is published.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub issuing_certificates: Option<Vec<String>>,
     /// CRL distribution points written into leaves of this issuer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub crl_distribution_points: Option<Vec<String>>,
     /// OCSP responders written into leaves of this issuer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ocsp_servers: Option<Vec<String>>,
     /// Expand `{{cluster_path}}`, `{{cluster_aia_path}}` and `{{issuer_id}}`
     /// in the URLs above (needs `cluster`).
@@ -540,10 +582,18 @@ pub struct AcmeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Issuers ACME may use (`*`: any).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allowed_issuers: Option<Vec<String>>,
     /// Roles ACME may use (`*`: any).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allowed_roles: Option<Vec<String>>,
     /// The policy of the directories without a role:
     /// `sign-verbatim`, `role:<name>` or `forbid`.
@@ -598,7 +648,11 @@ pub struct PkiRoleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_ref: Option<String>,
     /// Domains certificates may be issued for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allowed_domains: Option<Vec<String>>,
     /// Allow subdomains of `allowedDomains`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -654,13 +708,25 @@ pub struct PkiRoleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_flag: Option<bool>,
     /// Key usages (`DigitalSignature`, `KeyEncipherment`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub key_usage: Option<Vec<String>>,
     /// Extended key usages (`ServerAuth`, `ClientAuth`, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ext_key_usage: Option<Vec<String>>,
     /// Subject organization.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub organization: Option<Vec<String>>,
     /// Any other role parameter, with its Vault (snake_case) name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -859,7 +925,11 @@ pub struct JwtAuthConfig {
     #[serde(default, rename = "jwksURL", skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
     /// PEM public keys, instead of discovery.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub jwt_validation_pubkeys: Option<Vec<String>>,
     /// Expected `iss`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -883,7 +953,11 @@ pub struct KubernetesAuthRoleSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
     /// Policies of the tokens issued (not written: not managed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub token_policies: Option<Vec<String>>,
     /// Lifetime of the tokens issued.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
@@ -904,7 +978,11 @@ pub struct AppRoleSpec {
     /// The `AuthMount` (type approle).
     pub mount: String,
     /// Policies of the tokens issued (not written: not managed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub token_policies: Option<Vec<String>>,
     /// Lifetime of the tokens issued.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
@@ -955,7 +1033,11 @@ pub struct CertAuthRoleSpec {
     /// the CA that signs the clients' certificates (public; never a key).
     pub certificate_file: PathBuf,
     /// Common names admitted (globs); none: any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allowed_common_names: Option<Vec<String>>,
     /// DNS SANs admitted (globs).
     #[serde(
@@ -965,7 +1047,11 @@ pub struct CertAuthRoleSpec {
     )]
     pub allowed_dns_sans: Option<Vec<String>>,
     /// Email SANs admitted (globs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allowed_email_sans: Option<Vec<String>>,
     /// URI SANs admitted (globs), e.g. `spiffe://cluster.local/*`.
     #[serde(
@@ -975,13 +1061,21 @@ pub struct CertAuthRoleSpec {
     )]
     pub allowed_uri_sans: Option<Vec<String>>,
     /// Organizational units admitted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allowed_organizational_units: Option<Vec<String>>,
     /// The display name of the tokens issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// Policies of the tokens issued (not written: not managed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "compact_list",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub token_policies: Option<Vec<String>>,
     /// Lifetime of the tokens issued.
     #[serde(default, rename = "tokenTTL", skip_serializing_if = "Option::is_none")]
