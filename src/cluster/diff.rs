@@ -254,53 +254,30 @@ fn walk<'a>(
     after: Option<&'a Value>,
     out: &mut Diff,
 ) {
-    let fields = |v: Option<&'a Value>, path: &[&str]| match v {
-        Some(Value::Object(m)) => Some(shown(path, m).collect::<Vec<_>>()),
-        _ => None,
-    };
-    match (fields(before, path), fields(after, path)) {
-        (Some(mut b), Some(mut a)) if !(b.is_empty() && a.is_empty()) => {
-            // Merged in key order: each key once, with its value on each side.
-            b.sort_unstable_by_key(|(k, _)| *k);
-            a.sort_unstable_by_key(|(k, _)| *k);
-            let (mut b, mut a) = (b.into_iter().peekable(), a.into_iter().peekable());
-            loop {
-                let (key, bv, av) = match (b.peek(), a.peek()) {
-                    (None, None) => break,
-                    (Some(&(kb, vb)), Some(&(ka, va))) if kb == ka => {
-                        b.next();
-                        a.next();
-                        (kb, Some(vb), Some(va))
-                    }
-                    (Some(&(kb, vb)), Some(&(ka, _))) if kb < ka => {
-                        b.next();
-                        (kb, Some(vb), None)
-                    }
-                    (Some(&(kb, vb)), None) => {
-                        b.next();
-                        (kb, Some(vb), None)
-                    }
-                    (_, Some(&(ka, va))) => {
-                        a.next();
-                        (ka, None, Some(va))
-                    }
-                };
+    let any = |path: &[&str], m: &Map<String, Value>| shown(path, m).next().is_some();
+    match (before, after) {
+        (Some(Value::Object(b)), Some(Value::Object(a))) if any(path, b) || any(path, a) => {
+            let mut keys: Vec<&'a str> = shown(path, b)
+                .chain(shown(path, a))
+                .map(|(k, _)| k)
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
                 path.push(key);
-                walk(path, bv, av, out);
+                walk(path, b.get(key), a.get(key), out);
                 path.pop();
             }
         }
-        (Some(b), None) if !b.is_empty() && after.is_none() => {
-            for (key, v) in b {
+        (Some(Value::Object(one)), None) | (None, Some(Value::Object(one))) if any(path, one) => {
+            let fields: Vec<(&'a str, &'a Value)> = shown(path, one).collect();
+            for (key, v) in fields {
                 path.push(key);
-                walk(path, Some(v), None, out);
-                path.pop();
-            }
-        }
-        (None, Some(a)) if !a.is_empty() && before.is_none() => {
-            for (key, v) in a {
-                path.push(key);
-                walk(path, None, Some(v), out);
+                if before.is_some() {
+                    walk(path, Some(v), None, out);
+                } else {
+                    walk(path, None, Some(v), out);
+                }
                 path.pop();
             }
         }
