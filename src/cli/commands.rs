@@ -11,7 +11,7 @@ use crate::pipeline::{
     Applied, Approval, Driver, DriverSettings, LockedApply, PlanOptions, Prepared, StepError,
 };
 use crate::plan::render::{self, Style};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Approved, Plan};
 use crate::vault::apply::ApplyEvent;
 
 /// Runs one command; `vault_addr` is the `--vault-addr` flag (verify
@@ -336,8 +336,13 @@ async fn apply(
     };
     let stop = || signals.reason();
     let human = output == Output::Human;
+    // What was shown is kept only as what it writes: the plan made again
+    // under the apply lock is checked against it, and the two plans are
+    // never held at once.
+    let approved = Approved::of(&plan);
+    drop(plan);
     // `[n/m]` on stderr while it applies, on a terminal only.
-    let mut progress = super::progress::Progress::stderr(plan.pending().count(), human);
+    let mut progress = super::progress::Progress::stderr(approved.len(), human);
     let mut on_event = |event: ApplyEvent| {
         if human {
             progress.clear();
@@ -347,7 +352,12 @@ async fn apply(
         }
     };
     let got = driver
-        .apply(&prepared, Approval::Exactly(&plan), &stop, &mut on_event)
+        .apply(
+            &prepared,
+            Approval::Exactly(&approved),
+            &stop,
+            &mut on_event,
+        )
         .await;
     progress.clear();
     match got {

@@ -24,7 +24,7 @@ use super::provider::{ApplyInput, OnEvent, PlanOptions, Provider, ProviderError}
 use super::targets::Targets;
 use super::vault::VaultProvider;
 use crate::addr::Addr;
-use crate::plan::{Action, Change, Plan};
+use crate::plan::{Action, Approved, Change, Plan};
 use crate::vault::apply::{ApplyEvent, ApplyOptions, ApplyReport, Waiting};
 use crate::vault::lock::{Holder, LockSettings};
 use crate::vault::{ApplyError, Vault};
@@ -67,11 +67,26 @@ pub struct Locking {
 /// What the caller agreed to apply.
 #[derive(Clone, Copy, Debug)]
 pub enum Approval<'a> {
-    /// Exactly this plan (shown and confirmed, or saved by `plan --out`): a
-    /// plan under the lock that differs stops with "plan is stale".
-    Exactly(&'a Plan),
+    /// Exactly this plan (shown and confirmed, or saved by `plan --out`),
+    /// reduced to what it writes: a plan made again before applying that
+    /// differs stops with "plan is stale".
+    Exactly(&'a Approved),
     /// Whatever the plan under the lock is (`run`, `watch --apply`).
     Replan,
+}
+
+impl Approval<'_> {
+    /// Whether `now`, the plan about to be applied, is what was approved:
+    /// "plan is stale" with the first change that differs if not.
+    pub(crate) fn check(&self, now: &Plan) -> Result<(), StepError> {
+        match self {
+            Approval::Exactly(approved) => match approved.first_difference(now) {
+                Some((addr, why)) => Err(StepError::new(Step::Plan, Failure::Stale { addr, why })),
+                None => Ok(()),
+            },
+            Approval::Replan => Ok(()),
+        }
+    }
 }
 
 /// What [`apply_locked`] did.
@@ -312,11 +327,7 @@ pub async fn apply_locked(
             tracing::info!("under the apply lock there is nothing left to change");
             return Ok(LockedApply::NothingToDo);
         }
-        if let Approval::Exactly(approved) = approval
-            && let Some((addr, why)) = crate::plan::first_difference(approved, &plan)
-        {
-            return Err(StepError::new(Step::Plan, Failure::Stale { addr, why }));
-        }
+        approval.check(&plan)?;
         let guard = || {
             lock.lost()
                 .map(|why| format!("the apply lock was lost: {why}"))

@@ -339,7 +339,8 @@ fn input_of(prepared: &Prepared) -> Option<String> {
 }
 
 /// Apply for a repository without Vault objects: no CA to guard, no lock
-/// to take; the cluster half is server-side applied (idempotent).
+/// to take; the cluster half is planned again (an approved plan is checked
+/// against it, as under the lock) and server-side applied (idempotent).
 async fn apply_without_vault(
     cluster: Option<&dyn Provider>,
     prepared: &Prepared,
@@ -348,13 +349,11 @@ async fn apply_without_vault(
     on_event: OnEvent<'_>,
 ) -> Result<LockedApply, StepError> {
     let targets = Targets::new(None, cluster);
-    let plan = match approval {
-        Approval::Exactly(plan) => plan.clone(),
-        Approval::Replan => super::plan::plan(targets, prepared, options).await?,
-    };
+    let plan = super::plan::plan(targets, prepared, options).await?;
     if !plan.has_changes() {
         return Ok(LockedApply::NothingToDo);
     }
+    approval.check(&plan)?;
     let done: Applied = apply(targets, prepared, &plan, ApplyOptions::default(), on_event).await?;
     Ok(LockedApply::Applied { plan, done })
 }

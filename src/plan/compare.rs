@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{Action, Change, Plan};
 use crate::addr::Addr;
+use crate::state::ResourceKind;
 
 /// An action in a message: "no change" reads better than "unchanged" in
 /// "planned: create; now: no change".
@@ -16,63 +17,133 @@ fn word(a: Action) -> &'static str {
     }
 }
 
-/// Whether two changes to the same address write the same. Vault changes
-/// compare what they write and what they expect to find; cluster changes
-/// (whose live side is a server-side dry run) compare their action.
-fn same(a: &Change, b: &Change) -> bool {
-    if a.action != b.action || a.kind != b.kind {
-        return false;
-    }
-    if !a.addr.is_vault() {
-        return true;
-    }
-    fn ca(c: &Change) -> Option<(&crate::state::DesiredCa, &Option<String>, &Option<String>)> {
-        c.ca.as_ref()
-            .map(|x| (&x.desired, &x.existing_id, &x.pending_key))
-    }
-    a.before == b.before && a.after == b.after && a.sensitive == b.sensitive && ca(a) == ca(b)
+/// What one approved change writes: enough to tell whether a change made
+/// later writes the same, without keeping the change.
+#[derive(Clone, Debug)]
+struct Approved1 {
+    addr: Addr,
+    kind: ResourceKind,
+    action: Action,
+    /// Vault changes: a SHA-256 of what it writes and what it expects to
+    /// find (`before`, `after`, `sensitive`, and a CA's desired state,
+    /// adopted issuer and pending key); `None` for cluster changes (whose
+    /// live side is a server-side dry run: only their action is compared)
+    /// and for a change that could not be hashed (never the same as any).
+    writes: Option<[u8; 32]>,
 }
 
-/// The first pending change (in `approved`'s order, then `now`'s) that is
-/// not the same in both plans, with how it differs; `None` when applying
-/// `now` writes exactly what `approved` showed.
-pub fn first_difference(approved: &Plan, now: &Plan) -> Option<(Addr, String)> {
-    let was: BTreeMap<&Addr, &Change> = approved.pending().map(|c| (&c.addr, c)).collect();
-    let is: BTreeMap<&Addr, &Change> = now.pending().map(|c| (&c.addr, c)).collect();
-    for c in approved.pending() {
-        match is.get(&c.addr) {
-            None => {
-                return Some((
-                    c.addr.clone(),
-                    format!("planned: {}; now: no change", word(c.action)),
-                ));
-            }
-            Some(n) if !same(c, n) => {
-                let why = if c.action == n.action {
-                    format!(
-                        "the planned {} would now write something else",
-                        word(c.action)
-                    )
-                } else {
-                    format!("planned: {}; now: {}", word(c.action), word(n.action))
-                };
-                return Some((c.addr.clone(), why));
-            }
-            Some(_) => {}
+/// An approved plan reduced to what [`Approved::first_difference`] compares:
+/// a few dozen bytes per pending change instead of the plan, so that an
+/// apply does not hold the plan it showed while it plans again under the
+/// apply lock.
+#[derive(Clone, Debug, Default)]
+pub struct Approved {
+    changes: Vec<Approved1>,
+}
+
+/// `serde_json` into a SHA-256, with no buffer in between.
+struct Sha256(ring::digest::Context);
+
+impl std::io::Write for Sha256 {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The hash of what a Vault change writes and expects to find.
+fn writes(c: &Change) -> Option<[u8; 32]> {
+    let ca =
+        c.ca.as_ref()
+            .map(|x| (&x.desired, &x.existing_id, &x.pending_key));
+    let mut h = Sha256(ring::digest::Context::new(&ring::digest::SHA256));
+    serde_json::to_writer(&mut h, &(&c.before, &c.after, &c.sensitive, ca)).ok()?;
+    h.0.finish().as_ref().try_into().ok()
+}
+
+impl Approved1 {
+    fn of(c: &Change) -> Approved1 {
+        Approved1 {
+            addr: c.addr.clone(),
+            kind: c.kind,
+            action: c.action,
+            writes: if c.addr.is_vault() { writes(c) } else { None },
         }
     }
-    now.pending().find(|c| !was.contains_key(&c.addr)).map(|c| {
-        (
-            c.addr.clone(),
-            format!("not planned; now: {}", word(c.action)),
-        )
-    })
+
+    /// Whether `now`, a change to the same address, writes the same.
+    fn same(&self, now: &Change) -> bool {
+        if self.action != now.action || self.kind != now.kind {
+            return false;
+        }
+        if !now.addr.is_vault() {
+            return true;
+        }
+        self.writes.is_some() && self.writes == writes(now)
+    }
+}
+
+impl Approved {
+    /// The pending changes of `plan`, reduced.
+    pub fn of(plan: &Plan) -> Approved {
+        Approved {
+            changes: plan.pending().map(Approved1::of).collect(),
+        }
+    }
+
+    /// How many changes were approved.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Whether nothing was approved.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The first pending change (in the approved order, then `now`'s) that
+    /// is not the same in both plans, with how it differs; `None` when
+    /// applying `now` writes exactly what was approved.
+    pub fn first_difference(&self, now: &Plan) -> Option<(Addr, String)> {
+        let was: BTreeMap<&Addr, &Approved1> = self.changes.iter().map(|c| (&c.addr, c)).collect();
+        let is: BTreeMap<&Addr, &Change> = now.pending().map(|c| (&c.addr, c)).collect();
+        for c in &self.changes {
+            match is.get(&c.addr) {
+                None => {
+                    return Some((
+                        c.addr.clone(),
+                        format!("planned: {}; now: no change", word(c.action)),
+                    ));
+                }
+                Some(n) if !c.same(n) => {
+                    let why = if c.action == n.action {
+                        format!(
+                            "the planned {} would now write something else",
+                            word(c.action)
+                        )
+                    } else {
+                        format!("planned: {}; now: {}", word(c.action), word(n.action))
+                    };
+                    return Some((c.addr.clone(), why));
+                }
+                Some(_) => {}
+            }
+        }
+        now.pending().find(|c| !was.contains_key(&c.addr)).map(|c| {
+            (
+                c.addr.clone(),
+                format!("not planned; now: {}", word(c.action)),
+            )
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::ResourceKind;
     use serde_json::json;
 
     fn change(path: &str, action: Action, after: i64) -> Change {
@@ -88,6 +159,10 @@ mod tests {
             depends_on: Default::default(),
             manifest: None,
         }
+    }
+
+    fn first_difference(approved: &Plan, now: &Plan) -> Option<(Addr, String)> {
+        Approved::of(approved).first_difference(now)
     }
 
     fn plan(changes: Vec<Change>) -> Plan {
@@ -140,5 +215,43 @@ mod tests {
                 "not planned; now: delete".into()
             ))
         );
+    }
+
+    #[test]
+    fn vault_changes_compare_what_they_write_and_cluster_changes_their_action() {
+        let a = plan(vec![change("p/roles/a", Action::Update, 60)]);
+        let mut before = a.clone();
+        before.changes[0].before = Some([("ttl".to_string(), json!(30))].into_iter().collect());
+        assert!(
+            first_difference(&a, &before).is_some(),
+            "what it expects to find"
+        );
+        let mut secret = a.clone();
+        secret.changes[0].sensitive = vec!["ttl".into()];
+        assert!(
+            first_difference(&a, &secret).is_some(),
+            "which keys are secret"
+        );
+        let mut kind = a.clone();
+        kind.changes[0].kind = ResourceKind::Policy;
+        assert!(first_difference(&a, &kind).is_some(), "the kind");
+
+        let kube = |after: i64| {
+            let mut c = change("p/roles/x", Action::Update, after);
+            c.addr = Addr::Kube(Box::new("cert-manager.io/Issuer/ns/vault".parse().unwrap()));
+            plan(vec![c])
+        };
+        assert_eq!(first_difference(&kube(1), &kube(2)), None);
+    }
+
+    #[test]
+    fn the_reduced_plan_keeps_only_the_pending_changes() {
+        let a = plan(vec![
+            change("p/roles/a", Action::Create, 60),
+            change("p/roles/b", Action::NoOp, 1),
+        ]);
+        let approved = Approved::of(&a);
+        assert_eq!(approved.len(), 1);
+        assert!(Approved::of(&plan(vec![])).is_empty());
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::addr::Addr;
 use crate::state::{DesiredCa, Fields, ResourceKind};
 
-pub use compare::first_difference;
+pub use compare::Approved;
 pub(crate) use diff::children_wait;
 pub use diff::{
     KEPT_PRUNE_OFF, KEPT_UNRECORDED, OwnershipOptions, Streamed, ownership, plan, plan_streamed,

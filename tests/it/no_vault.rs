@@ -65,3 +65,48 @@ fn a_pruning_repository_without_vault_objects_still_reaches_vault() {
     plan.expect(1);
     assert!(vault.connections() > 0, "{}", plan.both());
 }
+
+/// A saved plan of a repository without Vault objects is checked against
+/// the live state before applying, as with Vault objects: objects that
+/// appeared since make it stale, and nothing is written.
+#[test]
+fn a_saved_plan_without_vault_objects_is_stale_when_the_objects_moved() {
+    let home = tempfile::tempdir().unwrap();
+    let repo = home.path().join("repo");
+    copy_dir(&in_repo("examples/acme-dns01"), &repo);
+    let repo = repo.to_str().unwrap();
+    let saved = home.path().join("plan.json");
+    let saved = saved.to_str().unwrap();
+    certplane(&["plan", "--out", saved, repo], &[], home.path()).expect(2);
+    certplane(&["apply", "--auto-approve", repo], &[], home.path()).expect(0);
+    let rendered = home.path().join("rendered");
+    let files = |dir: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for ns in std::fs::read_dir(dir).unwrap() {
+            for f in std::fs::read_dir(ns.unwrap().path()).unwrap() {
+                out.push(f.unwrap().path());
+            }
+        }
+        out.sort();
+        out
+    };
+    let all = files(&rendered);
+    assert_eq!(all.len(), 3, "{all:?}");
+    std::fs::remove_file(&all[0]).unwrap();
+
+    let stale = certplane(
+        &["apply", "--auto-approve", "--plan", saved, repo],
+        &[],
+        home.path(),
+    );
+    stale.expect(1);
+    assert!(
+        stale.stderr.contains("plan is stale")
+            && stale
+                .stderr
+                .contains("cert-manager.io/Certificate/ingress/wildcard-example-com"),
+        "{}",
+        stale.both()
+    );
+    assert_eq!(files(&rendered).len(), 2, "nothing was written");
+}
