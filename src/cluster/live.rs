@@ -6,8 +6,9 @@
 //!   about the secret IDs they hold), each manifest (GET and a server-side
 //!   apply dry run, Namespaces first: an object in a namespace this plan
 //!   creates cannot be dry-run yet and is planned as a create; 16 objects
-//!   at a time, at most 8 requests in flight, each object compared with
-//!   its dry run as soon as both replies are in and the replies dropped),
+//!   at a time, at most 8 requests in flight, each object a task of its
+//!   own, compared with its dry run as soon as both replies are in and the
+//!   replies dropped),
 //!   the inventory and the owners of what left it, and whether each
 //!   exported key's Secret can be written.
 //! * **Plan** ([`LiveObserved`]) is pure: the compared objects in the
@@ -121,6 +122,41 @@ where
     Ok(done.into_iter().map(|(_, o)| o).collect())
 }
 
+/// A spawned observation, aborted if its result is no longer wanted (the
+/// plan stopped at another object's error).
+struct Spawned<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Spawned<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for Spawned<Result<T, ClusterError>> {
+    type Output = Result<T, ClusterError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|done| match done {
+                Ok(v) => v,
+                // The observation panicked: so does the plan, as it would have
+                // without the task.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Aborted only by dropping this, which is then not polled again;
+                // cancelled otherwise only when the runtime shuts down.
+                Err(_) => Err(ClusterError::BadReply {
+                    op: "observe",
+                    object: "objects".into(),
+                    reason: "cancelled: certplane is shutting down".into(),
+                }),
+            })
+    }
+}
+
 /// Whether `m` is a Namespace.
 fn is_namespace(m: &Value) -> bool {
     m["kind"] == "Namespace" && m["apiVersion"] == "v1"
@@ -149,23 +185,29 @@ impl LiveCluster {
         manifests: &[Loaded<Value>],
         identity: &str,
     ) -> Result<(Vec<Object>, Vec<String>), ClusterError> {
-        let field_manager = self.cluster.field_manager();
         let owned = || manifests.iter().map(|m| owned_manifest(&m.spec, identity));
         let observe = |m: Value, new_namespaces: &[String]| {
             let in_new_namespace = m["metadata"]["namespace"]
                 .as_str()
                 .is_some_and(|ns| new_namespaces.iter().any(|n| n == ns));
+            let cluster = self.cluster.clone();
             async move {
-                let seen = if in_new_namespace {
-                    ObservedObject {
+                if in_new_namespace {
+                    let seen = ObservedObject {
                         addr: Addr::Kube(Box::new(kube_ref(&m))),
                         live: None,
                         dry_run: m.clone(),
-                    }
-                } else {
-                    self.cluster.observe_object(&m).await?
-                };
-                Ok::<_, ClusterError>(Object::compared(m, seen, field_manager))
+                    };
+                    return Ok(Object::compared(m, seen, cluster.field_manager()));
+                }
+                // A task per object: the replies are read, parsed and
+                // compared on any worker thread, not one after the other
+                // on the thread that drives the window.
+                Spawned(tokio::spawn(async move {
+                    let seen = cluster.observe_object(&m).await?;
+                    Ok::<_, ClusterError>(Object::compared(m, seen, cluster.field_manager()))
+                }))
+                .await
             }
         };
         let mut objects = in_order(owned().filter(is_namespace), |m| observe(m, &[])).await?;
@@ -691,6 +733,25 @@ mod tests {
             after: Default::default(),
             sensitive: vec![],
         }
+    }
+
+    #[tokio::test]
+    async fn an_observation_no_longer_wanted_is_stopped() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let spawned = Spawned(tokio::spawn(async move {
+            let _ = rx.await;
+            Ok::<(), ClusterError>(())
+        }));
+        tokio::task::yield_now().await;
+        assert!(!tx.is_closed(), "the task runs");
+        drop(spawned);
+        for _ in 0..100 {
+            if tx.is_closed() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("dropping the observation did not stop its task");
     }
 
     #[tokio::test]
