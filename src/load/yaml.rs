@@ -70,9 +70,13 @@ fn byte_offset(text: &str, m: &Marker) -> usize {
 
 /// One open collection while walking events.
 enum Frame {
-    /// A mapping at `path`; `key` is the key whose value comes next, `None`
-    /// when a key is expected.
-    Map { path: String, key: Option<String> },
+    /// A mapping at `path`; `key` is the path of the key whose value comes
+    /// next with the key's position (`None` for a key without one: an
+    /// alias or a collection), `None` when a key is expected.
+    Map {
+        path: String,
+        key: Option<(String, Option<Pos>)>,
+    },
     /// A sequence at `path`; `next` is the index of the next item.
     Seq { path: String, next: usize },
     /// A collection used as a mapping key (rare; its content is not recorded).
@@ -88,12 +92,12 @@ fn join(path: &str, key: &str) -> String {
 }
 
 /// Where the next node goes and what it is called, updating the parent frame.
-/// `None`: the node is a mapping key (or inside a skipped collection).
 enum Slot {
-    /// A node at this path (a mapping value or sequence item).
-    Value(String),
-    /// A mapping key of the mapping at this path.
-    Key(String),
+    /// A node at this path (a mapping value or sequence item), recorded at
+    /// the position given (its key's, for a mapping value) or its own.
+    Value(String, Option<Pos>),
+    /// A mapping key (its path is made by the caller, from its text).
+    Key,
     /// Inside a key collection.
     Skipped,
     /// The document's root.
@@ -104,15 +108,22 @@ fn next_slot(stack: &mut [Frame]) -> Slot {
     match stack.last_mut() {
         None => Slot::Root,
         Some(Frame::Skip) => Slot::Skipped,
-        Some(Frame::Map { path, key }) => match key.take() {
-            Some(k) => Slot::Value(join(path, &k)),
-            None => Slot::Key(path.clone()),
+        Some(Frame::Map { key, .. }) => match key.take() {
+            Some((path, at)) => Slot::Value(path, at),
+            None => Slot::Key,
         },
         Some(Frame::Seq { path, next }) => {
             let p = format!("{path}[{next}]");
             *next += 1;
-            Slot::Value(p)
+            Slot::Value(p, None)
         }
+    }
+}
+
+/// Sets the key of the mapping on top of `stack` (whose value comes next).
+fn set_key(stack: &mut [Frame], name: &str, at: Option<Pos>) {
+    if let Some(Frame::Map { path, key }) = stack.last_mut() {
+        *key = Some((join(path, name), at));
     }
 }
 
@@ -177,14 +188,8 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                             doc.root_pos = at;
                         }
                     }
-                    Slot::Key(path) => {
-                        let full = join(&path, &value);
-                        doc.fields.entry(full).or_insert(at);
-                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                            *key = Some(value.into_owned());
-                        }
-                    }
-                    Slot::Value(path) => {
+                    Slot::Key => set_key(&mut stack, &value, Some(at)),
+                    Slot::Value(path, key_at) => {
                         if style == ScalarStyle::Literal && !value.trim().is_empty() {
                             // The span starts at the first non-blank line of
                             // the text; blank lines before it are part of it.
@@ -199,7 +204,7 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                                 .entry(path.clone())
                                 .or_insert((value.into_owned(), at));
                         }
-                        doc.fields.entry(path).or_insert(at);
+                        doc.fields.entry(path).or_insert(key_at.unwrap_or(at));
                     }
                     Slot::Skipped => {}
                 }
@@ -216,11 +221,13 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                         doc.fields.insert(String::new(), at);
                         Some(String::new())
                     }
-                    Slot::Value(path) => {
-                        doc.fields.entry(path.clone()).or_insert(at);
+                    Slot::Value(path, key_at) => {
+                        doc.fields
+                            .entry(path.clone())
+                            .or_insert(key_at.unwrap_or(at));
                         Some(path)
                     }
-                    Slot::Key(_) | Slot::Skipped => None,
+                    Slot::Key | Slot::Skipped => None,
                 };
                 stack.push(match (frame_path, is_map) {
                     (None, _) => Frame::Skip,
@@ -232,8 +239,8 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                 let was_skip = matches!(stack.pop(), Some(Frame::Skip));
                 // A collection used as a key: its value comes next, under a
                 // name nobody can refer to.
-                if was_skip && let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                    *key = Some("?".into());
+                if was_skip {
+                    set_key(&mut stack, "?", None);
                 }
             }
             Event::Alias(_) | Event::UnresolvedAlias(_) => {
@@ -244,14 +251,10 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                     Slot::Root => {
                         doc.fields.insert(String::new(), at);
                     }
-                    Slot::Value(path) => {
-                        doc.fields.entry(path).or_insert(at);
+                    Slot::Value(path, key_at) => {
+                        doc.fields.entry(path).or_insert(key_at.unwrap_or(at));
                     }
-                    Slot::Key(_) => {
-                        if let Some(Frame::Map { key, .. }) = stack.last_mut() {
-                            *key = Some("*".into());
-                        }
-                    }
+                    Slot::Key => set_key(&mut stack, "*", None),
                     Slot::Skipped => {}
                 }
             }
