@@ -83,42 +83,20 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Repository, Diagno
         root: walk.root.clone(),
         ..Repository::default()
     };
-    let refs = Refs {
-        root: &walk.confine,
-        env: &options.env,
-        shapes: RefCell::new(HashSet::new()),
-    };
-    for (rel, file) in walk.files {
-        let text = match std::fs::read(&file) {
-            Ok(bytes) => match String::from_utf8(record(&mut repo, &rel, bytes)) {
-                Ok(t) => t,
-                Err(e) => {
-                    diags.push(
-                        Diagnostic::new(
-                            loc(&file, (1, 1)),
-                            format!("file is not valid UTF-8 ({})", e.utf8_error()),
-                        )
-                        .hint("save the file as UTF-8"),
-                    );
-                    continue;
-                }
-            },
-            Err(e) => {
-                diags.push(
-                    Diagnostic::new(loc(&file, (1, 1)), format!("cannot read file: {e}"))
-                        .hint("check the file's permissions"),
-                );
-                continue;
+    for part in load_files(&walk.files, &walk.confine, &options.env) {
+        repo.files.extend(part.repo.files);
+        if let Some(config) = part.repo.config {
+            match &repo.config {
+                // The first Config is the root's certplane.yaml, a second
+                // one its certplane.yml (loaded by another job).
+                Some(first) => diags.push(second_config(&config.origin, &first.origin)),
+                None => repo.config = Some(config),
             }
-        };
-        if text.starts_with(crate::cluster::render::RENDERED_MARK) {
-            tracing::warn!(
-                file = %file.display(),
-                "skipping a manifest rendered by certplane: rendered output is not repository input"
-            );
-            continue;
         }
-        load_file(&mut repo, &refs, &rel, &file, &text, &mut diags);
+        repo.vault.extend(part.repo.vault);
+        repo.vault_issuers.extend(part.repo.vault_issuers);
+        repo.manifests.extend(part.repo.manifests);
+        diags.extend(part.diags);
     }
     repo.identity = match repo.config.as_ref().map(|c| c.meta.name.as_str()) {
         Some(name) if !name.is_empty() => name.to_string(),
@@ -164,39 +142,251 @@ struct Refs<'a> {
     shapes: RefCell<HashSet<Arc<crate::model::Shape>>>,
 }
 
-/// Loads the documents of one file into `repo`.
-fn load_file(
-    repo: &mut Repository,
-    refs: &Refs<'_>,
-    rel: &Path,
-    file: &Path,
-    text: &str,
-    diags: &mut Vec<Diagnostic>,
-) {
-    let docs = match yaml::split(text) {
-        Ok(docs) => docs,
+/// The most threads a load uses (the calling thread included).
+const LOAD_THREADS: usize = 4;
+
+/// Documents per job: the documents of a file with more are loaded in
+/// parts of this many, in parallel.
+const DOCS_PER_JOB: usize = 128;
+
+/// What one job loaded: its part of the repository (in file order) and
+/// its problems.
+#[derive(Default)]
+struct Part {
+    repo: Repository,
+    diags: Vec<Diagnostic>,
+}
+
+/// A file read and split, shared by the jobs that load its documents.
+struct SplitFile<'a> {
+    rel: &'a Path,
+    file: &'a Path,
+    text: String,
+    docs: Vec<RawDoc>,
+}
+
+/// Documents of a split file left to load: (file index, file, range).
+type DocsJob<'a> = (usize, Arc<SplitFile<'a>>, std::ops::Range<usize>);
+
+/// The jobs of a load and what they loaded.
+struct Jobs<'a> {
+    files: &'a [(PathBuf, PathBuf)],
+    queue: std::sync::Mutex<Queue<'a>>,
+    /// Signalled when parts are queued or a file is split.
+    changed: std::sync::Condvar,
+    /// What each job loaded, by (file, first document).
+    done: std::sync::Mutex<Vec<((usize, usize), Part)>>,
+}
+
+/// What is left to do.
+#[derive(Default)]
+struct Queue<'a> {
+    /// The next file to read.
+    next_file: usize,
+    /// Files being read and split: they may still queue parts.
+    splitting: usize,
+    /// Parts of files already split.
+    parts: Vec<DocsJob<'a>>,
+}
+
+/// Locks `m`; a poisoned lock (a job panicked) is still usable: the panic
+/// itself reaches the caller when the threads are joined.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Loads `files` on up to [`LOAD_THREADS`] threads (YAML parsing is most
+/// of a load: 1,000 documents take a tenth of a second on one core), a job
+/// per file and per [`DOCS_PER_JOB`] documents of a long file. Returns the
+/// parts in file and document order: the repository and its problems are
+/// exactly those of loading the files one after the other.
+fn load_files(files: &[(PathBuf, PathBuf)], root: &Root, env: &EnvRules) -> Vec<Part> {
+    let jobs = Jobs {
+        files,
+        queue: Default::default(),
+        changed: Default::default(),
+        done: Default::default(),
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, LOAD_THREADS);
+    let work = || {
+        // The field paths of documents written alike are shared within a
+        // thread ([`crate::model::Positions::shared`]).
+        let refs = Refs {
+            root,
+            env,
+            shapes: RefCell::new(HashSet::new()),
+        };
+        work_on(&jobs, &refs);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    let mut done = jobs.done.into_inner().unwrap_or_else(|p| p.into_inner());
+    done.sort_unstable_by_key(|(at, _)| *at);
+    done.into_iter().map(|(_, part)| part).collect()
+}
+
+/// What a thread does next.
+enum Next<'a> {
+    Docs(DocsJob<'a>),
+    File(usize),
+}
+
+/// Takes jobs until there are none left and no file is being split:
+/// parts of files already split first (their text is freed sooner), then
+/// the next file.
+fn work_on<'a>(jobs: &Jobs<'a>, refs: &Refs<'_>) {
+    loop {
+        let next = {
+            let mut queue = lock(&jobs.queue);
+            loop {
+                if let Some(part) = queue.parts.pop() {
+                    break Next::Docs(part);
+                }
+                if queue.next_file < jobs.files.len() {
+                    queue.next_file += 1;
+                    queue.splitting += 1;
+                    break Next::File(queue.next_file - 1);
+                }
+                if queue.splitting == 0 {
+                    return;
+                }
+                queue = jobs
+                    .changed
+                    .wait(queue)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        };
+        match next {
+            Next::Docs((index, split, range)) => {
+                let mut part = Part::default();
+                load_docs(&mut part, refs, &split, range.clone());
+                lock(&jobs.done).push(((index, range.start), part));
+            }
+            Next::File(index) => {
+                let (rel, file) = &jobs.files[index];
+                let mut part = Part::default();
+                let split = read_file(&mut part, rel, file).map(Arc::new);
+                let first = split.as_ref().map(|split| {
+                    let count = split.docs.len();
+                    // The root's Config file stays one job: a second Config
+                    // in it is found by the first.
+                    let per_job = if is_config_file(rel) {
+                        count.max(1)
+                    } else {
+                        DOCS_PER_JOB
+                    };
+                    let mut queue = lock(&jobs.queue);
+                    for start in (per_job..count).step_by(per_job) {
+                        let range = start..count.min(start + per_job);
+                        queue.parts.push((index, Arc::clone(split), range));
+                    }
+                    0..count.min(per_job)
+                });
+                lock(&jobs.queue).splitting -= 1;
+                jobs.changed.notify_all();
+                if let (Some(split), Some(first)) = (&split, first) {
+                    load_docs(&mut part, refs, split, first);
+                }
+                lock(&jobs.done).push(((index, 0), part));
+            }
+        }
+    }
+}
+
+/// Whether `rel` is where the `Config` may be: `certplane.yaml` (or
+/// `.yml`) at the root.
+fn is_config_file(rel: &Path) -> bool {
+    rel.parent().is_none_or(|p| p.as_os_str().is_empty())
+        && rel
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| CONFIG_FILES.contains(&n))
+}
+
+/// Reads and splits one file (recorded in `part` as read); `None`, with
+/// the problem in `part`, when it cannot be read or parsed, and for a
+/// manifest certplane rendered.
+fn read_file<'a>(part: &mut Part, rel: &'a Path, file: &'a Path) -> Option<SplitFile<'a>> {
+    let text = match std::fs::read(file) {
+        Ok(bytes) => match String::from_utf8(record(&mut part.repo, rel, bytes)) {
+            Ok(t) => t,
+            Err(e) => {
+                part.diags.push(
+                    Diagnostic::new(
+                        loc(file, (1, 1)),
+                        format!("file is not valid UTF-8 ({})", e.utf8_error()),
+                    )
+                    .hint("save the file as UTF-8"),
+                );
+                return None;
+            }
+        },
         Err(e) => {
-            diags.push(syntax_error(file, &e));
-            return;
+            part.diags.push(
+                Diagnostic::new(loc(file, (1, 1)), format!("cannot read file: {e}"))
+                    .hint("check the file's permissions"),
+            );
+            return None;
         }
     };
+    if text.starts_with(crate::cluster::render::RENDERED_MARK) {
+        tracing::warn!(
+            file = %file.display(),
+            "skipping a manifest rendered by certplane: rendered output is not repository input"
+        );
+        return None;
+    }
+    match yaml::split(&text) {
+        Ok(docs) => Some(SplitFile {
+            rel,
+            file,
+            text,
+            docs,
+        }),
+        Err(e) => {
+            part.diags.push(syntax_error(file, &e));
+            None
+        }
+    }
+}
+
+/// Loads the documents `range` of a split file into `part`.
+fn load_docs(
+    part: &mut Part,
+    refs: &Refs<'_>,
+    split: &SplitFile<'_>,
+    range: std::ops::Range<usize>,
+) {
+    let file = split.file;
     let dir = file.parent().unwrap_or(Path::new("")).to_path_buf();
     let shared: Arc<Path> = Arc::from(file);
-    for doc in &docs {
+    for doc in &split.docs[range] {
         let cx = DocCx {
             file,
             shared: &shared,
             dir: &dir,
-            text,
+            text: &split.text,
             doc,
             refs,
             refused: RefCell::new(Vec::new()),
         };
-        if let Err(d) = cx.load_doc(repo, rel) {
-            diags.push(*d);
+        if let Err(d) = cx.load_doc(&mut part.repo, split.rel) {
+            part.diags.push(*d);
         }
-        diags.extend(cx.refused.into_inner());
+        part.diags.extend(cx.refused.into_inner());
     }
+}
+
+/// "a second Config", at `second`.
+fn second_config(second: &Origin, first: &Origin) -> Diagnostic {
+    Diagnostic::new(second.doc(), "a second Config")
+        .hint(format!("keep one Config; the first is at {}", first.doc()))
 }
 
 fn syntax_error(file: &Path, e: &YamlError) -> Diagnostic {
@@ -506,12 +696,7 @@ impl DocCx<'_> {
     }
 
     fn load_config(&self, repo: &mut Repository, rel: &Path, kind_pos: Pos) -> DocResult<()> {
-        let at_root = rel.parent().is_none_or(|p| p.as_os_str().is_empty())
-            && rel
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| CONFIG_FILES.contains(&n));
-        if !at_root {
+        if !is_config_file(rel) {
             return Err(self.err(
                 kind_pos,
                 format!("kind Config is only allowed in certplane.yaml at the repository root, not in {}", rel.display()),
@@ -538,11 +723,7 @@ impl DocCx<'_> {
             ));
         }
         if let Some(first) = &repo.config {
-            return Err(self.err(
-                self.doc.root_pos,
-                "a second Config",
-                format!("keep one Config; the first is at {}", first.origin.doc()),
-            ));
+            return Err(Box::new(second_config(&self.origin(), &first.origin)));
         }
         let mut spec = d.spec;
         self.config_refs(&mut spec);

@@ -455,3 +455,94 @@ fn env_sources_need_the_operators_allow() {
     assert_eq!(err.0.len(), 1, "{err}");
     assert!(err.0[0].message.contains("KUBECONFIG"), "{err}");
 }
+
+/// A load runs on several threads, a job per file and per 128 documents of
+/// a long file: the objects, the files read and the problems still come
+/// out exactly in file and document order.
+#[test]
+fn a_parallel_load_keeps_file_and_document_order() {
+    let d = tempfile::tempdir().unwrap();
+    let many = |prefix: &str, n: usize, bad: &[usize]| -> String {
+        (0..n)
+            .map(|i| {
+                if bad.contains(&i) {
+                    format!("{H}kind: Polcy\nmetadata: {{name: {prefix}{i:03}}}\nspec: {{}}\n")
+                } else {
+                    policy(&format!("{prefix}{i:03}"))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("---\n")
+    };
+    let manifests = (0..130)
+        .map(|i| {
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm{i:03}, namespace: n}}\n")
+        })
+        .collect::<Vec<_>>()
+        .join("---\n");
+    write(d.path(), "a.yaml", &many("a", 5, &[]));
+    write(d.path(), "b.yaml", &many("b", 300, &[]));
+    write(d.path(), "c/cms.yaml", &manifests);
+    write(d.path(), "d.yaml", &many("d", 140, &[]));
+    let repo = certplane::load::load(d.path()).unwrap();
+    let names: Vec<String> = repo.vault.iter().map(|o| o.meta.name.clone()).collect();
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("a{i:03}"))
+        .chain((0..300).map(|i| format!("b{i:03}")))
+        .chain((0..140).map(|i| format!("d{i:03}")))
+        .collect();
+    assert_eq!(names, expected);
+    let cms: Vec<&str> = repo
+        .manifests
+        .iter()
+        .map(|m| m.meta.name.as_str())
+        .collect();
+    let expected: Vec<String> = (0..130).map(|i| format!("cm{i:03}")).collect();
+    assert_eq!(cms, expected);
+    let files: Vec<String> = repo
+        .files
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    assert_eq!(files, ["a.yaml", "b.yaml", "c/cms.yaml", "d.yaml"]);
+    // Each object's position is its own document's.
+    let b200 = repo.vault.iter().find(|o| o.meta.name == "b200").unwrap();
+    assert!(b200.origin.file.ends_with("b.yaml"));
+    assert_eq!(b200.origin.line, 200 * 8 + 1, "{:?}", b200.origin.doc());
+
+    // Problems in the first and the later parts of long files, in order.
+    let b = many("b", 300, &[3, 130, 290]);
+    let dd = many("d", 140, &[139]);
+    write(d.path(), "b.yaml", &b);
+    write(d.path(), "d.yaml", &dd);
+    let err = certplane::load::load(d.path()).unwrap_err();
+    let at: Vec<(String, usize)> = err
+        .0
+        .iter()
+        .map(|d| {
+            let file = d
+                .location
+                .file
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            (file, d.location.line)
+        })
+        .collect();
+    // The `kind:` line of a document: the line before its metadata.
+    let kind_line = |text: &str, name: &str| {
+        let needle = format!("metadata: {{name: {name}}}");
+        text.lines().position(|l| l == needle).unwrap()
+    };
+    assert_eq!(
+        at,
+        [
+            ("b.yaml".to_string(), kind_line(&b, "b003")),
+            ("b.yaml".to_string(), kind_line(&b, "b130")),
+            ("b.yaml".to_string(), kind_line(&b, "b290")),
+            ("d.yaml".to_string(), kind_line(&dd, "d139")),
+        ],
+        "{err}"
+    );
+}
