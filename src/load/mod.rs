@@ -270,6 +270,7 @@ fn work_on<'a>(jobs: &Jobs<'a>, refs: &Refs<'_>) {
             }
             Next::File(index) => {
                 let (rel, file) = &jobs.files[index];
+                let splitting = Splitting(jobs);
                 let mut part = Part::default();
                 let split = read_file(&mut part, rel, file).map(Arc::new);
                 let first = split.as_ref().map(|split| {
@@ -288,14 +289,24 @@ fn work_on<'a>(jobs: &Jobs<'a>, refs: &Refs<'_>) {
                     }
                     0..count.min(per_job)
                 });
-                lock(&jobs.queue).splitting -= 1;
-                jobs.changed.notify_all();
+                drop(splitting);
                 if let (Some(split), Some(first)) = (&split, first) {
                     load_docs(&mut part, refs, split, first);
                 }
                 lock(&jobs.done).push(((index, 0), part));
             }
         }
+    }
+}
+
+/// A file being read and split: when done (or if reading it panicked,
+/// so that no other thread waits for it forever), the others are told.
+struct Splitting<'j, 'a>(&'j Jobs<'a>);
+
+impl Drop for Splitting<'_, '_> {
+    fn drop(&mut self) {
+        lock(&self.0.queue).splitting -= 1;
+        self.0.changed.notify_all();
     }
 }
 
@@ -1104,5 +1115,56 @@ fn check_duplicates(repo: &Repository, diags: &mut Vec<Diagnostic>) {
         } else {
             seen.insert(key, &o.origin);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that panics while it reads and splits a file (a parser bug
+    /// on some input) does not leave the others waiting for that file's
+    /// parts: they end, and the load ends with the panic instead of hanging.
+    #[test]
+    fn a_panic_while_splitting_does_not_leave_the_others_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path()).unwrap();
+        let env = EnvRules::default();
+        let jobs = Jobs {
+            files: &[],
+            queue: Default::default(),
+            changed: Default::default(),
+            done: Default::default(),
+        };
+        lock(&jobs.queue).splitting = 1;
+        let (ended, wait) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let refs = Refs {
+                    root: &root,
+                    env: &env,
+                    shapes: RefCell::new(HashSet::new()),
+                };
+                work_on(&jobs, &refs);
+                let _ = ended.send(());
+            });
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _splitting = Splitting(&jobs);
+                panic!("a parser bug");
+            }));
+            assert!(panicked.is_err());
+            let ended = wait
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .is_ok();
+            if !ended {
+                // Let it go, so that the failure is reported, not a hang.
+                lock(&jobs.queue).splitting = 0;
+                jobs.changed.notify_all();
+            }
+            assert!(
+                ended,
+                "the other thread still waits for the file that panicked"
+            );
+        });
     }
 }
