@@ -83,7 +83,16 @@ pub fn load_with(dir: &Path, options: &LoadOptions) -> Result<Repository, Diagno
         root: walk.root.clone(),
         ..Repository::default()
     };
-    for part in load_files(&walk.files, &walk.confine, &options.env) {
+    let parts = load_files(&walk.files, &walk.confine, &options.env);
+    // Each list at its final size at once (no doubling as the parts come).
+    let total = |n: fn(&Part) -> usize| parts.iter().map(n).sum::<usize>();
+    repo.files.reserve_exact(total(|p| p.repo.files.len()));
+    repo.vault.reserve_exact(total(|p| p.repo.vault.len()));
+    repo.vault_issuers
+        .reserve_exact(total(|p| p.repo.vault_issuers.len()));
+    repo.manifests
+        .reserve_exact(total(|p| p.repo.manifests.len()));
+    for part in parts {
         repo.files.extend(part.repo.files);
         if let Some(config) = part.repo.config {
             match &repo.config {
