@@ -158,6 +158,11 @@ const LOAD_THREADS: usize = 4;
 /// parts of this many, in parallel.
 const DOCS_PER_JOB: usize = 128;
 
+/// Bytes per piece: a file of two pieces or more is split (its fields
+/// mapped, [`yaml::split`]) in pieces of about this many bytes, cut at its
+/// `---` lines ([`yaml::cut`]), in parallel.
+const PIECE_BYTES: usize = 32 * 1024;
+
 /// What one job loaded: its part of the repository (in file order) and
 /// its problems.
 #[derive(Default)]
@@ -170,12 +175,30 @@ struct Part {
 struct SplitFile<'a> {
     rel: &'a Path,
     file: &'a Path,
-    text: String,
+    text: Arc<String>,
     docs: Vec<RawDoc>,
 }
 
 /// Documents of a split file left to load: (file index, file, range).
 type DocsJob<'a> = (usize, Arc<SplitFile<'a>>, std::ops::Range<usize>);
+
+/// A long file read, being split piece by piece.
+struct Pieces<'a> {
+    index: usize,
+    rel: &'a Path,
+    file: &'a Path,
+    text: Arc<String>,
+    starts: Vec<yaml::PieceStart>,
+    /// The documents of each piece split so far, and how many pieces are
+    /// left.
+    split: std::sync::Mutex<(Vec<Option<PieceDocs>>, usize)>,
+}
+
+/// The documents of a piece; `None` when the piece is not valid YAML.
+type PieceDocs = Option<Vec<RawDoc>>;
+
+/// A piece of a long file left to split: (file, piece).
+type PieceJob<'a> = (Arc<Pieces<'a>>, usize);
 
 /// The jobs of a load and what they loaded.
 struct Jobs<'a> {
@@ -192,8 +215,11 @@ struct Jobs<'a> {
 struct Queue<'a> {
     /// The next file to read.
     next_file: usize,
-    /// Files being read and split: they may still queue parts.
+    /// Files being read and split, and pieces of files queued or being
+    /// split: they may still queue parts.
     splitting: usize,
+    /// Pieces of long files to split.
+    pieces: Vec<PieceJob<'a>>,
     /// Parts of files already split.
     parts: Vec<DocsJob<'a>>,
 }
@@ -242,18 +268,22 @@ fn load_files(files: &[(PathBuf, PathBuf)], root: &Root, env: &EnvRules) -> Vec<
 
 /// What a thread does next.
 enum Next<'a> {
+    Piece(PieceJob<'a>),
     Docs(DocsJob<'a>),
     File(usize),
 }
 
-/// Takes jobs until there are none left and no file is being split:
-/// parts of files already split first (their text is freed sooner), then
-/// the next file.
+/// Takes jobs until there are none left and nothing is being split:
+/// pieces of long files first (they make the parts), then parts of files
+/// already split (their text is freed sooner), then the next file.
 fn work_on<'a>(jobs: &Jobs<'a>, refs: &Refs<'_>) {
     loop {
         let next = {
             let mut queue = lock(&jobs.queue);
             loop {
+                if let Some(piece) = queue.pieces.pop() {
+                    break Next::Piece(piece);
+                }
                 if let Some(part) = queue.parts.pop() {
                     break Next::Docs(part);
                 }
@@ -272,40 +302,140 @@ fn work_on<'a>(jobs: &Jobs<'a>, refs: &Refs<'_>) {
             }
         };
         match next {
+            Next::Piece((pieces, at)) => split_piece(jobs, refs, &pieces, at),
             Next::Docs((index, split, range)) => {
                 let mut part = Part::default();
                 load_docs(&mut part, refs, &split, range.clone());
-                lock(&jobs.done).push(((index, range.start), part));
+                lock(&jobs.done).push(((index, 1 + range.start), part));
             }
             Next::File(index) => {
                 let (rel, file) = &jobs.files[index];
                 let splitting = Splitting(jobs);
                 let mut part = Part::default();
-                let split = read_file(&mut part, rel, file).map(Arc::new);
-                let first = split.as_ref().map(|split| {
-                    let count = split.docs.len();
-                    // The root's Config file stays one job: a second Config
-                    // in it is found by the first.
-                    let per_job = if is_config_file(rel) {
-                        count.max(1)
-                    } else {
-                        DOCS_PER_JOB
-                    };
+                let Some(text) = read_file(&mut part, rel, file) else {
+                    drop(splitting);
+                    lock(&jobs.done).push(((index, 0), part));
+                    continue;
+                };
+                // The root's Config file stays whole: a second Config in it
+                // is found by the first.
+                let starts = if is_config_file(rel) {
+                    Vec::new()
+                } else {
+                    yaml::cut(&text, PIECE_BYTES)
+                };
+                let text = Arc::new(text);
+                if starts.len() > 1 {
+                    let count = starts.len();
+                    let pieces = Arc::new(Pieces {
+                        index,
+                        rel,
+                        file,
+                        text,
+                        starts,
+                        split: std::sync::Mutex::new((vec![None; count], count)),
+                    });
                     let mut queue = lock(&jobs.queue);
-                    for start in (per_job..count).step_by(per_job) {
-                        let range = start..count.min(start + per_job);
-                        queue.parts.push((index, Arc::clone(split), range));
-                    }
-                    0..count.min(per_job)
-                });
-                drop(splitting);
-                if let (Some(split), Some(first)) = (&split, first) {
-                    load_docs(&mut part, refs, split, first);
+                    queue.splitting += count;
+                    // Taken from the end: the first piece first.
+                    queue
+                        .pieces
+                        .extend((0..count).rev().map(|at| (Arc::clone(&pieces), at)));
+                    drop(queue);
+                    jobs.changed.notify_all();
+                    drop(splitting);
+                    lock(&jobs.done).push(((index, 0), part));
+                } else {
+                    let docs = yaml::split(&text);
+                    let split = (index, rel.as_path(), file.as_path(), text, docs);
+                    split_done(jobs, refs, part, split, splitting);
                 }
-                lock(&jobs.done).push(((index, 0), part));
             }
         }
     }
+}
+
+/// Splits piece `at` of a long file; the thread that splits its last piece
+/// puts the file's documents together ([`split_done`]). A piece that is not
+/// valid YAML has the whole file split again, for the exact error of a
+/// file split whole.
+fn split_piece<'a>(jobs: &Jobs<'a>, refs: &Refs<'_>, pieces: &Pieces<'a>, at: usize) {
+    // This piece's share of the queue's `splitting`, released when done.
+    let splitting = Splitting(jobs);
+    let end = pieces.starts.get(at + 1).map_or(pieces.text.len(), |s| s.0);
+    let docs = yaml::split_piece(&pieces.text, pieces.starts[at], end);
+    let all = {
+        let mut split = lock(&pieces.split);
+        split.0[at] = Some(docs);
+        split.1 -= 1;
+        (split.1 == 0).then(|| std::mem::take(&mut split.0))
+    };
+    let Some(all) = all else { return };
+    let docs = all
+        .into_iter()
+        .map(Option::flatten)
+        .collect::<Option<Vec<_>>>()
+        .map(|pieces| pieces.concat());
+    let docs = match docs {
+        Some(docs) => Ok(docs),
+        None => yaml::split(&pieces.text),
+    };
+    let text = Arc::clone(&pieces.text);
+    let split = (pieces.index, pieces.rel, pieces.file, text, docs);
+    split_done(jobs, refs, Part::default(), split, splitting);
+}
+
+/// A file split: (file index, file relative to the root, file, text, its
+/// documents or its syntax error).
+type Split<'a> = (
+    usize,
+    &'a Path,
+    &'a Path,
+    Arc<String>,
+    Result<Vec<RawDoc>, YamlError>,
+);
+
+/// Queues the documents of a split file in parts of [`DOCS_PER_JOB`] (the
+/// root's Config file in one), tells the others the file is split, loads
+/// the first part into `part` and hands it in; or hands in the file's
+/// syntax error.
+fn split_done<'a>(
+    jobs: &Jobs<'a>,
+    refs: &Refs<'_>,
+    mut part: Part,
+    (index, rel, file, text, docs): Split<'a>,
+    splitting: Splitting<'_, 'a>,
+) {
+    let docs = match docs {
+        Ok(docs) => docs,
+        Err(e) => {
+            drop(splitting);
+            part.diags.push(syntax_error(file, &e));
+            lock(&jobs.done).push(((index, 1), part));
+            return;
+        }
+    };
+    let split = Arc::new(SplitFile {
+        rel,
+        file,
+        text,
+        docs,
+    });
+    let count = split.docs.len();
+    let per_job = if is_config_file(rel) {
+        count.max(1)
+    } else {
+        DOCS_PER_JOB
+    };
+    let mut queue = lock(&jobs.queue);
+    for start in (per_job..count).step_by(per_job) {
+        let range = start..count.min(start + per_job);
+        queue.parts.push((index, Arc::clone(&split), range));
+    }
+    drop(queue);
+    drop(splitting);
+    load_docs(&mut part, refs, &split, 0..count.min(per_job));
+    lock(&jobs.done).push(((index, 1), part));
 }
 
 /// A file being read and split: when done (or if reading it panicked,
@@ -329,10 +459,10 @@ fn is_config_file(rel: &Path) -> bool {
             .is_some_and(|n| CONFIG_FILES.contains(&n))
 }
 
-/// Reads and splits one file (recorded in `part` as read); `None`, with
-/// the problem in `part`, when it cannot be read or parsed, and for a
-/// manifest certplane rendered.
-fn read_file<'a>(part: &mut Part, rel: &'a Path, file: &'a Path) -> Option<SplitFile<'a>> {
+/// Reads one file (recorded in `part` as read); `None`, with the problem
+/// in `part`, when it cannot be read, and for a manifest certplane
+/// rendered.
+fn read_file(part: &mut Part, rel: &Path, file: &Path) -> Option<String> {
     let text = match std::fs::read(file) {
         Ok(bytes) => match String::from_utf8(record(&mut part.repo, rel, bytes)) {
             Ok(t) => t,
@@ -362,18 +492,7 @@ fn read_file<'a>(part: &mut Part, rel: &'a Path, file: &'a Path) -> Option<Split
         );
         return None;
     }
-    match yaml::split(&text) {
-        Ok(docs) => Some(SplitFile {
-            rel,
-            file,
-            text,
-            docs,
-        }),
-        Err(e) => {
-            part.diags.push(syntax_error(file, &e));
-            None
-        }
-    }
+    Some(text)
 }
 
 /// Loads the documents `range` of a split file into `part`.

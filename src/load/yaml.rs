@@ -17,7 +17,7 @@ use serde_saphyr::granit_parser::{Event, Marker, Parser, ScalarStyle};
 pub type Pos = (usize, usize);
 
 /// One non-empty document of a YAML stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawDoc {
     /// Byte range of the document in the file's text.
     pub start: usize,
@@ -41,6 +41,21 @@ impl RawDoc {
     /// The value of a top-level scalar key with its position.
     pub fn top(&self, key: &str) -> Option<(&str, Pos)> {
         self.top_scalars.get(key).map(|(v, p)| (v.as_str(), *p))
+    }
+
+    /// Moves the document `bytes` and `lines` further into the file (it was
+    /// split from a piece that starts there, at column 1).
+    fn shift(&mut self, bytes: usize, lines: usize) {
+        self.start += bytes;
+        self.end += bytes;
+        for p in [&mut self.start_pos, &mut self.root_pos]
+            .into_iter()
+            .chain(self.top_scalars.values_mut().map(|(_, p)| p))
+            .chain(self.fields.values_mut())
+            .chain(self.blocks.values_mut())
+        {
+            p.0 += lines;
+        }
     }
 }
 
@@ -262,6 +277,65 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
         }
     }
     Ok(docs)
+}
+
+/// Where a piece of a stream starts: its byte offset and the line breaks
+/// before it.
+pub type PieceStart = (usize, usize);
+
+/// Where a long stream can be cut into pieces that each [`split`] alone
+/// exactly as they split within the stream, so that the pieces can be split
+/// in parallel ([`split_piece`]): at the start of a line that is a document
+/// marker (`---`, then a blank or the end of the line), at least `piece`
+/// bytes apart. A document marker at column 0 ends whatever came before it
+/// (a plain or block scalar ends there; a quoted scalar or a flow
+/// collection open across it is a syntax error in the stream and in the
+/// piece alike). One piece, `[(0, 0)]`, for a stream shorter than two
+/// pieces, and for one with a directive (`%` at column 0: it belongs to
+/// the document after it), a byte order mark after its start or a lone
+/// carriage return (a line break this cut would not count).
+pub fn cut(text: &str, piece: usize) -> Vec<PieceStart> {
+    let whole = vec![(0, 0)];
+    if text.len() < piece.saturating_mul(2) {
+        return whole;
+    }
+    let mut starts = vec![(0, 0)];
+    let (mut at, mut breaks, mut last) = (0, 0, 0);
+    for line in text.split_inclusive('\n') {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let body = body.strip_suffix('\r').unwrap_or(body);
+        let unmarked = if at == 0 {
+            body.strip_prefix('\u{feff}').unwrap_or(body)
+        } else {
+            body
+        };
+        if unmarked.starts_with(['%', '\u{feff}']) || body.contains('\r') {
+            return whole;
+        }
+        let marker = body
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\0']));
+        if marker && at - last >= piece {
+            starts.push((at, breaks));
+            last = at;
+        }
+        at += line.len();
+        breaks += 1;
+    }
+    starts
+}
+
+/// [`split`] of the piece of `text` from `start` (as [`cut`] gives it) to
+/// `end`, with the documents' offsets and positions those of `text`.
+/// `None` when the piece is not valid YAML: the stream is not either, and
+/// [`split`] of the whole stream says where, exactly.
+pub fn split_piece(text: &str, start: PieceStart, end: usize) -> Option<Vec<RawDoc>> {
+    let (bytes, lines) = start;
+    let mut docs = split(text.get(bytes..end)?).ok()?;
+    for doc in &mut docs {
+        doc.shift(bytes, lines);
+    }
+    Some(docs)
 }
 
 /// Where the tab a tab error is about is: the first tab in the indentation
@@ -615,5 +689,84 @@ mod tests {
         // Other syntax errors keep the parser's position.
         let err = split("kind: A\nspec:\n  a: 1\n b: 2\n").unwrap_err();
         assert_eq!(err.pos.0, 4, "{err:?}");
+    }
+
+    /// The documents of `text` split piece by piece ([`cut`] every
+    /// `piece` bytes), put together; `None` when a piece is not valid YAML.
+    fn split_in_pieces(text: &str, piece: usize) -> Option<Vec<RawDoc>> {
+        let starts = cut(text, piece);
+        let ends = starts.iter().skip(1).map(|s| s.0).chain([text.len()]);
+        let mut docs = Vec::new();
+        for (start, end) in starts.iter().zip(ends) {
+            docs.extend(split_piece(text, *start, end)?);
+        }
+        Some(docs)
+    }
+
+    /// Documents that end in each way a document can: a `---` line after a
+    /// plain, block or flow scalar at the root, a comment, `...`, a marker
+    /// followed by content or a tab, with markers-lookalikes inside.
+    const STREAM: &str = "# head\nkind: A\nlist:\n  - x\n---\n--- |\n  root text\n  ---\n---\n\
+        kind: B\nblock: |\n\n  line\n  --- not a marker (indented)\n---\n--- |\nroot text at column 0\n---\n\
+        plain root\n  scalar\n---\t\nkind: C # comment\n...\n# between\n--- {kind: D, list: [a, b]}\n\
+        ---\nkind: F\n----: 1\n---x: 2\n---\n\n# only a comment\n---\nkind: E\nmeta:\n  name: e\n  nested:\n    - a: 1\n      b: |\n        x\n";
+
+    #[test]
+    fn a_stream_split_in_pieces_is_the_stream_split_whole() {
+        let whole = split(STREAM).unwrap();
+        assert_eq!(whole.len(), 9, "{whole:#?}");
+        let starts = cut(STREAM, 1);
+        // Every `---` line is a cut (at least one byte apart), and nothing else:
+        // not `----`, `---x: 1` or an indented `---`.
+        let lines: Vec<usize> = starts.iter().map(|s| s.1 + 1).collect();
+        assert_eq!(
+            lines,
+            [1, 5, 6, 9, 15, 16, 18, 21, 25, 26, 30, 33],
+            "{starts:?}"
+        );
+        for (at, breaks) in &starts {
+            assert_eq!(STREAM[..*at].matches('\n').count(), *breaks);
+        }
+        assert_eq!(split_in_pieces(STREAM, 1).unwrap(), whole);
+        // In larger pieces, and with Windows line ends.
+        assert_eq!(split_in_pieces(STREAM, 40).unwrap(), whole);
+        assert!(cut(STREAM, 40).len() > 2);
+        let crlf = STREAM.replace('\n', "\r\n");
+        assert_eq!(cut(&crlf, 1).len(), starts.len());
+        assert_eq!(split_in_pieces(&crlf, 1).unwrap(), split(&crlf).unwrap());
+        // A document deep in the stream keeps its place in the file.
+        let e = whole.last().unwrap();
+        assert_eq!(e.top("kind").unwrap(), ("E", (34, 7)));
+        assert_eq!(&STREAM[e.start..e.start + 3], "---");
+    }
+
+    #[test]
+    fn a_stream_is_cut_only_where_the_pieces_stand_alone() {
+        // Short: one piece.
+        assert_eq!(cut(STREAM, STREAM.len() / 2 + 1), [(0, 0)]);
+        // A directive belongs to the document after it.
+        let directive = format!("{STREAM}---\n%YAML 1.2\n---\nkind: F\n");
+        assert_eq!(cut(&directive, 1), [(0, 0)]);
+        assert_eq!(cut(&format!("%YAML 1.2\n{STREAM}"), 1), [(0, 0)]);
+        // A lone carriage return is a line break to the parser.
+        assert_eq!(cut(&STREAM.replacen('\n', "\r", 1), 1), [(0, 0)]);
+        assert_eq!(cut(&format!("{STREAM}---\n\u{feff}kind: G\n"), 1), [(0, 0)]);
+        // A byte order mark at the start is not a cut stopper.
+        assert!(cut(&format!("\u{feff}{STREAM}"), 1).len() > 2);
+    }
+
+    #[test]
+    fn a_stream_that_is_not_yaml_is_not_yaml_in_some_piece() {
+        for broken in [
+            // A quoted scalar open across a marker.
+            "kind: A\nq: \"open\n---\nclosed\"\n---\nkind: B\n",
+            // A flow collection open across a marker.
+            "kind: A\nlist: [a,\n---\nb]\n---\nkind: B\n",
+            // A plain syntax error in a later piece.
+            "kind: A\n---\nkind: B\n  bad: 1\n",
+        ] {
+            assert!(split(broken).is_err(), "{broken:?}");
+            assert_eq!(split_in_pieces(broken, 1), None, "{broken:?}");
+        }
     }
 }

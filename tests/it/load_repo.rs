@@ -546,3 +546,79 @@ fn a_parallel_load_keeps_file_and_document_order() {
         "{err}"
     );
 }
+
+/// A long file is split in pieces cut at its `---` lines, in parallel
+/// (`yaml::cut`, pieces of 32 KiB): its objects, their positions and its
+/// problems are those of the file split whole, and a syntax error in a
+/// late piece is the error of the whole file, at its line in the file.
+#[test]
+fn a_long_file_split_in_pieces_keeps_the_positions_of_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let docs = |bad: &[usize]| -> Vec<String> {
+        (0..1500)
+            .map(|i| {
+                let name = format!("p{i:04}");
+                match i {
+                    _ if bad.contains(&i) => {
+                        format!("{H}kind: Polcy\nmetadata: {{name: {name}}}\nspec: {{}}\n")
+                    }
+                    // A comment and an explicit end between some documents.
+                    _ if i % 97 == 0 => format!("# {name}\n{}...\n", policy(&name)),
+                    _ => policy(&name),
+                }
+            })
+            .collect()
+    };
+    let text = docs(&[]).join("---\n");
+    assert!(
+        text.len() > 6 * 32 * 1024,
+        "{} bytes: not enough pieces",
+        text.len()
+    );
+    write(d.path(), "long.yaml", &text);
+    let repo = certplane::load::load(d.path()).unwrap();
+    let names: Vec<String> = repo.vault.iter().map(|o| o.meta.name.clone()).collect();
+    let expected: Vec<String> = (0..1500).map(|i| format!("p{i:04}")).collect();
+    assert_eq!(names, expected);
+    let line_of = |text: &str, needle: &str| text.lines().position(|l| l == needle).unwrap();
+    for name in ["p0000", "p0700", "p1203", "p1499"] {
+        let o = repo.vault.iter().find(|o| o.meta.name == name).unwrap();
+        // The document starts at its `apiVersion:` line, two before its metadata.
+        let at = line_of(&text, &format!("metadata: {{name: {name}}}")) - 1;
+        assert_eq!(o.origin.line, at, "{name}: {:?}", o.origin.doc());
+    }
+
+    // Problems in every piece, in order, at their lines in the file.
+    let text = docs(&[3, 700, 1499]).join("---\n");
+    write(d.path(), "long.yaml", &text);
+    let err = certplane::load::load(d.path()).unwrap_err();
+    let lines: Vec<usize> = err.0.iter().map(|d| d.location.line).collect();
+    let kind_line = |name: &str| line_of(&text, &format!("metadata: {{name: {name}}}"));
+    assert_eq!(
+        lines,
+        [kind_line("p0003"), kind_line("p0700"), kind_line("p1499")],
+        "{err}"
+    );
+
+    // A syntax error in a late piece: the error of the whole file (the
+    // document alone says where in the document), and nothing else of it.
+    let broken = format!("{H}kind: Policy\nmetadata: {{name: broken\nspec: {{}}\n");
+    write(d.path(), "long.yaml", &broken);
+    let alone = certplane::load::load(d.path()).unwrap_err();
+    assert_eq!(alone.0.len(), 1, "{alone}");
+    let mut all = docs(&[3]);
+    all[1300] = broken;
+    let text = all.join("---\n");
+    write(d.path(), "long.yaml", &text);
+    let err = certplane::load::load(d.path()).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert!(err.0[0].message.starts_with("invalid YAML"), "{err}");
+    assert_eq!(err.0[0].message, alone.0[0].message);
+    // The broken document starts after the `---` line before its `apiVersion:`.
+    let start = line_of(&text, "metadata: {name: broken") - 1;
+    assert_eq!(
+        err.0[0].location.line,
+        start + alone.0[0].location.line - 1,
+        "{err}"
+    );
+}
