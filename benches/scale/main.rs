@@ -10,6 +10,8 @@
 //!   `listening 127.0.0.1:PORT`, then serves until killed.
 //! * `kube-raw --addr URL --log FILE [--concurrency N]`: replays the
 //!   requests the server recorded (its `/__bench/log`), raw, in parallel.
+//!   With `--kubeconfig FILE [--context NAME]` instead of `--addr`: to the
+//!   API server of that kubeconfig (a real one), through a kube client.
 //!   Prints what it did as one JSON line.
 
 mod kube_server;
@@ -21,7 +23,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: scale vault-reads --addr URL --reads FILE [--concurrency N]\n\
          \x20      scale kube-server\n\
-         \x20      scale kube-raw --addr URL --log FILE [--concurrency N]"
+         \x20      scale kube-raw (--addr URL | --kubeconfig FILE [--context NAME]) --log FILE [--concurrency N]"
     );
     ExitCode::from(2)
 }
@@ -137,15 +139,33 @@ async fn kube_server() -> Result<(), String> {
 }
 
 async fn kube_raw(opts: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
-    let addr = need(opts, "addr")?;
     let requests: Vec<kube_server::Recorded> = read(need(opts, "log")?)?
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).map_err(|e| format!("a bad log line ({e}): {l}")))
         .collect::<Result<_, _>>()?;
     let n = concurrency(opts, 8)?;
-    let client = raw::client(n)?;
-    let done = raw::kube_requests(&client, addr, &requests, n).await;
+    let done = match opts.get("kubeconfig") {
+        Some(path) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read the kubeconfig {path}: {e}"))?;
+            let options = kube::config::KubeConfigOptions {
+                context: opts.get("context").cloned(),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| format!("cannot use the kubeconfig {path}: {e}"))?;
+            let client = kube::Client::try_from(config)
+                .map_err(|e| format!("cannot make a kube client: {e}"))?;
+            raw::kube_requests_via(&client, &requests, n).await
+        }
+        None => {
+            let client = raw::client(n)?;
+            raw::kube_requests(&client, need(opts, "addr")?, &requests, n).await
+        }
+    };
     println!(
         "{}",
         serde_json::to_string(&done).map_err(|e| e.to_string())?

@@ -148,3 +148,35 @@ pub async fn kube_requests(
     })
     .await
 }
+
+/// Replays `requests` through a kube client (a real API server: the
+/// kubeconfig's TLS and credentials), `concurrency` in flight; the replies
+/// are read as text and dropped, never parsed.
+pub async fn kube_requests_via(
+    client: &kube::Client,
+    requests: &[Recorded],
+    concurrency: usize,
+) -> Replayed {
+    run(requests.len(), concurrency, |i| {
+        let r = &requests[i];
+        let mut req = http::Request::builder()
+            .method(r.method.as_str())
+            .uri(r.uri.as_str())
+            .header("Accept", "application/json");
+        if let Some(ct) = &r.content_type {
+            req = req.header("Content-Type", ct.as_str());
+        }
+        let req = req.body(r.body.clone().into_bytes());
+        let client = client.clone();
+        async move {
+            let req = req.map_err(|e| e.to_string())?;
+            match client.request_text(req).await {
+                Ok(_) => Ok(reqwest::StatusCode::OK),
+                Err(kube::Error::Api(status)) => reqwest::StatusCode::from_u16(status.code)
+                    .map_err(|_| format!("status {}", status.code)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await
+}

@@ -25,7 +25,9 @@ Then the cluster half: a no-op plan of 1,000 Certificates plus their Issuers
 against a scripted loopback API server (benches/scale, `kube-server`), next
 to the same requests replayed raw in parallel (`kube-raw`), 5 rounds of
 each, alternating, medians compared; the server counts discovery
-requests, connections and the most requests in flight.
+requests, connections and the most requests in flight. With --kubeconfig
+(BENCH_KUBECONFIG), the same against that kubeconfig's (real) API server,
+in a namespace of its own, deleted at the end.
 
 Then `certplane run` on the largest size from a local Git repository, for
 BENCH_RUN_INTERVALS intervals (default 100): RSS after each interval and
@@ -428,34 +430,132 @@ class KubeServer:
         self.log.close()
 
 
-def write_cluster_repo(repo, certs, issuers):
+def write_cluster_repo(repo, certs, issuers, ns="bench", identity="bench-cluster", context="bench"):
+    """The cluster repository: a Namespace `ns`, its Issuers and
+    Certificates; `context` None: the kubeconfig's current context."""
     os.makedirs(repo)
     with open(os.path.join(repo, "certplane.yaml"), "w") as f:
-        f.write("apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: bench-cluster}\n"
-                "spec:\n  cluster:\n    context: bench\n")
-    docs = ["apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n"]
+        f.write("apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: %s}\n"
+                "spec:\n  cluster:%s\n"
+                % (identity, "\n    context: %s" % context if context else " {}"))
+    docs = ["apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n" % ns]
     for i in range(issuers):
         docs.append(
             "apiVersion: cert-manager.io/v1\nkind: Issuer\n"
-            "metadata: {name: issuer-%02d, namespace: bench}\nspec:\n  selfSigned: {}\n" % i)
+            "metadata: {name: issuer-%02d, namespace: %s}\nspec:\n  selfSigned: {}\n" % (i, ns))
     with open(os.path.join(repo, "issuers.yaml"), "w") as f:
         f.write("---\n".join(docs))
     docs = []
     for c in range(certs):
         docs.append(
             "apiVersion: cert-manager.io/v1\nkind: Certificate\n"
-            "metadata: {name: svc-%04d, namespace: bench}\nspec:\n"
+            "metadata: {name: svc-%04d, namespace: %s}\nspec:\n"
             "  secretName: svc-%04d-tls\n  commonName: svc-%04d.bench.local\n"
             "  dnsNames: [svc-%04d.bench.local]\n  duration: 2160h\n  renewBefore: 720h\n"
             "  privateKey: {algorithm: ECDSA, size: 256}\n"
             "  issuerRef: {name: issuer-%02d, kind: Issuer, group: cert-manager.io}\n"
-            % (c, c, c, c, c % issuers))
+            % (c, ns, c, c, c, c % issuers))
     with open(os.path.join(repo, "certificates.yaml"), "w") as f:
         f.write("---\n".join(docs))
 
 
 # Rounds of the cluster no-op plan and of its raw replay (see cluster_bench).
 CLUSTER_ROUNDS = 5
+
+
+def scripted_kubeconfig(server, path):
+    with open(path, "w") as f:
+        f.write("apiVersion: v1\nkind: Config\ncurrent-context: bench\n"
+                "clusters:\n- name: bench\n  cluster:\n    server: %s\n"
+                "contexts:\n- name: bench\n  context:\n    cluster: bench\n    user: bench\n"
+                "    namespace: bench\nusers:\n- name: bench\n  user:\n    token: not-a-real-token\n"
+                % server.addr)
+
+
+def alternate(first, second, rounds=CLUSTER_ROUNDS):
+    """Runs first() and second() `rounds` times each, alternating which goes
+    first; returns the results of each in order of runs."""
+    out = ([], [])
+    for round_no in range(rounds):
+        order = (0, 1) if round_no % 2 == 0 else (1, 0)
+        for which in order:
+            out[which].append((first, second)[which]())
+    return out
+
+
+def real_cluster_bench(binary, scale_bin, work, certs, issuers, kubeconfig, context):
+    """The cluster half against a real API server (--kubeconfig): a namespace
+    of its own, deleted at the end with certplane's inventory ConfigMap. The
+    raw replay's requests are the no-op plan's, recorded by the scripted
+    server for the same repository (a real server records nothing)."""
+    ns = "certplane-bench-%d" % os.getpid()
+    identity = ns
+    print("\n== Cluster, real API server (%s%s): namespace %s"
+          % (kubeconfig, ", context %s" % context if context else "", ns))
+    repo = os.path.join(work, "real-cluster-repo")
+    write_cluster_repo(repo, certs, issuers, ns=ns, identity=identity, context=context)
+    # The requests of the same plan, recorded by the scripted server.
+    log_file = os.path.join(work, "real-kube-requests.jsonl")
+    server = KubeServer(scale_bin, work)
+    try:
+        scripted = os.path.join(work, "scripted-for-real")
+        write_cluster_repo(scripted, certs, issuers, ns=ns, identity=identity)
+        env = clean_env()
+        env["KUBECONFIG"] = os.path.join(work, "kubeconfig-for-real")
+        scripted_kubeconfig(server, env["KUBECONFIG"])
+        measure([binary, "apply", "--auto-approve", "--no-color", scripted], env, (0,))
+        server.reset()
+        measure([binary, "plan", "--no-color", scripted], env, (0,))
+        with open(log_file, "w") as f:
+            f.write(server.call("GET", "log"))
+    finally:
+        server.stop()
+    env = clean_env()
+    env["KUBECONFIG"] = kubeconfig
+
+    def raw_cmd(log):
+        cmd = [scale_bin, "kube-raw", "--kubeconfig", kubeconfig, "--log", log]
+        return cmd + ["--context", context] if context else cmd
+
+    rows = {}
+    try:
+        wall, peak, _, _, _ = measure(
+            [binary, "apply", "--auto-approve", "--no-color", repo], env, (0,))
+        rows["apply"] = ("certplane apply, from empty", wall, peak)
+        print("  %-34s %6.2f s  %s" % (rows["apply"][0], wall, fmt_rss(peak)))
+
+        def plan():
+            wall, peak, _, stdout, _ = measure([binary, "plan", "--no-color", repo], env, (0,))
+            if "No changes" not in stdout:
+                sys.stderr.write(stdout[-2000:])
+                raise SystemExit("the plan against the real API server after apply is not empty")
+            return wall, peak
+
+        def raw():
+            wall, peak, _, stdout, _ = measure(raw_cmd(log_file), clean_env(), (0,))
+            done = json.loads(stdout.strip().splitlines()[-1])
+            if set(done.get("by_status", {})) - {"2xx"}:
+                raise SystemExit("the raw replay against the real API server: %s" % done)
+            return wall, peak
+
+        plans, raws = alternate(plan, raw)
+        for key, label, got in (("plan", "certplane plan, no-op", plans),
+                                ("raw", "raw requests (kube client, 8 in flight)", raws)):
+            walls = [w for w, _ in got]
+            rows[key] = (label, statistics.median(walls), max(p for _, p in got))
+            print("  %-34s %6.2f s  %s  (median of %d: %s s)" % (
+                label, rows[key][1], fmt_rss(rows[key][2]), len(walls),
+                " ".join("%.2f" % w for w in walls)))
+    finally:
+        cleanup = os.path.join(work, "real-cleanup.jsonl")
+        with open(cleanup, "w") as f:
+            for uri in ("/api/v1/namespaces/certplane-system/configmaps/certplane-inventory-%s" % identity,
+                        "/api/v1/namespaces/%s" % ns):
+                f.write(json.dumps({"method": "DELETE", "uri": uri}) + "\n")
+        out = subprocess.run(raw_cmd(cleanup), capture_output=True, text=True)
+        print("  cleanup (namespace %s and the inventory deleted): %s"
+              % (ns, (out.stdout.strip().splitlines() or [out.stderr.strip()])[-1]))
+    return rows
 
 
 def cluster_bench(binary, scale_bin, work, certs, issuers):
@@ -465,12 +565,7 @@ def cluster_bench(binary, scale_bin, work, certs, issuers):
     rows = {}
     try:
         kubeconfig = os.path.join(work, "kubeconfig")
-        with open(kubeconfig, "w") as f:
-            f.write("apiVersion: v1\nkind: Config\ncurrent-context: bench\n"
-                    "clusters:\n- name: bench\n  cluster:\n    server: %s\n"
-                    "contexts:\n- name: bench\n  context:\n    cluster: bench\n    user: bench\n"
-                    "    namespace: bench\nusers:\n- name: bench\n  user:\n    token: not-a-real-token\n"
-                    % server.addr)
+        scripted_kubeconfig(server, kubeconfig)
         repo = os.path.join(work, "cluster-repo")
         write_cluster_repo(repo, certs, issuers)
         env = clean_env()
@@ -672,6 +767,12 @@ def main():
     p.add_argument("--run-intervals", type=int,
                    default=int(os.environ.get("BENCH_RUN_INTERVALS", 100)),
                    help="intervals of `certplane run` on the largest size (0: skip it)")
+    p.add_argument("--kubeconfig", default=os.environ.get("BENCH_KUBECONFIG"),
+                   help="also run the cluster half against the API server of this kubeconfig"
+                        " (a real one, with the cert-manager CRDs; env BENCH_KUBECONFIG): in a"
+                        " namespace of its own, deleted at the end")
+    p.add_argument("--kube-context", default=os.environ.get("BENCH_KUBE_CONTEXT"),
+                   help="the context of --kubeconfig (default: its current context)")
     p.add_argument("--no-script", action="store_true", default=os.environ.get("BENCH_NO_SCRIPT") == "1",
                    help="skip the shell-script comparison (it takes minutes)")
     p.add_argument("--strict", action="store_true", default=os.environ.get("BENCH_STRICT") == "1",
@@ -693,6 +794,7 @@ def main():
     servers = []
     results = []
     cluster = None
+    real = None
     run = None
     try:
         print("certplane bench; bao: %s" % bao_bin)
@@ -708,6 +810,10 @@ def main():
                 servers.remove(bao)
         if args.certs > 0:
             cluster = cluster_bench(binary, scale_bin, work, args.certs, max(1, args.certs // 50))
+            if args.kubeconfig:
+                real = real_cluster_bench(binary, scale_bin, work, args.certs,
+                                          max(1, args.certs // 50), args.kubeconfig,
+                                          args.kube_context)
         if args.run_intervals > 0 and servers:
             roles, mounts = sizes[-1]
             run = run_bench(binary, servers[-1], roles, mounts, args.run_intervals, work)
@@ -798,6 +904,19 @@ def main():
              "%d connections" % st["connections"]),
             ("cluster plan: 0 writes", st["writes"] == 0, "%d writes" % st["writes"]),
         ]
+
+    if real:
+        print()
+        print("Cluster, real API server (%d Certificates, %d Issuers, 1 Namespace):"
+              % (args.certs, max(1, args.certs // 50)))
+        print_table(("phase", "wall", "peak RSS"),
+                    [(label, "%.2f s" % wall, fmt_rss(peak))
+                     for label, wall, peak in (real[k] for k in ("apply", "plan", "raw"))])
+        ratio = real["plan"][1] / real["raw"][1] if real["raw"][1] > 0 else float("inf")
+        print("real cluster no-op plan / raw requests = %.2fx (medians of %d rounds: %.2f s / %.2f s)"
+              % (ratio, CLUSTER_ROUNDS, real["plan"][1], real["raw"][1]))
+        checks.append(("cluster no-op plan within 1.2x of the raw requests (real API server)",
+                       ratio <= 1.2, "%.2fx" % ratio))
 
     if run:
         samples = run["samples"]

@@ -200,6 +200,44 @@ async fn the_raw_clients_send_each_request_once_over_a_bounded_pool() {
     assert_eq!(done.by_status.get("4xx"), Some(&3), "{done:?}");
 }
 
+/// The raw replay against a real API server goes through a kube client
+/// made from the kubeconfig (its TLS and credentials; here the scripted
+/// server's): each request sent once, at most `concurrency` in flight, an
+/// API error counted by its status.
+#[tokio::test]
+async fn the_raw_replay_through_a_kubeconfig_sends_each_request_once() {
+    let addr = start_with(Duration::from_millis(5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let path = crate::common::kube::loopback_kubeconfig(dir.path(), "bench", port);
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    let kube = kube::Client::try_from(config).expect("client");
+    let mut log: Vec<kube_server::Recorded> = (0..30)
+        .map(|i| kube_server::Recorded {
+            method: "PATCH".into(),
+            uri: format!("{CERTS}/c{i}?dryRun=All&fieldManager=certplane&force=true"),
+            content_type: Some("application/apply-patch+yaml".into()),
+            body: certificate(&format!("c{i}")).to_string(),
+        })
+        .collect();
+    log.push(kube_server::Recorded {
+        method: "GET".into(),
+        uri: format!("{CERTS}/missing"),
+        content_type: None,
+        body: String::new(),
+    });
+    let done = raw::kube_requests_via(&kube, &log, 3).await;
+    assert_eq!(done.requests, 31);
+    assert_eq!(done.by_status.get("2xx"), Some(&30), "{done:?}");
+    assert_eq!(done.by_status.get("4xx"), Some(&1), "{done:?}");
+    let s = stats(&client(), &addr).await;
+    assert_eq!((s.requests, s.dry_runs, s.gets), (31, 30, 1), "{s:?}");
+    assert!((2..=3).contains(&s.max_in_flight), "{s:?}");
+}
+
 #[tokio::test]
 async fn many_objects_observed_at_once_ask_discovery_once() {
     let addr = start().await;
