@@ -206,7 +206,9 @@ struct Jobs<'a> {
     queue: std::sync::Mutex<Queue<'a>>,
     /// Signalled when parts are queued or a file is split.
     changed: std::sync::Condvar,
-    /// What each job loaded, by (file, first document).
+    /// What each job loaded, by (file, 0) for a file as read (or not),
+    /// and (file, 1 + first document) for its documents or its syntax
+    /// error.
     done: std::sync::Mutex<Vec<((usize, usize), Part)>>,
 }
 
@@ -375,7 +377,12 @@ fn split_piece<'a>(jobs: &Jobs<'a>, refs: &Refs<'_>, pieces: &Pieces<'a>, at: us
         .into_iter()
         .map(Option::flatten)
         .collect::<Option<Vec<_>>>()
-        .map(|pieces| pieces.concat());
+        .map(|pieces| {
+            // Moved, not copied (`concat` would clone every document).
+            let mut docs = Vec::with_capacity(pieces.iter().map(Vec::len).sum());
+            pieces.into_iter().for_each(|p| docs.extend(p));
+            docs
+        });
     let docs = match docs {
         Some(docs) => Ok(docs),
         None => yaml::split(&pieces.text),

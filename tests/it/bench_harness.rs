@@ -165,18 +165,21 @@ async fn the_scripted_api_server_answers_applies_and_counts() {
     assert_eq!(send(&c, "GET", one, None).await.0, 200);
 }
 
+/// The server-side dry run of Certificate `c{i}`, as recorded.
+fn dry_run(i: usize) -> kube_server::Recorded {
+    kube_server::Recorded {
+        method: "PATCH".into(),
+        uri: format!("{CERTS}/c{i}?dryRun=All&fieldManager=certplane&force=true"),
+        content_type: Some("application/apply-patch+yaml".into()),
+        body: certificate(&format!("c{i}")).to_string(),
+    }
+}
+
 #[tokio::test]
 async fn the_raw_clients_send_each_request_once_over_a_bounded_pool() {
     let addr = start().await;
     let c = client();
-    let log: Vec<kube_server::Recorded> = (0..40)
-        .map(|i| kube_server::Recorded {
-            method: "PATCH".into(),
-            uri: format!("{CERTS}/c{i}?dryRun=All&fieldManager=certplane&force=true"),
-            content_type: Some("application/apply-patch+yaml".into()),
-            body: certificate(&format!("c{i}")).to_string(),
-        })
-        .collect();
+    let log: Vec<kube_server::Recorded> = (0..40).map(dry_run).collect();
     let done = raw::kube_requests(&raw::client(3).unwrap(), &addr, &log, 3).await;
     assert_eq!(done.requests, 40);
     assert_eq!(done.by_status.get("2xx"), Some(&40), "{done:?}");
@@ -215,14 +218,7 @@ async fn the_raw_replay_through_a_kubeconfig_sends_each_request_once() {
         .await
         .expect("config");
     let kube = kube::Client::try_from(config).expect("client");
-    let mut log: Vec<kube_server::Recorded> = (0..30)
-        .map(|i| kube_server::Recorded {
-            method: "PATCH".into(),
-            uri: format!("{CERTS}/c{i}?dryRun=All&fieldManager=certplane&force=true"),
-            content_type: Some("application/apply-patch+yaml".into()),
-            body: certificate(&format!("c{i}")).to_string(),
-        })
-        .collect();
+    let mut log: Vec<kube_server::Recorded> = (0..30).map(dry_run).collect();
     log.push(kube_server::Recorded {
         method: "GET".into(),
         uri: format!("{CERTS}/missing"),
