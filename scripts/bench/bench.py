@@ -582,33 +582,33 @@ def cluster_bench(binary, scale_bin, work, certs, issuers):
         # the counters are the worst round's.
         log_file = os.path.join(work, "kube-requests.jsonl")
         raw_cmd = [scale_bin, "kube-raw", "--addr", server.addr, "--log", log_file]
-        walls = {"plan": [], "raw": []}
-        peaks = {"plan": 0, "raw": 0}
-        stats = {"plan": [], "raw": []}
-        for round_no in range(CLUSTER_ROUNDS):
-            order = ("plan", "raw") if round_no % 2 == 0 else ("raw", "plan")
-            for key in order:
-                server.reset()
-                if key == "plan":
-                    wall, peak, _, stdout, _ = measure(
-                        [binary, "plan", "--no-color", repo], env, (0,))
-                    if "No changes" not in stdout:
-                        sys.stderr.write(stdout[-2000:])
-                        raise SystemExit("the cluster plan after apply is not empty")
-                else:
-                    # The first round's plan runs first: its requests are
-                    # what the raw client replays.
-                    wall, peak, _, stdout, _ = measure(raw_cmd, clean_env(), (0,))
-                    done = json.loads(stdout.strip().splitlines()[-1])
-                    if done.get("by_status", {}).get("error"):
-                        raise SystemExit("the raw client had transport errors: %s" % done)
-                stats[key].append(server.stats())
-                if not os.path.exists(log_file):
-                    # After the stats: this request's connection is not the plan's.
-                    with open(log_file, "w") as f:
-                        f.write(server.call("GET", "log"))
-                walls[key].append(wall)
-                peaks[key] = max(peaks[key], peak)
+        def plan():
+            server.reset()
+            wall, peak, _, stdout, _ = measure([binary, "plan", "--no-color", repo], env, (0,))
+            if "No changes" not in stdout:
+                sys.stderr.write(stdout[-2000:])
+                raise SystemExit("the cluster plan after apply is not empty")
+            st = server.stats()
+            if not os.path.exists(log_file):
+                # After the stats: this request's connection is not the plan's.
+                # The first round's plan runs first: its requests are what
+                # the raw client replays.
+                with open(log_file, "w") as f:
+                    f.write(server.call("GET", "log"))
+            return wall, peak, st
+
+        def raw():
+            server.reset()
+            wall, peak, _, stdout, _ = measure(raw_cmd, clean_env(), (0,))
+            done = json.loads(stdout.strip().splitlines()[-1])
+            if done.get("by_status", {}).get("error"):
+                raise SystemExit("the raw client had transport errors: %s" % done)
+            return wall, peak, server.stats()
+
+        plans, raws = alternate(plan, raw)
+        walls = {"plan": [w for w, _, _ in plans], "raw": [w for w, _, _ in raws]}
+        peaks = {"plan": max(p for _, p, _ in plans), "raw": max(p for _, p, _ in raws)}
+        stats = {"plan": [st for _, _, st in plans], "raw": [st for _, _, st in raws]}
         labels = {"plan": "certplane plan, no-op",
                   "raw": "raw requests (native, 8 in flight)"}
         for key in ("plan", "raw"):
