@@ -494,6 +494,20 @@ def real_cluster_bench(binary, scale_bin, work, certs, issuers, kubeconfig, cont
           % (kubeconfig, ", context %s" % context if context else "", ns))
     repo = os.path.join(work, "real-cluster-repo")
     write_cluster_repo(repo, certs, issuers, ns=ns, identity=identity, context=context)
+
+    def raw_cmd(log):
+        cmd = [scale_bin, "kube-raw", "--kubeconfig", kubeconfig, "--log", log]
+        return cmd + ["--context", context] if context else cmd
+
+    # The namespace is deleted at the end: it must be the bench's own.
+    probe = os.path.join(work, "real-probe.jsonl")
+    with open(probe, "w") as f:
+        f.write(json.dumps({"method": "GET", "uri": "/api/v1/namespaces/%s" % ns}) + "\n")
+    out = subprocess.run(raw_cmd(probe), capture_output=True, text=True)
+    seen = json.loads((out.stdout.strip().splitlines() or ["{}"])[-1]).get("by_status", {})
+    if out.returncode != 0 or set(seen) != {"4xx"}:
+        raise SystemExit("the namespace %s already exists or the API server cannot be asked"
+                         " (%s): not touching it" % (ns, seen or out.stderr.strip()))
     # The requests of the same plan, recorded by the scripted server.
     log_file = os.path.join(work, "real-kube-requests.jsonl")
     server = KubeServer(scale_bin, work)
@@ -512,11 +526,6 @@ def real_cluster_bench(binary, scale_bin, work, certs, issuers, kubeconfig, cont
         server.stop()
     env = clean_env()
     env["KUBECONFIG"] = kubeconfig
-
-    def raw_cmd(log):
-        cmd = [scale_bin, "kube-raw", "--kubeconfig", kubeconfig, "--log", log]
-        return cmd + ["--context", context] if context else cmd
-
     rows = {}
     try:
         wall, peak, _, _, _ = measure(
