@@ -10,19 +10,23 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The address of one managed object.
+///
+/// Shared, not copied: a plan of 10,000 roles holds an address per desired
+/// resource, per change, per dependency and per approved change, and a
+/// clone of an `Addr` is a reference count, not two or four small strings
+/// (each a heap block of its own) — and the address is two words wide.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Addr {
     /// A Vault object, by API path (no leading `/v1/`).
-    Vault(VaultAddr),
+    Vault(Arc<VaultAddr>),
     /// A cluster object: `group/Kind/namespace/name` (core group `core`,
-    /// cluster-scoped objects without the namespace part). Boxed: it is
-    /// twice the size of a Vault address, and a plan of 10,000 roles holds
-    /// an address per change and per dependency.
-    Kube(Box<KubeRef>),
+    /// cluster-scoped objects without the namespace part).
+    Kube(Arc<KubeRef>),
 }
 
 /// The API path of a Vault object certplane manages, by kind of path. A
@@ -482,7 +486,7 @@ impl FromStr for KubeRef {
 impl Addr {
     /// Parses a Vault API path (no `vault:`): `pki/roles/web`.
     pub fn parse_vault(path: &str) -> Result<Addr, AddrError> {
-        path.parse().map(Addr::Vault)
+        path.parse::<VaultAddr>().map(Addr::from)
     }
 
     /// The Vault address, for a Vault object.
@@ -506,7 +510,13 @@ impl Addr {
 
 impl From<VaultAddr> for Addr {
     fn from(v: VaultAddr) -> Addr {
-        Addr::Vault(v)
+        Addr::Vault(Arc::new(v))
+    }
+}
+
+impl From<KubeRef> for Addr {
+    fn from(k: KubeRef) -> Addr {
+        Addr::Kube(Arc::new(k))
     }
 }
 
@@ -526,8 +536,8 @@ impl FromStr for Addr {
     /// `group/Kind/[namespace/]name`.
     fn from_str(s: &str) -> Result<Addr, AddrError> {
         match s.strip_prefix("vault:") {
-            Some(p) => p.parse().map(Addr::Vault),
-            None => s.parse().map(|k| Addr::Kube(Box::new(k))),
+            Some(p) => p.parse::<VaultAddr>().map(Addr::from),
+            None => s.parse::<KubeRef>().map(Addr::from),
         }
     }
 }
@@ -603,13 +613,13 @@ mod tests {
     fn displays_vault_paths_and_cluster_objects() {
         let a = Addr::from(VaultAddr::role("pki_int", "web"));
         assert_eq!(a.to_string(), "vault:pki_int/roles/web");
-        let k = Addr::Kube(Box::new(KubeRef {
+        let k = Addr::from(KubeRef {
             group: "cert-manager.io".into(),
             version: "v1".into(),
             kind: "Issuer".into(),
             namespace: Some("sandbox".into()),
             name: "vault-issuer".into(),
-        }));
+        });
         assert_eq!(k.to_string(), "cert-manager.io/Issuer/sandbox/vault-issuer");
         let texts: Vec<String> = every_shape().iter().map(VaultAddr::path).collect();
         assert_eq!(
@@ -636,9 +646,30 @@ mod tests {
     }
 
     #[test]
+    fn a_clone_of_an_address_shares_it() {
+        // Two words wide, whatever the kind; a clone copies no string.
+        assert_eq!(
+            std::mem::size_of::<Addr>(),
+            2 * std::mem::size_of::<usize>()
+        );
+        let v = Addr::from(VaultAddr::role("pki_int", "web"));
+        let k: Addr = "cert-manager.io/Issuer/sandbox/vault-issuer"
+            .parse()
+            .unwrap();
+        for a in [v, k] {
+            let b = a.clone();
+            match (&a, &b) {
+                (Addr::Vault(x), Addr::Vault(y)) => assert!(Arc::ptr_eq(x, y)),
+                (Addr::Kube(x), Addr::Kube(y)) => assert!(Arc::ptr_eq(x, y)),
+                _ => panic!("{a} cloned into another kind"),
+            }
+        }
+    }
+
+    #[test]
     fn the_parser_reads_back_what_display_writes() {
         for v in every_shape() {
-            let a = Addr::Vault(v.clone());
+            let a = Addr::from(v.clone());
             assert_eq!(a.to_string().parse::<Addr>(), Ok(a.clone()), "{a}");
             assert_eq!(v.path().parse::<VaultAddr>(), Ok(v.clone()));
         }

@@ -93,7 +93,7 @@ pub struct ResolvedObject {
 impl ResolvedObject {
     /// `Addr::Kube` of the object.
     pub fn addr(&self) -> Addr {
-        Addr::Kube(Box::new(self.kube_ref.clone()))
+        Addr::from(self.kube_ref.clone())
     }
 
     /// Requests about the object's collection (namespace as resolved).

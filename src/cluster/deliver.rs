@@ -255,7 +255,7 @@ impl DeliveryObserved {
         ]);
         let r = &self.secret;
         Change {
-            addr: Addr::Kube(Box::new(r.clone())),
+            addr: Addr::from(r.clone()),
             kind: ResourceKind::SecretDelivery,
             action,
             before: self.held.clone(),

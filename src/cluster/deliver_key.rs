@@ -283,13 +283,13 @@ pub async fn deliver(
             secret = %format!("{}/{}", to.secret.namespace, to.secret.name),
             "delivered the exported key"
         );
-        done.push(Addr::Kube(Box::new(crate::addr::KubeRef {
+        done.push(Addr::from(crate::addr::KubeRef {
             group: String::new(),
             version: "v1".into(),
             kind: "Secret".into(),
             namespace: Some(to.secret.namespace.clone()),
             name: to.secret.name.clone(),
-        })));
+        }));
     }
     Ok(done)
 }

@@ -332,13 +332,13 @@ mod tests {
     use crate::addr::KubeRef;
 
     fn addr() -> Addr {
-        Addr::Kube(Box::new(KubeRef {
+        Addr::from(KubeRef {
             group: "".into(),
             version: "v1".into(),
             kind: "Secret".into(),
             namespace: Some("ns".into()),
             name: "s".into(),
-        }))
+        })
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl LiveCluster {
             async move {
                 if in_new_namespace {
                     let seen = ObservedObject {
-                        addr: Addr::Kube(Box::new(kube_ref(&m))),
+                        addr: Addr::from(kube_ref(&m)),
                         live: None,
                         dry_run: m.clone(),
                     };
@@ -465,7 +465,7 @@ impl LiveObserved {
             match owner {
                 StaleOwner::Gone => {}
                 StaleOwner::Other(why) => notes.push(PlanNote {
-                    addr: Addr::Kube(Box::new(r.clone())),
+                    addr: Addr::from(r.clone()),
                     message: format!(
                         "no longer in the repository, and not deleted: {why}; it leaves this \
                          repository's inventory"
@@ -473,12 +473,12 @@ impl LiveObserved {
                     owned: false,
                 }),
                 StaleOwner::Ours if prune => {
-                    let mut c = change(Addr::Kube(Box::new(r.clone())), Action::Delete, None);
+                    let mut c = change(Addr::from(r.clone()), Action::Delete, None);
                     c.reason = Some("no longer in the repository (prune)".into());
                     changes.push(c);
                 }
                 StaleOwner::Ours => notes.push(PlanNote {
-                    addr: Addr::Kube(Box::new(r.clone())),
+                    addr: Addr::from(r.clone()),
                     message: crate::plan::KEPT_PRUNE_OFF.into(),
                     owned: true,
                 }),
@@ -647,7 +647,7 @@ impl Provider for LiveCluster {
                 done(
                     &mut report,
                     on_event,
-                    &Addr::Kube(Box::new(r.clone())),
+                    &Addr::from(r.clone()),
                     Action::Delete,
                 );
             }
@@ -711,13 +711,13 @@ mod tests {
 
     fn update(before: Value) -> Change {
         let mut c = change(
-            Addr::Kube(Box::new(KubeRef {
+            Addr::from(KubeRef {
                 group: "cert-manager.io".into(),
                 version: "v1".into(),
                 kind: "Issuer".into(),
                 namespace: Some("sandbox".into()),
                 name: "vi".into(),
-            })),
+            }),
             Action::Update,
             None,
         );

@@ -197,7 +197,7 @@ impl RenderObserved {
             Some(t) if *t == text => Action::NoOp,
             Some(_) => Action::Update,
         };
-        let mut c = change(Addr::Kube(Box::new(r)), action, Some(manifest.clone()));
+        let mut c = change(Addr::from(r), action, Some(manifest.clone()));
         let file: Fields = Fields::from([("file", json!(path.display().to_string()))]);
         c.before = existing.map(|_| file.clone());
         c.after = Some(file);
@@ -219,7 +219,7 @@ impl RenderObserved {
                     tracing::warn!(file = %shown, "a file rendered by this repository cannot be read as a manifest: left alone");
                     continue;
                 };
-                let mut c = change(Addr::Kube(Box::new(r)), Action::Delete, None);
+                let mut c = change(Addr::from(r), Action::Delete, None);
                 c.before = Some(Fields::from([("file", json!(shown))]));
                 c.reason = Some(
                     "no longer in the repository: its rendered file is removed (the GitOps \
@@ -231,7 +231,7 @@ impl RenderObserved {
                 && let Some(r) = l.object.clone()
             {
                 notes.push(PlanNote {
-                    addr: Addr::Kube(Box::new(r)),
+                    addr: Addr::from(r),
                     message: format!(
                         "{shown} was rendered by an older certplane that did not record its \
                          repository, and this repository no longer produces it: left in place; \

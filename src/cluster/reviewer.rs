@@ -98,13 +98,13 @@ pub fn cluster_secrets(desired: &Desired) -> BTreeMap<Addr, BTreeMap<String, Clu
 }
 
 fn secret_addr(s: &ClusterSecretKey) -> Addr {
-    Addr::Kube(Box::new(KubeRef {
+    Addr::from(KubeRef {
         group: String::new(),
         version: "v1".into(),
         kind: "Secret".into(),
         namespace: Some(s.namespace.clone()),
         name: s.name.clone(),
-    }))
+    })
 }
 
 fn add_reason(c: &mut Change, text: String) {

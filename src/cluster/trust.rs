@@ -340,7 +340,7 @@ pub fn plan(seen: &TrustObserved, planned: &Plan, identity: &str) -> Change {
         (w, None) => w,
     };
     Change {
-        addr: Addr::Kube(Box::new(t.object.clone())),
+        addr: Addr::from(t.object.clone()),
         kind: ResourceKind::TrustBundle,
         action,
         before,
@@ -472,7 +472,7 @@ pub fn pending<'a>(repo: &Repository, changes: &'a [Change]) -> Vec<(&'a Change,
         .filter_map(|c| {
             let t = all
                 .iter()
-                .find(|t| Addr::Kube(Box::new(t.object.clone())) == c.addr)?;
+                .find(|t| Addr::from(t.object.clone()) == c.addr)?;
             Some((c, t.clone()))
         })
         .collect()

@@ -60,7 +60,7 @@ pub async fn verify_issuer(
     issuer: &Value,
     vault_addr: Option<&str>,
 ) -> IssuerReport {
-    let addr = Addr::Kube(Box::new(crate::cluster::manifest::kube_ref(issuer)));
+    let addr = Addr::from(crate::cluster::manifest::kube_ref(issuer));
     let vault = &issuer["spec"]["vault"];
     let path = vault["path"].as_str().unwrap_or_default();
     let server = vault_addr.unwrap_or_else(|| vault["server"].as_str().unwrap_or_default());

@@ -260,13 +260,13 @@ fn asks(repo: &Repository, desired: &Desired, mount: &str) -> Vec<Ask> {
             None => DEFAULT_DURATION,
         };
         out.push(Ask {
-            addr: Addr::Kube(Box::new(KubeRef {
+            addr: Addr::from(KubeRef {
                 group: "cert-manager.io".into(),
                 version: "v1".into(),
                 kind: "Certificate".into(),
                 namespace: Some(ns.to_string()),
                 name: m.meta.name.clone(),
-            })),
+            }),
             what: format!("Certificate {ns}/{} duration", m.meta.name),
             secs,
             fix: format!("lower spec.duration of Certificate {ns}/{}", m.meta.name),

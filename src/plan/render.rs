@@ -344,13 +344,13 @@ mod tests {
 
     #[test]
     fn json_writes_every_address_as_its_one_string() {
-        let kube = Addr::Kube(Box::new(crate::addr::KubeRef {
+        let kube = Addr::from(crate::addr::KubeRef {
             group: "cert-manager.io".into(),
             version: "v1".into(),
             kind: "Issuer".into(),
             namespace: Some("sandbox".into()),
             name: "vault-issuer".into(),
-        }));
+        });
         let plan = Plan {
             changes: vec![policy("web", Action::Create, "")],
             errored: vec![

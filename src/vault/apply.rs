@@ -468,7 +468,7 @@ fn independent_run(pending: &[&Change]) -> usize {
 
 /// The address of the mount (secrets or auth) a resource lives in.
 pub(crate) fn parent_mount(addr: &Addr) -> Option<Addr> {
-    addr.as_vault()?.parent().map(Addr::Vault)
+    addr.as_vault()?.parent().map(Addr::from)
 }
 
 /// Whether something this change depends on was created by this apply (so

@@ -100,7 +100,7 @@ async fn listed(
     let mut out = Vec::new();
     for (kind, l) in super::kinds::listed_under(mount_type) {
         for name in keys(vault.list(&(l.list)(path)).await?) {
-            let addr = Addr::Vault((l.addr)(path, &name));
+            let addr = Addr::from((l.addr)(path, &name));
             if !declared.contains(&addr) {
                 out.push(Orphan {
                     addr,

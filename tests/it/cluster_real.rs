@@ -143,7 +143,7 @@ async fn flow(cluster: &Cluster, ns: &str, cluster_issuer: &str) {
             .await
             .unwrap_or_else(|e| panic!("plan {m}: {e:?}"));
         assert_eq!(plan.action, Action::Create, "{plan:?}");
-        assert_eq!(plan.addr, Addr::Kube(Box::new(kube_ref(m))));
+        assert_eq!(plan.addr, Addr::from(kube_ref(m)));
         assert_no_secret(&plan);
     }
 

@@ -71,8 +71,10 @@ fn second_apply_writes_nothing_and_drift_is_repaired() {
     // Drift: someone lengthens the role's max_ttl by hand.
     bao.bao_ok(&["patch", ROLE, "max_ttl=48h"]);
     assert_eq!(read(&bao, ROLE).unwrap()["max_ttl"], json!(172800));
+    let mark = bao.audit_entries().len();
     let drift = run(&["plan", dir]);
     drift.expect(2);
+    let plan_tables = table_reads_since(&bao, mark);
     assert!(drift.stdout.contains("max_ttl"), "{}", drift.both());
     assert!(
         drift.stdout.contains("homelab-dot-local"),
@@ -96,6 +98,20 @@ fn second_apply_writes_nothing_and_drift_is_repaired() {
     let mark = bao.audit_entries().len();
     run(&["apply", "--auto-approve", dir]).expect(0);
     assert_eq!(read(&bao, ROLE).unwrap()["max_ttl"], json!(86400));
+    // The check just before the write finds the role's mount by its own
+    // entry: the whole mount table is read by the two plans (the one shown,
+    // the one under the lock) and not once more per write.
+    assert_eq!(
+        table_reads_since(&bao, mark),
+        2 * plan_tables,
+        "{:?}",
+        &bao.audit_entries()[mark..]
+    );
+    assert!(
+        bao.audit_entries()[mark..].contains(&("read".into(), "sys/mounts/pki_int".into())),
+        "{:?}",
+        &bao.audit_entries()[mark..]
+    );
     // The drifted role, under the apply lock (taken, then released).
     let repairs = writes_since(&bao, mark);
     let lock = ("update".to_string(), "certplane/data/lock".to_string());
@@ -175,4 +191,13 @@ fn url_lists_that_are_not_written_are_neither_planned_nor_written() {
         "{urls}"
     );
     run(&["plan", dir]).expect(0);
+}
+
+/// Reads of a whole mount table (`sys/mounts`, `sys/auth`) after the first
+/// `from` audit entries.
+fn table_reads_since(bao: &OpenBao, from: usize) -> usize {
+    bao.audit_entries()[from..]
+        .iter()
+        .filter(|(op, path)| op == "read" && (path == "sys/mounts" || path == "sys/auth"))
+        .count()
 }

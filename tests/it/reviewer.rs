@@ -288,13 +288,13 @@ async fn a_new_token_secret_makes_the_config_be_written_again() {
     assert_eq!(config(&same).action, Action::NoOp);
 
     plan.changes.push(Change {
-        addr: Addr::Kube(Box::new(KubeRef {
+        addr: Addr::from(KubeRef {
             group: String::new(),
             version: "v1".into(),
             kind: "Secret".into(),
             namespace: Some("vault-auth".into()),
             name: "vault-token-reviewer-token".into(),
-        })),
+        }),
         kind: ResourceKind::ClusterObject,
         action: Action::Create,
         before: None,

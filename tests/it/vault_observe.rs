@@ -214,3 +214,109 @@ async fn observe_reads_every_kind_normalised() {
     );
     assert_eq!(vault.requests_made().writes, 0);
 }
+
+/// The check an apply makes before each write reads one mount's entry, not
+/// the mount table: a mount that exists, one that does not (Vault's 400
+/// "No secret engine mount at"), an auth mount, a role found after its
+/// mount; and a token that may read the table but not the entry (a mount
+/// being pruned, `delete` granted by hand) gets the entry from the table.
+#[tokio::test]
+async fn the_check_before_a_write_reads_one_mount_entry() {
+    use certplane::addr::VaultAddr;
+    use certplane::vault::observe_one;
+
+    let bao = OpenBao::start_with_audit();
+    bao.bao_ok(&[
+        "secrets",
+        "enable",
+        "-path=pki/int",
+        "-description=int",
+        "pki",
+    ]);
+    bao.bao_ok(&["write", "pki/int/roles/web", "allowed_domains=example.com"]);
+    bao.bao_ok(&["auth", "enable", "-path=k8s", "kubernetes"]);
+    let root = Vault::connect(
+        &VaultSettings::with_token(&bao.addr(), Source::Value("root".into())).unwrap(),
+    )
+    .await
+    .unwrap();
+    let mount = Addr::from(VaultAddr::mount("pki/int"));
+    let before = bao.audit_entries().len();
+
+    let live = observe_one(&root, &mount, ResourceKind::Mount)
+        .await
+        .unwrap()
+        .expect("the mount exists");
+    assert_eq!(live["type"], json!("pki"));
+    assert_eq!(live["description"], json!("int"));
+    let absent = Addr::from(VaultAddr::mount("nope"));
+    assert_eq!(
+        observe_one(&root, &absent, ResourceKind::Mount)
+            .await
+            .unwrap(),
+        None
+    );
+    let auth = Addr::from(VaultAddr::auth_mount("k8s"));
+    let live = observe_one(&root, &auth, ResourceKind::AuthMount)
+        .await
+        .unwrap()
+        .expect("the auth mount exists");
+    assert_eq!(live["type"], json!("kubernetes"));
+    let no_auth = Addr::from(VaultAddr::auth_mount("nope"));
+    assert_eq!(
+        observe_one(&root, &no_auth, ResourceKind::AuthMount)
+            .await
+            .unwrap(),
+        None
+    );
+    let role = Addr::from(VaultAddr::role("pki/int", "web"));
+    let live = observe_one(&root, &role, ResourceKind::Role)
+        .await
+        .unwrap()
+        .expect("the role exists");
+    assert_eq!(live["allowed_domains"], json!(["example.com"]));
+    let orphan = Addr::from(VaultAddr::role("nope", "web"));
+    assert_eq!(
+        observe_one(&root, &orphan, ResourceKind::Role)
+            .await
+            .unwrap(),
+        None
+    );
+    let reqs: Vec<_> = bao.audit_entries().into_iter().skip(before).collect();
+    assert!(
+        !reqs
+            .iter()
+            .any(|(_, p)| p == "sys/mounts" || p == "sys/auth"),
+        "no mount table read: {reqs:?}"
+    );
+    assert!(
+        !reqs.iter().any(|(_, p)| p.starts_with("nope/")),
+        "nothing read under a mount that does not exist: {reqs:?}"
+    );
+
+    // The table, not the entry.
+    bao.post(
+        "sys/policies/acl/prune-only",
+        &json!({"policy": "path \"sys/mounts\" {\n  capabilities = [\"read\"]\n}\n\
+                           path \"sys/mounts/pki/int\" {\n  capabilities = [\"delete\"]\n}\n"}),
+    )
+    .await;
+    let token = bao
+        .post(
+            "auth/token/create",
+            &json!({"policies": ["prune-only"], "ttl": "10m"}),
+        )
+        .await["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pruner =
+        Vault::connect(&VaultSettings::with_token(&bao.addr(), Source::Value(token)).unwrap())
+            .await
+            .unwrap();
+    let live = observe_one(&pruner, &mount, ResourceKind::Mount)
+        .await
+        .unwrap()
+        .expect("found in the table");
+    assert_eq!(live["description"], json!("int"));
+}

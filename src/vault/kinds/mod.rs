@@ -468,7 +468,7 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
             }
             assert_eq!(
                 made[0].addr,
-                Addr::Vault(o.spec.address(&o.meta.name)),
+                Addr::from(o.spec.address(&o.meta.name)),
                 "an object's first resource is at its address"
             );
         }
@@ -584,6 +584,8 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
                         "sys/mounts"
                     };
                     assert!(granted(table, "read"), "{path}");
+                    // The check before a write reads the entry alone.
+                    assert!(granted(&path, "read"), "{path}: read");
                 }
                 Read::Data => assert!(granted(&path, "read"), "{path}: read"),
                 Read::IssuerSettings => {
@@ -600,6 +602,12 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
                     )
                 }
                 Read::Nothing => {}
+            }
+            // The check before a write finds the mount by its own entry.
+            if let Some(parent @ (VaultAddr::Mount { .. } | VaultAddr::AuthMount { .. })) =
+                v.parent()
+            {
+                assert!(granted(&parent.path(), "read"), "{path}: its mount's entry");
             }
             match d.write {
                 Write::Mount | Write::Data => {
@@ -618,7 +626,7 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
                     desired
                         .resources
                         .iter()
-                        .find(|p| p.addr == Addr::Vault(parent.clone()))
+                        .find(|p| p.addr == Addr::from(parent.clone()))
                         .and_then(|p| p.fields.get("type"))
                         .and_then(|t| t.as_str())
                         .unwrap_or("")

@@ -110,11 +110,11 @@ pub fn root_params(cn: &str) -> Fields {
 /// The address of the Issuer `sandbox/vault-issuer` the cluster fixtures
 /// declare.
 pub fn issuer_addr() -> Addr {
-    Addr::Kube(Box::new(certplane::addr::KubeRef {
+    Addr::from(certplane::addr::KubeRef {
         group: "cert-manager.io".into(),
         version: "v1".into(),
         kind: "Issuer".into(),
         namespace: Some("sandbox".into()),
         name: "vault-issuer".into(),
-    }))
+    })
 }
