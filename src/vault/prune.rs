@@ -114,10 +114,25 @@ async fn listed(
     Ok(out)
 }
 
+/// What the survey reads in one mount: the objects of a mount of this
+/// repository ([`listed`]), or whether a mount it does not declare holds a
+/// CA; or nothing (another's mount, found in the table).
+enum Look {
+    Found(Orphan),
+    Listed { path: String, mount_type: String },
+    Undeclared { orphan: Orphan, path: String },
+}
+
 /// Reads what certplane manages in Vault: the owner of every tagged mount
 /// and auth mount, and every managed object that `desired` does not
 /// declare. Roles are listed only under mounts this repository (`identity`)
 /// owns or is about to adopt: a role belongs to its mount's owner.
+///
+/// The two mount tables and the policy list are read together, then the
+/// mounts are listed up to [`CONCURRENCY`] at a time (200 mounts of a
+/// repository are 200 lists: one after another, they would be the longest
+/// part of a plan that reads everything else in parallel); what is found
+/// keeps the order of the tables.
 pub async fn survey(
     vault: &Vault,
     desired: &Desired,
@@ -137,7 +152,13 @@ pub async fn survey(
         owner,
     };
 
-    for (path, entry) in table(vault.read("sys/mounts").await?) {
+    let (secrets, auth, policies) = futures::try_join!(
+        vault.read("sys/mounts"),
+        vault.read("sys/auth"),
+        vault.list("sys/policies/acl"),
+    )?;
+    let mut looks = Vec::new();
+    for (path, entry) in table(secrets) {
         let Some(owner) = mount_owner(&entry) else {
             continue;
         };
@@ -148,35 +169,63 @@ pub async fn survey(
         out.mounts.insert(addr.clone(), owner.clone());
         if declared.contains(&addr) {
             if ours(&owner, true) {
-                let found = listed(vault, &path, "pki", &declared, identity).await?;
-                out.orphans.extend(found);
+                looks.push(Look::Listed {
+                    path,
+                    mount_type: "pki".into(),
+                });
             }
         } else {
             // Whether it holds a CA matters only to the one who may delete it.
-            let holds_ca = ours(&owner, false)
-                && !keys(vault.list(&format!("{path}/issuers")).await?).is_empty();
-            out.orphans
-                .push(orphan(addr, ResourceKind::Mount, holds_ca, owner));
+            let mine = ours(&owner, false);
+            let orphan = orphan(addr, ResourceKind::Mount, false, owner);
+            looks.push(if mine {
+                Look::Undeclared { orphan, path }
+            } else {
+                Look::Found(orphan)
+            });
         }
     }
-    for (path, entry) in table(vault.read("sys/auth").await?) {
+    for (path, entry) in table(auth) {
         let Some(owner) = mount_owner(&entry) else {
             continue;
         };
         let addr = Addr::from(VaultAddr::auth_mount(&path));
         out.mounts.insert(addr.clone(), owner.clone());
         if !declared.contains(&addr) {
-            out.orphans
-                .push(orphan(addr, ResourceKind::AuthMount, false, owner));
+            looks.push(Look::Found(orphan(
+                addr,
+                ResourceKind::AuthMount,
+                false,
+                owner,
+            )));
             continue;
         }
         if ours(&owner, true) {
-            let mount_type = entry["type"].as_str().unwrap_or_default();
-            let found = listed(vault, &path, mount_type, &declared, identity).await?;
-            out.orphans.extend(found);
+            let mount_type = entry["type"].as_str().unwrap_or_default().to_string();
+            looks.push(Look::Listed { path, mount_type });
         }
     }
-    let candidates: Vec<String> = keys(vault.list("sys/policies/acl").await?)
+    let declared = &declared;
+    let mut found = futures::stream::iter(looks)
+        .map(|look| async move {
+            match look {
+                Look::Found(orphan) => Ok(vec![orphan]),
+                Look::Listed { path, mount_type } => {
+                    listed(vault, &path, &mount_type, declared, identity).await
+                }
+                Look::Undeclared { mut orphan, path } => {
+                    orphan.holds_ca =
+                        !keys(vault.list(&format!("{path}/issuers")).await?).is_empty();
+                    Ok(vec![orphan])
+                }
+            }
+        })
+        .buffered(CONCURRENCY);
+    while let Some(orphans) = found.next().await {
+        out.orphans.extend(orphans?);
+    }
+    drop(found);
+    let candidates: Vec<String> = keys(policies)
         .into_iter()
         .filter(|p| p != "default" && p != "root")
         .filter(|p| !declared.contains(&Addr::from(VaultAddr::policy(p))))

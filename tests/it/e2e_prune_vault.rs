@@ -544,3 +544,78 @@ fn cert_auth_roles_that_left_are_pruned_and_hand_made_ones_under_other_mounts_ar
     assert!(exists(&bao, "auth/handcert/certs/hand"));
     certplane_root(&bao, &["plan", d]).expect(0);
 }
+
+/// The survey every plan makes lists the roles of each mount of the
+/// repository concurrently, not one mount after another: with each list
+/// held 300 ms by a proxy, the lists of 6 mounts all arrive before the
+/// first is answered, and what is found keeps the table's order.
+#[tokio::test]
+async fn the_survey_lists_the_mounts_of_the_repository_concurrently() {
+    use certplane::model::Source;
+    use certplane::state::{Desired, ResourceKind};
+    use certplane::vault::{Vault, VaultSettings};
+    use common::proxy::{Fault, FaultKind, FaultProxy};
+    use std::time::Duration;
+
+    let bao = OpenBao::start();
+    let mounts: Vec<String> = (0..6).map(|i| format!("team{i}")).collect();
+    let mut desired = Desired::default();
+    for m in &mounts {
+        bao.bao_ok(&[
+            "secrets",
+            "enable",
+            &format!("-path={m}"),
+            "-options=managed-by=certplane",
+            "-options=certplane-repository=survey",
+            "pki",
+        ]);
+        bao.bao_ok(&[
+            "write",
+            &format!("{m}/roles/gone"),
+            "allowed_domains=x.test",
+        ]);
+        desired.resources.push(common::resource(
+            &format!("sys/mounts/{m}"),
+            ResourceKind::Mount,
+            serde_json::json!({"type": "pki"}),
+        ));
+    }
+    let proxy = FaultProxy::start(&bao.addr());
+    const HOLD: Duration = Duration::from_millis(300);
+    for m in &mounts {
+        proxy.fault(Fault {
+            method: "LIST".into(),
+            path: format!("{m}/roles"),
+            kind: FaultKind::Delay(HOLD),
+            times: 1,
+        });
+    }
+    let vault = Vault::connect(
+        &VaultSettings::with_token(&proxy.addr(), Source::Value("root".into())).unwrap(),
+    )
+    .await
+    .unwrap();
+
+    let owned = certplane::vault::prune::survey(&vault, &desired, "survey")
+        .await
+        .unwrap();
+    let found: Vec<String> = owned.orphans.iter().map(|o| o.addr.to_string()).collect();
+    let want: Vec<String> = mounts
+        .iter()
+        .map(|m| format!("vault:{m}/roles/gone"))
+        .collect();
+    assert_eq!(found, want, "every mount's undeclared role, in table order");
+    let lists: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "LIST" && s.path.ends_with("/roles"))
+        .collect();
+    assert_eq!(lists.len(), mounts.len(), "{lists:?}");
+    let first = lists.iter().map(|s| s.at).min().unwrap();
+    let last = lists.iter().map(|s| s.at).max().unwrap();
+    assert!(
+        last - first < HOLD,
+        "the lists went one after another: {:?} between the first and the last",
+        last - first
+    );
+}
