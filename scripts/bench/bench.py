@@ -8,9 +8,12 @@ throwaway OpenBao on loopback with a file audit device, and measures:
   (a) certplane apply --auto-approve   from an empty OpenBao
   (b) certplane plan                   no-op, right after (a)
   (c) certplane apply --auto-approve   no-op, right after (b)
-  (r) raw reads: the very reads of (b) (taken from the audit log), sent by
-      a small native client (benches/scale, `vault-reads`) over one pool of
-      keep-alive connections, as many in flight as certplane allows
+  (r) raw reads: the very reads of (b) (taken from the audit log between
+      its first and last request), sent by a small native client
+      (benches/scale, `vault-reads`) over one pool of keep-alive
+      connections, as many in flight as certplane allows, with a token of
+      certplane's own AppRole (not the root token, which OpenBao answers
+      in about half the time)
 
 and, at the smallest size only,
 
