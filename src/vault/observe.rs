@@ -347,35 +347,62 @@ pub async fn observe_one(
 }
 
 /// One mount's entry, read alone: `GET sys/mounts/<path>` (or
-/// `sys/auth/<path>`). Vault says a mount does not exist with a 400 naming
-/// it ("No secret engine mount at <path>/", "No auth engine at <path>/");
-/// any other refusal is an error. A token that may read the mount table but
-/// not this entry (a mount being pruned, whose `delete` was granted by
-/// hand) gets the entry from the table.
+/// `sys/auth/<path>`). Vault and OpenBao say a mount does not exist with a
+/// 400 naming it ("No secret engine mount at <path>/", "No auth engine at
+/// <path>/"); any other refusal is an error. `sys/mounts/a/b` answers with
+/// the mount that holds `a/b`, which may be `a`: mounts never nest, so
+/// `a/b` is a mount only if its parent path answers with none. A token that
+/// may read the mount table but not an entry (a mount being pruned, whose
+/// `delete` was granted by hand) gets the entry from the table.
 async fn mount_entry(
     vault: &Vault,
     table: Table,
     path: &str,
 ) -> Result<Option<Fields>, VaultError> {
     let path = path.trim_matches('/');
-    let (api, list, absent) = match table {
-        Table::Auth => (format!("sys/auth/{path}"), "sys/auth", "no auth engine at"),
-        _ => (
-            format!("sys/mounts/{path}"),
-            "sys/mounts",
-            "no secret engine mount at",
-        ),
+    let list = match table {
+        Table::Auth => "sys/auth",
+        _ => "sys/mounts",
     };
-    match vault.read(&api).await {
-        Ok(entry) => Ok(entry.filter(Value::is_object).map(|e| mount_fields(&e))),
+    let from_table = || async { Ok(mount_table(vault, list).await?.remove(path)) };
+    let Some(found) = (match read_entry(vault, list, path).await? {
+        Entry::Denied => return from_table().await,
+        Entry::Found(found) => found,
+    }) else {
+        return Ok(None);
+    };
+    if let Some((parent, _)) = path.rsplit_once('/') {
+        match read_entry(vault, list, parent).await? {
+            Entry::Denied => return from_table().await,
+            Entry::Found(Some(_)) => return Ok(None),
+            Entry::Found(None) => {}
+        }
+    }
+    Ok(Some(mount_fields(&found)))
+}
+
+/// What `GET <list>/<path>` found.
+enum Entry {
+    /// The entry of the mount holding `path`, or `None`: no mount there.
+    Found(Option<Value>),
+    /// The token may not read it.
+    Denied,
+}
+
+async fn read_entry(vault: &Vault, list: &str, path: &str) -> Result<Entry, VaultError> {
+    let absent = if list == "sys/auth" {
+        "no auth engine at"
+    } else {
+        "no secret engine mount at"
+    };
+    match vault.read(&format!("{list}/{path}")).await {
+        Ok(entry) => Ok(Entry::Found(entry.filter(Value::is_object))),
         Err(VaultError::Api {
             status: 400,
             message,
             ..
-        }) if message.to_ascii_lowercase().contains(absent) => Ok(None),
-        Err(VaultError::PermissionDenied { .. }) => {
-            Ok(mount_table(vault, list).await?.remove(path))
-        }
+        }) if message.to_ascii_lowercase().contains(absent) => Ok(Entry::Found(None)),
+        Err(VaultError::PermissionDenied { .. }) => Ok(Entry::Denied),
         Err(e) => Err(e),
     }
 }

@@ -235,6 +235,8 @@ async fn the_check_before_a_write_reads_one_mount_entry() {
     ]);
     bao.bao_ok(&["write", "pki/int/roles/web", "allowed_domains=example.com"]);
     bao.bao_ok(&["auth", "enable", "-path=k8s", "kubernetes"]);
+    // `sys/mounts/team/int` answers with `team`'s entry.
+    bao.bao_ok(&["secrets", "enable", "-path=team", "pki"]);
     let root = Vault::connect(
         &VaultSettings::with_token(&bao.addr(), Source::Value("root".into())).unwrap(),
     )
@@ -275,6 +277,21 @@ async fn the_check_before_a_write_reads_one_mount_entry() {
         .unwrap()
         .expect("the role exists");
     assert_eq!(live["allowed_domains"], json!(["example.com"]));
+    let nested = Addr::from(VaultAddr::mount("team/int"));
+    assert_eq!(
+        observe_one(&root, &nested, ResourceKind::Mount)
+            .await
+            .unwrap(),
+        None,
+        "team/int is not a mount: the entry Vault gives for it is team's"
+    );
+    let in_nested = Addr::from(VaultAddr::role("team/int", "web"));
+    assert_eq!(
+        observe_one(&root, &in_nested, ResourceKind::Role)
+            .await
+            .unwrap(),
+        None
+    );
     let orphan = Addr::from(VaultAddr::role("nope", "web"));
     assert_eq!(
         observe_one(&root, &orphan, ResourceKind::Role)
@@ -290,7 +307,9 @@ async fn the_check_before_a_write_reads_one_mount_entry() {
         "no mount table read: {reqs:?}"
     );
     assert!(
-        !reqs.iter().any(|(_, p)| p.starts_with("nope/")),
+        !reqs
+            .iter()
+            .any(|(_, p)| p.starts_with("nope/") || p.starts_with("team/")),
         "nothing read under a mount that does not exist: {reqs:?}"
     );
 

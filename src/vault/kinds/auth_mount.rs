@@ -156,6 +156,7 @@ pub const AUTH_CONFIG: Resource = Resource {
 fn auth_mount_needs(r: &DesiredResource, addr: &VaultAddr, n: &mut Needs) {
     let path = addr.path();
     n.add(&path, &["create", "read", "update", "sudo"]);
+    super::needs_parent_entry(&path, n);
     n.add(format!("{path}/tune"), &["read", "update", "sudo"]);
     let mount_type = r.fields.get("type").and_then(|t| t.as_str()).unwrap_or("");
     for (_, Listed { list, .. }) in super::listed_under(mount_type) {

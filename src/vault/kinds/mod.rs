@@ -186,6 +186,24 @@ pub(crate) fn needs_write(_: &DesiredResource, addr: &VaultAddr, n: &mut Needs) 
 /// Capabilities of what certplane does not hold in Vault.
 pub(crate) fn needs_nothing(_: &DesiredResource, _: &VaultAddr, _: &mut Needs) {}
 
+/// Reading the entry of the path a mount's path is under
+/// (`sys/mounts/pki` for `sys/mounts/pki/int`): Vault answers the entry of
+/// a nested path with the mount that holds it, so the check before a
+/// write tells `pki/int` from `pki` by asking for both
+/// ([`super::observe::observe_one`]). A mount's configuration, which the
+/// whole table (always readable) shows anyway.
+pub(crate) fn needs_parent_entry(entry: &str, n: &mut Needs) {
+    let Some((table, path)) = ["sys/mounts/", "sys/auth/"]
+        .iter()
+        .find_map(|t| Some((*t, entry.strip_prefix(t)?)))
+    else {
+        return;
+    };
+    if let Some((parent, _)) = path.rsplit_once('/') {
+        n.add(format!("{table}{parent}"), &["read"]);
+    }
+}
+
 /// A cluster object: applied by the cluster provider, never by Vault's.
 const CLUSTER_OBJECT: Resource = Resource {
     table: Table::None,
@@ -563,6 +581,27 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
     }
 
     #[test]
+    fn a_nested_mount_may_read_the_entry_of_the_path_it_is_under() {
+        let mut n = Needs::default();
+        needs_parent_entry("sys/mounts/pki/int", &mut n);
+        needs_parent_entry("sys/auth/k8s/prod", &mut n);
+        needs_parent_entry("sys/mounts/pki_int", &mut n);
+        needs_parent_entry("pki/roles/web", &mut n);
+        let rules: Vec<(&str, Vec<&str>)> = n
+            .rules
+            .iter()
+            .map(|(r, c)| (r.as_str(), c.iter().map(|c| c.as_ref()).collect()))
+            .collect();
+        assert_eq!(
+            rules,
+            vec![
+                ("sys/auth/k8s", vec!["read"]),
+                ("sys/mounts/pki", vec!["read"])
+            ]
+        );
+    }
+
+    #[test]
     fn every_resource_kind_has_the_capabilities_it_is_read_and_written_with() {
         let (_dir, _, desired) = every_kind();
         let needs = super::super::needs::needs(&desired);
@@ -584,8 +623,14 @@ spec: {mount: cert, certificateFile: client-ca.pem, tokenPolicies: [sign]}
                         "sys/mounts"
                     };
                     assert!(granted(table, "read"), "{path}");
-                    // The check before a write reads the entry alone.
+                    // The check before a write reads the entry alone, and
+                    // that of the path it is under.
                     assert!(granted(&path, "read"), "{path}: read");
+                    if let Some((parent, _)) = path.rsplit_once('/')
+                        && parent != table
+                    {
+                        assert!(granted(parent, "read"), "{path}: {parent}");
+                    }
                 }
                 Read::Data => assert!(granted(&path, "read"), "{path}: read"),
                 Read::IssuerSettings => {

@@ -166,6 +166,7 @@ pub const URLS: Resource = Resource {
 fn mount_needs(_: &DesiredResource, addr: &VaultAddr, n: &mut Needs) {
     let path = addr.path();
     n.add(&path, WRITE);
+    super::needs_parent_entry(&path, n);
     n.add(format!("{path}/tune"), &["read", "update"]);
     for (_, Listed { list, .. }) in super::listed_under("pki") {
         n.add(list(addr.mount_path()), &["list"]);
