@@ -118,9 +118,23 @@ async fn listed(
 /// repository ([`listed`]), or whether a mount it does not declare holds a
 /// CA; or nothing (another's mount, found in the table).
 enum Look {
+    /// Found in the table: nothing to read.
     Found(Orphan),
-    Listed { path: String, mount_type: String },
-    Undeclared { orphan: Orphan, path: String },
+    /// A mount of this repository: what it holds that is not declared.
+    Listed {
+        /// The mount path.
+        path: String,
+        /// Its type (`pki`, `kubernetes`...).
+        mount_type: String,
+    },
+    /// A mount of this repository it no longer declares: whether it holds
+    /// a CA.
+    Undeclared {
+        /// The mount, to be deleted under prune.
+        orphan: Orphan,
+        /// The mount path.
+        path: String,
+    },
 }
 
 /// Reads what certplane manages in Vault: the owner of every tagged mount
