@@ -245,58 +245,48 @@ async fn the_check_before_a_write_reads_one_mount_entry() {
     let mount = Addr::from(VaultAddr::mount("pki/int"));
     let before = bao.audit_entries().len();
 
-    let live = observe_one(&root, &mount, ResourceKind::Mount)
+    let live = one(&root, VaultAddr::mount("pki/int"), ResourceKind::Mount)
         .await
-        .unwrap()
         .expect("the mount exists");
     assert_eq!(live["type"], json!("pki"));
     assert_eq!(live["description"], json!("int"));
-    let absent = Addr::from(VaultAddr::mount("nope"));
     assert_eq!(
-        observe_one(&root, &absent, ResourceKind::Mount)
-            .await
-            .unwrap(),
+        one(&root, VaultAddr::mount("nope"), ResourceKind::Mount).await,
         None
     );
-    let auth = Addr::from(VaultAddr::auth_mount("k8s"));
-    let live = observe_one(&root, &auth, ResourceKind::AuthMount)
+    let live = one(&root, VaultAddr::auth_mount("k8s"), ResourceKind::AuthMount)
         .await
-        .unwrap()
         .expect("the auth mount exists");
     assert_eq!(live["type"], json!("kubernetes"));
-    let no_auth = Addr::from(VaultAddr::auth_mount("nope"));
     assert_eq!(
-        observe_one(&root, &no_auth, ResourceKind::AuthMount)
-            .await
-            .unwrap(),
+        one(
+            &root,
+            VaultAddr::auth_mount("nope"),
+            ResourceKind::AuthMount
+        )
+        .await,
         None
     );
-    let role = Addr::from(VaultAddr::role("pki/int", "web"));
-    let live = observe_one(&root, &role, ResourceKind::Role)
+    let live = one(&root, VaultAddr::role("pki/int", "web"), ResourceKind::Role)
         .await
-        .unwrap()
         .expect("the role exists");
     assert_eq!(live["allowed_domains"], json!(["example.com"]));
-    let nested = Addr::from(VaultAddr::mount("team/int"));
     assert_eq!(
-        observe_one(&root, &nested, ResourceKind::Mount)
-            .await
-            .unwrap(),
+        one(&root, VaultAddr::mount("team/int"), ResourceKind::Mount).await,
         None,
         "team/int is not a mount: the entry Vault gives for it is team's"
     );
-    let in_nested = Addr::from(VaultAddr::role("team/int", "web"));
     assert_eq!(
-        observe_one(&root, &in_nested, ResourceKind::Role)
-            .await
-            .unwrap(),
+        one(
+            &root,
+            VaultAddr::role("team/int", "web"),
+            ResourceKind::Role
+        )
+        .await,
         None
     );
-    let orphan = Addr::from(VaultAddr::role("nope", "web"));
     assert_eq!(
-        observe_one(&root, &orphan, ResourceKind::Role)
-            .await
-            .unwrap(),
+        one(&root, VaultAddr::role("nope", "web"), ResourceKind::Role).await,
         None
     );
     let reqs: Vec<_> = bao.audit_entries().into_iter().skip(before).collect();
@@ -338,4 +328,15 @@ async fn the_check_before_a_write_reads_one_mount_entry() {
         .unwrap()
         .expect("found in the table");
     assert_eq!(live["description"], json!("int"));
+}
+
+/// `observe_one` of `addr`, which must not fail.
+async fn one(
+    vault: &Vault,
+    addr: certplane::addr::VaultAddr,
+    kind: ResourceKind,
+) -> Option<certplane::state::Fields> {
+    certplane::vault::observe_one(vault, &Addr::from(addr), kind)
+        .await
+        .unwrap()
 }
