@@ -692,7 +692,12 @@ impl DocCx<'_> {
 
     /// Keeps a cluster object as written (a JSON value), with its metadata.
     fn load_manifest(&self, repo: &mut Repository) -> DocResult<()> {
-        let value: serde_json::Value = self.typed("this manifest")?;
+        // Built while the file was split when it is written plainly (as
+        // serde-saphyr would read it); else read now, with its errors.
+        let value = match self.doc.value.take() {
+            Some(v) => v,
+            None => self.typed::<serde_json::Value>("this manifest")?,
+        };
         let meta = self.manifest_meta(&value)?;
         repo.manifests.push(Loaded {
             meta,

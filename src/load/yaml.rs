@@ -6,7 +6,11 @@
 //! sequence item by dotted path. Each document is then deserialized on its
 //! own with serde-saphyr, always through [`deserialize`], which sets
 //! `strict_booleans` (so `NO` is a string, not `false`) and reports every
-//! error with its line and column in the file.
+//! error with its line and column in the file. A cluster manifest written
+//! plainly is not deserialized again: its value is built from the split's
+//! own events ([`value`]).
+
+mod value;
 
 use std::collections::BTreeMap;
 
@@ -35,7 +39,46 @@ pub struct RawDoc {
     pub fields: BTreeMap<String, Pos>,
     /// Where the text of each literal block value (`key: |`) starts.
     pub blocks: BTreeMap<String, Pos>,
+    /// The document's value, built while it was split when it is a
+    /// cluster manifest written plainly ([`value`]); read once.
+    pub value: Built,
 }
+
+/// A value built while splitting, taken by the one job that loads its
+/// document (the documents of a file are shared between the jobs).
+#[derive(Debug, Default)]
+pub struct Built(std::sync::Mutex<Option<serde_json::Value>>);
+
+impl Built {
+    /// The value, if it was built and not taken yet.
+    pub fn take(&self) -> Option<serde_json::Value> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    fn get(&self) -> Option<serde_json::Value> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Clone for Built {
+    fn clone(&self) -> Built {
+        Built(std::sync::Mutex::new(self.get()))
+    }
+}
+
+impl PartialEq for Built {
+    fn eq(&self, other: &Built) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for Built {}
 
 impl RawDoc {
     /// The value of a top-level scalar key with its position.
@@ -149,6 +192,7 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
     let mut docs = Vec::new();
     let mut current: Option<RawDoc> = None;
     let mut stack: Vec<Frame> = Vec::new();
+    let mut build: Option<value::Build> = None;
     for ev in Parser::new_from_str(text) {
         let (event, span) = ev.map_err(|e| {
             let message = e.info();
@@ -163,9 +207,15 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
             }
         })?;
         let at = pos(&span.start);
+        if let Some(b) = build.as_mut()
+            && b.event(&event).is_none()
+        {
+            build = None;
+        }
         match event {
             Event::DocumentStart(..) => {
                 stack.clear();
+                build = Some(value::Build::default());
                 current = Some(RawDoc {
                     start: byte_offset(text, &span.start),
                     end: text.len(),
@@ -175,10 +225,13 @@ pub fn split(text: &str) -> Result<Vec<RawDoc>, YamlError> {
                     top_scalars: BTreeMap::new(),
                     fields: BTreeMap::new(),
                     blocks: BTreeMap::new(),
+                    value: Built::default(),
                 });
             }
             Event::DocumentEnd => {
+                let built = build.take().and_then(value::Build::finish);
                 if let Some(mut doc) = current.take() {
+                    doc.value = Built(std::sync::Mutex::new(built));
                     doc.end = byte_offset(text, &span.start).max(doc.start);
                     // An empty document (`---` alone, or only comments) has a
                     // root that is an empty plain scalar: skip it.

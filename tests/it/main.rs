@@ -37,6 +37,7 @@ mod load_examples;
 mod load_identity;
 mod load_repo;
 mod load_validate;
+mod load_yaml_value;
 mod machine_formats;
 mod make_test_summary;
 mod no_vault;
