@@ -10,6 +10,7 @@
 //! request slots of the connection (over at most
 //! [`super::pool::MAX_CONNECTIONS`] connections).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -77,7 +78,7 @@ impl fmt::Debug for Cluster {
 
 /// A manifest with what discovery says about its kind.
 #[derive(Clone, Debug)]
-pub struct ResolvedObject {
+pub struct ResolvedObject<'m> {
     /// Its identity (namespace filled in for namespaced kinds, none for
     /// cluster-scoped ones).
     pub kube_ref: KubeRef,
@@ -86,11 +87,13 @@ pub struct ResolvedObject {
     /// Whether the kind is namespaced.
     pub namespaced: bool,
     /// The manifest as it is sent: namespace as in `kube_ref`; a Secret's
-    /// `stringData` moved into `data` (see [`string_data_to_data`]).
-    pub body: Value,
+    /// `stringData` moved into `data` (see [`string_data_to_data`]). The
+    /// manifest itself when it is already so (no copy of each object a
+    /// plan observes).
+    pub body: Cow<'m, Value>,
 }
 
-impl ResolvedObject {
+impl ResolvedObject<'_> {
     /// `Addr::Kube` of the object.
     pub fn addr(&self) -> Addr {
         Addr::from(self.kube_ref.clone())
@@ -322,7 +325,10 @@ impl Cluster {
     /// Find where `manifest` lives: its kind through discovery, its namespace
     /// (a namespaced object without one goes to the default namespace, as
     /// with kubectl; a cluster-scoped object loses any namespace it names).
-    pub async fn resolve(&self, manifest: &Value) -> Result<ResolvedObject, ClusterError> {
+    pub async fn resolve<'m>(
+        &self,
+        manifest: &'m Value,
+    ) -> Result<ResolvedObject<'m>, ClusterError> {
         let ident = identity(manifest)?;
         let (resource, caps) = self.api_resource(&ident.api_version, &ident.kind).await?;
         let namespaced = caps.scope == Scope::Namespaced;
@@ -336,11 +342,20 @@ impl Cluster {
         } else {
             None
         };
-        let mut body = manifest.clone();
+        let mut body = Cow::Borrowed(manifest);
         if ident.api_version == "v1" && ident.kind == "Secret" {
-            string_data_to_data(&mut body);
+            string_data_to_data(body.to_mut());
         }
-        if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        let as_resolved = match &namespace {
+            Some(ns) => body["metadata"]["namespace"].as_str() == Some(ns.as_str()),
+            None => body["metadata"].get("namespace").is_none(),
+        };
+        if !as_resolved
+            && let Some(meta) = body
+                .to_mut()
+                .get_mut("metadata")
+                .and_then(Value::as_object_mut)
+        {
             match &namespace {
                 Some(ns) => {
                     meta.insert("namespace".into(), Value::String(ns.clone()));
@@ -420,7 +435,10 @@ impl Cluster {
         self.apply_resolved(&self.resolve(manifest).await?).await
     }
 
-    pub(crate) async fn apply_resolved(&self, obj: &ResolvedObject) -> Result<(), ClusterError> {
+    pub(crate) async fn apply_resolved(
+        &self,
+        obj: &ResolvedObject<'_>,
+    ) -> Result<(), ClusterError> {
         let api = obj.api(self.client.clone());
         let object = obj.kube_ref.to_string();
         let name = obj.kube_ref.name.as_str();

@@ -47,10 +47,29 @@ async fn discovery_resolves_scope_and_is_cached_per_group_version() {
     let mut ci = issuer_manifest_kind("ClusterIssuer");
     ci["metadata"]["namespace"] = json!("ignored");
     let cluster_issuer = c.resolve(&ci).await;
-    let missing_kind = c
-        .resolve(&json!({"apiVersion":"cert-manager.io/v1","kind":"Frobnicator","metadata":{"name":"x"}}))
-        .await;
+    let frobnicator =
+        json!({"apiVersion":"cert-manager.io/v1","kind":"Frobnicator","metadata":{"name":"x"}});
+    let missing_kind = c.resolve(&frobnicator).await;
+    // Already as resolved (its namespace written, a ClusterIssuer with
+    // none): the manifest itself is the body, not a copy of it.
+    let written = issuer_manifest_kind("Issuer");
+    let as_written = c.resolve(&written).await;
+    let mut ci_plain = issuer_manifest_kind("ClusterIssuer");
+    ci_plain["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
+    let cluster_as_written = c.resolve(&ci_plain).await;
     finish(task).await;
+
+    for (obj, manifest) in [(as_written, &written), (cluster_as_written, &ci_plain)] {
+        let obj = obj.unwrap();
+        assert!(
+            matches!(obj.body, std::borrow::Cow::Borrowed(_)),
+            "{manifest} was copied"
+        );
+        assert_eq!(&*obj.body, manifest);
+    }
 
     let issuer = issuer.unwrap();
     assert!(issuer.namespaced);
