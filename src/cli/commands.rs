@@ -264,13 +264,18 @@ async fn plan(
     {
         return s;
     }
-    if !plan.errored.is_empty() {
+    let status = if !plan.errored.is_empty() {
         ExitStatus::Error
     } else if plan.has_changes() {
         ExitStatus::Changes
     } else {
         ExitStatus::Clean
-    }
+    };
+    // `plan` is a one-shot command: the process exits right after, which
+    // frees the repository and the plan at once rather than one allocation
+    // at a time.
+    std::mem::forget((prepared, plan));
+    status
 }
 
 /// Asks on the terminal, as Terraform does. Only `yes` proceeds.
