@@ -48,8 +48,21 @@ pub struct RawDoc {
 /// document (the documents of a file are shared between the jobs). One
 /// word for a document with none (certplane's own: 10,000 of them at
 /// scale, alive together while their file loads).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Built(Option<Box<std::sync::Mutex<Option<serde_json::Value>>>>);
+
+/// Says whether a value is held, never what it is: a manifest may be a
+/// Secret.
+impl std::fmt::Debug for Built {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.0.as_ref().is_some_and(|cell| {
+            cell.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_some()
+        });
+        f.write_str(if held { "Built(..)" } else { "Built(None)" })
+    }
+}
 
 impl Built {
     fn new(value: Option<serde_json::Value>) -> Built {

@@ -316,6 +316,16 @@ mod tests {
     }
 
     #[test]
+    fn a_built_secret_is_not_in_the_document_s_debug_output() {
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {token: hunter2-secret}\n";
+        let docs = split(text).unwrap();
+        let shown = format!("{:?}", docs[0]);
+        assert!(shown.contains("Built(..)"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(docs[0].value.take().is_some());
+    }
+
+    #[test]
     fn each_document_of_a_stream_is_built_on_its_own() {
         let text = format!(
             "{HEAD}metadata: {{name: a}}\n---\n{HEAD}metadata: {{name: b}}\nx: &y 1\n---\n{HEAD}metadata: {{name: c}}\n"
