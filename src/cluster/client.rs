@@ -118,25 +118,51 @@ impl ResolvedObject<'_> {
 }
 
 /// One object as the API server sees it: what it holds now, and what a
-/// server-side apply of the manifest would make of it. `Debug` masks a
-/// Secret's values.
-#[derive(Clone)]
+/// server-side apply of the manifest would make of it.
+#[derive(Clone, Debug)]
 pub struct ObservedObject {
     /// The object (namespace resolved).
     pub addr: Addr,
-    /// The live object (`None`: it does not exist).
-    pub live: Option<Value>,
-    /// The result of the dry run.
-    pub dry_run: Value,
+    /// What the server answered.
+    pub replies: Replies,
 }
 
-impl fmt::Debug for ObservedObject {
+/// The two replies about an object. `Debug` masks a Secret's values.
+#[derive(Clone)]
+pub enum Replies {
+    /// The dry run answered the live object, byte for byte: applying the
+    /// manifest changes nothing. Neither reply is parsed further than the
+    /// object's name (a no-op plan of many objects is mostly this).
+    Same,
+    /// The replies read as JSON.
+    Read {
+        /// The live object (`None`: it does not exist).
+        live: Option<Value>,
+        /// The result of the dry run.
+        dry_run: Value,
+    },
+}
+
+impl fmt::Debug for Replies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ObservedObject")
-            .field("addr", &self.addr)
-            .field("live", &self.live.as_ref().map(super::diff::mask_secret))
-            .field("dry_run", &super::diff::mask_secret(&self.dry_run))
-            .finish()
+        match self {
+            Replies::Same => f.write_str("Same"),
+            Replies::Read { live, dry_run } => f
+                .debug_struct("Read")
+                .field("live", &live.as_ref().map(super::diff::mask_secret))
+                .field("dry_run", &super::diff::mask_secret(dry_run))
+                .finish(),
+        }
+    }
+}
+
+impl ObservedObject {
+    /// The object's plan: the live object compared with the dry run.
+    pub fn plan(&self) -> ObjectPlan {
+        match &self.replies {
+            Replies::Same => ObjectPlan::unchanged(self.addr.clone()),
+            Replies::Read { live, dry_run } => plan_from(self.addr.clone(), live.as_ref(), dry_run),
+        }
     }
 }
 
@@ -381,7 +407,9 @@ impl Cluster {
 
     /// Observe one object: GET it (404: absent) and server-side apply it as
     /// a dry run. Both replies are kept as the server sent them (in memory
-    /// only: a Secret's values are in them), read straight into JSON.
+    /// only: a Secret's values are in them). When the dry run answers the
+    /// live object byte for byte, nothing changes and neither is read into
+    /// JSON ([`Replies::Same`]); otherwise both are ([`Replies::Read`]).
     pub async fn observe_object(&self, manifest: &Value) -> Result<ObservedObject, ClusterError> {
         let obj = self.resolve(manifest).await?;
         let request = obj.request();
@@ -393,16 +421,25 @@ impl Cluster {
             let req = request
                 .get(name, &GetParams::default())
                 .map_err(kube::Error::BuildRequest)?;
-            match self.client.request::<Value>(req).await {
-                Ok(v) => Ok(Some(v)),
+            match self.client.request_text(req).await {
+                Ok(text) => Ok(Some(text)),
                 Err(kube::Error::Api(status)) if is_404(&status) => Ok(None),
                 Err(e) => Err(e),
             }
         };
-        let live = self.call("get", &object, &redactor, get).await?;
-        if let Some(l) = &live {
-            about("get", &object, l, name)?;
-            redactor.add_object(l);
+        let live_text = self.call("get", &object, &redactor, get).await?;
+        // The live object is checked before the dry run is sent: its name
+        // read alone, or all of it when that is not enough (a reply about
+        // another object, or not JSON, stops here) or when it is a Secret
+        // (its values go into the redactor before the dry run's errors
+        // could quote them).
+        let mut live = None;
+        if let Some(text) = &live_text
+            && (super::diff::is_secret(&obj.body) || !names(text, name))
+        {
+            let l = self.read_reply("get", &object, &redactor, text, name)?;
+            redactor.add_object(&l);
+            live = Some(l);
         }
 
         let pp = PatchParams::apply(&self.field_manager).force().dry_run();
@@ -410,23 +447,47 @@ impl Cluster {
             let req = request
                 .patch(name, &pp, &Patch::Apply(&obj.body))
                 .map_err(kube::Error::BuildRequest)?;
-            self.client.request::<Value>(req).await
+            self.client.request_text(req).await
         };
-        let dry_run = self.call("dry-run apply", &object, &redactor, dry).await?;
-        about("dry-run apply", &object, &dry_run, name)?;
-        tracing::debug!(object = %object, exists = live.is_some(), "observed cluster object");
+        let dry_text = self.call("dry-run apply", &object, &redactor, dry).await?;
+        let replies = if live.is_none() && live_text.as_deref() == Some(dry_text.as_str()) {
+            // The live object's own bytes, whose name was checked.
+            Replies::Same
+        } else {
+            let live = match (live, &live_text) {
+                (Some(l), _) => Some(l),
+                (None, Some(text)) => Some(self.read_reply("get", &object, &redactor, text, name)?),
+                (None, None) => None,
+            };
+            let dry_run = self.read_reply("dry-run apply", &object, &redactor, &dry_text, name)?;
+            Replies::Read { live, dry_run }
+        };
+        tracing::debug!(object = %object, exists = live_text.is_some(), "observed cluster object");
         Ok(ObservedObject {
             addr: obj.addr(),
-            live,
-            dry_run,
+            replies,
         })
+    }
+
+    /// A reply read as JSON, checked to be about `name`.
+    fn read_reply(
+        &self,
+        op: &'static str,
+        object: &str,
+        redactor: &Redactor,
+        text: &str,
+        name: &str,
+    ) -> Result<Value, ClusterError> {
+        let value = serde_json::from_str(text)
+            .map_err(|e| request_error(op, object, kube::Error::SerdeError(e), redactor))?;
+        about(op, object, &value, name)?;
+        Ok(value)
     }
 
     /// Plan one object: [`Cluster::observe_object`], then compare the live
     /// object with the dry run after stripping server-set fields.
     pub async fn plan_object(&self, manifest: &Value) -> Result<ObjectPlan, ClusterError> {
-        let o = self.observe_object(manifest).await?;
-        Ok(plan_from(o.addr, o.live.as_ref(), &o.dry_run))
+        Ok(self.observe_object(manifest).await?.plan())
     }
 
     /// Server-side apply `manifest` with certplane's field manager, taking
@@ -731,6 +792,23 @@ fn about(op: &'static str, object: &str, reply: &Value, name: &str) -> Result<()
             None => "the reply is not an object".to_string(),
         },
     })
+}
+
+/// Whether `reply` is a JSON object whose `metadata.name` is `name`, read
+/// without building the rest of it (any other reply is read in full, and
+/// [`about`] says what is wrong with it).
+fn names(reply: &str, name: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        metadata: Meta<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta<'a> {
+        #[serde(borrow)]
+        name: Cow<'a, str>,
+    }
+    serde_json::from_str::<Head<'_>>(reply).is_ok_and(|h| h.metadata.name == name)
 }
 
 /// The reply as JSON, checked to be about the object asked for.

@@ -53,6 +53,20 @@ pub struct ObjectPlan {
     pub sensitive: Vec<String>,
 }
 
+impl ObjectPlan {
+    /// The plan of an object applying its manifest does not change (what
+    /// [`plan_from`] makes of a dry run equal to the live object).
+    pub fn unchanged(addr: Addr) -> ObjectPlan {
+        ObjectPlan {
+            addr,
+            action: Action::NoOp,
+            before: Fields::default(),
+            after: Fields::default(),
+            sensitive: Vec::new(),
+        }
+    }
+}
+
 /// Whether `obj` is a Secret (any object of kind `Secret` is treated as one).
 pub fn is_secret(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Secret")
@@ -339,6 +353,24 @@ mod tests {
             namespace: Some("ns".into()),
             name: "s".into(),
         })
+    }
+
+    /// What the observation takes for a dry run that answers the live
+    /// object byte for byte is what comparing the two would say.
+    #[test]
+    fn unchanged_is_the_plan_of_a_dry_run_equal_to_the_live_object() {
+        for obj in [
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                   "data": {"k": "dg=="}, "status": {"x": 1}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+                   "labels": {"a": "b"}, "managedFields": [{"manager": "m"}]},
+                   "data": {"k": "v"}}),
+        ] {
+            assert_eq!(
+                plan_from(addr(), Some(&obj), &obj),
+                ObjectPlan::unchanged(addr())
+            );
+        }
     }
 
     #[test]

@@ -30,10 +30,10 @@ use futures::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 use serde_json::Value;
 
 use super::ClusterError;
-use super::client::{Cluster, ObservedObject};
+use super::client::{Cluster, ObservedObject, Replies};
 use super::deliver::DeliveryObserved;
 use super::deliver_key::Probe;
-use super::diff::{ObjectPlan, plan_from};
+use super::diff::ObjectPlan;
 use super::inventory::{Inventory, REPOSITORY_LABEL};
 use super::manifest::{ClusterPlan, change, generated_from, kube_ref, owned_manifest, rank};
 use super::prune::{StaleOwner, prune_order, stale};
@@ -75,11 +75,17 @@ struct Object {
 impl Object {
     /// Compares what the server said about `manifest` at once.
     fn compared(manifest: Value, seen: ObservedObject, field_manager: &str) -> Object {
-        let plan = plan_from(seen.addr, seen.live.as_ref(), &seen.dry_run);
+        let plan = seen.plan();
         // Drift is a field of the plan's diff that another manager holds:
         // none without an update.
-        let drift = match (&seen.live, plan.action) {
-            (Some(live), Action::Update) => drift(&plan.addr, live, &seen.dry_run, field_manager),
+        let drift = match (&seen.replies, plan.action) {
+            (
+                Replies::Read {
+                    live: Some(live),
+                    dry_run,
+                },
+                Action::Update,
+            ) => drift(&plan.addr, live, dry_run, field_manager),
             _ => None,
         };
         Object {
@@ -195,8 +201,10 @@ impl LiveCluster {
                 if in_new_namespace {
                     let seen = ObservedObject {
                         addr: Addr::from(kube_ref(&m)),
-                        live: None,
-                        dry_run: m.clone(),
+                        replies: Replies::Read {
+                            live: None,
+                            dry_run: m.clone(),
+                        },
                     };
                     return Ok(Object::compared(m, seen, cluster.field_manager()));
                 }
@@ -405,7 +413,7 @@ fn done(report: &mut ApplyReport, on_event: OnEvent<'_>, addr: &Addr, action: Ac
 
 /// A cluster change from a compared object: what it was generated from
 /// and a takeover from another repository said in its reason.
-fn object_change(p: ObjectPlan, manifest: &Value, identity: &str) -> Change {
+fn object_change(p: ObjectPlan, manifest: Value, identity: &str) -> Change {
     let label = format!("metadata.labels[\"{REPOSITORY_LABEL}\"]");
     let taken_from = p
         .before
@@ -418,14 +426,15 @@ fn object_change(p: ObjectPlan, manifest: &Value, identity: &str) -> Change {
                  repositories changes hands on every apply; declare it in one"
             )
         });
-    let mut c = change(p.addr, p.action, Some(manifest.clone()));
-    c.before = (p.action != Action::Create).then_some(p.before);
-    c.after = Some(p.after);
-    c.sensitive = p.sensitive;
-    c.reason = match (generated_from(manifest), taken_from) {
+    let reason = match (generated_from(&manifest), taken_from) {
         (Some(g), Some(t)) => Some(format!("{g}; {t}")),
         (g, t) => g.or(t),
     };
+    let mut c = change(p.addr, p.action, Some(manifest));
+    c.before = (p.action != Action::Create).then_some(p.before);
+    c.after = Some(p.after);
+    c.sensitive = p.sensitive;
+    c.reason = reason;
     c
 }
 
@@ -453,15 +462,19 @@ fn drift(addr: &Addr, live: &Value, dry_run: &Value, field_manager: &str) -> Opt
 impl LiveObserved {
     /// The changes and notes of the manifests and of what left the
     /// repository (with `prune`: deletes, in reverse order).
-    fn plan_objects(&self, identity: &str, prune: bool) -> (Vec<Change>, Vec<PlanNote>) {
-        let mut changes: Vec<Change> = self
-            .objects
-            .iter()
-            .map(|o| object_change(o.plan.clone(), &o.manifest, identity))
+    fn plan_objects(
+        objects: Vec<Object>,
+        owners: &[(KubeRef, StaleOwner)],
+        identity: &str,
+        prune: bool,
+    ) -> (Vec<Change>, Vec<PlanNote>) {
+        let mut changes: Vec<Change> = objects
+            .into_iter()
+            .map(|o| object_change(o.plan, o.manifest, identity))
             .collect();
         changes.sort_by_key(rank);
         let mut notes = Vec::new();
-        for (r, owner) in &self.owners {
+        for (r, owner) in owners {
             match owner {
                 StaleOwner::Gone => {}
                 StaleOwner::Other(why) => notes.push(PlanNote {
@@ -489,12 +502,22 @@ impl LiveObserved {
 }
 
 impl Observation for LiveObserved {
-    fn plan(&self, input: &PlanInput<'_>, plan: &mut Plan) {
+    fn plan(mut self: Box<Self>, input: &PlanInput<'_>, plan: &mut Plan) {
         let repo = &input.prepared.repo;
         let identity = repo.identity.as_str();
         plan.changes
             .extend(self.deliveries.iter().map(|d| d.plan(identity)));
-        let (changes, notes) = self.plan_objects(identity, crate::pipeline::targets::prunes(repo));
+        let drift: Vec<Drift> = self
+            .objects
+            .iter_mut()
+            .filter_map(|o| o.drift.take())
+            .collect();
+        let (changes, notes) = LiveObserved::plan_objects(
+            std::mem::take(&mut self.objects),
+            &self.owners,
+            identity,
+            crate::pipeline::targets::prunes(repo),
+        );
         plan.changes.extend(changes);
         plan.notes.extend(notes);
         let published: Vec<Change> = self
@@ -504,8 +527,7 @@ impl Observation for LiveObserved {
             .collect();
         plan.changes.extend(published);
         super::trust::gate(plan, &self.trust);
-        plan.drift
-            .extend(self.objects.iter().filter_map(|o| o.drift.clone()));
+        plan.drift.extend(drift);
         super::reviewer::plan_live(plan, &input.prepared.desired);
         super::deliver_key::preflight(plan, repo, &self.probes);
     }
@@ -537,7 +559,8 @@ pub async fn plan_live(
     let (seen, _) = live
         .observe_manifests(manifests, options.identity, options.also_owned)
         .await?;
-    let (changes, notes) = seen.plan_objects(options.identity, options.prune);
+    let (changes, notes) =
+        LiveObserved::plan_objects(seen.objects, &seen.owners, options.identity, options.prune);
     Ok(ClusterPlan { changes, notes })
 }
 

@@ -49,8 +49,8 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use client::{
-    Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, Deleted, ObservedObject, ResolvedObject,
-    string_data_to_data,
+    Cluster, DEFAULT_FIELD_MANAGER, DEFAULT_TIMEOUT, Deleted, ObservedObject, Replies,
+    ResolvedObject, string_data_to_data,
 };
 pub use diff::{ObjectPlan, SENSITIVE, mask_secret};
 pub use inventory::{ForeignInventory, Inventory, InventoryLocation, REPOSITORY_LABEL};

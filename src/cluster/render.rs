@@ -252,7 +252,7 @@ pub fn plan_render(dir: &Path, manifests: &[Loaded<Value>], identity: &str) -> C
 }
 
 impl Observation for RenderObserved {
-    fn plan(&self, input: &PlanInput<'_>, plan: &mut Plan) {
+    fn plan(self: Box<Self>, input: &PlanInput<'_>, plan: &mut Plan) {
         let prepared = input.prepared;
         if crate::pipeline::targets::has_deliveries(&prepared.repo) {
             tracing::warn!(

@@ -160,8 +160,9 @@ impl ProviderError {
 pub trait Observation: Send {
     /// Adds this provider's changes, notes, errors and drift to `plan`
     /// (which holds the changes of the providers planned before it, for
-    /// the few that depend on them). No I/O.
-    fn plan(&self, input: &PlanInput<'_>, plan: &mut Plan);
+    /// the few that depend on them). No I/O. Consumes the observation:
+    /// what it holds moves into the plan rather than being copied.
+    fn plan(self: Box<Self>, input: &PlanInput<'_>, plan: &mut Plan);
 }
 
 /// One target certplane converges.

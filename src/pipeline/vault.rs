@@ -48,7 +48,7 @@ struct VaultObserved {
 }
 
 impl Observation for VaultObserved {
-    fn plan(&self, input: &PlanInput<'_>, plan: &mut Plan) {
+    fn plan(self: Box<Self>, input: &PlanInput<'_>, plan: &mut Plan) {
         let prepared = input.prepared;
         let identity = prepared.repo.identity.as_str();
         let planned = self

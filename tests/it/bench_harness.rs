@@ -15,7 +15,7 @@ mod raw;
 
 use std::time::Duration;
 
-use certplane::cluster::Cluster;
+use certplane::cluster::{Cluster, Replies};
 use serde_json::{Value, json};
 
 async fn start() -> String {
@@ -248,7 +248,10 @@ async fn many_objects_observed_at_once_ask_discovery_once() {
         futures::future::join_all(manifests.iter().map(|m| cluster.observe_object(m))).await;
     for o in observed {
         let o = o.expect("observed");
-        assert!(o.live.is_none());
+        assert!(
+            matches!(o.replies, Replies::Read { live: None, .. }),
+            "{o:?}"
+        );
     }
     let s = stats(&client(), &addr).await;
     assert_eq!(s.discovery, 1, "{s:?}");

@@ -7,7 +7,9 @@ use crate::common::{fake, issuer_addr};
 use std::time::Duration;
 
 use certplane::addr::KubeRef;
-use certplane::cluster::{ClusterError, Inventory, InventoryLocation, REPOSITORY_LABEL, SENSITIVE};
+use certplane::cluster::{
+    ClusterError, Inventory, InventoryLocation, REPOSITORY_LABEL, Replies, SENSITIVE,
+};
 use certplane::plan::Action;
 use fake::{
     Step, as_stored, cert_manager_v1, cluster, core_v1, finish, list_inventories, live, rbac_v1,
@@ -167,6 +169,79 @@ async fn live_equal_to_dry_run_is_a_no_op() {
     let plan = res.unwrap();
     assert_eq!(plan.action, Action::NoOp, "{plan:?}");
     assert!(plan.before.is_empty() && plan.after.is_empty());
+}
+
+/// A dry run that answers the live object byte for byte is a no-op, and
+/// neither reply is read further than the object's name; the same object
+/// in other bytes (indented, keys in another order) is read and compared,
+/// and is a no-op too. A Secret is always read (its live values go into the
+/// redactor before the dry run), and a live object about another name stops
+/// before the dry run.
+#[tokio::test]
+async fn a_dry_run_answering_the_live_object_byte_for_byte_is_a_no_op_not_parsed() {
+    let m = issuer("pki_int/sign/web");
+    let stored = as_stored(&m, "1000", "certplane");
+    let text = serde_json::to_string(&stored).unwrap();
+    let pretty = serde_json::to_string_pretty(&stored).unwrap();
+    let mut other = stored.clone();
+    other["metadata"]["name"] = json!("someone-else");
+    let s = secret(json!({"token": "c2VjcmV0LXRva2Vu"}), json!(null));
+    let mut s_stored = s.clone();
+    s_stored.as_object_mut().unwrap().remove("stringData");
+    s_stored["metadata"]["resourceVersion"] = json!("9");
+    let s_text = serde_json::to_string(&s_stored).unwrap();
+    let secret_path = "/api/v1/namespaces/sandbox/secrets/vault-token";
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply_text(200, &text),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true)
+            .body(body_is(m.clone()))
+            .reply_text(200, &text),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply_text(200, &text),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true).reply_text(200, &pretty),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply(200, other),
+        Step::get("/api/v1").reply(200, core_v1()),
+        Step::get(secret_path).reply_text(200, &s_text),
+        Step::apply(secret_path, true).reply_text(200, &s_text),
+    ]);
+    let same = c.observe_object(&m).await;
+    let reordered = c.observe_object(&m).await;
+    let about_another = c.observe_object(&m).await;
+    let secret_seen = c.observe_object(&s).await;
+    finish(task).await;
+
+    let same = same.unwrap();
+    assert!(matches!(same.replies, Replies::Same), "{same:?}");
+    let reordered = reordered.unwrap();
+    assert!(
+        matches!(reordered.replies, Replies::Read { live: Some(_), .. }),
+        "{reordered:?}"
+    );
+    for o in [&same, &reordered] {
+        let plan = o.plan();
+        assert_eq!(plan.action, Action::NoOp, "{plan:?}");
+        assert!(plan.before.is_empty() && plan.after.is_empty(), "{plan:?}");
+        assert_eq!(
+            plan.addr.to_string(),
+            "cert-manager.io/Issuer/sandbox/vault-issuer"
+        );
+    }
+    assert_eq!(same.plan(), reordered.plan());
+    let err = about_another.unwrap_err();
+    assert!(
+        matches!(err, ClusterError::BadReply { op: "get", .. }),
+        "{err:?}"
+    );
+    let secret_seen = secret_seen.unwrap();
+    assert!(
+        matches!(secret_seen.replies, Replies::Read { live: Some(_), .. }),
+        "a Secret is read: {secret_seen:?}"
+    );
+    assert_eq!(secret_seen.plan().action, Action::NoOp);
+    assert!(
+        !format!("{secret_seen:?}").contains("c2VjcmV0LXRva2Vu"),
+        "{secret_seen:?}"
+    );
 }
 
 #[tokio::test]
