@@ -86,7 +86,21 @@ pub fn client(mut config: Config, connect_timeout: Duration) -> Result<Client, k
         slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         connect_timeout,
     };
-    let connector = config.rustls_https_connector_with_connector(capped)?;
+    let connector = if config.cluster_url.scheme_str() == Some("http") {
+        // An http:// server (`kubectl proxy`) is never spoken TLS to: no
+        // trust store is loaded for it (the system's, when the kubeconfig
+        // names no CA, takes milliseconds to read).
+        let no_tls = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(no_tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(capped)
+    } else {
+        config.rustls_https_connector_with_connector(capped)?
+    };
     let hyper: hyper_util::client::legacy::Client<_, kube::client::Body> =
         hyper_util::client::legacy::Builder::new(TokioExecutor::new())
             .pool_max_idle_per_host(MAX_CONNECTIONS)
