@@ -168,3 +168,37 @@ fn a_manual_signer_may_wait_for_its_certificate() {
         shown[0]
     );
 }
+
+/// A long repository's manifests are checked on several threads: every
+/// problem is still found, once, and reported in the manifests' order,
+/// with its file and line (a run of manifests boundary falls between the
+/// broken ones).
+#[test]
+fn the_problems_of_many_manifests_come_in_their_order() {
+    let d = tempfile::tempdir().unwrap();
+    let n = 1100;
+    let broken = [0usize, 3, 274, 275, 550, 551, 824, 1099];
+    let mut text = String::new();
+    for i in 0..n {
+        let dns = if broken.contains(&i) {
+            "notalist".to_string()
+        } else {
+            format!("[c{i}.example.com]")
+        };
+        text.push_str(&format!(
+            "---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: c{i}, namespace: apps}}\nspec:\n  secretName: c{i}-tls\n  dnsNames: {dns}\n  issuerRef: {{name: ext, kind: External, group: example.com}}\n"
+        ));
+    }
+    write(d.path(), "certs.yaml", &text);
+    let shown = diags(d.path());
+    assert_eq!(shown.len(), broken.len(), "{shown:#?}");
+    for (line, i) in shown.iter().zip(broken) {
+        // Each document takes 8 lines; dnsNames is its 7th.
+        let at = format!("certs.yaml:{}:", 8 * i + 7);
+        assert!(line.contains(&at), "{at} in {line}");
+        assert!(
+            line.contains(&format!("Certificate c{i}:")),
+            "c{i} in {line}"
+        );
+    }
+}

@@ -24,12 +24,7 @@ struct ClientCert {
 
 impl<'a> Checker<'a> {
     /// Checks an Issuer's certificate auth.
-    pub(super) fn cert_auth(
-        &mut self,
-        i: &IssuerCtx<'_>,
-        v: &VaultIssuer,
-        c: &VaultClientCertificate,
-    ) {
+    pub(super) fn cert_auth(&self, i: &IssuerCtx<'_>, v: &VaultIssuer, c: &VaultClientCertificate) {
         let (origin, what, res_ns, sign_path) = (
             i.origin,
             i.what.as_str(),
@@ -119,7 +114,7 @@ impl<'a> Checker<'a> {
     /// declared AuthMount of type cert, or one the live Vault has. `None`
     /// (reported, unless live) when it is neither.
     fn cert_mount(
-        &mut self,
+        &self,
         origin: &Origin,
         what: &str,
         base: &str,
@@ -226,7 +221,7 @@ impl<'a> Checker<'a> {
     /// trusts, naming who issued it.
     #[allow(clippy::too_many_arguments)] // One call site; each is a different thing.
     fn untrusted(
-        &mut self,
+        &self,
         origin: &Origin,
         what: &str,
         mount: &str,

@@ -7,7 +7,7 @@
 use super::role_allows::{glob, name_allowed, role_hint};
 use super::{Checker, IssuerFacts, IssuerIndex};
 use crate::diagnostic::suggest;
-use crate::model::certmanager::{CERT_MANAGER_GROUP, CertificateSpec, ClusterObject};
+use crate::model::certmanager::{CERT_MANAGER_GROUP, ClusterObject};
 use crate::model::duration::DurationError;
 use crate::model::{Duration, Origin, PkiRoleSpec, RoleKeyType};
 use crate::validate::ca::CaFacts;
@@ -80,7 +80,7 @@ fn go_hint(e: &GoDurationError, example: &str) -> String {
 impl<'a> Checker<'a> {
     #[allow(clippy::too_many_arguments)] // Two call sites, each with its own positions.
     pub(super) fn resolve(
-        &mut self,
+        &self,
         issuers: &IssuerIndex,
         origin: &Origin,
         at: &str,
@@ -138,20 +138,11 @@ impl<'a> Checker<'a> {
         None
     }
 
-    pub(super) fn certificates(&mut self, issuers: &IssuerIndex) {
-        let certs: Vec<(Origin, String, String, CertificateSpec)> = self
-            .objs
-            .iter()
-            .filter_map(|o| match &o.obj {
-                ClusterObject::Certificate(c) => Some((
-                    o.origin().clone(),
-                    o.ns().to_string(),
-                    o.name().to_string(),
-                    c.clone(),
-                )),
-                _ => None,
-            })
-            .collect();
+    pub(super) fn certificates(&self, issuers: &IssuerIndex) {
+        let certs = self.objs.iter().filter_map(|o| match &o.obj {
+            ClusterObject::Certificate(c) => Some((o.origin(), o.ns(), o.name(), c)),
+            _ => None,
+        });
         for (origin, ns, name, c) in certs {
             let what = format!("Certificate {ns}/{name}");
             let group = c.issuer_ref.group.as_deref().unwrap_or(CERT_MANAGER_GROUP);
@@ -164,7 +155,7 @@ impl<'a> Checker<'a> {
                 "ClusterIssuer" => true,
                 other => {
                     self.push(
-                        &origin,
+                        origin,
                         "spec.issuerRef.kind",
                         format!("{what}: issuerRef kind {other} is not a cert-manager.io kind"),
                         "use Issuer or ClusterIssuer (or set issuerRef.group for an external issuer)",
@@ -174,10 +165,10 @@ impl<'a> Checker<'a> {
             };
             let Some(facts) = self.resolve(
                 issuers,
-                &origin,
+                origin,
                 "spec.issuerRef.name",
                 &what,
-                &ns,
+                ns,
                 &c.issuer_ref.name,
                 cluster,
             ) else {
@@ -187,7 +178,7 @@ impl<'a> Checker<'a> {
                 && let IssuerFacts::Vault { mount, .. } = &facts
             {
                 self.push(
-                    &origin,
+                    origin,
                     "spec.isCA",
                     format!(
                         "{what}: isCA is set, but its issuer signs with Vault mount {mount}, whose \
@@ -201,7 +192,7 @@ impl<'a> Checker<'a> {
             let pk = c.private_key.clone().unwrap_or_default();
             let req = Request {
                 what,
-                origin: &origin,
+                origin,
                 common_name: c.common_name.clone().map(|v| (v, "spec.commonName".into())),
                 dns_names: items(&c.dns_names, "spec.dnsNames"),
                 ip_addresses: items(&c.ip_addresses, "spec.ipAddresses"),
@@ -228,7 +219,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks one certificate request against its issuer.
-    pub(super) fn request(&mut self, r: &Request<'_>, facts: &IssuerFacts) {
+    pub(super) fn request(&self, r: &Request<'_>, facts: &IssuerFacts) {
         let what = &r.what;
         // Lifetimes.
         let mut duration = DEFAULT_DURATION;
@@ -295,7 +286,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn names(&mut self, r: &Request<'_>, role_name: &str, role: &PkiRoleSpec) {
+    fn names(&self, r: &Request<'_>, role_name: &str, role: &PkiRoleSpec) {
         let what = &r.what;
         if role.require_cn.unwrap_or(true) && r.common_name.is_none() {
             self.push(
@@ -351,7 +342,7 @@ impl<'a> Checker<'a> {
     }
 
     fn lifetime(
-        &mut self,
+        &self,
         r: &Request<'_>,
         duration: Duration,
         duration_at: Option<&str>,
@@ -400,7 +391,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn key(&mut self, r: &Request<'_>, role_name: &str, role: &PkiRoleSpec) {
+    fn key(&self, r: &Request<'_>, role_name: &str, role: &PkiRoleSpec) {
         let what = &r.what;
         let (algo, algo_at) = match &r.algorithm {
             Some((a, at)) => (a.as_str(), at.as_str()),

@@ -7,7 +7,7 @@ use super::Checker;
 impl<'a> Checker<'a> {
     /// `AppRole.deliverTo.secret` must not be a Secret the repository
     /// declares (certplane writes it; two owners would fight).
-    pub(super) fn deliveries(&mut self) {
+    pub(super) fn deliveries(&self) {
         let repo = self.repo;
         for (meta, origin, s) in repo.app_roles() {
             let Some(d) = &s.deliver_to else {

@@ -23,7 +23,7 @@ type IngressRow = (
 );
 
 impl<'a> Checker<'a> {
-    pub(super) fn ingresses(&mut self, issuers: &IssuerIndex) {
+    pub(super) fn ingresses(&self, issuers: &IssuerIndex) {
         let list: Vec<IngressRow> = self
             .objs
             .iter()

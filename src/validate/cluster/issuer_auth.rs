@@ -24,7 +24,7 @@ const APPROLE: &str = "spec.vault.auth.appRole";
 impl<'a> Checker<'a> {
     /// A Secret the repository declares must have the key an Issuer reads.
     pub(super) fn secret_key(
-        &mut self,
+        &self,
         origin: &Origin,
         at: &str,
         what: &str,
@@ -56,7 +56,7 @@ impl<'a> Checker<'a> {
 
     /// Token, Kubernetes, AppRole and TLS certificate auth, each when the
     /// Issuer uses it.
-    pub(super) fn vault_auth(&mut self, i: &IssuerCtx<'_>, v: &VaultIssuer) {
+    pub(super) fn vault_auth(&self, i: &IssuerCtx<'_>, v: &VaultIssuer) {
         if let Some(t) = &v.auth.token_secret_ref {
             self.secret_key(
                 i.origin,
@@ -80,7 +80,7 @@ impl<'a> Checker<'a> {
 
     /// The Secrets of the Issuer's TLS settings have their keys; a client
     /// certificate comes with its key.
-    pub(super) fn tls_secrets(&mut self, i: &IssuerCtx<'_>, v: &VaultIssuer) {
+    pub(super) fn tls_secrets(&self, i: &IssuerCtx<'_>, v: &VaultIssuer) {
         for (field, r, default) in [
             ("caBundleSecretRef", &v.ca_bundle_secret_ref, "ca.crt"),
             ("clientCertSecretRef", &v.client_cert_secret_ref, "tls.crt"),
@@ -113,7 +113,7 @@ impl<'a> Checker<'a> {
     /// Kubernetes auth: the mount, the role on it, the account that logs
     /// in, what the role admits, the role's policies and the RBAC that lets
     /// cert-manager request the account's token.
-    fn kubernetes_auth(&mut self, i: &IssuerCtx<'_>, k: &VaultKubernetes) {
+    fn kubernetes_auth(&self, i: &IssuerCtx<'_>, k: &VaultKubernetes) {
         let Some(mount) = self.kubernetes_mount(i, k) else {
             return;
         };
@@ -159,11 +159,7 @@ impl<'a> Checker<'a> {
 
     /// The auth mount of `mountPath`, when it is a declared kubernetes auth
     /// mount; otherwise reported (unless the live Vault has it) and `None`.
-    fn kubernetes_mount<'k>(
-        &mut self,
-        i: &IssuerCtx<'_>,
-        k: &'k VaultKubernetes,
-    ) -> Option<&'k str> {
+    fn kubernetes_mount<'k>(&self, i: &IssuerCtx<'_>, k: &'k VaultKubernetes) -> Option<&'k str> {
         let what = &i.what;
         let mount_path = k
             .mount_path
@@ -228,7 +224,7 @@ impl<'a> Checker<'a> {
     /// declares it on `mount`; otherwise reported (unless the live Vault has
     /// it) and `None`.
     fn kubernetes_role(
-        &mut self,
+        &self,
         i: &IssuerCtx<'_>,
         k: &VaultKubernetes,
         mount: &str,
@@ -287,7 +283,7 @@ impl<'a> Checker<'a> {
 
     /// The role's bound names and namespaces admit the account.
     fn role_admits(
-        &mut self,
+        &self,
         i: &IssuerCtx<'_>,
         role_name: &str,
         role: &KubernetesAuthRoleSpec,
@@ -328,7 +324,7 @@ impl<'a> Checker<'a> {
     /// `vault://<namespace>/<issuer>` (`vault://<issuer>` for a
     /// ClusterIssuer) and the `audiences` listed.
     fn audience(
-        &mut self,
+        &self,
         i: &IssuerCtx<'_>,
         role_name: &str,
         role: &KubernetesAuthRoleSpec,
@@ -375,7 +371,7 @@ impl<'a> Checker<'a> {
     /// cert-manager must be allowed to `create` `serviceaccounts/token` for
     /// the Issuer's ServiceAccount.
     fn token_rbac(
-        &mut self,
+        &self,
         origin: &Origin,
         at: &str,
         what: &str,
@@ -433,7 +429,7 @@ impl<'a> Checker<'a> {
 
     /// AppRole auth: the mount, the Secret holding the secret ID (and the
     /// AppRole delivering into it), the role's policies.
-    fn app_role_auth(&mut self, i: &IssuerCtx<'_>, a: &VaultAppRole) {
+    fn app_role_auth(&self, i: &IssuerCtx<'_>, a: &VaultAppRole) {
         let Some(mount) = self.approle_mount(i, a) else {
             return;
         };
@@ -479,7 +475,7 @@ impl<'a> Checker<'a> {
 
     /// The approle auth mount of `path`, when it is declared with that type
     /// or the live Vault has it; otherwise reported and `None`.
-    fn approle_mount<'r>(&mut self, i: &IssuerCtx<'_>, a: &'r VaultAppRole) -> Option<&'r str> {
+    fn approle_mount<'r>(&self, i: &IssuerCtx<'_>, a: &'r VaultAppRole) -> Option<&'r str> {
         let what = &i.what;
         let mount = a.path.trim_matches('/');
         let mount = mount.strip_prefix("v1/auth/").unwrap_or(mount);
@@ -522,7 +518,7 @@ impl<'a> Checker<'a> {
 
     /// The token policies of an auth role must grant `update` on the sign
     /// path.
-    pub(super) fn grants(&mut self, i: &IssuerCtx<'_>, role: &str, policies: &[String]) {
+    pub(super) fn grants(&self, i: &IssuerCtx<'_>, role: &str, policies: &[String]) {
         let sign_path = &i.sign_path;
         let declared: Vec<&PolicySpec> = policies
             .iter()

@@ -115,7 +115,8 @@ pub(super) struct Checker<'a> {
     repo: &'a Repository,
     facts: &'a BTreeMap<String, CaFacts>,
     live: Option<&'a Live>,
-    out: &'a mut Vec<Diagnostic>,
+    /// Where problems go (pushed to while the objects are read).
+    out: std::cell::RefCell<&'a mut Vec<Diagnostic>>,
     objs: Vec<Obj<'a>>,
 }
 
@@ -130,13 +131,14 @@ impl<'a> Checker<'a> {
             repo,
             facts,
             live,
-            out,
+            out: std::cell::RefCell::new(out),
             objs: Vec::new(),
         }
     }
 
-    fn push(&mut self, origin: &Origin, path: &str, message: String, hint: impl Into<String>) {
+    fn push(&self, origin: &Origin, path: &str, message: String, hint: impl Into<String>) {
         self.out
+            .borrow_mut()
             .push(Diagnostic::new(origin.at(path), message).hint(hint));
     }
 
@@ -164,7 +166,7 @@ impl<'a> Checker<'a> {
 
     /// Checks every Issuer and ClusterIssuer; returns what certificates need
     /// to know of each, by (namespace or None, name).
-    fn issuers(&mut self) -> IssuerIndex {
+    fn issuers(&self) -> IssuerIndex {
         let mut found = HashMap::new();
         let list: Vec<(usize, bool, IssuerSpec)> = self
             .objs
@@ -197,7 +199,7 @@ impl<'a> Checker<'a> {
 
     /// One Vault issuer: its path, its auth, its policy.
     fn vault_issuer(
-        &mut self,
+        &self,
         origin: &Origin,
         name: &str,
         ns: Option<&str>,

@@ -105,7 +105,7 @@ impl<'a> Checker<'a> {
     /// names an undeclared mount or role, is reported (unless the live Vault
     /// has it) and gives `None`: nothing further can be checked.
     pub(super) fn sign_target(
-        &mut self,
+        &self,
         origin: &Origin,
         what: &str,
         v: &VaultIssuer,

@@ -15,52 +15,26 @@ use crate::model::certmanager::{CERT_MANAGER_GROUP, ClusterObject, group_of};
 use crate::validate::crd;
 
 impl<'a> Checker<'a> {
-    /// Structural checks of cert-manager objects, then typed parsing.
+    /// Structural checks of cert-manager objects, then typed parsing; each
+    /// manifest on its own, on several threads for a long repository
+    /// ([`read_all`]), the problems reported in the manifests' order.
     pub(super) fn structure(&mut self) {
         let repo = self.repo;
-        for m in &repo.manifests {
-            let api = m.spec["apiVersion"].as_str().unwrap_or_default();
-            let kind = m.spec["kind"].as_str().unwrap_or_default();
-            if group_of(api) == CERT_MANAGER_GROUP
-                && let Some(schema) = crd::builtin(kind)
-            {
-                if api != crate::model::certmanager::CERT_MANAGER_V1 {
-                    self.push(
-                        &m.origin,
-                        "apiVersion",
-                        format!("{kind}: apiVersion {api} is not served by cert-manager"),
-                        "use apiVersion: cert-manager.io/v1",
-                    );
-                    continue;
-                }
-                let errors = crd::check(schema, &m.spec);
-                if !errors.is_empty() {
-                    for e in errors {
-                        self.push(
-                            &m.origin,
-                            &e.path,
-                            format!("{kind} {}: {}", m.meta.name, e.message),
-                            e.hint,
-                        );
+        for (m, read) in repo.manifests.iter().zip(read_all(&repo.manifests)) {
+            match read {
+                Read::Obj(obj) => self.objs.push(Obj { m, obj: *obj }),
+                Read::Other => {}
+                Read::Problems(problems) => {
+                    for (path, message, hint) in problems {
+                        self.push(&m.origin, &path, message, hint);
                     }
-                    continue;
                 }
-            }
-            match ClusterObject::from_manifest(&m.spec) {
-                Ok(Some(obj)) => self.objs.push(Obj { m, obj }),
-                Ok(None) => {}
-                Err(e) => self.push(
-                    &m.origin,
-                    &e.path,
-                    format!("{kind} {}: {}", m.meta.name, e.message),
-                    "check the object's fields against the Kubernetes API reference",
-                ),
             }
         }
     }
 
     /// An object generated from a VaultIssuer that is also written by hand.
-    pub(super) fn generated_collisions(&mut self) {
+    pub(super) fn generated_collisions(&self) {
         let repo = self.repo;
         let mut seen: HashMap<_, &Loaded<Value>> = HashMap::new();
         for m in &repo.manifests {
@@ -121,5 +95,91 @@ impl<'a> Checker<'a> {
                 vault_seen.insert(key, o);
             }
         }
+    }
+}
+
+/// What reading one manifest found.
+enum Read {
+    /// A cert-manager object (or another kind certplane checks), typed.
+    Obj(Box<ClusterObject>),
+    /// A kind certplane does not check.
+    Other,
+    /// What is wrong with it: (field path, message, hint).
+    Problems(Vec<(String, String, String)>),
+}
+
+/// Fewer manifests than this are read on the calling thread alone.
+const PER_THREAD: usize = 256;
+
+/// At most this many threads read manifests.
+const THREADS: usize = 4;
+
+/// [`read`] of every manifest, in order: on up to [`THREADS`] threads,
+/// each a run of at least [`PER_THREAD`] manifests.
+fn read_all(manifests: &[Loaded<Value>]) -> Vec<Read> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(THREADS)
+        .min(manifests.len() / PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return manifests.iter().map(read).collect();
+    }
+    let run = manifests.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let mut chunks = manifests.chunks(run);
+        let first = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|c| s.spawn(move || c.iter().map(read).collect::<Vec<_>>()))
+            .collect();
+        let mut all: Vec<Read> = first.iter().map(read).collect();
+        for h in others {
+            match h.join() {
+                Ok(part) => all.extend(part),
+                // A check panicked: so does the validation, as it would have
+                // on one thread.
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        all
+    })
+}
+
+/// One manifest: a cert-manager object is checked against its built-in
+/// CRD schema before its typed form is read.
+fn read(m: &Loaded<Value>) -> Read {
+    let api = m.spec["apiVersion"].as_str().unwrap_or_default();
+    let kind = m.spec["kind"].as_str().unwrap_or_default();
+    if group_of(api) == CERT_MANAGER_GROUP
+        && let Some(schema) = crd::builtin(kind)
+    {
+        if api != crate::model::certmanager::CERT_MANAGER_V1 {
+            return Read::Problems(vec![(
+                "apiVersion".into(),
+                format!("{kind}: apiVersion {api} is not served by cert-manager"),
+                "use apiVersion: cert-manager.io/v1".into(),
+            )]);
+        }
+        let errors = crd::check(schema, &m.spec);
+        if !errors.is_empty() {
+            return Read::Problems(
+                errors
+                    .into_iter()
+                    .map(|e| {
+                        let message = format!("{kind} {}: {}", m.meta.name, e.message);
+                        (e.path, message, e.hint)
+                    })
+                    .collect(),
+            );
+        }
+    }
+    match ClusterObject::from_manifest(&m.spec) {
+        Ok(Some(obj)) => Read::Obj(Box::new(obj)),
+        Ok(None) => Read::Other,
+        Err(e) => Read::Problems(vec![(
+            e.path,
+            format!("{kind} {}: {}", m.meta.name, e.message),
+            "check the object's fields against the Kubernetes API reference".into(),
+        )]),
     }
 }
