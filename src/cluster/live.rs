@@ -191,7 +191,14 @@ impl LiveCluster {
         manifests: &[Loaded<Value>],
         identity: &str,
     ) -> Result<(Vec<Object>, Vec<String>), ClusterError> {
-        let owned = || manifests.iter().map(|m| owned_manifest(&m.spec, identity));
+        // Each manifest is labelled (copied) only in the pass that
+        // observes it.
+        let owned = |namespaces: bool| {
+            manifests
+                .iter()
+                .filter(move |m| is_namespace(&m.spec) == namespaces)
+                .map(|m| owned_manifest(&m.spec, identity))
+        };
         let observe = |m: Value, new_namespaces: &[String]| {
             let in_new_namespace = m["metadata"]["namespace"]
                 .as_str()
@@ -218,7 +225,7 @@ impl LiveCluster {
                 .await
             }
         };
-        let mut objects = in_order(owned().filter(is_namespace), |m| observe(m, &[])).await?;
+        let mut objects = in_order(owned(true), |m| observe(m, &[])).await?;
         let new_namespaces: Vec<String> = objects
             .iter()
             .filter(|o| o.plan.action == Action::Create)
@@ -229,10 +236,7 @@ impl LiveCluster {
                     .to_string()
             })
             .collect();
-        let rest = in_order(owned().filter(|m| !is_namespace(m)), |m| {
-            observe(m, &new_namespaces)
-        })
-        .await?;
+        let rest = in_order(owned(false), |m| observe(m, &new_namespaces)).await?;
         objects.extend(rest);
         Ok((objects, new_namespaces))
     }

@@ -1179,21 +1179,25 @@ fn configured_render_dir(dir: &Path) -> Option<PathBuf> {
 /// The identity of a cluster object: (API group, kind, namespace, name).
 /// The version is not part of it: `cert-manager.io/v1` and a later version
 /// of the same kind name the same object.
-pub fn manifest_key(m: &Loaded<serde_json::Value>) -> (String, String, String, String) {
+/// Borrowed from the manifest (a repository's keys are built in bulk).
+pub fn manifest_key(m: &Loaded<serde_json::Value>) -> ManifestKey<'_> {
     let api = m.spec["apiVersion"].as_str().unwrap_or_default();
     (
-        crate::model::certmanager::group_of(api).to_string(),
-        m.spec["kind"].as_str().unwrap_or_default().to_string(),
-        m.meta.namespace.clone().unwrap_or_default(),
-        m.meta.name.clone(),
+        crate::model::certmanager::group_of(api),
+        m.spec["kind"].as_str().unwrap_or_default(),
+        m.meta.namespace.as_deref().unwrap_or_default(),
+        &m.meta.name,
     )
 }
 
+/// (API group, kind, namespace, name) of a cluster object.
+pub type ManifestKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
 /// Describes a cluster object's identity for messages
 /// (`cert-manager.io/Issuer sandbox/vault-issuer`).
-pub fn describe_key((group, kind, ns, name): &(String, String, String, String)) -> String {
+pub fn describe_key((group, kind, ns, name): &ManifestKey<'_>) -> String {
     let gk = if group.is_empty() {
-        kind.clone()
+        kind.to_string()
     } else {
         format!("{group}/{kind}")
     };
@@ -1217,7 +1221,8 @@ fn duplicate_what(addr: &VaultAddr, kind: &str) -> String {
 
 /// Reports the second (and later) declaration of the same object.
 fn check_duplicates(repo: &Repository, diags: &mut Vec<Diagnostic>) {
-    let mut manifests: HashMap<(String, String, String, String), &Origin> = HashMap::new();
+    let mut manifests: HashMap<ManifestKey<'_>, &Origin> =
+        HashMap::with_capacity(repo.manifests.len());
     for m in &repo.manifests {
         let key = manifest_key(m);
         if let Some(first) = manifests.get(&key) {

@@ -36,7 +36,7 @@ impl<'a> Checker<'a> {
     /// An object generated from a VaultIssuer that is also written by hand.
     pub(super) fn generated_collisions(&self) {
         let repo = self.repo;
-        let mut seen: HashMap<_, &Loaded<Value>> = HashMap::new();
+        let mut seen: HashMap<_, &Loaded<Value>> = HashMap::with_capacity(repo.manifests.len());
         for m in &repo.manifests {
             let key = manifest_key(m);
             match seen.get(&key) {
