@@ -8,7 +8,8 @@
 //!   creates cannot be dry-run yet and is planned as a create; 16 objects
 //!   at a time, at most 8 requests in flight, each object a task of its
 //!   own, compared with its dry run as soon as both replies are in and the
-//!   replies dropped),
+//!   replies dropped; two replies that are the same bytes are a no-op,
+//!   read no further than the object's name),
 //!   the inventory and the owners of what left it, and whether each
 //!   exported key's Secret can be written.
 //! * **Plan** ([`LiveObserved`]) is pure: the compared objects in the
