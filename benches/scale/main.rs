@@ -145,27 +145,32 @@ async fn kube_raw(opts: &std::collections::BTreeMap<String, String>) -> Result<(
         .map(|l| serde_json::from_str(l).map_err(|e| format!("a bad log line ({e}): {l}")))
         .collect::<Result<_, _>>()?;
     let n = concurrency(opts, 8)?;
-    let done = match opts.get("kubeconfig") {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = match opts.get("kubeconfig") {
         Some(path) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| format!("cannot read the kubeconfig {path}: {e}"))?;
             let options = kube::config::KubeConfigOptions {
                 context: opts.get("context").cloned(),
                 ..Default::default()
             };
-            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .map_err(|e| format!("cannot use the kubeconfig {path}: {e}"))?;
-            let client = kube::Client::try_from(config)
-                .map_err(|e| format!("cannot make a kube client: {e}"))?;
-            raw::kube_requests_via(&client, &requests, n).await
+                .map_err(|e| format!("cannot use the kubeconfig {path}: {e}"))?
         }
         None => {
-            let client = raw::client(n)?;
-            raw::kube_requests(&client, need(opts, "addr")?, &requests, n).await
+            let addr = need(opts, "addr")?;
+            kube::Config::new(
+                addr.parse()
+                    .map_err(|e| format!("--addr {addr:?} is not a URL: {e}"))?,
+            )
         }
     };
+    // certplane's own connection pool (at most 8 connections): the replay
+    // differs from the plan only in what certplane does around the requests.
+    let client = certplane::cluster::pool::client(config, std::time::Duration::from_secs(10))
+        .map_err(|e| format!("cannot make a kube client: {e}"))?;
+    let done = raw::kube_requests_via(&client, &requests, n).await;
     println!(
         "{}",
         serde_json::to_string(&done).map_err(|e| e.to_string())?

@@ -2,7 +2,7 @@
 //! here, and no time is asserted): the scripted API server of
 //! benches/scale answers discovery, GET, lists and server-side apply and
 //! counts what it serves; the raw clients send exactly the requests they
-//! are given, over at most `concurrency` connections; and certplane's
+//! are given, the API server's over certplane's bounded pool; and certplane's
 //! cluster client asks discovery once per group/version even when many
 //! objects are observed at once.
 
@@ -15,7 +15,7 @@ mod raw;
 
 use std::time::Duration;
 
-use certplane::cluster::{Cluster, Replies};
+use certplane::cluster::{Cluster, Replies, pool};
 use serde_json::{Value, json};
 
 async fn start() -> String {
@@ -175,19 +175,29 @@ fn dry_run(i: usize) -> kube_server::Recorded {
     }
 }
 
+/// The raw replay's kube client over certplane's pool, as `kube-raw` makes
+/// it for the scripted server.
+fn pooled(addr: &str) -> kube::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = kube::Config::new(addr.parse().expect("url"));
+    certplane::cluster::pool::client(config, Duration::from_secs(10)).expect("client")
+}
+
 #[tokio::test]
 async fn the_raw_clients_send_each_request_once_over_a_bounded_pool() {
-    let addr = start().await;
+    let addr = start_with(Duration::from_millis(2)).await;
     let c = client();
     let log: Vec<kube_server::Recorded> = (0..40).map(dry_run).collect();
-    let done = raw::kube_requests(&raw::client(3).unwrap(), &addr, &log, 3).await;
+    // More requests in flight than the pool has connections: the pool,
+    // not the concurrency, bounds the connections.
+    let done = raw::kube_requests_via(&pooled(&addr), &log, 16).await;
     assert_eq!(done.requests, 40);
     assert_eq!(done.by_status.get("2xx"), Some(&40), "{done:?}");
     let s = stats(&c, &addr).await;
     assert_eq!((s.requests, s.dry_runs), (40, 40), "{s:?}");
-    assert!(s.max_in_flight <= 3, "{s:?}");
+    assert!(s.max_in_flight <= pool::MAX_CONNECTIONS as u64, "{s:?}");
     // The raw client's connections, plus this test's own one.
-    assert!(s.connections <= 3 + 1, "{s:?}");
+    assert!(s.connections <= pool::MAX_CONNECTIONS as u64 + 1, "{s:?}");
 
     // The Vault reader: `read`/`list` lines, each sent once (this server
     // answers them 404; what counts is that each was sent and answered).
@@ -217,7 +227,7 @@ async fn the_raw_replay_through_a_kubeconfig_sends_each_request_once() {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("config");
-    let kube = kube::Client::try_from(config).expect("client");
+    let kube = pool::client(config, Duration::from_secs(10)).expect("client");
     let mut log: Vec<kube_server::Recorded> = (0..30).map(dry_run).collect();
     log.push(kube_server::Recorded {
         method: "GET".into(),
