@@ -165,7 +165,7 @@ fn key_text(text: &str, style: ScalarStyle) -> Option<&str> {
         return None;
     }
     match style {
-        ScalarStyle::Plain => matches!(plain(text)?, Value::String(_)).then_some(text),
+        ScalarStyle::Plain => plain_is_string(text).then_some(text),
         _ => Some(text),
     }
 }
@@ -205,23 +205,30 @@ fn plain(text: &str) -> Option<Value> {
             text.parse::<u64>().ok().map(Value::from)
         };
     }
-    let first = text.chars().next()?;
-    // Starts like a number and has nothing but what numbers are spelled
-    // with (digits, signs, `.`, `_`, radix prefixes, hex digits, `e`,
-    // `inf`, `nan`, `infinity`, `:`): serde-saphyr's to type. `2160h` has
-    // an `h`: a string.
+    plain_is_string(text).then(|| Value::String(text.to_string()))
+}
+
+/// Whether [`plain`] reads `text` as a string (without building it: every
+/// key of a manifest is asked). Not a string: null, a boolean (YAML 1.2's
+/// or 1.1's), anything that starts like a number and has nothing but what
+/// numbers are spelled with (digits, signs, `.`, `_`, radix prefixes, hex
+/// digits, `e`, `inf`, `nan`, `infinity`, `:`: serde-saphyr's to type;
+/// `2160h` has an `h`: a string), and text with blanks around it.
+fn plain_is_string(text: &str) -> bool {
+    let Some(first) = text.chars().next() else {
+        return false;
+    };
+    if matches!(text, "~" | "null" | "Null" | "NULL") {
+        return false;
+    }
     let number_like = (first.is_ascii_digit() || matches!(first, '+' | '-' | '.'))
         && text
             .chars()
             .all(|c| c.is_ascii_hexdigit() || "+-._:xXoOiInNtTyY".contains(c));
-    let yaml11_bool = matches!(
-        text.to_ascii_lowercase().as_str(),
-        "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false"
-    );
-    if number_like || yaml11_bool || text.trim() != text {
-        return None;
-    }
-    Some(Value::String(text.to_string()))
+    let yaml_bool = ["y", "n", "yes", "no", "on", "off", "true", "false"]
+        .iter()
+        .any(|b| text.eq_ignore_ascii_case(b));
+    !(number_like || yaml_bool || text.trim() != text)
 }
 
 #[cfg(test)]
@@ -292,6 +299,9 @@ mod tests {
             "data:\n  1: one\n",
             "data:\n  null: x\n",
             "data:\n  true: x\n",
+            "data:\n  Yes: x\n",
+            "data:\n  ~: x\n",
+            "data:\n  0x1F: x\n",
         ];
         for body in bodies {
             let text = format!("{HEAD}{body}");
