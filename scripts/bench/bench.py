@@ -27,7 +27,8 @@ certplane.yaml) so that its one login is visible in the audit log.
 
 Then the cluster half: a no-op plan of 1,000 Certificates plus their Issuers
 against a scripted loopback API server (benches/scale, `kube-server`), next
-to the same requests replayed raw in parallel (`kube-raw`), 5 rounds of
+to the same requests replayed raw in parallel (`kube-raw`: a kube client on
+certplane's own connection pool, at most 8 connections), 5 rounds of
 each, alternating, medians compared; the server counts discovery
 requests, connections and the most requests in flight. With --kubeconfig
 (BENCH_KUBECONFIG), the same against that kubeconfig's (real) API server,
