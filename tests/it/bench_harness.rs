@@ -180,7 +180,7 @@ fn dry_run(i: usize) -> kube_server::Recorded {
 fn pooled(addr: &str) -> kube::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = kube::Config::new(addr.parse().expect("url"));
-    certplane::cluster::pool::client(config, Duration::from_secs(10)).expect("client")
+    pool::client(config, Duration::from_secs(10)).expect("client")
 }
 
 #[tokio::test]
