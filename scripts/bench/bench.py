@@ -922,7 +922,10 @@ def main():
              "%d writes" % noop[2]["writes"]),
         ]
         if roles == 1000 and mounts == 20:
-            checks.append(("1000 roles: no-op plan under 1 s", plan[1] < 1.0, "%.2f s" % plan[1]))
+            # The raw reads beside it: with a policy token, OpenBao on a
+            # small machine may not answer them in a second for any client.
+            checks.append(("1000 roles: no-op plan under 1 s", plan[1] < 1.0,
+                           "%.2f s (the raw reads: %.2f s)" % (plan[1], raw[1])))
     if len(results) >= 2:
         (r1, _), small = results[0]
         (r2, _), big = results[-1]
