@@ -674,6 +674,7 @@ fn not_served(api_version: &str, kind: &str) -> ClusterError {
 }
 
 /// The identifying fields of a manifest.
+#[derive(Debug)]
 pub(crate) struct Identity {
     pub(crate) api_version: String,
     pub(crate) kind: String,
@@ -683,29 +684,23 @@ pub(crate) struct Identity {
 
 /// Read apiVersion, kind, metadata.name and metadata.namespace.
 pub(crate) fn identity(manifest: &Value) -> Result<Identity, ClusterError> {
-    let s = |ptr: &str| {
-        manifest
-            .pointer(ptr)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let kind = s("/kind");
-    let name = s("/metadata/name");
-    let named = match (kind, name) {
-        (Some(k), Some(n)) => Some(format!("{k} {n}")),
-        _ => None,
-    };
+    fn s(v: Option<&Value>) -> Option<&str> {
+        v.and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    let metadata = manifest.get("metadata");
+    let kind = s(manifest.get("kind"));
+    let name = s(metadata.and_then(|m| m.get("name")));
+    // Named in an error only: not written out for every object.
     let invalid = |reason: &str| ClusterError::InvalidManifest {
-        object: named.clone(),
+        object: kind.zip(name).map(|(k, n)| format!("{k} {n}")),
         reason: reason.to_string(),
     };
     if !manifest.is_object() {
         return Err(invalid("a manifest must be a mapping"));
     }
-    let api_version =
-        s("/apiVersion").ok_or_else(|| invalid("apiVersion is missing or not a string"))?;
-    let parts: Vec<&str> = api_version.split('/').collect();
-    if parts.len() > 2 || parts.iter().any(|p| !is_path_segment(p)) {
+    let api_version = s(manifest.get("apiVersion"))
+        .ok_or_else(|| invalid("apiVersion is missing or not a string"))?;
+    if api_version.split('/').count() > 2 || !api_version.split('/').all(is_path_segment) {
         return Err(invalid(
             "apiVersion must be <group>/<version> or <version> (e.g. cert-manager.io/v1, v1)",
         ));
@@ -715,7 +710,7 @@ pub(crate) fn identity(manifest: &Value) -> Result<Identity, ClusterError> {
     if !is_path_segment(name) {
         return Err(invalid("metadata.name cannot be used in an API path"));
     }
-    let namespace = match manifest.pointer("/metadata/namespace") {
+    let namespace = match metadata.and_then(|m| m.get("namespace")) {
         None | Some(Value::Null) => None,
         Some(Value::String(ns)) if ns.is_empty() => None,
         Some(Value::String(ns)) if is_path_segment(ns) => Some(ns.clone()),
@@ -987,6 +982,44 @@ mod tests {
             s,
             json!({"kind": "Secret", "data": {"a": "eA==", "b": "eg==", "c": "aGVsbG8="}})
         );
+    }
+
+    #[test]
+    fn identity_reads_the_four_fields_and_names_the_object_in_its_errors() {
+        let id = identity(
+            &json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "web", "namespace": "apps"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (id.api_version.as_str(), id.kind.as_str(), id.name.as_str()),
+            ("cert-manager.io/v1", "Certificate", "web")
+        );
+        assert_eq!(id.namespace.as_deref(), Some("apps"));
+        // An empty namespace is none; a key `/` in a name is not a path.
+        let id = identity(&json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "apps", "namespace": ""}}))
+        .unwrap();
+        assert_eq!(id.namespace, None);
+        let named = |m: Value| match identity(&m) {
+            Err(ClusterError::InvalidManifest { object, reason }) => (object, reason),
+            other => panic!("{other:?}"),
+        };
+        let (object, reason) = named(json!({"apiVersion": "a/b/c", "kind": "Secret",
+            "metadata": {"name": "x"}}));
+        assert_eq!(object.as_deref(), Some("Secret x"));
+        assert!(reason.starts_with("apiVersion must be"), "{reason}");
+        let (object, reason) = named(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "x", "namespace": "a/b"}}));
+        assert_eq!(object.as_deref(), Some("Secret x"));
+        assert_eq!(reason, "metadata.namespace cannot be used in an API path");
+        let (object, reason) = named(json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": "x"}));
+        assert_eq!(object, None);
+        assert_eq!(reason, "metadata.name is missing or not a string");
+        let (_, reason) = named(json!({"apiVersion": "v1/", "kind": "Secret",
+            "metadata": {"name": "x"}}));
+        assert!(reason.starts_with("apiVersion must be"), "{reason}");
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! webhook enforces and the CRD cannot express (one issuer type, one Vault
 //! auth method, one Kubernetes token source).
 
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use super::pattern::Pattern;
@@ -50,9 +52,7 @@ pub fn crd_schema<'a>(crd: &'a Value, version: Option<&str>) -> Option<&'a Value
 
 /// Every structural problem of `value` against `schema`.
 pub fn check(schema: &Value, value: &Value) -> Vec<SchemaError> {
-    let mut out = Vec::new();
-    walk(schema, value, "", &mut out);
-    out
+    Schema::new(schema).check(value)
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -103,9 +103,190 @@ fn problem(path: &str, message: String, hint: impl Into<String>) -> SchemaError 
     }
 }
 
+/// A schema read once into the keywords [`check`] understands, for the
+/// many objects of one kind: no keyword is looked up by name and no
+/// pattern compiled again per value.
+#[derive(Debug)]
+pub struct Schema(Node);
+
+impl Schema {
+    /// Reads `schema` (an `openAPIV3Schema` or a part of one).
+    pub fn new(schema: &Value) -> Schema {
+        Schema(Node::new(schema))
+    }
+
+    /// Every structural problem of `value` against this schema.
+    pub fn check(&self, value: &Value) -> Vec<SchemaError> {
+        let mut out = Vec::new();
+        walk(&self.0, value, Path::Root, &mut out);
+        out
+    }
+}
+
+/// The built-in schema of a cert-manager kind, read once.
+pub fn builtin_schema(kind: &str) -> Option<&'static Schema> {
+    static ISSUER: OnceLock<Schema> = OnceLock::new();
+    static CERTIFICATE: OnceLock<Schema> = OnceLock::new();
+    let cell = match kind {
+        "Issuer" | "ClusterIssuer" => &ISSUER,
+        "Certificate" => &CERTIFICATE,
+        _ => return None,
+    };
+    let schema = builtin(kind)?;
+    Some(cell.get_or_init(|| Schema::new(schema)))
+}
+
+/// What may stand under a key `properties` does not name.
+#[derive(Debug)]
+enum Additional {
+    /// A field the schema does not know is refused.
+    Refused,
+    /// Anything goes (`additionalProperties: true` or
+    /// `x-kubernetes-preserve-unknown-fields`).
+    Anything,
+    /// Checked against this schema.
+    Schema(Box<Node>),
+    /// Neither checked nor refused (no `properties` and not `type: object`).
+    Unchecked,
+}
+
+/// One schema node: the keywords of [`check`], each read once.
+#[derive(Debug)]
+struct Node {
+    int_or_string: bool,
+    ty: Option<String>,
+    enumeration: Option<Vec<Value>>,
+    max_length: Option<u64>,
+    min_length: Option<u64>,
+    /// The Go pattern as written, and what it compiled to.
+    pattern: Option<(String, Result<Pattern, String>)>,
+    byte: bool,
+    any_of: Option<Vec<Node>>,
+    one_of: Option<Vec<Node>>,
+    exactly_one_of: Option<Vec<String>>,
+    required: Vec<String>,
+    /// The names `properties` lists, in its order (for a hint).
+    known: Option<Vec<String>>,
+    /// Each of `properties`, sorted by name.
+    properties: Vec<(String, Node)>,
+    additional: Additional,
+    items: Option<Box<Node>>,
+}
+
+impl Node {
+    fn new(schema: &Value) -> Node {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let nodes = |v: &Value| v.as_array().map(|a| a.iter().map(Node::new).collect());
+        let props = schema["properties"].as_object();
+        let additional = &schema["additionalProperties"];
+        let additional = if additional.is_object() {
+            Additional::Schema(Box::new(Node::new(additional)))
+        } else if additional == &Value::Bool(true)
+            || schema["x-kubernetes-preserve-unknown-fields"] == true
+        {
+            Additional::Anything
+        } else if props.is_some() || schema["type"] == "object" {
+            Additional::Refused
+        } else {
+            Additional::Unchecked
+        };
+        Node {
+            int_or_string: schema["x-kubernetes-int-or-string"] == true,
+            ty: schema["type"].as_str().map(str::to_string),
+            enumeration: schema["enum"].as_array().cloned(),
+            max_length: schema["maxLength"].as_u64(),
+            min_length: schema["minLength"].as_u64(),
+            pattern: schema["pattern"].as_str().map(|re| {
+                (
+                    re.to_string(),
+                    Pattern::parse(re).map_err(|e| e.to_string()),
+                )
+            }),
+            byte: schema["format"] == "byte",
+            any_of: nodes(&schema["anyOf"]),
+            one_of: nodes(&schema["oneOf"]),
+            exactly_one_of: schema["x-certplane-exactly-one-of"]
+                .as_array()
+                .map(|_| strings(&schema["x-certplane-exactly-one-of"])),
+            required: strings(&schema["required"]),
+            known: props.map(|ps| ps.keys().cloned().collect()),
+            properties: {
+                let mut ps: Vec<(String, Node)> = props
+                    .map(|ps| ps.iter().map(|(k, v)| (k.clone(), Node::new(v))).collect())
+                    .unwrap_or_default();
+                ps.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                ps
+            },
+            additional,
+            items: schema["items"]
+                .is_object()
+                .then(|| Box::new(Node::new(&schema["items"]))),
+        }
+    }
+
+    /// The schema of the field `key`, if `properties` names it.
+    fn property(&self, key: &str) -> Option<&Node> {
+        self.properties
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.properties[i].1)
+    }
+}
+
+/// Where a value is, written out only when a problem is found there:
+/// `spec.dnsNames[2]`.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn is_root(&self) -> bool {
+        matches!(self, Path::Root)
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Path::Root => {}
+            Path::Key(parent, key) => {
+                parent.write(out);
+                if !parent.is_root() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Path::Index(parent, i) => {
+                parent.write(out);
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = String::new();
+        self.write(&mut s);
+        f.write_str(&s)
+    }
+}
+
 /// Checks `value` at `path` against `schema`, then its fields or items
 /// against theirs.
-fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
+fn walk(schema: &Node, value: &Value, path: Path<'_>, out: &mut Vec<SchemaError>) {
     if value.is_null() {
         return;
     }
@@ -123,10 +304,9 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
             object(schema, map, path, out);
         }
         Value::Array(items) => {
-            let item_schema = &schema["items"];
-            if item_schema.is_object() {
+            if let Some(item_schema) = &schema.items {
                 for (i, v) in items.iter().enumerate() {
-                    walk(item_schema, v, &format!("{path}[{i}]"), out);
+                    walk(item_schema, v, Path::Index(&path, i), out);
                 }
             }
         }
@@ -136,21 +316,22 @@ fn walk(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
 
 /// `type` (or `x-kubernetes-int-or-string`): whether the value has it;
 /// nothing more is checked of a value of the wrong type.
-fn type_matches(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) -> bool {
-    if schema["x-kubernetes-int-or-string"] == true {
+fn type_matches(schema: &Node, value: &Value, path: Path<'_>, out: &mut Vec<SchemaError>) -> bool {
+    if schema.int_or_string {
         if !(value.is_string() || type_name(value) == "integer") {
+            let path = path.to_string();
             out.push(problem(
-                path,
+                &path,
                 format!(
                     "{}: wrong type: expected an integer or a string, got {}",
-                    shown(path),
+                    shown(&path),
                     type_name(value)
                 ),
                 "write a number or a quantity such as 100Mi",
             ));
             return false;
         }
-    } else if let Some(want) = schema["type"].as_str()
+    } else if let Some(want) = schema.ty.as_deref()
         && !type_ok(want, value)
     {
         let hint = match want {
@@ -160,11 +341,12 @@ fn type_matches(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaE
             "boolean" => "write true or false",
             _ => "write a number without quotes",
         };
+        let path = path.to_string();
         out.push(problem(
-            path,
+            &path,
             format!(
                 "{}: wrong type: expected {want}, got {}",
-                shown(path),
+                shown(&path),
                 type_name(value)
             ),
             hint,
@@ -175,8 +357,8 @@ fn type_matches(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaE
 }
 
 /// `enum`: the value is one of the listed ones.
-fn enumeration(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
-    let Some(options) = schema["enum"].as_array() else {
+fn enumeration(schema: &Node, value: &Value, path: Path<'_>, out: &mut Vec<SchemaError>) {
+    let Some(options) = &schema.enumeration else {
         return;
     };
     if options.contains(value) {
@@ -193,58 +375,65 @@ fn enumeration(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaEr
         Some(c) => format!("did you mean {c}? allowed: {}", names.join(", ")),
         None => format!("allowed: {}", names.join(", ")),
     };
+    let path = path.to_string();
     out.push(problem(
-        path,
-        format!("{}: {got:?} is not an allowed value", shown(path)),
+        &path,
+        format!("{}: {got:?} is not an allowed value", shown(&path)),
         hint,
     ));
 }
 
 /// `maxLength`, `minLength`, `pattern` and `format: byte` of a string.
-fn string(schema: &Value, s: &str, path: &str, out: &mut Vec<SchemaError>) {
-    let len = s.chars().count() as u64;
-    if let Some(max) = schema["maxLength"].as_u64()
-        && len > max
+fn string(schema: &Node, s: &str, path: Path<'_>, out: &mut Vec<SchemaError>) {
+    let len = || s.chars().count() as u64;
+    if let Some(max) = schema.max_length
+        && len() > max
     {
+        let path = path.to_string();
         out.push(problem(
-            path,
-            format!("{}: longer than {max} characters ({len})", shown(path)),
+            &path,
+            format!("{}: longer than {max} characters ({})", shown(&path), len()),
             format!("shorten it to at most {max} characters"),
         ));
     }
-    if let Some(min) = schema["minLength"].as_u64()
-        && len < min
+    if let Some(min) = schema.min_length
+        && len() < min
     {
+        let path = path.to_string();
         out.push(problem(
-            path,
-            format!("{}: shorter than {min} character(s)", shown(path)),
+            &path,
+            format!("{}: shorter than {min} character(s)", shown(&path)),
             "give it a value",
         ));
     }
-    if let Some(re) = schema["pattern"].as_str() {
-        match Pattern::parse(re) {
-            Ok(p) if !p.is_match(s) => out.push(problem(
-                path,
-                format!("{}: {s:?} does not match the pattern {re}", shown(path)),
-                "fix the value to the expected format",
-            )),
+    if let Some((re, compiled)) = &schema.pattern {
+        match compiled {
+            Ok(p) if !p.is_match(s) => {
+                let path = path.to_string();
+                out.push(problem(
+                    &path,
+                    format!("{}: {s:?} does not match the pattern {re}", shown(&path)),
+                    "fix the value to the expected format",
+                ));
+            }
             Ok(_) => {}
             Err(e) => tracing::debug!(pattern = re, error = %e, "pattern not checked"),
         }
     }
-    if schema["format"] == "byte" && !is_base64(s) {
+    if schema.byte && !is_base64(s) {
+        let path = path.to_string();
         out.push(problem(
-            path,
-            format!("{}: not valid base64", shown(path)),
+            &path,
+            format!("{}: not valid base64", shown(&path)),
             "this field holds base64-encoded bytes: encode the PEM, e.g. with `base64 -w0 ca.pem`",
         ));
     }
 }
 
 /// `anyOf` (at least one form) and `oneOf` (exactly one form).
-fn alternatives(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaError>) {
-    for keyword in ["anyOf", "oneOf"] {
-        let Some(options) = schema[keyword].as_array() else {
+fn alternatives(schema: &Node, value: &Value, path: Path<'_>, out: &mut Vec<SchemaError>) {
+    for (any, options) in [(true, &schema.any_of), (false, &schema.one_of)] {
+        let Some(options) = options else {
             continue;
         };
         let passing = options
@@ -255,15 +444,12 @@ fn alternatives(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaE
                 sub.is_empty()
             })
             .count();
-        let ok = if keyword == "anyOf" {
-            passing >= 1
-        } else {
-            passing == 1
-        };
+        let ok = if any { passing >= 1 } else { passing == 1 };
         if !ok {
+            let path = path.to_string();
             out.push(problem(
-                path,
-                format!("{}: does not match the allowed forms", shown(path)),
+                &path,
+                format!("{}: does not match the allowed forms", shown(&path)),
                 "check the value against the CRD",
             ));
         }
@@ -272,28 +458,28 @@ fn alternatives(schema: &Value, value: &Value, path: &str, out: &mut Vec<SchemaE
 
 /// `x-certplane-exactly-one-of`: the webhook's "exactly one of" rule.
 fn exactly_one_of(
-    schema: &Value,
+    schema: &Node,
     map: &serde_json::Map<String, Value>,
-    path: &str,
+    path: Path<'_>,
     out: &mut Vec<SchemaError>,
 ) {
-    let Some(groups) = schema["x-certplane-exactly-one-of"].as_array() else {
+    let Some(names) = &schema.exactly_one_of else {
         return;
     };
-    let names: Vec<&str> = groups.iter().filter_map(Value::as_str).collect();
     let set: Vec<&str> = names
         .iter()
-        .copied()
+        .map(String::as_str)
         .filter(|n| map.get(*n).is_some_and(|v| !v.is_null()))
         .collect();
     if set.len() != 1 {
+        let path = path.to_string();
         let message = if set.is_empty() {
-            format!("{}: none of {} is set", shown(path), names.join(", "))
+            format!("{}: none of {} is set", shown(&path), names.join(", "))
         } else {
-            format!("{}: {} are set together", shown(path), set.join(" and "))
+            format!("{}: {} are set together", shown(&path), set.join(" and "))
         };
         out.push(problem(
-            path,
+            &path,
             message,
             format!(
                 "set exactly one of {} (cert-manager's webhook rejects anything else)",
@@ -307,52 +493,48 @@ fn exactly_one_of(
 /// schema does not know is refused unless `additionalProperties` or
 /// `x-kubernetes-preserve-unknown-fields` let it in.
 fn object(
-    schema: &Value,
+    schema: &Node,
     map: &serde_json::Map<String, Value>,
-    path: &str,
+    path: Path<'_>,
     out: &mut Vec<SchemaError>,
 ) {
-    if let Some(req) = schema["required"].as_array() {
-        for r in req.iter().filter_map(Value::as_str) {
-            if map.get(r).is_none_or(Value::is_null) {
-                out.push(problem(
-                    path,
-                    format!("missing field {}", join(path, r)),
-                    format!("add `{r}:` under {}", shown(path)),
-                ));
-            }
+    for r in &schema.required {
+        if map.get(r).is_none_or(Value::is_null) {
+            let path = path.to_string();
+            out.push(problem(
+                &path,
+                format!("missing field {}", join(&path, r)),
+                format!("add `{r}:` under {}", shown(&path)),
+            ));
         }
     }
-    let props = schema["properties"].as_object();
-    let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
-    let additional = &schema["additionalProperties"];
     for (k, v) in map {
-        if path.is_empty() && k == "metadata" {
+        if path.is_root() && k == "metadata" {
             // ObjectMeta: validated by the API server itself, not by
             // the CRD's schema (which says only `type: object`).
             continue;
         }
-        let p = join(path, k);
-        if let Some(sub) = props.and_then(|ps| ps.get(k)) {
-            walk(sub, v, &p, out);
-        } else if additional.is_object() {
-            walk(additional, v, &p, out);
-        } else if additional == &Value::Bool(true) || preserve {
-            // Anything goes.
-        } else if props.is_some() || schema["type"] == "object" {
-            let known: Vec<&str> = props
-                .map(|ps| ps.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            let hint = match suggest::closest(k, known.iter().copied()) {
-                Some(c) => format!("did you mean {c}? allowed here: {}", known.join(", ")),
-                None if known.is_empty() => "remove it".to_string(),
-                None => format!("remove it; allowed here: {}", known.join(", ")),
-            };
-            out.push(problem(
-                &p,
-                format!("unknown field {k} in {}", shown(path)),
-                hint,
-            ));
+        let p = Path::Key(&path, k);
+        if let Some(sub) = schema.property(k) {
+            walk(sub, v, p, out);
+            continue;
+        }
+        match &schema.additional {
+            Additional::Schema(sub) => walk(sub, v, p, out),
+            Additional::Anything | Additional::Unchecked => {}
+            Additional::Refused => {
+                let known: Vec<&str> = schema.known.iter().flatten().map(String::as_str).collect();
+                let hint = match suggest::closest(k, known.iter().copied()) {
+                    Some(c) => format!("did you mean {c}? allowed here: {}", known.join(", ")),
+                    None if known.is_empty() => "remove it".to_string(),
+                    None => format!("remove it; allowed here: {}", known.join(", ")),
+                };
+                out.push(problem(
+                    &p.to_string(),
+                    format!("unknown field {k} in {}", shown(&path.to_string())),
+                    hint,
+                ));
+            }
         }
     }
 }
@@ -392,6 +574,34 @@ mod tests {
         assert!(errs[3].hint.contains("did you mean name"), "{:?}", errs[3]);
         let errs = check(&schema, &json!({"spec": {"name": null}}));
         assert_eq!(errs[0].message, "missing field spec.name");
+    }
+
+    #[test]
+    fn the_builtin_schemas_are_read_once_and_check_as_the_documents_do() {
+        let cert = builtin_schema("Certificate").unwrap();
+        assert!(std::ptr::eq(cert, builtin_schema("Certificate").unwrap()));
+        assert!(std::ptr::eq(
+            builtin_schema("Issuer").unwrap(),
+            builtin_schema("ClusterIssuer").unwrap()
+        ));
+        assert!(builtin_schema("Ingress").is_none());
+        let bad = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "x"},
+            "spec": {"secretName": "x", "dnsNames": ["a", 7], "duration": 5,
+                "privateKey": {"algorithm": "ECDSAA"}, "issuerRef": {"name": "i"},
+                "usages": ["server auth", "nope"], "secretNam": "y"}});
+        let errs = cert.check(&bad);
+        assert_eq!(errs, check(builtin("Certificate").unwrap(), &bad));
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        for want in [
+            "spec.dnsNames[1]",
+            "spec.duration",
+            "spec.privateKey.algorithm",
+            "spec.usages[1]",
+            "spec.secretNam",
+        ] {
+            assert!(paths.contains(&want), "{want} not in {paths:?}");
+        }
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn read(m: &Loaded<Value>) -> Read {
     let api = m.spec["apiVersion"].as_str().unwrap_or_default();
     let kind = m.spec["kind"].as_str().unwrap_or_default();
     if group_of(api) == CERT_MANAGER_GROUP
-        && let Some(schema) = crd::builtin(kind)
+        && let Some(schema) = crd::builtin_schema(kind)
     {
         if api != crate::model::certmanager::CERT_MANAGER_V1 {
             return Read::Problems(vec![(
@@ -160,7 +160,7 @@ fn read(m: &Loaded<Value>) -> Read {
                 "use apiVersion: cert-manager.io/v1".into(),
             )]);
         }
-        let errors = crd::check(schema, &m.spec);
+        let errors = schema.check(&m.spec);
         if !errors.is_empty() {
             return Read::Problems(
                 errors
