@@ -55,6 +55,10 @@ pub struct Stats {
     pub writes: u64,
     /// TCP connections accepted (the `/__bench/` ones included).
     pub connections: u64,
+    /// Most TCP connections accepted since the last reset open at once
+    /// when an API request arrived.
+    #[serde(default)]
+    pub max_open: u64,
     /// Most API requests in flight at once.
     pub max_in_flight: u64,
 }
@@ -66,6 +70,11 @@ struct State {
     stats: Mutex<Stats>,
     log: Mutex<Vec<Recorded>>,
     in_flight: AtomicU64,
+    /// TCP connections accepted since the last reset and open now.
+    open: AtomicU64,
+    /// Bumped by each reset: a connection counts down `open` when it
+    /// closes only if it was accepted since.
+    generation: AtomicU64,
     resource_version: AtomicU64,
     /// How long each API request takes.
     delay: Duration,
@@ -88,11 +97,19 @@ pub async fn serve_with(listener: TcpListener, delay: Duration) {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        if let Ok(mut s) = state.stats.lock() {
-            s.connections += 1;
-        }
+        // Under the lock a reset takes: counted in the generation it opened in.
+        let generation = match state.stats.lock() {
+            Ok(mut s) => {
+                s.connections += 1;
+                state.open.fetch_add(1, Ordering::SeqCst);
+                state.generation.load(Ordering::SeqCst)
+            }
+            Err(_) => u64::MAX,
+        };
         let state = state.clone();
         tokio::spawn(async move {
+            // Closed (by either side) when this ends.
+            let closed = Closed(state.clone(), generation);
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
@@ -100,7 +117,24 @@ pub async fn serve_with(listener: TcpListener, delay: Duration) {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(closed);
         });
+    }
+}
+
+/// One open connection, accepted in a generation: counted down when it
+/// closes, if no reset came since.
+struct Closed(Arc<State>, u64);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        // One lock with the reset: a reset zeroes `open` and bumps the
+        // generation together.
+        if let Ok(_s) = self.0.stats.lock()
+            && self.0.generation.load(Ordering::SeqCst) == self.1
+        {
+            self.0.open.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -132,6 +166,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     if let Ok(mut s) = state.stats.lock() {
         s.max_in_flight = s.max_in_flight.max(now);
+        s.max_open = s.max_open.max(state.open.load(Ordering::SeqCst));
     }
     let response = api_request(state, req).await;
     state.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -192,6 +227,8 @@ fn bench_endpoint(state: &State, method: &Method, what: &str) -> Response<Full<B
             if let (Ok(mut s), Ok(mut l)) = (state.stats.lock(), state.log.lock()) {
                 *s = Stats::default();
                 l.clear();
+                state.generation.fetch_add(1, Ordering::SeqCst);
+                state.open.store(0, Ordering::SeqCst);
             }
             reply(StatusCode::OK, &json!({}))
         }

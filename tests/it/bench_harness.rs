@@ -165,6 +165,47 @@ async fn the_scripted_api_server_answers_applies_and_counts() {
     assert_eq!(send(&c, "GET", one, None).await.0, 200);
 }
 
+#[tokio::test]
+async fn the_server_counts_the_connections_open_at_once_since_the_last_reset() {
+    let addr = start_with(Duration::from_millis(20)).await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Three clients of one connection each, kept alive: the first opened
+    // before the reset, the other two after it.
+    let clients: Vec<reqwest::Client> = (0..3)
+        .map(|_| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let one = format!("{addr}/api/v1/namespaces/bench");
+    send(&clients[0], "GET", one.clone(), None).await;
+    send(&clients[0], "POST", format!("{addr}/__bench/reset"), None).await;
+    // Two requests at once on two new connections, while the first
+    // client's connection is still open: it was opened before the reset.
+    let (a, b) = tokio::join!(
+        send(&clients[1], "GET", one.clone(), None),
+        send(&clients[2], "GET", one.clone(), None)
+    );
+    assert_eq!((a.0, b.0), (404, 404));
+    let s = stats(&clients[1], &addr).await;
+    assert_eq!(s.max_open, 2, "{s:?}");
+    // The stats request came on an open connection: none was accepted for it.
+    assert_eq!(s.connections, 2, "{s:?}");
+    // A connection closed and another opened: two accepted, one at once.
+    send(&clients[0], "POST", format!("{addr}/__bench/reset"), None).await;
+    drop(clients);
+    for _ in 0..2 {
+        let c = reqwest::Client::new();
+        send(&c, "GET", one.clone(), None).await;
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let s = stats(&client(), &addr).await;
+    assert_eq!((s.connections, s.max_open), (3, 1), "{s:?}");
+}
+
 /// The server-side dry run of Certificate `c{i}`, as recorded.
 fn dry_run(i: usize) -> kube_server::Recorded {
     kube_server::Recorded {
