@@ -165,8 +165,6 @@ struct Node {
     one_of: Option<Vec<Node>>,
     exactly_one_of: Option<Vec<String>>,
     required: Vec<String>,
-    /// The names `properties` lists, in its order (for a hint).
-    known: Option<Vec<String>>,
     /// Each of `properties`, sorted by name.
     properties: Vec<(String, Node)>,
     additional: Additional,
@@ -218,7 +216,6 @@ impl Node {
                 .as_array()
                 .map(|_| strings(&schema["x-certplane-exactly-one-of"])),
             required: strings(&schema["required"]),
-            known: props.map(|ps| ps.keys().cloned().collect()),
             properties: {
                 let mut ps: Vec<(String, Node)> = props
                     .map(|ps| ps.iter().map(|(k, v)| (k.clone(), Node::new(v))).collect())
@@ -523,7 +520,7 @@ fn object(
             Additional::Schema(sub) => walk(sub, v, p, out),
             Additional::Anything | Additional::Unchecked => {}
             Additional::Refused => {
-                let known: Vec<&str> = schema.known.iter().flatten().map(String::as_str).collect();
+                let known: Vec<&str> = schema.properties.iter().map(|(k, _)| k.as_str()).collect();
                 let hint = match suggest::closest(k, known.iter().copied()) {
                     Some(c) => format!("did you mean {c}? allowed here: {}", known.join(", ")),
                     None if known.is_empty() => "remove it".to_string(),
