@@ -38,12 +38,16 @@ pub async fn plan(
     Ok(plan)
 }
 
-/// Observes one target, then plans from what it read.
+/// Observes one target, then plans from what it read. Logs (at debug) how
+/// long that took: the target's requests and the comparison of their
+/// replies, without the repository read before it (`make bench` compares
+/// the cluster's with the same requests sent raw).
 async fn plan_target(
     target: &dyn Provider,
     input: &PlanInput<'_>,
     plan: &mut Plan,
 ) -> Result<(), StepError> {
+    let started = std::time::Instant::now();
     let seen = target
         .observe(input, plan)
         .await
@@ -52,6 +56,7 @@ async fn plan_target(
     tracing::debug!(
         target = target.name(),
         changes = plan.pending().count(),
+        ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
         "planned"
     );
     Ok(())

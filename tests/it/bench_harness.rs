@@ -444,3 +444,65 @@ async fn a_cluster_plan_is_parallel_bounded_over_one_pool_and_in_order() {
         Some(&json!("elsewhere-tls"))
     );
 }
+
+/// `make bench` compares the cluster plan's requests with the same requests
+/// sent raw by the plan's own measure of them: its debug line `planned
+/// target="cluster" ... ms=`, from the target's first request to its plan,
+/// without the repository read and the start before it. Against a server
+/// that answers each request 40 ms late, the Namespace's discovery, GET and
+/// dry run (one after the other) are in it, and it is less than the
+/// process's whole run.
+#[tokio::test]
+async fn the_plan_logs_how_long_its_cluster_requests_took() {
+    let delay = Duration::from_millis(40);
+    let addr = start_with(delay).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let kubeconfig = crate::common::kube::loopback_kubeconfig(dir.path(), "bench", port);
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(
+        repo.join("certplane.yaml"),
+        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: timed}\n\
+         spec:\n  cluster:\n    context: bench\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("namespace.yaml"),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: timed}\n",
+    )
+    .unwrap();
+    let home = dir.path().to_path_buf();
+    let run = tokio::task::spawn_blocking(move || {
+        let mut cmd = crate::common::cli::command(&home);
+        cmd.arg("plan")
+            .arg(&repo)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("CERTPLANE_LOG", "certplane::pipeline::plan=debug");
+        crate::common::cli::Run::of(&mut cmd)
+    })
+    .await
+    .expect("the run");
+    run.expect(2);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("planned") && l.contains("target=\"cluster\""))
+        .unwrap_or_else(|| panic!("no planned line for the cluster\n{}", run.both()));
+    let ms: f64 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("ms="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no ms= in {line:?}"));
+    let s = stats(&client(), &addr).await;
+    assert!(s.requests >= 3, "{s:?}");
+    assert!(
+        ms >= 3.0 * delay.as_secs_f64() * 1000.0,
+        "three requests one after the other took at least 120 ms, not {ms}: {line}"
+    );
+    assert!(
+        ms < run.elapsed.as_secs_f64() * 1000.0,
+        "{ms} ms is less than the whole run, {:?}",
+        run.elapsed
+    );
+}
