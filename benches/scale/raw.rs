@@ -198,6 +198,10 @@ mod tests {
         assert!(ids.iter().all(Option::is_some), "not in tasks: {ids:?}");
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(distinct.len(), 12, "a task per request: {ids:?}");
-        assert_eq!(most.load(Ordering::SeqCst), 3, "3 in flight at most, and 3 at once");
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            3,
+            "3 in flight at most, and 3 at once"
+        );
     }
 }
