@@ -161,7 +161,10 @@ pub async fn kube_requests_via(
     .await
 }
 
+// Run by the `it` test binary (tests/it/bench_harness.rs includes this
+// file); the bench binary itself has no test harness.
 #[cfg(test)]
+#[allow(unused_imports)]
 mod tests {
     use super::*;
 
