@@ -13,8 +13,9 @@ throwaway OpenBao on loopback with a file audit device, and measures:
       (benches/scale, `vault-reads`) over one pool of keep-alive
       connections, as many in flight as certplane allows, with a token of
       certplane's own AppRole (not the root token, which OpenBao answers
-      in about half the time); (b) and (r) run 3 rounds each, alternating
-      (which goes first swaps every round), and their medians are compared
+      in about half the time); after (c), the no-op plan and (r) run 5
+      rounds each, alternating (which goes first swaps every round), and
+      their medians are compared
 
 and, at the smallest size only,
 
@@ -351,7 +352,7 @@ def audit_reads(bao, start, end):
 
 
 # Rounds of the Vault no-op plan and of the raw reads (see vault_size).
-VAULT_ROUNDS = 3
+VAULT_ROUNDS = 5
 
 
 def vault_size(roles, mounts, bao_bin, binary, scale_bin, work, with_script):
@@ -419,13 +420,10 @@ def vault_size(roles, mounts, bao_bin, binary, scale_bin, work, with_script):
 
     # One run of the plan and one of the raw reads can each be moved by
     # more than the target's margin by the machine's mood of the moment:
-    # VAULT_ROUNDS of each, the first plan's being (b) above, alternating
-    # (which goes first swaps every round), the median walls compared.
-    raws = [raw()]
-    plans = [(rows["plan"][1], rows["plan"][3], rows["plan"][2])]
-    for round_no in range(1, VAULT_ROUNDS):
-        for which in (("raw", "plan") if round_no % 2 == 0 else ("plan", "raw")):
-            (raws if which == "raw" else plans).append((raw if which == "raw" else plan)())
+    # VAULT_ROUNDS of each, alternating (which goes first swaps every
+    # round), the median walls compared. Not (b): it runs right after the
+    # apply from empty, while OpenBao still settles after its writes.
+    plans, raws = alternate(plan, raw, rounds=VAULT_ROUNDS)
     for key, label, got in (("plan", rows["plan"][0], plans),
                             ("raw", "raw reads (native, 16 in flight)", raws)):
         walls = [w for w, _, _ in got]

@@ -488,6 +488,15 @@ fn sigterm_exits_zero() {
         &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", bao.token())],
     );
     lp.wait(30, "applied", |_| role_ttl(&bao) == Some(86400));
+    // A long-lived process keeps two worker threads (its health endpoint
+    // answers while a plan reads the repository); a one-shot command has
+    // none (bench_harness).
+    let threads = common::cli::thread_names(lp.child.id());
+    assert_eq!(
+        threads.iter().filter(|t| *t == "tokio-rt-worker").count(),
+        2,
+        "{threads:?}"
+    );
     let code = common::terminate(&mut lp.child, 5).unwrap_or_else(|e| panic!("{e}\n{}", lp.logs()));
     assert_eq!(code, Some(0), "{}", lp.logs());
     assert!(lp.logs().contains("shutting down"), "{}", lp.logs());

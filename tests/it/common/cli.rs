@@ -43,6 +43,18 @@ pub fn command(home: &Path) -> Command {
     cmd
 }
 
+/// The names of the threads of process `pid` (Linux: `/proc/<pid>/task`);
+/// tokio's worker threads are called `tokio-rt-worker`.
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect()
+}
+
 /// One finished run of the binary.
 #[derive(Debug)]
 pub struct Run {
