@@ -6,8 +6,8 @@
 //! requests through a kube client on certplane's own connection pool (at
 //! most 8 connections: reqwest's pool opened up to 133 for 2,045 requests
 //! on a busy machine, a new one whenever a request started while the last
-//! reply's connection was on its way back). Each request is a task of its
-//! own, so that the replies are read on both cores.
+//! reply's connection was on its way back). Like certplane's one-shot
+//! commands, they run on one thread (`main.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -78,19 +78,15 @@ fn class(r: &Result<reqwest::StatusCode, String>) -> String {
     }
 }
 
-/// Sends the `n` requests `send` makes, `concurrency` in flight. Each is a
-/// task of its own (its reply read on either core of the runtime, as
-/// certplane observes each object in a task of its own), not a future
-/// polled on the one thread that waits for them all.
+/// Sends the `n` requests `send` makes, `concurrency` in flight, and counts
+/// the replies by status.
 async fn run<F>(n: usize, concurrency: usize, send: impl Fn(usize) -> F) -> Replayed
 where
-    F: std::future::Future<Output = Result<reqwest::StatusCode, String>> + Send + 'static,
+    F: std::future::Future<Output = Result<reqwest::StatusCode, String>>,
 {
     let started = Instant::now();
     let mut out = Replayed::default();
-    let mut replies = stream::iter((0..n).map(|i| tokio::spawn(send(i))))
-        .buffer_unordered(concurrency.max(1))
-        .map(|joined| joined.unwrap_or_else(|e| Err(format!("the request's task failed: {e}"))));
+    let mut replies = stream::iter((0..n).map(send)).buffer_unordered(concurrency.max(1));
     while let Some(r) = replies.next().await {
         out.requests += 1;
         *out.by_status.entry(class(&r)).or_default() += 1;
@@ -159,52 +155,4 @@ pub async fn kube_requests_via(
         }
     })
     .await
-}
-
-// Run by the `it` test binary (tests/it/bench_harness.rs includes this
-// file); the bench binary itself has no test harness.
-#[cfg(test)]
-#[allow(unused_imports)]
-mod tests {
-    use super::*;
-
-    /// Each request runs in a task of its own (on a multi-threaded runtime,
-    /// on either core), never more than `concurrency` at once, and every one
-    /// is counted by its status.
-    #[tokio::test]
-    async fn each_request_is_a_task_of_its_own_and_the_bound_holds() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use std::sync::{Arc, Mutex};
-
-        let tasks = Arc::new(Mutex::new(Vec::new()));
-        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let done = run(12, 3, |i| {
-            let (tasks, now, most) = (tasks.clone(), now.clone(), most.clone());
-            async move {
-                tasks.lock().unwrap().push(tokio::task::try_id());
-                let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(at_once, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                now.fetch_sub(1, Ordering::SeqCst);
-                if i == 0 {
-                    Err("refused".to_string())
-                } else {
-                    Ok(reqwest::StatusCode::NO_CONTENT)
-                }
-            }
-        })
-        .await;
-        assert_eq!(done.requests, 12);
-        assert_eq!(done.by_status.get("2xx"), Some(&11));
-        assert_eq!(done.by_status.get("error"), Some(&1));
-        let ids = tasks.lock().unwrap().clone();
-        assert!(ids.iter().all(Option::is_some), "not in tasks: {ids:?}");
-        let distinct: std::collections::HashSet<_> = ids.iter().collect();
-        assert_eq!(distinct.len(), 12, "a task per request: {ids:?}");
-        assert_eq!(
-            most.load(Ordering::SeqCst),
-            3,
-            "3 in flight at most, and 3 at once"
-        );
-    }
 }
