@@ -57,22 +57,13 @@ fn main() -> ExitCode {
             return usage();
         }
     };
-    // The raw clients run on one thread, as certplane's one-shot commands
-    // do: on the two cores the server shares, handing each reply from a
-    // worker thread to the one waiting for it took more CPU than reading
-    // it (10,806 Vault reads: 1.38 to 0.69 s of CPU, 6.05 to 5.03 s of
-    // wall; the 2,045 API requests 0.060 to 0.050 s). The scripted API
-    // server keeps two workers.
-    let built = if command == "kube-server" {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    };
+    // The raw clients run on certplane's one-shot runtime (one thread: on
+    // the two cores the server shares, handing each reply from a worker
+    // thread to the one waiting for it took more CPU than reading it;
+    // 10,806 Vault reads 1.38 to 0.69 s of CPU, 6.05 to 5.03 s of wall,
+    // the 2,045 API requests 0.060 to 0.050 s); the scripted API server
+    // keeps two workers.
+    let built = certplane::cli::runtime(command == "kube-server");
     let runtime = match built {
         Ok(r) => r,
         Err(e) => {

@@ -295,6 +295,28 @@ fn parse() -> Result<Cli, i32> {
     })
 }
 
+/// The async runtime of a command. A one-shot command runs on the calling
+/// thread alone: its requests are one stream of replies, and handing each
+/// from a worker thread to the one waiting for it cost more than reading
+/// it (a no-op plan of 10,000 roles against an OpenBao on the same two
+/// cores: 2.45 to 1.54 s of CPU, 7.25 to 6.42 s of wall, medians of 6
+/// alternating runs). A long-lived one (`run`, `watch`) has two worker
+/// threads, so that its health endpoint, metrics and lease renewal answer
+/// while a plan reads the repository. `make bench`'s raw clients use the
+/// one-shot runtime too.
+pub fn runtime(long_lived: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if long_lived {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = match parse() {
@@ -321,24 +343,8 @@ pub fn main() -> i32 {
     // with ring: install ring
     // once so both use it.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // A one-shot command runs on this thread alone: its requests are one
-    // stream of replies, and handing each from a worker thread to the
-    // one waiting for it cost more than reading it (a no-op plan of
-    // 10,000 roles against an OpenBao on the same two cores: 2.45 to 1.54
-    // s of CPU, 7.25 to 6.42 s of wall, medians of 6 alternating runs).
-    // `run` and `watch` keep two worker threads, so that their health
-    // endpoint, metrics and lease renewal answer while a plan reads the
-    // repository.
-    let built = if matches!(cli.command, Command::Run(_) | Command::Watch { .. }) {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    };
+    let long_lived = matches!(cli.command, Command::Run(_) | Command::Watch { .. });
+    let built = runtime(long_lived);
     let runtime = match built {
         Ok(r) => r,
         Err(e) => {

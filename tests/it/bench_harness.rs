@@ -445,6 +445,34 @@ async fn a_cluster_plan_is_parallel_bounded_over_one_pool_and_in_order() {
     );
 }
 
+/// A repository of one Namespace `name` whose cluster is the kubeconfig's
+/// context `bench` at the scripted server `addr`: (its scratch directory,
+/// the kubeconfig, the repository).
+fn one_namespace(
+    addr: &str,
+    name: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let kubeconfig = crate::common::kube::loopback_kubeconfig(dir.path(), "bench", port);
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::write(
+        repo.join("certplane.yaml"),
+        format!(
+            "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {{name: {name}}}\n\
+             spec:\n  cluster:\n    context: bench\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("namespace.yaml"),
+        format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"),
+    )
+    .unwrap();
+    (dir, kubeconfig, repo)
+}
+
 /// `make bench` compares the cluster plan's requests with the same requests
 /// sent raw by the plan's own measure of them: its debug line `planned
 /// target="cluster" ... ms=`, from the target's first request to its plan,
@@ -456,22 +484,7 @@ async fn a_cluster_plan_is_parallel_bounded_over_one_pool_and_in_order() {
 async fn the_plan_logs_how_long_its_cluster_requests_took() {
     let delay = Duration::from_millis(40);
     let addr = start_with(delay).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let kubeconfig = crate::common::kube::loopback_kubeconfig(dir.path(), "bench", port);
-    let repo = dir.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    std::fs::write(
-        repo.join("certplane.yaml"),
-        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: timed}\n\
-         spec:\n  cluster:\n    context: bench\n",
-    )
-    .unwrap();
-    std::fs::write(
-        repo.join("namespace.yaml"),
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: timed}\n",
-    )
-    .unwrap();
+    let (dir, kubeconfig, repo) = one_namespace(&addr, "timed");
     let home = dir.path().to_path_buf();
     let run = tokio::task::spawn_blocking(move || {
         let mut cmd = crate::common::cli::command(&home);
@@ -514,22 +527,7 @@ async fn the_plan_logs_how_long_its_cluster_requests_took() {
 #[tokio::test]
 async fn a_one_shot_plan_has_no_worker_threads() {
     let addr = start_with(Duration::from_millis(300)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let kubeconfig = crate::common::kube::loopback_kubeconfig(dir.path(), "bench", port);
-    let repo = dir.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    std::fs::write(
-        repo.join("certplane.yaml"),
-        "apiVersion: certplane.dev/v1alpha1\nkind: Config\nmetadata: {name: threads}\n\
-         spec:\n  cluster:\n    context: bench\n",
-    )
-    .unwrap();
-    std::fs::write(
-        repo.join("namespace.yaml"),
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: threads}\n",
-    )
-    .unwrap();
+    let (dir, kubeconfig, repo) = one_namespace(&addr, "threads");
     let mut child = crate::common::cli::command(dir.path())
         .arg("plan")
         .arg(&repo)
