@@ -216,9 +216,11 @@ impl LiveCluster {
                     };
                     return Ok(Object::compared(m, seen, cluster.field_manager()));
                 }
-                // A task per object: the replies are read, parsed and
-                // compared on any worker thread, not one after the other
-                // on the thread that drives the window.
+                // A task per object: under `run` (two worker threads) the
+                // replies are read, parsed and compared on either worker,
+                // not one after the other on the thread that drives the
+                // window; a one-shot command has that one thread only
+                // (`crate::cli::runtime`).
                 Spawned(tokio::spawn(async move {
                     let seen = cluster.observe_object(&m).await?;
                     Ok::<_, ClusterError>(Object::compared(m, seen, cluster.field_manager()))
