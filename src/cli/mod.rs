@@ -301,9 +301,9 @@ fn parse() -> Result<Cli, i32> {
 /// it (a no-op plan of 10,000 roles against an OpenBao on the same two
 /// cores: 2.45 to 1.54 s of CPU, 7.25 to 6.42 s of wall, medians of 6
 /// alternating runs). A long-lived one (`run`, `watch`) has two worker
-/// threads, so that its health endpoint, metrics and lease renewal answer
-/// while a plan reads the repository. `make bench`'s raw clients use the
-/// one-shot runtime too.
+/// threads, so that what it answers meanwhile (`run`'s health endpoint,
+/// metrics and lease; a signal) does not wait on a plan reading the
+/// repository. `make bench`'s raw clients use the one-shot runtime too.
 pub fn runtime(long_lived: bool) -> std::io::Result<tokio::runtime::Runtime> {
     if long_lived {
         tokio::runtime::Builder::new_multi_thread()
