@@ -30,6 +30,7 @@ use serde_json::Value;
 
 use super::ClusterError;
 use super::diff::{ObjectPlan, plan_from};
+use super::manifest::Labelled;
 use super::redact::Redactor;
 use crate::addr::{Addr, KubeRef};
 use crate::model::config::ClusterTarget;
@@ -411,7 +412,17 @@ impl Cluster {
     /// live object byte for byte, nothing changes and neither is read into
     /// JSON ([`Replies::Same`]); otherwise both are ([`Replies::Read`]).
     pub async fn observe_object(&self, manifest: &Value) -> Result<ObservedObject, ClusterError> {
-        let obj = self.resolve(manifest).await?;
+        self.observe_labelled(Labelled::as_written(manifest)).await
+    }
+
+    /// [`Cluster::observe_object`] of a manifest as it is labelled
+    /// ([`Labelled`]: the label is written into the dry run's body, the
+    /// manifest is not copied).
+    pub async fn observe_labelled(
+        &self,
+        manifest: Labelled<'_>,
+    ) -> Result<ObservedObject, ClusterError> {
+        let obj = self.resolve(manifest.manifest).await?;
         let request = obj.request();
         let object = obj.kube_ref.to_string();
         let name = obj.kube_ref.name.as_str();
@@ -445,7 +456,7 @@ impl Cluster {
         let pp = PatchParams::apply(&self.field_manager).force().dry_run();
         let dry = async {
             let req = request
-                .patch(name, &pp, &Patch::Apply(&obj.body))
+                .patch(name, &pp, &Patch::Apply(manifest.on(&obj.body)))
                 .map_err(kube::Error::BuildRequest)?;
             self.client.request_text(req).await
         };

@@ -6,10 +6,11 @@
 //!   about the secret IDs they hold), each manifest (GET and a server-side
 //!   apply dry run, Namespaces first: an object in a namespace this plan
 //!   creates cannot be dry-run yet and is planned as a create; 16 objects
-//!   at a time, at most 8 requests in flight, each object a task of its
-//!   own, compared with its dry run as soon as both replies are in and the
-//!   replies dropped; two replies that are the same bytes are a no-op,
-//!   read no further than the object's name),
+//!   at a time, at most 8 requests in flight, each manifest sent labelled
+//!   without a copy, compared with its dry run as soon as both replies are
+//!   in and the replies dropped; two replies that are the same bytes are a
+//!   no-op, read no further than the object's name; only a manifest the
+//!   plan writes is copied into it),
 //!   the inventory and the owners of what left it, and whether each
 //!   exported key's Secret can be written.
 //! * **Plan** ([`LiveObserved`]) is pure: the compared objects in the
@@ -36,7 +37,9 @@ use super::deliver::DeliveryObserved;
 use super::deliver_key::Probe;
 use super::diff::ObjectPlan;
 use super::inventory::{Inventory, REPOSITORY_LABEL};
-use super::manifest::{ClusterPlan, change, generated_from, kube_ref, owned_manifest, rank};
+use super::manifest::{
+    ClusterPlan, Labelled, change, generated_from, is_namespace, kube_ref, rank,
+};
 use super::prune::{StaleOwner, prune_order, stale};
 use crate::addr::{Addr, KubeRef};
 use crate::model::{Loaded, Repository};
@@ -65,8 +68,11 @@ pub struct LiveCluster {
 /// Secret's values and the managed fields) are not kept.
 #[derive(Clone, Debug)]
 struct Object {
-    /// The manifest as certplane applies it (labelled with the repository).
-    manifest: Value,
+    /// The manifest as certplane applies it (labelled with the repository),
+    /// when the plan writes it: an unchanged object's is not copied.
+    manifest: Option<Value>,
+    /// Why the plan shows it ([`generated_from`]).
+    generated: Option<String>,
     /// The comparison of the live object with the dry run.
     plan: ObjectPlan,
     /// The fields another field manager took over, if any.
@@ -74,8 +80,8 @@ struct Object {
 }
 
 impl Object {
-    /// Compares what the server said about `manifest` at once.
-    fn compared(manifest: Value, seen: ObservedObject, field_manager: &str) -> Object {
+    /// Compares what the server said about `sent` at once.
+    fn compared(sent: Labelled<'_>, seen: ObservedObject, field_manager: &str) -> Object {
         let plan = seen.plan();
         // Drift is a field of the plan's diff that another manager holds:
         // none without an update.
@@ -90,7 +96,8 @@ impl Object {
             _ => None,
         };
         Object {
-            manifest,
+            manifest: plan.action.is_change().then(|| sent.to_owned_manifest()),
+            generated: generated_from(sent.manifest),
             plan,
             drift,
         }
@@ -129,46 +136,6 @@ where
     Ok(done.into_iter().map(|(_, o)| o).collect())
 }
 
-/// A spawned observation, aborted if its result is no longer wanted (the
-/// plan stopped at another object's error).
-struct Spawned<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for Spawned<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> std::future::Future for Spawned<Result<T, ClusterError>> {
-    type Output = Result<T, ClusterError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|done| match done {
-                Ok(v) => v,
-                // The observation panicked: so does the plan, as it would have
-                // without the task.
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // Aborted only by dropping this, which is then not polled again;
-                // cancelled otherwise only when the runtime shuts down.
-                Err(_) => Err(ClusterError::BadReply {
-                    op: "observe",
-                    object: "objects".into(),
-                    reason: "cancelled: certplane is shutting down".into(),
-                }),
-            })
-    }
-}
-
-/// Whether `m` is a Namespace.
-fn is_namespace(m: &Value) -> bool {
-    m["kind"] == "Namespace" && m["apiVersion"] == "v1"
-}
-
 impl LiveCluster {
     /// The provider for a connected cluster.
     pub fn new(cluster: Cluster) -> LiveCluster {
@@ -185,61 +152,58 @@ impl LiveCluster {
     /// at most [`super::pool::CONCURRENCY`] requests in flight), in the
     /// order of the manifests; an object in a namespace this plan creates
     /// is taken as it is written. Each object is compared as soon as its
-    /// replies are in. Returns the objects and the namespaces this plan
-    /// creates.
-    async fn observe_objects(
+    /// replies are in, on the thread that drives the window (as a raw
+    /// client would: a task per object cost more than it saved). A
+    /// manifest is sent labelled without a copy; only a created or
+    /// updated one is copied into the plan. Returns the objects and the
+    /// namespaces this plan creates.
+    async fn observe_objects<'m>(
         &self,
-        manifests: &[Loaded<Value>],
-        identity: &str,
+        manifests: &'m [Loaded<Value>],
+        identity: &'m str,
     ) -> Result<(Vec<Object>, Vec<String>), ClusterError> {
-        // Each manifest is labelled (copied) only in the pass that
-        // observes it.
-        let owned = |namespaces: bool| {
+        let of_kind = |namespaces: bool| {
             manifests
                 .iter()
                 .filter(move |m| is_namespace(&m.spec) == namespaces)
-                .map(|m| owned_manifest(&m.spec, identity))
+                .map(|m| Labelled {
+                    manifest: &m.spec,
+                    identity: Some(identity),
+                })
         };
-        let observe = |m: Value, new_namespaces: &[String]| {
-            let in_new_namespace = m["metadata"]["namespace"]
+        let field_manager = self.cluster.field_manager();
+        let observe = |sent: Labelled<'m>, new_namespaces: &[String]| {
+            let in_new_namespace = sent.manifest["metadata"]["namespace"]
                 .as_str()
                 .is_some_and(|ns| new_namespaces.iter().any(|n| n == ns));
-            let cluster = self.cluster.clone();
-            async move {
-                if in_new_namespace {
-                    let seen = ObservedObject {
-                        addr: Addr::from(kube_ref(&m)),
+            // Boxed: the window moves each future it starts, and an
+            // observation (two requests through kube's stack) is some
+            // kilobytes; a box is moved as a pointer.
+            Box::pin(async move {
+                let seen = if in_new_namespace {
+                    ObservedObject {
+                        addr: Addr::from(kube_ref(sent.manifest)),
                         replies: Replies::Read {
                             live: None,
-                            dry_run: m.clone(),
+                            dry_run: sent.to_owned_manifest(),
                         },
-                    };
-                    return Ok(Object::compared(m, seen, cluster.field_manager()));
-                }
-                // A task per object: under `run` (two worker threads) the
-                // replies are read, parsed and compared on either worker,
-                // not one after the other on the thread that drives the
-                // window; a one-shot command has that one thread only
-                // (`crate::cli::runtime`).
-                Spawned(tokio::spawn(async move {
-                    let seen = cluster.observe_object(&m).await?;
-                    Ok::<_, ClusterError>(Object::compared(m, seen, cluster.field_manager()))
-                }))
-                .await
-            }
+                    }
+                } else {
+                    self.cluster.observe_labelled(sent).await?
+                };
+                Ok::<_, ClusterError>(Object::compared(sent, seen, field_manager))
+            })
         };
-        let mut objects = in_order(owned(true), |m| observe(m, &[])).await?;
+        let mut objects = in_order(of_kind(true), |m| observe(m, &[])).await?;
         let new_namespaces: Vec<String> = objects
             .iter()
             .filter(|o| o.plan.action == Action::Create)
-            .map(|o| {
-                o.manifest["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
+            .filter_map(|o| match &o.plan.addr {
+                Addr::Kube(k) => Some(k.name.clone()),
+                Addr::Vault(_) => None,
             })
             .collect();
-        let rest = in_order(owned(false), |m| observe(m, &new_namespaces)).await?;
+        let rest = in_order(of_kind(false), |m| observe(m, &new_namespaces)).await?;
         objects.extend(rest);
         Ok((objects, new_namespaces))
     }
@@ -420,7 +384,8 @@ fn done(report: &mut ApplyReport, on_event: OnEvent<'_>, addr: &Addr, action: Ac
 
 /// A cluster change from a compared object: what it was generated from
 /// and a takeover from another repository said in its reason.
-fn object_change(p: ObjectPlan, manifest: Value, identity: &str) -> Change {
+fn object_change(o: Object, identity: &str) -> Change {
+    let p = o.plan;
     let label = format!("metadata.labels[\"{REPOSITORY_LABEL}\"]");
     let taken_from = p
         .before
@@ -433,11 +398,11 @@ fn object_change(p: ObjectPlan, manifest: Value, identity: &str) -> Change {
                  repositories changes hands on every apply; declare it in one"
             )
         });
-    let reason = match (generated_from(&manifest), taken_from) {
+    let reason = match (o.generated, taken_from) {
         (Some(g), Some(t)) => Some(format!("{g}; {t}")),
         (g, t) => g.or(t),
     };
-    let mut c = change(p.addr, p.action, Some(manifest));
+    let mut c = change(p.addr, p.action, o.manifest);
     c.before = (p.action != Action::Create).then_some(p.before);
     c.after = Some(p.after);
     c.sensitive = p.sensitive;
@@ -477,7 +442,7 @@ impl LiveObserved {
     ) -> (Vec<Change>, Vec<PlanNote>) {
         let mut changes: Vec<Change> = objects
             .into_iter()
-            .map(|o| object_change(o.plan, o.manifest, identity))
+            .map(|o| object_change(o, identity))
             .collect();
         changes.sort_by_key(rank);
         let mut notes = Vec::new();
@@ -763,25 +728,6 @@ mod tests {
             after: Default::default(),
             sensitive: vec![],
         }
-    }
-
-    #[tokio::test]
-    async fn an_observation_no_longer_wanted_is_stopped() {
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let spawned = Spawned(tokio::spawn(async move {
-            let _ = rx.await;
-            Ok::<(), ClusterError>(())
-        }));
-        tokio::task::yield_now().await;
-        assert!(!tx.is_closed(), "the task runs");
-        drop(spawned);
-        for _ in 0..100 {
-            if tx.is_closed() {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("dropping the observation did not stop its task");
     }
 
     #[tokio::test]

@@ -979,6 +979,51 @@ async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
     );
 }
 
+/// An unchanged object's manifest is not copied into the plan (a no-op
+/// plan of many objects would hold every one of them twice); its reason
+/// stays. The dry run was still of the labelled manifest.
+#[tokio::test]
+async fn an_unchanged_object_carries_its_reason_but_no_copy_of_its_manifest() {
+    use certplane::cluster::live::{LiveOptions, plan_live};
+    use certplane::model::{Loaded, Meta, Origin};
+    let mut m = issuer("pki_int/sign/web");
+    m["metadata"]["annotations"] = json!({(certplane::expand::GENERATED_FROM): "VaultIssuer web"});
+    let mut labelled = m.clone();
+    labelled["metadata"]["labels"] = json!({REPOSITORY_LABEL: REPO});
+    let text = serde_json::to_string(&as_stored(&labelled, "1000", "certplane")).unwrap();
+    let inv = Inventory::new([kref("cert-manager.io", "Issuer", "vault-issuer")]);
+    let (c, task) = cluster(vec![
+        Step::get(CM_DISCOVERY).reply(200, cert_manager_v1()),
+        Step::get(format!("{ISSUERS}/vault-issuer")).reply_text(200, &text),
+        Step::apply(format!("{ISSUERS}/vault-issuer"), true)
+            .body(body_is(labelled))
+            .reply_text(200, &text),
+        Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
+    ]);
+    let manifests = vec![Loaded {
+        meta: Meta::default(),
+        origin: Origin::default(),
+        spec: m,
+    }];
+    let options = LiveOptions {
+        identity: REPO,
+        prune: true,
+        also_owned: &[],
+    };
+    let res = plan_live(&c, &manifests, options).await;
+    finish(task).await;
+    let planned = res.unwrap();
+    let [change] = planned.changes.as_slice() else {
+        panic!("{:?}", planned.changes);
+    };
+    assert_eq!(change.action, Action::NoOp);
+    assert!(change.manifest.is_none(), "{:?}", change.manifest);
+    assert_eq!(
+        change.reason.as_deref(),
+        Some("generated from VaultIssuer web")
+    );
+}
+
 /// Every answer of the API server becomes one line: status, reason, the
 /// server's message, the object, and a hint. Never a Rust debug dump
 /// (regression: a missing namespace printed kube's `ApiError: ... (Status
