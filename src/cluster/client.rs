@@ -290,19 +290,21 @@ impl Cluster {
         &self.client
     }
 
-    /// What the API server serves for `api_version` / `kind`: a clear
-    /// [`ClusterError::NotServed`] when it does not (e.g. no cert-manager
-    /// CRDs). One discovery request per group/version, then cached.
+    /// What the API server serves for `api_version` / `kind`, and whether
+    /// it is namespaced: a clear [`ClusterError::NotServed`] when it does
+    /// not serve it (e.g. no cert-manager CRDs). One discovery request per
+    /// group/version, then cached (its verbs and subresources are not
+    /// copied for every object).
     pub async fn api_resource(
         &self,
         api_version: &str,
         kind: &str,
-    ) -> Result<(ApiResource, ApiCapabilities), ClusterError> {
+    ) -> Result<(ApiResource, Scope), ClusterError> {
         let resources = self.group_version(api_version, kind).await?;
         resources
             .iter()
             .find(|(ar, _)| ar.kind == kind)
-            .cloned()
+            .map(|(ar, caps)| (ar.clone(), caps.scope.clone()))
             .ok_or_else(|| not_served(api_version, kind))
     }
 
@@ -357,8 +359,8 @@ impl Cluster {
         manifest: &'m Value,
     ) -> Result<ResolvedObject<'m>, ClusterError> {
         let ident = identity(manifest)?;
-        let (resource, caps) = self.api_resource(&ident.api_version, &ident.kind).await?;
-        let namespaced = caps.scope == Scope::Namespaced;
+        let (resource, scope) = self.api_resource(&ident.api_version, &ident.kind).await?;
+        let namespaced = scope == Scope::Namespaced;
         let namespace = if namespaced {
             Some(
                 ident
@@ -584,7 +586,7 @@ impl Cluster {
         } else {
             format!("{}/{}", r.group, r.version)
         };
-        let (resource, caps) = match self.api_resource(&api_version, &r.kind).await {
+        let (resource, scope) = match self.api_resource(&api_version, &r.kind).await {
             Ok(x) => x,
             Err(ClusterError::NotServed { .. }) => match self.served_elsewhere(r).await? {
                 Some(x) => x,
@@ -593,7 +595,7 @@ impl Cluster {
             Err(e) => return Err(e),
         };
         Ok(Some(match &r.namespace {
-            Some(ns) if caps.scope == Scope::Namespaced => {
+            Some(ns) if scope == Scope::Namespaced => {
                 Api::namespaced_with(self.client.clone(), ns, &resource)
             }
             _ => Api::all_with(self.client.clone(), &resource),
@@ -608,13 +610,15 @@ impl Cluster {
     async fn served_elsewhere(
         &self,
         r: &KubeRef,
-    ) -> Result<Option<(ApiResource, ApiCapabilities)>, ClusterError> {
+    ) -> Result<Option<(ApiResource, Scope)>, ClusterError> {
         if r.group.is_empty() {
             return Ok(None);
         }
         let fut = discovery::group(&self.client, &r.group);
         match self.timed("discovery of", &r.group, fut).await? {
-            Ok(group) => Ok(group.recommended_kind(&r.kind)),
+            Ok(group) => Ok(group
+                .recommended_kind(&r.kind)
+                .map(|(ar, caps)| (ar, caps.scope))),
             Err(kube::Error::Discovery(_)) => Ok(None),
             Err(kube::Error::Api(status)) if is_404(&status) => Ok(None),
             Err(source) => Err(ClusterError::Discovery {

@@ -840,10 +840,10 @@ async fn discovery_from_the_real_cert_manager_crds() {
     }
     finish(task).await;
     for ((kind, plural, namespaced), res) in expected.iter().zip(got) {
-        let (ar, caps) = res.unwrap();
+        let (ar, scope) = res.unwrap();
         assert_eq!(&ar.plural, plural, "{kind}");
         assert_eq!(
-            caps.scope == kube::discovery::Scope::Namespaced,
+            scope == kube::discovery::Scope::Namespaced,
             *namespaced,
             "{kind}"
         );
