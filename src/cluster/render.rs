@@ -197,7 +197,12 @@ impl RenderObserved {
             Some(t) if *t == text => Action::NoOp,
             Some(_) => Action::Update,
         };
-        let mut c = change(Addr::from(r), action, Some(manifest.clone()));
+        // An unchanged file's manifest is not kept (it is not written).
+        let mut c = change(
+            Addr::from(r),
+            action,
+            action.is_change().then(|| manifest.clone()),
+        );
         let file: Fields = Fields::from([("file", json!(path.display().to_string()))]);
         c.before = existing.map(|_| file.clone());
         c.after = Some(file);
@@ -581,6 +586,9 @@ mod tests {
         assert!(text.contains("certplane.dev/repository: homelab"), "{text}");
         let again = plan_render(dir.path(), &manifests, "homelab").changes;
         assert!(again.iter().all(|c| c.action == Action::NoOp));
+        // An unchanged file's manifest is not kept in the plan.
+        assert!(again.iter().all(|c| c.manifest.is_none()), "{again:?}");
+        assert!(again.iter().all(|c| c.reason.is_some()), "{again:?}");
         std::fs::write(&file, "changed").unwrap();
         let third = plan_render(dir.path(), &manifests, "homelab").changes;
         assert_eq!(

@@ -112,7 +112,8 @@ pub struct Change {
     /// Addresses that must be applied first.
     #[serde(default, skip_serializing_if = "<[Addr]>::is_empty")]
     pub depends_on: crate::state::Addrs,
-    /// For a cluster object: the whole manifest to server-side apply (never
+    /// For a cluster object a plan creates or updates: the whole manifest
+    /// to server-side apply (an unchanged object's is not kept; never
     /// rendered: a Secret's values live here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Box<serde_json::Value>>,
