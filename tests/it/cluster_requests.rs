@@ -925,14 +925,33 @@ async fn prune_follows_a_removed_version_and_skips_a_removed_kind() {
     assert!(report.is_complete());
 }
 
+/// The cluster half of a plan of the one manifest `m`, as the repository
+/// `REPO` (with prune).
+async fn plan_one(
+    c: &certplane::cluster::Cluster,
+    m: Value,
+) -> Result<certplane::cluster::manifest::ClusterPlan, ClusterError> {
+    use certplane::cluster::live::{LiveOptions, plan_live};
+    use certplane::model::{Loaded, Meta, Origin};
+    let manifests = vec![Loaded {
+        meta: Meta::default(),
+        origin: Origin::default(),
+        spec: m,
+    }];
+    let options = LiveOptions {
+        identity: REPO,
+        prune: true,
+        also_owned: &[],
+    };
+    plan_live(c, &manifests, options).await
+}
+
 /// The cluster half of a plan labels every object with the repository
 /// identity (the dry run is of the labelled manifest), says when it takes an
 /// object over from another repository, and reads this repository's
 /// inventory.
 #[tokio::test]
 async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
-    use certplane::cluster::live::{LiveOptions, plan_live};
-    use certplane::model::{Loaded, Meta, Origin};
     let m = issuer("pki_int/sign/web");
     let mut labelled = m.clone();
     labelled["metadata"]["labels"] = json!({REPOSITORY_LABEL: REPO});
@@ -949,17 +968,7 @@ async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
             .reply(200, dry),
         Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
     ]);
-    let manifests = vec![Loaded {
-        meta: Meta::default(),
-        origin: Origin::default(),
-        spec: m,
-    }];
-    let options = LiveOptions {
-        identity: REPO,
-        prune: true,
-        also_owned: &[],
-    };
-    let res = plan_live(&c, &manifests, options).await;
+    let res = plan_one(&c, m).await;
     finish(task).await;
     let planned = res.unwrap();
     assert!(planned.notes.is_empty());
@@ -984,8 +993,6 @@ async fn planned_objects_carry_the_repository_label_and_takeovers_are_named() {
 /// stays. The dry run was still of the labelled manifest.
 #[tokio::test]
 async fn an_unchanged_object_carries_its_reason_but_no_copy_of_its_manifest() {
-    use certplane::cluster::live::{LiveOptions, plan_live};
-    use certplane::model::{Loaded, Meta, Origin};
     let mut m = issuer("pki_int/sign/web");
     m["metadata"]["annotations"] = json!({(certplane::expand::GENERATED_FROM): "VaultIssuer web"});
     let mut labelled = m.clone();
@@ -1000,17 +1007,7 @@ async fn an_unchanged_object_carries_its_reason_but_no_copy_of_its_manifest() {
             .reply_text(200, &text),
         Step::get(INVENTORY).reply(200, inventory_cm(&inv)),
     ]);
-    let manifests = vec![Loaded {
-        meta: Meta::default(),
-        origin: Origin::default(),
-        spec: m,
-    }];
-    let options = LiveOptions {
-        identity: REPO,
-        prune: true,
-        also_owned: &[],
-    };
-    let res = plan_live(&c, &manifests, options).await;
+    let res = plan_one(&c, m).await;
     finish(task).await;
     let planned = res.unwrap();
     let [change] = planned.changes.as_slice() else {
